@@ -1,0 +1,7 @@
+"""PyPI client: simple API (PEP 691 JSON, PEP 503 HTML), metadata, cache, retries."""
+
+from __future__ import annotations
+
+from bot.index.models import CoreMetadata, DistFile, PackageIndex
+
+__all__ = ["CoreMetadata", "DistFile", "PackageIndex"]

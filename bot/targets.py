@@ -1,0 +1,149 @@
+"""Resolution targets: a Python minor version on a Nix system.
+
+A lock covers one Python minor version and every Nix system in :data:`SYSTEMS`.  Each target
+has the marker environment PEP 508 markers are evaluated in and the ordered wheel tags it
+accepts (most specific first), so the resolver and the artifact choice never look at the
+machine the bot happens to run on.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from packaging import tags
+from packaging.markers import Marker
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from bot.errors import SetError
+
+SYSTEMS: tuple[str, ...] = ("aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux")
+
+SUPPORTED_PYTHONS: tuple[str, ...] = ("3.10", "3.11", "3.12", "3.13", "3.14")
+
+#: newest glibc a locked manylinux wheel may need: manylinux_2_28, the same Linux baseline as
+#: uv's default Linux target, and older than both nixpkgs' glibc and Debian 12's (2.36).
+MANYLINUX_MAX = (2, 28)
+#: oldest macOS a locked wheel must support: nixpkgs' darwin baseline.
+MACOS_MIN = (11, 0)
+
+_MACHINE = {"x86_64": "x86_64", "aarch64": "aarch64"}
+_MAC_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """One (Python minor version, Nix system) pair."""
+
+    python: str
+    system: str
+
+    @property
+    def arch(self) -> str:
+        return self.system.split("-", 1)[0]
+
+    @property
+    def kernel(self) -> str:
+        return self.system.split("-", 1)[1]
+
+    @property
+    def python_full_version(self) -> str:
+        return f"{self.python}.0"
+
+    def environment(self, extra: str = "") -> dict[str, str]:
+        """The PEP 508 marker environment of this target."""
+        linux = self.kernel == "linux"
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": self.python_full_version,
+            "os_name": "posix",
+            "platform_machine": _MACHINE[self.arch] if linux else _MAC_ARCH[self.arch],
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux" if linux else "Darwin",
+            "platform_version": "",
+            "python_full_version": self.python_full_version,
+            "python_version": self.python,
+            "sys_platform": "linux" if linux else "darwin",
+            "extra": extra,
+        }
+
+    def marker(self) -> str:
+        """A PEP 508 marker that is true exactly on this target's system."""
+        env = self.environment()
+        return (
+            f"sys_platform == '{env['sys_platform']}' "
+            f"and platform_machine == '{env['platform_machine']}'"
+        )
+
+    def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
+        """Whether ``marker`` holds on this target for any of ``extras`` (or none)."""
+        if marker is None:
+            return True
+        for extra in ("", *sorted(extras)):
+            if marker.evaluate(self.environment(extra)):  # type: ignore[arg-type]
+                return True
+        return False
+
+    def allows_python(self, requires_python: SpecifierSet | None) -> bool:
+        """Whether a distribution's Requires-Python admits this Python minor version."""
+        if requires_python is None:
+            return True
+        return requires_python.contains(Version(self.python_full_version), prereleases=True)
+
+    @functools.cached_property
+    def tag_priority(self) -> dict[tags.Tag, int]:
+        """Accepted wheel tags mapped to their priority (0 = most specific)."""
+        return {tag: i for i, tag in enumerate(_tags_for(self.python, self.system))}
+
+
+@functools.cache
+def _platforms(system: str) -> tuple[str, ...]:
+    arch, kernel = system.split("-", 1)
+    if kernel == "linux":
+        out = [f"manylinux_2_{m}_{arch}" for m in range(MANYLINUX_MAX[1], 4, -1)]
+        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+        for minor, name in legacy.items():
+            if arch == "x86_64" or minor == 17:
+                out.insert(out.index(f"manylinux_2_{minor}_{arch}") + 1, f"{name}_{arch}")
+        return tuple(out)
+    return tuple(tags.mac_platforms(MACOS_MIN, _MAC_ARCH[arch]))
+
+
+@functools.cache
+def _tags_for(python: str, system: str) -> tuple[tags.Tag, ...]:
+    major, minor = (int(x) for x in python.split("."))
+    platforms = list(_platforms(system))
+    return (
+        *tags.cpython_tags((major, minor), platforms=platforms),
+        *tags.compatible_tags((major, minor), interpreter=f"cp{major}{minor}", platforms=platforms),
+    )
+
+
+def targets_for(python: str, systems: tuple[str, ...] = SYSTEMS) -> tuple[Target, ...]:
+    """All targets of one lock."""
+    if python not in SUPPORTED_PYTHONS:
+        raise SetError(
+            f"unsupported Python version {python!r}",
+            hint=f"use one of {', '.join(SUPPORTED_PYTHONS)}",
+        )
+    return tuple(Target(python, s) for s in systems)
+
+
+def systems_marker(systems: frozenset[str]) -> str | None:
+    """A marker true exactly on ``systems`` (None when that is every system)."""
+    if systems >= frozenset(SYSTEMS):
+        return None
+    kernels = {"linux": frozenset(s for s in SYSTEMS if s.endswith("linux")),
+               "darwin": frozenset(s for s in SYSTEMS if s.endswith("darwin"))}
+    parts: list[str] = []
+    rest = set(systems)
+    for kernel, members in kernels.items():
+        if members <= rest:
+            parts.append(f"sys_platform == '{kernel}'")
+            rest -= members
+    parts += [Target("3.12", s).marker() for s in sorted(rest)]
+    if len(parts) == 1:
+        return parts[0]
+    return " or ".join(f"({p})" if " and " in p else p for p in parts)
