@@ -33,8 +33,12 @@ class SetError(BotError):
     """A set definition is missing or invalid."""
 
 
-class IndexError_(BotError):
+class PackageIndexError(BotError):
     """The package index could not be read, or answered something unusable."""
+
+
+#: short alias used by bot.index
+IndexError_ = PackageIndexError
 
 
 class MetadataError(BotError):

@@ -81,10 +81,7 @@ class Target:
         """Whether ``marker`` holds on this target for any of ``extras`` (or none)."""
         if marker is None:
             return True
-        for extra in ("", *sorted(extras)):
-            if marker.evaluate(self.environment(extra)):  # type: ignore[arg-type]
-                return True
-        return False
+        return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
 
     def allows_python(self, requires_python: SpecifierSet | None) -> bool:
         """Whether a distribution's Requires-Python admits this Python minor version."""
@@ -135,8 +132,10 @@ def systems_marker(systems: frozenset[str]) -> str | None:
     """A marker true exactly on ``systems`` (None when that is every system)."""
     if systems >= frozenset(SYSTEMS):
         return None
-    kernels = {"linux": frozenset(s for s in SYSTEMS if s.endswith("linux")),
-               "darwin": frozenset(s for s in SYSTEMS if s.endswith("darwin"))}
+    kernels = {
+        "linux": frozenset(s for s in SYSTEMS if s.endswith("linux")),
+        "darwin": frozenset(s for s in SYSTEMS if s.endswith("darwin")),
+    }
     parts: list[str] = []
     rest = set(systems)
     for kernel, members in kernels.items():
