@@ -52,9 +52,11 @@ class ResolutionError(BotError):
     causes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        text = super().__str__()
+        text = f"{self.where}: {self.message}" if self.where else self.message
         if self.causes:
             text += "\n" + "\n".join(f"  - {c}" for c in self.causes)
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
         return text
 
 

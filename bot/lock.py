@@ -1,0 +1,208 @@
+"""PEP 751 lock files: build from a resolution, write deterministically and atomically, read.
+
+The format (and the ``tool.nixpkgs-python`` tables the Nix library reads) is documented in
+README.md, "Lock format".  Locks are validated with :mod:`packaging.pylock` on write and on
+read.  There are no TOML datetimes anywhere (Nix's ``builtins.fromTOML`` rejects them): file
+upload times are omitted and the snapshot time is a string.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from packaging.pylock import Pylock, PylockValidationError
+
+from bot import __version__
+from bot.errors import LockError
+from bot.index.models import DistFile
+from bot.resolve import Resolution, Resolved
+from bot.targets import SYSTEMS, Target, systems_marker
+
+TOOL = "nixpkgs-python"
+
+
+def format_time(when: datetime) -> str:
+    """``2026-11-21T20:00:00Z``: UTC, whole seconds."""
+    return when.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp (a date alone means its midnight UTC)."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise LockError(
+            f"not a timestamp: {text!r}",
+            hint="use ISO 8601, e.g. 2026-11-21T00:00:00Z or 2026-11-21",
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Provenance recorded in ``[tool.nixpkgs-python]``."""
+
+    set_name: str
+    python: str
+    exclude_newer: datetime | None
+    indexes: Sequence[str]
+    inputs_hash: str
+
+
+def _file_entry(f: DistFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": f.filename, "url": f.url}
+    if f.size is not None:
+        entry["size"] = f.size
+    entry["hashes"] = {"sha256": f.sha256}
+    return entry
+
+
+def _package(pkg: Resolved, systems: Sequence[str]) -> dict[str, Any]:
+    used = {t.system: f for t, f in pkg.artifacts.items()}
+    files = {f.filename: f for f in used.values()}
+    sdists = [f for f in files.values() if f.kind == "sdist"]
+    wheels = sorted((f for f in files.values() if f.kind == "wheel"), key=lambda f: f.filename)
+    entry: dict[str, Any] = {"name": pkg.name, "version": str(pkg.version)}
+    marker = systems_marker(frozenset(used))
+    if marker is not None:
+        entry["marker"] = marker
+    requires_python = pkg.metadata.requires_python
+    if requires_python is not None and str(requires_python):
+        entry["requires-python"] = str(requires_python)
+    indexes = sorted({f.index for f in files.values()})
+    entry["index"] = indexes[0]
+    if pkg.dependencies:
+        entry["dependencies"] = [{"name": d} for d in sorted(pkg.dependencies)]
+    if sdists:
+        entry["sdist"] = _file_entry(sdists[0])
+    if wheels:
+        entry["wheels"] = [_file_entry(w) for w in wheels]
+    tool: dict[str, Any] = {
+        "artifacts": {s: used[s].filename for s in systems if s in used},
+    }
+    if sdists and pkg.build_requires:
+        tool["build-requires"] = sorted(pkg.build_requires)
+    entry["tool"] = {TOOL: tool}
+    return entry
+
+
+def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]) -> dict[str, Any]:
+    """The lock document (a TOML-ready dict) for a resolution."""
+    systems = sorted(t.system for t in targets)
+    packages = [_package(resolution.packages[n], systems) for n in sorted(resolution.packages)]
+    provenance: dict[str, Any] = {
+        "set": info.set_name,
+        "python": info.python,
+        "systems": systems,
+        "roots": list(resolution.roots),
+        "build-frontend": list(resolution.frontend),
+    }
+    if info.exclude_newer is not None:
+        provenance["exclude-newer"] = format_time(info.exclude_newer)
+    provenance |= {
+        "indexes": list(info.indexes),
+        "bot-version": __version__,
+        "inputs-hash": info.inputs_hash,
+    }
+    return {
+        "lock-version": "1.0",
+        "environments": [Target(info.python, s).marker() for s in systems],
+        "requires-python": f"=={info.python}.*",
+        "created-by": TOOL,
+        "packages": packages,
+        "tool": {TOOL: provenance},
+    }
+
+
+def validate(document: Mapping[str, Any], where: str) -> Pylock:
+    """Validate a lock document with packaging.pylock; LockError names the problem."""
+    try:
+        return Pylock.from_dict(document)
+    except PylockValidationError as exc:
+        raise LockError(f"not a valid PEP 751 lock: {exc}", where=where) from None
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    """Serialize deterministically (the dict's order is already canonical)."""
+    return tomli_w.dumps(document, indent=4)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    """Read and validate a lock file."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LockError(
+            "lock file not found", where=str(path), hint="run `nixpkgs-python lock` first"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"not valid TOML: {exc}", where=str(path)) from None
+    validate(document, str(path))
+    return document
+
+
+def lock_packages(document: Mapping[str, Any]) -> dict[str, str]:
+    """name -> version of every package in a lock document."""
+    return {p["name"]: p.get("version", "") for p in document.get("packages", [])}
+
+
+def provenance(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[tool.nixpkgs-python]`` table of a lock."""
+    return dict(document.get("tool", {}).get(TOOL, {}))
+
+
+def same_content(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether two locks differ at most in their snapshot time (exclude-newer)."""
+    if old is None:
+        return False
+
+    def strip(doc: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(doc)
+        tool = dict(out.get("tool", {}))
+        prov = dict(tool.get(TOOL, {}))
+        prov.pop("exclude-newer", None)
+        tool[TOOL] = prov
+        out["tool"] = tool
+        return out
+
+    return strip(old) == strip(new)
+
+
+__all__ = [
+    "SYSTEMS",
+    "LockInfo",
+    "build_lock",
+    "dumps",
+    "format_time",
+    "lock_packages",
+    "parse_time",
+    "provenance",
+    "read_lock",
+    "same_content",
+    "validate",
+    "write_atomic",
+]

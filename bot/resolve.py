@@ -1,0 +1,594 @@
+"""Resolve a set for one Python minor version on every Nix system, with resolvelib.
+
+One resolution covers all targets of a lock (the four Nix systems), so a package has one
+version everywhere; each requirement carries the targets where its marker holds, and a
+candidate is acceptable only if it has a usable file on each target that needs it.  After
+the runtime resolution, the PEP 518 build requirements of every package that will be built
+from source are added as requirements of the same resolution, until nothing new appears: a
+set's locks then contain everything needed to build it without the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import BaseReporter, ResolutionImpossible, Resolver
+from resolvelib.providers import AbstractProvider
+from resolvelib.resolvers import ResolutionTooDeep
+from resolvelib.structs import RequirementInformation
+
+from bot.errors import BotError, PackageIndexError, ResolutionError
+from bot.index.models import CoreMetadata, DistFile, PackageIndex
+from bot.targets import Target
+
+log = logging.getLogger(__name__)
+
+#: the PEP 517 frontend and wheel installer the Nix library bootstraps from wheels
+FRONTEND: tuple[Requirement, ...] = (Requirement("build>=1.2"), Requirement("installer>=0.7"))
+#: PEP 518: what to build with when an sdist says nothing
+DEFAULT_BUILD_REQUIRES = (Requirement("setuptools>=40.8.0"),)
+
+#: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
+PYTHON = NormalizedName("python")
+
+Kind = Literal["root", "dependency", "build", "frontend"]
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement on one identifier, active on ``targets``."""
+
+    name: NormalizedName
+    extras: frozenset[NormalizedName]
+    specifier: SpecifierSet
+    targets: frozenset[Target]
+    why: str  #: who asks, for explanations ("pytest 9.0.1", "sets/x/set.yaml:3")
+    kind: Kind = "dependency"
+
+    @property
+    def identifier(self) -> str:
+        return _identifier(self.name, self.extras)
+
+    def __str__(self) -> str:
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version of a project (with extras), acceptable on ``targets``."""
+
+    name: NormalizedName
+    version: Version
+    extras: frozenset[NormalizedName]
+    files: tuple[DistFile, ...]
+    targets: frozenset[Target]
+
+    @property
+    def identifier(self) -> str:
+        return _identifier(self.name, self.extras)
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.version}"
+
+
+def _identifier(name: str, extras: frozenset[NormalizedName]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One package of a resolution, as the lock writer needs it."""
+
+    name: NormalizedName
+    version: Version
+    metadata: CoreMetadata
+    files: tuple[DistFile, ...]
+    artifacts: dict[Target, DistFile]  #: the file used on each target that needs the package
+    dependencies: frozenset[NormalizedName]
+    build_requires: frozenset[NormalizedName]  #: set members needed to build it from source
+
+
+@dataclass
+class Resolution:
+    """The result of :func:`resolve`."""
+
+    packages: dict[NormalizedName, Resolved]
+    roots: tuple[NormalizedName, ...]
+    frontend: tuple[NormalizedName, ...]
+    indexes: tuple[str, ...] = ()
+    rounds: int = 1
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to resolve: requirements with where they were written."""
+
+    requirements: Sequence[tuple[Requirement, str]]
+    constraints: Sequence[tuple[Requirement, str]] = ()
+    targets: tuple[Target, ...] = ()
+    prefer: Literal["wheel", "sdist"] = "wheel"
+    exclude_newer: datetime | None = None
+    #: extra build requirements per package (set.yaml build-requirements, overrides library)
+    extra_build_requires: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None
+    max_build_rounds: int = 8
+
+
+def choose_artifact(
+    files: Iterable[DistFile], target: Target, prefer: str, *, wheel_only: bool = False
+) -> DistFile | None:
+    """The file to use on ``target``: the most specific compatible wheel, or the sdist.
+
+    With ``prefer="sdist"`` the sdist wins when there is one (unless ``wheel_only``).
+    """
+    best: tuple[int, str, DistFile] | None = None
+    sdist: DistFile | None = None
+    for f in files:
+        if f.kind == "sdist":
+            if sdist is None or f.filename < sdist.filename:
+                sdist = f
+            continue
+        prio = min((target.tag_priority.get(t, 1 << 30) for t in f.tags), default=1 << 30)
+        if prio < 1 << 30 and (best is None or (prio, f.filename) < best[:2]):
+            best = (prio, f.filename, f)
+    wheel = best[2] if best else None
+    if wheel_only:
+        return wheel
+    if prefer == "sdist" and sdist is not None:
+        return sdist
+    return wheel or sdist
+
+
+class _Provider(AbstractProvider):  # type: ignore[type-arg]
+    def __init__(self, index: PackageIndex, request: Request, pool: ThreadPoolExecutor) -> None:
+        self.index = index
+        self.request = request
+        self.pool = pool
+        self.constraints: dict[NormalizedName, list[tuple[SpecifierSet, str]]] = {}
+        for req, where in request.constraints:
+            if any(t.evaluate(req.marker) for t in request.targets):
+                self.constraints.setdefault(canonicalize_name(req.name), []).append(
+                    (req.specifier, where)
+                )
+        self.warmed: set[NormalizedName] = set()
+        #: per project: why versions were rejected (for conflict explanations)
+        self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
+
+    # -- resolvelib API -------------------------------------------------------------------
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Any:
+        infos = list(information[identifier])
+        is_root = any(i.parent is None for i in infos)
+        pinned = any(
+            str(spec.operator) in ("==", "===") for i in infos for spec in i.requirement.specifier
+        )
+        causes = {c.requirement.identifier for c in backtrack_causes}
+        return (identifier not in causes, not pinned, not is_root, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        if not reqs:
+            return []
+        name, extras = reqs[0].name, reqs[0].extras
+        if name == PYTHON:
+            return self._python_matches(reqs)
+        targets = frozenset().union(*(r.targets for r in reqs))
+        bad = {c.version for c in incompatibilities[identifier]}
+        specs = [r.specifier for r in reqs] + [s for s, _ in self.constraints.get(name, [])]
+        pinned = {
+            Version(s.version)
+            for r in reqs
+            for s in r.specifier
+            if s.operator in ("==", "===") and "*" not in s.version
+        }
+        try:
+            by_version = self._usable(name)
+        except PackageIndexError as exc:
+            asked = "; ".join(sorted({r.why for r in reqs}))
+            raise ResolutionError(
+                f"cannot get {name!r} (needed by {asked}): {exc.message}",
+                where=exc.where,
+                hint=exc.hint or "check the package name, or the index with --index-url",
+            ) from None
+        out: list[Candidate] = []
+        prerelease_ok = any(s.prereleases for s in specs)
+        versions = sorted(by_version, reverse=True)
+        if not prerelease_ok and all(v.is_prerelease for v in versions):
+            prerelease_ok = True  # pip's rule: prereleases when nothing else exists
+        for version in versions:
+            if version in bad:
+                continue
+            if version.is_prerelease and not prerelease_ok:
+                continue
+            if not all(s.contains(version, prereleases=True) for s in specs):
+                continue
+            files = by_version[version]
+            if all(f.yanked is not None for f in files):
+                if version not in pinned:
+                    self._reject(name, version, "yanked (pin it with == to use it)")
+                    continue
+            else:
+                files = [f for f in files if f.yanked is None]
+            missing = [
+                t.system
+                for t in sorted(targets)
+                if choose_artifact(files, t, self.request.prefer) is None
+            ]
+            if missing:
+                self._reject(name, version, f"no wheel or sdist usable on {', '.join(missing)}")
+                continue
+            out.append(Candidate(name, version, extras, tuple(files), targets))
+        if out:
+            self._warm_metadata(out[0])
+        return out
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if candidate.name == PYTHON:
+            return requirement.specifier.contains(candidate.version, prereleases=True)
+        return (
+            requirement.specifier.contains(candidate.version, prereleases=True)
+            and requirement.targets <= candidate.targets
+        )
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        meta = self.metadata(candidate)
+        deps: list[Req] = []
+        if candidate.extras:
+            deps.append(
+                Req(
+                    candidate.name,
+                    frozenset(),
+                    SpecifierSet(f"=={candidate.version}"),
+                    candidate.targets,
+                    str(candidate),
+                )
+            )
+        if meta.requires_python is not None:
+            # Requires-Python from the metadata (the index may not state it): a dependency on
+            # the interpreter, so a mismatch backtracks and shows up in explanations
+            deps.append(
+                Req(PYTHON, frozenset(), meta.requires_python, candidate.targets, str(candidate))
+            )
+        deps += dependency_reqs(meta, candidate.extras, candidate.targets, str(candidate))
+        self.warm([d.name for d in deps])
+        return deps
+
+    # -- helpers --------------------------------------------------------------------------
+    def _python_matches(self, reqs: list[Req]) -> list[Candidate]:
+        python = self.request.targets[0]
+        version = Version(python.python_full_version)
+        if all(r.specifier.contains(version, prereleases=True) for r in reqs):
+            return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
+        return []
+
+    def _reject(self, name: NormalizedName, version: Version, why: str) -> None:
+        self.rejections.setdefault(name, {}).setdefault(why, []).append(str(version))
+
+    def _usable(self, name: NormalizedName) -> dict[Version, list[DistFile]]:
+        """Files grouped by version, after exclude-newer and requires-python."""
+        by_version: dict[Version, list[DistFile]] = {}
+        cutoff = self.request.exclude_newer
+        python = self.request.targets[0]
+        for f in self.index.files(name):
+            if cutoff is not None and (f.upload_time is None or f.upload_time > cutoff):
+                self._reject(name, f.version, "uploaded after --exclude-newer")
+                continue
+            if not python.allows_python(f.requires_python):
+                self._reject(name, f.version, f"requires Python {f.requires_python}")
+                continue
+            by_version.setdefault(f.version, []).append(f)
+        return by_version
+
+    def metadata_file(self, candidate: Candidate) -> DistFile:
+        """The file whose metadata stands for the candidate: a pure wheel, else the best."""
+        for f in candidate.files:
+            if f.kind == "wheel" and any(t.platform == "any" for t in f.tags):
+                return f
+        for target in sorted(candidate.targets) or sorted(self.request.targets):
+            chosen = choose_artifact(candidate.files, target, "wheel")
+            if chosen is not None:
+                return chosen
+        return candidate.files[0]
+
+    def metadata(self, candidate: Candidate) -> CoreMetadata:
+        return self.index.metadata(self.metadata_file(candidate))
+
+    def warm(self, names: list[NormalizedName]) -> None:
+        """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
+        new = [n for n in dict.fromkeys(names) if n not in self.warmed]
+        self.warmed.update(new)
+        if not new:
+            return
+        self.index.prefetch(new)
+        for name in new:
+            self.pool.submit(self._warm_one, name)
+
+    def _warm_one(self, name: NormalizedName) -> None:
+        try:
+            by_version = self._usable(name)
+            for version in sorted(by_version, reverse=True):
+                if not version.is_prerelease:
+                    files = by_version[version]
+                    cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
+                    self.index.metadata(self.metadata_file(cand))
+                    return
+        except BotError:
+            return  # the resolver meets the same error and reports it properly
+
+    def _warm_metadata(self, candidate: Candidate) -> None:
+        self.pool.submit(self._quiet_metadata, self.metadata_file(candidate))
+
+    def _quiet_metadata(self, file: DistFile) -> None:
+        try:
+            self.index.metadata(file)
+        except BotError:
+            return
+
+
+def dependency_reqs(
+    meta: CoreMetadata,
+    extras: frozenset[NormalizedName],
+    targets: frozenset[Target],
+    why: str,
+) -> list[Req]:
+    """The requirements of a distribution (with ``extras``) on each of ``targets``."""
+    out = []
+    for req in meta.requires_dist:
+        active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        if active:
+            out.append(
+                Req(
+                    canonicalize_name(req.name),
+                    frozenset(canonicalize_name(e) for e in req.extras),
+                    req.specifier,
+                    active,
+                    why,
+                )
+            )
+    return out
+
+
+def _applies(marker: Marker | None, target: Target, extras: frozenset[NormalizedName]) -> bool:
+    if marker is None:
+        return True
+    if not extras:
+        return target.evaluate(marker)
+    return target.evaluate(marker, frozenset(extras))
+
+
+class _Reporter(BaseReporter):  # type: ignore[type-arg]
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+
+    def pinning(self, candidate: Any) -> None:
+        if self.progress:
+            self.progress(str(candidate))
+
+
+def resolve(
+    index: PackageIndex,
+    request: Request,
+    *,
+    progress: Callable[[str], None] | None = None,
+    concurrency: int = 16,
+) -> Resolution:
+    """Resolve ``request`` against ``index``, including build-system requirements."""
+    if not request.targets:
+        raise ValueError("a request needs at least one target")
+    all_targets = frozenset(request.targets)
+    roots: list[Req] = []
+    for req, where in request.requirements:
+        active = frozenset(t for t in request.targets if t.evaluate(req.marker))
+        if active:
+            roots.append(
+                Req(
+                    canonicalize_name(req.name),
+                    frozenset(canonicalize_name(e) for e in req.extras),
+                    req.specifier,
+                    active,
+                    where,
+                    "root",
+                )
+            )
+    frontend = [
+        Req(
+            canonicalize_name(r.name),
+            frozenset(),
+            r.specifier,
+            all_targets,
+            "the Nix library",
+            "frontend",
+        )
+        for r in FRONTEND
+    ]
+    build_roots: list[Req] = []
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="warm") as pool:
+        provider = _Provider(index, request, pool)
+        provider.warm([r.name for r in roots + frontend])
+        rounds = 0
+        while True:
+            rounds += 1
+            mapping = _run(provider, [*roots, *frontend, *build_roots])
+            packages, needed = _assemble(provider, mapping, roots, frontend)
+            if needed == build_roots:
+                break
+            if rounds >= request.max_build_rounds:
+                raise ResolutionError(
+                    f"build requirements did not settle after {rounds} rounds",
+                    hint="report this set; a build backend may require itself in a loop",
+                )
+            build_roots = needed
+    return Resolution(
+        packages=packages,
+        roots=tuple(sorted({r.name for r in roots})),
+        frontend=tuple(sorted({r.name for r in frontend})),
+        rounds=rounds,
+    )
+
+
+def _run(provider: _Provider, requirements: list[Req]) -> dict[str, Candidate]:
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, _Reporter(None))
+    try:
+        result = resolver.resolve(requirements, max_rounds=20000)
+    except ResolutionImpossible as exc:
+        raise explain(provider, list(exc.causes)) from None
+    except ResolutionTooDeep:
+        raise ResolutionError(
+            "the resolver gave up after too many backtracking rounds",
+            hint="add constraints to the set to narrow the search",
+        ) from None
+    except PackageIndexError as exc:
+        raise ResolutionError(str(exc.message), where=exc.where, hint=exc.hint) from None
+    return dict(result.mapping)
+
+
+def explain(
+    provider: _Provider, causes: Sequence[RequirementInformation[Req, Candidate]]
+) -> ResolutionError:
+    """Turn resolvelib's causes into a readable explanation."""
+    lines: list[str] = []
+    names: dict[NormalizedName, None] = {}
+    for info in causes:
+        req = info.requirement
+        names[req.name] = None
+        if info.parent is not None:
+            lines.append(f"{info.parent} requires {req}")
+        else:
+            lines.append(f"{req} is requested ({req.why})")
+    for name in names:
+        for spec, where in provider.constraints.get(name, []):
+            lines.append(f"constraint {name}{spec} ({where})")
+        for why, versions in sorted(provider.rejections.get(name, {}).items()):
+            shown = ", ".join(sorted(set(versions), key=Version, reverse=True)[:6])
+            more = len(set(versions)) - 6
+            lines.append(f"{name} {shown}{f' (+{more} more)' if more > 0 else ''}: {why}")
+    subject = " and ".join(sorted(names)) or "the requirements"
+    return ResolutionError(
+        f"no versions of {subject} satisfy every requirement",
+        causes=list(dict.fromkeys(lines)),
+        hint="relax a version bound or add a constraint in set.yaml; "
+        "check --exclude-newer if a needed release is recent",
+    )
+
+
+@dataclass
+class _Node:
+    extras: set[NormalizedName] = field(default_factory=set)
+    targets: set[Target] = field(default_factory=set)
+
+
+def _assemble(
+    provider: _Provider,
+    mapping: Mapping[str, Candidate],
+    roots: list[Req],
+    frontend: list[Req],
+) -> tuple[dict[NormalizedName, Resolved], list[Req]]:
+    """Walk the pinned graph per target; choose artifacts; collect build requirements."""
+    request = provider.request
+    pins: dict[NormalizedName, Candidate] = {c.name: c for c in mapping.values() if not c.extras}
+    edges: dict[NormalizedName, set[NormalizedName]] = {n: set() for n in pins}
+    build_edges: dict[NormalizedName, set[NormalizedName]] = {n: set() for n in pins}
+    artifacts: dict[NormalizedName, dict[Target, DistFile]] = {n: {} for n in pins}
+    needed: list[Req] = []
+    wheel_only: set[NormalizedName] = set()
+
+    for target in request.targets:
+        seen: dict[NormalizedName, set[NormalizedName]] = {}
+        stack: list[tuple[NormalizedName, frozenset[NormalizedName], bool]] = [
+            (r.name, r.extras, r.kind == "frontend")
+            for r in roots + frontend
+            if target in r.targets
+        ]
+        while stack:
+            name, extras, is_frontend = stack.pop()
+            if is_frontend:
+                wheel_only.add(name)
+            have = seen.get(name)
+            if have is not None and extras <= have and (not is_frontend or name in wheel_only):
+                continue
+            seen.setdefault(name, set()).update(extras)
+            cand = pins[name]
+            meta = provider.metadata(cand)
+            for dep in dependency_reqs(meta, frozenset(seen[name]), frozenset({target}), ""):
+                if dep.name == PYTHON:
+                    continue
+                edges[name].add(dep.name)
+                stack.append((dep.name, dep.extras, is_frontend))
+            chosen = choose_artifact(
+                cand.files, target, request.prefer, wheel_only=name in wheel_only
+            )
+            if chosen is None:
+                raise ResolutionError(
+                    f"{cand.name} {cand.version} has no wheel for {target.system}, "
+                    "but the Nix library needs it as a wheel to bootstrap the build frontend",
+                )
+            artifacts[name][target] = chosen
+            if chosen.kind == "sdist":
+                why = f"building {cand.name} {cand.version}"
+                for breq in _build_requirements(provider, cand, chosen):
+                    if not target.evaluate(breq.marker):
+                        continue
+                    bname = canonicalize_name(breq.name)
+                    build_edges[name].add(bname)
+                    extras_b = frozenset(canonicalize_name(e) for e in breq.extras)
+                    needed.append(
+                        Req(bname, extras_b, breq.specifier, frozenset({target}), why, "build")
+                    )
+                    if bname in pins:
+                        stack.append((bname, extras_b, False))
+    # one requirement per (name, parent, specifier), its targets merged
+    merged: dict[tuple[NormalizedName, str, str], Req] = {}
+    for r in needed:
+        key = (r.name, r.why, str(r))
+        old = merged.get(key)
+        merged[key] = (
+            r
+            if old is None
+            else Req(r.name, r.extras, r.specifier, old.targets | r.targets, r.why, "build")
+        )
+    packages: dict[NormalizedName, Resolved] = {}
+    for name, arts in artifacts.items():
+        if not arts:
+            continue  # pinned only on a path that no target reaches in the end
+        cand = pins[name]
+        packages[name] = Resolved(
+            name=name,
+            version=cand.version,
+            metadata=provider.metadata(cand),
+            files=cand.files,
+            artifacts=arts,
+            dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
+            build_requires=frozenset(build_edges[name]),
+        )
+    return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
+
+
+def _build_requirements(provider: _Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:
+    reqs = list(provider.index.build_requires(sdist))
+    if provider.request.extra_build_requires is not None:
+        reqs += provider.request.extra_build_requires(cand.name, cand.version)
+    return reqs
