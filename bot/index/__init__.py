@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from bot.index.client import IndexClient, IndexRoute, ProjectNotFound
 from bot.index.models import CoreMetadata, DistFile, PackageIndex
 
-__all__ = ["CoreMetadata", "DistFile", "PackageIndex"]
+__all__ = [
+    "CoreMetadata",
+    "DistFile",
+    "IndexClient",
+    "IndexRoute",
+    "PackageIndex",
+    "ProjectNotFound",
+]

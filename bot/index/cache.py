@@ -1,0 +1,146 @@
+"""A content-addressed on-disk cache for the index client.
+
+Layout under the cache root (``$XDG_CACHE_HOME/nixpkgs-python`` by default)::
+
+    index-v1/metadata/ab/<sha256 of the dist file>        METADATA / PKG-INFO bytes
+    index-v1/build-requires/ab/<sha256 of the sdist>.json  ["setuptools>=61", ...]
+    index-v1/sdists/ab/<sha256 of the sdist>               the sdist itself
+    index-v1/pages/ab/<sha256 of the page URL>.json        {url, content-type, etag, body}
+
+Distribution files are immutable, so entries keyed by their sha256 never go stale.  Pages
+are kept so that an offline run can work from the cache alone; online runs revalidate them
+with the stored ETag / Last-Modified.  Every write is atomic (temp file, then rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import IndexError_
+
+VERSION_DIR = "index-v1"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/nixpkgs-python``, else ``~/.cache/nixpkgs-python`` (at call time)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "nixpkgs-python"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A project page as last fetched."""
+
+    url: str
+    content_type: str
+    body: bytes
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class Cache:
+    """Content-addressed storage; every method is safe to call from several threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / VERSION_DIR
+
+    def _path(self, kind: str, key: str, suffix: str = "") -> Path:
+        key = key.lower()
+        return self.root / kind / key[:2] / f"{key}{suffix}"
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexError_(f"cannot read the cache: {exc}", where=str(path)) from exc
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise IndexError_(
+                f"cannot write the cache: {exc}",
+                where=str(path),
+                hint="check the permissions and free space of the cache directory",
+            ) from exc
+
+    def get_metadata(self, sha256: str) -> bytes | None:
+        """Core metadata bytes of the file with this sha256, if cached."""
+        return self._read(self._path("metadata", sha256))
+
+    def put_metadata(self, sha256: str, data: bytes) -> None:
+        """Store core metadata bytes of the file with this sha256."""
+        self._write(self._path("metadata", sha256), data)
+
+    def get_build_requires(self, sha256: str) -> list[str] | None:
+        """Build requirements of the sdist with this sha256, if cached."""
+        data = self._read(self._path("build-requires", sha256, ".json"))
+        return None if data is None else [str(r) for r in json.loads(data)]
+
+    def put_build_requires(self, sha256: str, requires: list[str]) -> None:
+        """Store build requirements of the sdist with this sha256."""
+        self._write(self._path("build-requires", sha256, ".json"), json.dumps(requires).encode())
+
+    def sdist_path(self, sha256: str) -> Path:
+        """Where the sdist with this sha256 is (or would be) stored."""
+        return self._path("sdists", sha256)
+
+    def get_sdist(self, sha256: str) -> bytes | None:
+        """The sdist with this sha256, if cached."""
+        return self._read(self.sdist_path(sha256))
+
+    def put_sdist(self, sha256: str, data: bytes) -> None:
+        """Store an sdist (the caller has verified its sha256)."""
+        self._write(self.sdist_path(sha256), data)
+
+    def _page_path(self, url: str) -> Path:
+        return self._path("pages", hashlib.sha256(url.encode()).hexdigest(), ".json")
+
+    def get_page(self, url: str) -> CachedPage | None:
+        """The last stored copy of a project page."""
+        data = self._read(self._page_path(url))
+        if data is None:
+            return None
+        try:
+            raw = json.loads(data)
+            return CachedPage(
+                url=raw["url"],
+                content_type=raw["content-type"],
+                body=raw["body"].encode("utf-8", errors="surrogateescape"),
+                etag=raw.get("etag"),
+                last_modified=raw.get("last-modified"),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # a corrupt entry is a miss
+
+    def put_page(self, page: CachedPage) -> None:
+        """Store a project page."""
+        raw = {
+            "url": page.url,
+            "content-type": page.content_type,
+            "etag": page.etag,
+            "last-modified": page.last_modified,
+            "body": page.body.decode("utf-8", errors="surrogateescape"),
+        }
+        self._write(self._page_path(page.url), json.dumps(raw).encode("utf-8", "surrogateescape"))

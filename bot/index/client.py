@@ -1,0 +1,314 @@
+"""The index client the resolver uses: project pages and core metadata, fast and cached."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from bot.errors import IndexError_, MetadataError
+from bot.index import metadata as md
+from bot.index.cache import Cache, CachedPage, default_cache_dir
+from bot.index.http import Http, NotFound
+from bot.index.models import CoreMetadata, DistFile
+from bot.index.pep517 import pep517_metadata
+from bot.index.simple import ACCEPT, merge, parse_page
+
+log = logging.getLogger(__name__)
+
+PYPI = "https://pypi.org/simple/"
+T = TypeVar("T")
+
+
+class ProjectNotFound(IndexError_):
+    """No routed index knows the project (the resolver reports an unknown package)."""
+
+
+@dataclass(frozen=True)
+class IndexRoute:
+    """A simple-API index; with ``packages`` set, those projects come ONLY from it."""
+
+    url: str
+    packages: frozenset[NormalizedName] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url.endswith("/"):
+            object.__setattr__(self, "url", self.url + "/")
+
+
+class IndexClient:
+    """:class:`~bot.index.models.PackageIndex` over real simple-API indexes.
+
+    Projects routed to an index (``IndexRoute.packages``) are looked up only there; every
+    other project on all the unrestricted routes, merged (the first route listing a filename
+    wins).  Use as a context manager: it owns one HTTP client and one thread pool.
+    """
+
+    def __init__(
+        self,
+        indexes: Sequence[IndexRoute] = (IndexRoute(PYPI),),
+        *,
+        cache_dir: Path | None = None,
+        offline: bool = False,
+        concurrency: int = 16,
+        timeout: float = 30,
+        retries: int = 4,
+        backoff: float = 0.5,
+        uv: str | None = None,
+    ) -> None:
+        if not indexes:
+            raise IndexError_("no package index configured", hint="configure at least one index")
+        self.routes = tuple(indexes)
+        self.offline = offline
+        self.cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
+        self.http = Http(
+            timeout=timeout, retries=retries, backoff=backoff, max_connections=concurrency
+        )
+        self.uv = uv
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
+        self._lock = threading.Lock()
+        self._pages: dict[str, Future[list[DistFile]]] = {}
+        self._metadata: dict[str, Future[CoreMetadata]] = {}
+        self._build_requires: dict[str, tuple[Requirement, ...]] = {}
+        self._sdist_locks: dict[str, threading.Lock] = {}
+
+    # --- lifecycle ---
+
+    def close(self) -> None:
+        """Stop background work and close connections."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.http.close()
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- futures bookkeeping ---
+
+    def _future(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> Future[T]:
+        with self._lock:
+            fut = table.get(key)
+            if fut is None:
+                fut = self._pool.submit(work)
+                table[key] = fut
+            return fut
+
+    # --- project pages ---
+
+    def routes_for(self, name: NormalizedName) -> list[IndexRoute]:
+        """The indexes a project is looked up on."""
+        pinned = [r for r in self.routes if r.packages is not None and name in r.packages]
+        return pinned or [r for r in self.routes if r.packages is None]
+
+    def prefetch(self, names: list[NormalizedName]) -> None:
+        """Start fetching these project pages in the background."""
+        for name in names:
+            key = canonicalize_name(name)
+            self._future(self._pages, key, functools.partial(self._fetch_files, key))
+
+    def files(self, name: NormalizedName) -> list[DistFile]:
+        """Every usable file of a project across the indexes routed to it (yanked included)."""
+        key = canonicalize_name(name)
+        return list(self._future(self._pages, key, lambda: self._fetch_files(key)).result())
+
+    def _fetch_files(self, name: NormalizedName) -> list[DistFile]:
+        routes = self.routes_for(name)
+        if not routes:
+            raise ProjectNotFound(
+                f"no index is configured for {name}",
+                hint="every index has a package list; add an unrestricted index or route it",
+            )
+        pages: list[list[DistFile]] = []
+        missing: list[str] = []
+        for route in routes:
+            try:
+                pages.append(self._fetch_page(route, name))
+            except NotFound:
+                missing.append(route.url)
+        if not pages:
+            raise ProjectNotFound(
+                f"no project named {name} on {', '.join(missing)}",
+                where=name,
+                hint="check the spelling, or route the package to the index that has it",
+            )
+        return merge(pages)
+
+    def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> list[DistFile]:
+        url = f"{route.url}{name}/"
+        cached = self.cache.get_page(url)
+        if self.offline:
+            if cached is None:
+                raise IndexError_(
+                    f"offline, and the page of {name} is not in the cache",
+                    where=url,
+                    hint="run once online with the same cache directory, or drop --offline",
+                )
+            return parse_page(cached.body, cached.content_type, url, route.url, name)
+        headers = {"Accept": ACCEPT}
+        if cached is not None and cached.etag:
+            headers["If-None-Match"] = cached.etag
+        elif cached is not None and cached.last_modified:
+            headers["If-Modified-Since"] = cached.last_modified
+        try:
+            resp = self.http.get(url, headers=headers, what=f"the project page of {name}")
+        except NotFound:
+            raise NotFound(f"no project named {name} on {route.url}", where=url) from None
+        if resp.status_code == 304 and cached is not None:
+            page = cached
+        else:
+            page = CachedPage(
+                url=url,
+                content_type=resp.headers.get("Content-Type", ""),
+                body=resp.content,
+                etag=resp.headers.get("ETag"),
+                last_modified=resp.headers.get("Last-Modified"),
+            )
+            self.cache.put_page(page)
+        return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
+
+    # --- metadata ---
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        """Start fetching the core metadata of these files in the background."""
+        for file in files:
+            self._future(self._metadata, file.sha256, functools.partial(self._fetch_metadata, file))
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        """Core metadata of one file (cached by ``file.sha256``)."""
+        return self._future(
+            self._metadata, file.sha256, lambda: self._fetch_metadata(file)
+        ).result()
+
+    def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
+        data = self.cache.get_metadata(file.sha256)
+        if data is None:
+            if self.offline:
+                raise MetadataError(
+                    f"offline, and the metadata of {file.filename} is not in the cache",
+                    where=file.url,
+                    hint="run once online with the same cache directory, or drop --offline",
+                )
+            data = self._download_metadata(file)
+            self.cache.put_metadata(file.sha256, data)
+        return md.parse_core_metadata(data, file)
+
+    def _download_metadata(self, file: DistFile) -> bytes:
+        if file.core_metadata is not None:
+            data = self._pep658(file)
+            if data is not None:
+                return data
+        if file.kind == "wheel":
+            return self._wheel_metadata(file)
+        return self._sdist_metadata(file)
+
+    def _pep658(self, file: DistFile) -> bytes | None:
+        url = file.url + ".metadata"
+        try:
+            data = self.http.get(url, what=f"the metadata of {file.filename}").content
+        except NotFound:
+            log.debug("%s advertised but missing; reading the file instead", url)
+            return None
+        if file.core_metadata and hashlib.sha256(data).hexdigest() != file.core_metadata:
+            raise MetadataError(
+                f"the .metadata of {file.filename} does not match its advertised sha256",
+                where=url,
+                hint="the index is inconsistent or the download was tampered with",
+            )
+        return data
+
+    def _range(self, file: DistFile, first: int | None, last: int) -> tuple[bytes, int, bool]:
+        spec = f"bytes=-{last}" if first is None else f"bytes={first}-{last}"
+        resp = self.http.get(file.url, headers={"Range": spec}, what=f"a range of {file.filename}")
+        if resp.status_code != 206:
+            self._check_hash(file, resp.content)
+            return resp.content, len(resp.content), False
+        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+        if not total.isdigit():
+            raise IndexError_(f"bad Content-Range for {file.filename}", where=file.url)
+        return resp.content, int(total), True
+
+    def _wheel_metadata(self, file: DistFile) -> bytes:
+        reader = md.RangeReader(lambda first, last: self._range(file, first, last))
+        if reader.whole:
+            return md.wheel_metadata(BytesIO(reader.read()), file)
+        data = md.wheel_metadata(reader, file)
+        log.debug("%s: METADATA in %d range requests", file.filename, reader.requests)
+        return data
+
+    def _check_hash(self, file: DistFile, data: bytes) -> None:
+        if hashlib.sha256(data).hexdigest() != file.sha256:
+            raise IndexError_(
+                f"{file.filename} does not match its sha256 on the index",
+                where=file.url,
+                hint="the index or a proxy served different bytes; retry, or report it",
+            )
+
+    def _sdist_bytes(self, file: DistFile) -> bytes:
+        """The sdist, from the cache or downloaded once (concurrent callers wait)."""
+        with self._lock:
+            lock = self._sdist_locks.setdefault(file.sha256, threading.Lock())
+        with lock:
+            data = self.cache.get_sdist(file.sha256)
+            if data is not None:
+                return data
+            if self.offline:
+                raise MetadataError(
+                    f"offline, and {file.filename} is not in the cache",
+                    where=file.url,
+                    hint="run once online with the same cache directory, or drop --offline",
+                )
+            data = self.http.get(file.url, what=f"download of {file.filename}").content
+            self._check_hash(file, data)
+            self.cache.put_sdist(file.sha256, data)
+            return data
+
+    def _sdist_metadata(self, file: DistFile) -> bytes:
+        data = self._sdist_bytes(file)
+        pkg_info, _ = md.sdist_files(data, file)
+        if pkg_info is not None and md.pkg_info_trusted(pkg_info):
+            return pkg_info
+        log.debug("%s: PKG-INFO not reliable (PEP 643); asking the PEP 517 backend", file.filename)
+        return pep517_metadata(data, file, self.build_index_urls(), uv=self.uv)
+
+    def build_index_urls(self) -> list[str]:
+        """Indexes build requirements are installed from: routed indexes first (a name they
+        carry is taken from them), then the unrestricted ones."""
+        routed = [r.url for r in self.routes if r.packages is not None]
+        general = [r.url for r in self.routes if r.packages is None]
+        return list(dict.fromkeys(routed + general))
+
+    # --- build requirements ---
+
+    def build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
+        if file.kind != "sdist":
+            return ()
+        with self._lock:
+            known = self._build_requires.get(file.sha256)
+        if known is not None:
+            return known
+        cached = self.cache.get_build_requires(file.sha256)
+        if cached is not None:
+            reqs = tuple(Requirement(r) for r in cached)
+        else:
+            _, pyproject = md.sdist_files(self._sdist_bytes(file), file)
+            reqs = md.build_requires_of(pyproject, file)
+            self.cache.put_build_requires(file.sha256, [str(r) for r in reqs])
+        with self._lock:
+            self._build_requires[file.sha256] = reqs
+        return reqs

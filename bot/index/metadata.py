@@ -1,0 +1,222 @@
+"""Core metadata from the cheapest source: parse METADATA/PKG-INFO, read it out of a wheel
+with HTTP range requests, or out of a downloaded sdist (with PEP 643 trust rules)."""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import tarfile
+import tomllib
+import zipfile
+from collections.abc import Callable
+from pathlib import PurePosixPath
+
+from packaging.metadata import InvalidMetadata, Metadata, parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from bot.errors import MetadataError
+from bot.index.models import CoreMetadata, DistFile
+
+log = logging.getLogger(__name__)
+
+#: bytes of a wheel's tail fetched first: the end-of-central-directory record, the central
+#: directory and, as wheels put .dist-info last, usually METADATA itself
+TAIL_BYTES = 64 * 1024
+#: PEP 518's default when an sdist declares no build requirements
+DEFAULT_BUILD_REQUIRES = (Requirement("setuptools>=40.8.0"),)
+#: fields that, marked Dynamic in PKG-INFO, make it unusable for resolving (PEP 643)
+RESOLUTION_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
+
+#: fetch(first, last) -> bytes of that inclusive range; the whole file when the server
+#: ignores Range (then ``last`` is ignored and the result starts at 0)
+RangeFetcher = Callable[[int | None, int], tuple[bytes, int, bool]]
+
+
+def parse_core_metadata(data: bytes, file: DistFile) -> CoreMetadata:
+    """Parse METADATA / PKG-INFO bytes of ``file`` into :class:`CoreMetadata`."""
+    try:
+        meta = Metadata.from_email(data, validate=False)
+        requires = tuple(Requirement(str(r)) for r in meta.requires_dist or ())
+        name = canonicalize_name(meta.name) if meta.name else file.name
+        version = Version(str(meta.version)) if meta.version else file.version
+        requires_python = meta.requires_python
+        extras = tuple(canonicalize_name(e) for e in meta.provides_extra or ())
+        urls = tuple((meta.project_urls or {}).items())
+        summary = meta.summary or ""
+    except (InvalidMetadata, InvalidRequirement, ValueError, TypeError, ExceptionGroup) as exc:
+        raise MetadataError(
+            f"unusable core metadata in {file.filename}: {exc}",
+            where=file.url,
+            hint="the distribution's METADATA/PKG-INFO is malformed; exclude this version",
+        ) from exc
+    if name != file.name:
+        raise MetadataError(
+            f"{file.filename} says its name is {name!r}, not {file.name!r}", where=file.url
+        )
+    return CoreMetadata(
+        name=name,
+        version=version,
+        requires_dist=requires,
+        requires_python=requires_python,
+        provides_extra=extras,
+        project_urls=urls,
+        summary=summary,
+    )
+
+
+class RangeReader(io.RawIOBase):
+    """A read-only, seekable view of a remote file that fetches only the ranges it reads."""
+
+    def __init__(self, fetch: RangeFetcher, *, tail: int = TAIL_BYTES) -> None:
+        super().__init__()
+        self._fetch = fetch
+        self._pos = 0
+        self.requests = 0
+        data, total, partial = fetch(None, tail)
+        self.requests += 1
+        self.size = total
+        self.whole = not partial
+        self._chunks: list[tuple[int, bytes]] = [(total - len(data), data)]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def _find(self, first: int, last: int) -> bytes | None:
+        for start, data in self._chunks:
+            if start <= first and last < start + len(data):
+                return data[first - start : last + 1 - start]
+        return None
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size - self._pos
+        first, last = self._pos, min(self._pos + size, self.size) - 1
+        if last < first:
+            return b""
+        got = self._find(first, last)
+        if got is None:
+            # read ahead a little: zipfile reads a local header, then the member's data
+            want_last = min(max(last, first + 16 * 1024 - 1), self.size - 1)
+            data, _, _ = self._fetch(first, want_last)
+            self.requests += 1
+            self._chunks.append((first, data))
+            got = self._find(first, last)
+            if got is None:
+                raise OSError(f"short range read at {first}-{last}")
+        self._pos += len(got)
+        return got
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def metadata_member(names: list[str], file: DistFile) -> str:
+    """The top-level ``*.dist-info/METADATA`` member of a wheel."""
+    candidates = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+    if len(candidates) > 1:
+        wanted = [n for n in candidates if canonicalize_name(n.split("-", 1)[0]) == file.name]
+        candidates = wanted or candidates
+    if not candidates:
+        raise MetadataError(f"{file.filename} has no .dist-info/METADATA", where=file.url)
+    return candidates[0]
+
+
+def wheel_metadata(source: io.RawIOBase | io.BytesIO, file: DistFile) -> bytes:
+    """METADATA bytes read out of a wheel (a :class:`RangeReader` or the whole file)."""
+    try:
+        with zipfile.ZipFile(source) as zf:
+            return zf.read(metadata_member(zf.namelist(), file))
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise MetadataError(
+            f"cannot read METADATA from {file.filename}: {exc}", where=file.url
+        ) from exc
+
+
+def _sdist_members(data: bytes, filename: str) -> dict[str, Callable[[], bytes]]:
+    """Top-level sdist members (path below the root directory -> reader)."""
+    out: dict[str, Callable[[], bytes]] = {}
+    if filename.endswith(".zip"):
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        for name in zf.namelist():
+            parts = PurePosixPath(name).parts
+            if len(parts) == 2:
+                out[parts[1]] = functools.partial(zf.read, name)
+        return out
+    tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115
+    for member in tf.getmembers():
+        parts = PurePosixPath(member.name).parts
+        if len(parts) == 2 and member.isfile():
+
+            def read(member: tarfile.TarInfo = member) -> bytes:
+                handle = tf.extractfile(member)
+                return handle.read() if handle else b""
+
+            out[parts[1]] = read
+    return out
+
+
+def sdist_files(data: bytes, file: DistFile) -> tuple[bytes | None, bytes | None]:
+    """(PKG-INFO, pyproject.toml) of an sdist, each None when absent."""
+    try:
+        members = _sdist_members(data, file.filename)
+        pkg_info = members["PKG-INFO"]() if "PKG-INFO" in members else None
+        pyproject = members["pyproject.toml"]() if "pyproject.toml" in members else None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise MetadataError(f"cannot open sdist {file.filename}: {exc}", where=file.url) from exc
+    return pkg_info, pyproject
+
+
+def pkg_info_trusted(pkg_info: bytes) -> bool:
+    """PEP 643: PKG-INFO of Metadata-Version >= 2.2 is reliable for the fields it does not
+    mark Dynamic; we need Requires-Dist, Requires-Python and Provides-Extra."""
+    raw, _ = parse_email(pkg_info)
+    try:
+        version = Version(raw.get("metadata_version", "1.0"))
+    except ValueError:
+        return False
+    if version < Version("2.2"):
+        return False
+    dynamic = {d.lower() for d in raw.get("dynamic", [])}
+    return not (dynamic & RESOLUTION_FIELDS)
+
+
+def build_requires_of(pyproject: bytes | None, file: DistFile) -> tuple[Requirement, ...]:
+    """PEP 518 ``[build-system] requires``; setuptools>=40.8.0 when it is not declared."""
+    if pyproject is None:
+        return DEFAULT_BUILD_REQUIRES
+    try:
+        data = tomllib.loads(pyproject.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise MetadataError(
+            f"invalid pyproject.toml in {file.filename}: {exc}", where=file.url
+        ) from exc
+    system = data.get("build-system")
+    if not isinstance(system, dict) or "requires" not in system:
+        return DEFAULT_BUILD_REQUIRES
+    requires = system["requires"]
+    if not isinstance(requires, list):
+        raise MetadataError(
+            f"[build-system] requires in {file.filename} is not a list", where=file.url
+        )
+    try:
+        return tuple(Requirement(str(r)) for r in requires)
+    except InvalidRequirement as exc:
+        raise MetadataError(
+            f"invalid build requirement in {file.filename}: {exc}", where=file.url
+        ) from exc
