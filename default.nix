@@ -1,0 +1,25 @@
+# nixpkgs-python: every set in sets/ for every locked Python.
+#
+#   nix-build -A pytest.python          the set's interpreter environment (newest Python)
+#   nix-build -A pytest.py312.python    the same for Python 3.12
+#   nix-build -A pytest.packages.pytest one package
+#
+# pkgs: nixpkgs (its python3XY, stdenv, fetchurl, autoPatchelfHook), by default <nixpkgs>
+# when it is on NIX_PATH; null uses a standalone interpreter from `interpreters` (by default
+# nix/local.json, written by `python -m bot.interpreters`).  The nixpkgs CI builds against is
+# pinned in nix/nixpkgs.json (`import ./nix/nixpkgs.nix` gives it).
+let
+  nixpkgsOnPath = builtins.any
+    (e: e.prefix == "nixpkgs" || (e.prefix == "" && builtins.pathExists (e.path + "/nixpkgs")))
+    builtins.nixPath;
+in
+{ pkgs ? (if nixpkgsOnPath then import <nixpkgs> { } else null)
+, overrides ? (self: super: { })
+, interpretersFile ? ./nix/local.json
+, interpreters ? (
+    let file = (import ./nix/lib.nix).toPath interpretersFile; in
+    if builtins.pathExists file then (builtins.fromJSON (builtins.readFile file)).interpreters else { })
+, setsDir ? ./sets
+, overridesDir ? ./overrides
+}:
+(import ./nix/sets.nix).all { inherit setsDir overridesDir pkgs interpreters overrides; }

@@ -1,0 +1,354 @@
+"""The one build recipe of the Nix library, run by the target interpreter with ``-S``.
+
+Both interpreter sources (nixpkgs and standalone) run this same file:
+
+    python -S builder.py package   # one package: install a wheel, or build an sdist then install
+    python -S builder.py env       # an interpreter environment: a venv-like symlink tree
+
+Everything comes from the environment: ``out`` (the output path), ``TMPDIR`` and
+``nixpkgsPythonConfig`` (JSON written by nix/package.nix or nix/env.nix).  Only the standard
+library is used, plus ``installer`` from the path the config names (for the ``installer``
+package itself: its own wheel, which is importable as a zip).
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+CONFIG = json.loads(os.environ.get("nixpkgsPythonConfig", "{}"))
+TAG = "nixpkgs-python"
+
+
+def log(msg: str) -> None:
+    print(f"{TAG}: {msg}", flush=True)
+
+
+def fail(msg: str) -> None:
+    print(f"{TAG}: package '{CONFIG.get('pname', '?')}' {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def site_packages(prefix: str | Path) -> Path:
+    return Path(prefix) / "lib" / f"python{CONFIG['pythonVersion']}" / "site-packages"
+
+
+# --- scripts ---------------------------------------------------------------------------------
+
+SCRIPT = """\
+#!{shebang}
+# -*- coding: utf-8 -*-
+{preamble}import re
+import sys
+from {module} import {import_name}
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit({func}())
+"""
+
+
+def script_text(shebang: str, module: str, attr: str, paths: list[str]) -> str:
+    """A console script; ``paths`` are site directories added (with their .pth files) first."""
+    preamble = ""
+    if paths:
+        listed = "".join(f"    {p!r},\n" for p in paths)
+        preamble = f"import site\nfor _p in [\n{listed}]:\n    site.addsitedir(_p)\n"
+    import_name = attr.split(".")[0]
+    return SCRIPT.format(shebang=shebang, preamble=preamble, module=module,
+                         import_name=import_name, func=attr)
+
+
+def entry_points(dist_info: Path) -> list[tuple[str, str, str]]:
+    """(name, module, attr) of the console and gui scripts of one installed distribution."""
+    path = dist_info / "entry_points.txt"
+    if not path.exists():
+        return []
+    parser = configparser.ConfigParser(delimiters="=", interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    out = []
+    for section in ("console_scripts", "gui_scripts"):
+        if parser.has_section(section):
+            for name, value in parser.items(section):
+                module, _, attr = value.partition(":")
+                attr = attr.split("[")[0].strip()
+                out.append((name, module.strip(), attr or "main"))
+    return out
+
+
+# --- install a wheel -----------------------------------------------------------------------
+
+
+def install_wheel(wheel: Path, out: Path, runtime_paths: list[str]) -> None:
+    """Install ``wheel`` into ``out`` with ``installer``; scripts find ``runtime_paths``."""
+    for entry in reversed(CONFIG["installerPath"]):
+        sys.path.insert(0, entry)
+    from installer import install  # noqa: PLC0415
+    from installer.destinations import SchemeDictionaryDestination  # noqa: PLC0415
+    from installer.records import RecordEntry  # noqa: PLC0415
+    from installer.sources import WheelFile  # noqa: PLC0415
+    from installer.utils import Scheme  # noqa: PLC0415
+
+    site = site_packages(out)
+    shebang = f"{CONFIG['interpreter']} -S"
+    paths = [str(site), *(str(site_packages(p)) for p in runtime_paths)]
+
+    class Destination(SchemeDictionaryDestination):
+        def write_script(self, name: str, module: str, attr: str, section: str) -> RecordEntry:
+            data = script_text(shebang, module, attr, paths).encode()
+            with io.BytesIO(data) as stream:
+                entry = self.write_to_fs(Scheme("scripts"), name, stream, is_executable=True)
+            target = Path(self.scheme_dict["scripts"]) / name
+            target.chmod(0o755)
+            return entry
+
+    scheme = {
+        "purelib": str(site),
+        "platlib": str(site),
+        "headers": str(out / "include" / f"python{CONFIG['pythonVersion']}" / CONFIG["pname"]),
+        "scripts": str(out / "bin"),
+        "data": str(out),
+    }
+    destination = Destination(
+        scheme, interpreter=shebang, script_kind="posix", bytecode_optimization_levels=(0,)
+    )
+    with WheelFile.open(wheel) as source:
+        install(source, destination, additional_metadata={"INSTALLER": b"nixpkgs-python\n"})
+
+
+# --- environments (venv-like symlink trees) ----------------------------------------------------
+
+
+def merge_tree(src: Path, dest: Path, conflicts: list[str]) -> None:
+    """Symlink ``src``'s entries into ``dest``, descending where directories overlap."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(src.iterdir()):
+        target = dest / entry.name
+        if not target.exists() and not target.is_symlink():
+            target.symlink_to(entry)
+        elif target.is_symlink() and target.resolve().is_dir() and entry.is_dir():
+            first = target.resolve()
+            target.unlink()
+            merge_tree(first, target, conflicts)
+            merge_tree(entry, target, conflicts)
+        elif target.is_dir() and not target.is_symlink() and entry.is_dir():
+            merge_tree(entry, target, conflicts)
+        else:
+            conflicts.append(str(target))
+
+
+def make_env(out: Path, packages: list[str], interpreter: str) -> None:
+    """A venv-like layout: pyvenv.cfg, bin/python*, merged site-packages, rewritten scripts."""
+    site = site_packages(out)
+    site.mkdir(parents=True)
+    bindir = out / "bin"
+    bindir.mkdir()
+    home = os.path.dirname(interpreter)
+    (out / "pyvenv.cfg").write_text(
+        f"home = {home}\ninclude-system-site-packages = false\n"
+        f"version = {CONFIG['pythonVersion']}\nexecutable = {interpreter}\n"
+    )
+    major = CONFIG["pythonVersion"].split(".")[0]
+    for name in ("python", f"python{major}", f"python{CONFIG['pythonVersion']}"):
+        (bindir / name).symlink_to(interpreter)
+    python = str(bindir / "python")
+    conflicts: list[str] = []
+    for pkg in packages:
+        psite = site_packages(pkg)
+        if psite.is_dir():
+            merge_tree(psite, site, conflicts)
+    for pkg in packages:
+        written: set[str] = set()
+        psite = site_packages(pkg)
+        for dist_info in sorted(psite.glob("*.dist-info")) if psite.is_dir() else []:
+            for name, module, attr in entry_points(dist_info):
+                target = bindir / name
+                if target.exists():
+                    conflicts.append(str(target))
+                    continue
+                target.write_text(script_text(python, module, attr, []))
+                target.chmod(0o755)
+                written.add(name)
+        pbin = Path(pkg) / "bin"
+        for entry in sorted(pbin.iterdir()) if pbin.is_dir() else []:
+            target = bindir / entry.name
+            if entry.name in written or target.exists():
+                continue
+            head = entry.read_bytes()[:256] if entry.is_file() else b""
+            if head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]:
+                body = entry.read_bytes().split(b"\n", 1)[1]
+                target.write_bytes(f"#!{python}\n".encode() + body)
+                target.chmod(0o755)
+            else:
+                target.symlink_to(entry)
+    for path in conflicts:
+        log(f"warning: {path} is provided by more than one package; the first one wins")
+
+
+# --- sdists ---------------------------------------------------------------------------------
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    """Unpack an sdist; return its single top-level directory."""
+    dest.mkdir(parents=True)
+    name = archive.name
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(dest)  # noqa: S202 - our own locked, hash-checked input
+    else:
+        with tarfile.open(archive) as tf:
+            tf.extractall(dest, filter="data")
+    entries = [p for p in dest.iterdir()]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return dest
+
+
+def run(argv: list[str], *, cwd: Path | None = None, what: str) -> None:
+    log("$ " + " ".join(argv))
+    proc = subprocess.run(argv, cwd=cwd, check=False)  # noqa: S603
+    if proc.returncode != 0:
+        fail(f"{what} failed (exit code {proc.returncode})")
+
+
+def build_sdist(sdist: Path, tmp: Path) -> Path:
+    """Build a wheel from ``sdist`` with ``build --no-isolation`` in a venv of the build closure."""
+    source = unpack(sdist, tmp / "source")
+    for patch in CONFIG.get("patches", []):
+        run(["patch", "-p1", "--batch", "--forward", "-i", patch], cwd=source,
+            what=f"applying patch {os.path.basename(patch)}")
+    env_dir = tmp / "build-env"
+    make_env(env_dir, CONFIG["buildPaths"], CONFIG["interpreter"])
+    dist = tmp / "dist"
+    run([str(env_dir / "bin" / "python"), "-m", "build", "--wheel", "--no-isolation",
+         "--skip-dependency-check", "--outdir", str(dist), str(source)],
+        what="building the wheel (python -m build --no-isolation)")
+    wheels = sorted(dist.glob("*.whl"))
+    if len(wheels) != 1:
+        fail(f"the sdist build produced {len(wheels)} wheels, expected 1")
+    return wheels[0]
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+SKIP_MODULES = {"test", "tests", "testing", "conftest", "setup", "docs", "examples"}
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def top_level_modules(site: Path) -> list[str]:
+    """Top-level importable names of the installed distribution(s) in ``site``."""
+    names: set[str] = set()
+    for dist_info in site.glob("*.dist-info"):
+        top = dist_info / "top_level.txt"
+        if top.exists():
+            names.update(line.strip() for line in top.read_text().splitlines() if line.strip())
+            continue
+        record = dist_info / "RECORD"
+        for line in record.read_text().splitlines() if record.exists() else []:
+            path = line.rsplit(",", 2)[0]
+            if path.startswith("../") or ".dist-info/" in path or ".data/" in path:
+                continue
+            parts = path.split("/")
+            if len(parts) > 1:
+                if parts[-1].endswith(".py") or ".so" in parts[-1]:
+                    names.add(parts[0])
+            elif parts[0].endswith(".py"):
+                names.add(parts[0][:-3])
+            elif ".so" in parts[0] or parts[0].endswith(".pyd"):
+                names.add(parts[0].split(".")[0])
+    return sorted(n for n in names
+                  if MODULE.match(n) and n not in SKIP_MODULES and not n.startswith("__"))
+
+
+def imports_check(out: Path, runtime_paths: list[str], tmp: Path) -> None:
+    """Import the package's top-level modules with only its own runtime closure on sys.path."""
+    setting = CONFIG.get("importsCheck", True)
+    if setting is False:
+        log("imports check disabled")
+        return
+    site = site_packages(out)
+    modules = setting if isinstance(setting, list) else top_level_modules(site)
+    if not modules:
+        log("imports check: no top-level modules found")
+        return
+    paths = [str(site), *(str(site_packages(p)) for p in runtime_paths)]
+    code = (
+        "import importlib, site, sys\n"
+        f"for p in {paths!r}:\n    site.addsitedir(p)\n"
+        f"for m in {modules!r}:\n    importlib.import_module(m)\n"
+    )
+    log(f"imports check: {', '.join(modules)}")
+    cwd = tmp / "imports-check"
+    cwd.mkdir()
+    proc = subprocess.run([CONFIG["interpreter"], "-S", "-c", code], cwd=cwd, check=False)  # noqa: S603
+    if proc.returncode != 0:
+        fail(f"imports check failed: could not import {', '.join(modules)} "
+             "(disable or narrow it with `imports-check` in the package's overrides)")
+
+
+def tests_check(out: Path, source: Path | None, tmp: Path) -> None:
+    """Opt-in: run the package's own tests in a venv of the package and its check inputs."""
+    command = CONFIG.get("checkCommand")
+    if not command:
+        return
+    env_dir = tmp / "check-env"
+    make_env(env_dir, [str(out), *CONFIG["runtimePaths"], *CONFIG.get("checkPaths", [])],
+             CONFIG["interpreter"])
+    os.environ["PATH"] = f"{env_dir / 'bin'}:{os.environ.get('PATH', '')}"
+    run(list(command), cwd=source or tmp, what="tests check")
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def package() -> None:
+    out = Path(os.environ["out"])
+    tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-python-"))
+    src = Path(CONFIG["src"])
+    runtime = CONFIG["runtimePaths"]
+    source = None
+    if CONFIG["kind"] == "sdist":
+        log(f"building {CONFIG['pname']} {CONFIG['version']} from {src.name}")
+        wheel = build_sdist(src, tmp)
+        source = tmp / "source"
+    else:
+        # installer wants a *.whl filename: the store path carries a hash prefix
+        wheel = tmp / CONFIG["file"]
+        shutil.copyfile(src, wheel)
+    log(f"installing {wheel.name}")
+    install_wheel(wheel, out, runtime)
+    support = out / "nix-support"
+    support.mkdir(exist_ok=True)
+    (support / "propagated-python-packages").write_text("".join(f"{p}\n" for p in runtime))
+    if CONFIG.get("doImportsCheck", True):
+        imports_check(out, runtime, tmp)
+    if CONFIG.get("doCheck", False):
+        tests_check(out, source, tmp)
+
+
+def main() -> None:
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "315532800")
+    tmpdir = os.environ.get("TMPDIR") or os.environ.get("NIX_BUILD_TOP") or "/tmp"  # noqa: S108
+    os.environ["HOME"] = tmpdir
+    tempfile.tempdir = tmpdir
+    mode = sys.argv[1] if len(sys.argv) > 1 else "package"
+    if mode == "env":
+        make_env(Path(os.environ["out"]), CONFIG["packages"], CONFIG["interpreter"])
+    elif mode == "package":
+        package()
+    else:
+        fail(f"unknown builder mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+# One derivation per package, built by ./builder.py with the target interpreter.
+#
+# A package's *python attributes* (`pkg.pythonAttrs`, changed with `pkg.overridePythonAttrs`):
+#   pname, version, artifact { name, kind, url, sha256 }, dependencies (names in the set),
+#   buildRequires (names), frontend (names), env (attrs), patches (paths),
+#   nativeBuildInputs / buildInputs (nixpkgs attribute names or derivations),
+#   importsCheck (true | false | [ modules ]), doCheck, checkCommand ([ argv ]),
+#   checkRequires (names), appliedOverrides (reasons of the data entries applied).
+let
+  lib = import ./lib.nix;
+  fetch = import ./fetch.nix;
+in
+rec {
+  # Default python attributes for a lock entry (lock.packagesFor's spec).
+  defaultAttrs = frontend: spec: {
+    pname = spec.name;
+    inherit (spec) version artifact dependencies buildRequires;
+    inherit frontend;
+    env = { };
+    patches = [ ];
+    nativeBuildInputs = [ ];
+    buildInputs = [ ];
+    importsCheck = true;
+    doCheck = false;
+    checkCommand = null;
+    checkRequires = [ ];
+    appliedOverrides = [ ];
+  };
+
+  # The set's dependency edges, read from python attributes (overrides included).
+  edgesIn = self: name: ((self.${name} or { }).pythonAttrs or { }).dependencies or [ ];
+
+  # Direct dependencies of `attrs` minus those that depend back on it (a cycle cannot be
+  # expressed between derivations; environments still get every member of a cycle).
+  acyclicDeps = self: attrs:
+    builtins.filter
+      (d: !(builtins.elem attrs.pname (lib.closureNames (edgesIn self) [ d ])))
+      attrs.dependencies;
+
+  # Names of the runtime closure of `attrs` (itself excluded).
+  runtimeNames = self: attrs: lib.closureNames (edgesIn self) (acyclicDeps self attrs);
+
+  wheelTagsLinux = name: builtins.match ".*-(manylinux|musllinux|linux)[^-]*\\.whl" name != null;
+
+  # ctx: { pkgs (or null), interpreter, system }.  `self` is the final package set.
+  mkPackage = ctx: self: attrs:
+    let
+      inherit (ctx) pkgs interpreter system;
+      py = interpreter.version;
+      name = "python${py}-${attrs.pname}-${attrs.version}";
+      pkgError = msg: throw "nixpkgs-python: package '${attrs.pname}' ${msg}";
+      member = n: self.${n} or (pkgError "needs '${n}', which is not in the set");
+      sitePath = p: [ "${p}/lib/python${py}/site-packages" ];
+      runtime = runtimeNames self attrs;
+      installerPath =
+        if attrs.pname == "installer" then [ "${src}" ]
+        else if self ? installer then sitePath self.installer
+        else pkgError "cannot be installed: the lock has no 'installer' (its [tool.nixpkgs-python].build-frontend)";
+      buildNames = lib.closureNames (edgesIn self) (attrs.frontend ++ attrs.buildRequires);
+      isSdist = attrs.artifact.kind == "sdist";
+      src = fetch.fetchArtifact pkgs attrs.artifact;
+      config = {
+        inherit (attrs) pname version importsCheck doCheck checkCommand;
+        inherit (attrs.artifact) kind;
+        file = attrs.artifact.name;
+        src = "${src}";
+        interpreter = interpreter.executable;
+        pythonVersion = py;
+        runtimePaths = map (n: "${member n}") runtime;
+        buildPaths =
+          if !isSdist then [ ]
+          else if builtins.elem attrs.pname buildNames
+          then pkgError "is built from its sdist but is part of its own build closure (${toString buildNames}); lock a wheel for it"
+          else map (n: "${member n}") buildNames;
+        checkPaths = map (n: "${member n}") (lib.closureNames (edgesIn self) attrs.checkRequires);
+        patches = map (p: "${lib.toPath p}") attrs.patches;
+        inherit installerPath;
+      };
+      common = attrs.env // {
+        nixpkgsPythonConfig = builtins.toJSON config;
+        SOURCE_DATE_EPOCH = "315532800";
+      };
+      nixpkgsInput = x:
+        if builtins.isString x
+        then pkgs.${x} or (pkgError "needs nixpkgs attribute '${x}' (native-build-inputs), which this nixpkgs lacks")
+        else x;
+      drv =
+        if pkgs == null then
+          (if attrs.nativeBuildInputs ++ attrs.buildInputs != [ ]
+           then builtins.trace "nixpkgs-python: package '${attrs.pname}': native inputs ${toString attrs.nativeBuildInputs} ${toString attrs.buildInputs} ignored (standalone interpreter; the machine's tools are used)"
+           else (x: x))
+          (derivation (common // {
+            inherit name system;
+            builder = interpreter.executable;
+            args = [ "-S" ./builder.py "package" ];
+            # standalone builds use the machine's compilers and tools (impure, sandbox off)
+            PATH = "/usr/local/bin:/usr/bin:/bin";
+          }))
+        else
+          pkgs.stdenv.mkDerivation (common // {
+            inherit name;
+            inherit (attrs) pname version;
+            dontUnpack = true;
+            dontConfigure = true;
+            dontBuild = true;
+            nativeBuildInputs =
+              (if !isSdist && wheelTagsLinux attrs.artifact.name && (pkgs.stdenv.isLinux or false)
+               then [ pkgs.autoPatchelfHook ] else [ ])
+              ++ map nixpkgsInput attrs.nativeBuildInputs;
+            buildInputs = [ interpreter.drv ] ++ map nixpkgsInput attrs.buildInputs;
+            installPhase = ''
+              runHook preInstall
+              ${interpreter.executable} -S ${./builder.py} package
+              runHook postInstall
+            '';
+          });
+    in
+    drv // {
+      inherit (attrs) pname version;
+      pythonAttrs = attrs;
+      pythonVersion = py;
+      pythonDeps = map member (acyclicDeps self attrs);
+      overridePythonAttrs = f:
+        mkPackage ctx self (attrs // (if builtins.isFunction f then f attrs else f));
+      meta = (drv.meta or { }) // {
+        description = "${attrs.pname} ${attrs.version} for Python ${py} (${attrs.artifact.name})";
+      };
+    };
+}

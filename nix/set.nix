@@ -1,0 +1,61 @@
+# A set: every package of one lock for one system, an environment with all of them,
+# withPackages, and meta.
+let
+  lib = import ./lib.nix;
+  lockLib = import ./lock.nix;
+  interpreterLib = import ./interpreter.nix;
+  overridesLib = import ./overrides.nix;
+  packageLib = import ./package.nix;
+  envLib = import ./env.nix;
+in
+{
+  mkSet =
+    { lockFile
+    , pkgs ? null                     # nixpkgs, or null for a standalone interpreter
+    , interpreters ? { }              # standalone: { "3.12" = "/abs/python3.12"; }
+    , system ? (if pkgs != null then pkgs.stdenv.hostPlatform.system or pkgs.system else builtins.currentSystem)
+    , overridesDir ? null             # the shared overrides library (data + default.nix)
+    , overlays ? [ ]                  # further overlays, in order (set's, then the user's)
+    }:
+    let
+      lock = lockLib.read lockFile;
+      tool = lockLib.tool lock;
+      version = lockLib.pythonVersion lock;
+      interpreter =
+        if pkgs != null then interpreterLib.fromNixpkgs pkgs version
+        else interpreterLib.standalone interpreters version;
+      specs = lockLib.packagesFor system lock;
+      data = if overridesDir == null then { } else overridesLib.loadData overridesDir;
+      frontend = lockLib.buildFrontend lock;
+      ctx = { inherit pkgs interpreter system; };
+      attrsOf = spec:
+        overridesLib.applyEntries overridesDir
+          (overridesLib.matching data spec.name spec.version)
+          (packageLib.defaultAttrs frontend spec);
+      base = self: builtins.mapAttrs (_: spec: packageLib.mkPackage ctx self (attrsOf spec)) specs;
+      allOverlays = (if overridesDir == null then [ ] else [ (overridesLib.nixOverlay overridesDir) ]) ++ overlays;
+      packages = overridesLib.compose allOverlays base;
+      setName = tool.set or "set";
+      withPackages = select:
+        envLib.mkEnv {
+          inherit interpreter system;
+          name = setName;
+          packages = envLib.closure packages (select packages);
+        };
+    in
+    {
+      inherit packages withPackages;
+      python = withPackages builtins.attrValues;
+      pythonVersion = version;
+      inherit interpreter;
+      meta = {
+        description = tool.description or "nixpkgs-python set '${setName}' for Python ${version}";
+        maintainers = tool.maintainers or [ ];
+        set = setName;
+        python = version;
+        interpreterSource = interpreter.source;
+        roots = tool.roots or [ ];
+        provenance = builtins.removeAttrs tool [ "description" "maintainers" ];
+      };
+    };
+}

@@ -1,0 +1,42 @@
+# Discovering sets: every `<setsDir>/<name>/pylock.py3XY.toml`.
+let
+  lib = import ./lib.nix;
+  setLib = import ./set.nix;
+in
+rec {
+  # { <name> = [ "3.12" "3.13" ]; } (sorted), for set directories with at least one lock.
+  discover = setsDir:
+    let
+      dir = lib.toPath setsDir;
+      entries = if builtins.pathExists dir then builtins.readDir dir else { };
+      dirs = builtins.attrNames (lib.filterAttrs (_: t: t == "directory") entries);
+      versionsIn = name:
+        let
+          files = builtins.attrNames (builtins.readDir (dir + "/${name}"));
+          minors = builtins.concatMap
+            (f: let m = builtins.match "pylock\\.py3([0-9]+)\\.toml" f; in if m == null then [ ] else [ (builtins.fromJSON (builtins.head m)) ])
+            files;
+        in
+        map (m: "3.${toString m}") (builtins.sort builtins.lessThan minors);
+      found = map (name: { inherit name; value = versionsIn name; }) dirs;
+    in
+    builtins.listToAttrs (builtins.filter (x: x.value != [ ]) found);
+
+  # Every set for every locked Python: `<name>` is the newest Python, with `py3XY` attributes.
+  all = { setsDir, overridesDir, pkgs, interpreters, overrides }:
+    builtins.mapAttrs
+      (name: versions:
+        let
+          dir = lib.toPath setsDir + "/${name}";
+          setOverlay = dir + "/overrides.nix";
+          bySet = version: setLib.mkSet {
+            lockFile = dir + "/pylock.py${lib.versionTag version}.toml";
+            inherit pkgs interpreters overridesDir;
+            overlays = (if builtins.pathExists setOverlay then [ (import setOverlay) ] else [ ]) ++ [ overrides ];
+          };
+          perVersion = builtins.listToAttrs (map (v: { name = "py${lib.versionTag v}"; value = bySet v; }) versions);
+          newest = builtins.elemAt versions (builtins.length versions - 1);
+        in
+        perVersion.${"py${lib.versionTag newest}"} // perVersion)
+      (discover setsDir);
+}

@@ -1,0 +1,241 @@
+"""Real Nix for tests: builds sets from locks the tests write, with real ``nix-build``.
+
+Builds use the machine's /nix/store (a chroot store cannot build without a sandbox) with
+``--option substituters ''``; every test input is fetched from the loopback index, so
+nothing reaches the network.
+
+- :func:`repack_installed`: a wheel of an installed distribution, re-packed from its RECORD.
+  The Nix library needs real wheels of its build frontend (installer, build, pyproject-hooks,
+  packaging); the test venv already has them installed, so they are re-packed offline.
+- :func:`write_lock`: a lock in the README format from a few :class:`LockEntry` values.
+- Fixtures: ``interpreters`` (the standalone Pythons, from :mod:`bot.interpreters`),
+  ``frontend_wheels``, ``nix_repo`` (a repository layout in tmp whose ``default.nix`` is the
+  real one) and ``nix_build`` (runs nix-build of ``default.nix`` against it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import json
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from bot.interpreters import detect
+from bot.nix import run_nix
+
+ROOT = Path(__file__).resolve().parents[2]
+WITH_FAKE_NIXPKGS = ROOT / "tests" / "nix" / "with-fake-nixpkgs.nix"
+SYSTEMS = ("aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux")
+FRONTEND = ("installer", "build", "pyproject_hooks", "packaging")
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def repack_installed(dist_name: str, dest: Path) -> Path:
+    """A ``py3-none-any`` wheel of the installed distribution ``dist_name``, from its RECORD."""
+    dist = importlib.metadata.distribution(dist_name)
+    files = [f for f in dist.files or []
+             if not str(f).startswith("..") and "__pycache__" not in str(f)
+             and not str(f).endswith((".pyc", "/RECORD", "/INSTALLER", "/REQUESTED",
+                                      "/direct_url.json"))]
+    name = dist.metadata["Name"].replace("-", "_").lower()
+    version = dist.version
+    info = f"{name}-{version}.dist-info"
+    members: dict[str, bytes] = {}
+    for f in files:
+        path = str(f)
+        if ".dist-info/" in path:
+            path = f"{info}/{path.split('/', 1)[1]}"
+        members[path] = Path(str(f.locate())).read_bytes()
+    members[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: nixpkgs-python-tests\n"
+                                b"Root-Is-Purelib: true\nTag: py3-none-any\n")
+    record = "".join(
+        f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
+        f"{len(d)}\n"
+        for p, d in sorted(members.items())
+    ) + f"{info}/RECORD,,\n"
+    members[f"{info}/RECORD"] = record.encode()
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in sorted(members.items()):
+            zinfo = zipfile.ZipInfo(path, ZIP_EPOCH)
+            zinfo.external_attr = 0o644 << 16
+            zf.writestr(zinfo, data, compress_type=zipfile.ZIP_DEFLATED)
+    return wheel
+
+
+@dataclass
+class LockEntry:
+    """One package of a test lock; ``file`` is served at ``<base_url><file name>``."""
+
+    name: str
+    version: str
+    file: Path
+    dependencies: Sequence[str] = ()
+    build_requires: Sequence[str] = ()
+    systems: Sequence[str] = SYSTEMS
+    sha256: str | None = None  #: default: the file's real hash
+
+
+def _dist_name_version(path: Path) -> tuple[str, str]:
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename  # noqa: PLC0415
+
+    if path.name.endswith(".whl"):
+        name, version, _, _ = parse_wheel_filename(path.name)
+    else:
+        name, version = parse_sdist_filename(path.name)
+    return str(name), str(version)
+
+
+def entry(file: Path, *deps: str, build_requires: Sequence[str] = (), **kw: object) -> LockEntry:
+    """A :class:`LockEntry` whose name and version come from the file name."""
+    name, version = _dist_name_version(file)
+    return LockEntry(name, version, file, deps, build_requires, **kw)  # type: ignore[arg-type]
+
+
+def lock_document(
+    entries: Iterable[LockEntry],
+    *,
+    base_url: str,
+    set_name: str = "test",
+    python: str = "3.12",
+    roots: Sequence[str] = (),
+    frontend: Sequence[str] = ("build", "installer"),
+    extra_tool: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The README lock format (abridged to what the Nix library reads, plus provenance)."""
+    packages = []
+    for e in sorted(entries, key=lambda e: e.name):
+        digest = e.sha256 or hashlib.sha256(e.file.read_bytes()).hexdigest()
+        record = {"name": e.file.name, "url": base_url + e.file.name,
+                  "size": e.file.stat().st_size, "hashes": {"sha256": digest}}
+        pkg: dict[str, object] = {"name": e.name, "version": e.version}
+        if e.dependencies:
+            pkg["dependencies"] = [{"name": d} for d in e.dependencies]
+        if e.file.name.endswith(".whl"):
+            pkg["wheels"] = [record]
+        else:
+            pkg["sdist"] = record
+        tool: dict[str, object] = {"artifacts": {s: e.file.name for s in e.systems}}
+        if e.build_requires:
+            tool["build-requires"] = list(e.build_requires)
+        pkg["tool"] = {"nixpkgs-python": tool}
+        packages.append(pkg)
+    return {
+        "lock-version": "1.0",
+        "created-by": "nixpkgs-python",
+        "requires-python": f"=={python}.*",
+        "packages": packages,
+        "tool": {"nixpkgs-python": {
+            "set": set_name, "python": python, "systems": list(SYSTEMS),
+            "roots": list(roots), "build-frontend": list(frontend),
+            "exclude-newer": "2026-01-01T00:00:00Z", "indexes": [base_url],
+            "bot-version": "0.1.0", "inputs-hash": "sha256:test", **(extra_tool or {}),
+        }},
+    }
+
+
+def write_lock(path: Path, entries: Iterable[LockEntry], **kw: object) -> Path:
+    """Write :func:`lock_document` to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(lock_document(entries, **kw)))  # type: ignore[arg-type]
+    return path
+
+
+@dataclass
+class NixRepo:
+    """A repository layout in tmp: ``sets/``, ``overrides/``, ``nix/local.json``, symlinks
+    to the real ``default.nix``, ``nix/`` and ``overlay.nix``."""
+
+    root: Path
+    interpreters: dict[str, str]
+    built: list[str] = field(default_factory=list)
+
+    @property
+    def sets(self) -> Path:
+        return self.root / "sets"
+
+    @property
+    def overrides(self) -> Path:
+        return self.root / "overrides"
+
+    @property
+    def interpreters_file(self) -> Path:
+        return self.root / "interpreters.json"
+
+    def args(self, *, fake_nixpkgs: bool = False) -> list[str]:
+        """nix-build/nix-instantiate arguments: the entry file and what points it here."""
+        entry = WITH_FAKE_NIXPKGS if fake_nixpkgs else self.root / "default.nix"
+        argv = [str(entry), "--argstr", "setsDir", str(self.sets),
+                "--argstr", "overridesDir", str(self.overrides),
+                "--argstr", "interpretersFile", str(self.interpreters_file)]
+        if not fake_nixpkgs:
+            argv += ["--arg", "pkgs", "null"]
+        return argv
+
+
+@pytest.fixture(scope="session")
+def interpreters() -> dict[str, str]:
+    """The standalone interpreters of this machine; skips when there is no Python 3.12."""
+    found = detect(("3.12", "3.13"))
+    if "3.12" not in found:
+        pytest.skip("no standalone Python 3.12 (pyenv or PATH)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def frontend_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Wheels of the build frontend, re-packed from the test environment."""
+    dest = tmp_path_factory.mktemp("frontend-wheels")
+    return {name: repack_installed(name, dest) for name in FRONTEND}
+
+
+def frontend_entries(wheels: Mapping[str, Path]) -> list[LockEntry]:
+    """Lock entries for the frontend wheels (build -> packaging, pyproject-hooks)."""
+    return [
+        entry(wheels["installer"]),
+        entry(wheels["packaging"]),
+        entry(wheels["pyproject_hooks"]),
+        entry(wheels["build"], "packaging", "pyproject-hooks"),
+    ]
+
+
+@pytest.fixture
+def nix_repo(tmp_path: Path, interpreters: dict[str, str]) -> NixRepo:
+    """An empty repository layout using the real Nix library."""
+    root = tmp_path / "repo"
+    (root / "sets").mkdir(parents=True)
+    (root / "overrides" / "packages").mkdir(parents=True)
+    for name in ("default.nix", "overlay.nix", "nix"):
+        (root / name).symlink_to(ROOT / name)
+    repo = NixRepo(root, interpreters)
+    repo.interpreters_file.write_text(json.dumps({"interpreters": interpreters}))
+    return repo
+
+
+def nix_build_cmd(repo: NixRepo, attr: str, *, out_link: Path | None = None,
+                  fake_nixpkgs: bool = False, check: bool = True):  # type: ignore[no-untyped-def]
+    """Run nix-build of the repo's default.nix; the CompletedProcess."""
+    argv = [*repo.args(fake_nixpkgs=fake_nixpkgs), "-A", attr]
+    argv += ["--out-link", str(out_link)] if out_link else ["--no-out-link"]
+    return run_nix("nix-build", argv, check=check, timeout=900)
+
+
+@pytest.fixture
+def nix_build(nix_repo: NixRepo) -> Callable[..., Path]:
+    """``nix_build(attr, fake_nixpkgs=False) -> store path`` (raises NixError on failure)."""
+
+    def build(attr: str, *, fake_nixpkgs: bool = False) -> Path:
+        proc = nix_build_cmd(nix_repo, attr, fake_nixpkgs=fake_nixpkgs)
+        out = Path(proc.stdout.strip().splitlines()[-1])
+        nix_repo.built.append(str(out))
+        return out
+
+    return build
