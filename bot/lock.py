@@ -60,9 +60,9 @@ class LockInfo:
 
 
 def _file_entry(f: DistFile) -> dict[str, Any]:
+    # no size: not every index page states it (PEP 503 HTML does not), and a lock must not
+    # depend on which page format an index happened to answer with
     entry: dict[str, Any] = {"name": f.filename, "url": f.url}
-    if f.size is not None:
-        entry["size"] = f.size
     entry["hashes"] = {"sha256": f.sha256}
     return entry
 

@@ -11,6 +11,7 @@ set's locks then contain everything needed to build it without the network.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -161,6 +162,8 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
                     (req.specifier, where)
                 )
         self.warmed: set[NormalizedName] = set()
+        self.usable: dict[NormalizedName, dict[Version, list[DistFile]]] = {}
+        self.lock = threading.Lock()
         #: per project: why versions were rejected (for conflict explanations)
         self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
 
@@ -189,7 +192,7 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Callable[[], Iterator[Candidate]] | list[Candidate]:
         reqs = list(requirements[identifier])
         if not reqs:
             return []
@@ -214,37 +217,41 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
                 where=exc.where,
                 hint=exc.hint or "check the package name, or the index with --index-url",
             ) from None
-        out: list[Candidate] = []
         prerelease_ok = any(s.prereleases for s in specs)
         versions = sorted(by_version, reverse=True)
         if not prerelease_ok and all(v.is_prerelease for v in versions):
             prerelease_ok = True  # pip's rule: prereleases when nothing else exists
-        for version in versions:
-            if version in bad:
-                continue
-            if version.is_prerelease and not prerelease_ok:
-                continue
-            if not all(s.contains(version, prereleases=True) for s in specs):
-                continue
-            files = by_version[version]
-            if all(f.yanked is not None for f in files):
-                if version not in pinned:
-                    self._reject(name, version, "yanked (pin it with == to use it)")
+
+        def candidates() -> Iterator[Candidate]:
+            # lazy: resolvelib usually needs only the first few of hundreds of versions
+            first = True
+            for version in versions:
+                if version in bad or (version.is_prerelease and not prerelease_ok):
                     continue
-            else:
-                files = [f for f in files if f.yanked is None]
-            missing = [
-                t.system
-                for t in sorted(targets)
-                if choose_artifact(files, t, self.request.prefer) is None
-            ]
-            if missing:
-                self._reject(name, version, f"no wheel or sdist usable on {', '.join(missing)}")
-                continue
-            out.append(Candidate(name, version, extras, tuple(files), targets))
-        if out:
-            self._warm_metadata(out[0])
-        return out
+                if not all(s.contains(version, prereleases=True) for s in specs):
+                    continue
+                files = by_version[version]
+                if all(f.yanked is not None for f in files):
+                    if version not in pinned:
+                        self._reject(name, version, "yanked (pin it with == to use it)")
+                        continue
+                else:
+                    files = [f for f in files if f.yanked is None]
+                missing = [
+                    t.system
+                    for t in sorted(targets)
+                    if choose_artifact(files, t, self.request.prefer) is None
+                ]
+                if missing:
+                    self._reject(name, version, f"no wheel or sdist usable on {', '.join(missing)}")
+                    continue
+                candidate = Candidate(name, version, extras, tuple(files), targets)
+                if first:
+                    self._warm_metadata(candidate)
+                    first = False
+                yield candidate
+
+        return candidates
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if candidate.name == PYTHON:
@@ -255,6 +262,8 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         )
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON:
+            return []
         meta = self.metadata(candidate)
         deps: list[Req] = []
         if candidate.extras:
@@ -286,10 +295,15 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         return []
 
     def _reject(self, name: NormalizedName, version: Version, why: str) -> None:
-        self.rejections.setdefault(name, {}).setdefault(why, []).append(str(version))
+        with self.lock:
+            self.rejections.setdefault(name, {}).setdefault(why, []).append(str(version))
 
     def _usable(self, name: NormalizedName) -> dict[Version, list[DistFile]]:
-        """Files grouped by version, after exclude-newer and requires-python."""
+        """Files grouped by version, after exclude-newer and requires-python (memoized)."""
+        with self.lock:
+            known = self.usable.get(name)
+        if known is not None:
+            return known
         by_version: dict[Version, list[DistFile]] = {}
         cutoff = self.request.exclude_newer
         python = self.request.targets[0]
@@ -301,6 +315,8 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
                 self._reject(name, f.version, f"requires Python {f.requires_python}")
                 continue
             by_version.setdefault(f.version, []).append(f)
+        with self.lock:
+            self.usable[name] = by_version
         return by_version
 
     def metadata_file(self, candidate: Candidate) -> DistFile:
@@ -319,8 +335,9 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
 
     def warm(self, names: list[NormalizedName]) -> None:
         """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
-        new = [n for n in dict.fromkeys(names) if n not in self.warmed]
-        self.warmed.update(new)
+        with self.lock:
+            new = [n for n in dict.fromkeys(names) if n not in self.warmed and n != PYTHON]
+            self.warmed.update(new)
         if not new:
             return
         self.index.prefetch(new)
@@ -328,14 +345,22 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
             self.pool.submit(self._warm_one, name)
 
     def _warm_one(self, name: NormalizedName) -> None:
+        """Speculatively walk ahead: page, newest version's metadata, then its dependencies.
+
+        The resolver is sequential; this crawl keeps the connection pool busy with what it
+        will most likely ask next, so the dependency depth costs one round trip, not many.
+        """
         try:
             by_version = self._usable(name)
             for version in sorted(by_version, reverse=True):
-                if not version.is_prerelease:
-                    files = by_version[version]
-                    cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
-                    self.index.metadata(self.metadata_file(cand))
-                    return
+                if version.is_prerelease:
+                    continue
+                files = by_version[version]
+                cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
+                meta = self.index.metadata(self.metadata_file(cand))
+                targets = frozenset(self.request.targets)
+                self.warm([d.name for d in dependency_reqs(meta, frozenset(), targets, "")])
+                return
         except BotError:
             return  # the resolver meets the same error and reports it properly
 

@@ -87,12 +87,17 @@ class Target:
         """Whether a distribution's Requires-Python admits this Python minor version."""
         if requires_python is None:
             return True
-        return requires_python.contains(Version(self.python_full_version), prereleases=True)
+        return _allows(str(requires_python), self.python_full_version)
 
     @functools.cached_property
     def tag_priority(self) -> dict[tags.Tag, int]:
         """Accepted wheel tags mapped to their priority (0 = most specific)."""
         return {tag: i for i, tag in enumerate(_tags_for(self.python, self.system))}
+
+
+@functools.cache
+def _allows(requires_python: str, version: str) -> bool:
+    return SpecifierSet(requires_python).contains(Version(version), prereleases=True)
 
 
 @functools.cache

@@ -1,0 +1,220 @@
+"""``nixpkgs-python lock``: resolve each set for each of its Python versions and write locks."""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from bot import lock as lockfile
+from bot.errors import BotError
+from bot.index.client import IndexClient, IndexRoute
+from bot.resolve import Request, resolve
+from bot.sets import DEFAULT_INDEX, PackageSet, load_sets
+from bot.targets import targets_for
+
+log = logging.getLogger(__name__)
+
+Status = Literal["created", "updated", "unchanged", "would-change", "failed"]
+
+
+@dataclass
+class LockOptions:
+    """Parsed options of ``nixpkgs-python lock``."""
+
+    repo: Path
+    sets: Sequence[str] = ()
+    python: str | None = None
+    exclude_newer: datetime | None = None  #: None: the run's start (or the lock's, with check)
+    index_url: str | None = None
+    cache_dir: Path | None = None
+    check: bool = False
+    offline: bool = False
+    concurrency: int = 16
+
+
+@dataclass
+class LockOutcome:
+    """What happened to one lock file."""
+
+    set: str
+    python: str
+    path: Path
+    status: Status
+    packages: int = 0
+    changes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "set": self.set,
+            "python": self.python,
+            "path": str(self.path),
+            "status": self.status,
+            "packages": self.packages,
+            "changes": [{"name": n, "old": o, "new": v} for n, o, v in self.changes],
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def index_routes(pset: PackageSet, index_url: str | None) -> list[IndexRoute]:
+    """The default index (``--index-url`` or PyPI) plus the set's extra indexes."""
+    routes = [IndexRoute(index_url or DEFAULT_INDEX, None)]
+    routes += [IndexRoute(i.url, i.packages) for i in pset.indexes]
+    return routes
+
+
+def build_request(
+    pset: PackageSet,
+    python: str,
+    exclude_newer: datetime | None,
+    extra: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None,
+) -> Request:
+    """The resolver request for one set and Python version."""
+
+    def extra_build(name: NormalizedName, version: Version) -> list[Requirement]:
+        out = [loc.value for loc in pset.build_requirements.get(name, ())]
+        if extra is not None:
+            out += extra(name, version)
+        return out
+
+    return Request(
+        requirements=[(r.value, r.where) for r in pset.requirements],
+        constraints=[(c.value, c.where) for c in pset.constraints],
+        targets=targets_for(python),
+        prefer="sdist" if pset.prefer == "sdist" else "wheel",
+        exclude_newer=exclude_newer,
+        extra_build_requires=extra_build,
+    )
+
+
+def _read_existing(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
+def changes(
+    old: dict[str, Any] | None, new: dict[str, Any]
+) -> list[tuple[str, str | None, str | None]]:
+    """(name, old version, new version) for every package that differs."""
+    before = lockfile.lock_packages(old or {})
+    after = lockfile.lock_packages(new)
+    return [
+        (n, before.get(n), after.get(n))
+        for n in sorted(set(before) | set(after))
+        if before.get(n) != after.get(n)
+    ]
+
+
+def lock_one(
+    pset: PackageSet,
+    python: str,
+    client: IndexClient,
+    opts: LockOptions,
+    started: datetime,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> LockOutcome:
+    """Resolve and (unless checking) write one lock; never leaves a partial file."""
+    path = pset.lock_path(python)
+    old = _read_existing(path)
+    exclude_newer = opts.exclude_newer
+    if exclude_newer is None:
+        recorded = lockfile.provenance(old or {}).get("exclude-newer")
+        exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
+    t0 = time.monotonic()
+    request = build_request(pset, python, exclude_newer)
+    resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)
+    routes = index_routes(pset, opts.index_url)
+    info = lockfile.LockInfo(
+        set_name=pset.name,
+        python=python,
+        exclude_newer=exclude_newer,
+        indexes=[r.url for r in routes],
+        inputs_hash=pset.inputs_hash(python),
+    )
+    document = lockfile.build_lock(resolution, info, request.targets)
+    text = lockfile.dumps(document)
+    lockfile.validate(tomllib.loads(text), str(path))
+    new = tomllib.loads(text)
+    diff = changes(old, new)
+    if old is not None and lockfile.same_content(old, new):
+        status: Status = "unchanged"
+    elif opts.check:
+        status = "would-change"
+    else:
+        lockfile.write_atomic(path, text)
+        status = "created" if old is None else "updated"
+    return LockOutcome(
+        pset.name,
+        python,
+        path,
+        status,
+        len(document["packages"]),
+        diff,
+        seconds=time.monotonic() - t0,
+    )
+
+
+def lock_sets(
+    opts: LockOptions, *, progress: Callable[[str], None] | None = None
+) -> list[LockOutcome]:
+    """Lock every requested set and Python version; one failure never stops the others.
+
+    Bad set names or definitions raise before anything is resolved, so nothing is written.
+    """
+    started = datetime.now(UTC).replace(microsecond=0)
+    psets = load_sets(opts.repo, list(opts.sets))
+    outcomes: list[LockOutcome] = []
+    clients: dict[tuple[IndexRoute, ...], IndexClient] = {}
+    try:
+        for pset in psets:
+            pythons = [opts.python] if opts.python else list(pset.python)
+            for python in pythons:
+                if python not in pset.python:
+                    raise BotError(
+                        f"set {pset.name!r} is not defined for Python {python}",
+                        where=str(pset.path / "set.yaml"),
+                        hint=f"it lists {', '.join(pset.python)}",
+                    )
+            key = tuple(index_routes(pset, opts.index_url))
+            if key not in clients:
+                clients[key] = IndexClient(
+                    key,
+                    cache_dir=opts.cache_dir,
+                    offline=opts.offline,
+                    concurrency=opts.concurrency,
+                )
+            for python in pythons:
+                if progress:
+                    progress(f"{pset.name} (Python {python})")
+                try:
+                    outcomes.append(
+                        lock_one(pset, python, clients[key], opts, started, progress=progress)
+                    )
+                except BotError as exc:
+                    outcomes.append(
+                        LockOutcome(
+                            pset.name, python, pset.lock_path(python), "failed", error=str(exc)
+                        )
+                    )
+    finally:
+        for client in clients.values():
+            client.close()
+    return outcomes
