@@ -53,6 +53,10 @@ class IndexClient:
     Projects routed to an index (``IndexRoute.packages``) are looked up only there; every
     other project on all the unrestricted routes, merged (the first route listing a filename
     wins).  Use as a context manager: it owns one HTTP client and one thread pool.
+
+    ``cache_dir`` defaults to ``$XDG_CACHE_HOME/nixpkgs-python``; ``offline`` serves
+    everything from it; ``uv`` is the installer for PEP 517 build environments (None: find
+    uv, else pip; "": always pip); ``backoff`` is the first retry delay in seconds.
     """
 
     def __init__(

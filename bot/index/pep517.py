@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from build.env import DefaultIsolatedEnv
 from pyproject_hooks import BuildBackendHookCaller, HookMissing
@@ -30,6 +31,7 @@ from bot.proc import run
 
 log = logging.getLogger(__name__)
 
+_INDEX_WORDS = ("INDEX", "FIND_LINKS", "CONFIG", "TRUSTED_HOST", "PREFER_BINARY")
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
 BUILD_TIMEOUT = 900.0
 
@@ -43,14 +45,16 @@ def find_uv() -> str | None:
 
 
 def _without_installer_config() -> list[str]:
-    """An ``env -u ...`` prefix dropping every variable that could point an installer (or a
-    legacy backend fetching setup_requires) at another index or find-links directory."""
+    """An ``env`` prefix that drops every setting that could point an installer (or a legacy
+    backend fetching setup_requires) at another index or find-links directory, and stops
+    pip from reading configuration files.  TLS settings (PIP_CERT, SSL_CERT_FILE) stay."""
     drop = sorted(
-        k for k in os.environ if k.startswith(("PIP_", "UV_")) or k in ("PYTHONPATH", "VIRTUAL_ENV")
+        k
+        for k in os.environ
+        if (k.startswith(("PIP_", "UV_")) and any(w in k for w in _INDEX_WORDS))
+        or k in ("PYTHONPATH", "VIRTUAL_ENV")
     )
-    if not drop:
-        return []
-    return ["env", *(arg for k in drop for arg in ("-u", k))]
+    return ["env", *(arg for k in drop for arg in ("-u", k)), f"PIP_CONFIG_FILE={os.devnull}"]
 
 
 def install_command(
@@ -61,6 +65,12 @@ def install_command(
     indexes = ["--index-url", first]
     for url in rest:
         indexes += ["--extra-index-url", url]
+    if not uv:
+        # pip ignores plain-http indexes unless told to trust them; these are configured ones
+        for host in dict.fromkeys(
+            urlsplit(u).hostname for u in index_urls if u.startswith("http:")
+        ):
+            indexes += ["--trusted-host", str(host)]
     if uv:
         return [
             *_without_installer_config(),
@@ -148,8 +158,12 @@ class _Env:
 def pep517_metadata(
     data: bytes, file: DistFile, index_urls: Sequence[str], *, uv: str | None = None
 ) -> bytes:
-    """METADATA of the sdist ``data`` from its PEP 517 backend, in an isolated environment."""
-    uv = uv if uv is not None else find_uv()
+    """METADATA of the sdist ``data`` from its PEP 517 backend, in an isolated environment.
+
+    ``uv``: the uv executable to install build requirements with; None finds it, "" means
+    use pip.
+    """
+    uv = find_uv() if uv is None else (uv or None)
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)
         try:

@@ -275,7 +275,7 @@ class IndexServer:
         self.port = self._httpd.server_address[1]
         self.root_url = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.root_url}/simple/"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def publish(
