@@ -137,6 +137,13 @@ def sets_command(obj: Context, as_json: bool) -> None:
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock would change.")
 @click.option("--offline", is_flag=True, help="Use only the metadata cache; no network.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=4,
+    show_default=True,
+    help="Retries of a failed request (with backoff) before giving up.",
+)
 @json_option
 @pass_ctx
 def lock_command(
@@ -148,6 +155,7 @@ def lock_command(
     cache_dir: Path | None,
     check: bool,
     offline: bool,
+    retries: int,
     as_json: bool,
 ) -> None:
     """Resolve sets against the index and write their PEP 751 locks."""
@@ -162,6 +170,7 @@ def lock_command(
         cache_dir=cache_dir,
         check=check,
         offline=offline,
+        retries=retries,
     )
     with obj.progress("locking", enabled=not as_json) as progress:
         outcomes = lock_sets(opts, progress=progress)

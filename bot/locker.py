@@ -40,6 +40,7 @@ class LockOptions:
     check: bool = False
     offline: bool = False
     concurrency: int = 16
+    retries: int = 4
 
 
 @dataclass
@@ -200,6 +201,7 @@ def lock_sets(
                     cache_dir=opts.cache_dir,
                     offline=opts.offline,
                     concurrency=opts.concurrency,
+                    retries=opts.retries,
                 )
             for python in pythons:
                 if progress:

@@ -206,7 +206,7 @@ def test_network_failure_names_the_url(
 ) -> None:
     repo = make_repo(tmp_path, ["demo-app"])
     demo_index.fail("/simple/demo-app/", 503, times=100)
-    assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 2
+    assert lock(repo, demo_index, "--exclude-newer", CUTOFF, "--retries", "1") == 2
     err = capsys.readouterr().err
     assert f"{demo_index.url}demo-app/" in err
     assert "Traceback" not in err
