@@ -95,3 +95,132 @@ def eval_json(
         argv += ["--argstr", key, value]
     proc = run_nix("nix-instantiate", argv, env=env, what="nix-instantiate --eval")
     return json.loads(proc.stdout)
+
+
+# --- store paths, signing and copying (used by bot.cache) ---------------------------------
+
+
+def path_info(
+    paths: Sequence[str],
+    *,
+    store: str | None = None,
+    recursive: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 600,
+    error: type[NixError] = NixError,
+) -> list[dict[str, Any]]:
+    """``nix path-info --json`` of ``paths`` in ``store`` (the local store when ``None``).
+
+    Paths the store does not have come back as ``{"path": ..., "valid": false}``.
+    """
+    if not paths:
+        return []
+    argv: list[str] = ["path-info", "--json"]
+    if store is not None:
+        argv += ["--store", store]
+    if recursive:
+        argv.append("--recursive")
+    proc = run_nix(
+        "nix",
+        [*argv, *paths],
+        env=env,
+        timeout=timeout,
+        error=error,
+        what=f"nix path-info --store {store or 'local'}",
+    )
+    infos: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    return infos
+
+
+def store_sign(
+    paths: Sequence[str],
+    *,
+    key_file: Path,
+    store: str | None = None,
+    recursive: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 600,
+    error: type[NixError] = NixError,
+) -> None:
+    """``nix store sign --key-file`` ``paths`` (the key is read from a file, never argv)."""
+    if not paths:
+        return
+    argv: list[str] = ["store", "sign", "--key-file", os.fspath(key_file)]
+    if store is not None:
+        argv += ["--store", store]
+    if recursive:
+        argv.append("--recursive")
+    run_nix("nix", [*argv, *paths], env=env, timeout=timeout, error=error, what="nix store sign")
+
+
+def copy_paths(
+    paths: Sequence[str],
+    *,
+    to: str | None = None,
+    from_: str | None = None,
+    recursive: bool = True,
+    options: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 3600,
+    check: bool = True,
+    error: type[NixError] = NixError,
+) -> subprocess.CompletedProcess[str]:
+    """``nix copy [--from URI] [--to URI] paths`` (their closures unless ``recursive=False``)."""
+    argv: list[str] = ["copy"]
+    if from_ is not None:
+        argv += ["--from", from_]
+    if to is not None:
+        argv += ["--to", to]
+    if not recursive:
+        argv.append("--no-recursive")
+    return run_nix(
+        "nix",
+        [*argv, *paths],
+        options=options,
+        env=env,
+        timeout=timeout,
+        check=check,
+        error=error,
+        what="nix copy",
+    )
+
+
+def store_verify(
+    paths: Sequence[str],
+    *,
+    store: str,
+    trusted_public_keys: str,
+    contents: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 3600,
+) -> subprocess.CompletedProcess[str]:
+    """``nix store verify`` ``paths`` in ``store`` trusting only ``trusted_public_keys``.
+
+    Never raises on a verification failure: the caller parses stderr (``path 'X' is
+    untrusted`` / ``path 'X' was modified! ...``) and the exit code.
+    """
+    argv: list[str] = ["store", "verify", "--store", store]
+    if not contents:
+        argv.append("--no-contents")
+    return run_nix(
+        "nix",
+        [*argv, *paths],
+        env=env,
+        timeout=timeout,
+        check=False,
+        what="nix store verify",
+        options={"trusted-public-keys": trusted_public_keys, "secret-key-files": ""},
+    )
+
+
+def generate_binary_cache_key(
+    name: str, secret_key: Path, public_key: Path, *, error: type[NixError] = NixError
+) -> None:
+    """``nix-store --generate-binary-cache-key name secret public``."""
+    run_nix(
+        "nix-store",
+        ["--generate-binary-cache-key", name, secret_key, public_key],
+        timeout=60,
+        error=error,
+        what="nix-store --generate-binary-cache-key",
+    )

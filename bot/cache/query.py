@@ -1,0 +1,127 @@
+"""What a store has: closures, and which paths a cache already holds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import nix
+from bot.cache.errors import CacheCommandError, CacheNixError, command_failed
+from bot.cache.stores import CacheStore, parse_store, rsync_shell, ssh_options
+from bot.errors import CacheError
+from bot.proc import run
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "/nix/store/"
+NARINFO_SUFFIX = ".narinfo"
+
+
+def hash_part(path: str) -> str:
+    """The 32-character hash of a store path (the narinfo's file name stem)."""
+    return path.removeprefix(STORE_DIR).split("-", 1)[0]
+
+
+def store_paths(paths: Iterable[str]) -> list[str]:
+    """Normalise ``paths`` to store paths (``./result`` symlinks are resolved)."""
+    out: list[str] = []
+    for p in paths:
+        path = p if p.startswith(STORE_DIR) else os.path.realpath(p)
+        if not path.startswith(STORE_DIR) or len(hash_part(path)) != 32:
+            raise CacheError("not a Nix store path", where=p)
+        # /nix/store/xxx-name/bin/foo -> /nix/store/xxx-name
+        out.append(STORE_DIR + path.removeprefix(STORE_DIR).split("/", 1)[0])
+    return sorted(set(out))
+
+
+def local_closure(paths: Sequence[str], *, timeout: float | None = 600) -> list[str]:
+    """The closure of ``paths`` in the local store (all must be valid there)."""
+    infos = nix.path_info(paths, recursive=True, timeout=timeout, error=CacheNixError)
+    missing = sorted(i["path"] for i in infos if i.get("valid") is False)
+    if missing:
+        raise CacheError(
+            f"{len(missing)} path(s) are not in the local store",
+            where=missing[0],
+            hint="build them first",
+        )
+    return sorted(i["path"] for i in infos)
+
+
+def nix_path_infos(
+    store: str, paths: Sequence[str], *, env: Mapping[str, str], timeout: float | None = 600
+) -> dict[str, dict[str, Any]]:
+    """``nix path-info --json --store`` keyed by path; invalid paths have ``valid: False``."""
+    infos = nix.path_info(paths, store=store, env=env, timeout=timeout, error=CacheNixError)
+    return {i["path"]: i for i in infos}
+
+
+def fetch_files(
+    store: CacheStore,
+    names: Iterable[str],
+    dest: Path,
+    *,
+    env: Mapping[str, str],
+    timeout: float | None = 600,
+) -> set[str]:
+    """Copy the files ``names`` (relative, e.g. ``<hash>.narinfo``) that exist in the remote
+    cache directory of an rsync+ssh ``store`` into ``dest``; return the names found there.
+    A cache directory that does not exist yet holds nothing."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return set()
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", prefix="files-from-", suffix=".txt") as listing:
+        listing.write("\n".join(wanted) + "\n")
+        listing.flush()
+        argv = [
+            "rsync", "--archive", "--ignore-missing-args", "--files-from", listing.name,
+            "-e", rsync_shell(dict(env)), store.rsync_target, f"{dest}/",
+        ]  # fmt: skip
+        proc = run(argv, timeout=timeout, check=False, error=CacheCommandError, what="rsync")
+    if proc.returncode != 0:
+        if "change_dir" in proc.stderr and "No such file or directory" in proc.stderr:
+            return set()
+        raise command_failed(store.uri, proc)
+    return {n for n in wanted if (dest / n).exists()}
+
+
+def has_paths(
+    store: str,
+    paths: Sequence[str],
+    *,
+    ssh_config: Path | None = None,
+    timeout: float | None = 600,
+) -> set[str]:
+    """Which of ``paths`` (store paths) the cache ``store`` already has.
+
+    For nix-readable stores this asks nix (``nix path-info --store``); for an rsync+ssh cache
+    it checks which narinfo files exist in the remote directory.
+    """
+    cache = parse_store(store)
+    wanted = store_paths(paths)
+    with ssh_options(ssh_config) as env:
+        return _has_paths(cache, wanted, env=env, timeout=timeout)
+
+
+def _has_paths(
+    cache: CacheStore, paths: Sequence[str], *, env: Mapping[str, str], timeout: float | None
+) -> set[str]:
+    if not paths:
+        return set()
+    if cache.kind == "rsync":
+        tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-python-query-"))
+        try:
+            names = {hash_part(p) + NARINFO_SUFFIX: p for p in paths}
+            found = fetch_files(cache, names, tmp, env=env, timeout=timeout)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {names[n] for n in found}
+    if cache.kind == "file" and not Path(cache.path or "").is_dir():
+        return set()
+    infos = nix_path_infos(cache.nix_uri, paths, env=env, timeout=timeout)
+    return {p for p, info in infos.items() if info.get("valid", True) is not False}

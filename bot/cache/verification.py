@@ -1,0 +1,243 @@
+"""Verify a cache the way a consumer meets it: substitute into a fresh store that trusts one key."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bot import nix
+from bot.cache.errors import CacheNixError
+from bot.cache.keys import parse_key, public_key_text
+from bot.cache.query import NARINFO_SUFFIX, fetch_files, hash_part, nix_path_infos, store_paths
+from bot.cache.stores import CacheStore, parse_store, ssh_options
+from bot.proc import tail
+
+log = logging.getLogger(__name__)
+
+Reason = Literal[
+    "missing",  # the cache has no narinfo for the path
+    "unsigned",  # the narinfo carries no signature at all
+    "untrusted-key",  # signed, but by none of the trusted keys
+    "bad-signature",  # a signature by the trusted key's name that does not verify
+    "hash-mismatch",  # the NAR does not match the narinfo's NarHash
+    "dependency-failed",  # fine itself, but something in its closure failed
+    "error",  # substitution failed for a reason not classified above
+]
+
+_UNTRUSTED = re.compile(r"path '(/nix/store/[^']+)' is untrusted")
+_MODIFIED = re.compile(r"path '(/nix/store/[^']+)' was modified! (.*)")
+_STORE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-[^'\"\s]+")
+
+
+@dataclass(frozen=True)
+class PathFailure:
+    """One path that a consumer trusting only the given key could not substitute, and why."""
+
+    path: str
+    reason: Reason
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`verify` found."""
+
+    store: str
+    public_key: str
+    requested: tuple[str, ...]
+    checked: tuple[str, ...]
+    failures: tuple[PathFailure, ...]
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether every requested path (and its closure) substitutes."""
+        return not self.failures
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``--json``)."""
+        return {**asdict(self), "ok": self.ok}
+
+
+def verify(
+    paths: Sequence[str],
+    *,
+    from_: str,
+    public_key: str | Path,
+    ssh_config: Path | None = None,
+    timeout: float = 3600,
+) -> VerifyResult:
+    """Substitute ``paths`` from the cache ``from_`` into a fresh, empty store that requires
+    signatures and trusts only ``public_key`` (text ``name:base64`` or a ``.pub`` file).
+
+    Returns which paths failed and why (:data:`Reason`); never raises for a verification
+    failure, only when the cache cannot be read at all.  The temporary store is removed.
+    """
+    start = time.monotonic()
+    key = public_key_text(public_key)
+    key_name = parse_key(key, secret=False, where="public key")
+    cache = parse_store(from_)
+    requested = store_paths(paths)
+    workdir = Path(tempfile.mkdtemp(prefix="nixpkgs-python-verify-"))
+    try:
+        with ssh_options(ssh_config) as env:
+            source = cache.uri
+            if cache.kind == "rsync":
+                source = _mirror(cache, requested, workdir / "mirror", env, timeout)
+            infos = _closure_infos(source, requested, env, timeout)
+            failures = _metadata_failures(infos, key_name)
+            fresh = f"local?root={workdir / 'store'}"
+            options = {
+                "require-sigs": "true",
+                "trusted-public-keys": key,
+                "secret-key-files": "",
+            }
+            valid = [p for p in requested if p in infos and infos[p].get("valid") is not False]
+            proc = nix.copy_paths(
+                valid, from_=source, to=fresh, options=options, env=env, timeout=timeout,
+                check=False, error=CacheNixError,
+            )  # fmt: skip
+            substituted = proc.returncode == 0 and len(valid) == len(requested)
+            if substituted:
+                have = nix_path_infos(fresh, requested, env=env, timeout=timeout)
+                substituted = all(i.get("valid") is not False for i in have.values())
+            if not substituted or failures:
+                checkable = [p for p, i in infos.items() if i.get("valid") is not False]
+                checked = nix.store_verify(
+                    sorted(checkable), store=source, trusted_public_keys=key, env=env,
+                    timeout=timeout,
+                )  # fmt: skip
+                _content_failures(checked.stderr, failures)
+                if not failures:
+                    named = _STORE_PATH.findall(proc.stderr)
+                    path = named[-1] if named else requested[0]
+                    failures[path] = PathFailure(path, "error", tail(proc.stderr, 5))
+            _dependency_failures(requested, infos, failures)
+    finally:
+        _remove_tree(workdir)
+    result = VerifyResult(
+        store=from_,
+        public_key=key,
+        requested=tuple(requested),
+        checked=tuple(sorted(infos)),
+        failures=tuple(failures[p] for p in sorted(failures)),
+        duration=time.monotonic() - start,
+    )
+    log.info("verify %s: %d paths checked, %d failed", from_, len(result.checked), len(failures))
+    return result
+
+
+def _closure_infos(
+    store: str, paths: Sequence[str], env: Mapping[str, str], timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Path infos of the closure of ``paths`` as the cache describes it (breadth first, so a
+    missing reference is reported instead of failing the whole query)."""
+    infos: dict[str, dict[str, Any]] = {}
+    todo = sorted(set(paths))
+    while todo:
+        found = nix_path_infos(store, todo, env=env, timeout=timeout)
+        infos.update(found)
+        refs = {r for i in found.values() for r in i.get("references", [])}
+        todo = sorted(refs - infos.keys())
+    return infos
+
+
+def _metadata_failures(
+    infos: Mapping[str, dict[str, Any]], key_name: str
+) -> dict[str, PathFailure]:
+    failures: dict[str, PathFailure] = {}
+    for path, info in infos.items():
+        sigs: list[str] = info.get("signatures", [])
+        names = sorted({s.split(":", 1)[0] for s in sigs})
+        if info.get("valid") is False:
+            failures[path] = PathFailure(path, "missing", "the cache has no narinfo for it")
+        elif not sigs:
+            failures[path] = PathFailure(path, "unsigned", "the narinfo has no signature")
+        elif key_name not in names:
+            failures[path] = PathFailure(
+                path, "untrusted-key", f"signed only by untrusted key(s): {', '.join(names)}"
+            )
+    return failures
+
+
+def _content_failures(stderr: str, failures: dict[str, PathFailure]) -> None:
+    for line in stderr.splitlines():
+        if m := _MODIFIED.search(line):
+            failures.setdefault(
+                m.group(1), PathFailure(m.group(1), "hash-mismatch", "NAR " + m.group(2))
+            )
+        elif (m := _UNTRUSTED.search(line)) and m.group(1) not in failures:
+            failures[m.group(1)] = PathFailure(
+                m.group(1),
+                "bad-signature",
+                "the signature by the trusted key's name does not match this path's narinfo",
+            )
+
+
+def _dependency_failures(
+    requested: Sequence[str], infos: Mapping[str, dict[str, Any]], failures: dict[str, PathFailure]
+) -> None:
+    failed = set(failures)
+    for path in requested:
+        if path in failed:
+            continue
+        seen, todo = {path}, [path]
+        while todo:
+            for ref in infos.get(todo.pop(), {}).get("references", []):
+                if ref not in seen:
+                    seen.add(ref)
+                    todo.append(ref)
+        bad = sorted(seen & failed)
+        if bad:
+            failures[path] = PathFailure(
+                path, "dependency-failed", f"{len(bad)} path(s) in its closure failed: {bad[0]}"
+            )
+
+
+def _mirror(
+    cache: CacheStore, paths: Sequence[str], dest: Path, env: Mapping[str, str], timeout: float
+) -> str:
+    """Fetch the narinfos and NARs of the closure of ``paths`` from an rsync+ssh cache into a
+    local file cache, exactly as stored remotely; return its ``file://`` URI."""
+    dest.mkdir(parents=True)
+    fetch_files(cache, ["nix-cache-info"], dest, env=env, timeout=timeout)
+    seen: set[str] = set()
+    todo = {hash_part(p) for p in paths}
+    nars: set[str] = set()
+    while todo:
+        seen |= todo
+        found = fetch_files(
+            cache, [h + NARINFO_SUFFIX for h in todo], dest, env=env, timeout=timeout
+        )
+        todo = set()
+        for name in found:
+            for line in (dest / name).read_text(encoding="utf-8").splitlines():
+                field, _, value = line.partition(": ")
+                if field == "URL":
+                    nars.add(value.strip())
+                elif field == "References":
+                    todo |= {hash_part(r) for r in value.split()}
+        todo -= seen
+    fetch_files(cache, sorted(nars), dest, env=env, timeout=timeout)
+    return f"file://{dest}"
+
+
+def _remove_tree(root: Path) -> None:
+    """Remove a temporary store: store paths are read-only, so make them writable first."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for name in dirnames:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
+    if os.path.isdir(root):
+        os.chmod(root, os.stat(root).st_mode | stat.S_IWUSR)
+    shutil.rmtree(root, ignore_errors=True)
