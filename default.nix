@@ -5,15 +5,19 @@
 #   nix-build -A pytest.packages.pytest one package
 #
 # pkgs: nixpkgs (its python3XY, stdenv, fetchurl, autoPatchelfHook), by default <nixpkgs>
-# when it is on NIX_PATH; null uses a standalone interpreter from `interpreters` (by default
-# nix/local.json, written by `python -m bot.interpreters`).  The nixpkgs CI builds against is
-# pinned in nix/nixpkgs.json (`import ./nix/nixpkgs.nix` gives it).
+# when it is on NIX_PATH (or the pinned one of nix/nixpkgs.json with --arg pinnedNixpkgs true,
+# as CI and the binary cache use); null uses a standalone interpreter from `interpreters` (by
+# default nix/local.json, written by `python -m bot.interpreters`).
+# overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
+# every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix.
 let
   nixpkgsOnPath = builtins.any
     (e: e.prefix == "nixpkgs" || (e.prefix == "" && builtins.pathExists (e.path + "/nixpkgs")))
     builtins.nixPath;
 in
-{ pkgs ? (if nixpkgsOnPath then import <nixpkgs> { } else null)
+{ pinnedNixpkgs ? false          # true: build with the nixpkgs pinned in nix/nixpkgs.json
+, pkgs ? (if pinnedNixpkgs then import ./nix/nixpkgs.nix { }
+          else if nixpkgsOnPath then import <nixpkgs> { } else null)
 , overrides ? (self: super: { })
 , interpretersFile ? ./nix/local.json
 , interpreters ? (

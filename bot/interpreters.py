@@ -85,6 +85,30 @@ def detect(
     return found
 
 
+def _world_executable(path: Path) -> bool:
+    """Whether any user (e.g. a nix build user) can run ``path``: o+x on it and its parents."""
+    try:
+        real = path.resolve()
+        chain = [real, *real.parents]
+        return all(p.stat().st_mode & 0o001 for p in chain)
+    except OSError:
+        return False
+
+
+def build_options(executables: Iterable[str]) -> dict[str, str]:
+    """Extra nix options standalone builds need on this machine.
+
+    Builds run as the nix build users; an interpreter they cannot execute (pyenv under a
+    ``0700`` home directory) is only usable when root builds as itself
+    (``build-users-group = ""``; root without a daemon may set it).
+    """
+    if all(_world_executable(Path(e)) for e in executables):
+        return {}
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return {"build-users-group": ""}
+    return {}
+
+
 def write_local(repo: Path, interpreters: Mapping[str, str]) -> Path:
     """Write ``nix/local.json`` atomically; return its path."""
     target = repo / LOCAL_FILE
@@ -119,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     found = detect()
     if args.print:
-        print(json.dumps(found, indent=2))  # noqa: T201
+        print(json.dumps(found, indent=2))
         return 0
     if not found:
-        print(  # noqa: T201
+        print(
             "nixpkgs-python: no Python 3.10-3.14 interpreter found (pyenv or PATH); "
             "install one, or build with nixpkgs (--arg pkgs)",
             file=sys.stderr,
@@ -130,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     target = write_local(args.repo, found)
     for version, exe in sorted(found.items()):
-        print(f"Python {version}: {exe}")  # noqa: T201
-    print(f"wrote {target}")  # noqa: T201
+        print(f"Python {version}: {exe}")
+    print(f"wrote {target}")
     return 0
 
 

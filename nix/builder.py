@@ -340,6 +340,7 @@ def main() -> None:
     os.environ.setdefault("SOURCE_DATE_EPOCH", "315532800")
     tmpdir = os.environ.get("TMPDIR") or os.environ.get("NIX_BUILD_TOP") or "/tmp"  # noqa: S108
     os.environ["HOME"] = tmpdir
+    os.environ["NO_COLOR"] = "1"
     tempfile.tempdir = tmpdir
     mode = sys.argv[1] if len(sys.argv) > 1 else "package"
     if mode == "env":

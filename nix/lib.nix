@@ -21,11 +21,58 @@ rec {
   # "3.12" -> "312"
   versionTag = version: builtins.replaceStrings [ "." ] [ "" ] version;
 
-  # Is `version` within [from, until)?  Bounds are optional; compareVersions orders
-  # PEP 440 release segments correctly and pre-releases ("1.0rc1") before releases.
+  # Is `version` within [from, until)?  Bounds are optional; PEP 440 order (compareVersions
+  # would put "2.0rc1" after "2.0").
   inRange = { from ? null, until ? null, ... }: version:
-    (from == null || builtins.compareVersions version from >= 0)
-    && (until == null || builtins.compareVersions version until < 0);
+    (from == null || comparePep440 version from >= 0)
+    && (until == null || comparePep440 version until < 0);
+
+  toInt = s: builtins.fromJSON (builtins.head (builtins.match "0*([0-9]+)" s));
+
+  # A PEP 440 version as a list of integers that compares like the version: epoch, release
+  # (padded), pre-release phase and number, post-release, dev-release.  Local labels are ignored.
+  pep440Key = version:
+    let
+      v = builtins.head (builtins.match "[vV]?([^+]*).*" (builtins.replaceStrings
+        [ "A" "B" "C" "D" "E" "I" "L" "O" "P" "R" "S" "T" "V" "W" ]
+        [ "a" "b" "c" "d" "e" "i" "l" "o" "p" "r" "s" "t" "v" "w" ] version));
+      epochM = builtins.match "([0-9]+)!(.*)" v;
+      epoch = if epochM == null then 0 else toInt (builtins.head epochM);
+      rest = if epochM == null then v else builtins.elemAt epochM 1;
+      relM = builtins.match "([0-9]+(\\.[0-9]+)*)(.*)" rest;
+      release = if relM == null then throw "nixpkgs-python: '${version}' is not a PEP 440 version"
+        else map toInt (builtins.filter builtins.isString (builtins.split "\\." (builtins.head relM)));
+      padded = release ++ builtins.genList (_: 0) (8 - builtins.length release);
+      s0 = if relM == null then "" else builtins.elemAt relM 2;
+      preM = builtins.match "[-_.]?(a|alpha|b|beta|c|rc|pre|preview)[-_.]?([0-9]*)(.*)" s0;
+      phase = p: { a = 0; alpha = 0; b = 1; beta = 1; c = 2; rc = 2; pre = 2; preview = 2; }.${p};
+      num = n: if n == "" then 0 else toInt n;
+      s1 = if preM == null then s0 else builtins.elemAt preM 2;
+      postM = let m = builtins.match "[-_.]?(post|rev|r)[-_.]?([0-9]*)(.*)" s1; in
+        if m != null then [ (num (builtins.elemAt m 1)) (builtins.elemAt m 2) ]
+        else let m2 = builtins.match "-([0-9]+)(.*)" s1; in
+          if m2 != null then [ (toInt (builtins.head m2)) (builtins.elemAt m2 1) ] else null;
+      s2 = if postM == null then s1 else builtins.elemAt postM 1;
+      devM = builtins.match "[-_.]?dev[-_.]?([0-9]*)" s2;
+      preKey =
+        if preM != null then [ (phase (builtins.head preM)) (num (builtins.elemAt preM 1)) ]
+        else if postM == null && devM != null then [ (-1) 0 ]
+        else [ 3 0 ];
+    in
+    [ epoch ] ++ padded ++ preKey
+    ++ [ (if postM == null then -1 else builtins.head postM) ]
+    ++ [ (if devM == null then 9223372036854775807 else num (builtins.head devM)) ];
+
+  compareLists = a: b:
+    if a == [ ] && b == [ ] then 0
+    else if a == [ ] then -1
+    else if b == [ ] then 1
+    else if builtins.head a < builtins.head b then -1
+    else if builtins.head a > builtins.head b then 1
+    else compareLists (builtins.tail a) (builtins.tail b);
+
+  # -1, 0 or 1, like builtins.compareVersions but in PEP 440 order.
+  comparePep440 = a: b: compareLists (pep440Key a) (pep440Key b);
 
   # A string or path naming an absolute file -> a path (so it is copied to the store).
   toPath = p: if builtins.isPath p then p else /. + p;

@@ -19,16 +19,18 @@ import base64
 import hashlib
 import importlib.metadata
 import json
+import subprocess
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomli_w
 
-from bot.interpreters import detect
-from bot.nix import run_nix
+from bot.interpreters import build_options, detect
+from bot.nix import eval_json, run_nix
 
 ROOT = Path(__file__).resolve().parents[2]
 WITH_FAKE_NIXPKGS = ROOT / "tests" / "nix" / "with-fake-nixpkgs.nix"
@@ -85,7 +87,7 @@ class LockEntry:
 
 
 def _dist_name_version(path: Path) -> tuple[str, str]:
-    from packaging.utils import parse_sdist_filename, parse_wheel_filename  # noqa: PLC0415
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
     if path.name.endswith(".whl"):
         name, version, _, _ = parse_wheel_filename(path.name)
@@ -123,7 +125,7 @@ def lock_document(
             pkg["wheels"] = [record]
         else:
             pkg["sdist"] = record
-        tool: dict[str, object] = {"artifacts": {s: e.file.name for s in e.systems}}
+        tool: dict[str, object] = {"artifacts": dict.fromkeys(e.systems, e.file.name)}
         if e.build_requires:
             tool["build-requires"] = list(e.build_requires)
         pkg["tool"] = {"nixpkgs-python": tool}
@@ -170,15 +172,29 @@ class NixRepo:
     def interpreters_file(self) -> Path:
         return self.root / "interpreters.json"
 
+    def entry(self, *, fake_nixpkgs: bool = False) -> Path:
+        """The file nix evaluates: default.nix, or default.nix with the fake nixpkgs."""
+        return WITH_FAKE_NIXPKGS if fake_nixpkgs else self.root / "default.nix"
+
+    @property
+    def argstrs(self) -> dict[str, str]:
+        """The --argstr values pointing default.nix at this layout."""
+        return {"setsDir": str(self.sets), "overridesDir": str(self.overrides),
+                "interpretersFile": str(self.interpreters_file)}
+
     def args(self, *, fake_nixpkgs: bool = False) -> list[str]:
         """nix-build/nix-instantiate arguments: the entry file and what points it here."""
-        entry = WITH_FAKE_NIXPKGS if fake_nixpkgs else self.root / "default.nix"
-        argv = [str(entry), "--argstr", "setsDir", str(self.sets),
-                "--argstr", "overridesDir", str(self.overrides),
-                "--argstr", "interpretersFile", str(self.interpreters_file)]
+        argv = [str(self.entry(fake_nixpkgs=fake_nixpkgs))]
+        for key, value in self.argstrs.items():
+            argv += ["--argstr", key, value]
         if not fake_nixpkgs:
             argv += ["--arg", "pkgs", "null"]
         return argv
+
+    def eval(self, attr: str, *, fake_nixpkgs: bool = False) -> Any:
+        """``nix-instantiate --eval --strict --json`` of ``attr``."""
+        return eval_json(self.entry(fake_nixpkgs=fake_nixpkgs), attr=attr, argstrs=self.argstrs,
+                         args=None if fake_nixpkgs else {"pkgs": "null"})
 
 
 @pytest.fixture(scope="session")
@@ -220,12 +236,21 @@ def nix_repo(tmp_path: Path, interpreters: dict[str, str]) -> NixRepo:
     return repo
 
 
-def nix_build_cmd(repo: NixRepo, attr: str, *, out_link: Path | None = None,
-                  fake_nixpkgs: bool = False, check: bool = True):  # type: ignore[no-untyped-def]
-    """Run nix-build of the repo's default.nix; the CompletedProcess."""
-    argv = [*repo.args(fake_nixpkgs=fake_nixpkgs), "-A", attr]
-    argv += ["--out-link", str(out_link)] if out_link else ["--no-out-link"]
-    return run_nix("nix-build", argv, check=check, timeout=900)
+def nix_build_cmd(
+    repo: NixRepo, attr: str | None, *, fake_nixpkgs: bool = False, check: bool = True,
+    file: Path | None = None, argstrs: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run nix-build of ``attr`` of the repo's default.nix (or of ``file``, given the same
+    arguments plus ``argstrs``); the CompletedProcess."""
+    argv: list[str | Path] = list(repo.args(fake_nixpkgs=fake_nixpkgs))
+    if file is not None:
+        argv[0] = file
+    for key, value in (argstrs or {}).items():
+        argv += ["--argstr", key, value]
+    argv += ["-A", attr] if attr else []
+    argv.append("--no-out-link")
+    options = build_options(repo.interpreters.values())
+    return run_nix("nix-build", argv, check=check, timeout=900, options=options)
 
 
 @pytest.fixture

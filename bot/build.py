@@ -1,0 +1,286 @@
+"""``nixpkgs-python build``: build each set's interpreter environment with Nix.
+
+One ``nix-build`` per (set, Python version) of ``default.nix``'s ``<set>.py3XY.python``.  A
+failing set never stops the others; a failure names the package whose derivation failed and
+carries the tail of its build log.  With ``out_link`` set, ``<out_link>-<set>-py3XY`` links to
+the environment, so ``<out_link>-<set>-py3XY/bin/python`` runs it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from bot.errors import BotError, NixError
+from bot.interpreters import build_options, detect, load_local
+from bot.nix import run_nix
+from bot.proc import tail
+
+LOCK = re.compile(r"^pylock\.py3(\d+)\.toml$")
+#: nix's messages naming a failed derivation (Nix 2.8 and later)
+FAILED_DRV = re.compile(
+    r"(?:builder for|hash mismatch in fixed-output derivation|cannot build derivation) "
+    r"'(/nix/store/[a-z0-9]{32}-([^']+)\.drv)'"
+)
+DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
+LOG_LINES = 30
+
+
+@dataclass
+class BuildOptions:
+    """Parsed options of ``nixpkgs-python build``.
+
+    ``keep_going`` lets nix build every package it can within a set (other sets are always
+    built).  ``nixpkgs`` builds with the nixpkgs pinned in ``nix/nixpkgs.json`` instead of
+    the standalone interpreters (``interpreters``; by default ``nix/local.json``, else
+    detected).
+    """
+
+    sets: list[str]
+    python: str | None
+    out_link: Path | None
+    keep_going: bool
+    repo: Path
+    nixpkgs: bool = False
+    interpreters: Mapping[str, str] | None = None
+    timeout: float = 4 * 3600
+
+
+@dataclass
+class BuildResult:
+    """The outcome of building one set for one Python version."""
+
+    set: str
+    python: str
+    ok: bool
+    out_path: str | None = None
+    out_link: Path | None = None
+    #: the environment's runtime closure (every package of the set), for the binary cache
+    store_paths: list[str] = field(default_factory=list)
+    failed_package: str | None = None
+    failed_packages: list[str] = field(default_factory=list)
+    failed_drv: str | None = None
+    log_tail: str = ""
+    error: str | None = None
+    duration: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "set": self.set,
+            "python": self.python,
+            "ok": self.ok,
+            "out_path": self.out_path,
+            "out_link": str(self.out_link) if self.out_link else None,
+            "store_paths": len(self.store_paths),
+            "failed_package": self.failed_package,
+            "failed_packages": self.failed_packages,
+            "failed_drv": self.failed_drv,
+            "log_tail": self.log_tail,
+            "error": self.error,
+            "seconds": round(self.duration, 3),
+        }
+
+
+def locked_pythons(set_dir: Path) -> list[str]:
+    """The Python versions ``set_dir`` has a lock for, oldest first."""
+    minors = sorted(int(m.group(1)) for p in set_dir.glob("pylock.py3*.toml")
+                    if (m := LOCK.match(p.name)))
+    return [f"3.{m}" for m in minors]
+
+
+def package_of(drv_name: str) -> str:
+    """The package a derivation name belongs to.
+
+    ``python3.12-foo-bar-1.0`` (a package) -> ``foo-bar``; an artifact's fetch derivation is
+    named after its file (``foo_bar-1.0-py3-none-any.whl``, ``foo-bar-1.0.tar.gz``).
+    """
+    if drv_name.endswith(".whl"):
+        try:
+            return str(parse_wheel_filename(drv_name)[0])
+        except InvalidWheelFilename:
+            pass
+    elif drv_name.endswith((".tar.gz", ".zip")):
+        try:
+            return str(parse_sdist_filename(drv_name)[0])
+        except InvalidSdistFilename:
+            pass
+    match = re.match(r"^python3\.\d+-(.+)-[^-]+$", drv_name)
+    if match:
+        return str(canonicalize_name(match.group(1)))
+    return drv_name
+
+
+def failed_derivations(stderr: str) -> list[tuple[str, str]]:
+    """(drv path, package) of every derivation nix reports as failed, in order, deduplicated."""
+    seen: dict[str, str] = {}
+    for match in FAILED_DRV.finditer(stderr):
+        drv, name = match.group(1), match.group(2)
+        if drv not in seen:
+            seen[drv] = package_of(name)
+    return list(seen.items())
+
+
+def build_log(drv: str, fallback: str) -> str:
+    """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
+    try:
+        proc = run_nix("nix", ["log", drv], check=True, timeout=60, what="nix log")
+        text = proc.stdout
+    except NixError:
+        text = ""
+    return tail(text or fallback, LOG_LINES)
+
+
+def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
+    if opts.interpreters is not None:
+        return opts.interpreters
+    return load_local(opts.repo) or detect()
+
+
+def nix_build_args(opts: BuildOptions, set_name: str, python: str,
+                   interpreters_file: Path | None) -> list[str]:
+    """The nix-build arguments for one set and Python version."""
+    attr = f"{set_name}.py3{python.split('.')[1]}.python"
+    argv: list[str] = [
+        str(opts.repo / "default.nix"), "-A", attr,
+        "--argstr", "setsDir", str(opts.repo.resolve() / "sets"),
+        "--argstr", "overridesDir", str(opts.repo.resolve() / "overrides"),
+    ]
+    if opts.nixpkgs:
+        argv += ["--arg", "pinnedNixpkgs", "true"]
+    else:
+        argv += ["--arg", "pkgs", "null"]
+        if interpreters_file is not None:
+            argv += ["--argstr", "interpretersFile", str(interpreters_file)]
+    if opts.keep_going:
+        argv.append("--keep-going")
+    if opts.out_link is not None:
+        argv += ["--out-link", f"{opts.out_link}-{set_name}-py3{python.split('.')[1]}"]
+    else:
+        argv.append("--no-out-link")
+    return argv
+
+
+def _targets(opts: BuildOptions) -> list[tuple[str, str | None, str | None]]:
+    """(set, python or None, error) for every requested set and Python version."""
+    sets_dir = opts.repo / "sets"
+    if not sets_dir.is_dir():
+        raise BotError("no sets directory", where=str(sets_dir),
+                       hint="run from the repository, or pass its path")
+    names = list(opts.sets) or sorted(
+        p.name for p in sets_dir.iterdir() if p.is_dir() and locked_pythons(p)
+    )
+    out: list[tuple[str, str | None, str | None]] = []
+    for name in names:
+        if not (sets_dir / name).is_dir():
+            raise BotError(f"unknown set {name!r}", where=str(sets_dir),
+                           hint="see the directories under sets/")
+        pythons = locked_pythons(sets_dir / name)
+        if opts.python is not None:
+            if opts.python in pythons:
+                out.append((name, opts.python, None))
+            else:
+                out.append((name, opts.python,
+                            f"set {name!r} has no lock for Python {opts.python}; "
+                            "run `nixpkgs-python lock` first"))
+        elif pythons:
+            out.extend((name, p, None) for p in pythons)
+        else:
+            out.append((name, None, f"set {name!r} has no lock yet; run `nixpkgs-python lock`"))
+    return out
+
+
+def build_one(opts: BuildOptions, set_name: str, python: str,
+              interpreters: Mapping[str, str], interpreters_file: Path | None) -> BuildResult:
+    """Build one set for one Python version; failures come back in the result."""
+    t0 = time.monotonic()
+    options = {} if opts.nixpkgs else build_options(interpreters.values())
+    proc = run_nix("nix-build", nix_build_args(opts, set_name, python, interpreters_file),
+                   options=options, check=False, timeout=opts.timeout, cwd=opts.repo)
+    result = BuildResult(set_name, python, ok=proc.returncode == 0)
+    if result.ok:
+        out = proc.stdout.strip().splitlines()[-1]
+        result.out_path = out
+        if opts.out_link is not None:
+            result.out_link = Path(f"{opts.out_link}-{set_name}-py3{python.split('.')[1]}")
+        query = run_nix("nix-store", ["--query", "--requisites", out], check=False)
+        result.store_paths = query.stdout.split()
+    else:
+        failed = failed_derivations(proc.stderr)
+        if failed:
+            result.failed_drv, result.failed_package = failed[0]
+            result.failed_packages = list(dict.fromkeys(p for _, p in failed))
+            result.log_tail = build_log(failed[0][0], proc.stderr)
+            result.error = (f"package '{result.failed_package}' failed to build "
+                            f"({result.failed_drv})")
+        else:
+            result.log_tail = tail(proc.stderr, LOG_LINES)
+            lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+            result.error = lines[0].removeprefix("error: ") if lines else "nix-build failed"
+    result.duration = time.monotonic() - t0
+    return result
+
+
+def build_sets(
+    opts: BuildOptions, *, progress: Callable[[str], None] | None = None
+) -> list[BuildResult]:
+    """Build every requested set (all sets with a lock when ``opts.sets`` is empty) for each
+    of its locked Python versions (or ``opts.python``); one failure never stops the others.
+
+    Unknown set names raise :class:`BotError` before anything is built.
+    """
+    targets = _targets(opts)
+    interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
+    interpreters_file = None
+    results: list[BuildResult] = []
+    tmp_dir = None
+    if not opts.nixpkgs:
+        import json
+        import tempfile
+
+        tmp_dir = tempfile.TemporaryDirectory(prefix="nixpkgs-python-build-")
+        interpreters_file = Path(tmp_dir.name) / "interpreters.json"
+        interpreters_file.write_text(json.dumps({"interpreters": dict(interpreters)}))
+    try:
+        for set_name, python, error in targets:
+            if error is not None or python is None:
+                results.append(BuildResult(set_name, python or "", ok=False, error=error))
+                continue
+            if not opts.nixpkgs and python not in interpreters:
+                results.append(BuildResult(
+                    set_name, python, ok=False,
+                    error=f"no standalone Python {python} on this machine; install it "
+                          "(e.g. with pyenv) and run `python -m bot.interpreters`, "
+                          "or build with nixpkgs"))
+                continue
+            if progress is not None:
+                progress(f"building {set_name} for Python {python}")
+            results.append(build_one(opts, set_name, python, interpreters, interpreters_file))
+    finally:
+        if tmp_dir is not None:
+            tmp_dir.cleanup()
+    return results
+
+
+def summary(results: Sequence[BuildResult]) -> str:
+    """One line per result, for people."""
+    lines = []
+    for r in results:
+        if r.ok:
+            lines.append(f"ok      {r.set} (Python {r.python}): {r.out_path} [{r.duration:.1f}s]")
+        else:
+            lines.append(f"FAILED  {r.set} (Python {r.python}): {r.error}")
+            lines += [f"    {line}" for line in r.log_tail.splitlines()]
+    return "\n".join(lines)

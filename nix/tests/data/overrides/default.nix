@@ -1,0 +1,1 @@
+self: super: { extra = "from overrides/default.nix"; }

@@ -1,0 +1,241 @@
+# Expression tests of the Nix library: { <name> = { expr; expected; }; }.
+# Run by tests/test_nix_lib.py (nix-instantiate --eval --strict --json); each must be equal.
+let
+  nix = import ../.;
+  inherit (nix) lib lock fetch interpreter overrides package env sets;
+  data = ./data;
+  parsed = lock.read (data + "/lock.toml");
+  linux = lock.packagesFor "x86_64-linux" parsed;
+  darwin = lock.packagesFor "aarch64-darwin" parsed;
+  interps = (builtins.fromJSON (builtins.readFile (data + "/interpreters.json"))).interpreters;
+  fakePkgs = import ../../tests/nix/fake-nixpkgs { interpretersFile = data + "/interpreters.json"; system = "x86_64-linux"; };
+  demo = nix.mkSet {
+    lockFile = data + "/lock.toml";
+    interpreters = interps;
+    system = "x86_64-linux";
+    overridesDir = data + "/overrides";
+  };
+  demoNixpkgs = nix.mkSet { lockFile = data + "/lock.toml"; pkgs = fakePkgs; overridesDir = data + "/overrides"; };
+  overridden = nix.mkSet {
+    lockFile = data + "/lock.toml";
+    interpreters = interps;
+    system = "x86_64-linux";
+    overlays = [
+      (self: super: { alpha = super.alpha.overridePythonAttrs (old: { env = old.env // { A = "1"; }; }); })
+      (self: super: { alpha = super.alpha.overridePythonAttrs (old: { env = old.env // { B = "2"; }; }); })
+    ];
+  };
+  all = sets.all {
+    setsDir = data + "/sets";
+    overridesDir = data + "/overrides";
+    pkgs = null;
+    interpreters = interps;
+    overrides = self: super: { };
+  };
+  config = drv: builtins.fromJSON (builtins.unsafeDiscardStringContext drv.nixpkgsPythonConfig);
+  names = map (p: p.pname);
+in
+{
+  # --- lib.nix
+  lib-fix = { expr = (lib.fix (self: { a = 1; b = self.a + 1; })).b; expected = 2; };
+  lib-extends = {
+    expr = lib.fix (lib.extends (self: super: { b = super.b * 10; c = self.b; }) (self: { a = 1; b = self.a + 1; }));
+    expected = { a = 1; b = 20; c = 20; };
+  };
+  lib-composeOverlays = {
+    expr = lib.fix (lib.extends
+      (lib.composeOverlays [ (self: super: { x = super.x + "b"; }) (self: super: { x = super.x + "c"; }) ])
+      (self: { x = "a"; }));
+    expected = { x = "abc"; };
+  };
+  lib-filterAttrs = { expr = lib.filterAttrs (n: v: v > 1) { a = 1; b = 2; }; expected = { b = 2; }; };
+  lib-versionTag = { expr = lib.versionTag "3.12"; expected = "312"; };
+  lib-inRange = {
+    expr = map (v: lib.inRange { from = "1.0"; until = "2.0"; } v) [ "0.9" "1.0" "1.5.post1" "2.0rc1" "2.0" "10.0" ]
+      ++ [ (lib.inRange { } "1") (lib.inRange { until = "1.0"; } "1.0rc1") ];
+    expected = [ false true true true false false true true ];
+  };
+  lib-comparePep440 = {
+    expr = let vs = [ "1.0.dev1" "1.0a1" "1.0a2.dev1" "1.0b1" "1.0rc1" "1.0" "1.0.post1" "1.0.1" "2.0-1" "1!0.5" ]; in
+      builtins.genList (i: lib.comparePep440 (builtins.elemAt vs i) (builtins.elemAt vs (i + 1))) 9
+      ++ [ (lib.comparePep440 "1.0" "1.0.0") (lib.comparePep440 "V1.0RC1" "1.0rc1") (lib.comparePep440 "1.0+local" "1.0") ];
+    expected = [ (-1) (-1) (-1) (-1) (-1) (-1) (-1) (-1) (-1) 0 0 0 ];
+  };
+  lib-pep440Key = {
+    expr = lib.pep440Key "1!2.3rc4.post5.dev6";
+    expected = [ 1 2 3 0 0 0 0 0 0 2 4 5 6 ];
+  };
+  lib-compareLists = { expr = [ (lib.compareLists [ 1 2 ] [ 1 3 ]) (lib.compareLists [ 1 ] [ 1 ]) (lib.compareLists [ 2 ] [ 1 0 ]) ]; expected = [ (-1) 0 1 ]; };
+  lib-toInt = { expr = map lib.toInt [ "0" "007" "12" ]; expected = [ 0 7 12 ]; };
+  lib-toPath = { expr = [ (lib.toPath "/tmp") (builtins.isPath (lib.toPath "/tmp")) ]; expected = [ /tmp true ]; };
+  lib-closureNames = {
+    expr = lib.closureNames (n: { a = [ "b" ]; b = [ "c" "a" ]; c = [ ]; }.${n}) [ "a" ];
+    expected = [ "a" "b" "c" ];
+  };
+  lib-unique = { expr = lib.unique [ 1 2 1 3 2 ]; expected = [ 1 2 3 ]; };
+
+  # --- lock.nix
+  lock-read = { expr = (builtins.head parsed.packages).name; expected = "alpha"; };
+  lock-tool = { expr = (lock.tool parsed).set; expected = "demo"; };
+  lock-pythonVersion = { expr = lock.pythonVersion parsed; expected = "3.12"; };
+  lock-artifactFor = {
+    expr = map (lock.artifactFor "x86_64-linux") parsed.packages;
+    expected = [
+      { name = "alpha-1.0-py3-none-any.whl"; kind = "wheel"; url = "http://127.0.0.1:9/files/alpha-1.0-py3-none-any.whl"; sha256 = "0000000000000000000000000000000000000000000000000000000000000001"; }
+      { name = "beta-2.0.tar.gz"; kind = "sdist"; url = "http://127.0.0.1:9/files/beta-2.0.tar.gz"; sha256 = "0000000000000000000000000000000000000000000000000000000000000002"; }
+      null
+      { name = "installer-1.1.0-py3-none-any.whl"; kind = "wheel"; url = "http://127.0.0.1:9/files/installer-1.1.0-py3-none-any.whl"; sha256 = "0000000000000000000000000000000000000000000000000000000000000004"; }
+    ];
+  };
+  lock-packagesFor-linux = {
+    expr = builtins.mapAttrs (_: s: { inherit (s) version dependencies buildRequires; }) linux;
+    expected = {
+      alpha = { version = "1.0"; dependencies = [ "beta" ]; buildRequires = [ ]; };
+      beta = { version = "2.0"; dependencies = [ "alpha" ]; buildRequires = [ "installer" ]; };
+      installer = { version = "1.1.0"; dependencies = [ ]; buildRequires = [ ]; };
+    };
+  };
+  lock-packagesFor-darwin = { expr = builtins.attrNames darwin; expected = [ "alpha" "beta" "darwin-only" "installer" ]; };
+  lock-packagesFor-darwin-deps = { expr = darwin.alpha.dependencies; expected = [ "beta" "darwin-only" ]; };
+  lock-buildFrontend = { expr = [ (lock.buildFrontend parsed) (lock.buildFrontend { }) ]; expected = [ [ "installer" ] [ "build" "installer" ] ]; };
+
+  # --- fetch.nix
+  fetch-fetchArtifact-builtin = {
+    expr = let d = fetch.fetchArtifact null linux.alpha.artifact; in [ d.name d.outputHash d.builder ];
+    expected = [ "alpha-1.0-py3-none-any.whl" "0000000000000000000000000000000000000000000000000000000000000001" "builtin:fetchurl" ];
+  };
+  fetch-fetchArtifact-nixpkgs = {
+    expr = (fetch.fetchArtifact fakePkgs linux.alpha.artifact).name;
+    expected = "alpha-1.0-py3-none-any.whl";
+  };
+
+  # --- interpreter.nix
+  interpreter-standalone = {
+    expr = interpreter.standalone interps "3.12";
+    expected = { version = "3.12"; executable = "/usr/bin/python3.12-test"; drv = null; source = "standalone"; };
+  };
+  interpreter-standalone-missing = { expr = (builtins.tryEval (interpreter.standalone { } "3.12").executable).success; expected = false; };
+  interpreter-fromNixpkgs = {
+    expr = let i = interpreter.fromNixpkgs fakePkgs "3.13"; in [ i.executable i.version i.source ];
+    expected = [ "/usr/bin/python3.13-test" "3.13" "nixpkgs" ];
+  };
+
+  # --- overrides.nix
+  overrides-loadData = {
+    expr = builtins.mapAttrs (_: map (e: e.reason)) (overrides.loadData (data + "/overrides"));
+    expected = { alpha = [ "old alphas need OLD=1" "alpha 1.x needs NEW=1 and a patch" ]; };
+  };
+  overrides-loadData-missing = { expr = overrides.loadData (data + "/nothing"); expected = { }; };
+  overrides-validate = {
+    expr = [
+      (overrides.validate "x" { reason = "r"; }).reason
+      (builtins.tryEval (overrides.validate "x" { env = { }; })).success
+      (builtins.tryEval (overrides.validate "x" { reason = "r"; bogus = 1; })).success
+    ];
+    expected = [ "r" false false ];
+  };
+  overrides-matching = {
+    expr = map (v: map (e: e.reason) (overrides.matching (overrides.loadData (data + "/overrides")) "alpha" v)) [ "0.5" "1.0" "2.0" ];
+    expected = [ [ "old alphas need OLD=1" ] [ "alpha 1.x needs NEW=1 and a patch" ] [ ] ];
+  };
+  overrides-applyEntries = {
+    expr =
+      let a = overrides.applyEntries (data + "/overrides")
+        (overrides.matching (overrides.loadData (data + "/overrides")) "alpha" "1.0")
+        (package.defaultAttrs [ "installer" ] linux.alpha);
+      in { inherit (a) env nativeBuildInputs importsCheck appliedOverrides; patches = map baseNameOf a.patches; };
+    expected = {
+      env = { NEW = "1"; };
+      nativeBuildInputs = [ "hello" ];
+      importsCheck = [ "alpha" ];
+      appliedOverrides = [ "alpha 1.x needs NEW=1 and a patch" ];
+      patches = [ "alpha.patch" ];
+    };
+  };
+  overrides-nixOverlay = {
+    expr = [ ((overrides.nixOverlay (data + "/overrides")) { } { }).extra ((overrides.nixOverlay (data + "/nothing")) { } { }) ];
+    expected = [ "from overrides/default.nix" { } ];
+  };
+  overrides-compose = {
+    expr = overrides.compose [ (self: super: { b = super.b + 1; }) (self: super: { c = self.b; }) ] (self: { a = 1; b = self.a; });
+    expected = { a = 1; b = 2; c = 2; };
+  };
+
+  # --- package.nix
+  package-defaultAttrs = {
+    expr = builtins.removeAttrs (package.defaultAttrs [ "installer" ] linux.beta) [ "artifact" ];
+    expected = {
+      pname = "beta"; version = "2.0"; dependencies = [ "alpha" ]; buildRequires = [ "installer" ];
+      frontend = [ "installer" ]; env = { }; patches = [ ]; nativeBuildInputs = [ ]; buildInputs = [ ];
+      importsCheck = true; doCheck = false; checkCommand = null; checkRequires = [ ]; appliedOverrides = [ ];
+    };
+  };
+  package-edgesIn = { expr = package.edgesIn demo.packages "alpha"; expected = [ "beta" ]; };
+  package-acyclicDeps = {
+    expr = [ (package.acyclicDeps demo.packages demo.packages.alpha.pythonAttrs) (package.acyclicDeps demo.packages demo.packages.installer.pythonAttrs) ];
+    expected = [ [ ] [ ] ];
+  };
+  package-runtimeNames = {
+    expr = package.runtimeNames { a.pythonAttrs.dependencies = [ "b" ]; b.pythonAttrs.dependencies = [ "c" ]; c.pythonAttrs.dependencies = [ ]; } { pname = "a"; dependencies = [ "b" ]; };
+    expected = [ "b" "c" ];
+  };
+  package-wheelTagsLinux = {
+    expr = map package.wheelTagsLinux [ "a-1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" "a-1-py3-none-any.whl" "a-1.tar.gz" ];
+    expected = [ true false false ];
+  };
+  package-mkPackage = {
+    expr = let p = demo.packages.alpha; in {
+      inherit (p) name pname version pythonVersion;
+      deps = names p.pythonDeps;
+      env = { inherit (p) NEW; };
+      builder = p.builder;
+      config = { inherit (config p) kind file pythonVersion importsCheck; };
+    };
+    expected = {
+      name = "python3.12-alpha-1.0"; pname = "alpha"; version = "1.0"; pythonVersion = "3.12";
+      deps = [ ]; env = { NEW = "1"; }; builder = "/usr/bin/python3.12-test";
+      config = { kind = "wheel"; file = "alpha-1.0-py3-none-any.whl"; pythonVersion = "3.12"; importsCheck = [ "alpha" ]; };
+    };
+  };
+  package-mkPackage-nixpkgs = {
+    expr = let p = demoNixpkgs.packages.alpha; in [ p.fakeNixpkgs p.builder (builtins.length p.nativeBuildInputs) ];
+    expected = [ "1" "/bin/sh" 1 ];
+  };
+  package-mkPackage-installer-bootstraps = {
+    expr = builtins.match ".*-installer-1.1.0-py3-none-any.whl" (builtins.head (config demo.packages.installer).installerPath) != null;
+    expected = true;
+  };
+  package-overridePythonAttrs = {
+    expr = [ overridden.packages.alpha.A overridden.packages.alpha.B ];
+    expected = [ "1" "2" ];
+  };
+
+  # --- env.nix
+  env-closure = {
+    expr = builtins.sort builtins.lessThan (names (env.closure demo.packages [ demo.packages.alpha ]));
+    expected = [ "alpha" "beta" ];
+  };
+  env-mkEnv = {
+    expr = let e = demo.withPackages (ps: [ ps.beta ]); in [ e.name (names e.packages) (config e).interpreter ];
+    expected = [ "python3.12-demo-env" [ "beta" "alpha" ] "/usr/bin/python3.12-test" ];
+  };
+
+  # --- set.nix
+  set-mkSet = {
+    expr = { packages = builtins.attrNames demo.packages; inherit (demo) pythonVersion; pythonEnv = demo.python.name; meta = builtins.removeAttrs demo.meta [ "provenance" ]; provenance = demo.meta.provenance.exclude-newer; };
+    expected = {
+      packages = [ "alpha" "beta" "extra" "installer" ];
+      pythonVersion = "3.12";
+      pythonEnv = "python3.12-demo-env";
+      meta = { description = "A demo set"; maintainers = [ "someone" ]; set = "demo"; python = "3.12"; interpreterSource = "standalone"; roots = [ "alpha" ]; };
+      provenance = "2026-01-01T00:00:00Z";
+    };
+  };
+
+  # --- sets.nix
+  sets-discover = { expr = sets.discover (data + "/sets"); expected = { demo = [ "3.12" "3.13" ]; }; };
+  sets-all = {
+    expr = [ (builtins.attrNames all) all.demo.pythonVersion all.demo.py312.pythonVersion all.demo.py313.pythonVersion ];
+    expected = [ [ "demo" ] "3.13" "3.12" "3.13" ];
+  };
+}

@@ -1,0 +1,1 @@
+builtins.mapAttrs (_: case: case.message) (import ./errors.nix)

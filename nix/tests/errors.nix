@@ -1,0 +1,51 @@
+# Expressions that must fail, each with the text its error must contain (package named).
+# Run by tests/test_nix_lib.py: nix-instantiate --eval --strict -A <name>.expr
+let
+  nix = import ../.;
+  inherit (nix) lock overrides;
+  wheel = name: { name = "${name}-1.0-py3-none-any.whl"; url = "http://127.0.0.1:9/${name}.whl"; hashes.sha256 = "00"; };
+  pkg = name: extra: {
+    inherit name;
+    version = "1.0";
+    wheels = [ (wheel name) ];
+    tool.nixpkgs-python.artifacts.x86_64-linux = "${name}-1.0-py3-none-any.whl";
+  } // extra;
+in
+{
+  no-hash = {
+    expr = (lock.packagesFor "x86_64-linux" { packages = [ (pkg "nohash" { wheels = [ ((wheel "nohash") // { hashes = { }; }) ]; }) ]; }).nohash.artifact.sha256;
+    message = "nixpkgs-python: package 'nohash': file 'nohash-1.0-py3-none-any.whl' has no sha256 hash";
+  };
+  unknown-artifact = {
+    expr = (lock.packagesFor "x86_64-linux" { packages = [ (pkg "ghost" { tool.nixpkgs-python.artifacts.x86_64-linux = "ghost.zip"; }) ]; }).ghost.artifact.kind;
+    message = "nixpkgs-python: package 'ghost' 1.0: artifact 'ghost.zip' for x86_64-linux is neither a wheel nor the sdist";
+  };
+  missing-build-requirement = {
+    expr = (lock.packagesFor "x86_64-linux" { packages = [ (pkg "needy" { tool.nixpkgs-python = { artifacts.x86_64-linux = "needy-1.0-py3-none-any.whl"; build-requires = [ "setuptools" ]; }; }) ]; }).needy.buildRequires;
+    message = "nixpkgs-python: package 'needy' needs build requirement 'setuptools', which the lock does not provide";
+  };
+  duplicate-entries = {
+    expr = (lock.packagesFor "x86_64-linux" { packages = [ (pkg "twice" { }) (pkg "twice" { }) ]; }).twice.version;
+    message = "nixpkgs-python: package 'twice' has 2 lock entries for x86_64-linux";
+  };
+  override-without-reason = {
+    expr = overrides.validate "noreason" { env.A = "1"; };
+    message = "nixpkgs-python: override for package 'noreason' has no reason";
+  };
+  override-unknown-key = {
+    expr = overrides.validate "typo" { reason = "r"; envs = { }; };
+    message = "nixpkgs-python: override for package 'typo' has unknown keys: envs";
+  };
+  no-interpreter = {
+    expr = (nix.interpreter.standalone { } "3.12").executable;
+    message = "nixpkgs-python: no interpreter configured for Python 3.12";
+  };
+  sdist-in-own-build-closure = {
+    expr = (nix.mkSet {
+      lockFile = ./data/self-build.toml;
+      interpreters."3.12" = "/usr/bin/python3.12-test";
+      system = "x86_64-linux";
+    }).packages.installer.drvPath;
+    message = "nixpkgs-python: package 'installer' is built from its sdist but is part of its own build closure";
+  };
+}
