@@ -133,14 +133,29 @@ def failed_derivations(stderr: str) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def error_block(stderr: str, drv: str) -> str:
+    """nix's own ``error:`` message about ``drv`` (e.g. a hash mismatch with both hashes)."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("error:") and drv in line:
+            block = [line.removeprefix("error: ")]
+            for follow in lines[i + 1:]:
+                if follow.startswith("error:"):
+                    break
+                if follow.strip():
+                    block.append(follow.strip())
+            return "\n".join(block)
+    return ""
+
+
 def build_log(drv: str, fallback: str) -> str:
     """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
     try:
         proc = run_nix("nix", ["log", drv], check=True, timeout=60, what="nix log")
-        text = proc.stdout
+        text = "\n".join(ln for ln in proc.stdout.splitlines() if not ln.startswith("@nix "))
     except NixError:
         text = ""
-    return tail(text or fallback, LOG_LINES)
+    return tail(text if text.strip() else fallback, LOG_LINES)
 
 
 def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
@@ -222,9 +237,10 @@ def build_one(opts: BuildOptions, set_name: str, python: str,
         if failed:
             result.failed_drv, result.failed_package = failed[0]
             result.failed_packages = list(dict.fromkeys(p for _, p in failed))
-            result.log_tail = build_log(failed[0][0], proc.stderr)
-            result.error = (f"package '{result.failed_package}' failed to build "
-                            f"({result.failed_drv})")
+            block = error_block(proc.stderr, failed[0][0])
+            result.log_tail = build_log(failed[0][0], block or proc.stderr)
+            result.error = f"package '{result.failed_package}' failed to build: " + (
+                block or result.failed_drv)
         else:
             result.log_tail = tail(proc.stderr, LOG_LINES)
             lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.errors import NixError
-from tests.plugins.nixenv import (
-    LockEntry,
-    NixRepo,
-    entry,
-    frontend_entries,
-    nix_build_cmd,
-    write_lock,
-)
-from tests.plugins.pypi import IndexServer, make_backend_wheel, make_sdist, make_wheel
+from tests.plugins.nixenv import NixRepo, demo_entries, lock_demo, nix_build_cmd
+from tests.plugins.pypi import IndexServer
 
 pytestmark = pytest.mark.nix
 
-ALPHA = "import beta\n\ndef main():\n    print('alpha says', beta.X)\n"
 GAMMA_PATCH = """\
 --- a/gamma/__init__.py
 +++ b/gamma/__init__.py
@@ -29,55 +20,6 @@ GAMMA_PATCH = """\
  Y = 1
 +PATCHED = True
 """
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory,
-          frontend_wheels: dict[str, Path]) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("dists")
-    return {
-        **frontend_wheels,
-        "alpha": make_wheel(d, "alpha", "1.0", requires_dist=["beta"],
-                            modules={"alpha/__init__.py": ALPHA},
-                            console_scripts={"alpha": "alpha:main"}),
-        "beta": make_wheel(d, "beta", "2.0", modules={"beta.py": "X = 42\n"}),
-        "delta": make_wheel(d, "delta", "0.1"),
-        "fixture-backend": make_backend_wheel(d),
-        "gamma": make_sdist(d, "gamma", "0.5",
-                            modules={"gamma/__init__.py": "Y = 1\n",
-                                     "gamma/cli.py": "def main():\n    print('gamma', 1)\n"},
-                            console_scripts={"gamma": "gamma.cli:main"}),
-    }
-
-
-@pytest.fixture(scope="module")
-def index(
-    tmp_path_factory: pytest.TempPathFactory, dists: dict[str, Path]
-) -> Iterator[IndexServer]:
-    server = IndexServer(tmp_path_factory.mktemp("nix-index"))
-    for path in dists.values():
-        server.publish(path)
-    yield server
-    server.close()
-
-
-def demo_entries(dists: dict[str, Path]) -> list[LockEntry]:
-    return [
-        *frontend_entries(dists),
-        entry(dists["alpha"], "beta"),
-        entry(dists["beta"]),
-        entry(dists["delta"]),
-        entry(dists["fixture-backend"]),
-        entry(dists["gamma"], build_requires=["fixture-backend"]),
-    ]
-
-
-def lock_demo(repo: NixRepo, index: IndexServer, dists: dict[str, Path], python: str = "3.12",
-              **kw: object) -> None:
-    entries = kw.pop("entries", None) or demo_entries(dists)
-    write_lock(repo.sets / "demo" / f"pylock.py3{python.split('.')[1]}.toml", entries,
-               base_url=f"{index.root_url}/files/", set_name="demo", python=python,
-               roots=["alpha", "gamma"], **kw)
 
 
 def build(repo: NixRepo, attr: str, *, fake_nixpkgs: bool = False) -> Path:
@@ -92,9 +34,9 @@ def run(*argv: str | Path) -> str:
 
 @pytest.mark.parametrize("source", ["standalone", "nixpkgs"])
 def test_set_builds_and_its_python_imports_everything(
-    nix_repo: NixRepo, index: IndexServer, dists: dict[str, Path], source: str
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], source: str
 ) -> None:
-    lock_demo(nix_repo, index, dists)
+    lock_demo(nix_repo, demo_index, demo_dists)
     fake = source == "nixpkgs"
     env = build(nix_repo, "demo.python", fake_nixpkgs=fake)
     # every package, the sdist one included, imports in the environment's python
@@ -111,20 +53,20 @@ def test_set_builds_and_its_python_imports_everything(
     assert (alpha / "lib" / "python3.12" / "site-packages" / "alpha" / "__init__.py").exists()
 
 
-def test_nixpkgs_source_uses_stdenv(nix_repo: NixRepo, index: IndexServer,
-                                    dists: dict[str, Path]) -> None:
-    lock_demo(nix_repo, index, dists)
+def test_nixpkgs_source_uses_stdenv(nix_repo: NixRepo, demo_index: IndexServer,
+                                    demo_dists: dict[str, Path]) -> None:
+    lock_demo(nix_repo, demo_index, demo_dists)
     assert nix_repo.eval("demo.packages.gamma.fakeNixpkgs", fake_nixpkgs=True) == "1"
     assert nix_repo.eval("demo.meta.interpreterSource", fake_nixpkgs=True) == "nixpkgs"
     assert nix_repo.eval("demo.meta.interpreterSource") == "standalone"
 
 
-def test_default_python_is_the_newest_locked(nix_repo: NixRepo, index: IndexServer,
-                                             dists: dict[str, Path]) -> None:
+def test_default_python_is_the_newest_locked(nix_repo: NixRepo, demo_index: IndexServer,
+                                             demo_dists: dict[str, Path]) -> None:
     if "3.13" not in nix_repo.interpreters:
         pytest.skip("no standalone Python 3.13")
-    lock_demo(nix_repo, index, dists, "3.12")
-    lock_demo(nix_repo, index, dists, "3.13")
+    lock_demo(nix_repo, demo_index, demo_dists, "3.12")
+    lock_demo(nix_repo, demo_index, demo_dists, "3.13")
     newest = build(nix_repo, "demo.python")
     assert run(newest / "bin" / "python", "-c",
                "import sys, alpha; print('%d.%d' % sys.version_info[:2])").strip() == "3.13"
@@ -133,13 +75,13 @@ def test_default_python_is_the_newest_locked(nix_repo: NixRepo, index: IndexServ
                "import sys, gamma; print('%d.%d' % sys.version_info[:2])").strip() == "3.12"
 
 
-def test_wrong_hash_fails_naming_the_file(nix_repo: NixRepo, index: IndexServer,
-                                          dists: dict[str, Path]) -> None:
-    entries = demo_entries(dists)
+def test_wrong_hash_fails_naming_the_file(nix_repo: NixRepo, demo_index: IndexServer,
+                                          demo_dists: dict[str, Path]) -> None:
+    entries = demo_entries(demo_dists)
     for e in entries:
         if e.name == "delta":
             e.sha256 = "0" * 64
-    lock_demo(nix_repo, index, dists, entries=entries)
+    lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
     with pytest.raises(NixError) as info:
         build(nix_repo, "demo.python")
     message = str(info.value)
@@ -147,9 +89,9 @@ def test_wrong_hash_fails_naming_the_file(nix_repo: NixRepo, index: IndexServer,
     assert "delta-0.1-py3-none-any.whl" in message
 
 
-def test_overrides_apply_by_version_range(nix_repo: NixRepo, index: IndexServer,
-                                          dists: dict[str, Path]) -> None:
-    lock_demo(nix_repo, index, dists)
+def test_overrides_apply_by_version_range(nix_repo: NixRepo, demo_index: IndexServer,
+                                          demo_dists: dict[str, Path]) -> None:
+    lock_demo(nix_repo, demo_index, demo_dists)
     (nix_repo.overrides / "patches").mkdir()
     (nix_repo.overrides / "patches" / "gamma-patched.patch").write_text(GAMMA_PATCH)
     (nix_repo.overrides / "patches" / "broken.patch").write_text("this is not a patch\n")
@@ -177,9 +119,9 @@ check = {{ command = ["python", "-I", "-c", "{check}"] }}
     assert applied == ["gamma 0.x: flag and patch"]
 
 
-def test_with_packages_selects_a_subset(nix_repo: NixRepo, index: IndexServer,
-                                        dists: dict[str, Path]) -> None:
-    lock_demo(nix_repo, index, dists)
+def test_with_packages_selects_a_subset(nix_repo: NixRepo, demo_index: IndexServer,
+                                        demo_dists: dict[str, Path]) -> None:
+    lock_demo(nix_repo, demo_index, demo_dists)
     proc = nix_build_cmd(nix_repo, None, file=Path(__file__).parent / "nix" / "with-packages.nix",
                          argstrs={"set": "demo", "names": "alpha"})
     env = Path(proc.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ import importlib.metadata
 import json
 import subprocess
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import tomli_w
 
 from bot.interpreters import build_options, detect
 from bot.nix import eval_json, run_nix
+from tests.plugins.pypi import IndexServer, make_backend_wheel, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 WITH_FAKE_NIXPKGS = ROOT / "tests" / "nix" / "with-fake-nixpkgs.nix"
@@ -264,3 +265,62 @@ def nix_build(nix_repo: NixRepo) -> Callable[..., Path]:
         return out
 
     return build
+
+
+# --- the demo set ---------------------------------------------------------------------------
+
+ALPHA = "import beta\n\ndef main():\n    print('alpha says', beta.X)\n"
+
+
+@pytest.fixture(scope="session")
+def demo_dists(tmp_path_factory: pytest.TempPathFactory,
+               frontend_wheels: dict[str, Path]) -> dict[str, Path]:
+    """The frontend wheels plus alpha (wheel, depends on beta, console script), beta, delta
+    (wheels), fixture-backend and gamma (an sdist built with fixture-backend)."""
+    d = tmp_path_factory.mktemp("dists")
+    return {
+        **frontend_wheels,
+        "alpha": make_wheel(d, "alpha", "1.0", requires_dist=["beta"],
+                            modules={"alpha/__init__.py": ALPHA},
+                            console_scripts={"alpha": "alpha:main"}),
+        "beta": make_wheel(d, "beta", "2.0", modules={"beta.py": "X = 42\n"}),
+        "delta": make_wheel(d, "delta", "0.1"),
+        "fixture-backend": make_backend_wheel(d),
+        "gamma": make_sdist(d, "gamma", "0.5",
+                            modules={"gamma/__init__.py": "Y = 1\n",
+                                     "gamma/cli.py": "def main():\n    print('gamma', 1)\n"},
+                            console_scripts={"gamma": "gamma.cli:main"}),
+    }
+
+
+@pytest.fixture(scope="session")
+def demo_index(
+    tmp_path_factory: pytest.TempPathFactory, demo_dists: dict[str, Path]
+) -> Iterator[IndexServer]:
+    """A loopback index serving ``demo_dists`` (session-wide: nix caches fetches by hash)."""
+    server = IndexServer(tmp_path_factory.mktemp("nix-index"))
+    for path in demo_dists.values():
+        server.publish(path)
+    yield server
+    server.close()
+
+
+def demo_entries(dists: Mapping[str, Path]) -> list[LockEntry]:
+    """Lock entries of the demo set."""
+    return [
+        *frontend_entries(dists),
+        entry(dists["alpha"], "beta"),
+        entry(dists["beta"]),
+        entry(dists["delta"]),
+        entry(dists["fixture-backend"]),
+        entry(dists["gamma"], build_requires=["fixture-backend"]),
+    ]
+
+
+def lock_demo(repo: NixRepo, index: IndexServer, dists: Mapping[str, Path],
+              python: str = "3.12", **kw: object) -> None:
+    """Write ``sets/demo/pylock.py3XY.toml`` (``entries=`` replaces the demo entries)."""
+    entries = kw.pop("entries", None) or demo_entries(dists)
+    write_lock(repo.sets / "demo" / f"pylock.py3{python.split('.')[1]}.toml", entries,
+               base_url=f"{index.root_url}/files/", set_name="demo", python=python,
+               roots=["alpha", "gamma"], **kw)
