@@ -263,3 +263,16 @@ def test_pull_request_branch_rejected_by_hook(work: Path, remote: Path) -> None:
     with pytest.raises(GitError, match="rejected the push to origin/nightly/2026-11-21"):
         push_pull_request_branch(work, "origin", "nightly/2026-11-21")
     assert status(work) == ""
+
+
+def test_retries_exhausted_restores_state(work: Path, remote: Path, tmp_path: Path) -> None:
+    other = clone(remote, tmp_path / "other")
+    write(other / "sets/beta/pylock.py312.toml", "# beta 2\n")
+    git(other, "commit", "-qam", "beta: 2")
+    git(other, "push", "-q", "origin", "main")
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    mine = commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    with pytest.raises(GitError, match=r"still rejected after 0 rebase\(s\)"):
+        push(work, "origin", retries=0)
+    assert head_sha(work) == mine
+    assert status(work) == ""
