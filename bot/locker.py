@@ -55,6 +55,12 @@ class LockOutcome:
     changes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: the parsed old and new lock documents and the new file's text (for the nightly)
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+    text: str = ""
+    #: Project-URLs of the packages that changed (for changelog links)
+    project_urls: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -131,8 +137,9 @@ def lock_one(
     started: datetime,
     *,
     progress: Callable[[str], None] | None = None,
+    write: bool = True,
 ) -> LockOutcome:
-    """Resolve and (unless checking) write one lock; never leaves a partial file."""
+    """Resolve and (unless checking, or ``write=False``) write one lock atomically."""
     path = pset.lock_path(python)
     old = _read_existing(path)
     exclude_newer = opts.exclude_newer
@@ -160,8 +167,14 @@ def lock_one(
     elif opts.check:
         status = "would-change"
     else:
-        lockfile.write_atomic(path, text)
+        if write:
+            lockfile.write_atomic(path, text)
         status = "created" if old is None else "updated"
+    urls = {
+        name: dict(pkg.metadata.project_urls)
+        for name, _, new_version in diff
+        if new_version is not None and (pkg := resolution.packages.get(NormalizedName(name)))
+    }
     return LockOutcome(
         pset.name,
         python,
@@ -170,6 +183,10 @@ def lock_one(
         len(document["packages"]),
         diff,
         seconds=time.monotonic() - t0,
+        old=old,
+        new=new,
+        text=text,
+        project_urls=urls,
     )
 
 

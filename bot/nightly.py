@@ -1,0 +1,363 @@
+"""``nixpkgs-python nightly``: per set, lock -> build -> push -> commit; then publish and report.
+
+Each set is handled on its own: one failing set never stops the others, and nothing is
+committed for a set that did not build (its lock files are restored).  A set whose locks did
+not change and whose outputs the cache already has costs one resolution and one evaluation:
+no build, no push, no commit.
+
+With nothing configured this runs entirely locally: the embedded signed ``file://`` cache
+under ``binary-cache/``, local commits, no GitHub.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot import build as builder
+from bot import cache, git, report
+from bot import lock as lockfile
+from bot.diff import LockDiff, commit_body, commit_subject, diff_locks
+from bot.errors import BotError
+from bot.index.client import IndexClient
+from bot.interpreters import build_options, detect, load_local
+from bot.locker import LockOptions, LockOutcome, index_routes, lock_one
+from bot.nix import run_nix
+from bot.sets import PackageSet, load_sets
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENVS = ("NIXPKGS_PYTHON_GITHUB_TOKEN", "GITHUB_TOKEN")
+
+
+@dataclass
+class NightlyOptions:
+    """Parsed options of ``nixpkgs-python nightly``."""
+
+    repo: Path
+    sets: Sequence[str] = ()
+    python: str | None = None
+    exclude_newer: datetime | None = None
+    index_url: str | None = None
+    cache_dir: Path | None = None  #: metadata cache
+    store: str | None = None  #: binary cache; None: the embedded file cache
+    signing_key: Path | None = None
+    ssh_config: Path | None = None
+    push_to: str | None = None  #: push commits straight to this branch
+    pull_request: bool = False  #: push a night branch and open/update one pull request
+    base: str = "main"
+    remote: str = "origin"
+    github_repo: str | None = None
+    github_token: str | None = None
+    github_api: str = "https://api.github.com"
+    github_throttle: bool = True
+    run_url: str | None = None
+    report_json: Path | None = None
+    report_markdown: Path | None = None
+    nixpkgs: bool = False
+    retries: int = 4
+
+
+@dataclass
+class SetOutcome:
+    """Internal result of one set (the report row plus what publishing needs)."""
+
+    report: report.SetReport
+    commit: str | None = None
+    built: bool = False
+    failures: list[tuple[str, str | None, str]] = field(default_factory=list)  # python, pkg, log
+
+
+def _signing_key(opts: NightlyOptions, store: str) -> Path | None:
+    if opts.signing_key is not None:
+        return opts.signing_key
+    if os.environ.get(cache.SIGNING_KEY_ENV) or os.environ.get(cache.SIGNING_KEY_FILE_ENV):
+        return None  # bot.cache reads it from the environment
+    if store == cache.default_store(opts.repo):
+        return cache.default_signing_key()
+    raise BotError(
+        f"no signing key for {store}",
+        hint=f"pass --signing-key FILE or set {cache.SIGNING_KEY_FILE_ENV}",
+    )
+
+
+def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptions:
+    return builder.BuildOptions(
+        sets=[pset.name],
+        python=opts.python,
+        out_link=None,
+        keep_going=False,
+        repo=opts.repo,
+        nixpkgs=opts.nixpkgs,
+    )
+
+
+def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
+    """The store paths a set's environments would have, by evaluation only (no build)."""
+    interpreters = load_local(opts.repo) or detect()
+    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-eval-") as tmp:
+        file = Path(tmp) / "interpreters.json"
+        file.write_text(json.dumps({"interpreters": dict(interpreters)}))
+        paths = []
+        for python in pythons:
+            argv = builder.nix_build_args(opts, set_name, python, None if opts.nixpkgs else file)
+            argv = [a for a in argv if a not in ("--no-out-link", "--keep-going")]
+            attr = argv.index("-A") + 1
+            argv[attr] += ".outPath"
+            proc = run_nix(
+                "nix-instantiate",
+                ["--eval", "--json", *argv],
+                options={} if opts.nixpkgs else build_options(interpreters.values()),
+                what=f"evaluating set {set_name}",
+            )
+            paths.append(json.loads(proc.stdout))
+    return paths
+
+
+def _restore(outcomes: Sequence[LockOutcome]) -> None:
+    """Put back the lock files as they were before tonight."""
+    for o in outcomes:
+        if o.old is None:
+            o.path.unlink(missing_ok=True)
+        else:
+            lockfile.write_atomic(o.path, lockfile.dumps(o.old))
+
+
+def _closure_bytes(paths: Sequence[str]) -> int | None:
+    if not paths:
+        return None
+    proc = run_nix("nix-store", ["--query", "--size", *paths], check=False)
+    if proc.returncode != 0:
+        return None
+    return sum(int(x) for x in proc.stdout.split() if x.isdigit())
+
+
+def night_set(
+    pset: PackageSet,
+    opts: NightlyOptions,
+    client: IndexClient,
+    started: datetime,
+    store: str,
+    signing_key: Path | None,
+    progress: Callable[[str], None],
+) -> SetOutcome:
+    """Lock, and if needed build, push and commit one set."""
+    pythons = [opts.python] if opts.python else list(pset.python)
+    lock_opts = LockOptions(
+        repo=opts.repo,
+        exclude_newer=opts.exclude_newer,
+        index_url=opts.index_url,
+        cache_dir=opts.cache_dir,
+    )
+    progress(f"{pset.name}: locking")
+    outcomes = [lock_one(pset, p, client, lock_opts, started, write=False) for p in pythons]
+    changed = [o for o in outcomes if o.status != "unchanged"]
+    diffs: list[LockDiff] = [diff_locks(o.old, o.new or {}) for o in changed]
+    urls: dict[str, dict[str, str]] = {}
+    for o in changed:
+        urls.update(o.project_urls)
+    rows = report.rows_from_diffs(diffs, urls)
+    bopts = _build_options(opts, pset)
+    if not changed:
+        progress(f"{pset.name}: checking the cache")
+        wanted = out_paths(bopts, pset.name, pythons)
+        if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
+            return SetOutcome(report.SetReport(pset.name, tuple(pythons), "unchanged"))
+    for o in changed:
+        lockfile.write_atomic(o.path, o.text)
+    sha = None
+    try:
+        progress(f"{pset.name}: building")
+        t0 = time.monotonic()
+        results = builder.build_sets(bopts)
+        seconds = time.monotonic() - t0
+        failed = [r for r in results if not r.ok]
+        if failed:
+            _restore(changed)
+            first = failed[0]
+            return SetOutcome(
+                report.SetReport(
+                    pset.name,
+                    tuple(pythons),
+                    "failed",
+                    diff=rows,
+                    build_seconds=seconds,
+                    failing_package=first.failed_package,
+                    log_tail=first.log_tail or first.error,
+                ),
+                failures=[
+                    (r.python, r.failed_package, r.log_tail or r.error or "") for r in failed
+                ],
+            )
+        paths = sorted({p for r in results for p in r.store_paths})
+        progress(f"{pset.name}: pushing {len(paths)} paths")
+        cache.push(
+            [r.out_path for r in results if r.out_path],
+            to=store,
+            signing_key=signing_key,
+            ssh_config=opts.ssh_config,
+        )
+        if changed:
+            sha = git.commit_set(
+                opts.repo,
+                pset.name,
+                [o.path for o in changed],
+                commit_subject(pset.name, diffs),
+                commit_body(pset.name, diffs),
+            )
+    except BaseException:
+        # nothing half-done: an uncommitted lock goes back to what it was
+        if sha is None:
+            _restore(changed)
+        raise
+    return SetOutcome(
+        report.SetReport(
+            pset.name,
+            tuple(pythons),
+            "ok",
+            diff=rows,
+            build_seconds=seconds,
+            closure_bytes=_closure_bytes(paths),
+            commit=sha,
+        ),
+        commit=sha,
+        built=True,
+    )
+
+
+def _github(opts: NightlyOptions) -> Any:
+    token = opts.github_token or next(
+        (os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None
+    )
+    if not (token and opts.github_repo):
+        return None
+    from bot.github import GitHubClient  # PyGithub is slow to import; only when used
+
+    return GitHubClient(
+        token, opts.github_repo, base_url=opts.github_api, throttle=opts.github_throttle
+    )
+
+
+@dataclass
+class NightResult:
+    """The night's report, the publishing errors met, and the exit code."""
+
+    report: report.NightReport
+    errors: list[str]
+    exit_code: int  #: 0 all good, 2 a set failed or publishing failed
+
+
+def run_nightly(
+    opts: NightlyOptions, *, progress: Callable[[str], None] | None = None
+) -> NightResult:
+    """The whole night: every set, then publishing and the reports."""
+    say = progress or (lambda _msg: None)
+    started = datetime.now(UTC).replace(microsecond=0)
+    exclude_newer = opts.exclude_newer or started
+    opts.exclude_newer = exclude_newer
+    git.ensure_clean(opts.repo)
+    psets = load_sets(opts.repo, list(opts.sets))
+    store = opts.store or cache.default_store(opts.repo)
+    signing_key = _signing_key(opts, store)
+    gh = _github(opts)
+    outcomes: list[SetOutcome] = []
+    clients: dict[Any, IndexClient] = {}
+    try:
+        for pset in psets:
+            key = tuple(index_routes(pset, opts.index_url))
+            if key not in clients:
+                clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
+            try:
+                outcomes.append(
+                    night_set(pset, opts, clients[key], started, store, signing_key, say)
+                )
+            except BotError as exc:
+                log.debug("set %s failed", pset.name, exc_info=True)
+                outcomes.append(
+                    SetOutcome(
+                        report.SetReport(pset.name, pset.python, "failed", log_tail=str(exc)),
+                        failures=[(p, None, str(exc)) for p in pset.python],
+                    )
+                )
+    finally:
+        for client in clients.values():
+            client.close()
+
+    night = report.NightReport(
+        date=started.date().isoformat(),
+        sets=tuple(o.report for o in outcomes),
+        exclude_newer=lockfile.format_time(exclude_newer),
+        run_url=opts.run_url,
+    )
+    errors = _publish(opts, night, outcomes, gh, say)
+    _write_reports(opts, night)
+    failed = any(o.report.status == "failed" for o in outcomes) or errors
+    return NightResult(night, errors, 2 if failed else 0)
+
+
+def _publish(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    gh: Any,
+    say: Callable[[str], None],
+) -> list[str]:
+    """Push commits, open/update the pull request, file/close issues, set statuses.
+
+    Returns the errors met (each a full message); the commits stay local when a push fails.
+    """
+    commits = [o.commit for o in outcomes if o.commit]
+    errors: list[str] = []
+    try:
+        if commits and opts.push_to:
+            say(f"pushing to {opts.remote}/{opts.push_to}")
+            git.push(opts.repo, opts.remote, opts.push_to)
+        if commits and opts.pull_request:
+            branch = git.night_branch(datetime.fromisoformat(night.date).date())
+            say(f"pushing {opts.remote}/{branch}")
+            git.push_pull_request_branch(opts.repo, opts.remote, branch)
+            if gh is not None:
+                names = ", ".join(o.report.name for o in outcomes if o.commit)
+                title = f"Nightly update {night.date}: {names}"
+                gh.upsert_pull_request(branch, opts.base, title[:250], report.to_markdown(night))
+    except BotError as exc:
+        errors.append(str(exc))
+    if gh is None:
+        return errors
+    try:
+        sha = git.head_sha(opts.repo)
+        for o in outcomes:
+            for python, package, tail in o.failures:
+                gh.report_failure(o.report.name, python, package, tail, opts.run_url)
+            state = "failure" if o.report.status == "failed" else "success"
+            gh.set_status(
+                sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
+            )
+        gh.close_fixed(
+            [o.report.name for o in outcomes if o.report.status != "failed"], opts.run_url
+        )
+    except BotError as exc:
+        errors.append(str(exc))
+    finally:
+        gh.close()
+    return errors
+
+
+def _write_reports(opts: NightlyOptions, night: report.NightReport) -> None:
+    markdown = report.to_markdown(night)
+    if opts.report_json is not None:
+        lockfile.write_atomic(opts.report_json, report.to_json(night))
+    if opts.report_markdown is not None:
+        lockfile.write_atomic(opts.report_markdown, markdown)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
