@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ let
     system = builtins.currentSystem;
     builder = "/bin/sh";
     PATH = "/bin:/usr/bin";
-    args = [ "-c" "mkdir $out && echo $nonce $deps > $out/info && head -c $size /dev/urandom > $out/blob" ];
+    args = [ "-c" ("mkdir $out && echo $nonce $deps > $out/info"
+                   + " && head -c $size /dev/urandom > $out/blob") ];
   };
   leaves = builtins.genList (i: mk "leaf-${toString i}-${nonce}" [ ]) (builtins.fromJSON count - 1);
 in mk "top-${nonce}" leaves
@@ -124,7 +126,7 @@ def test_default_store_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert key == tmp_path / "config" / "nixpkgs-python" / "cache-key.sec"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert cache.default_signing_key() == key  # created once, then reused
-    top, closure = build_closure()
+    top, _closure = build_closure()
     store = cache.default_store(tmp_path / "repo")
     assert cache.push([top], to=store, signing_key=key).copied_count == 2
     pub = key.with_suffix(".pub").read_text()
@@ -267,8 +269,8 @@ def test_secrets_never_reach_output(
     ssh_key_text = server.client_key.read_text()
     monkeypatch.setenv(cache.SIGNING_KEY_ENV, secret_text)
     monkeypatch.setenv(cache.SSH_KEY_ENV, ssh_key_text)
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     # the ssh config without its IdentityFile: the key must come from the environment
     config = tmp_path / "ssh_config"
     config.write_text(
@@ -278,7 +280,7 @@ def test_secrets_never_reach_output(
             if "IdentityFile" not in line
         )
     )
-    top, closure = build_closure()
+    top, _closure = build_closure()
     for scheme in ("ssh-ng", "ssh"):
         uri = f"{scheme}://{server.host}?remote-store={tmp_path / scheme}"
         assert cache.push([top], to=uri, ssh_config=config).copied_count == 2
