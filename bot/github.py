@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import requests
@@ -281,3 +281,18 @@ class GitHubClient:
                 context=STATUS_CONTEXT.format(set_name=set_name),
             ),
         )
+
+
+def client_from_env(env: Mapping[str, str], *, throttle: bool = True) -> GitHubClient | None:
+    """A client configured from the environment, or ``None`` when no token or repository is set.
+
+    Token: ``NIXPKGS_PYTHON_GITHUB_TOKEN``, else ``GITHUB_TOKEN``.  Repository:
+    ``NIXPKGS_PYTHON_GITHUB_REPOSITORY``, else ``GITHUB_REPOSITORY`` (set by GitHub Actions).
+    API: ``GITHUB_API_URL`` (set by Actions, also on GitHub Enterprise), else api.github.com.
+    """
+    token = env.get("NIXPKGS_PYTHON_GITHUB_TOKEN") or env.get("GITHUB_TOKEN")
+    repo = env.get("NIXPKGS_PYTHON_GITHUB_REPOSITORY") or env.get("GITHUB_REPOSITORY")
+    if not token or not repo:
+        return None
+    base_url = env.get("GITHUB_API_URL") or "https://api.github.com"
+    return GitHubClient(token, repo, base_url=base_url, throttle=throttle)

@@ -315,3 +315,13 @@ def merge(reports: Iterable[NightReport]) -> NightReport:
         exclude_newer=next((r.exclude_newer for r in reports if r.exclude_newer), None),
         run_url=next((r.run_url for r in reports if r.run_url), None),
     )
+
+
+def append_step_summary(markdown: str, env: Mapping[str, str]) -> bool:
+    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY`` if the environment names one."""
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(markdown)
+    return True

@@ -220,3 +220,19 @@ def test_fake_rejects_malformed_bodies(fake_github: FakeGitHub) -> None:
     assert reply["errors"] == [{"resource": "issues", "field": "bodyy", "code": "unexpected_field"}]
     status, _ = post(f"/repos/{REPO}/issues", {"title": "ok", "labels": ["a"]})
     assert status == 201
+
+
+def test_client_from_env(fake_github: FakeGitHub) -> None:
+    from bot.github import client_from_env
+
+    assert client_from_env({}) is None
+    assert client_from_env({"GITHUB_TOKEN": "x"}) is None
+    env = {
+        "GITHUB_TOKEN": "ignored-when-the-specific-one-is-set",
+        "NIXPKGS_PYTHON_GITHUB_TOKEN": fake_github.token,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": fake_github.base_url,
+    }
+    client = client_from_env(env, throttle=False)
+    assert client is not None
+    assert client.repo_name == REPO

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,13 @@ def test_table_cells_escape_pipes() -> None:
     text = to_markdown(report)
     assert "| a\\|b | 3.12 |" in text
     assert "| x | 1\\|2 | 3 |" in text
+
+
+def test_append_step_summary(tmp_path: Path) -> None:
+    from bot.report import append_step_summary
+
+    summary = tmp_path / "summary.md"
+    assert not append_step_summary("x", {})
+    assert append_step_summary("# a\n", {"GITHUB_STEP_SUMMARY": str(summary)})
+    assert append_step_summary("# b\n", {"GITHUB_STEP_SUMMARY": str(summary)})
+    assert summary.read_text() == "# a\n# b\n"
