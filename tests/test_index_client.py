@@ -266,6 +266,23 @@ def test_warm_cache_fetches_only_pages(demo: IndexServer, make_client: MakeClien
     assert demo.paths() == ["/simple/demo/"]
 
 
+def test_pages_are_revalidated_with_etags(
+    demo: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    demo.etags = True
+    name = canonicalize_name("demo")
+    files = make_client(demo).files(name)
+    warm = make_client(demo)
+    assert warm.files(name) == files
+    assert [r.status for r in demo.requests] == [200, 304]
+    assert "if-none-match" in demo.requests[1].headers
+    # a cache whose page body went missing fetches the page whole again
+    for body in (tmp_path / "cache").rglob("*.body"):
+        body.unlink()
+    assert make_client(demo).files(name) == files
+    assert [r.status for r in demo.requests] == [200, 304, 304, 200]
+
+
 def test_offline_works_from_the_cache(demo: IndexServer, make_client: MakeClient) -> None:
     name = canonicalize_name("demo")
     online = make_client(demo)

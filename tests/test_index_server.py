@@ -323,3 +323,11 @@ def test_project_list_json(pypi_index: IndexServer, tmp_path: Path, backend_whee
     pypi_index.publish(backend_wheel)
     body = get(pypi_index, "/simple/", Accept=JSON_TYPE).content
     assert json.loads(body)["projects"] == [{"name": "fixture-backend"}]
+
+
+def test_etags(demo: IndexServer) -> None:
+    assert "etag" not in get(demo, "/simple/demo-pkg/").headers
+    demo.etags = True
+    etag = get(demo, "/simple/demo-pkg/").headers["etag"]
+    assert get(demo, "/simple/demo-pkg/", **{"If-None-Match": etag}).status_code == 304
+    assert get(demo, "/simple/demo-pkg/", **{"If-None-Match": '"other"'}).status_code == 200

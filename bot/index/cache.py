@@ -5,7 +5,8 @@ Layout under the cache root (``$XDG_CACHE_HOME/nixpkgs-python`` by default)::
     index-v1/metadata/ab/<sha256 of the dist file>        METADATA / PKG-INFO bytes
     index-v1/build-requires/ab/<sha256 of the sdist>.json  ["setuptools>=61", ...]
     index-v1/sdists/ab/<sha256 of the sdist>               the sdist itself
-    index-v1/pages/ab/<sha256 of the page URL>.json        {url, content-type, etag, body}
+    index-v1/pages/ab/<sha256 of the page URL>.json        {url, content-type, etag, sha256}
+    index-v1/pages/ab/<sha256 of the page URL>.body        the page as served
 
 Distribution files are immutable, so entries keyed by their sha256 never go stale.  Pages
 are kept so that an offline run can work from the cache alone; online runs revalidate them
@@ -14,6 +15,7 @@ with the stored ETag / Last-Modified.  Every write is atomic (temp file, then re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -114,33 +116,40 @@ class Cache:
         """Store an sdist (the caller has verified its sha256)."""
         self._write(self.sdist_path(sha256), data)
 
-    def _page_path(self, url: str) -> Path:
-        return self._path("pages", hashlib.sha256(url.encode()).hexdigest(), ".json")
+    def _page_path(self, url: str, suffix: str) -> Path:
+        return self._path("pages", hashlib.sha256(url.encode()).hexdigest(), suffix)
 
-    def get_page(self, url: str) -> CachedPage | None:
-        """The last stored copy of a project page."""
-        data = self._read(self._page_path(url))
+    def get_page(self, url: str, *, with_body: bool = True) -> CachedPage | None:
+        """The last stored copy of a project page (``body`` is b"" unless ``with_body``)."""
+        data = self._read(self._page_path(url, ".json"))
         if data is None:
             return None
         try:
             raw = json.loads(data)
-            return CachedPage(
+            page = CachedPage(
                 url=raw["url"],
                 content_type=raw["content-type"],
-                body=raw["body"].encode("utf-8", errors="surrogateescape"),
+                body=b"",
                 etag=raw.get("etag"),
                 last_modified=raw.get("last-modified"),
             )
         except (ValueError, KeyError, TypeError):
             return None  # a corrupt entry is a miss
+        if not with_body:
+            return page
+        body = self._read(self._page_path(url, ".body"))
+        if body is None or hashlib.sha256(body).hexdigest() != raw.get("sha256"):
+            return None  # torn by a concurrent writer: a miss
+        return dataclasses.replace(page, body=body)
 
     def put_page(self, page: CachedPage) -> None:
-        """Store a project page."""
+        """Store a project page (the body first, then the small record that points at it)."""
         raw = {
             "url": page.url,
             "content-type": page.content_type,
             "etag": page.etag,
             "last-modified": page.last_modified,
-            "body": page.body.decode("utf-8", errors="surrogateescape"),
+            "sha256": hashlib.sha256(page.body).hexdigest(),
         }
-        self._write(self._page_path(page.url), json.dumps(raw).encode("utf-8", "surrogateescape"))
+        self._write(self._page_path(page.url, ".body"), page.body)
+        self._write(self._page_path(page.url, ".json"), json.dumps(raw).encode())

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+import httpx
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -154,7 +155,7 @@ class IndexClient:
 
     def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> list[DistFile]:
         url = f"{route.url}{name}/"
-        cached = self.cache.get_page(url)
+        cached = self.cache.get_page(url, with_body=self.offline)
         if self.offline:
             if cached is None:
                 raise IndexError_(
@@ -168,13 +169,11 @@ class IndexClient:
             headers["If-None-Match"] = cached.etag
         elif cached is not None and cached.last_modified:
             headers["If-Modified-Since"] = cached.last_modified
-        try:
-            resp = self.http.get(url, headers=headers, what=f"the project page of {name}")
-        except NotFound:
-            raise NotFound(f"no project named {name} on {route.url}", where=url) from None
-        if resp.status_code == 304 and cached is not None:
-            page = cached
-        else:
+        resp = self._get_page(url, route, name, headers)
+        page = self.cache.get_page(url) if resp.status_code == 304 else None
+        if page is None:
+            if resp.status_code == 304:  # the cached body vanished: fetch the page whole
+                resp = self._get_page(url, route, name, {"Accept": ACCEPT})
             page = CachedPage(
                 url=url,
                 content_type=resp.headers.get("Content-Type", ""),
@@ -184,6 +183,14 @@ class IndexClient:
             )
             self.cache.put_page(page)
         return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
+
+    def _get_page(
+        self, url: str, route: IndexRoute, name: NormalizedName, headers: dict[str, str]
+    ) -> httpx.Response:
+        try:
+            return self.http.get(url, headers=headers, what=f"the project page of {name}")
+        except NotFound:
+            raise NotFound(f"no project named {name} on {route.url}", where=url) from None
 
     # --- metadata ---
 

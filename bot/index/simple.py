@@ -10,18 +10,17 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import unquote, urldefrag, urljoin
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, parse_tag
 from packaging.utils import (
     InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
     parse_sdist_filename,
-    parse_wheel_filename,
 )
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from bot.errors import IndexError_
 from bot.index.models import DistFile
@@ -37,6 +36,10 @@ _ANCHOR = re.compile(r"<a\s+([^>]*)>([^<]*)</a\s*>", re.IGNORECASE | re.DOTALL)
 _BASE = re.compile(r"<base\s+[^>]*href\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
 _ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_WHEEL_NAME = re.compile(r"^[\w\d._]*$", re.UNICODE)
+#: sdist formats we accept (PEP 625 .tar.gz, and legacy .zip)
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+DIST_SUFFIXES = (".whl", *SDIST_SUFFIXES)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -77,6 +80,53 @@ def _metadata_hash(value: object) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
+def _version(text: str) -> Version:
+    return Version(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags(text: str) -> frozenset[Tag]:
+    return parse_tag(text)
+
+
+def parse_filename(
+    filename: str,
+) -> tuple[NormalizedName, Version, Literal["wheel", "sdist"], frozenset[Tag]] | None:
+    """(name, version, kind, tags) of a wheel or sdist filename; None for anything else.
+
+    Equivalent to :func:`packaging.utils.parse_wheel_filename` /
+    :func:`~packaging.utils.parse_sdist_filename`, with versions and tag sets memoised
+    (a project page repeats them thousands of times).
+    """
+    try:
+        if filename.endswith(".whl"):
+            parts = filename[:-4].split("-")
+            if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[2][:1].isdigit()):
+                return None
+            if not _WHEEL_NAME.match(parts[0]):
+                return None
+            return (
+                canonicalize_name(parts[0]),
+                _version(parts[1]),
+                "wheel",
+                _tags("-".join(parts[-3:])),
+            )
+        if filename.endswith(SDIST_SUFFIXES):
+            name, version = parse_sdist_filename(filename)
+            return name, version, "sdist", frozenset()
+    except (InvalidSdistFilename, InvalidVersion):
+        pass
+    return None
+
+
+def _join(base: str, url: str) -> str:
+    """urljoin + urldefrag, with a fast path for absolute URLs (PyPI's case)."""
+    if url.startswith(("https://", "http://")):
+        return url.partition("#")[0]
+    return urldefrag(urljoin(base, url))[0]
+
+
 def make_file(
     project: NormalizedName,
     index: str,
@@ -94,20 +144,11 @@ def make_file(
     if not sha256 or not _SHA256.match(sha256.lower()):
         log.debug("refusing %s: no sha256 on %s", filename, index)
         return None
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, tags = parse_wheel_filename(filename)
-            kind: Literal["wheel", "sdist"] = "wheel"
-        elif filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            tags = frozenset()
-            kind = "sdist"
-        else:
-            log.debug("skipping %s: not a wheel or sdist", filename)
-            return None
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        log.debug("skipping %s: unparsable filename", filename)
+    parsed = parse_filename(filename)
+    if parsed is None:
+        log.debug("skipping %s: not a wheel or sdist, or an unparsable name", filename)
         return None
+    name, version, kind, tags = parsed
     if name != project:
         log.debug("skipping %s: not a file of %s", filename, project)
         return None
@@ -124,8 +165,12 @@ def make_file(
         yanked=yanked,
         upload_time=upload_time,
         core_metadata=core_metadata,
-        tags=frozenset(tags),
+        tags=tags,
     )
+
+
+def _filename(url: str) -> str:
+    return unquote(url.partition("#")[0].partition("?")[0].rsplit("/", 1)[-1])
 
 
 def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) -> list[DistFile]:
@@ -139,7 +184,11 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             continue
-        url, _ = urldefrag(urljoin(page_url, entry["url"]))
+        filename = entry.get("filename")
+        if not isinstance(filename, str) or not filename:
+            filename = _filename(entry["url"])
+        if not filename.endswith(DIST_SUFFIXES):
+            continue
         hashes = entry.get("hashes") or {}
         yanked = entry.get("yanked", False)
         size = entry.get("size")
@@ -147,8 +196,8 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
         file = make_file(
             project,
             index,
-            url,
-            filename=str(entry.get("filename") or unquote(urlsplit(url).path.rsplit("/", 1)[-1])),
+            _join(page_url, entry["url"]),
+            filename=filename,
             sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
             requires_python=entry.get("requires-python") or None,
             yanked=None
@@ -169,10 +218,9 @@ def _attrs(text: str) -> dict[str, str]:
         value = match.group(2) if match.group(2) is not None else match.group(3)
         if value is None:
             value = match.group(4)
-        out[match.group(1).lower()] = html.unescape(value)
-    # boolean attributes such as a bare `data-yanked`
-    for word in re.sub(_ATTR, " ", text).split():
-        out.setdefault(word.lower().rstrip("/"), "")
+        out[match.group(1).lower()] = html.unescape(value) if "&" in value else value
+    if "data-yanked" not in out and "data-yanked" in text.lower():
+        out["data-yanked"] = ""  # a bare boolean attribute
     return out
 
 
@@ -187,14 +235,15 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
         href = attrs.get("href")
         if not href:
             continue
-        url, fragment = urldefrag(urljoin(base_url, href))
-        algo, _, digest = fragment.partition("=")
-        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        filename = _filename(href)
+        if not filename.endswith(DIST_SUFFIXES):
+            continue
+        algo, _, digest = href.partition("#")[2].partition("=")
         meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         file = make_file(
             project,
             index,
-            url,
+            _join(base_url, href),
             filename=filename,
             sha256=digest if algo == "sha256" else None,
             requires_python=attrs.get("data-requires-python") or None,

@@ -268,6 +268,8 @@ class IndexServer:
         self.ranges = True
         #: False: only HTML, whatever the Accept header says (like the live proxy here)
         self.json = True
+        #: True: project pages carry an ETag and answer If-None-Match with 304 (like PyPI)
+        self.etags = False
         self.lock = threading.Lock()
         self._failures: list[list[object]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -513,8 +515,13 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
             page = server.project_page(name, content_type)
             if page is None:
                 self._send(record, 404, b"no such project\n", "text/plain", body)
-            else:
-                self._send(record, 200, page, content_type, body)
+                return
+            etag = f'"{hashlib.sha256(page).hexdigest()[:32]}"'
+            if server.etags and self.headers.get("If-None-Match") == etag:
+                self._send(record, 304, b"", content_type, body, {"ETag": etag})
+                return
+            extra = {"ETag": etag} if server.etags else {}
+            self._send(record, 200, page, content_type, body, extra)
 
         def _file(self, record: RequestRecord, filename: str, body: bool) -> None:
             target = server.files_dir / filename
