@@ -1,0 +1,152 @@
+"""The nightly end to end: loopback index, real Nix builds, a signed file cache, a bare git
+remote and the fake GitHub; several nights in a row."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot import cache
+from bot.nightly import NightlyOptions, run_nightly
+from tests.conftest import FakeGitHub
+from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO = "nixpkgs-python/nixpkgs-python"
+
+pytestmark = pytest.mark.nix
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def when(day: int) -> datetime:
+    return datetime(2025, 3, day, tzinfo=UTC)
+
+
+@pytest.fixture
+def night_repo(tmp_path: Path, interpreters: dict[str, str]) -> tuple[Path, Path]:
+    """A clone of a bare remote holding the project's Nix library and one demo set."""
+    if shutil.which("nix-build") is None:
+        pytest.skip("nix is not installed (.ci/run installs nix-bin)")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    shutil.copytree(ROOT / "nix", work / "nix", ignore=shutil.ignore_patterns("local.json"))
+    shutil.copytree(ROOT / "overrides", work / "overrides")
+    for name in ("default.nix", "overlay.nix", ".gitignore"):
+        shutil.copy(ROOT / name, work / name)
+    (work / "nix" / "local.json").write_text(json.dumps({"interpreters": interpreters}))
+    (work / "sets" / "demo").mkdir(parents=True)
+    (work / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "initial")
+    git(work, "remote", "add", "origin", str(remote))
+    git(work, "push", "-q", "origin", "main")
+    return work, remote
+
+
+@pytest.fixture
+def night_index(pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path],
+                tmp_path: Path) -> IndexServer:
+    index = pypi_index_with_backend
+    for wheel in frontend_wheels.values():
+        index.publish(wheel, upload_time="2025-01-01T00:00:00Z")
+    dist = tmp_path / "dist"
+    index.publish(make_wheel(dist, "nb-app", "1.0", requires_dist=["nb-lib"],
+                             project_urls={"Changelog": "https://nb.invalid/changes"}),
+                  upload_time="2025-01-01T00:00:00Z")
+    index.publish(make_wheel(dist, "nb-lib", "1.0"), upload_time="2025-01-01T00:00:00Z")
+    return index
+
+
+def options(work: Path, index: IndexServer, tmp_path: Path, day: int,
+            **extra: object) -> NightlyOptions:
+    key = tmp_path / "keys" / "cache.sec"
+    if not key.exists():
+        cache.cache_keygen("nightly-test-1", key, key.with_suffix(".pub"))
+    return NightlyOptions(
+        repo=work, exclude_newer=when(day), index_url=index.url,
+        cache_dir=tmp_path / "metadata-cache", store=f"file://{tmp_path / 'binary-cache'}",
+        signing_key=key, retries=0, github_throttle=False, **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_nights(night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path,
+                fake_github: FakeGitHub) -> None:
+    work, remote = night_repo
+    dist = tmp_path / "dist"
+    gh = {"github_repo": REPO, "github_token": fake_github.token,
+          "github_api": fake_github.base_url, "pull_request": True}
+
+    # night 1: the set is locked, built, pushed and committed locally (embedded defaults)
+    result = run_nightly(options(work, night_index, tmp_path, 2))
+    assert result.exit_code == 0, result
+    assert [s.status for s in result.report.sets] == ["ok"]
+    assert git(work, "log", "-1", "--format=%s").startswith("demo: ")
+    assert git(work, "status", "--porcelain") == ""
+    assert (tmp_path / "binary-cache" / "nix-cache-info").exists()
+    commits = int(git(work, "rev-list", "--count", "HEAD"))
+
+    # night 2: one new version was published; exactly that bump, one pull request
+    night_index.publish(make_wheel(dist, "nb-lib", "1.1"), upload_time="2025-03-03T00:00:00Z")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 0, result.errors
+    assert git(work, "log", "-1", "--format=%s") == "demo: nb-lib 1.0 → 1.1"
+    assert "2025-03-04T00:00:00Z" in git(work, "log", "-1", "--format=%b")
+    assert int(git(work, "rev-list", "--count", "HEAD")) == commits + 1
+    assert len(fake_github.pulls[REPO]) == 1
+    branch = fake_github.pulls[REPO][0]["head"]["ref"]
+    assert git(remote, "rev-parse", branch) == git(work, "rev-parse", "HEAD")
+    assert "nb-lib" in fake_github.pulls[REPO][0]["body"]
+
+    # night 3: the newest nb-lib does not build; the set fails, one issue, nothing committed
+    night_index.publish(make_sdist(dist, "nb-lib", "1.2", build_backend="no_such_backend"),
+                        upload_time="2025-03-05T00:00:00Z")
+    head = git(work, "rev-parse", "HEAD")
+    result = run_nightly(options(work, night_index, tmp_path, 6, **gh))
+    assert result.exit_code == 2
+    assert result.report.sets[0].status == "failed"
+    assert result.report.sets[0].failing_package == "nb-lib"
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "status", "--porcelain") == ""
+    failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    issues = [i for i in failures if i["state"] == "open"]
+    assert len(issues) == 1
+    assert "nb-lib" in issues[0]["body"]
+
+    # night 4: a fixed release builds again; committed, and the issue is closed
+    night_index.publish(make_wheel(dist, "nb-lib", "1.3"), upload_time="2025-03-07T00:00:00Z")
+    result = run_nightly(options(work, night_index, tmp_path, 8, **gh))
+    assert result.exit_code == 0, result.errors
+    assert git(work, "log", "-1", "--format=%s") == "demo: nb-lib 1.1 → 1.3"
+    failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert [i["state"] for i in failures] == ["closed"]
+
+    # night 5: nothing new: nothing built, pushed or committed
+    head = git(work, "rev-parse", "HEAD")
+    cached = sorted(p.name for p in (tmp_path / "binary-cache").iterdir())
+    result = run_nightly(options(work, night_index, tmp_path, 9))
+    assert result.exit_code == 0
+    assert [s.status for s in result.report.sets] == ["unchanged"]
+    assert git(work, "rev-parse", "HEAD") == head
+    assert sorted(p.name for p in (tmp_path / "binary-cache").iterdir()) == cached
+
+
+def test_dirty_tree_is_refused(night_repo: tuple[Path, Path], night_index: IndexServer,
+                               tmp_path: Path) -> None:
+    work, _ = night_repo
+    (work / "sets" / "demo" / "set.yaml").write_text("description: changed\n")
+    with pytest.raises(Exception, match="uncommitted changes"):
+        run_nightly(options(work, night_index, tmp_path, 2))
