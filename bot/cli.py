@@ -478,6 +478,32 @@ def verify_command(
     metavar="URL",
     help="Link to this run, for reports and issues.",
 )
+@click.option(
+    "--commit-only",
+    is_flag=True,
+    help="CI's final job: commit the locks already in sets/ (made by other jobs), "
+    "then publish and report; no locking or building.",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_dir",
+    envvar="NIXPKGS_PYTHON_OUTCOMES",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --commit-only: the outcome-<set>/ folders the set jobs recorded.",
+)
+@click.option(
+    "--commit-only",
+    is_flag=True,
+    help="CI's final job: commit the locks already in sets/ (made by other jobs), "
+    "then publish and report; no locking or building.",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_dir",
+    envvar="NIXPKGS_PYTHON_OUTCOMES",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --commit-only: the outcome-<set>/ folders the set jobs recorded.",
+)
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--report-markdown", type=click.Path(dir_okay=False, path_type=Path))
 @nixpkgs_option
@@ -500,6 +526,8 @@ def nightly_command(
     github_repo: str | None,
     github_api: str,
     run_url: str | None,
+    commit_only: bool,
+    outcomes_dir: Path | None,
     report_json: Path | None,
     report_markdown: Path | None,
     nixpkgs: bool,
@@ -528,6 +556,8 @@ def nightly_command(
         github_repo=github_repo,
         github_api=github_api,
         run_url=run_url,
+        commit_only=commit_only,
+        outcomes_dir=outcomes_dir,
         report_json=report_json,
         report_markdown=report_markdown,
         nixpkgs=nixpkgs,

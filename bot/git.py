@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +86,14 @@ def _in_progress(repo: git.Repo) -> str | None:
     return None
 
 
-def ensure_clean(repo_path: Path | str) -> None:
+def ensure_clean(repo_path: Path | str, *, allow: Iterable[str] = ()) -> None:
     """Refuse to start on a working tree with uncommitted changes or an operation in progress.
 
     Untracked files that are gitignored (caches, build results) are fine; any other change
-    would be swept into, or destroyed by, the bot's commits and rebases.
+    would be swept into, or destroyed by, the bot's commits and rebases.  ``allow`` lists
+    repository-relative paths that may differ (CI's commit job: the locks other jobs made).
     """
+    allowed = set(allow)
     with _open(repo_path) as repo:
         what = _in_progress(repo)
         if what:
@@ -100,7 +102,7 @@ def ensure_clean(repo_path: Path | str) -> None:
                 where=str(repo_path),
                 hint="finish or abort it (e.g. `git rebase --abort`) before running the bot",
             )
-        dirty = _dirty_paths(repo)
+        dirty = [p for p in _dirty_paths(repo) if p not in allowed]
         if dirty:
             shown = ", ".join(dirty[:10]) + (
                 f" and {len(dirty) - 10} more" if len(dirty) > 10 else ""
@@ -355,6 +357,26 @@ def push_pull_request_branch(
                 hint="another run updated the branch at the same time; run the bot again",
             )
         return sha
+
+
+def show_head(repo_path: Path | str, path: Path | str) -> str | None:
+    """The content of ``path`` at HEAD (None when HEAD does not have it)."""
+    with _open(repo_path) as repo:
+        rel = _relative(repo, [path])[0]
+        try:
+            return str(repo.git.show(f"HEAD:{rel}", strip_newline_in_stdout=False))
+        except git.GitCommandError:
+            return None
+
+
+def restore(repo_path: Path | str, path: Path | str) -> None:
+    """Put ``path`` back as it is at HEAD (delete it when HEAD does not have it)."""
+    with _open(repo_path) as repo:
+        rel = _relative(repo, [path])[0]
+        try:
+            repo.git.checkout("HEAD", "--", rel)
+        except git.GitCommandError:
+            Path(repo.working_tree_dir or ".", rel).unlink(missing_ok=True)
 
 
 def head_sha(repo_path: Path | str) -> str:

@@ -150,3 +150,46 @@ def test_dirty_tree_is_refused(night_repo: tuple[Path, Path], night_index: Index
     (work / "sets" / "demo" / "set.yaml").write_text("description: changed\n")
     with pytest.raises(Exception, match="uncommitted changes"):
         run_nightly(options(work, night_index, tmp_path, 2))
+
+
+def test_commit_only_commits_what_ci_jobs_made(
+    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path,
+    fake_github: FakeGitHub,
+) -> None:
+    """CI's final job: the matrix jobs left locks and outcomes; commit, PR, issues."""
+    from bot.locker import LockOptions, lock_sets
+
+    work, remote = night_repo
+    outcomes = tmp_path / "outcomes"
+    (outcomes / "outcome-demo").mkdir(parents=True)
+    record = outcomes / "outcome-demo" / "outcome.json"
+    gh = {"github_repo": REPO, "github_token": fake_github.token,
+          "github_api": fake_github.base_url, "pull_request": True, "commit_only": True,
+          "outcomes_dir": outcomes}
+
+    # a job that locked and built: its lock is committed and the pull request opened
+    lock_sets(LockOptions(repo=work, exclude_newer=when(2), index_url=night_index.url,
+                          cache_dir=tmp_path / "metadata-cache"))
+    record.write_text('{"set": "demo", "lock": "success", "build": "success", "push": "skipped"}')
+    result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
+    assert result.exit_code == 0, result.errors
+    assert git(work, "log", "-1", "--format=%s").startswith("demo: +nb-app 1.0")
+    assert git(work, "status", "--porcelain") == ""
+    assert len(fake_github.pulls[REPO]) == 1
+
+    # a job whose build failed: its lock is not committed; one failure issue names the package
+    night_index.publish(make_wheel(tmp_path / "dist", "nb-lib", "2.0"),
+                        upload_time="2025-03-03T00:00:00Z")
+    lock_sets(LockOptions(repo=work, exclude_newer=when(4), index_url=night_index.url,
+                          cache_dir=tmp_path / "metadata-cache"))
+    record.write_text('{"set": "demo", "lock": "success", "build": "failure", "push": "skipped"}')
+    (outcomes / "outcome-demo" / "build.log").write_text(
+        "FAILED  demo (Python 3.12): package 'nb-lib' failed to build (/nix/store/x.drv)\n")
+    head = git(work, "rev-parse", "HEAD")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "status", "--porcelain") == ""
+    failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert len(failures) == 1
+    assert "nb-lib" in failures[0]["title"] + failures[0]["body"]
