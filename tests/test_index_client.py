@@ -223,6 +223,17 @@ def test_whole_file_fallback_when_range_is_ignored(
     assert [r.status for r in pypi_index.requests if r.path.startswith("/files/")] == [200]
 
 
+def test_whole_file_fallback_when_suffix_ranges_are_refused(
+    pypi_index: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    pypi_index.publish(_big_wheel(tmp_path, size=1000), with_metadata=False)
+    pypi_index.suffix_ranges = False
+    client = make_client(pypi_index)
+    (wheel,) = client.files(canonicalize_name("big"))
+    assert [str(r) for r in client.metadata(wheel).requires_dist] == ["dep"]
+    assert [r.status for r in pypi_index.requests if r.path.startswith("/files/")] == [416, 200]
+
+
 def test_advertised_but_missing_metadata_falls_back(
     demo: IndexServer, make_client: MakeClient
 ) -> None:

@@ -254,7 +254,16 @@ class IndexClient:
         return resp.content, int(total), True
 
     def _wheel_metadata(self, file: DistFile) -> bytes:
-        reader = md.RangeReader(lambda first, last: self._range(file, first, last))
+        try:
+            reader = md.RangeReader(lambda first, last: self._range(file, first, last))
+        except NotFound:
+            raise
+        except IndexError_ as exc:
+            # e.g. 416/501 for a suffix range: read the whole file instead
+            log.debug("%s: range read refused (%s); downloading it whole", file.filename, exc)
+            data = self.http.get(file.url, what=f"download of {file.filename}").content
+            self._check_hash(file, data)
+            return md.wheel_metadata(BytesIO(data), file)
         if reader.whole:
             return md.wheel_metadata(BytesIO(reader.read()), file)
         data = md.wheel_metadata(reader, file)

@@ -268,6 +268,8 @@ class IndexServer:
         self.ranges = True
         #: False: only HTML, whatever the Accept header says (like the live proxy here)
         self.json = True
+        #: False: refuse suffix ranges (``bytes=-N``) with 416, as some servers do
+        self.suffix_ranges = True
         #: True: project pages carry an ETag and answer If-None-Match with 304 (like PyPI)
         self.etags = False
         self.lock = threading.Lock()
@@ -533,6 +535,8 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
             range_header = self.headers.get("Range")
             if range_header and server.ranges:
                 span = _parse_range(range_header, len(data))
+                if not server.suffix_ranges and "=-" in range_header.replace(" ", ""):
+                    span = False
                 if span is False:
                     self._send(
                         record, 416, b"", ctype, body, {"Content-Range": f"bytes */{len(data)}"}
