@@ -403,3 +403,10 @@ def test_build_requires_of_wheel_is_empty(demo: IndexServer, make_client: MakeCl
     assert client.build_requires(wheel) == ()
     sdist = by_name(client.files(canonicalize_name("demo")))["demo-1.0.tar.gz"]
     assert client.build_requires(sdist) == (Requirement("fixture-backend"),)
+
+
+def test_unsupported_index_url_fails_at_once(make_client: MakeClient, tmp_path: Path) -> None:
+    client = make_client(IndexRoute(f"file://{tmp_path}/simple"), retries=3, backoff=10)
+    with pytest.raises(IndexError_, match="unsupported URL") as info:
+        client.files(canonicalize_name("demo"))
+    assert info.value.hint == "index URLs must be http:// or https://"

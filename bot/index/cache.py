@@ -57,6 +57,7 @@ class CachedPage:
     body: bytes
     etag: str | None = None
     last_modified: str | None = None
+    final_url: str | None = None  #: where redirects ended: the base of relative links
 
 
 class Cache:
@@ -132,6 +133,7 @@ class Cache:
                 body=b"",
                 etag=raw.get("etag"),
                 last_modified=raw.get("last-modified"),
+                final_url=raw.get("final-url"),
             )
         except (ValueError, KeyError, TypeError):
             return None  # a corrupt entry is a miss
@@ -149,6 +151,7 @@ class Cache:
             "content-type": page.content_type,
             "etag": page.etag,
             "last-modified": page.last_modified,
+            "final-url": page.final_url,
             "sha256": hashlib.sha256(page.body).hexdigest(),
         }
         self._write(self._page_path(page.url, ".body"), page.body)

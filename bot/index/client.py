@@ -163,7 +163,8 @@ class IndexClient:
                     where=url,
                     hint="run once online with the same cache directory, or drop --offline",
                 )
-            return parse_page(cached.body, cached.content_type, url, route.url, name)
+            base = cached.final_url or url
+            return parse_page(cached.body, cached.content_type, base, route.url, name)
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
@@ -180,6 +181,7 @@ class IndexClient:
                 body=resp.content,
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
+                final_url=str(resp.url),
             )
             self.cache.put_page(page)
         return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
@@ -244,7 +246,9 @@ class IndexClient:
 
     def _range(self, file: DistFile, first: int | None, last: int) -> tuple[bytes, int, bool]:
         spec = f"bytes=-{last}" if first is None else f"bytes={first}-{last}"
-        resp = self.http.get(file.url, headers={"Range": spec}, what=f"a range of {file.filename}")
+        # identity: Content-Range must count the file's own bytes, not a compressed stream
+        headers = {"Range": spec, "Accept-Encoding": "identity"}
+        resp = self.http.get(file.url, headers=headers, what=f"a range of {file.filename}")
         if resp.status_code != 206:
             self._check_hash(file, resp.content)
             return resp.content, len(resp.content), False

@@ -102,6 +102,12 @@ class Http:
             retry_after: float | None = None
             try:
                 resp = self.client.get(url, headers=dict(headers or {}))
+            except httpx.UnsupportedProtocol as exc:
+                raise IndexError_(
+                    f"{what}: unsupported URL ({exc})",
+                    where=url,
+                    hint="index URLs must be http:// or https://",
+                ) from exc
             except httpx.TimeoutException as exc:
                 last = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
