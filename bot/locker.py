@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from packaging.version import Version
 from bot import lock as lockfile
 from bot.errors import BotError
 from bot.index.client import IndexClient, IndexRoute
+from bot.overrides import Override, extra_build_requires, load_overrides
 from bot.resolve import Request, resolve
 from bot.sets import DEFAULT_INDEX, PackageSet, load_sets
 from bot.targets import targets_for
@@ -107,6 +108,16 @@ def build_request(
     )
 
 
+def overrides_inputs(library: Mapping[NormalizedName, list[Override]]) -> dict[str, list[str]]:
+    """The part of the overrides library that can change a lock: its build requirements."""
+    out: dict[str, list[str]] = {}
+    for name, entries in sorted(library.items()):
+        reqs = [f"{o.from_ or ''}..{o.until or ''}:{r}" for o in entries for r in o.build_requires]
+        if reqs:
+            out[name] = sorted(reqs)
+    return out
+
+
 def _read_existing(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -147,7 +158,10 @@ def lock_one(
         recorded = lockfile.provenance(old or {}).get("exclude-newer")
         exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     t0 = time.monotonic()
-    request = build_request(pset, python, exclude_newer)
+    library = load_overrides(opts.repo)
+    request = build_request(
+        pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v)
+    )
     resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)
     routes = index_routes(pset, opts.index_url)
     info = lockfile.LockInfo(
@@ -155,7 +169,7 @@ def lock_one(
         python=python,
         exclude_newer=exclude_newer,
         indexes=[r.url for r in routes],
-        inputs_hash=pset.inputs_hash(python),
+        inputs_hash=pset.inputs_hash(python, overrides_inputs(library)),
     )
     document = lockfile.build_lock(resolution, info, request.targets)
     text = lockfile.dumps(document)

@@ -238,3 +238,20 @@ def test_warm_cache_fetches_only_pages(demo_index: IndexServer, tmp_path: Path) 
     later = demo_index.requests[seen:]
     assert later
     assert all(r.path.startswith("/simple/") for r in later), [r.path for r in later]
+
+
+def test_overrides_library_build_requirements_are_locked(
+    demo_index: IndexServer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, ["demo-lib==2.0"])
+    (repo / "overrides" / "packages").mkdir(parents=True)
+    (repo / "overrides" / "packages" / "demo-lib.toml").write_text(
+        '[[override]]\nfrom = "2.0"\nreason = "its build imports demo_click"\n'
+        'build-requires = ["demo-click"]\n'
+    )
+    assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
+    document = tomllib.loads((repo / "sets/demo/pylock.py312.toml").read_text())
+    packages = {p["name"]: p for p in document["packages"]}
+    assert packages["demo-lib"]["tool"]["nixpkgs-python"]["build-requires"] == [
+        "demo-click", "fixture-backend"]
+    assert "demo-click" in packages
