@@ -8,7 +8,9 @@ the environment, so ``<out_link>-<set>-py3XY/bin/python`` runs it.
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -261,10 +263,8 @@ def build_sets(
     interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
     interpreters_file = None
     results: list[BuildResult] = []
-    tmp_dir = None
+    tmp_dir: tempfile.TemporaryDirectory[str] | None = None
     if not opts.nixpkgs:
-        import json
-        import tempfile
 
         tmp_dir = tempfile.TemporaryDirectory(prefix="nixpkgs-python-build-")
         interpreters_file = Path(tmp_dir.name) / "interpreters.json"

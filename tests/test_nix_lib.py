@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.nix import eval_json, run_nix
+from bot.overrides import load_overrides
 
 TESTS = Path(__file__).resolve().parents[1] / "nix" / "tests"
 CASE = re.compile(r"^  ([a-z][A-Za-z0-9-]*) = \{", re.MULTILINE)
@@ -61,3 +62,10 @@ def test_every_exported_function_has_a_case() -> None:
     missing = [f"{file}.{fn}" for file, fns in exported.items() for fn in fns
                if not re.search(rf"\b{re.escape(file)}\.{re.escape(fn)}\b|{file}-{fn}\b", source)]
     assert missing == []
+
+
+def test_nix_and_bot_read_the_same_overrides_library() -> None:
+    by_nix = eval_json(TESTS / "shipped-overrides.nix")
+    by_bot = {name: [o.reason for o in entries]
+              for name, entries in load_overrides(TESTS.parents[1]).items()}
+    assert by_nix == by_bot
