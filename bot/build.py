@@ -265,7 +265,6 @@ def build_sets(
     results: list[BuildResult] = []
     tmp_dir: tempfile.TemporaryDirectory[str] | None = None
     if not opts.nixpkgs:
-
         tmp_dir = tempfile.TemporaryDirectory(prefix="nixpkgs-python-build-")
         interpreters_file = Path(tmp_dir.name) / "interpreters.json"
         interpreters_file.write_text(json.dumps({"interpreters": dict(interpreters)}))
