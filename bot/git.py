@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -377,6 +378,30 @@ def restore(repo_path: Path | str, path: Path | str) -> None:
             repo.git.checkout("HEAD", "--", rel)
         except git.GitCommandError:
             Path(repo.working_tree_dir or ".", rel).unlink(missing_ok=True)
+
+
+BOT_IDENTITY = ("nixpkgs-python bot", "bot@nixpkgs-python.invalid")
+
+
+def ensure_identity(repo_path: Path | str) -> None:
+    """Give commits an author when neither the environment nor git config names one.
+
+    A fresh machine has no ``user.name``; the embedded-default nightly must still commit.
+    Only unset variables are filled in, so a configured identity always wins.
+    """
+    with _open(repo_path) as repo:
+        for role in ("AUTHOR", "COMMITTER"):
+            for key, default in zip(("NAME", "EMAIL"), BOT_IDENTITY, strict=True):
+                env = f"GIT_{role}_{key}"
+                if os.environ.get(env):
+                    continue
+                # ask git itself: it honours GIT_CONFIG_GLOBAL and friends
+                try:
+                    if repo.git.config("--get", f"user.{key.lower()}").strip():
+                        continue
+                except git.GitCommandError:
+                    pass  # exit status 1: not set
+                os.environ[env] = default
 
 
 def head_sha(repo_path: Path | str) -> str:

@@ -273,6 +273,7 @@ def run_nightly(
     if opts.commit_only:
         return _commit_only(opts, started)
     git.ensure_clean(opts.repo)
+    git.ensure_identity(opts.repo)
     psets = load_sets(opts.repo, list(opts.sets))
     store = opts.store or cache.default_store(opts.repo)
     signing_key = _signing_key(opts, store)
@@ -399,6 +400,7 @@ def _commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
     """Commit each set's rewritten locks (one commit per set), then publish and report."""
     lock_paths = {str(p.relative_to(opts.repo)) for p in opts.repo.glob("sets/*/pylock.*.toml")}
     git.ensure_clean(opts.repo, allow=lock_paths)
+    git.ensure_identity(opts.repo)
     outcomes: list[SetOutcome] = []
     snapshot: str | None = None
     for pset in load_sets(opts.repo, list(opts.sets)):

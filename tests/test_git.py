@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import bot.git as gitmod
 from bot.errors import GitError
 from bot.git import (
     commit_set,
@@ -275,4 +276,45 @@ def test_retries_exhausted_restores_state(work: Path, remote: Path, tmp_path: Pa
     with pytest.raises(GitError, match=r"still rejected after 0 rebase\(s\)"):
         push(work, "origin", retries=0)
     assert head_sha(work) == mine
+    assert status(work) == ""
+
+
+# --- identity, show_head, restore --------------------------------------------------------------
+
+
+def test_missing_identity_gets_the_bot_identity(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for role in ("AUTHOR", "COMMITTER"):
+        for key in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{role}_{key}")
+    gitmod.ensure_identity(work)
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    gitmod.commit_set(work, "alpha", [work / "sets/alpha/pylock.py312.toml"], "alpha: bump", "")
+    assert (
+        git(work, "log", "-1", "--format=%an <%ae>")
+        == "nixpkgs-python bot <bot@nixpkgs-python.invalid>"
+    )
+
+
+def test_configured_identity_wins(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for role in ("AUTHOR", "COMMITTER"):
+        for key in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{role}_{key}")
+    git(work, "config", "user.name", "Someone")
+    git(work, "config", "user.email", "someone@example.invalid")
+    gitmod.ensure_identity(work)
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    gitmod.commit_set(work, "alpha", [work / "sets/alpha/pylock.py312.toml"], "alpha: bump", "")
+    assert git(work, "log", "-1", "--format=%an") == "Someone"
+
+
+def test_show_head_and_restore(work: Path) -> None:
+    path = work / "sets/alpha/pylock.py312.toml"
+    assert gitmod.show_head(work, path) == "# alpha 1\n"
+    assert gitmod.show_head(work, work / "sets/alpha/pylock.py313.toml") is None
+    path.write_text("# changed\n")
+    new = write(work / "sets/alpha/pylock.py313.toml", "# new\n")
+    gitmod.restore(work, path)
+    gitmod.restore(work, new)
     assert status(work) == ""
