@@ -58,6 +58,8 @@ rec {
         else pkgError "cannot be installed: the lock has no 'installer' (its [tool.nixpkgs-python].build-frontend)";
       buildNames = lib.closureNames (edgesIn self) (attrs.frontend ++ attrs.buildRequires);
       isSdist = attrs.artifact.kind == "sdist";
+      autoPatchelf = pkgs != null && !isSdist && wheelTagsLinux attrs.artifact.name
+        && (pkgs.stdenv.isLinux or false);
       src = fetch.fetchArtifact pkgs attrs.artifact;
       config = {
         inherit (attrs) pname version importsCheck doCheck checkCommand;
@@ -104,10 +106,12 @@ rec {
             dontConfigure = true;
             dontBuild = true;
             nativeBuildInputs =
-              (if !isSdist && wheelTagsLinux attrs.artifact.name && (pkgs.stdenv.isLinux or false)
-               then [ pkgs.autoPatchelfHook ] else [ ])
+              (if autoPatchelf then [ pkgs.autoPatchelfHook ] else [ ])
               ++ map nixpkgsInput attrs.nativeBuildInputs;
-            buildInputs = [ interpreter.drv ] ++ map nixpkgsInput attrs.buildInputs;
+            # manylinux wheels link against the C++ runtime more often than not
+            buildInputs = [ interpreter.drv ]
+              ++ (if autoPatchelf && pkgs.stdenv ? cc then [ pkgs.stdenv.cc.cc.lib or null ] else [ ])
+              ++ map nixpkgsInput attrs.buildInputs;
             installPhase = ''
               runHook preInstall
               ${interpreter.executable} -S ${./builder.py} package

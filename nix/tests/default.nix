@@ -205,6 +205,22 @@ in
     expr = builtins.match ".*-installer-1.1.0-py3-none-any.whl" (builtins.head (config demo.packages.installer).installerPath) != null;
     expected = true;
   };
+  package-mkPackage-manylinux = {
+    expr =
+      let
+        attrs = package.defaultAttrs [ "installer" ] (linux.alpha // {
+          artifact = linux.alpha.artifact // { name = "alpha-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"; };
+        });
+        p = package.mkPackage { pkgs = fakePkgs; interpreter = interpreter.fromNixpkgs fakePkgs "3.12"; system = "x86_64-linux"; } demoNixpkgs.packages attrs;
+      in
+      map (d: d.name) p.nativeBuildInputs;
+    expected = [ "fake-auto-patchelf-hook" ];
+  };
+  overlay = {
+    expr = let sets = (import ../../overlay.nix fakePkgs fakePkgs).pythonSets; in
+      builtins.all (n: sets.${n}.meta.interpreterSource == "nixpkgs") (builtins.attrNames sets);
+    expected = true;
+  };
   package-overridePythonAttrs = {
     expr = [ overridden.packages.alpha.A overridden.packages.alpha.B ];
     expected = [ "1" "2" ];
