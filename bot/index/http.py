@@ -14,6 +14,7 @@ import httpx
 
 from bot import __version__
 from bot.errors import IndexError_
+from bot.index.transport import ResolvingTransport
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,9 @@ class Http:
         )
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout),
-            limits=limits,
             follow_redirects=True,
             # HTTP/2 (needs the optional h2 package) measured no faster against PyPI here
-            http2=http2 and _h2_available(),
+            transport=ResolvingTransport(limits=limits, http2=http2 and _h2_available()),
             headers={"User-Agent": f"nixpkgs-python/{__version__} (+httpx)"},
         )
 
