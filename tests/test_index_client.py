@@ -372,7 +372,7 @@ def test_routed_package_comes_only_from_its_index(
     second_index.publish(make_wheel(tmp_path / "private", "private-pkg", "1.0"))
     client = make_client(
         IndexRoute(demo.url),
-        IndexRoute(second_index.url, frozenset({canonicalize_name("private-pkg")})),
+        IndexRoute(second_index.url.rstrip("/"), frozenset({"Private_Pkg"})),  # type: ignore[arg-type]
     )
     files = client.files(canonicalize_name("private-pkg"))
     assert [(f.filename, f.index) for f in files] == [

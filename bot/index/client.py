@@ -46,6 +46,9 @@ class IndexRoute:
     def __post_init__(self) -> None:
         if not self.url.endswith("/"):
             object.__setattr__(self, "url", self.url + "/")
+        if self.packages is not None:
+            names = frozenset(canonicalize_name(p) for p in self.packages)
+            object.__setattr__(self, "packages", names)
 
 
 class IndexClient:
