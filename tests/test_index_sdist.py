@@ -97,6 +97,30 @@ def test_pep517_failure_names_the_file(pypi_index: IndexServer, client_for, tmp_
     assert "/simple/fixture-backend/" in pypi_index.paths()
 
 
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_build_requirements_never_come_from_elsewhere(
+    pypi_index: IndexServer,
+    client_for,
+    tmp_path: Path,
+    backend_wheel: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    installer: str,
+) -> None:
+    other = IndexServer(tmp_path / "other")
+    try:
+        other.publish(backend_wheel)
+        for var in ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX_URL"):
+            monkeypatch.setenv(var, other.url)
+        monkeypatch.setenv("PIP_FIND_LINKS", str(backend_wheel.parent))
+        pypi_index.publish(make_sdist(tmp_path, "dyn", "1.0", dynamic=("Requires-Dist",)))
+        client = client_for(pypi_index, uv=None if installer == "uv" else "")
+        with pytest.raises(MetadataError, match="PEP 517 backend"):
+            client.metadata(only_file(client, "dyn"))
+        assert other.requests == []
+    finally:
+        other.close()
+
+
 def test_build_requires_default_and_explicit(
     pypi_index: IndexServer, client_for, tmp_path: Path
 ) -> None:

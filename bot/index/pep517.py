@@ -91,7 +91,6 @@ def install_command(
         "pip",
         "--python",
         python,
-        "--isolated",
         "install",
         "--no-input",
         "--no-warn-script-location",
