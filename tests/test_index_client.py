@@ -410,3 +410,40 @@ def test_unsupported_index_url_fails_at_once(make_client: MakeClient, tmp_path: 
     with pytest.raises(IndexError_, match="unsupported URL") as info:
         client.files(canonicalize_name("demo"))
     assert info.value.hint == "index URLs must be http:// or https://"
+
+
+def test_page_parsers_refuse_odd_entries() -> None:
+    from bot.index.simple import parse_html, parse_json
+
+    name = canonicalize_name("demo")
+    sha = "ab" * 32
+    page = (
+        '<html><head><base href="https://files.example/base/"></head><body>'
+        f'<a href="demo-1.0.tar.gz#md5=0123">demo-1.0.tar.gz</a>'
+        f'<a href="demo-1.0-py3-none-any.whl#sha256={sha}" data-yanked '
+        'data-dist-info-metadata="true" data-requires-python="&gt;=3.8">x</a>'
+        f'<a href="demo-1.0.exe#sha256={sha}">exe</a>'
+        f'<a href="other-1.0.tar.gz#sha256={sha}">other</a>'
+        f'<a href="demo-1.0.egg#sha256={sha}">egg</a>'
+        "</body></html>"
+    ).encode()
+    (wheel,) = parse_html(
+        page, "https://index.example/simple/demo/", "https://index.example/simple/", name
+    )
+    assert wheel.url == "https://files.example/base/demo-1.0-py3-none-any.whl"
+    assert wheel.yanked == ""
+    assert wheel.core_metadata == ""
+    assert str(wheel.requires_python) == ">=3.8"
+    body = (
+        '{"meta": {"api-version": "1.0"}, "files": ['
+        '{"filename": "demo-1.0.tar.gz", "url": "x/demo-1.0.tar.gz", "hashes": {"sha256": 5}},'
+        '{"filename": "demo-1.0.zip", "url": "demo-1.0.zip", "hashes": {"sha256": "' + sha + '"},'
+        ' "yanked": "bad", "dist-info-metadata": {"sha256": "' + sha + '"}}]}'
+    ).encode()
+    (sdist,) = parse_json(
+        body, "https://index.example/simple/demo/", "https://index.example/simple/", name
+    )
+    assert sdist.url == "https://index.example/simple/demo/demo-1.0.zip"
+    assert sdist.kind == "sdist"
+    assert sdist.yanked == "bad"
+    assert sdist.core_metadata == sha

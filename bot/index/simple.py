@@ -141,7 +141,7 @@ def make_file(
     core_metadata: str | None = None,
 ) -> DistFile | None:
     """A :class:`DistFile`, or None (logged at debug) for files the bot must not use."""
-    if not sha256 or not _SHA256.match(sha256.lower()):
+    if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
         log.debug("refusing %s: no sha256 on %s", filename, index)
         return None
     parsed = parse_filename(filename)
