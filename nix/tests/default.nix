@@ -67,7 +67,7 @@ in
   };
   lib-compareLists = { expr = [ (lib.compareLists [ 1 2 ] [ 1 3 ]) (lib.compareLists [ 1 ] [ 1 ]) (lib.compareLists [ 2 ] [ 1 0 ]) ]; expected = [ (-1) 0 1 ]; };
   lib-toInt = { expr = map lib.toInt [ "0" "007" "12" ]; expected = [ 0 7 12 ]; };
-  lib-toPath = { expr = [ (lib.toPath "/tmp") (builtins.isPath (lib.toPath "/tmp")) ]; expected = [ /tmp true ]; };
+  lib-toPath = { expr = [ (toString (lib.toPath "/some/dir")) (builtins.isPath (lib.toPath "/some/dir")) (lib.toPath ./. == ./.) ]; expected = [ "/some/dir" true true ]; };
   lib-closureNames = {
     expr = lib.closureNames (n: { a = [ "b" ]; b = [ "c" "a" ]; c = [ ]; }.${n}) [ "a" ];
     expected = [ "a" "b" "c" ];
