@@ -24,7 +24,6 @@ from bot.cache.keys import (
     public_key_text,
     signing_key_file,
 )
-from bot.cache.transfer import PushResult, SyncPhase, push, sync_file_cache
 from bot.cache.query import has_paths, local_closure
 from bot.cache.stores import (
     SSH_KEY_ENV,
@@ -34,6 +33,7 @@ from bot.cache.stores import (
     parse_store,
     ssh_options,
 )
+from bot.cache.transfer import PushResult, SyncPhase, push, sync_file_cache
 from bot.cache.verification import PathFailure, VerifyResult, verify
 
 __all__ = [

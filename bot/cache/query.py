@@ -55,9 +55,16 @@ def local_closure(paths: Sequence[str], *, timeout: float | None = 600) -> list[
 def nix_path_infos(
     store: str, paths: Sequence[str], *, env: Mapping[str, str], timeout: float | None = 600
 ) -> dict[str, dict[str, Any]]:
-    """``nix path-info --json --store`` keyed by path; invalid paths have ``valid: False``."""
-    infos = nix.path_info(paths, store=store, env=env, timeout=timeout, error=CacheNixError)
-    return {i["path"]: i for i in infos}
+    """``nix path-info --json --store`` keyed by path; missing paths get ``valid: False``.
+
+    Validity is checked first in one round trip (:func:`bot.nix.valid_paths`), so only
+    paths the store has are asked about.
+    """
+    valid = nix.valid_paths(paths, store=store, env=env, timeout=timeout, error=CacheNixError)
+    infos: dict[str, dict[str, Any]] = {p: {"path": p, "valid": False} for p in paths}
+    found = nix.path_info(sorted(valid), store=store, env=env, timeout=timeout, error=CacheNixError)
+    infos.update({i["path"]: i for i in found})
+    return infos
 
 
 def fetch_files(
@@ -123,5 +130,6 @@ def _has_paths(
         return {names[n] for n in found}
     if cache.kind == "file" and not Path(cache.path or "").is_dir():
         return set()
-    infos = nix_path_infos(cache.nix_uri, paths, env=env, timeout=timeout)
-    return {p for p, info in infos.items() if info.get("valid", True) is not False}
+    return nix.valid_paths(
+        paths, store=cache.nix_uri, env=env, timeout=timeout, error=CacheNixError
+    )

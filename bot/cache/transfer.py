@@ -181,8 +181,8 @@ def sync_file_cache(
     for name, filters in phases:
         argv = [
             "rsync", "--recursive", "--links", "--times", "--ignore-existing",
-            "--chmod=Du=rwx,Dgo=rx,Fu=rw,Fgo=r", "--out-format=%n", *filters, "-e", rsync_shell(dict(env)),
-            f"{staging}/", cache.rsync_target,
+            "--chmod=Du=rwx,Dgo=rx,Fu=rw,Fgo=r", "--out-format=%n", *filters,
+            "-e", rsync_shell(dict(env)), f"{staging}/", cache.rsync_target,
         ]  # fmt: skip
         proc = run(argv, timeout=_left(deadline), check=False, error=CacheCommandError)
         if proc.returncode != 0:

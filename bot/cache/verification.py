@@ -19,6 +19,7 @@ from bot.cache.errors import CacheNixError
 from bot.cache.keys import parse_key, public_key_text
 from bot.cache.query import NARINFO_SUFFIX, fetch_files, hash_part, nix_path_infos, store_paths
 from bot.cache.stores import CacheStore, parse_store, ssh_options
+from bot.errors import NixError
 from bot.proc import tail
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,18 @@ def _closure_infos(
 ) -> dict[str, dict[str, Any]]:
     """Path infos of the closure of ``paths`` as the cache describes it (breadth first, so a
     missing reference is reported instead of failing the whole query)."""
-    infos: dict[str, dict[str, Any]] = {}
-    todo = sorted(set(paths))
+    infos = nix_path_infos(store, paths, env=env, timeout=timeout)
+    valid = sorted(p for p, i in infos.items() if i.get("valid") is not False)
+    try:
+        # one round trip when the closure is complete (the usual case)
+        closure = nix.path_info(valid, store=store, recursive=True, env=env, timeout=timeout)
+    except NixError:
+        closure = None  # a reference is missing: find out which, breadth first
+    if closure is not None and all(i.get("valid") is not False for i in closure):
+        infos.update({i["path"]: i for i in closure})
+        if all(r in infos for i in closure for r in i.get("references", [])):
+            return infos
+    todo = sorted({r for i in infos.values() for r in i.get("references", [])} - infos.keys())
     while todo:
         found = nix_path_infos(store, todo, env=env, timeout=timeout)
         infos.update(found)
