@@ -226,7 +226,6 @@ def generate_binary_cache_key(
     )
 
 
-
 def valid_paths(
     paths: Sequence[str],
     *,
