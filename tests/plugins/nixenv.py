@@ -8,9 +8,12 @@ nothing reaches the network.
   The Nix library needs real wheels of its build frontend (installer, build, pyproject-hooks,
   packaging); the test venv already has them installed, so they are re-packed offline.
 - :func:`write_lock`: a lock in the README format from a few :class:`LockEntry` values.
+- :func:`nix_build_cmd`: nix-build of an attribute of a :class:`NixRepo` (standalone, or
+  with the fake nixpkgs of tests/nix/fake-nixpkgs); ``NixRepo.eval`` evaluates one.
 - Fixtures: ``interpreters`` (the standalone Pythons, from :mod:`bot.interpreters`),
   ``frontend_wheels``, ``nix_repo`` (a repository layout in tmp whose ``default.nix`` is the
-  real one) and ``nix_build`` (runs nix-build of ``default.nix`` against it).
+  real one), ``demo_dists`` / ``demo_index`` (the demo set's distributions on a loopback
+  index) with :func:`lock_demo` to write its lock.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import importlib.metadata
 import json
 import subprocess
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +162,6 @@ class NixRepo:
 
     root: Path
     interpreters: dict[str, str]
-    built: list[str] = field(default_factory=list)
 
     @property
     def sets(self) -> Path:
@@ -252,19 +254,6 @@ def nix_build_cmd(
     argv.append("--no-out-link")
     options = build_options(repo.interpreters.values())
     return run_nix("nix-build", argv, check=check, timeout=900, options=options)
-
-
-@pytest.fixture
-def nix_build(nix_repo: NixRepo) -> Callable[..., Path]:
-    """``nix_build(attr, fake_nixpkgs=False) -> store path`` (raises NixError on failure)."""
-
-    def build(attr: str, *, fake_nixpkgs: bool = False) -> Path:
-        proc = nix_build_cmd(nix_repo, attr, fake_nixpkgs=fake_nixpkgs)
-        out = Path(proc.stdout.strip().splitlines()[-1])
-        nix_repo.built.append(str(out))
-        return out
-
-    return build
 
 
 # --- the demo set ---------------------------------------------------------------------------
