@@ -1,0 +1,779 @@
+#!/usr/bin/env python3
+"""Benchmark ``nixpkgs-python lock`` against ``uv pip compile``; check both pick the same versions.
+
+For each set (default: pytest, flask, sphinx) and one Python version (default 3.12) the two
+tools run side by side, interleaved (ours, uv, ours, uv, ...; the order of each pair alternates
+between rounds), N rounds:
+
+* cold: each run gets a fresh, empty cache directory;
+* warm: each run reuses a cache directory that an unmeasured priming run filled.  For ours the
+  lock file is deleted before every run, so it really resolves.
+
+Both tools see the same index state: ``--exclude-newer`` is a fixed snapshot (default: 24 hours
+before now, rounded down to the hour).  Ours runs from a frozen snapshot taken at the start
+(``--ref``, default the HEAD commit: ``bot/``, ``sets/``, ``nix/``, ``overrides/``) in a scratch
+repository, through ``--repo``, so every run tests the same code even while someone edits the
+checkout, and the real ``sets/*/pylock.*.toml`` are never touched.
+
+Wall time and peak RSS are those of each child process, from ``os.wait4`` (on Linux the
+child's ``ru_maxrss`` also covers its own waited-for children, e.g. a PEP 517 build).  The
+report gives medians with min-max, the ratio ours/uv as the median of the per-pair ratios
+(the two runs of a pair are adjacent in time, so the ratio is less exposed to a noisy machine
+than a ratio of medians), and the peak RSS of ours.
+
+Correctness: uv's output (``name==version`` lines) is compared with our lock
+(``packages[].name/version``) on uv's package names: every package uv lists must be in our
+lock with the same version.  Our lock also holds the build frontend (``build``, ``installer``,
+``pyproject-hooks``, ``packaging``) and build requirements, and it covers four Nix systems
+where uv's compile covers one platform, so packages only in our lock are shown for
+information, not counted as mismatches.
+
+Exit status: 0 all runs succeeded and versions agree; 1 a version mismatch; 2 a run failed.
+Only the standard library and the project's own virtualenv (``bot`` for reading set.yaml,
+``packaging``) are needed.  It talks to the live index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SETS = ("pytest", "flask", "sphinx")
+#: the issue's targets
+COLD_TARGET = 1.0
+WARM_TARGET = 0.5
+RSS_TARGET_MB = 120.0
+MODES = ("cold", "warm")
+TOOLS = ("ours", "uv")
+
+#: what the scratch repository is made of: the code under test and its set definitions
+SNAPSHOT = ("bot", "sets", "nix", "overrides")
+
+
+# -- running a child and measuring it ---------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One measured child process."""
+
+    set: str
+    mode: str
+    tool: str
+    round: int
+    seconds: float
+    rss_mb: float  #: peak resident set size, 10^6 bytes
+    returncode: int
+    argv: list[str]
+    stderr_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def measure(
+    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
+) -> tuple[float, float, int, str]:
+    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stderr tail).
+
+    The child is reaped with ``os.wait4`` so its own rusage is read, not the script's.
+    """
+    out_path, err_path = log_dir / "stdout", log_dir / "stderr"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
+    code = proc.returncode if not timed_out.is_set() else -9
+    tail = ""
+    if code != 0:
+        text = err_path.read_text(errors="replace") + out_path.read_text(errors="replace")
+        tail = ("(timed out) " if timed_out.is_set() else "") + "\n".join(
+            text.strip().splitlines()[-15:]
+        )
+    return seconds, usage.ru_maxrss * 1024 / 1e6, code, tail
+
+
+# -- the two tools ----------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """One set to lock: its roots for uv and where each tool writes its answer."""
+
+    name: str
+    requirements: list[str]
+    constraints: list[str]
+    lock_path: Path  #: our lock in the scratch repository
+    uv_in: Path
+    uv_constraints: Path | None
+    uv_out: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def load_workload(name: str, scratch: Path, python: str) -> Workload:
+    """Read ``sets/<name>/set.yaml`` of the scratch copy with the bot's own loader."""
+    from bot.sets import load_set
+
+    pset = load_set(scratch, name)
+    if python not in pset.python:
+        raise SystemExit(f"set {name!r} is not defined for Python {python}")
+    work = scratch / "uv" / name
+    work.mkdir(parents=True)
+    reqs = [str(r.value) for r in pset.requirements]
+    cons = [str(c.value) for c in pset.constraints]
+    (work / "requirements.in").write_text("\n".join(reqs) + "\n")
+    cfile = None
+    if cons:
+        cfile = work / "constraints.txt"
+        cfile.write_text("\n".join(cons) + "\n")
+    notes = []
+    if pset.indexes:
+        notes.append("the set has extra indexes; uv runs against PyPI only")
+    if pset.build_requirements:
+        notes.append("the set has extra build requirements; uv's compile does not list them")
+    return Workload(
+        name,
+        reqs,
+        cons,
+        pset.lock_path(python),
+        work / "requirements.in",
+        cfile,
+        work / "requirements.txt",
+        notes,
+    )
+
+
+def ours_argv(args: argparse.Namespace, w: Workload, cache: Path, scratch: Path) -> list[str]:
+    return [
+        *args.ours_cmd,
+        "--repo",
+        str(scratch),
+        "--quiet",
+        "lock",
+        w.name,
+        "--python",
+        args.python,
+        "--exclude-newer",
+        args.exclude_newer,
+        "--cache-dir",
+        str(cache),
+    ]
+
+
+def uv_argv(args: argparse.Namespace, w: Workload, cache: Path) -> list[str]:
+    argv = [
+        args.uv,
+        "pip",
+        "compile",
+        "--python-version",
+        args.python,
+        "--exclude-newer",
+        args.exclude_newer,
+        "--python-platform",
+        args.python_platform,
+        "--cache-dir",
+        str(cache),
+        "--no-header",
+        "--no-config",
+        "--no-python-downloads",
+        "--quiet",
+        "-o",
+        str(w.uv_out),
+        str(w.uv_in),
+    ]
+    if args.uv_python != "discover":
+        argv[3:3] = ["--python", args.uv_python]
+    if w.uv_constraints is not None:
+        argv[-1:-1] = ["-c", str(w.uv_constraints)]
+    return argv
+
+
+def child_env(cache: Path, code: Path) -> dict[str, str]:
+    """The environment of a child: its caches (incl. a nested uv/pip) all under ``cache``;
+    ``bot`` imported from the snapshot in ``code``."""
+    env = dict(os.environ)
+    env.update(
+        XDG_CACHE_HOME=str(cache / "xdg"),
+        UV_CACHE_DIR=str(cache / "uv"),
+        PIP_CACHE_DIR=str(cache / "pip"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")])),
+        PYTHONDONTWRITEBYTECODE="1",
+        NO_COLOR="1",
+    )
+    return env
+
+
+# -- correctness ------------------------------------------------------------------------------
+
+_UV_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;\\]+)")
+
+
+def uv_versions(path: Path) -> dict[str, set[str]]:
+    """Normalized name -> versions from ``uv pip compile`` output."""
+    from packaging.utils import canonicalize_name
+
+    out: dict[str, set[str]] = {}
+    for line in path.read_text().splitlines():
+        m = _UV_LINE.match(line.strip())
+        if m:
+            out.setdefault(canonicalize_name(m.group(1)), set()).add(m.group(2))
+    return out
+
+
+def lock_versions(path: Path) -> dict[str, set[str]]:
+    """Normalized name -> versions from a PEP 751 lock."""
+    from packaging.utils import canonicalize_name
+
+    doc = tomllib.loads(path.read_text())
+    out: dict[str, set[str]] = {}
+    for pkg in doc.get("packages", []):
+        out.setdefault(canonicalize_name(pkg["name"]), set()).add(str(pkg.get("version")))
+    return out
+
+
+def _same(a: set[str], b: set[str]) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return {Version(v) for v in a} == {Version(v) for v in b}
+    except InvalidVersion:
+        return a == b
+
+
+def compare(uv: dict[str, set[str]], ours: dict[str, set[str]]) -> dict[str, Any]:
+    """Mismatches on uv's package names, and what only our lock has."""
+    mismatches = []
+    for name in sorted(uv):
+        mine = ours.get(name)
+        if mine is None or not _same(uv[name], mine):
+            mismatches.append(
+                {"name": name, "uv": sorted(uv[name]), "ours": sorted(mine) if mine else None}
+            )
+    only_ours = {n: sorted(v) for n, v in sorted(ours.items()) if n not in uv}
+    return {
+        "uv_packages": len(uv),
+        "ours_packages": len(ours),
+        "mismatches": mismatches,
+        "only_in_ours": only_ours,
+    }
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def default_snapshot() -> str:
+    t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=24)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(*argv: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def snapshot(ref: str, root: Path) -> str:
+    """Freeze the code and sets under test into ``root`` (a repository checkout for --repo,
+    with ``bot`` importable from ``root/code``); return a description of what was taken.
+
+    The default is a git commit, not the working tree: the bot can be edited while the
+    benchmark runs, and every run of one benchmark must test the same code.
+    """
+    (root / "code").mkdir()
+    if ref == "worktree":
+        for sub in SNAPSHOT:
+            if (REPO / sub).is_dir():
+                dest = root / "code" / "bot" if sub == "bot" else root / sub
+                shutil.copytree(REPO / sub, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        dirty = _git("status", "--porcelain", "--", *SNAPSHOT)
+        head = _git("rev-parse", "--short=12", "HEAD")
+        return f"working tree at {head}" + (" with uncommitted changes" if dirty else "")
+    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    present = [s for s in SNAPSHOT if _git("ls-tree", "--name-only", commit, s)]
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, *present],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    if (root / "bot").is_dir():
+        (root / "bot").rename(root / "code" / "bot")
+    subject = _git("log", "-1", "--format=%s", commit)
+    if len(subject) > 60:
+        subject = subject[:57] + "..."
+    return f"commit {commit[:12]} ({subject})"
+
+
+@contextlib.contextmanager
+def scratch_repo(keep: bool) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="nixpkgs-python-bench-"))
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"scratch kept: {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
+        self.args = args
+        self.scratch = scratch
+        self.runs: list[Run] = []
+        self.checks: dict[str, list[dict[str, Any]]] = {}
+        self.failed: list[Run] = []
+        self.caches = scratch / "caches"
+        self.logs = scratch / "logs"
+        self.caches.mkdir()
+        self.logs.mkdir()
+        self._n = 0
+        self.startup: dict[str, list[float]] = {}
+
+    def say(self, msg: str) -> None:
+        if not self.args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def one(self, w: Workload, mode: str, tool: str, rnd: int) -> Run:
+        self._n += 1
+        if mode == "cold":
+            cache = self.caches / f"cold-{self._n}"
+        else:
+            cache = self.caches / f"warm-{tool}-{w.name}"
+        cache.mkdir(exist_ok=True)
+        log_dir = self.logs / f"{self._n}"
+        log_dir.mkdir()
+        if tool == "ours":
+            w.lock_path.unlink(missing_ok=True)  # so it resolves instead of finding its lock
+            argv = ours_argv(self.args, w, cache / "bot", self.scratch)
+        else:
+            w.uv_out.unlink(missing_ok=True)
+            argv = uv_argv(self.args, w, cache / "uv")
+        seconds, rss, code, tail = measure(
+            argv,
+            cwd=self.scratch,
+            env=child_env(cache, self.scratch / "code"),
+            timeout=self.args.timeout,
+            log_dir=log_dir,
+        )
+        out = w.lock_path if tool == "ours" else w.uv_out
+        if code == 0 and not out.is_file():
+            code, tail = 3, f"exit 0 but {out} was not written"
+        run = Run(w.name, mode, tool, rnd, seconds, rss, code, argv, tail)
+        status = "ok" if run.ok else f"FAILED ({code})"
+        self.say(
+            f"  round {rnd}  {w.name:<8} {mode}  {tool:<4}  {seconds:7.2f} s  "
+            f"{rss:6.1f} MB  {status}"
+        )
+        if not run.ok:
+            self.failed.append(run)
+            self.say(f"    $ {shlex.join(argv)}\n    " + tail.replace("\n", "\n    "))
+        if mode == "cold":
+            shutil.rmtree(cache, ignore_errors=True)
+        return run
+
+    def pair(self, w: Workload, mode: str, rnd: int, *, record: bool = True) -> dict[str, Run]:
+        order = TOOLS if rnd % 2 == 1 else TOOLS[::-1]
+        got = {tool: self.one(w, mode, tool, rnd) for tool in order}
+        if record:
+            self.runs += got.values()
+        if got["ours"].ok and got["uv"].ok:
+            result = compare(uv_versions(w.uv_out), lock_versions(w.lock_path))
+            result.update(mode=mode, round=rnd)
+            self.checks.setdefault(w.name, []).append(result)
+        return got
+
+    def run(self, workloads: list[Workload]) -> None:
+        self.say("priming the warm caches (not measured)")
+        for w in workloads:
+            self.pair(w, "warm", 0, record=False)
+        for rnd in range(1, self.args.rounds + 1):
+            self.say(f"round {rnd}/{self.args.rounds}")
+            for w in workloads:
+                self.pair(w, "cold", rnd)
+                self.pair(w, "warm", rnd)
+        self.say("start-up: --version of each tool, the floor under any of its runs")
+        for rnd in range(1, self.args.rounds + 1):
+            for tool, argv in (
+                ("ours", [*self.args.ours_cmd, "--version"]),
+                ("uv", [self.args.uv, "--version"]),
+            ):
+                cache = self.caches / "startup"
+                cache.mkdir(exist_ok=True)
+                log_dir = self.logs / f"startup-{tool}-{rnd}"
+                log_dir.mkdir()
+                seconds, _, code, _ = measure(
+                    argv,
+                    cwd=self.scratch,
+                    env=child_env(cache, self.scratch / "code"),
+                    timeout=self.args.timeout,
+                    log_dir=log_dir,
+                )
+                if code == 0:
+                    self.startup.setdefault(tool, []).append(seconds)
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
+    sets: dict[str, Any] = {}
+    for w in workloads:
+        entry: dict[str, Any] = {"requirements": w.requirements, "notes": w.notes}
+        peak_rss = 0.0
+        for mode in MODES:
+            runs = [r for r in bench.runs if r.set == w.name and r.mode == mode and r.ok]
+            by_tool = {t: [r for r in runs if r.tool == t] for t in TOOLS}
+            pairs: dict[int, dict[str, Run]] = {}
+            for r in runs:
+                pairs.setdefault(r.round, {})[r.tool] = r
+            ratios = [p["ours"].seconds / p["uv"].seconds for p in pairs.values() if len(p) == 2]
+            entry[mode] = {
+                **{f"{t}_seconds": _stats([r.seconds for r in by_tool[t]]) for t in TOOLS},
+                **{f"{t}_rss_mb": _stats([r.rss_mb for r in by_tool[t]]) for t in TOOLS},
+                "ratio": _stats(ratios),
+            }
+            peak_rss = max([peak_rss, *(r.rss_mb for r in by_tool["ours"])])
+        entry["ours_peak_rss_mb"] = peak_rss
+        checks = bench.checks.get(w.name, [])
+        mismatches: dict[str, dict[str, Any]] = {}
+        for c in checks:
+            for m in c["mismatches"]:
+                key = f"{m['name']} uv={m['uv']} ours={m['ours']}"
+                mismatches.setdefault(key, {**m, "runs": []})["runs"].append(
+                    f"{c['mode']}#{c['round']}"
+                )
+        entry["check"] = {
+            "compared_runs": len(checks),
+            "uv_packages": sorted({c["uv_packages"] for c in checks}),
+            "ours_packages": sorted({c["ours_packages"] for c in checks}),
+            "mismatches": list(mismatches.values()),
+            "only_in_ours": checks[-1]["only_in_ours"] if checks else {},
+        }
+        cold, warm = entry["cold"]["ratio"], entry["warm"]["ratio"]
+        entry["targets"] = {
+            "cold": None if cold is None else cold["median"] <= COLD_TARGET,
+            "warm": None if warm is None else warm["median"] <= WARM_TARGET,
+            "rss": peak_rss < RSS_TARGET_MB if peak_rss else None,
+            "versions": (not mismatches) if checks else None,
+        }
+        sets[w.name] = entry
+    return sets
+
+
+def tool_versions(args: argparse.Namespace, code: Path) -> dict[str, str]:
+    def first_line(argv: list[str]) -> str:
+        try:
+            p = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                env=child_env(Path(tempfile.gettempdir()) / "bench-version", code),
+            )
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired) as exc:
+            return f"unknown ({exc})"
+
+    return {
+        "ours": first_line([*args.ours_cmd, "--version"]),
+        "uv": first_line([args.uv, "--version"]),
+    }
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _fmt(s: dict[str, float] | None, digits: int = 2) -> str:
+    if s is None:
+        return "-"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def _yes(v: bool | None) -> str:
+    return "-" if v is None else ("yes" if v else "NO")
+
+
+def render(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"{meta['date']}  Python {meta['python']}  exclude-newer {meta['exclude_newer']}  "
+        f"{meta['rounds']} rounds  {meta['cpus']} CPUs  load "
+        f"{meta['loadavg_start'][0]:.1f} -> {meta['loadavg_end'][0]:.1f}",
+        f"ours: {meta['versions']['ours']}, {meta['code']}   uv: {meta['versions']['uv']}",
+        "",
+        "wall seconds and peak RSS (MB): median (min-max); ours/uv: median of per-pair ratios",
+        "",
+    ]
+    head = ("set", "mode", "ours s", "uv s", "ours/uv", "ours RSS MB", "uv RSS MB")
+    rows: list[tuple[str, ...]] = [head]
+    for name, e in report["sets"].items():
+        for mode in MODES:
+            m = e[mode]
+            ratio = m["ratio"]
+            rows.append(
+                (
+                    name,
+                    mode,
+                    _fmt(m["ours_seconds"]),
+                    _fmt(m["uv_seconds"]),
+                    "-" if ratio is None else f"{ratio['median']:.2f}x",
+                    _fmt(m["ours_rss_mb"], 0),
+                    _fmt(m["uv_rss_mb"], 0),
+                )
+            )
+    lines += _table(rows)
+    startup = meta.get("startup_seconds") or {}
+    if startup:
+        lines.append(
+            "start-up (--version): "
+            + ", ".join(f"{t} {_fmt(startup.get(t))} s" for t in TOOLS if t in startup)
+        )
+    lines += [
+        "",
+        f"targets: cold <= {COLD_TARGET}x uv, warm <= {WARM_TARGET}x uv, "
+        f"peak RSS of ours < {RSS_TARGET_MB:.0f} MB, versions equal to uv's",
+        "",
+    ]
+    rows = [("set", "cold", "warm", "peak RSS", "versions", "packages uv/ours")]
+    for name, e in report["sets"].items():
+        t, c = e["targets"], e["check"]
+        rows.append(
+            (
+                name,
+                f"{_yes(t['cold'])} ({_ratio(e['cold'])})",
+                f"{_yes(t['warm'])} ({_ratio(e['warm'])})",
+                f"{_yes(t['rss'])} ({e['ours_peak_rss_mb']:.0f} MB)",
+                f"{_yes(t['versions'])} ({c['compared_runs']} runs compared)",
+                f"{_counts(c['uv_packages'])} / {_counts(c['ours_packages'])}",
+            )
+        )
+    lines += _table(rows)
+    for name, e in report["sets"].items():
+        for m in e["check"]["mismatches"]:
+            lines.append(
+                f"MISMATCH {name}: {m['name']}: uv {', '.join(m['uv'])}, ours "
+                f"{', '.join(m['ours']) if m['ours'] else 'missing'} "
+                f"(runs {', '.join(m['runs'])})"
+            )
+        extra = e["check"]["only_in_ours"]
+        if extra:
+            lines.append(
+                f"only in our {name} lock (frontend/build requirements/other systems): "
+                + ", ".join(f"{n} {'/'.join(v)}" for n, v in extra.items())
+            )
+        for note in e["notes"]:
+            lines.append(f"note {name}: {note}")
+    for f in report["failed_runs"]:
+        lines.append(
+            f"FAILED {f['set']} {f['mode']} {f['tool']} round {f['round']} "
+            f"(exit {f['returncode']}): $ {shlex.join(f['argv'])}\n  "
+            + f["stderr_tail"].replace("\n", "\n  ")
+        )
+    return "\n".join(lines)
+
+
+def _counts(values: list[int]) -> str:
+    return "/".join(map(str, values)) or "-"
+
+
+def _ratio(mode: dict[str, Any]) -> str:
+    r = mode["ratio"]
+    return "-" if r is None else f"{r['median']:.2f}x"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="benchmarks/lock.py",
+        description=__doc__.split("\n\n")[0] + " (cold and warm cache, interleaved rounds, "
+        "live index).",
+        epilog="Exit status: 0 ok; 1 a version differs from uv's; 2 a run failed.",
+    )
+    p.add_argument(
+        "sets",
+        nargs="*",
+        default=list(DEFAULT_SETS),
+        help=f"sets to lock [default: {' '.join(DEFAULT_SETS)}]",
+    )
+    p.add_argument("-n", "--rounds", type=int, default=5, help="rounds [default: 5]")
+    p.add_argument("--python", default="3.12", help="Python minor version [default: 3.12]")
+    p.add_argument(
+        "--exclude-newer",
+        metavar="TS",
+        default=None,
+        help="index snapshot, RFC 3339 [default: 24 hours ago, on the hour]",
+    )
+    p.add_argument(
+        "--python-platform",
+        default="x86_64-manylinux_2_28",
+        help="uv's --python-platform [default: x86_64-manylinux_2_28]",
+    )
+    p.add_argument(
+        "--uv", default=None, help="uv executable [default: beside this Python, else on PATH]"
+    )
+    p.add_argument(
+        "--uv-python",
+        default=sys.executable,
+        metavar="PATH",
+        help="interpreter uv uses for builds, so it does not search PATH (on a "
+        "machine with pyenv shims that search costs seconds); 'discover': let uv "
+        "search [default: this Python]",
+    )
+    p.add_argument(
+        "--ours",
+        default=None,
+        metavar="CMD",
+        help="our CLI, shell-split; it then runs whatever code it imports, not the "
+        "--ref snapshot [default: '<this python> -m bot.cli' with the snapshot on PYTHONPATH]",
+    )
+    p.add_argument(
+        "--ref",
+        default="HEAD",
+        help="git commit whose bot/, sets/, nix/ and overrides/ are benchmarked, or "
+        "'worktree' for a copy of the working tree taken at the start [default: HEAD]",
+    )
+    p.add_argument("--timeout", type=float, default=900, help="seconds per run [default: 900]")
+    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-run progress on stderr")
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if args.exclude_newer is None:
+        args.exclude_newer = default_snapshot()
+    if args.uv is None:
+        beside = Path(sys.executable).parent / "uv"
+        args.uv = str(beside) if beside.is_file() else shutil.which("uv")
+        if args.uv is None:
+            p.error("uv not found; pass --uv")
+    if args.ours is None:
+        args.ours_cmd = [sys.executable, "-m", "bot.cli"]
+    else:
+        args.ours_cmd = shlex.split(args.ours)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with scratch_repo(args.keep_scratch) as scratch:
+        try:
+            code = snapshot(args.ref, scratch)
+        except subprocess.CalledProcessError as exc:
+            print(f"cannot take {args.ref!r}: {exc.stderr!s}", file=sys.stderr)
+            return 2
+        (scratch / "sets").mkdir(exist_ok=True)
+        (scratch / "nix").mkdir(exist_ok=True)
+        sys.path.insert(0, str(scratch / "code"))  # bot.sets of the snapshot reads set.yaml
+        for name in args.sets:
+            for old in (scratch / "sets" / name).glob("pylock.*.toml"):
+                old.unlink()
+        workloads = [load_workload(name, scratch, args.python) for name in args.sets]
+        bench = Bench(args, scratch)
+        started = datetime.now(UTC)
+        load_start = os.getloadavg()
+        bench.run(workloads)
+        report: dict[str, Any] = {
+            "meta": {
+                "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+                "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+                "python": args.python,
+                "exclude_newer": args.exclude_newer,
+                "python_platform": args.python_platform,
+                "rounds": args.rounds,
+                "cpus": os.cpu_count(),
+                "machine": f"{platform.system()} {platform.machine()}",
+                "loadavg_start": load_start,
+                "loadavg_end": os.getloadavg(),
+                "code": code,
+                "versions": tool_versions(args, scratch / "code"),
+                "startup_seconds": {t: _stats(v) for t, v in bench.startup.items()},
+                "commands": {
+                    "ours": shlex.join(ours_argv(args, workloads[0], Path("CACHE"), Path("REPO"))),
+                    "uv": shlex.join(uv_argv(args, workloads[0], Path("CACHE"))),
+                },
+            },
+            "sets": summarize(bench, workloads),
+            "failed_runs": [asdict(r) for r in bench.failed],
+            "runs": [
+                {k: v for k, v in asdict(r).items() if k not in ("argv", "stderr_tail")}
+                for r in bench.runs
+            ],
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    if bench.failed:
+        return 2
+    if any(e["check"]["mismatches"] for e in report["sets"].values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
