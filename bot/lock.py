@@ -57,6 +57,8 @@ class LockInfo:
     exclude_newer: datetime | None
     indexes: Sequence[str]
     inputs_hash: str
+    description: str = ""
+    maintainers: Sequence[str] = ()
 
 
 def _file_entry(f: DistFile) -> dict[str, Any]:
@@ -102,6 +104,8 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
     packages = [_package(resolution.packages[n], systems) for n in sorted(resolution.packages)]
     provenance: dict[str, Any] = {
         "set": info.set_name,
+        "description": info.description,
+        "maintainers": list(info.maintainers),
         "python": info.python,
         "systems": systems,
         "roots": list(resolution.roots),

@@ -170,6 +170,8 @@ def lock_one(
         exclude_newer=exclude_newer,
         indexes=[r.url for r in routes],
         inputs_hash=pset.inputs_hash(python, overrides_inputs(library)),
+        description=pset.description,
+        maintainers=pset.maintainers,
     )
     document = lockfile.build_lock(resolution, info, request.targets)
     text = lockfile.dumps(document)

@@ -87,7 +87,7 @@ class Target:
         """Whether a distribution's Requires-Python admits this Python minor version."""
         if requires_python is None:
             return True
-        return _allows(str(requires_python), self.python_full_version)
+        return _allows(requires_python, self.python_full_version)
 
     @functools.cached_property
     def tag_priority(self) -> dict[tags.Tag, int]:
@@ -95,9 +95,11 @@ class Target:
         return {tag: i for i, tag in enumerate(_tags_for(self.python, self.system))}
 
 
-@functools.cache
-def _allows(requires_python: str, version: str) -> bool:
-    return SpecifierSet(requires_python).contains(Version(version), prereleases=True)
+@functools.lru_cache(maxsize=4096)
+def _allows(requires_python: SpecifierSet, version: str) -> bool:
+    # keyed by the SpecifierSet itself: index pages share one object per distinct string,
+    # and its hash is cheap where str() is not
+    return requires_python.contains(Version(version), prereleases=True)
 
 
 @functools.cache
