@@ -161,7 +161,7 @@ def load_workload(name: str, scratch: Path, python: str) -> Workload:
 
     pset = load_set(scratch, name)
     if python not in pset.python:
-        raise SystemExit(f"set {name!r} is not defined for Python {python}")
+        raise ValueError(f"set {name!r} is not defined for Python {python}")
     work = scratch / "uv" / name
     work.mkdir(parents=True)
     reqs = [str(r.value) for r in pset.requirements]
@@ -732,7 +732,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.sets:
             for old in (scratch / "sets" / name).glob("pylock.*.toml"):
                 old.unlink()
-        workloads = [load_workload(name, scratch, args.python) for name in args.sets]
+        from bot.errors import BotError
+
+        try:
+            workloads = [load_workload(name, scratch, args.python) for name in args.sets]
+        except (BotError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         bench = Bench(args, scratch)
         started = datetime.now(UTC)
         load_start = os.getloadavg()
