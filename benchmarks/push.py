@@ -13,6 +13,7 @@ again (nothing to send) and verifies by substitution into a fresh store.  Median
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -80,13 +81,13 @@ def main() -> None:
                            "--argstr", "count", str(opts.count), "--argstr", "size",
                            str(opts.size)])  # fmt: skip
     closure = cache.local_closure(paths)
-    size = sum(
-        int(line.split()[1])
-        for line in subprocess.run(
-            ["nix", "--extra-experimental-features", "nix-command", "path-info", "-S", *paths,
-             "--recursive"], capture_output=True, text=True, check=True,
-        ).stdout.splitlines()
+    infos = json.loads(
+        subprocess.run(
+            ["nix", "--extra-experimental-features", "nix-command", "path-info", "--json",
+             "--recursive", *paths], capture_output=True, text=True, check=True,
+        ).stdout
     )  # fmt: skip
+    size = sum(int(i["narSize"]) for i in infos)
     print(f"closure: {len(closure)} paths, {size / 1024:.0f} KiB NAR; {opts.runs} runs")
 
     work = Path(tempfile.mkdtemp(prefix="bench-push-"))

@@ -289,6 +289,13 @@ def test_secrets_never_reach_output(
     assert cache.verify([top], from_=uri, public_key=keys.public, ssh_config=config).ok
     with pytest.raises(CacheError):
         cache.cache_keygen("x-1", keys.secret, tmp_path / "x.pub")
+    # a failing push (the remote trusts another key) with the key from the environment
+    server.trust(keys.other_public)
+    top2, _ = build_closure()
+    with pytest.raises(CacheError) as failed:
+        cache.push([top2], to=f"ssh-ng://{server.host}?remote-store={tmp_path / 'x'}",
+                   ssh_config=config)  # fmt: skip
+    print(failed.value)  # what the CLI would show
     out, err = capfd.readouterr()
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "$ nix" in logged  # commands were logged ...

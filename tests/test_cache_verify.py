@@ -7,8 +7,12 @@ path's narinfo, a NAR swapped for another, a narinfo that is simply not there.
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,3 +141,42 @@ def test_verify_cleans_up_and_needs_a_valid_key(
     assert list(tmp.iterdir()) == []  # the fresh store (read-only paths) was removed
     with pytest.raises(CacheError, match="not a Nix public signing key"):
         cache.verify([top], from_=uri, public_key="not-a-key")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_cache(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """The documented way to serve the embedded cache: a static HTTP server on its directory."""
+    root = tmp_path / "binary-cache"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_verify_served_default_cache_over_http(
+    keys: Keys, tmp_path: Path, http_cache: tuple[Path, str]
+) -> None:
+    root, url = http_cache
+    top, closure = build_closure()
+    unsigned, _ = build_closure()
+    assert cache.push([top], to=f"file://{root}", signing_key=keys.secret).copied_count == 2
+    copy_unsigned([unsigned], f"file://{root}")
+    assert cache.has_paths(url, [*closure, unsigned]) == {*closure, unsigned}
+    assert cache.verify([top], from_=url, public_key=keys.public).ok
+    assert reasons(cache.verify([unsigned], from_=url, public_key=keys.public))[unsigned] == (
+        "unsigned"
+    )
+    with pytest.raises(CacheError, match="read-only"):
+        cache.push([top], to=url, signing_key=keys.secret)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from bot.cache.keys import private_file
+from bot.cache.keys import SIGNING_KEY_ENV, private_file
 from bot.errors import CacheError
 
 StoreKind = Literal["ssh-ng", "ssh", "file", "rsync", "http"]
@@ -38,6 +38,9 @@ SSH_KEY_ENV = "NIXPKGS_PYTHON_SSH_KEY"
 SSH_KNOWN_HOSTS_ENV = "NIXPKGS_PYTHON_SSH_KNOWN_HOSTS"
 
 DEFAULT_CACHE_DIR = "binary-cache"
+
+#: secret-holding variables blanked for child processes: they only need the files
+SCRUBBED = {SIGNING_KEY_ENV: "", SSH_KEY_ENV: "", SSH_KNOWN_HOSTS_ENV: ""}
 
 
 @dataclass(frozen=True)
@@ -118,17 +121,20 @@ def default_store(repo: Path) -> str:
 def ssh_options(ssh_config: Path | None) -> Iterator[dict[str, str]]:
     """Environment entries that make nix and rsync use ``ssh -F CONFIG``.
 
-    Yields ``{"NIX_SSHOPTS": "-F FILE"}`` (or ``{}`` with no config and no SSH secrets in the
-    environment).  When ``$NIXPKGS_PYTHON_SSH_KEY`` / ``$NIXPKGS_PYTHON_SSH_KNOWN_HOSTS`` hold
-    key / known_hosts text, they are written to 0600 temporary files and a temporary config
-    that uses them and then includes ``ssh_config`` (or ``~/.ssh/config``) is used instead.
+    Yields ``{"NIX_SSHOPTS": "-F FILE"}`` (no ``NIX_SSHOPTS`` with no config and no SSH
+    secrets in the environment), plus the secret-holding variables set to ``""`` so that child
+    processes never inherit them.  When ``$NIXPKGS_PYTHON_SSH_KEY`` /
+    ``$NIXPKGS_PYTHON_SSH_KNOWN_HOSTS`` hold key / known_hosts text, they are written to 0600
+    temporary files and a temporary config that uses them and then includes ``ssh_config``
+    (or ``~/.ssh/config``) is used instead.
     """
     key_text = os.environ.get(SSH_KEY_ENV, "")
     known_hosts = os.environ.get(SSH_KNOWN_HOSTS_ENV, "")
     if ssh_config is not None and not ssh_config.is_file():
         raise CacheError("ssh config file not found", where=str(ssh_config))
     if not key_text.strip() and not known_hosts.strip():
-        yield {} if ssh_config is None else {"NIX_SSHOPTS": f"-F {_no_space(ssh_config)}"}
+        opts = {} if ssh_config is None else {"NIX_SSHOPTS": f"-F {_no_space(ssh_config)}"}
+        yield {**SCRUBBED, **opts}
         return
     with ExitStack() as stack:
         lines = []
@@ -142,7 +148,7 @@ def ssh_options(ssh_config: Path | None) -> Iterator[dict[str, str]]:
         if include.is_file():
             lines.append(f"Include {_no_space(include.resolve())}")
         config = stack.enter_context(private_file("\n".join(lines) + "\n", prefix="ssh-config"))
-        yield {"NIX_SSHOPTS": f"-F {_no_space(config)}"}
+        yield {**SCRUBBED, "NIX_SSHOPTS": f"-F {_no_space(config)}"}
 
 
 def rsync_shell(env: dict[str, str]) -> str:

@@ -118,7 +118,9 @@ def push(
             sync: tuple[SyncPhase, ...] = ()
             if missing:
                 log.info("pushing %d of %d paths to %s", len(missing), len(closure), to)
-                nix.store_sign(missing, key_file=key, error=CacheNixError, timeout=_left(deadline))
+                nix.store_sign(
+                    missing, key_file=key, env=env, error=CacheNixError, timeout=_left(deadline)
+                )
                 if cache.kind == "rsync":
                     local = f"file://{staging}" + (f"?{cache.query}" if cache.query else "")
                     attempt("stage", lambda t: _copy(missing, local, env, t))
