@@ -581,6 +581,114 @@ def nightly_command(
     raise SystemExit(result.exit_code)
 
 
+@cli.command("generate")
+@click.option(
+    "-r",
+    "--requirements",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    metavar="FILE",
+    help="Your requirements.txt (PEP 508 lines; no pip options).",
+)
+@click.option(
+    "--python", callback=_python, metavar="X.Y",
+    help="Python minor version [default: the newest found on this machine].",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("nix-python"),
+    show_default=True,
+    metavar="DIR",
+    help="Directory to write (replaced as a whole when generate wrote it before).",
+)
+@click.option(
+    "--exclude-newer",
+    callback=_timestamp,
+    metavar="TIMESTAMP",
+    help="Ignore files uploaded after this time [default: now].",
+)
+@click.option("--index-url", metavar="URL", help="Package index [default: PyPI].")
+@click.option(
+    "--default-overrides/--no-default-overrides",
+    default=True,
+    show_default=True,
+    help="Apply nixpkgs-python's overrides library (pinned like the Nix library).",
+)
+@click.option(
+    "--default-overrides-url",
+    metavar="URL",
+    help="Git repository of the Nix library and overrides "
+    "[default: https://github.com/nixpkgs-python/nixpkgs-python].",
+)
+@click.option(
+    "--default-overrides-rev",
+    metavar="COMMIT",
+    help="Its full 40-hex commit id [default: the repository's current HEAD].",
+)
+@click.option(
+    "--overrides",
+    multiple=True,
+    metavar="SRC",
+    help="More overrides, applied in order: a directory or .nix file, an https:// URL "
+    "(.nix or tarball), or git+URL?rev=COMMIT#path=PATH.  Repeatable.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Metadata cache [default: $XDG_CACHE_HOME/nixpkgs-python].",
+)
+@json_option
+@pass_ctx
+def generate_command(
+    obj: Context,
+    requirements: Path,
+    python: str | None,
+    out: Path,
+    exclude_newer: Any,
+    index_url: str | None,
+    default_overrides: bool,
+    default_overrides_url: str | None,
+    default_overrides_rev: str | None,
+    overrides: tuple[str, ...],
+    cache_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Lock your own requirements and write a directory that nix-build builds."""
+    import shlex
+
+    from bot.generate import PROJECT_URL, GenerateOptions, generate
+
+    opts = GenerateOptions(
+        requirements=requirements,
+        out=out,
+        python=python,
+        exclude_newer=exclude_newer,
+        index_url=index_url,
+        default_overrides=default_overrides,
+        library_url=default_overrides_url or PROJECT_URL,
+        library_rev=default_overrides_rev,
+        overrides=overrides,
+        cache_dir=cache_dir,
+    )
+    with obj.progress("generating", enabled=not as_json) as progress:
+        result = generate(opts, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    click.echo(
+        f"wrote {result.out}: {result.packages} packages for Python {result.python} "
+        f"(nixpkgs-python {result.library_rev[:12]})"
+    )
+    click.echo(f"build it with: {shlex.join(result.build_command)}")
+    if result.interpreter is None:
+        click.echo(
+            f"note: no Python {result.python} on this machine; without nixpkgs pass "
+            f"--arg interpreters '{{ \"{result.python}\" = /path/to/python; }}'"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI inside the error boundary."""
     try:
