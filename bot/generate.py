@@ -95,12 +95,10 @@ class Source:
 
 @dataclass
 class Fetched:
-    """A source after fetching: where its files are now and what the pins record."""
+    """A source after fetching: its pin (an entry of nixpkgs-python.json's "overrides") and
+    its data entries (for their build requirements)."""
 
-    source: Source
-    local: Path
-    type: SourceType
-    pin: dict[str, str]  #: the entry of nixpkgs-python.json's "overrides" list
+    pin: dict[str, str]
     data: dict[NormalizedName, list[Override]] = field(default_factory=dict)
 
 
@@ -415,8 +413,7 @@ def fetch_source(source: Source, index: int, staging: Path) -> Fetched:
             hint="point at a directory like overrides/ of nixpkgs-python, or at a .nix file",
         )
     pin["type"] = kind
-    data = load_data(local) if kind == "directory" else {}
-    return Fetched(source, local, kind, pin, data)
+    return Fetched(pin, load_data(local) if kind == "directory" else {})
 
 
 # --- the command ----------------------------------------------------------------------------

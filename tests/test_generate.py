@@ -25,6 +25,17 @@ CUTOFF = "2025-06-01T00:00:00Z"
 pytestmark = pytest.mark.nix
 
 WITH_GEN_LIB = "{ dir }: (import dir { pkgs = null; }).withPackages (ps: [ ps.gen-lib ])"
+#: the generated default.nix with the fake nixpkgs as `pkgs` and an `overrides` argument
+WITH_ARGS = """{ dir, fake }:
+let
+  generated = import dir {
+    pkgs = import fake { interpretersFile = dir + "/nixpkgs-python.json"; };
+    overrides = self: super: {
+      gen-lib = super.gen-lib.overridePythonAttrs (old: { env = old.env // { FROM_ARG = "1"; }; });
+    };
+  };
+in { source = generated.meta.interpreterSource; env = generated.packages.gen-lib.pythonAttrs.env; }
+"""
 PATCH = """\
 --- a/gen_lib/__init__.py
 +++ b/gen_lib/__init__.py
@@ -197,6 +208,12 @@ def test_generate_builds_with_pinned_overrides(
     lib_only = Path(only_lib.stdout.strip().splitlines()[-1])
     assert python_says(lib_only, "import gen_lib; print(gen_lib.VALUE)") == "2"
     assert not (lib_only / "bin" / "gen-app").exists()
+    # the pkgs and overrides arguments (a stand-in nixpkgs; the argument is applied last)
+    with_args = run_nix("nix-instantiate", [
+        "--eval", "--strict", "--json", "-E", WITH_ARGS, "--argstr", "dir", str(out),
+        "--argstr", "fake", str(ROOT / "tests" / "nix" / "fake-nixpkgs")])
+    assert json.loads(with_args.stdout) == {"source": "nixpkgs",
+                                            "env": {**lib_env, "FROM_ARG": "1"}}
 
     # the library moves on: the old generation builds exactly what it built before
     new_rev = commit_library(repo, 3)
