@@ -59,6 +59,7 @@ class LockInfo:
     inputs_hash: str
     description: str = ""
     maintainers: Sequence[str] = ()
+    held: Sequence[Mapping[str, str]] = ()
 
 
 def _file_entry(f: DistFile) -> dict[str, Any]:
@@ -113,6 +114,8 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
     }
     if info.exclude_newer is not None:
         provenance["exclude-newer"] = format_time(info.exclude_newer)
+    if info.held:
+        provenance["held"] = [dict(h) for h in info.held]
     provenance |= {
         "indexes": list(info.indexes),
         "bot-version": __version__,

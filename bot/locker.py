@@ -28,6 +28,44 @@ log = logging.getLogger(__name__)
 Status = Literal["created", "updated", "unchanged", "would-change", "failed"]
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A package kept at its last good version because a newer one broke the set's build."""
+
+    name: str
+    version: str  #: the version kept
+    first_failing: str  #: the first version that did not build
+    reason: str
+    since: str  #: date of the first night it was held (YYYY-MM-DD)
+
+    def to_toml(self) -> dict[str, str]:
+        """The record in ``[tool.nixpkgs-python].held``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "first-failing": self.first_failing,
+            "reason": self.reason,
+            "since": self.since,
+        }
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> Hold:
+        """Read a record back."""
+        return cls(
+            str(data["name"]),
+            str(data["version"]),
+            str(data.get("first-failing", "")),
+            str(data.get("reason", "")),
+            str(data.get("since", "")),
+        )
+
+
+def recorded_holds(document: Mapping[str, Any] | None) -> dict[str, Hold]:
+    """The holds a lock records."""
+    held = lockfile.provenance(document or {}).get("held", [])
+    return {h.name: h for h in (Hold.from_toml(d) for d in held)}
+
+
 @dataclass
 class LockOptions:
     """Parsed options of ``nixpkgs-python lock``."""
@@ -89,8 +127,9 @@ def build_request(
     python: str,
     exclude_newer: datetime | None,
     extra: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None,
+    holds: Mapping[str, Hold] | None = None,
 ) -> Request:
-    """The resolver request for one set and Python version."""
+    """The resolver request for one set and Python version (held packages pinned)."""
 
     def extra_build(name: NormalizedName, version: Version) -> list[Requirement]:
         out = [loc.value for loc in pset.build_requirements.get(name, ())]
@@ -100,7 +139,11 @@ def build_request(
 
     return Request(
         requirements=[(r.value, r.where) for r in pset.requirements],
-        constraints=[(c.value, c.where) for c in pset.constraints],
+        constraints=[(c.value, c.where) for c in pset.constraints]
+        + [
+            (Requirement(f"{h.name}=={h.version}"), f"held back: {h.reason}")
+            for h in (holds or {}).values()
+        ],
         targets=targets_for(python),
         prefer="sdist" if pset.prefer == "sdist" else "wheel",
         exclude_newer=exclude_newer,
@@ -149,6 +192,7 @@ def lock_one(
     *,
     progress: Callable[[str], None] | None = None,
     write: bool = True,
+    holds: Mapping[str, Hold] | None = None,
 ) -> LockOutcome:
     """Resolve and (unless checking, or ``write=False``) write one lock atomically."""
     path = pset.lock_path(python)
@@ -160,7 +204,7 @@ def lock_one(
     t0 = time.monotonic()
     library = load_overrides(opts.repo)
     request = build_request(
-        pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v)
+        pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
     )
     resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)
     routes = index_routes(pset, opts.index_url)
@@ -172,6 +216,7 @@ def lock_one(
         inputs_hash=pset.inputs_hash(python, overrides_inputs(library)),
         description=pset.description,
         maintainers=pset.maintainers,
+        held=[h.to_toml() for _, h in sorted((holds or {}).items())],
     )
     document = lockfile.build_lock(resolution, info, request.targets)
     text = lockfile.dumps(document)

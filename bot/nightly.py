@@ -18,7 +18,7 @@ import re
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +29,10 @@ from bot import cache, git, report
 from bot import lock as lockfile
 from bot.diff import LockDiff, commit_body, commit_subject, diff_locks
 from bot.errors import BotError
+from bot.holdback import MAX_BUILDS, Search, bumps, find_holds, holds_for
 from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
-from bot.locker import LockOptions, LockOutcome, index_routes, lock_one
+from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
 from bot.nix import run_nix
 from bot.proc import tail
 from bot.sets import PackageSet, load_sets
@@ -129,13 +130,18 @@ def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str])
     return paths
 
 
-def _restore(outcomes: Sequence[LockOutcome]) -> None:
+def _snapshot(paths: Sequence[Path]) -> dict[Path, str | None]:
+    """The lock files as they are before tonight (None: absent)."""
+    return {p: p.read_text(encoding="utf-8") if p.exists() else None for p in paths}
+
+
+def _restore(originals: Mapping[Path, str | None]) -> None:
     """Put back the lock files as they were before tonight."""
-    for o in outcomes:
-        if o.old is None:
-            o.path.unlink(missing_ok=True)
-        else:
-            lockfile.write_atomic(o.path, lockfile.dumps(o.old))
+    for path, text in originals.items():
+        if text is None:
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_text(encoding="utf-8") != text:
+            lockfile.write_atomic(path, text)
 
 
 def _closure_bytes(paths: Sequence[str]) -> int | None:
@@ -147,6 +153,12 @@ def _closure_bytes(paths: Sequence[str]) -> int | None:
     return sum(int(x) for x in proc.stdout.split() if x.isdigit())
 
 
+def _write(outcomes: Sequence[LockOutcome]) -> None:
+    for o in outcomes:
+        if o.status != "unchanged":
+            lockfile.write_atomic(o.path, o.text)
+
+
 def night_set(
     pset: PackageSet,
     opts: NightlyOptions,
@@ -156,7 +168,7 @@ def night_set(
     signing_key: Path | None,
     progress: Callable[[str], None],
 ) -> SetOutcome:
-    """Lock, and if needed build, push and commit one set."""
+    """Lock, and if needed build, push and commit one set; hold back what breaks it."""
     pythons = [opts.python] if opts.python else list(pset.python)
     lock_opts = LockOptions(
         repo=opts.repo,
@@ -164,38 +176,68 @@ def night_set(
         index_url=opts.index_url,
         cache_dir=opts.cache_dir,
     )
+
+    originals = _snapshot([pset.lock_path(p) for p in pythons])
+
+    def relock(holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
+        _restore(originals)  # compare with, and diff against, the locks of the last night
+        return [
+            lock_one(pset, p, client, lock_opts, started, write=False, holds=holds.get(p))
+            for p in pythons
+        ]
+
     progress(f"{pset.name}: locking")
-    outcomes = [lock_one(pset, p, client, lock_opts, started, write=False) for p in pythons]
-    changed = [o for o in outcomes if o.status != "unchanged"]
-    diffs: list[LockDiff] = [diff_locks(o.old, o.new or {}) for o in changed]
-    urls: dict[str, dict[str, str]] = {}
-    for o in changed:
-        urls.update(o.project_urls)
-    rows = report.rows_from_diffs(diffs, urls)
+    outcomes = relock({})
     bopts = _build_options(opts, pset)
-    if not changed:
+    if all(o.status == "unchanged" for o in outcomes):
         progress(f"{pset.name}: checking the cache")
         wanted = out_paths(bopts, pset.name, pythons)
         if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
             return SetOutcome(report.SetReport(pset.name, tuple(pythons), "unchanged"))
-    for o in changed:
-        lockfile.write_atomic(o.path, o.text)
     sha = None
+    t0 = time.monotonic()
     try:
         progress(f"{pset.name}: building")
-        t0 = time.monotonic()
+        _write(outcomes)
         results = builder.build_sets(bopts)
-        seconds = time.monotonic() - t0
+        held: dict[str, dict[str, Hold]] = {}
+        search: Search | None = None
         failed = [r for r in results if not r.ok]
+        moved = bumps(outcomes)
+        if failed and moved and all(o.old is not None for o in outcomes):
+            # it built before: find the bumps that break it and keep those back
+            previous = {o.python: recorded_holds(o.old) for o in outcomes}
+            suspects = {r.failed_package for r in failed if r.failed_package}
+            suspects |= {n for hs in previous.values() for n in hs}
+            reason = f"{failed[0].failed_package or 'the set'} failed to build"
+            today = started.date().isoformat()
+
+            def builds_with(names: frozenset[str]) -> bool:
+                nonlocal outcomes, results, held
+                held = holds_for(sorted(names), moved, previous, reason, today)
+                progress(f"{pset.name}: building with {', '.join(sorted(names)) or 'nothing'} held")
+                outcomes = relock(held)
+                _write(outcomes)
+                results = builder.build_sets(bopts)
+                return all(r.ok for r in results)
+
+            search = find_holds(sorted(moved), sorted(suspects), builds_with)
+            if search.held is not None and not (
+                set(search.held) == {n for hs in held.values() for n in hs}
+                and all(r.ok for r in results)
+            ):
+                builds_with(frozenset(search.held))
+            failed = [r for r in results if not r.ok]
+        seconds = time.monotonic() - t0
         if failed:
-            _restore(changed)
+            _restore(originals)
             first = failed[0]
             return SetOutcome(
                 report.SetReport(
                     pset.name,
                     tuple(pythons),
                     "failed",
-                    diff=rows,
+                    diff=_rows(outcomes),
                     build_seconds=seconds,
                     failing_package=first.failed_package,
                     log_tail=first.log_tail or first.error,
@@ -204,6 +246,7 @@ def night_set(
                     (r.python, r.failed_package, r.log_tail or r.error or "") for r in failed
                 ],
             )
+        changed = [o for o in outcomes if o.status != "unchanged"]
         paths = sorted({p for r in results for p in r.store_paths})
         progress(f"{pset.name}: pushing {len(paths)} paths")
         cache.push(
@@ -212,32 +255,81 @@ def night_set(
             signing_key=signing_key,
             ssh_config=opts.ssh_config,
         )
+        diffs = [diff_locks(o.old, o.new or {}) for o in changed]
+        holds = _held_report(held, search)
         if changed:
-            sha = git.commit_set(
-                opts.repo,
-                pset.name,
-                [o.path for o in changed],
-                commit_subject(pset.name, diffs),
-                commit_body(pset.name, diffs),
-            )
+            body = commit_body(pset.name, diffs)
+            if holds:
+                body += "\n\nHeld back:\n" + "\n".join(
+                    f"- {h.name} kept at {h.kept}: {h.wanted} {h.reason}" for h in holds
+                )
+            subject = commit_subject(pset.name, diffs)
+            if holds and not any(d.changes for d in diffs):
+                subject = f"{pset.name}: hold " + ", ".join(
+                    f"{h.name} at {h.kept} ({h.wanted} does not build)" for h in holds
+                )
+            sha = git.commit_set(opts.repo, pset.name, [o.path for o in changed], subject, body)
     except BaseException:
         # nothing half-done: an uncommitted lock goes back to what it was
         if sha is None:
-            _restore(changed)
+            _restore(originals)
         raise
+    status: report.SetStatus = "held" if holds else "ok"
     return SetOutcome(
         report.SetReport(
             pset.name,
             tuple(pythons),
-            "ok",
-            diff=rows,
+            status,
+            diff=_rows(changed),
             build_seconds=seconds,
             closure_bytes=_closure_bytes(paths),
             commit=sha,
+            held=tuple(holds),
+            failing_package=holds[0].name if holds else None,
+            log_tail=_hold_log(held, search) if holds else None,
         ),
         commit=sha,
         built=True,
+        failures=[
+            (p, h.name, _hold_log(held, search)) for p, hs in held.items() for h in hs.values()
+        ],
     )
+
+
+def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
+    changed = [o for o in outcomes if o.status != "unchanged"]
+    urls: dict[str, dict[str, str]] = {}
+    for o in changed:
+        urls.update(o.project_urls)
+    return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
+
+
+def _held_report(
+    held: Mapping[str, Mapping[str, Hold]], search: Search | None
+) -> list[report.HeldPackage]:
+    seen: dict[str, report.HeldPackage] = {}
+    for holds in held.values():
+        for h in holds.values():
+            seen.setdefault(
+                h.name,
+                report.HeldPackage(
+                    h.name, h.version, h.first_failing, f"({h.reason}, held since {h.since})"
+                ),
+            )
+    return [seen[n] for n in sorted(seen)] if search is not None and search.held else []
+
+
+def _hold_log(held: Mapping[str, Mapping[str, Hold]], search: Search | None) -> str:
+    if search is None:
+        return ""
+    names = sorted({h.name for hs in held.values() for h in hs.values()})
+    limit = f" (limit {MAX_BUILDS})" + (", budget exhausted" if search.exhausted else "")
+    lines = [f"held back: {', '.join(names)}", f"found in {search.builds} build(s){limit}:"]
+    lines += [
+        f"  held [{', '.join(p) or 'nothing'}]: {'builds' if ok else 'fails'}"
+        for p, ok in search.probes
+    ]
+    return "\n".join(lines)
 
 
 def _github(opts: NightlyOptions) -> Any:
@@ -352,7 +444,8 @@ def _publish(
                 sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
             )
         gh.close_fixed(
-            [o.report.name for o in outcomes if o.report.status != "failed"], opts.run_url
+            [o.report.name for o in outcomes if o.report.status in ("ok", "unchanged")],
+            opts.run_url,
         )
     except BotError as exc:
         errors.append(str(exc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.nix
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def when(day: int) -> datetime:
@@ -58,37 +60,57 @@ def night_repo(tmp_path: Path, interpreters: dict[str, str]) -> tuple[Path, Path
 
 
 @pytest.fixture
-def night_index(pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path],
-                tmp_path: Path) -> IndexServer:
+def night_index(
+    pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path], tmp_path: Path
+) -> IndexServer:
     index = pypi_index_with_backend
     for wheel in frontend_wheels.values():
         index.publish(wheel, upload_time="2025-01-01T00:00:00Z")
     dist = tmp_path / "dist"
-    index.publish(make_wheel(dist, "nb-app", "1.0", requires_dist=["nb-lib"],
-                             project_urls={"Changelog": "https://nb.invalid/changes"}),
-                  upload_time="2025-01-01T00:00:00Z")
+    index.publish(
+        make_wheel(
+            dist,
+            "nb-app",
+            "1.0",
+            requires_dist=["nb-lib"],
+            project_urls={"Changelog": "https://nb.invalid/changes"},
+        ),
+        upload_time="2025-01-01T00:00:00Z",
+    )
     index.publish(make_wheel(dist, "nb-lib", "1.0"), upload_time="2025-01-01T00:00:00Z")
     return index
 
 
-def options(work: Path, index: IndexServer, tmp_path: Path, day: int,
-            **extra: object) -> NightlyOptions:
+def options(
+    work: Path, index: IndexServer, tmp_path: Path, day: int, **extra: object
+) -> NightlyOptions:
     key = tmp_path / "keys" / "cache.sec"
     if not key.exists():
         cache.cache_keygen("nightly-test-1", key, key.with_suffix(".pub"))
     return NightlyOptions(
-        repo=work, exclude_newer=when(day), index_url=index.url,
-        cache_dir=tmp_path / "metadata-cache", store=f"file://{tmp_path / 'binary-cache'}",
-        signing_key=key, retries=0, github_throttle=False, **extra,  # type: ignore[arg-type]
+        repo=work,
+        exclude_newer=when(day),
+        index_url=index.url,
+        cache_dir=tmp_path / "metadata-cache",
+        store=f"file://{tmp_path / 'binary-cache'}",
+        signing_key=key,
+        retries=0,
+        github_throttle=False,
+        **extra,  # type: ignore[arg-type]
     )
 
 
-def test_nights(night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path,
-                fake_github: FakeGitHub) -> None:
+def test_nights(
+    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path, fake_github: FakeGitHub
+) -> None:
     work, remote = night_repo
     dist = tmp_path / "dist"
-    gh = {"github_repo": REPO, "github_token": fake_github.token,
-          "github_api": fake_github.base_url, "pull_request": True}
+    gh = {
+        "github_repo": REPO,
+        "github_token": fake_github.token,
+        "github_api": fake_github.base_url,
+        "pull_request": True,
+    }
 
     # night 1: the set is locked, built, pushed and committed locally (embedded defaults)
     result = run_nightly(options(work, night_index, tmp_path, 2))
@@ -111,26 +133,33 @@ def test_nights(night_repo: tuple[Path, Path], night_index: IndexServer, tmp_pat
     assert git(remote, "rev-parse", branch) == git(work, "rev-parse", "HEAD")
     assert "nb-lib" in fake_github.pulls[REPO][0]["body"]
 
-    # night 3: the newest nb-lib does not build; the set fails, one issue, nothing committed
-    night_index.publish(make_sdist(dist, "nb-lib", "1.2", build_backend="no_such_backend"),
-                        upload_time="2025-03-05T00:00:00Z")
+    # night 3: a newly added package does not build (nothing to hold back): the set fails,
+    # one issue, nothing committed
+    (work / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-app', 'nb-broken']\n"
+    )
+    git(work, "commit", "-q", "-am", "demo: add nb-broken")
+    night_index.publish(
+        make_sdist(dist, "nb-broken", "1.0", build_backend="no_such_backend"),
+        upload_time="2025-03-05T00:00:00Z",
+    )
     head = git(work, "rev-parse", "HEAD")
     result = run_nightly(options(work, night_index, tmp_path, 6, **gh))
     assert result.exit_code == 2
     assert result.report.sets[0].status == "failed"
-    assert result.report.sets[0].failing_package == "nb-lib"
+    assert result.report.sets[0].failing_package == "nb-broken"
     assert git(work, "rev-parse", "HEAD") == head
     assert git(work, "status", "--porcelain") == ""
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     issues = [i for i in failures if i["state"] == "open"]
     assert len(issues) == 1
-    assert "nb-lib" in issues[0]["body"]
+    assert "nb-broken" in issues[0]["body"]
 
     # night 4: a fixed release builds again; committed, and the issue is closed
-    night_index.publish(make_wheel(dist, "nb-lib", "1.3"), upload_time="2025-03-07T00:00:00Z")
+    night_index.publish(make_wheel(dist, "nb-broken", "1.1"), upload_time="2025-03-07T00:00:00Z")
     result = run_nightly(options(work, night_index, tmp_path, 8, **gh))
     assert result.exit_code == 0, result.errors
-    assert git(work, "log", "-1", "--format=%s") == "demo: nb-lib 1.1 → 1.3"
+    assert git(work, "log", "-1", "--format=%s") == "demo: +nb-broken 1.1"
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert [i["state"] for i in failures] == ["closed"]
 
@@ -144,8 +173,9 @@ def test_nights(night_repo: tuple[Path, Path], night_index: IndexServer, tmp_pat
     assert sorted(p.name for p in (tmp_path / "binary-cache").iterdir()) == cached
 
 
-def test_dirty_tree_is_refused(night_repo: tuple[Path, Path], night_index: IndexServer,
-                               tmp_path: Path) -> None:
+def test_dirty_tree_is_refused(
+    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path
+) -> None:
     work, _ = night_repo
     (work / "sets" / "demo" / "set.yaml").write_text("description: changed\n")
     with pytest.raises(Exception, match="uncommitted changes"):
@@ -153,7 +183,9 @@ def test_dirty_tree_is_refused(night_repo: tuple[Path, Path], night_index: Index
 
 
 def test_commit_only_commits_what_ci_jobs_made(
-    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path,
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
     fake_github: FakeGitHub,
 ) -> None:
     """CI's final job: the matrix jobs left locks and outcomes; commit, PR, issues."""
@@ -163,13 +195,24 @@ def test_commit_only_commits_what_ci_jobs_made(
     outcomes = tmp_path / "outcomes"
     (outcomes / "outcome-demo").mkdir(parents=True)
     record = outcomes / "outcome-demo" / "outcome.json"
-    gh = {"github_repo": REPO, "github_token": fake_github.token,
-          "github_api": fake_github.base_url, "pull_request": True, "commit_only": True,
-          "outcomes_dir": outcomes}
+    gh = {
+        "github_repo": REPO,
+        "github_token": fake_github.token,
+        "github_api": fake_github.base_url,
+        "pull_request": True,
+        "commit_only": True,
+        "outcomes_dir": outcomes,
+    }
 
     # a job that locked and built: its lock is committed and the pull request opened
-    lock_sets(LockOptions(repo=work, exclude_newer=when(2), index_url=night_index.url,
-                          cache_dir=tmp_path / "metadata-cache"))
+    lock_sets(
+        LockOptions(
+            repo=work,
+            exclude_newer=when(2),
+            index_url=night_index.url,
+            cache_dir=tmp_path / "metadata-cache",
+        )
+    )
     record.write_text('{"set": "demo", "lock": "success", "build": "success", "push": "skipped"}')
     result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
     assert result.exit_code == 0, result.errors
@@ -178,13 +221,21 @@ def test_commit_only_commits_what_ci_jobs_made(
     assert len(fake_github.pulls[REPO]) == 1
 
     # a job whose build failed: its lock is not committed; one failure issue names the package
-    night_index.publish(make_wheel(tmp_path / "dist", "nb-lib", "2.0"),
-                        upload_time="2025-03-03T00:00:00Z")
-    lock_sets(LockOptions(repo=work, exclude_newer=when(4), index_url=night_index.url,
-                          cache_dir=tmp_path / "metadata-cache"))
+    night_index.publish(
+        make_wheel(tmp_path / "dist", "nb-lib", "2.0"), upload_time="2025-03-03T00:00:00Z"
+    )
+    lock_sets(
+        LockOptions(
+            repo=work,
+            exclude_newer=when(4),
+            index_url=night_index.url,
+            cache_dir=tmp_path / "metadata-cache",
+        )
+    )
     record.write_text('{"set": "demo", "lock": "success", "build": "failure", "push": "skipped"}')
     (outcomes / "outcome-demo" / "build.log").write_text(
-        "FAILED  demo (Python 3.12): package 'nb-lib' failed to build (/nix/store/x.drv)\n")
+        "FAILED  demo (Python 3.12): package 'nb-lib' failed to build (/nix/store/x.drv)\n"
+    )
     head = git(work, "rev-parse", "HEAD")
     result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
     assert result.exit_code == 2
@@ -193,3 +244,72 @@ def test_commit_only_commits_what_ci_jobs_made(
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert len(failures) == 1
     assert "nb-lib" in failures[0]["title"] + failures[0]["body"]
+
+
+def test_hold_back_one_bump_advance_the_other(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+) -> None:
+    work, _ = night_repo
+    dist = tmp_path / "dist"
+    night_index.publish(make_wheel(dist, "nb-extra", "1.0"), upload_time="2025-01-01T00:00:00Z")
+    (work / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-app', 'nb-extra']\n"
+    )
+    git(work, "commit", "-q", "-am", "demo: add nb-extra")
+    gh = {
+        "github_repo": REPO,
+        "github_token": fake_github.token,
+        "github_api": fake_github.base_url,
+    }
+    assert run_nightly(options(work, night_index, tmp_path, 2)).exit_code == 0
+
+    # a breaking nb-lib and a good nb-extra: the good bump lands, nb-lib is held
+    night_index.publish(
+        make_sdist(dist, "nb-lib", "2.0", build_backend="no_such_backend"),
+        upload_time="2025-03-03T00:00:00Z",
+    )
+    night_index.publish(make_wheel(dist, "nb-extra", "1.1"), upload_time="2025-03-03T00:00:00Z")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 0, result.errors
+    demo = result.report.sets[0]
+    assert demo.status == "held"
+    assert [(h.name, h.kept, h.wanted) for h in demo.held] == [("nb-lib", "1.0", "2.0")]
+    assert git(work, "log", "-1", "--format=%s") == "demo: nb-extra 1.0 → 1.1"
+    lock = tomllib.loads((work / "sets/demo/pylock.py312.toml").read_text())
+    versions = {p["name"]: p["version"] for p in lock["packages"]}
+    assert versions["nb-lib"] == "1.0"
+    assert versions["nb-extra"] == "1.1"
+    [record] = lock["tool"]["nixpkgs-python"]["held"]
+    assert record == {
+        "name": "nb-lib",
+        "version": "1.0",
+        "first-failing": "2.0",
+        "reason": "nb-lib failed to build",
+        "since": datetime.now(UTC).date().isoformat(),
+    }
+    assert git(work, "status", "--porcelain") == ""
+    failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert len(failures) == 1
+    assert failures[0]["state"] == "open"
+    assert "nb-lib" in failures[0]["body"]
+
+    # the next night retries: still broken, the hold stays and nothing is committed
+    head = git(work, "rev-parse", "HEAD")
+    result = run_nightly(options(work, night_index, tmp_path, 5, **gh))
+    assert result.report.sets[0].status == "held"
+    assert git(work, "rev-parse", "HEAD") == head
+
+    # a fixed release: the hold is released and the issue closed
+    night_index.publish(make_wheel(dist, "nb-lib", "2.1"), upload_time="2025-03-06T00:00:00Z")
+    result = run_nightly(options(work, night_index, tmp_path, 7, **gh))
+    assert result.exit_code == 0, result.errors
+    assert result.report.sets[0].status == "ok"
+    assert git(work, "log", "-1", "--format=%s") == "demo: nb-lib 1.0 → 2.1"
+    lock = tomllib.loads((work / "sets/demo/pylock.py312.toml").read_text())
+    assert "held" not in lock["tool"]["nixpkgs-python"]
+    assert [i["state"] for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])] == [
+        "closed"
+    ]
