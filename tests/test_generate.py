@@ -239,8 +239,12 @@ def test_regenerate_replaces_only_its_own_directory(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = project / "nix-python"
-    assert generate(gen_index, library, out) == 0
+    assert generate(gen_index, library, out, "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["library"]["rev"] == library[1]
+    assert (summary["python"], summary["roots"]) == ("3.12", ["gen-app"])
     first = (out / "pylock.toml").read_bytes()
+    assert "gen-lib" in first.decode()
     (project / "requirements.txt").write_text("gen-lib\n")
     assert generate(gen_index, library, out) == 0
     assert (out / "pylock.toml").read_bytes() != first
