@@ -100,6 +100,8 @@ class LockOutcome:
     text: str = ""
     #: Project-URLs of the packages that changed (for changelog links)
     project_urls: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: name -> (locked version, newest allowed version, days behind) of every package
+    freshness: dict[str, tuple[str, str | None, float | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -139,8 +141,8 @@ def build_request(
 
     return Request(
         requirements=[(r.value, r.where) for r in pset.requirements],
-        constraints=[(c.value, c.where) for c in pset.constraints]
-        + [
+        constraints=[(c.value, c.where) for c in pset.constraints],
+        held=[
             (Requirement(f"{h.name}=={h.version}"), f"held back: {h.reason}")
             for h in (holds or {}).values()
         ],
@@ -248,6 +250,14 @@ def lock_one(
         new=new,
         text=text,
         project_urls=urls,
+        freshness={
+            name: (
+                str(pkg.version),
+                str(pkg.newest) if pkg.newest is not None else None,
+                pkg.lag_days,
+            )
+            for name, pkg in resolution.packages.items()
+        },
     )
 
 

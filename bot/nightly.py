@@ -193,7 +193,14 @@ def night_set(
         progress(f"{pset.name}: checking the cache")
         wanted = out_paths(bopts, pset.name, pythons)
         if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
-            return SetOutcome(report.SetReport(pset.name, tuple(pythons), "unchanged"))
+            return SetOutcome(
+                report.SetReport(
+                    pset.name,
+                    tuple(pythons),
+                    "unchanged",
+                    freshness=_freshness(outcomes),
+                )
+            )
     sha = None
     t0 = time.monotonic()
     try:
@@ -287,6 +294,7 @@ def night_set(
             held=tuple(holds),
             failing_package=holds[0].name if holds else None,
             log_tail=_hold_log(held, search) if holds else None,
+            freshness=_freshness(outcomes, [h.name for h in holds]),
         ),
         commit=sha,
         built=True,
@@ -294,6 +302,18 @@ def night_set(
             (p, h.name, _hold_log(held, search)) for p, hs in held.items() for h in hs.values()
         ],
     )
+
+
+def _freshness(outcomes: Sequence[LockOutcome], held: Sequence[str] = ()) -> report.Freshness:
+    """One figure per set: a member is current when it is current in every Python's lock."""
+    merged: dict[str, tuple[str, str | None, float | None]] = {}
+    for o in outcomes:
+        for name, (locked, newest, lag) in o.freshness.items():
+            before = merged.get(name)
+            behind = newest is not None and newest != locked
+            if before is None or (behind and (before[1] is None or before[1] == before[0])):
+                merged[name] = (locked, newest, lag)
+    return report.freshness_of(merged, held)
 
 
 def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:

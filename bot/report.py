@@ -50,6 +50,70 @@ class HeldPackage:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How close a set is to the newest versions its constraints allow."""
+
+    current: int  #: members at the newest allowed version
+    total: int
+    #: the member furthest behind: (name, locked, newest, days between their uploads)
+    oldest: tuple[str, str, str, float] | None = None
+    behind: tuple[tuple[str, str, str], ...] = ()  #: (name, locked, newest), by name
+    held: tuple[str, ...] = ()
+
+    @property
+    def share(self) -> float:
+        """Fraction of members at the newest allowed version (1.0 for an empty set)."""
+        return self.current / self.total if self.total else 1.0
+
+
+def freshness_of(
+    packages: Mapping[str, tuple[str, str | None, float | None]], held: Iterable[str] = ()
+) -> Freshness:
+    """Freshness from name -> (locked, newest allowed, days behind)."""
+    from packaging.version import Version
+
+    behind = sorted(
+        (name, locked, newest)
+        for name, (locked, newest, _) in packages.items()
+        if newest is not None and Version(newest) > Version(locked)
+    )
+    lags = [
+        (lag or 0.0, name)
+        for name, (locked, newest, lag) in packages.items()
+        if (name, locked, newest) in behind
+    ]
+    oldest = None
+    if lags:
+        lag, name = max(lags)
+        locked, newest, _ = packages[name]
+        oldest = (name, locked, newest or "", lag)
+    return Freshness(
+        current=len(packages) - len(behind),
+        total=len(packages),
+        oldest=oldest,
+        behind=tuple(behind),
+        held=tuple(sorted(held)),
+    )
+
+
+def freshness_line(f: Freshness) -> str:
+    """One sentence for people."""
+    text = f"{f.current} of {f.total} at the newest allowed version ({f.share:.0%})"
+    if f.oldest is not None:
+        name, locked, newest, lag = f.oldest
+        text += f"; oldest lag: {name} {locked} (newest {newest}, {lag:.0f} days newer)"
+    if f.held:
+        text += f"; held: {', '.join(f.held)}"
+    return text
+
+
+def overall_freshness(report: NightReport) -> tuple[int, int]:
+    """Repository-wide (members at newest, members) over the sets that report freshness."""
+    sets = [s.freshness for s in report.sets if s.freshness is not None]
+    return sum(f.current for f in sets), sum(f.total for f in sets)
+
+
+@dataclass(frozen=True)
 class SetReport:
     """What happened to one set tonight."""
 
@@ -63,6 +127,7 @@ class SetReport:
     log_tail: str | None = None
     held: tuple[HeldPackage, ...] = ()
     commit: str | None = None
+    freshness: Freshness | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +227,13 @@ def _summary(report: NightReport) -> list[str]:
         )
     counts = {status: sum(1 for s in report.sets if s.status == status) for status in STATUSES}
     lines += ["", ", ".join(f"{counts[k]} {k}" for k in STATUSES if counts[k]) or "no sets"]
+    current, total = overall_freshness(report)
+    if total:
+        lines += [
+            "",
+            f"Freshness: {current} of {total} members at the newest allowed version "
+            f"({current / total:.0%}).",
+        ]
     return lines
 
 
@@ -175,6 +247,8 @@ def _set_section(s: SetReport) -> list[str]:
     if s.commit:
         facts.append(f"commit {s.commit[:12]}")
     lines.append(" · ".join(facts))
+    if s.freshness is not None:
+        lines += ["", f"Freshness: {freshness_line(s.freshness)}."]
     if s.diff:
         lines += ["", "| package | old | new | python | changelog |", "|---|---|---|---|---|"]
         for row in s.diff:
@@ -254,17 +328,36 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
             {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
         ],
         "commit": s.commit,
+        "freshness": None
+        if s.freshness is None
+        else {
+            "current": s.freshness.current,
+            "total": s.freshness.total,
+            "share": round(s.freshness.share, 4),
+            "oldest": None
+            if s.freshness.oldest is None
+            else dict(
+                zip(("name", "locked", "newest", "lag_days"), s.freshness.oldest, strict=True)
+            ),
+            "behind": [
+                dict(zip(("name", "locked", "newest"), b, strict=True)) for b in s.freshness.behind
+            ],
+            "held": list(s.freshness.held),
+        },
     }
 
 
 def to_json(report: NightReport) -> str:
     """The report as JSON with sorted, stable keys (every field present, ``null`` if unknown)."""
-    data = {
+    data: dict[str, Any] = {
         "date": report.date,
         "exclude_newer": report.exclude_newer,
         "run_url": report.run_url,
         "sets": [_set_dict(s) for s in report.sets],
     }
+    current, total = overall_freshness(report)
+    if total:
+        data["freshness"] = {"current": current, "total": total, "share": round(current / total, 4)}
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -292,6 +385,7 @@ def from_json(text: str) -> NightReport:
                     HeldPackage(h["name"], h["kept"], h["wanted"], h["reason"]) for h in s["held"]
                 ),
                 commit=s["commit"],
+                freshness=_freshness_from(s.get("freshness")),
             )
         )
     return NightReport(
@@ -299,6 +393,21 @@ def from_json(text: str) -> NightReport:
         sets=tuple(sets),
         exclude_newer=data["exclude_newer"],
         run_url=data["run_url"],
+    )
+
+
+def _freshness_from(data: Any) -> Freshness | None:
+    if not data:
+        return None
+    oldest = data.get("oldest")
+    return Freshness(
+        current=data["current"],
+        total=data["total"],
+        oldest=None
+        if oldest is None
+        else (oldest["name"], oldest["locked"], oldest["newest"], float(oldest["lag_days"])),
+        behind=tuple((b["name"], b["locked"], b["newest"]) for b in data.get("behind", [])),
+        held=tuple(data.get("held", [])),
     )
 
 

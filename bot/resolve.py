@@ -98,6 +98,10 @@ class Resolved:
     artifacts: dict[Target, DistFile]  #: the file used on each target that needs the package
     dependencies: frozenset[NormalizedName]
     build_requires: frozenset[NormalizedName]  #: set members needed to build it from source
+    #: the newest version the set's own requirements and constraints allow (freshness)
+    newest: Version | None = None
+    #: days between the upload of the locked version and of the newest one
+    lag_days: float | None = None
 
 
 @dataclass
@@ -120,6 +124,8 @@ class Request:
     targets: tuple[Target, ...] = ()
     prefer: Literal["wheel", "sdist"] = "wheel"
     exclude_newer: datetime | None = None
+    #: pins of held-back packages: constraints that do not count for freshness
+    held: Sequence[tuple[Requirement, str]] = ()
     #: extra build requirements per package (set.yaml build-requirements, overrides library)
     extra_build_requires: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None
     max_build_rounds: int = 8
@@ -156,7 +162,7 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         self.request = request
         self.pool = pool
         self.constraints: dict[NormalizedName, list[tuple[SpecifierSet, str]]] = {}
-        for req, where in request.constraints:
+        for req, where in [*request.constraints, *request.held]:
             if any(t.evaluate(req.marker) for t in request.targets):
                 self.constraints.setdefault(canonicalize_name(req.name), []).append(
                     (req.specifier, where)
@@ -608,8 +614,37 @@ def _assemble(
             artifacts=arts,
             dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
             build_requires=frozenset(build_edges[name]),
+            **_freshness(provider, cand),
         )
     return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
+
+
+def _freshness(provider: _Provider, cand: Candidate) -> dict[str, Any]:
+    """The newest version the set allows for ``cand``'s project, and how far behind it is."""
+    request = provider.request
+    specs = [
+        req.specifier
+        for req, _ in [*request.requirements, *request.constraints]
+        if canonicalize_name(req.name) == cand.name
+    ]
+    by_version = provider._usable(cand.name)
+    allowed = [
+        v
+        for v, files in by_version.items()
+        if any(f.yanked is None for f in files)
+        and (not v.is_prerelease or cand.version.is_prerelease)
+        and all(s.contains(v, prereleases=True) for s in specs)
+    ]
+    newest = max(allowed, default=None)
+    lag = None
+    if newest is not None and newest > cand.version:
+        times_new = [f.upload_time for f in by_version[newest] if f.upload_time]
+        times_old = [f.upload_time for f in by_version.get(cand.version, []) if f.upload_time]
+        if times_new and times_old:
+            lag = max((min(times_new) - min(times_old)).total_seconds() / 86400, 0.0)
+    elif newest is not None:
+        lag = 0.0
+    return {"newest": newest, "lag_days": lag}
 
 
 def _build_requirements(provider: _Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:

@@ -191,7 +191,7 @@ def test_commit_only_commits_what_ci_jobs_made(
     """CI's final job: the matrix jobs left locks and outcomes; commit, PR, issues."""
     from bot.locker import LockOptions, lock_sets
 
-    work, remote = night_repo
+    work, _ = night_repo
     outcomes = tmp_path / "outcomes"
     (outcomes / "outcome-demo").mkdir(parents=True)
     record = outcomes / "outcome-demo" / "outcome.json"
@@ -291,6 +291,15 @@ def test_hold_back_one_bump_advance_the_other(
         "since": datetime.now(UTC).date().isoformat(),
     }
     assert git(work, "status", "--porcelain") == ""
+    # freshness by hand: every member is at its newest version except the held nb-lib
+    fresh = demo.freshness
+    assert fresh is not None
+    assert (fresh.current, fresh.total) == (len(versions) - 1, len(versions))
+    assert fresh.behind == (("nb-lib", "1.0", "2.0"),)
+    assert fresh.oldest is not None
+    assert fresh.oldest[:3] == ("nb-lib", "1.0", "2.0")
+    assert fresh.oldest[3] == 61.0  # uploaded 2025-01-01 and 2025-03-03
+    assert fresh.held == ("nb-lib",)
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert len(failures) == 1
     assert failures[0]["state"] == "open"

@@ -16,6 +16,8 @@ from bot.report import (
     changelog_url,
     format_duration,
     format_size,
+    freshness_line,
+    freshness_of,
     from_json,
     merge,
     rows_from_diffs,
@@ -154,6 +156,7 @@ def test_json_golden_and_roundtrip() -> None:
         "commit": None,
         "diff": [],
         "failing_package": "numpy",
+        "freshness": None,
         "held": [],
         "log_tail": "error: builder for numpy failed\n``` not a fence\n",
         "name": "numpy",
@@ -256,3 +259,34 @@ def test_append_step_summary(tmp_path: Path) -> None:
     assert append_step_summary("# a\n", {"GITHUB_STEP_SUMMARY": str(summary)})
     assert append_step_summary("# b\n", {"GITHUB_STEP_SUMMARY": str(summary)})
     assert summary.read_text() == "# a\n# b\n"
+
+
+def test_freshness_hand_count() -> None:
+    fresh = freshness_of(
+        {
+            "pytest": ("9.0.0", "9.1.0", 40.0),
+            "pluggy": ("1.5.0", "1.6.0", 90.5),
+            "iniconfig": ("2.1.0", "2.1.0", 0.0),
+            "packaging": ("25.0", None, None),  # nothing allowed is newer: counts as current
+        },
+        held=["pytest"],
+    )
+    assert (fresh.current, fresh.total) == (2, 4)
+    assert fresh.share == 0.5
+    assert fresh.oldest == ("pluggy", "1.5.0", "1.6.0", 90.5)
+    assert fresh.behind == (("pluggy", "1.5.0", "1.6.0"), ("pytest", "9.0.0", "9.1.0"))
+    assert freshness_line(fresh) == (
+        "2 of 4 at the newest allowed version (50%); oldest lag: pluggy 1.5.0 "
+        "(newest 1.6.0, 90 days newer); held: pytest"
+    )
+    report = NightReport(
+        date="2026-11-21",
+        sets=(
+            SetReport("a", ("3.12",), "ok", freshness=fresh),
+            SetReport("b", ("3.12",), "unchanged", freshness=freshness_of({"x": ("1", "1", 0.0)})),
+        ),
+    )
+    assert "Freshness: 3 of 5 members at the newest allowed version (60%)." in to_markdown(report)
+    data = json.loads(to_json(report))
+    assert data["freshness"] == {"current": 3, "total": 5, "share": 0.6}
+    assert from_json(to_json(report)) == report
