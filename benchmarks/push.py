@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=65536, help="bytes per synthetic path")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--targets", default="ssh-ng,ssh,file,rsync")
+    parser.add_argument(
+        "--compression", default="xz", help="NAR compression of file/rsync caches (xz, zstd)"
+    )
     opts = parser.parse_args()
 
     if opts.paths:
@@ -88,7 +91,10 @@ def main() -> None:
         ).stdout
     )  # fmt: skip
     size = sum(int(i["narSize"]) for i in infos)
-    print(f"closure: {len(closure)} paths, {size / 1024:.0f} KiB NAR; {opts.runs} runs")
+    print(
+        f"closure: {len(closure)} paths, {size / 1024:.0f} KiB NAR; {opts.runs} runs; "
+        f"file/rsync compression: {opts.compression}"
+    )
 
     work = Path(tempfile.mkdtemp(prefix="bench-push-"))
     server = start_sshd(work / "sshd")
@@ -104,8 +110,8 @@ def main() -> None:
                 uri = {
                     "ssh-ng": f"ssh-ng://{server.host}?remote-store={dest}",
                     "ssh": f"ssh://{server.host}?remote-store={dest}",
-                    "file": f"file://{dest}",
-                    "rsync": f"rsync+ssh://{server.host}{dest}",
+                    "file": f"file://{dest}?compression={opts.compression}",
+                    "rsync": f"rsync+ssh://{server.host}{dest}?compression={opts.compression}",
                 }[target]
                 t, first = timed(
                     lambda u=uri: cache.push(paths, to=u, signing_key=key, ssh_config=cfg)

@@ -121,16 +121,17 @@ def test_keygen_writes_private_secret_and_refuses_overwrite(tmp_path: Path) -> N
 
 def test_default_store_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    assert cache.default_store(tmp_path / "repo") == f"file://{tmp_path}/repo/binary-cache"
+    store = cache.default_store(tmp_path / "repo")
+    assert store == f"file://{tmp_path}/repo/binary-cache?compression=zstd"
     key = cache.default_signing_key()
     assert key == tmp_path / "config" / "nixpkgs-python" / "cache-key.sec"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert cache.default_signing_key() == key  # created once, then reused
     top, _closure = build_closure()
-    store = cache.default_store(tmp_path / "repo")
     assert cache.push([top], to=store, signing_key=key).copied_count == 2
     pub = key.with_suffix(".pub").read_text()
     assert cache.verify([top], from_=store, public_key=pub).ok
+    assert all(n.suffix == ".zst" for n in (tmp_path / "repo" / "binary-cache" / "nar").iterdir())
 
 
 @pytest.mark.parametrize(

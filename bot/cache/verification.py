@@ -19,7 +19,7 @@ from bot.cache.errors import CacheNixError
 from bot.cache.keys import parse_key, public_key_text
 from bot.cache.query import NARINFO_SUFFIX, fetch_files, hash_part, nix_path_infos, store_paths
 from bot.cache.stores import CacheStore, parse_store, ssh_options
-from bot.errors import NixError
+from bot.errors import CacheError, NixError
 from bot.proc import tail
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ def verify(
     key_name = parse_key(key, secret=False, where="public key")
     cache = parse_store(from_)
     requested = store_paths(paths)
+    if not requested:
+        raise CacheError("no store paths to verify", where=from_)
     workdir = Path(tempfile.mkdtemp(prefix="nixpkgs-python-verify-"))
     try:
         with ssh_options(ssh_config) as env:
@@ -96,32 +98,20 @@ def verify(
                 source = _mirror(cache, requested, workdir / "mirror", env, timeout)
             infos = _closure_infos(source, requested, env, timeout)
             failures = _metadata_failures(infos, key_name)
+            valid = [p for p in requested if infos[p].get("valid") is not False]
             fresh = f"local?root={workdir / 'store'}"
-            options = {
-                "require-sigs": "true",
-                "trusted-public-keys": key,
-                "secret-key-files": "",
-            }
-            valid = [p for p in requested if p in infos and infos[p].get("valid") is not False]
-            proc = nix.copy_paths(
-                valid, from_=source, to=fresh, options=options, env=env, timeout=timeout,
-                check=False, error=CacheNixError,
-            )  # fmt: skip
-            substituted = proc.returncode == 0 and len(valid) == len(requested)
-            if substituted:
-                have = nix_path_infos(fresh, requested, env=env, timeout=timeout)
-                substituted = all(i.get("valid") is not False for i in have.values())
+            substituted, stderr = _substitute(valid, source, fresh, key, env, timeout)
             if not substituted or failures:
-                checkable = [p for p, i in infos.items() if i.get("valid") is not False]
-                checked = nix.store_verify(
-                    sorted(checkable), store=source, trusted_public_keys=key, env=env,
-                    timeout=timeout,
-                )  # fmt: skip
-                _content_failures(checked.stderr, failures)
+                checkable = sorted(p for p, i in infos.items() if i.get("valid") is not False)
+                if checkable:
+                    checked = nix.store_verify(
+                        checkable, store=source, trusted_public_keys=key, env=env, timeout=timeout
+                    )
+                    _content_failures(checked.stderr, failures)
                 if not failures:
-                    named = _STORE_PATH.findall(proc.stderr)
+                    named = _STORE_PATH.findall(stderr)
                     path = named[-1] if named else requested[0]
-                    failures[path] = PathFailure(path, "error", tail(proc.stderr, 5))
+                    failures[path] = PathFailure(path, "error", tail(stderr, 5))
             _dependency_failures(requested, infos, failures)
     finally:
         _remove_tree(workdir)
@@ -135,6 +125,24 @@ def verify(
     )
     log.info("verify %s: %d paths checked, %d failed", from_, len(result.checked), len(failures))
     return result
+
+
+def _substitute(
+    paths: Sequence[str], source: str, fresh: str, key: str, env: Mapping[str, str], timeout: float
+) -> tuple[bool, str]:
+    """Copy ``paths`` from ``source`` into the empty store ``fresh`` requiring signatures by
+    ``key`` only; return (all of them arrived, nix's stderr)."""
+    if not paths:
+        return True, ""
+    options = {"require-sigs": "true", "trusted-public-keys": key, "secret-key-files": ""}
+    proc = nix.copy_paths(
+        paths, from_=source, to=fresh, options=options, env=env, timeout=timeout, check=False,
+        error=CacheNixError,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return False, proc.stderr
+    have = nix.valid_paths(paths, store=fresh, env=env, timeout=timeout, error=CacheNixError)
+    return len(have) == len(paths), proc.stderr
 
 
 def _closure_infos(
