@@ -21,7 +21,6 @@ from rich.markup import escape
 
 from bot import __version__
 from bot.errors import BotError
-from bot.lock import parse_time
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -78,6 +77,8 @@ def cli(ctx: click.Context, repo: Path | None, verbose: int, quiet: bool) -> Non
 def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
+    from bot.lock import parse_time  # heavy (resolver, index client): only when used
+
     try:
         return parse_time(value)
     except BotError as exc:
@@ -96,6 +97,26 @@ python_option = click.option(
     "--python", callback=_python, metavar="X.Y", help="Only this Python minor version."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def exclude_newer_option(default: str = "now") -> Callable[[Any], Any]:
+    """``--exclude-newer TIMESTAMP`` (parsed into an aware datetime)."""
+    return click.option(
+        "--exclude-newer",
+        callback=_timestamp,
+        metavar="TIMESTAMP",
+        help=f"Ignore files uploaded after this time [default: {default}].",
+    )
+
+
+index_url_option = click.option(
+    "--index-url", metavar="URL", help="Default package index [default: PyPI]."
+)
+cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Metadata cache [default: $XDG_CACHE_HOME/nixpkgs-python].",
+)
 
 
 @cli.command("sets")
@@ -123,18 +144,9 @@ def sets_command(obj: Context, as_json: bool) -> None:
 @cli.command("lock")
 @click.argument("sets", nargs=-1)
 @python_option
-@click.option(
-    "--exclude-newer",
-    callback=_timestamp,
-    metavar="TIMESTAMP",
-    help="Ignore files uploaded after this time [default: now; with --check: the lock's]",
-)
-@click.option("--index-url", metavar="URL", help="Default package index [default: PyPI].")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Metadata cache [default: $XDG_CACHE_HOME/nixpkgs-python].",
-)
+@exclude_newer_option("now; with --check: the lock's")
+@index_url_option
+@cache_dir_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock would change.")
 @click.option("--offline", is_flag=True, help="Use only the metadata cache; no network.")
 @click.option(
@@ -426,18 +438,9 @@ def verify_command(
 @cli.command("nightly")
 @click.argument("sets", nargs=-1)
 @python_option
-@click.option(
-    "--exclude-newer",
-    callback=_timestamp,
-    metavar="TIMESTAMP",
-    help="Index snapshot time [default: now].",
-)
-@click.option("--index-url", metavar="URL", help="Default package index [default: PyPI].")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Metadata cache [default: $XDG_CACHE_HOME/nixpkgs-python].",
-)
+@exclude_newer_option()
+@index_url_option
+@cache_dir_option
 @click.option(
     "--to",
     "store",
@@ -591,7 +594,9 @@ def nightly_command(
     help="Your requirements.txt (PEP 508 lines; no pip options).",
 )
 @click.option(
-    "--python", callback=_python, metavar="X.Y",
+    "--python",
+    callback=_python,
+    metavar="X.Y",
     help="Python minor version [default: the newest found on this machine].",
 )
 @click.option(
@@ -603,13 +608,8 @@ def nightly_command(
     metavar="DIR",
     help="Directory to write (replaced as a whole when generate wrote it before).",
 )
-@click.option(
-    "--exclude-newer",
-    callback=_timestamp,
-    metavar="TIMESTAMP",
-    help="Ignore files uploaded after this time [default: now].",
-)
-@click.option("--index-url", metavar="URL", help="Package index [default: PyPI].")
+@exclude_newer_option()
+@index_url_option
 @click.option(
     "--default-overrides/--no-default-overrides",
     default=True,
@@ -634,11 +634,7 @@ def nightly_command(
     help="More overrides, applied in order: a directory or .nix file, an https:// URL "
     "(.nix or tarball), or git+URL?rev=COMMIT#path=PATH.  Repeatable.",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Metadata cache [default: $XDG_CACHE_HOME/nixpkgs-python].",
-)
+@cache_dir_option
 @json_option
 @pass_ctx
 def generate_command(

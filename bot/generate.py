@@ -43,7 +43,7 @@ from packaging.version import Version
 
 from bot import __version__
 from bot import lock as lockfile
-from bot.errors import BotError, CommandError, NixError, SetError
+from bot.errors import BotError, CommandError, NixError
 from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect
 from bot.locker import build_request, index_routes, overrides_inputs
@@ -51,7 +51,7 @@ from bot.nix import eval_json, run_nix
 from bot.overrides import Override, extra_build_requires, load_file, load_overrides
 from bot.proc import run
 from bot.resolve import resolve
-from bot.sets import Located, PackageSet, _Parser
+from bot.sets import Located, PackageSet, read_requirements_file
 from bot.targets import SUPPORTED_PYTHONS
 
 log = logging.getLogger(__name__)
@@ -157,23 +157,22 @@ def read_requirements(path: Path) -> list[Located]:
     """
     if not path.is_file():
         raise GenerateError(
-            "requirements file not found", where=str(path),
+            "requirements file not found",
+            where=str(path),
             hint="pass an existing file with -r, e.g. -r requirements.txt",
         )
     try:
-        located = _Parser(path, path.stem).requirements_txt(path)
+        located = read_requirements_file(
+            path,
+            options_hint="write one PEP 508 requirement per line; give the index with --index-url",
+            url_hint="publish the package to an index and pass it with --index-url",
+        )
     except (OSError, UnicodeDecodeError) as exc:
         raise GenerateError(f"cannot read: {exc}", where=str(path)) from None
-    except SetError as exc:
-        # the set parser's hints point at set.yaml, which these users do not have
-        if exc.message.startswith("pip options"):
-            exc.hint = "write one PEP 508 requirement per line; give the index with --index-url"
-        elif exc.message.startswith("direct URL"):
-            exc.hint = "publish the package to an index and pass it with --index-url"
-        raise
     if not located:
         raise GenerateError(
-            "the requirements file lists no packages", where=str(path),
+            "the requirements file lists no packages",
+            where=str(path),
             hint="write one PEP 508 requirement per line, e.g. 'requests>=2'",
         )
     return located
@@ -186,7 +185,8 @@ def check_rev(rev: str, where: str) -> str:
     """A full 40-hex commit id, lower-cased; anything else is a GenerateError."""
     if not _REV.fullmatch(rev):
         raise GenerateError(
-            f"{rev!r} is not a full commit id (40 hexadecimal digits)", where=where,
+            f"{rev!r} is not a full commit id (40 hexadecimal digits)",
+            where=where,
             hint="a branch, tag or short id can move or be ambiguous; "
             "find the full id with `git ls-remote URL` or `git rev-parse REF`",
         )
@@ -199,14 +199,16 @@ def parse_git_source(spec: str) -> Source:
     inner_scheme = parts.scheme.removeprefix("git+")
     if not parts.scheme.startswith("git+") or inner_scheme not in _GIT_SCHEMES:
         raise GenerateError(
-            f"unsupported git URL scheme {parts.scheme!r}", where=spec,
+            f"unsupported git URL scheme {parts.scheme!r}",
+            where=spec,
             hint=f"use git+{'/git+'.join(_GIT_SCHEMES)}, e.g. "
             "git+https://example.org/repo.git?rev=<commit>#path=overrides",
         )
     if inner_scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise GenerateError(
-                "a git+file URL needs an absolute path", where=spec,
+                "a git+file URL needs an absolute path",
+                where=spec,
                 hint="write git+file:///absolute/path/to/repo?rev=...",
             )
     elif not parts.netloc:
@@ -215,13 +217,15 @@ def parse_git_source(spec: str) -> Source:
     unknown = sorted(set(query) - {"rev"})
     if unknown:
         raise GenerateError(
-            f"unknown query parameter(s) {', '.join(unknown)}", where=spec,
+            f"unknown query parameter(s) {', '.join(unknown)}",
+            where=spec,
             hint="only ?rev=<full commit id> is understood (the path goes in #path=...)",
         )
     revs = query.get("rev", [])
     if len(revs) != 1 or not revs[0]:
         raise GenerateError(
-            "a git source needs exactly one ?rev=<full commit id>", where=spec,
+            "a git source needs exactly one ?rev=<full commit id>",
+            where=spec,
             hint="pinning a commit keeps the generation reproducible; "
             "find it with `git ls-remote URL`",
         )
@@ -231,13 +235,15 @@ def parse_git_source(spec: str) -> Source:
         fragment = parse_qs(parts.fragment, keep_blank_values=True)
         if set(fragment) != {"path"} or len(fragment["path"]) != 1:
             raise GenerateError(
-                f"cannot read the fragment {parts.fragment!r}", where=spec,
+                f"cannot read the fragment {parts.fragment!r}",
+                where=spec,
                 hint="the fragment is #path=<directory or .nix file in the repository>",
             )
         path = _repo_path(fragment["path"][0], spec)
     url = urlunsplit((inner_scheme, parts.netloc, parts.path, "", ""))
-    return Source(spec, "git", url=url, rev=rev, path=path,
-                  type="file" if path.endswith(".nix") else None)
+    return Source(
+        spec, "git", url=url, rev=rev, path=path, type="file" if path.endswith(".nix") else None
+    )
 
 
 def _repo_path(text: str, spec: str) -> str:
@@ -262,7 +268,8 @@ def parse_url_source(spec: str) -> Source:
         kind = "directory"
     else:
         raise GenerateError(
-            "cannot tell what the URL holds", where=spec,
+            "cannot tell what the URL holds",
+            where=spec,
             hint="use the URL of a .nix file (an overlay) or of a tarball (.tar.gz, .zip...) "
             "of a directory like overrides/",
         )
@@ -278,7 +285,8 @@ def parse_source(spec: str, cwd: Path) -> Source:
         return parse_url_source(spec)
     if scheme == "file":
         raise GenerateError(
-            "file:// URLs are not overrides sources", where=spec,
+            "file:// URLs are not overrides sources",
+            where=spec,
             hint="give the local path itself, or git+file:///repo?rev=<commit>#path=<path>",
         )
     path = (cwd / spec).resolve()
@@ -288,13 +296,15 @@ def parse_source(spec: str, cwd: Path) -> Source:
         kind = "file"
     elif path.exists():
         raise GenerateError(
-            "an overrides source is a directory or a .nix file", where=str(path),
+            "an overrides source is a directory or a .nix file",
+            where=str(path),
             hint="a directory like overrides/ (packages/*.toml, default.nix), "
             "or a .nix file holding `self: super: { ... }`",
         )
     else:
         raise GenerateError(
-            "overrides source not found", where=str(path),
+            "overrides source not found",
+            where=str(path),
             hint="give an existing directory or .nix file, an https:// URL, "
             "or git+URL?rev=<commit>#path=<path>",
         )
@@ -306,16 +316,23 @@ def parse_source(spec: str, cwd: Path) -> Source:
 
 def _error_lines(exc: CommandError) -> str:
     """The last ``error:`` line of a failed command, without nix's advice for Nix code."""
-    lines = [ln.strip().removeprefix("error: ") for ln in exc.stderr_tail.splitlines()
-             if ln.strip().startswith("error:")]
+    lines = [
+        ln.strip().removeprefix("error: ")
+        for ln in exc.stderr_tail.splitlines()
+        if ln.strip().startswith("error:")
+    ]
     return re.sub(r"\s*Please make sure .*$", "", lines[-1]) if lines else exc.message
 
 
 def head_rev(url: str) -> str:
     """The commit ``HEAD`` of the git repository ``url`` points to (``git ls-remote``)."""
     try:
-        proc = run(["git", "ls-remote", url, "HEAD"], timeout=120, what="git ls-remote",
-                   env={"GIT_TERMINAL_PROMPT": "0"})
+        proc = run(
+            ["git", "ls-remote", url, "HEAD"],
+            timeout=120,
+            what="git ls-remote",
+            env={"GIT_TERMINAL_PROMPT": "0"},
+        )
     except CommandError as exc:
         raise GenerateError(
             f"cannot read the current revision of {url}: {_error_lines(exc)}",
@@ -325,7 +342,8 @@ def head_rev(url: str) -> str:
     fields = proc.stdout.split()
     if not fields or not _REV.fullmatch(fields[0]):
         raise GenerateError(
-            f"{url} has no HEAD", where="--default-overrides-url",
+            f"{url} has no HEAD",
+            where="--default-overrides-url",
             hint="pin a revision with --default-overrides-rev <commit>",
         )
     return fields[0].lower()
@@ -337,7 +355,8 @@ def fetch_git(url: str, rev: str, where: str) -> Path:
         out = eval_json(FETCH_NIX, argstrs={"url": url, "rev": rev})
     except NixError as exc:
         raise GenerateError(
-            f"cannot fetch {url} at revision {rev}: {_error_lines(exc)}", where=where,
+            f"cannot fetch {url} at revision {rev}: {_error_lines(exc)}",
+            where=where,
             hint="check that the repository is reachable and that the commit exists in it "
             "(`git ls-remote URL`, or `git branch --contains REV` in a clone)",
         ) from None
@@ -358,13 +377,19 @@ def fetch_url(source: Source) -> tuple[Path, dict[str, str]]:
         proc = run_nix("nix-prefetch-url", args, timeout=600, what="nix-prefetch-url")
     except NixError as exc:
         raise GenerateError(
-            f"cannot fetch the overrides source: {_error_lines(exc)}", where=source.spec,
+            f"cannot fetch the overrides source: {_error_lines(exc)}",
+            where=source.spec,
             hint="check the URL (it is fetched once now and pinned by its sha256)",
         ) from None
     lines = proc.stdout.split()
     sha256, path = lines[-2], lines[-1]
-    pin = {"kind": "url", "type": str(source.type), "url": source.url, "sha256": sha256,
-           "name": name}
+    pin = {
+        "kind": "url",
+        "type": str(source.type),
+        "url": source.url,
+        "sha256": sha256,
+        "name": name,
+    }
     return Path(path), pin
 
 
@@ -384,7 +409,8 @@ def fetch_source(source: Source, index: int, staging: Path) -> Fetched:
         local = checkout / source.path if source.path else checkout
         if not local.exists():
             raise GenerateError(
-                f"{source.path!r} does not exist at revision {source.rev}", where=source.spec,
+                f"{source.path!r} does not exist at revision {source.rev}",
+                where=source.spec,
                 hint="check #path=... against the repository at that commit",
             )
         pin = {"kind": "git", "url": source.url, "rev": source.rev, "path": source.path}
@@ -404,12 +430,15 @@ def fetch_source(source: Source, index: int, staging: Path) -> Fetched:
     kind: SourceType = "directory" if local.is_dir() else "file"
     if kind == "file" and local.suffix != ".nix" and source.kind != "url":
         raise GenerateError(
-            f"{local.name!r} is neither a directory nor a .nix file", where=source.spec,
+            f"{local.name!r} is neither a directory nor a .nix file",
+            where=source.spec,
         )
-    if kind == "directory" and not ((local / "packages").is_dir()
-                                    or (local / "default.nix").is_file()):
+    if kind == "directory" and not (
+        (local / "packages").is_dir() or (local / "default.nix").is_file()
+    ):
         raise GenerateError(
-            "the directory holds neither packages/*.toml nor default.nix", where=source.spec,
+            "the directory holds neither packages/*.toml nor default.nix",
+            where=source.spec,
             hint="point at a directory like overrides/ of nixpkgs-python, or at a .nix file",
         )
     pin["type"] = kind
@@ -421,14 +450,16 @@ def fetch_source(source: Source, index: int, staging: Path) -> Fetched:
 
 def _check_out_dir(out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise GenerateError("the output exists and is not a directory", where=str(out),
-                            hint="choose another -o DIR")
+        raise GenerateError(
+            "the output exists and is not a directory", where=str(out), hint="choose another -o DIR"
+        )
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in OWNED)
         if foreign:
             raise GenerateError(
                 f"the output directory holds files generate did not write: "
-                f"{', '.join(foreign[:5])}", where=str(out),
+                f"{', '.join(foreign[:5])}",
+                where=str(out),
                 hint="choose a new or empty directory with -o DIR; a directory written by "
                 "generate is replaced as a whole",
             )
@@ -437,8 +468,11 @@ def _check_out_dir(out: Path) -> None:
 def _pick_python(requested: str | None, found: Mapping[str, str]) -> str:
     if requested is not None:
         if requested not in SUPPORTED_PYTHONS:
-            raise GenerateError(f"unsupported Python version {requested!r}", where="--python",
-                                hint=f"use one of {', '.join(SUPPORTED_PYTHONS)}")
+            raise GenerateError(
+                f"unsupported Python version {requested!r}",
+                where="--python",
+                hint=f"use one of {', '.join(SUPPORTED_PYTHONS)}",
+            )
         return requested
     return max(found, key=Version) if found else FALLBACK_PYTHON
 
@@ -500,11 +534,15 @@ def generate(
         opts.requirements if opts.requirements.is_absolute() else cwd / opts.requirements
     )
     sources = [parse_source(spec, cwd) for spec in opts.overrides]
-    pinned_rev = (None if opts.library_rev is None
-                  else check_rev(opts.library_rev, "--default-overrides-rev"))
+    pinned_rev = (
+        None if opts.library_rev is None else check_rev(opts.library_rev, "--default-overrides-rev")
+    )
     if not DEFAULT_NIX.is_file():
-        raise GenerateError("the Nix library's generated.nix is missing", where=str(DEFAULT_NIX),
-                            hint="install nixpkgs-python from a checkout (pip install -e .)")
+        raise GenerateError(
+            "the Nix library's generated.nix is missing",
+            where=str(DEFAULT_NIX),
+            hint="install nixpkgs-python from a checkout (pip install -e .)",
+        )
     found = detect()
     python = _pick_python(opts.python, found)
     interpreters = {python: found[python]} if python in found else {}
@@ -533,16 +571,21 @@ def generate(
             "overrides": [f.pin for f in fetched],
             "interpreters": interpreters,
         }
-        lockfile.write_atomic(staging / DATA_NAME,
-                              json.dumps(pins, indent=2, sort_keys=True) + "\n")
+        lockfile.write_atomic(
+            staging / DATA_NAME, json.dumps(pins, indent=2, sort_keys=True) + "\n"
+        )
     command = ["nix-build", str(out)]
     for key, value in build_options(interpreters.values()).items():
         command += ["--option", key, value]
     return GenerateResult(
-        out=out, python=python, packages=len(document["packages"]),
+        out=out,
+        python=python,
+        packages=len(document["packages"]),
         roots=list(lockfile.provenance(document).get("roots", [])),
-        library_url=opts.library_url, library_rev=library_rev,
-        interpreter=interpreters.get(python), build_command=command,
+        library_url=opts.library_url,
+        library_rev=library_rev,
+        interpreter=interpreters.get(python),
+        build_command=command,
     )
 
 
@@ -555,8 +598,14 @@ def _lock(
 ) -> tuple[str, dict[str, Any]]:
     """Resolve the requirements (with every overrides library's build requirements)."""
     name = _STORE_NAME_BAD.sub("-", opts.requirements.stem) or "requirements"
-    pset = PackageSet(name=name, path=opts.requirements.parent, description="",
-                      maintainers=(), python=(python,), requirements=tuple(requirements))
+    pset = PackageSet(
+        name=name,
+        path=opts.requirements.parent,
+        description="",
+        maintainers=(),
+        python=(python,),
+        requirements=tuple(requirements),
+    )
 
     def extra(pkg: NormalizedName, version: Version) -> list[Requirement]:
         return [r for lib in libraries for r in extra_build_requires(lib, pkg, version)]
@@ -564,14 +613,17 @@ def _lock(
     exclude_newer = opts.exclude_newer or started
     request = build_request(pset, python, exclude_newer, extra)
     routes = tuple(index_routes(pset, opts.index_url))
-    client = IndexClient(routes, cache_dir=opts.cache_dir, retries=opts.retries,
-                         concurrency=opts.concurrency)
+    client = IndexClient(
+        routes, cache_dir=opts.cache_dir, retries=opts.retries, concurrency=opts.concurrency
+    )
     try:
         resolution = resolve(client, request, concurrency=opts.concurrency)
     finally:
         client.close()
     info = lockfile.LockInfo(
-        set_name=name, python=python, exclude_newer=exclude_newer,
+        set_name=name,
+        python=python,
+        exclude_newer=exclude_newer,
         indexes=[r.url for r in routes],
         inputs_hash=pset.inputs_hash(python, [overrides_inputs(lib) for lib in libraries]),
     )

@@ -97,6 +97,45 @@ class PackageSet:
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
+SET_URL_HINT = "publish the package to an index and list the index under 'indexes'"
+SET_OPTIONS_HINT = "use set.yaml fields (constraints, indexes) instead"
+
+
+def parse_requirement(text: str, where: str, *, url_hint: str = SET_URL_HINT) -> Located:
+    """One PEP 508 requirement (no direct URLs), or a SetError naming ``where``."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise SetError(
+            f"invalid requirement {text!r}: {exc}",
+            where=where,
+            hint="write a PEP 508 line such as 'pytest>=8' or 'requests[socks]'",
+        ) from None
+    if req.url:
+        raise SetError(
+            f"direct URL requirements are not supported: {text!r}", where=where, hint=url_hint
+        )
+    return Located(req, where)
+
+
+def read_requirements_file(
+    path: Path, *, options_hint: str = SET_OPTIONS_HINT, url_hint: str = SET_URL_HINT
+) -> list[Located]:
+    """The requirements of a requirements.txt (no pip options), each with ``file:line``."""
+    out = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        if line.startswith("-"):
+            raise SetError(
+                f"pip options are not supported here: {line!r}", where=where, hint=options_hint
+            )
+        out.append(parse_requirement(line, where, url_hint=url_hint))
+    return out
+
+
 def sets_root(repo: Path) -> Path:
     return repo / "sets"
 
@@ -275,21 +314,7 @@ class _Parser:
         return out
 
     def requirement(self, text: str, where: str) -> Located:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise SetError(
-                f"invalid requirement {text!r}: {exc}",
-                where=where,
-                hint="write a PEP 508 line such as 'pytest>=8' or 'requests[socks]'",
-            ) from None
-        if req.url:
-            raise SetError(
-                f"direct URL requirements are not supported: {text!r}",
-                where=where,
-                hint="publish the package to an index and list the index under 'indexes'",
-            )
-        return Located(req, where)
+        return parse_requirement(text, where)
 
     def requirements(self, node: yaml.Node | None, fld: str) -> list[Located]:
         return [
@@ -303,20 +328,7 @@ class _Parser:
         return str(item.value)
 
     def requirements_txt(self, path: Path) -> list[Located]:
-        out = []
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            line = raw.split(" #", 1)[0].strip()
-            if not line or line.startswith("#"):
-                continue
-            where = f"{path}:{number}"
-            if line.startswith("-"):
-                raise SetError(
-                    f"pip options are not supported here: {line!r}",
-                    where=where,
-                    hint="use set.yaml fields (constraints, indexes) instead",
-                )
-            out.append(self.requirement(line, where))
-        return out
+        return read_requirements_file(path)
 
     def indexes(self, node: yaml.Node | None) -> list[IndexSpec]:
         out = []
