@@ -19,6 +19,7 @@ The server is stopped by the PID this fixture started, never by name.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -120,7 +121,7 @@ SetEnv NIX_CONF_DIR={nix_conf_dir}
 Host {HOST_ALIAS}
   HostName 127.0.0.1
   Port {port}
-  User {os.environ.get("USER") or "root"}
+  User {getpass.getuser()}
   IdentityFile {client_key}
   IdentitiesOnly yes
   UserKnownHostsFile {known_hosts}
