@@ -10,6 +10,9 @@
 # default nix/local.json, written by `python -m bot.interpreters`).
 # overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
 # every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix.
+# disabledOverrides: entries of the shared library to leave out, "<package>#<n>" (n: the entry's
+# 1-based position in overrides/packages/<package>.toml), a list or a comma-separated string
+# (--argstr); the bot uses it to check whether an entry is still needed.
 let
   nixpkgsOnPath = builtins.any
     (e: e.prefix == "nixpkgs" || (e.prefix == "" && builtins.pathExists (e.path + "/nixpkgs")))
@@ -25,5 +28,6 @@ in
     if builtins.pathExists file then (builtins.fromJSON (builtins.readFile file)).interpreters else { })
 , setsDir ? ./sets
 , overridesDir ? ./overrides
+, disabledOverrides ? [ ]
 }:
-(import ./nix/sets.nix).all { inherit setsDir overridesDir pkgs interpreters overrides; }
+(import ./nix/sets.nix).all { inherit setsDir overridesDir pkgs interpreters overrides disabledOverrides; }

@@ -167,14 +167,21 @@ def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
 
 
 def nix_build_args(opts: BuildOptions, set_name: str, python: str,
-                   interpreters_file: Path | None) -> list[str]:
-    """The nix-build arguments for one set and Python version."""
-    attr = f"{set_name}.py3{python.split('.')[1]}.python"
+                   interpreters_file: Path | None, *, attr: str = "python",
+                   disabled_overrides: Sequence[str] = ()) -> list[str]:
+    """The nix-build arguments for one set and Python version.
+
+    ``attr`` is the attribute of the set to build (``python``: its environment;
+    ``packages.<name>``: one package).  ``disabled_overrides`` (``"<package>#<n>"``) leaves
+    those entries of the overrides library out (``default.nix``'s ``disabledOverrides``).
+    """
     argv: list[str] = [
-        str(opts.repo / "default.nix"), "-A", attr,
+        str(opts.repo / "default.nix"), "-A", f"{set_name}.py3{python.split('.')[1]}.{attr}",
         "--argstr", "setsDir", str(opts.repo.resolve() / "sets"),
         "--argstr", "overridesDir", str(opts.repo.resolve() / "overrides"),
     ]
+    if disabled_overrides:
+        argv += ["--argstr", "disabledOverrides", ",".join(disabled_overrides)]
     if opts.nixpkgs:
         argv += ["--arg", "pinnedNixpkgs", "true"]
     else:
@@ -220,12 +227,16 @@ def _targets(opts: BuildOptions) -> list[tuple[str, str | None, str | None]]:
 
 
 def build_one(opts: BuildOptions, set_name: str, python: str,
-              interpreters: Mapping[str, str], interpreters_file: Path | None) -> BuildResult:
-    """Build one set for one Python version; failures come back in the result."""
+              interpreters: Mapping[str, str], interpreters_file: Path | None, *,
+              attr: str = "python", disabled_overrides: Sequence[str] = ()) -> BuildResult:
+    """Build one set for one Python version (or ``attr`` of it, see :func:`nix_build_args`);
+    failures come back in the result."""
     t0 = time.monotonic()
     options = {} if opts.nixpkgs else build_options(interpreters.values())
-    proc = run_nix("nix-build", nix_build_args(opts, set_name, python, interpreters_file),
-                   options=options, check=False, timeout=opts.timeout, cwd=opts.repo)
+    argv = nix_build_args(opts, set_name, python, interpreters_file, attr=attr,
+                          disabled_overrides=disabled_overrides)
+    proc = run_nix("nix-build", argv, options=options, check=False, timeout=opts.timeout,
+                   cwd=opts.repo)
     result = BuildResult(set_name, python, ok=proc.returncode == 0)
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]

@@ -16,6 +16,7 @@ in
     , system ? (if pkgs != null then pkgs.stdenv.hostPlatform.system or pkgs.system else builtins.currentSystem)
     , overridesDir ? null             # the shared overrides library (data + default.nix)
     , overlays ? [ ]                  # further overlays, in order (set's, then the user's)
+    , disabledOverrides ? [ ]         # data entries left out: [ "<package>#<n>" ] (overrides.nix parseIds)
     }:
     let
       lock = lockLib.read lockFile;
@@ -25,13 +26,23 @@ in
         if pkgs != null then interpreterLib.fromNixpkgs pkgs version
         else interpreterLib.standalone interpreters version;
       specs = lockLib.packagesFor system lock;
-      data = if overridesDir == null then { } else overridesLib.loadData overridesDir;
+      allData = if overridesDir == null then { } else overridesLib.loadData overridesDir;
+      data = overridesLib.disable allData disabledOverrides;
       frontend = lockLib.buildFrontend lock;
       ctx = { inherit pkgs interpreter system; };
-      attrsOf = spec:
+      applied = spec:
         overridesLib.applyEntries overridesDir
           (overridesLib.matching data spec.name spec.version)
           (packageLib.defaultAttrs frontend spec);
+      # a disabled entry's build requirements leave the build too
+      attrsOf = spec:
+        if overridesLib.parseIds disabledOverrides == [ ] then applied spec
+        else
+          let
+            a = applied spec;
+            dropped = overridesLib.disabledBuildRequires allData disabledOverrides spec.name spec.version;
+          in
+          a // { buildRequires = builtins.filter (b: !(builtins.elem b dropped)) a.buildRequires; };
       base = self: builtins.mapAttrs (_: spec: packageLib.mkPackage ctx self (attrsOf spec)) specs;
       allOverlays = (if overridesDir == null then [ ] else [ (overridesLib.nixOverlay overridesDir) ]) ++ overlays;
       packages = overridesLib.compose allOverlays base;

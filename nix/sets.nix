@@ -23,7 +23,9 @@ rec {
     builtins.listToAttrs (builtins.filter (x: x.value != [ ]) found);
 
   # Every set for every locked Python: `<name>` is the newest Python, with `py3XY` attributes.
-  all = { setsDir, overridesDir, pkgs, interpreters, overrides }:
+  # disabledOverrides: data entries left out of every set ([ "<package>#<n>" ], see
+  # overrides.nix parseIds), for re-validating the overrides library.
+  all = { setsDir, overridesDir, pkgs, interpreters, overrides, disabledOverrides ? [ ] }:
     builtins.mapAttrs
       (name: versions:
         let
@@ -31,7 +33,7 @@ rec {
           setOverlay = dir + "/overrides.nix";
           bySet = version: setLib.mkSet {
             lockFile = dir + "/pylock.py${lib.versionTag version}.toml";
-            inherit pkgs interpreters overridesDir;
+            inherit pkgs interpreters overridesDir disabledOverrides;
             overlays = (if builtins.pathExists setOverlay then [ (import setOverlay) ] else [ ]) ++ [ overrides ];
           };
           perVersion = builtins.listToAttrs (map (v: { name = "py${lib.versionTag v}"; value = bySet v; }) versions);

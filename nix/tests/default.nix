@@ -25,6 +25,19 @@ let
       (self: super: { alpha = super.alpha.overridePythonAttrs (old: { env = old.env // { B = "2"; }; }); })
     ];
   };
+  disabled = nix.mkSet {
+    lockFile = data + "/lock.toml";
+    interpreters = interps;
+    system = "x86_64-linux";
+    overridesDir = data + "/overrides-disable";
+    disabledOverrides = "beta#1";
+  };
+  notDisabled = nix.mkSet {
+    lockFile = data + "/lock.toml";
+    interpreters = interps;
+    system = "x86_64-linux";
+    overridesDir = data + "/overrides-disable";
+  };
   all = sets.all {
     setsDir = data + "/sets";
     overridesDir = data + "/overrides";
@@ -152,6 +165,40 @@ in
       patches = [ "alpha.patch" ];
     };
   };
+  overrides-parseIds = {
+    expr = [ (overrides.parseIds "a#1, b-c#2 d#3") (overrides.parseIds [ "a#1" ]) (overrides.parseIds "") (overrides.parseIds [ ]) ];
+    expected = [ [ "a#1" "b-c#2" "d#3" ] [ "a#1" ] [ ] [ ] ];
+  };
+  overrides-parseId = { expr = overrides.parseId "foo-bar#12"; expected = { name = "foo-bar"; index = 12; }; };
+  overrides-disable = {
+    expr = let d = overrides.loadData (data + "/overrides"); in [
+      (builtins.mapAttrs (_: map (e: e.reason)) (overrides.disable d "alpha#1"))
+      (builtins.mapAttrs (_: map (e: e.reason)) (overrides.disable d [ "alpha#2" ]))
+      (builtins.mapAttrs (_: map (e: e.reason)) (overrides.disable d [ "alpha#1" "alpha#2" ]))
+      ((overrides.disable d [ ]) == d)
+    ];
+    expected = [
+      { alpha = [ "alpha 1.x needs NEW=1 and a patch" ]; }
+      { alpha = [ "old alphas need OLD=1" ]; }
+      { alpha = [ ]; }
+      true
+    ];
+  };
+  overrides-requirementName = {
+    expr = map overrides.requirementName [ "Setuptools_SCM>=8" " zope.interface [x] ; python_version<'4'" "a" "Foo__Bar.baz" ];
+    expected = [ "setuptools-scm" "zope-interface" "a" "foo-bar-baz" ];
+  };
+  overrides-disabledBuildRequires = {
+    expr =
+      let d = { beta = [ { reason = "r"; build-requires = [ "Installer>=1" ]; } { reason = "s"; until = "1.0"; build-requires = [ "x" ]; } { reason = "t"; build-requires = [ "y" ]; } ]; }; in
+      [
+        (overrides.disabledBuildRequires d [ "beta#1" "beta#2" ] "beta" "2.0")
+        (overrides.disabledBuildRequires d [ "beta#2" ] "beta" "0.5")
+        (overrides.disabledBuildRequires d [ ] "beta" "2.0")
+        (overrides.disabledBuildRequires d "alpha#1" "beta" "2.0")
+      ];
+    expected = [ [ "installer" ] [ "x" ] [ ] [ ] ];
+  };
   overrides-nixOverlay = {
     expr = [ ((overrides.nixOverlay (data + "/overrides")) { } { }).extra ((overrides.nixOverlay (data + "/nothing")) { } { }) ];
     expected = [ "from overrides/default.nix" { } ];
@@ -248,8 +295,33 @@ in
     };
   };
 
+  set-mkSet-disabledOverrides = {
+    expr = [
+      notDisabled.packages.beta.pythonAttrs.appliedOverrides
+      notDisabled.packages.beta.pythonAttrs.buildRequires
+      disabled.packages.beta.pythonAttrs.appliedOverrides
+      disabled.packages.beta.pythonAttrs.buildRequires
+      (disabled.packages.beta ? BETA)
+      # only the disabled entry's package changes
+      (disabled.packages.installer.drvPath == notDisabled.packages.installer.drvPath)
+      ((nix.mkSet { lockFile = data + "/lock.toml"; interpreters = interps; system = "x86_64-linux"; overridesDir = data + "/overrides"; disabledOverrides = [ ]; }).packages.alpha.drvPath == demo.packages.alpha.drvPath)
+    ];
+    expected = [
+      [ "beta's build needs installer (a test of disabledOverrides)" ] [ "installer" ]
+      [ ] [ ] false true true
+    ];
+  };
+
   # --- sets.nix
   sets-discover = { expr = sets.discover (data + "/sets"); expected = { demo = [ "3.12" "3.13" ]; }; };
+  sets-all-disabledOverrides = {
+    expr =
+      let
+        off = sets.all { setsDir = data + "/sets"; overridesDir = data + "/overrides"; pkgs = null; interpreters = interps; overrides = self: super: { }; disabledOverrides = "alpha#2"; };
+      in
+      [ all.demo.py312.packages.alpha.pythonAttrs.appliedOverrides off.demo.py312.packages.alpha.pythonAttrs.appliedOverrides ];
+    expected = [ [ "alpha 1.x needs NEW=1 and a patch" ] [ ] ];
+  };
   sets-all = {
     expr = [ (builtins.attrNames all) all.demo.pythonVersion all.demo.py312.pythonVersion all.demo.py313.pythonVersion ];
     expected = [ [ "demo" ] "3.13" "3.12" "3.13" ];

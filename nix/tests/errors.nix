@@ -48,4 +48,12 @@ in
     }).packages.installer.drvPath;
     message = "nixpkgs-python: package 'installer' is built from its sdist but is part of its own build closure";
   };
+  disabled-override-unknown = {
+    expr = builtins.attrNames (overrides.disable { foo = [ { reason = "r"; } ]; } [ "foo#2" ]);
+    message = "nixpkgs-python: disabled override 'foo#2': overrides/packages/foo.toml has no entry #2";
+  };
+  disabled-override-malformed = {
+    expr = overrides.disable { } "foo";
+    message = "nixpkgs-python: disabled override 'foo' is not '<package>#<n>'";
+  };
 }
