@@ -495,18 +495,14 @@ def verify_command(
     help="With --commit-only: the outcome-<set>/ folders the set jobs recorded.",
 )
 @click.option(
-    "--commit-only",
-    is_flag=True,
-    help="CI's final job: commit the locks already in sets/ (made by other jobs), "
-    "then publish and report; no locking or building.",
+    "--revalidate-budget",
+    type=click.IntRange(0, 100),
+    default=3,
+    show_default=True,
+    help="Throwaway builds per night checking whether overrides are still needed "
+    "(0: only check their version ranges against the locks).",
 )
-@click.option(
-    "--outcomes",
-    "outcomes_dir",
-    envvar="NIXPKGS_PYTHON_OUTCOMES",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="With --commit-only: the outcome-<set>/ folders the set jobs recorded.",
-)
+@click.option("--no-revalidate", is_flag=True, help="Skip the overrides re-validation.")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--report-markdown", type=click.Path(dir_okay=False, path_type=Path))
 @nixpkgs_option
@@ -531,6 +527,8 @@ def nightly_command(
     run_url: str | None,
     commit_only: bool,
     outcomes_dir: Path | None,
+    revalidate_budget: int,
+    no_revalidate: bool,
     report_json: Path | None,
     report_markdown: Path | None,
     nixpkgs: bool,
@@ -561,6 +559,7 @@ def nightly_command(
         run_url=run_url,
         commit_only=commit_only,
         outcomes_dir=outcomes_dir,
+        revalidate_budget=None if no_revalidate else revalidate_budget,
         report_json=report_json,
         report_markdown=report_markdown,
         nixpkgs=nixpkgs,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import build as builder
-from bot import cache, git, report
+from bot import cache, git, report, revalidate
 from bot import lock as lockfile
 from bot.diff import LockDiff, commit_body, commit_subject, diff_locks
 from bot.errors import BotError
@@ -72,6 +72,9 @@ class NightlyOptions:
     #: report the outcomes they recorded under this directory; no locking or building here
     commit_only: bool = False
     outcomes_dir: Path | None = None
+    #: overrides re-validation: throwaway builds per night (0: only the cheap range check);
+    #: None switches re-validation off
+    revalidate_budget: int | None = 3
 
 
 @dataclass
@@ -372,6 +375,7 @@ class NightResult:
     report: report.NightReport
     errors: list[str]
     exit_code: int  #: 0 all good, 2 a set failed or publishing failed
+    findings: list[revalidate.Finding] = field(default_factory=list)
 
 
 def run_nightly(
@@ -419,10 +423,46 @@ def run_nightly(
         exclude_newer=lockfile.format_time(exclude_newer),
         run_url=opts.run_url,
     )
-    errors = _publish(opts, night, outcomes, gh, say)
-    _write_reports(opts, night)
+    findings, extra_errors = _revalidate(opts, outcomes, say)
+    errors = extra_errors + _publish(opts, night, outcomes, gh, say, findings)
+    _write_reports(opts, night, findings)
     failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(night, errors, 2 if failed else 0)
+    return NightResult(night, errors, 2 if failed else 0, findings)
+
+
+def _revalidate(
+    opts: NightlyOptions, outcomes: list[SetOutcome], say: Callable[[str], None]
+) -> tuple[list[revalidate.Finding], list[str]]:
+    """Check the overrides library; in pull-request mode commit the suggested edits."""
+    if opts.revalidate_budget is None:
+        return [], []
+    try:
+        findings = revalidate.revalidate(
+            opts.repo,
+            sets=list(opts.sets),
+            budget=opts.revalidate_budget,
+            nixpkgs=opts.nixpkgs,
+            state_file=(opts.cache_dir / revalidate.STATE_FILE) if opts.cache_dir else None,
+            progress=say,
+        )
+        if opts.pull_request and any(f.edit for f in findings):
+            paths = revalidate.apply_findings(opts.repo, findings)
+            subject, body = revalidate.commit_message(findings)
+            sha = git.commit_set(opts.repo, "overrides", paths, subject, body)
+            outcomes.append(
+                SetOutcome(
+                    report.SetReport("overrides", (), "ok", commit=sha), commit=sha, built=True
+                )
+            )
+    except BotError as exc:
+        return [], [f"overrides re-validation: {exc}"]
+    return findings, []
+
+
+def _markdown(night: report.NightReport, findings: Sequence[revalidate.Finding]) -> str:
+    text = report.to_markdown(night)
+    section = revalidate.to_markdown([f for f in findings if f.kind != "needed"])
+    return text + ("\n" + section if section else "")
 
 
 def _publish(
@@ -431,6 +471,7 @@ def _publish(
     outcomes: Sequence[SetOutcome],
     gh: Any,
     say: Callable[[str], None],
+    findings: Sequence[revalidate.Finding] = (),
 ) -> list[str]:
     """Push commits, open/update the pull request, file/close issues, set statuses.
 
@@ -449,7 +490,7 @@ def _publish(
             if gh is not None:
                 names = ", ".join(o.report.name for o in outcomes if o.commit)
                 title = f"Nightly update {night.date}: {names}"
-                gh.upsert_pull_request(branch, opts.base, title[:250], report.to_markdown(night))
+                gh.upsert_pull_request(branch, opts.base, title[:250], _markdown(night, findings))
     except BotError as exc:
         errors.append(str(exc))
     if gh is None:
@@ -474,10 +515,14 @@ def _publish(
     return errors
 
 
-def _write_reports(opts: NightlyOptions, night: report.NightReport) -> None:
-    markdown = report.to_markdown(night)
+def _write_reports(
+    opts: NightlyOptions, night: report.NightReport, findings: Sequence[revalidate.Finding] = ()
+) -> None:
+    markdown = _markdown(night, findings)
     if opts.report_json is not None:
-        lockfile.write_atomic(opts.report_json, report.to_json(night))
+        data = json.loads(report.to_json(night))
+        data["overrides"] = [f.to_json() for f in findings]
+        lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if opts.report_markdown is not None:
         lockfile.write_atomic(opts.report_markdown, markdown)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

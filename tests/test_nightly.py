@@ -96,7 +96,7 @@ def options(
         signing_key=key,
         retries=0,
         github_throttle=False,
-        **extra,  # type: ignore[arg-type]
+        **{"revalidate_budget": None, **extra},  # type: ignore[arg-type]
     )
 
 
@@ -322,3 +322,39 @@ def test_hold_back_one_bump_advance_the_other(
     assert [i["state"] for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])] == [
         "closed"
     ]
+
+
+def test_pull_request_proposes_override_edits(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+) -> None:
+    """An override whose range matches no locked version is proposed for removal."""
+    work, _ = night_repo
+    stale = work / "overrides" / "packages" / "nb-lib.toml"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text(
+        '[[override]]\nuntil = "0.5"\nreason = "old releases lacked a module"\n'
+        "imports-check = false\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "overrides: nb-lib")
+    gh = {
+        "github_repo": REPO,
+        "github_token": fake_github.token,
+        "github_api": fake_github.base_url,
+        "pull_request": True,
+        "revalidate_budget": 0,
+    }
+    result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
+    assert result.exit_code == 0, result.errors
+    assert [(f.package, f.kind) for f in result.findings if f.package == "nb-lib"] == [
+        ("nb-lib", "unmatched")
+    ]
+    assert not stale.exists()
+    assert git(work, "log", "-1", "--format=%s").startswith("overrides:")
+    assert git(work, "status", "--porcelain") == ""
+    body = fake_github.pulls[REPO][0]["body"]
+    assert "nb-lib" in body
+    assert "Overrides re-validation" in body
