@@ -18,9 +18,7 @@ from bot.errors import NixError
 from bot.proc import run
 
 #: options passed to every nix command
-COMMON_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("narinfo-cache-negative-ttl", "0"),
-)
+COMMON_OPTIONS: tuple[tuple[str, str], ...] = (("narinfo-cache-negative-ttl", "0"),)
 
 NEW_CLI = {"nix"}
 
