@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,12 @@ def cli(ctx: click.Context, repo: Path | None, verbose: int, quiet: bool) -> Non
     """Grouped Python package sets for Nix that keep themselves up to date."""
     level = logging.DEBUG if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    if not verbose:
+        # setuptools' deprecation chatter from sdists whose metadata we ask their backend
+        # for: not ours to fix, and it buries the bot's own output (-v shows it)
+        from pyproject_hooks import BuildBackendWarning
+
+        warnings.filterwarnings("ignore", category=BuildBackendWarning)
     ctx.obj = Context((repo or _default_repo()).resolve(), verbose, quiet)
 
 
