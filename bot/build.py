@@ -98,8 +98,9 @@ class BuildResult:
 
 def locked_pythons(set_dir: Path) -> list[str]:
     """The Python versions ``set_dir`` has a lock for, oldest first."""
-    minors = sorted(int(m.group(1)) for p in set_dir.glob("pylock.py3*.toml")
-                    if (m := LOCK.match(p.name)))
+    minors = sorted(
+        int(m.group(1)) for p in set_dir.glob("pylock.py3*.toml") if (m := LOCK.match(p.name))
+    )
     return [f"3.{m}" for m in minors]
 
 
@@ -141,7 +142,7 @@ def error_block(stderr: str, drv: str) -> str:
     for i, line in enumerate(lines):
         if line.startswith("error:") and drv in line:
             block = [line.removeprefix("error: ")]
-            for follow in lines[i + 1:]:
+            for follow in lines[i + 1 :]:
                 if follow.startswith("error:"):
                     break
                 if follow.strip():
@@ -166,9 +167,15 @@ def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
     return load_local(opts.repo) or detect()
 
 
-def nix_build_args(opts: BuildOptions, set_name: str, python: str,
-                   interpreters_file: Path | None, *, attr: str = "python",
-                   disabled_overrides: Sequence[str] = ()) -> list[str]:
+def nix_build_args(
+    opts: BuildOptions,
+    set_name: str,
+    python: str,
+    interpreters_file: Path | None,
+    *,
+    attr: str = "python",
+    disabled_overrides: Sequence[str] = (),
+) -> list[str]:
     """The nix-build arguments for one set and Python version.
 
     ``attr`` is the attribute of the set to build (``python``: its environment;
@@ -176,9 +183,15 @@ def nix_build_args(opts: BuildOptions, set_name: str, python: str,
     those entries of the overrides library out (``default.nix``'s ``disabledOverrides``).
     """
     argv: list[str] = [
-        str(opts.repo / "default.nix"), "-A", f"{set_name}.py3{python.split('.')[1]}.{attr}",
-        "--argstr", "setsDir", str(opts.repo.resolve() / "sets"),
-        "--argstr", "overridesDir", str(opts.repo.resolve() / "overrides"),
+        str(opts.repo / "default.nix"),
+        "-A",
+        f"{set_name}.py3{python.split('.')[1]}.{attr}",
+        "--argstr",
+        "setsDir",
+        str(opts.repo.resolve() / "sets"),
+        "--argstr",
+        "overridesDir",
+        str(opts.repo.resolve() / "overrides"),
     ]
     if disabled_overrides:
         argv += ["--argstr", "disabledOverrides", ",".join(disabled_overrides)]
@@ -201,24 +214,33 @@ def _targets(opts: BuildOptions) -> list[tuple[str, str | None, str | None]]:
     """(set, python or None, error) for every requested set and Python version."""
     sets_dir = opts.repo / "sets"
     if not sets_dir.is_dir():
-        raise BotError("no sets directory", where=str(sets_dir),
-                       hint="run from the repository, or pass its path")
+        raise BotError(
+            "no sets directory",
+            where=str(sets_dir),
+            hint="run from the repository, or pass its path",
+        )
     names = list(opts.sets) or sorted(
         p.name for p in sets_dir.iterdir() if p.is_dir() and locked_pythons(p)
     )
     out: list[tuple[str, str | None, str | None]] = []
     for name in names:
         if not (sets_dir / name).is_dir():
-            raise BotError(f"unknown set {name!r}", where=str(sets_dir),
-                           hint="see the directories under sets/")
+            raise BotError(
+                f"unknown set {name!r}", where=str(sets_dir), hint="see the directories under sets/"
+            )
         pythons = locked_pythons(sets_dir / name)
         if opts.python is not None:
             if opts.python in pythons:
                 out.append((name, opts.python, None))
             else:
-                out.append((name, opts.python,
-                            f"set {name!r} has no lock for Python {opts.python}; "
-                            "run `nixpkgs-python lock` first"))
+                out.append(
+                    (
+                        name,
+                        opts.python,
+                        f"set {name!r} has no lock for Python {opts.python}; "
+                        "run `nixpkgs-python lock` first",
+                    )
+                )
         elif pythons:
             out.extend((name, p, None) for p in pythons)
         else:
@@ -226,17 +248,26 @@ def _targets(opts: BuildOptions) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
-def build_one(opts: BuildOptions, set_name: str, python: str,
-              interpreters: Mapping[str, str], interpreters_file: Path | None, *,
-              attr: str = "python", disabled_overrides: Sequence[str] = ()) -> BuildResult:
+def build_one(
+    opts: BuildOptions,
+    set_name: str,
+    python: str,
+    interpreters: Mapping[str, str],
+    interpreters_file: Path | None,
+    *,
+    attr: str = "python",
+    disabled_overrides: Sequence[str] = (),
+) -> BuildResult:
     """Build one set for one Python version (or ``attr`` of it, see :func:`nix_build_args`);
     failures come back in the result."""
     t0 = time.monotonic()
     options = {} if opts.nixpkgs else build_options(interpreters.values())
-    argv = nix_build_args(opts, set_name, python, interpreters_file, attr=attr,
-                          disabled_overrides=disabled_overrides)
-    proc = run_nix("nix-build", argv, options=options, check=False, timeout=opts.timeout,
-                   cwd=opts.repo)
+    argv = nix_build_args(
+        opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides
+    )
+    proc = run_nix(
+        "nix-build", argv, options=options, check=False, timeout=opts.timeout, cwd=opts.repo
+    )
     result = BuildResult(set_name, python, ok=proc.returncode == 0)
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]
@@ -253,7 +284,8 @@ def build_one(opts: BuildOptions, set_name: str, python: str,
             block = error_block(proc.stderr, failed[0][0])
             result.log_tail = build_log(failed[0][0], block or proc.stderr)
             result.error = f"package '{result.failed_package}' failed to build: " + (
-                block or result.failed_drv)
+                block or result.failed_drv
+            )
         else:
             result.log_tail = tail(proc.stderr, LOG_LINES)
             lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -285,11 +317,16 @@ def build_sets(
                 results.append(BuildResult(set_name, python or "", ok=False, error=error))
                 continue
             if not opts.nixpkgs and python not in interpreters:
-                results.append(BuildResult(
-                    set_name, python, ok=False,
-                    error=f"no standalone Python {python} on this machine; install it "
-                          "(e.g. with pyenv) and run `python -m bot.interpreters`, "
-                          "or build with nixpkgs"))
+                results.append(
+                    BuildResult(
+                        set_name,
+                        python,
+                        ok=False,
+                        error=f"no standalone Python {python} on this machine; install it "
+                        "(e.g. with pyenv) and run `python -m bot.interpreters`, "
+                        "or build with nixpkgs",
+                    )
+                )
                 continue
             if progress is not None:
                 progress(f"building {set_name} for Python {python}")

@@ -40,8 +40,11 @@ def _version_key(name: str) -> tuple[int, ...]:
 def _candidates(version: str, pyenv_root: Path | None, path: str | None) -> Iterable[Path]:
     if pyenv_root is not None and (pyenv_root / "versions").is_dir():
         prefix = f"{version}."
-        found = [d for d in (pyenv_root / "versions").iterdir()
-                 if d.name.startswith(prefix) and d.name[len(prefix):].isdigit()]
+        found = [
+            d
+            for d in (pyenv_root / "versions").iterdir()
+            if d.name.startswith(prefix) and d.name[len(prefix) :].isdigit()
+        ]
         for d in sorted(found, key=lambda d: _version_key(d.name), reverse=True):
             yield d / "bin" / f"python{version}"
     which = shutil.which(f"python{version}", path=path)

@@ -33,10 +33,20 @@ from packaging.version import InvalidVersion, Version
 
 from bot.errors import BotError
 
-KEYS = frozenset({
-    "from", "until", "reason", "native-build-inputs", "build-inputs", "build-requires",
-    "env", "patches", "imports-check", "check",
-})
+KEYS = frozenset(
+    {
+        "from",
+        "until",
+        "reason",
+        "native-build-inputs",
+        "build-inputs",
+        "build-requires",
+        "env",
+        "patches",
+        "imports-check",
+        "check",
+    }
+)
 _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_'.-]*$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -84,13 +94,17 @@ def _version(value: Any, key: str, where: str) -> Version | None:
         raise OverrideError(f"{key!r} is not a PEP 440 version: {value!r}", where=where) from exc
 
 
-def parse_entry(name: NormalizedName, data: Mapping[str, Any], where: str,
-                overrides_dir: Path) -> Override:
+def parse_entry(
+    name: NormalizedName, data: Mapping[str, Any], where: str, overrides_dir: Path
+) -> Override:
     """Validate one ``[[override]]`` table."""
     unknown = sorted(set(data) - KEYS)
     if unknown:
-        raise OverrideError(f"unknown keys: {', '.join(unknown)}", where=where,
-                            hint=f"known keys: {', '.join(sorted(KEYS))}")
+        raise OverrideError(
+            f"unknown keys: {', '.join(unknown)}",
+            where=where,
+            hint=f"known keys: {', '.join(sorted(KEYS))}",
+        )
     reason = data.get("reason")
     if not isinstance(reason, str) or not reason.strip() or "\n" in reason.strip():
         raise OverrideError("'reason' is required: one line saying why", where=where)
@@ -108,8 +122,7 @@ def parse_entry(name: NormalizedName, data: Mapping[str, Any], where: str,
         try:
             requires.append(Requirement(text))
         except InvalidRequirement as exc:
-            raise OverrideError(f"invalid build requirement {text!r}: {exc}",
-                                where=where) from exc
+            raise OverrideError(f"invalid build requirement {text!r}: {exc}", where=where) from exc
     env = data.get("env", {})
     if not isinstance(env, dict) or not all(
         isinstance(k, str) and _ENV.match(k) and isinstance(v, str) for k, v in env.items()
@@ -118,20 +131,32 @@ def parse_entry(name: NormalizedName, data: Mapping[str, Any], where: str,
     patches = _strings(data.get("patches", []), "patches", where)
     for patch in patches:
         if not (overrides_dir / patch).is_file():
-            raise OverrideError(f"patch {patch!r} does not exist", where=where,
-                                hint=f"paths are relative to {overrides_dir}")
+            raise OverrideError(
+                f"patch {patch!r} does not exist",
+                where=where,
+                hint=f"paths are relative to {overrides_dir}",
+            )
     imports_check: bool | tuple[str, ...] | None = None
     if "imports-check" in data:
         value = data["imports-check"]
-        imports_check = value if isinstance(value, bool) else _strings(value, "imports-check",
-                                                                       where)
+        imports_check = (
+            value if isinstance(value, bool) else _strings(value, "imports-check", where)
+        )
     check = data.get("check", {})
     if not isinstance(check, dict) or set(check) - {"command", "requires"}:
         raise OverrideError("'check' takes 'command' and 'requires'", where=where)
     return Override(
-        name=name, reason=reason.strip(), where=where, from_=from_, until=until,
-        native_build_inputs=natives, build_inputs=libs, build_requires=tuple(requires),
-        env=dict(env), patches=patches, imports_check=imports_check,
+        name=name,
+        reason=reason.strip(),
+        where=where,
+        from_=from_,
+        until=until,
+        native_build_inputs=natives,
+        build_inputs=libs,
+        build_requires=tuple(requires),
+        env=dict(env),
+        patches=patches,
+        imports_check=imports_check,
         check_command=_strings(check.get("command", []), "check.command", where),
         check_requires=_strings(check.get("requires", []), "check.requires", where),
     )
@@ -141,22 +166,27 @@ def load_file(path: Path, overrides_dir: Path) -> list[Override]:
     """The entries of one ``overrides/packages/<name>.toml``."""
     name = canonicalize_name(path.stem)
     if path.stem != name:
-        raise OverrideError(f"file name must be the normalized package name {name!r}",
-                            where=str(path))
+        raise OverrideError(
+            f"file name must be the normalized package name {name!r}", where=str(path)
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise OverrideError(f"cannot read: {exc}", where=str(path)) from exc
     unknown = sorted(set(data) - {"override"})
     if unknown:
-        raise OverrideError(f"unknown top-level keys: {', '.join(unknown)}", where=str(path),
-                            hint="entries are [[override]] tables")
+        raise OverrideError(
+            f"unknown top-level keys: {', '.join(unknown)}",
+            where=str(path),
+            hint="entries are [[override]] tables",
+        )
     entries = data.get("override", [])
     if not isinstance(entries, list):
-        raise OverrideError("'override' must be an array of tables ([[override]])",
-                            where=str(path))
-    return [parse_entry(name, e, f"{path} (override #{i + 1})", overrides_dir)
-            for i, e in enumerate(entries)]
+        raise OverrideError("'override' must be an array of tables ([[override]])", where=str(path))
+    return [
+        parse_entry(name, e, f"{path} (override #{i + 1})", overrides_dir)
+        for i, e in enumerate(entries)
+    ]
 
 
 def load_overrides(root: Path) -> dict[NormalizedName, list[Override]]:
@@ -174,20 +204,23 @@ def load_overrides(root: Path) -> dict[NormalizedName, list[Override]]:
     return out
 
 
-def matching(overrides: Mapping[NormalizedName, list[Override]], name: str,
-             version: Version | str) -> list[Override]:
+def matching(
+    overrides: Mapping[NormalizedName, list[Override]], name: str, version: Version | str
+) -> list[Override]:
     """The entries for ``name`` whose range contains ``version``."""
     return [o for o in overrides.get(canonicalize_name(name), []) if o.matches(version)]
 
 
-def extra_build_requires(overrides: Mapping[NormalizedName, list[Override]], name: str,
-                         version: Version | str) -> list[Requirement]:
+def extra_build_requires(
+    overrides: Mapping[NormalizedName, list[Override]], name: str, version: Version | str
+) -> list[Requirement]:
     """Extra build requirements the library adds to ``name`` ``version`` (for the resolver)."""
     return [r for o in matching(overrides, name, version) for r in o.build_requires]
 
 
-def unused(overrides: Mapping[NormalizedName, list[Override]],
-           locked: Mapping[str, set[str]]) -> list[Override]:
+def unused(
+    overrides: Mapping[NormalizedName, list[Override]], locked: Mapping[str, set[str]]
+) -> list[Override]:
     """Entries that apply to no locked version (``locked``: name -> versions in any lock)."""
     out = []
     for name, entries in sorted(overrides.items()):

@@ -119,10 +119,15 @@ class Finding:
             entries = tomllib.loads(text).get("override", [])
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise OverrideError(f"cannot read: {exc}", where=str(path)) from exc
-        if not (0 < self.index <= len(entries)) or str(
-                entries[self.index - 1].get("reason", "")).strip() != self.reason:
-            raise OverrideError(f"has no entry #{self.index} with reason {self.reason!r} "
-                                "any more", where=str(path), hint="re-run the re-validation")
+        if (
+            not (0 < self.index <= len(entries))
+            or str(entries[self.index - 1].get("reason", "")).strip() != self.reason
+        ):
+            raise OverrideError(
+                f"has no entry #{self.index} with reason {self.reason!r} any more",
+                where=str(path),
+                hint="re-run the re-validation",
+            )
         expected = [dict(e) for e in entries]
         if self.edit == "remove":
             del expected[self.index - 1]
@@ -135,19 +140,32 @@ class Finding:
             path.unlink()
             return path
         if new is None or tomllib.loads(new).get("override", []) != expected:
-            raise OverrideError(f"cannot make the edit as text: {self.suggestion}",
-                                where=str(path), hint="make it by hand")
+            raise OverrideError(
+                f"cannot make the edit as text: {self.suggestion}",
+                where=str(path),
+                hint="make it by hand",
+            )
         write_atomic(path, new)
         return path
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready record."""
         return {
-            "id": self.id, "package": self.package, "index": self.index, "file": self.file,
-            "line": self.line, "kind": self.kind, "reason": self.reason,
-            "versions": list(self.versions), "suggestion": self.suggestion, "edit": self.edit,
-            "until": self.until, "set": self.set, "python": self.python,
-            "tested_version": self.tested_version, "log_tail": self.log_tail,
+            "id": self.id,
+            "package": self.package,
+            "index": self.index,
+            "file": self.file,
+            "line": self.line,
+            "kind": self.kind,
+            "reason": self.reason,
+            "versions": list(self.versions),
+            "suggestion": self.suggestion,
+            "edit": self.edit,
+            "until": self.until,
+            "set": self.set,
+            "python": self.python,
+            "tested_version": self.tested_version,
+            "log_tail": self.log_tail,
             "detail": self.detail,
         }
 
@@ -186,8 +204,11 @@ def _remove_entry(text: str, index: int) -> str | None:
     start, end = _block(lines, headers, index)
     del lines[start:end]
     # one blank line between what was before and after, none at the very start or end
-    while start < len(lines) and not lines[start].strip() and (
-            start == 0 or not lines[start - 1].strip()):
+    while (
+        start < len(lines)
+        and not lines[start].strip()
+        and (start == 0 or not lines[start - 1].strip())
+    ):
         del lines[start]
     while lines and not lines[-1].strip():
         lines.pop()
@@ -238,9 +259,14 @@ def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
             if "name" not in pkg or "version" not in pkg:
                 continue
             tool = pkg.get("tool", {}).get("nixpkgs-python", {})
-            out.setdefault(canonicalize_name(pkg["name"]), []).append(Locked(
-                path.parent.name, python, str(pkg["version"]),
-                frozenset(tool.get("artifacts", {}))))
+            out.setdefault(canonicalize_name(pkg["name"]), []).append(
+                Locked(
+                    path.parent.name,
+                    python,
+                    str(pkg["version"]),
+                    frozenset(tool.get("artifacts", {})),
+                )
+            )
     return out
 
 
@@ -279,22 +305,39 @@ def _file_of(entry: Override) -> str:
 def _describe_range(entry: Override) -> str:
     parts = []
     if entry.from_ is not None:
-        parts.append(f"from = \"{entry.from_}\"")
+        parts.append(f'from = "{entry.from_}"')
     if entry.until is not None:
-        parts.append(f"until = \"{entry.until}\"")
+        parts.append(f'until = "{entry.until}"')
     return ", ".join(parts) or "no range"
 
 
-def _finding(entry: Override, index: int, lines: Mapping[str, list[int]], kind: Kind,
-             versions: Iterable[str], **kw: Any) -> Finding:
+def _finding(
+    entry: Override,
+    index: int,
+    lines: Mapping[str, list[int]],
+    kind: Kind,
+    versions: Iterable[str],
+    **kw: Any,
+) -> Finding:
     headers = lines.get(entry.name, [])
     line = headers[index - 1] + 1 if index <= len(headers) else None
-    return Finding(entry.name, index, _file_of(entry), line, kind, entry.reason,
-                   _sorted_versions(versions), **kw)
+    return Finding(
+        entry.name,
+        index,
+        _file_of(entry),
+        line,
+        kind,
+        entry.reason,
+        _sorted_versions(versions),
+        **kw,
+    )
 
 
-def unmatched(repo: Path, library: Mapping[NormalizedName, list[Override]] | None = None,
-              locked: Mapping[NormalizedName, list[Locked]] | None = None) -> list[Finding]:
+def unmatched(
+    repo: Path,
+    library: Mapping[NormalizedName, list[Override]] | None = None,
+    locked: Mapping[NormalizedName, list[Locked]] | None = None,
+) -> list[Finding]:
     """Entries whose version range matches no locked version of their package."""
     library = load_overrides(repo) if library is None else library
     locked = locked_versions(repo) if locked is None else locked
@@ -306,21 +349,34 @@ def unmatched(repo: Path, library: Mapping[NormalizedName, list[Override]] | Non
             if any(_matches(entry, v) for v in versions):
                 continue
             finding = _finding(entry, i, lines, "unmatched", versions, edit="remove")
-            why = (f"{_describe_range(entry)} matches no locked version (locked: "
-                   f"{', '.join(finding.versions)})" if versions else f"{name} is in no lock")
-            out.append(replace(finding, detail=why, suggestion=(
-                f"remove the [[override]] entry at {finding.where} "
-                f"(reason: {json.dumps(entry.reason)}): {why}")))
+            why = (
+                f"{_describe_range(entry)} matches no locked version (locked: "
+                f"{', '.join(finding.versions)})"
+                if versions
+                else f"{name} is in no lock"
+            )
+            out.append(
+                replace(
+                    finding,
+                    detail=why,
+                    suggestion=(
+                        f"remove the [[override]] entry at {finding.where} "
+                        f"(reason: {json.dumps(entry.reason)}): {why}"
+                    ),
+                )
+            )
     return out
 
 
-def _header_index(repo: Path, library: Mapping[NormalizedName, list[Override]]
-                  ) -> dict[str, list[int]]:
+def _header_index(
+    repo: Path, library: Mapping[NormalizedName, list[Override]]
+) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for name in library:
         try:
-            out[name] = header_lines((repo / "overrides" / "packages" / f"{name}.toml")
-                                     .read_text(encoding="utf-8"))
+            out[name] = header_lines(
+                (repo / "overrides" / "packages" / f"{name}.toml").read_text(encoding="utf-8")
+            )
         except OSError:
             out[name] = []
     return out
@@ -368,17 +424,28 @@ def _unneeded(base: Finding, entry: Override, version: str) -> Finding:
     tested = Version(version)
     if entry.from_ is not None and entry.from_ >= tested:
         edit: Literal["remove", "until"] = "remove"
-        suggestion = (f"remove the [[override]] entry at {base.where} "
-                      f"(reason: {json.dumps(entry.reason)})")
+        suggestion = (
+            f"remove the [[override]] entry at {base.where} (reason: {json.dumps(entry.reason)})"
+        )
     else:
         edit = "until"
-        suggestion = (f"set until = \"{version}\" in the [[override]] entry at {base.where} "
-                      f"(reason: {json.dumps(entry.reason)}), or remove it if no older "
-                      "version needs it")
-    why = (f"{entry.name} {version} builds and passes its import check without it "
-           f"(set {base.set}, Python {base.python})")
-    return replace(base, kind="unneeded", edit=edit, until=version if edit == "until" else None,
-                   suggestion=f"{suggestion}: {why}", detail=why)
+        suggestion = (
+            f'set until = "{version}" in the [[override]] entry at {base.where} '
+            f"(reason: {json.dumps(entry.reason)}), or remove it if no older "
+            "version needs it"
+        )
+    why = (
+        f"{entry.name} {version} builds and passes its import check without it "
+        f"(set {base.set}, Python {base.python})"
+    )
+    return replace(
+        base,
+        kind="unneeded",
+        edit=edit,
+        until=version if edit == "until" else None,
+        suggestion=f"{suggestion}: {why}",
+        detail=why,
+    )
 
 
 def revalidate(
@@ -411,8 +478,13 @@ def revalidate(
     candidates: dict[str, tuple[Override, int, list[Locked]]] = {}
     for name, entries in library.items():
         for i, entry in enumerate(entries, 1):
-            where = [lk for lk in locked.get(name, []) if _matches(entry, lk.version)
-                     and (not wanted or lk.set in wanted) and system in lk.systems]
+            where = [
+                lk
+                for lk in locked.get(name, [])
+                if _matches(entry, lk.version)
+                and (not wanted or lk.set in wanted)
+                and system in lk.systems
+            ]
             if where:
                 candidates[f"{name}#{i}"] = (entry, i, where)
     state = state_file or default_cache_dir() / STATE_FILE
@@ -423,8 +495,15 @@ def revalidate(
     if not nixpkgs and interpreters is None:
         interpreters = load_local(repo) or detect()
     interps: Mapping[str, str] = {} if nixpkgs else dict(interpreters or {})
-    opts = builder.BuildOptions(sets=[], python=None, out_link=None, keep_going=False,
-                                repo=repo, nixpkgs=nixpkgs, timeout=timeout)
+    opts = builder.BuildOptions(
+        sets=[],
+        python=None,
+        out_link=None,
+        keep_going=False,
+        repo=repo,
+        nixpkgs=nixpkgs,
+        timeout=timeout,
+    )
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-revalidate-") as tmp:
         interpreters_file: Path | None = None
         if not nixpkgs:
@@ -438,9 +517,15 @@ def revalidate(
     return findings
 
 
-def _check(opts: builder.BuildOptions, entry: Override, index: int, where: Sequence[Locked],
-           lines: Mapping[str, list[int]], interps: Mapping[str, str],
-           interpreters_file: Path | None) -> Finding:
+def _check(
+    opts: builder.BuildOptions,
+    entry: Override,
+    index: int,
+    where: Sequence[Locked],
+    lines: Mapping[str, list[int]],
+    interps: Mapping[str, str],
+    interpreters_file: Path | None,
+) -> Finding:
     """Build ``entry``'s package without it (and, when that fails, with it)."""
     versions = [lk.version for lk in where]
     newest = max(versions, key=_vkey)
@@ -448,34 +533,66 @@ def _check(opts: builder.BuildOptions, entry: Override, index: int, where: Seque
     runnable = [lk for lk in at if opts.nixpkgs or lk.python in interps]
     if not runnable:
         pythons = " or ".join(sorted({lk.python for lk in at}))
-        return _finding(entry, index, lines, "inconclusive", versions, tested_version=newest,
-                        detail=f"no standalone Python {pythons} on this machine to build it with")
+        return _finding(
+            entry,
+            index,
+            lines,
+            "inconclusive",
+            versions,
+            tested_version=newest,
+            detail=f"no standalone Python {pythons} on this machine to build it with",
+        )
     # newest Python first: the one most likely to show a change upstream made
     lk = sorted(runnable, key=lambda x: (_vkey(x.python), x.set), reverse=True)[0]
-    base = _finding(entry, index, lines, "inconclusive", versions, set=lk.set,
-                    python=lk.python, tested_version=newest)
+    base = _finding(
+        entry,
+        index,
+        lines,
+        "inconclusive",
+        versions,
+        set=lk.set,
+        python=lk.python,
+        tested_version=newest,
+    )
     attr = f"packages.{entry.name}"
     try:
-        without = builder.build_one(opts, lk.set, lk.python, interps, interpreters_file,
-                                    attr=attr, disabled_overrides=[base.id])
+        without = builder.build_one(
+            opts,
+            lk.set,
+            lk.python,
+            interps,
+            interpreters_file,
+            attr=attr,
+            disabled_overrides=[base.id],
+        )
     except BotError as exc:
         return replace(base, detail=f"building without the entry: {exc}")
     if without.ok:
         return _unneeded(base, entry, newest)
     try:
-        with_entry = builder.build_one(opts, lk.set, lk.python, interps, interpreters_file,
-                                       attr=attr)
+        with_entry = builder.build_one(
+            opts, lk.set, lk.python, interps, interpreters_file, attr=attr
+        )
     except BotError as exc:
-        return replace(base, log_tail=without.log_tail,
-                       detail=f"building with the entry: {exc}")
+        return replace(base, log_tail=without.log_tail, detail=f"building with the entry: {exc}")
     at_set = f"(set {lk.set}, Python {lk.python})"
     if not with_entry.ok:
-        return replace(base, log_tail=with_entry.log_tail or with_entry.error or "",
-                       detail=f"{entry.name} {newest} fails with the entry too {at_set}")
-    failed = "" if without.failed_package in (None, entry.name) else (
-        f" ({without.failed_package} failed)")
-    return replace(base, kind="needed", log_tail=without.log_tail or without.error or "",
-                   detail=f"{entry.name} {newest} fails without it{failed} {at_set}")
+        return replace(
+            base,
+            log_tail=with_entry.log_tail or with_entry.error or "",
+            detail=f"{entry.name} {newest} fails with the entry too {at_set}",
+        )
+    failed = (
+        ""
+        if without.failed_package in (None, entry.name)
+        else (f" ({without.failed_package} failed)")
+    )
+    return replace(
+        base,
+        kind="needed",
+        log_tail=without.log_tail or without.error or "",
+        detail=f"{entry.name} {newest} fails without it{failed} {at_set}",
+    )
 
 
 # --- using the findings -----------------------------------------------------------------------
@@ -484,8 +601,7 @@ def _check(opts: builder.BuildOptions, entry: Override, index: int, where: Seque
 def apply_findings(repo: Path, findings: Iterable[Finding]) -> list[Path]:
     """Make every suggested edit (later entries of a file first, so positions hold); the
     files changed or removed, for a commit."""
-    todo = sorted((f for f in findings if f.edit is not None),
-                  key=lambda f: (f.file, -f.index))
+    todo = sorted((f for f in findings if f.edit is not None), key=lambda f: (f.file, -f.index))
     changed: list[Path] = []
     done: set[str] = set()
     for finding in todo:
@@ -511,8 +627,12 @@ def to_markdown(findings: Sequence[Finding]) -> str:
     """A report section ("" when there is nothing to say)."""
     if not findings:
         return ""
-    titles = {"unneeded": "no longer needed", "unmatched": "match no locked version",
-              "needed": "still needed", "inconclusive": "could not tell"}
+    titles = {
+        "unneeded": "no longer needed",
+        "unmatched": "match no locked version",
+        "needed": "still needed",
+        "inconclusive": "could not tell",
+    }
     out = ["### Overrides re-validation", ""]
     for kind in KINDS:
         group = [f for f in findings if f.kind == kind]

@@ -63,9 +63,10 @@ def script_text(shebang: str, module: str, attr: str, paths: list[str]) -> str:
     if paths:
         listed = "".join(f"    {p!r},\n" for p in paths)
         preamble = f"import site\nfor _p in [\n{listed}]:\n    site.addsitedir(_p)\n"
-    import_name = attr.split(".")[0]
-    return SCRIPT.format(shebang=shebang, preamble=preamble, module=module,
-                         import_name=import_name, func=attr)
+    import_name = attr.split(".", maxsplit=1)[0]
+    return SCRIPT.format(
+        shebang=shebang, preamble=preamble, module=module, import_name=import_name, func=attr
+    )
 
 
 def entry_points(dist_info: Path) -> list[tuple[str, str, str]]:
@@ -93,11 +94,11 @@ def install_wheel(wheel: Path, out: Path, runtime_paths: list[str]) -> None:
     """Install ``wheel`` into ``out`` with ``installer``; scripts find ``runtime_paths``."""
     for entry in reversed(CONFIG["installerPath"]):
         sys.path.insert(0, entry)
-    from installer import install  # noqa: PLC0415
-    from installer.destinations import SchemeDictionaryDestination  # noqa: PLC0415
-    from installer.records import RecordEntry  # noqa: PLC0415
-    from installer.sources import WheelFile  # noqa: PLC0415
-    from installer.utils import Scheme  # noqa: PLC0415
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.records import RecordEntry
+    from installer.sources import WheelFile
+    from installer.utils import Scheme
 
     site = site_packages(out)
     shebang = f"{CONFIG['interpreter']} -S"
@@ -208,7 +209,7 @@ def unpack(archive: Path, dest: Path) -> Path:
     else:
         with tarfile.open(archive) as tf:
             tf.extractall(dest, filter="data")
-    entries = [p for p in dest.iterdir()]
+    entries = list(dest.iterdir())
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return dest
@@ -216,7 +217,7 @@ def unpack(archive: Path, dest: Path) -> Path:
 
 def run(argv: list[str], *, cwd: Path | None = None, what: str) -> None:
     log("$ " + " ".join(argv))
-    proc = subprocess.run(argv, cwd=cwd, check=False)  # noqa: S603
+    proc = subprocess.run(argv, cwd=cwd, check=False)
     if proc.returncode != 0:
         fail(f"{what} failed (exit code {proc.returncode})")
 
@@ -225,14 +226,28 @@ def build_sdist(sdist: Path, tmp: Path) -> Path:
     """Build a wheel from ``sdist`` with ``build --no-isolation`` in a venv of the build closure."""
     source = unpack(sdist, tmp / "source")
     for patch in CONFIG.get("patches", []):
-        run(["patch", "-p1", "--batch", "--forward", "-i", patch], cwd=source,
-            what=f"applying patch {os.path.basename(patch)}")
+        run(
+            ["patch", "-p1", "--batch", "--forward", "-i", patch],
+            cwd=source,
+            what=f"applying patch {os.path.basename(patch)}",
+        )
     env_dir = tmp / "build-env"
     make_env(env_dir, CONFIG["buildPaths"], CONFIG["interpreter"])
     dist = tmp / "dist"
-    run([str(env_dir / "bin" / "python"), "-m", "build", "--wheel", "--no-isolation",
-         "--skip-dependency-check", "--outdir", str(dist), str(source)],
-        what="building the wheel (python -m build --no-isolation)")
+    run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--skip-dependency-check",
+            "--outdir",
+            str(dist),
+            str(source),
+        ],
+        what="building the wheel (python -m build --no-isolation)",
+    )
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         fail(f"the sdist build produced {len(wheels)} wheels, expected 1")
@@ -266,8 +281,9 @@ def top_level_modules(site: Path) -> list[str]:
                 names.add(parts[0][:-3])
             elif ".so" in parts[0] or parts[0].endswith(".pyd"):
                 names.add(parts[0].split(".")[0])
-    found = sorted(n for n in names
-                   if MODULE.match(n) and n not in SKIP_MODULES and not n.startswith("__"))
+    found = sorted(
+        n for n in names if MODULE.match(n) and n not in SKIP_MODULES and not n.startswith("__")
+    )
     # private top-level modules are often plugins importing optional dependencies
     # (hypothesis' _hypothesis_pytestplugin needs pytest): check them only when alone
     public = [n for n in found if not n.startswith("_")]
@@ -294,10 +310,12 @@ def imports_check(out: Path, runtime_paths: list[str], tmp: Path) -> None:
     log(f"imports check: {', '.join(modules)}")
     cwd = tmp / "imports-check"
     cwd.mkdir()
-    proc = subprocess.run([CONFIG["interpreter"], "-S", "-c", code], cwd=cwd, check=False)  # noqa: S603
+    proc = subprocess.run([CONFIG["interpreter"], "-S", "-c", code], cwd=cwd, check=False)
     if proc.returncode != 0:
-        fail(f"imports check failed: could not import {', '.join(modules)} "
-             "(disable or narrow it with `imports-check` in the package's overrides)")
+        fail(
+            f"imports check failed: could not import {', '.join(modules)} "
+            "(disable or narrow it with `imports-check` in the package's overrides)"
+        )
 
 
 def tests_check(out: Path, source: Path | None, tmp: Path) -> None:
@@ -306,8 +324,11 @@ def tests_check(out: Path, source: Path | None, tmp: Path) -> None:
     if not command:
         return
     env_dir = tmp / "check-env"
-    make_env(env_dir, [str(out), *CONFIG["runtimePaths"], *CONFIG.get("checkPaths", [])],
-             CONFIG["interpreter"])
+    make_env(
+        env_dir,
+        [str(out), *CONFIG["runtimePaths"], *CONFIG.get("checkPaths", [])],
+        CONFIG["interpreter"],
+    )
     os.environ["PATH"] = f"{env_dir / 'bin'}:{os.environ.get('PATH', '')}"
     run(list(command), cwd=source or tmp, what="tests check")
 

@@ -300,8 +300,16 @@ class _FakeGitHubApp:
         }
         self.s.pulls[full].append(pr)
         self.s.issues[full].append(
-            {"number": number, "title": pr["title"], "body": pr["body"], "state": "open",
-             "labels": [], "comments_list": [], "pr": True, "html_url": pr["html_url"]}
+            {
+                "number": number,
+                "title": pr["title"],
+                "body": pr["body"],
+                "state": "open",
+                "labels": [],
+                "comments_list": [],
+                "pr": True,
+                "html_url": pr["html_url"],
+            }
         )
         return 201, self._pull_view(full, pr)
 

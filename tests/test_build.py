@@ -16,15 +16,21 @@ pytestmark = pytest.mark.nix
 
 
 def options(repo: NixRepo, **kw: object) -> BuildOptions:
-    values: dict[str, object] = {"sets": [], "python": None, "out_link": None,
-                                 "keep_going": False, "repo": repo.root,
-                                 "interpreters": repo.interpreters}
+    values: dict[str, object] = {
+        "sets": [],
+        "python": None,
+        "out_link": None,
+        "keep_going": False,
+        "repo": repo.root,
+        "interpreters": repo.interpreters,
+    }
     values.update(kw)
     return BuildOptions(**values)  # type: ignore[arg-type]
 
 
-def test_build_sets_links_a_runnable_python(nix_repo: NixRepo, demo_index: IndexServer,
-                                            demo_dists: dict[str, Path], tmp_path: Path) -> None:
+def test_build_sets_links_a_runnable_python(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
     lock_demo(nix_repo, demo_index, demo_dists)
     (nix_repo.sets / "unlocked").mkdir()
     results = build_sets(options(nix_repo, out_link=tmp_path / "result"))
@@ -33,20 +39,27 @@ def test_build_sets_links_a_runnable_python(nix_repo: NixRepo, demo_index: Index
     assert results[0].out_link == link
     assert str(link.resolve()) == results[0].out_path
     assert any("-python3.12-gamma-0.5" in p for p in results[0].store_paths)
-    out = subprocess.run([link / "bin" / "python", "-c", "import alpha, gamma; print('ok')"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [link / "bin" / "python", "-c", "import alpha, gamma; print('ok')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "ok"
     assert "ok      demo (Python 3.12)" in summary(results)
 
 
-def test_build_sets_names_the_failing_package(nix_repo: NixRepo, demo_index: IndexServer,
-                                              demo_dists: dict[str, Path],
-                                              tmp_path: Path) -> None:
-    broken = make_wheel(tmp_path / "dists", "broken-pkg", "1.0", modules={
-        "broken_pkg/__init__.py": "raise RuntimeError('broken on purpose')\n"})
+def test_build_sets_names_the_failing_package(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
+    broken = make_wheel(
+        tmp_path / "dists",
+        "broken-pkg",
+        "1.0",
+        modules={"broken_pkg/__init__.py": "raise RuntimeError('broken on purpose')\n"},
+    )
     demo_index.publish(broken)
-    lock_demo(nix_repo, demo_index, demo_dists,
-              entries=[*demo_entries(demo_dists), entry(broken)])
+    lock_demo(nix_repo, demo_index, demo_dists, entries=[*demo_entries(demo_dists), entry(broken)])
     results = build_sets(options(nix_repo, sets=["demo"], python="3.12", keep_going=True))
     [result] = results
     assert not result.ok
@@ -58,8 +71,9 @@ def test_build_sets_names_the_failing_package(nix_repo: NixRepo, demo_index: Ind
     assert "package 'broken-pkg' failed to build" in summary(results)
 
 
-def test_build_sets_names_the_package_of_a_bad_hash(nix_repo: NixRepo, demo_index: IndexServer,
-                                                    demo_dists: dict[str, Path]) -> None:
+def test_build_sets_names_the_package_of_a_bad_hash(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
     entries = demo_entries(demo_dists)
     for e in entries:
         if e.name == "delta":

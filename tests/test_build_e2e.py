@@ -25,24 +25,36 @@ requirements:
 """
 
 
-def test_resolved_lock_builds(nix_repo: NixRepo, demo_index: IndexServer,
-                              tmp_path: Path) -> None:
+def test_resolved_lock_builds(nix_repo: NixRepo, demo_index: IndexServer, tmp_path: Path) -> None:
     (nix_repo.sets / "demo").mkdir()
     (nix_repo.sets / "demo" / "set.yaml").write_text(SET_YAML)
-    outcomes = lock_sets(LockOptions(repo=nix_repo.root, index_url=demo_index.url,
-                                     cache_dir=tmp_path / "cache"))
+    outcomes = lock_sets(
+        LockOptions(repo=nix_repo.root, index_url=demo_index.url, cache_dir=tmp_path / "cache")
+    )
     assert [o.status for o in outcomes] == ["created"], [o.error for o in outcomes]
     lock = tomllib.loads((nix_repo.sets / "demo" / "pylock.py312.toml").read_text())
     gamma = next(p for p in lock["packages"] if p["name"] == "gamma")
     assert gamma["tool"]["nixpkgs-python"]["build-requires"] == ["fixture-backend"]
-    [result] = build_sets(BuildOptions(sets=["demo"], python=None, out_link=tmp_path / "r",
-                                       keep_going=False, repo=nix_repo.root,
-                                       interpreters=nix_repo.interpreters))
+    [result] = build_sets(
+        BuildOptions(
+            sets=["demo"],
+            python=None,
+            out_link=tmp_path / "r",
+            keep_going=False,
+            repo=nix_repo.root,
+            interpreters=nix_repo.interpreters,
+        )
+    )
     assert result.ok, result.log_tail
     python = tmp_path / "r-demo-py312" / "bin" / "python"
-    out = subprocess.run([python, "-c", "import alpha, beta, gamma; print(gamma.Y)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [python, "-c", "import alpha, beta, gamma; print(gamma.Y)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "1"
-    alpha = subprocess.run([tmp_path / "r-demo-py312" / "bin" / "alpha"], capture_output=True,
-                           text=True, check=True)
+    alpha = subprocess.run(
+        [tmp_path / "r-demo-py312" / "bin" / "alpha"], capture_output=True, text=True, check=True
+    )
     assert alpha.stdout.strip() == "alpha says 42"

@@ -52,8 +52,9 @@ env = {{ FROM_LIBRARY = "{value}" }}
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def commit_library(repo: Path, value: int) -> str:
@@ -74,27 +75,37 @@ def library(tmp_path: Path) -> tuple[Path, str]:
     repo = tmp_path / "library"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    shutil.copytree(ROOT / "nix", repo / "nix",
-                    ignore=shutil.ignore_patterns("local.json", "tests"))
+    shutil.copytree(
+        ROOT / "nix", repo / "nix", ignore=shutil.ignore_patterns("local.json", "tests")
+    )
     shutil.copytree(ROOT / "overrides", repo / "overrides")
     return repo, commit_library(repo, 2)
 
 
 @pytest.fixture
-def gen_index(pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path],
-              tmp_path: Path) -> IndexServer:
+def gen_index(
+    pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path], tmp_path: Path
+) -> IndexServer:
     index = pypi_index_with_backend
     for wheel in frontend_wheels.values():
         index.publish(wheel)
     dist = tmp_path / "dist"
-    index.publish(make_wheel(
-        dist, "gen-app", "1.0", requires_dist=["gen-lib"],
-        modules={"gen_app/__init__.py": "import gen_lib\n\ndef main():\n"
-                                        "    print('gen-app', gen_lib.VALUE)\n"},
-        console_scripts={"gen-app": "gen_app:main"},
-    ))
-    index.publish(make_sdist(dist, "gen-lib", "1.0",
-                             modules={"gen_lib/__init__.py": "VALUE = 1\n"}))
+    index.publish(
+        make_wheel(
+            dist,
+            "gen-app",
+            "1.0",
+            requires_dist=["gen-lib"],
+            modules={
+                "gen_app/__init__.py": "import gen_lib\n\ndef main():\n"
+                "    print('gen-app', gen_lib.VALUE)\n"
+            },
+            console_scripts={"gen-app": "gen_app:main"},
+        )
+    )
+    index.publish(
+        make_sdist(dist, "gen-lib", "1.0", modules={"gen_lib/__init__.py": "VALUE = 1\n"})
+    )
     return index
 
 
@@ -115,32 +126,67 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def generate(index: IndexServer, library: tuple[Path, str] | Path, out: Path,
-             *args: str, requirements: Path | None = None) -> int:
-    lib_args = ["--default-overrides-url", f"file://{library}"] if isinstance(library, Path) \
-        else ["--default-overrides-url", f"file://{library[0]}",
-              "--default-overrides-rev", library[1]]
-    argv = ["-q", "generate", "-r", str(requirements or out.parent / "requirements.txt"),
-            "-o", str(out), "--python", "3.12", "--index-url", index.url,
-            "--exclude-newer", CUTOFF, "--cache-dir", str(out.parent.parent / "metadata-cache"),
-            *lib_args, *args]
+def generate(
+    index: IndexServer,
+    library: tuple[Path, str] | Path,
+    out: Path,
+    *args: str,
+    requirements: Path | None = None,
+) -> int:
+    lib_args = (
+        ["--default-overrides-url", f"file://{library}"]
+        if isinstance(library, Path)
+        else [
+            "--default-overrides-url",
+            f"file://{library[0]}",
+            "--default-overrides-rev",
+            library[1],
+        ]
+    )
+    argv = [
+        "-q",
+        "generate",
+        "-r",
+        str(requirements or out.parent / "requirements.txt"),
+        "-o",
+        str(out),
+        "--python",
+        "3.12",
+        "--index-url",
+        index.url,
+        "--exclude-newer",
+        CUTOFF,
+        "--cache-dir",
+        str(out.parent.parent / "metadata-cache"),
+        *lib_args,
+        *args,
+    ]
     return main(argv)
 
 
 def nix_build(out: Path, interpreters: dict[str, str], *args: str) -> Path:
-    proc = run_nix("nix-build", [str(out), "--no-out-link", *args], timeout=900,
-                   options=build_options(interpreters.values()))
+    proc = run_nix(
+        "nix-build",
+        [str(out), "--no-out-link", *args],
+        timeout=900,
+        options=build_options(interpreters.values()),
+    )
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
 def python_says(env: Path, code: str) -> str:
-    return subprocess.run([str(env / "bin" / "python"), "-c", code], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [str(env / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_generate_builds_with_pinned_overrides(
-    gen_index: IndexServer, library: tuple[Path, str], project: Path,
-    interpreters: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    gen_index: IndexServer,
+    library: tuple[Path, str],
+    project: Path,
+    interpreters: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     repo, rev = library
     # a second repository holding an overlay file, and a .nix file served over loopback HTTP
@@ -164,25 +210,43 @@ def test_generate_builds_with_pinned_overrides(
         member.size = len(data)
         tar.addfile(member, io.BytesIO(data))
     out = project / "nix-python"
-    assert generate(
-        gen_index, library, out,
-        "--overrides", "my-overrides",
-        "--overrides", str(project / "overlay.nix"),
-        "--overrides", f"git+file://{extra}?rev={extra_rev}#path=sub/git.nix",
-        "--overrides", f"{gen_index.root_url}/files/http.nix",
-        "--overrides", f"{gen_index.root_url}/files/more-overrides.tar.gz",
-    ) == 0, capsys.readouterr().err
+    assert (
+        generate(
+            gen_index,
+            library,
+            out,
+            "--overrides",
+            "my-overrides",
+            "--overrides",
+            str(project / "overlay.nix"),
+            "--overrides",
+            f"git+file://{extra}?rev={extra_rev}#path=sub/git.nix",
+            "--overrides",
+            f"{gen_index.root_url}/files/http.nix",
+            "--overrides",
+            f"{gen_index.root_url}/files/more-overrides.tar.gz",
+        )
+        == 0
+    ), capsys.readouterr().err
     stdout = capsys.readouterr().out
     assert "build it with: nix-build" in stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "default.nix", "nixpkgs-python.json", "overrides", "pylock.toml"]
+        "default.nix",
+        "nixpkgs-python.json",
+        "overrides",
+        "pylock.toml",
+    ]
     assert (out / "default.nix").read_text() == (ROOT / "nix" / "generated.nix").read_text()
     pins = json.loads((out / "nixpkgs-python.json").read_text())
     assert pins["library"] == {"url": f"file://{repo}", "rev": rev}
     assert pins["interpreters"] == {"3.12": interpreters["3.12"]}
     assert [(s["kind"], s["type"]) for s in pins["overrides"]] == [
-        ("path", "directory"), ("path", "file"), ("git", "file"), ("url", "file"),
-        ("url", "directory")]
+        ("path", "directory"),
+        ("path", "file"),
+        ("git", "file"),
+        ("url", "file"),
+        ("url", "directory"),
+    ]
     assert pins["overrides"][2]["rev"] == extra_rev
     assert len(pins["overrides"][3]["sha256"]) == 52
     assert not list(project.glob(".nix-python.*"))  # no staging directory left behind
@@ -192,28 +256,55 @@ def test_generate_builds_with_pinned_overrides(
 
     env = nix_build(out, interpreters)
     assert python_says(env, "import gen_app, gen_lib; print(gen_lib.VALUE)") == "2"
-    assert subprocess.run([str(env / "bin" / "gen-app")], check=True, capture_output=True,
-                          text=True).stdout.strip() == "gen-app 2"
-    lib_env = eval_json(out / "default.nix", attr="packages.gen-lib.pythonAttrs.env",
-                        args={"pkgs": "null"})
-    assert lib_env == {"FROM_LIBRARY": "2", "FROM_GIT": "overridden by http", "FROM_HTTP": "1",
-                       "FROM_TARBALL": "1"}
-    app_env = eval_json(out / "default.nix", attr="packages.gen-app.pythonAttrs.env",
-                        args={"pkgs": "null"})
+    assert (
+        subprocess.run(
+            [str(env / "bin" / "gen-app")], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        == "gen-app 2"
+    )
+    lib_env = eval_json(
+        out / "default.nix", attr="packages.gen-lib.pythonAttrs.env", args={"pkgs": "null"}
+    )
+    assert lib_env == {
+        "FROM_LIBRARY": "2",
+        "FROM_GIT": "overridden by http",
+        "FROM_HTTP": "1",
+        "FROM_TARBALL": "1",
+    }
+    app_env = eval_json(
+        out / "default.nix", attr="packages.gen-app.pythonAttrs.env", args={"pkgs": "null"}
+    )
     assert app_env == {"FROM_LOCAL": "1", "FROM_FILE": "1"}
     # withPackages: an environment with only some of the packages
-    only_lib = run_nix("nix-build", ["-E", WITH_GEN_LIB, "--arg", "dir", str(out),
-                                     "--no-out-link"],
-                       options=build_options(interpreters.values()))
+    only_lib = run_nix(
+        "nix-build",
+        ["-E", WITH_GEN_LIB, "--arg", "dir", str(out), "--no-out-link"],
+        options=build_options(interpreters.values()),
+    )
     lib_only = Path(only_lib.stdout.strip().splitlines()[-1])
     assert python_says(lib_only, "import gen_lib; print(gen_lib.VALUE)") == "2"
     assert not (lib_only / "bin" / "gen-app").exists()
     # the pkgs and overrides arguments (a stand-in nixpkgs; the argument is applied last)
-    with_args = run_nix("nix-instantiate", [
-        "--eval", "--strict", "--json", "-E", WITH_ARGS, "--argstr", "dir", str(out),
-        "--argstr", "fake", str(ROOT / "tests" / "nix" / "fake-nixpkgs")])
-    assert json.loads(with_args.stdout) == {"source": "nixpkgs",
-                                            "env": {**lib_env, "FROM_ARG": "1"}}
+    with_args = run_nix(
+        "nix-instantiate",
+        [
+            "--eval",
+            "--strict",
+            "--json",
+            "-E",
+            WITH_ARGS,
+            "--argstr",
+            "dir",
+            str(out),
+            "--argstr",
+            "fake",
+            str(ROOT / "tests" / "nix" / "fake-nixpkgs"),
+        ],
+    )
+    assert json.loads(with_args.stdout) == {
+        "source": "nixpkgs",
+        "env": {**lib_env, "FROM_ARG": "1"},
+    }
 
     # the library moves on: the old generation builds exactly what it built before
     new_rev = commit_library(repo, 3)
@@ -229,13 +320,16 @@ def test_generate_builds_with_pinned_overrides(
     # --no-default-overrides: the same library revision, without its overrides
     out3 = project / "nix-python-3"
     assert generate(gen_index, library, out3, "--no-default-overrides") == 0
-    applied = eval_json(out3 / "default.nix", attr="packages.gen-lib.pythonAttrs.patches",
-                        args={"pkgs": "null"})
+    applied = eval_json(
+        out3 / "default.nix", attr="packages.gen-lib.pythonAttrs.patches", args={"pkgs": "null"}
+    )
     assert applied == []
 
 
 def test_regenerate_replaces_only_its_own_directory(
-    gen_index: IndexServer, library: tuple[Path, str], project: Path,
+    gen_index: IndexServer,
+    library: tuple[Path, str],
+    project: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = project / "nix-python"
@@ -256,45 +350,86 @@ def test_regenerate_replaces_only_its_own_directory(
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def bad_input_cases(library: tuple[Path, str], index: IndexServer
-                    ) -> dict[str, tuple[Sequence[str], str, list[str]]]:
+def bad_input_cases(
+    library: tuple[Path, str], index: IndexServer
+) -> dict[str, tuple[Sequence[str], str, list[str]]]:
     """name -> (extra arguments, requirements text, fragments of the error)."""
     repo, rev = library
     missing_rev = "0" * 40
     return {
-        "unparsable requirement": ((), "gen-app\ngen-lib >=>= 1\n",
-                                   ["requirements.txt:2", "invalid requirement"]),
-        "pip option": ((), "--index-url https://x.invalid/\n",
-                       ["requirements.txt:1", "--index-url"]),
-        "unknown package": ((), "gen-app\nno-such-package\n",
-                            ["no-such-package", "requirements.txt:2"]),
-        "short library rev": (("--default-overrides-rev", rev[:12]), "gen-app\n",
-                              ["--default-overrides-rev", "not a full commit id"]),
-        "library rev not in the repository": (("--default-overrides-rev", missing_rev),
-                                              "gen-app\n", ["cannot fetch", missing_rev]),
-        "missing local overrides": (("--overrides", "nope"), "gen-app\n",
-                                    ["overrides source not found", "nope"]),
-        "git source without rev": (("--overrides", f"git+file://{repo}#path=overrides"),
-                                   "gen-app\n", ["needs exactly one ?rev="]),
+        "unparsable requirement": (
+            (),
+            "gen-app\ngen-lib >=>= 1\n",
+            ["requirements.txt:2", "invalid requirement"],
+        ),
+        "pip option": (
+            (),
+            "--index-url https://x.invalid/\n",
+            ["requirements.txt:1", "--index-url"],
+        ),
+        "unknown package": (
+            (),
+            "gen-app\nno-such-package\n",
+            ["no-such-package", "requirements.txt:2"],
+        ),
+        "short library rev": (
+            ("--default-overrides-rev", rev[:12]),
+            "gen-app\n",
+            ["--default-overrides-rev", "not a full commit id"],
+        ),
+        "library rev not in the repository": (
+            ("--default-overrides-rev", missing_rev),
+            "gen-app\n",
+            ["cannot fetch", missing_rev],
+        ),
+        "missing local overrides": (
+            ("--overrides", "nope"),
+            "gen-app\n",
+            ["overrides source not found", "nope"],
+        ),
+        "git source without rev": (
+            ("--overrides", f"git+file://{repo}#path=overrides"),
+            "gen-app\n",
+            ["needs exactly one ?rev="],
+        ),
         "git source path missing at rev": (
             ("--overrides", f"git+file://{repo}?rev={rev}#path=not/there"),
-            "gen-app\n", ["'not/there' does not exist at revision", rev]),
+            "gen-app\n",
+            ["'not/there' does not exist at revision", rev],
+        ),
         "git source rev missing": (
             ("--overrides", f"git+file://{repo}?rev={missing_rev}#path=overrides"),
-            "gen-app\n", ["cannot fetch", missing_rev]),
-        "url that does not exist": (("--overrides", f"{index.root_url}/files/missing.nix"),
-                                    "gen-app\n", ["cannot fetch the overrides source",
-                                                  "missing.nix"]),
+            "gen-app\n",
+            ["cannot fetch", missing_rev],
+        ),
+        "url that does not exist": (
+            ("--overrides", f"{index.root_url}/files/missing.nix"),
+            "gen-app\n",
+            ["cannot fetch the overrides source", "missing.nix"],
+        ),
     }
 
 
-@pytest.mark.parametrize("case", [
-    "unparsable requirement", "pip option", "unknown package", "short library rev",
-    "library rev not in the repository", "missing local overrides", "git source without rev",
-    "git source path missing at rev", "git source rev missing", "url that does not exist",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unparsable requirement",
+        "pip option",
+        "unknown package",
+        "short library rev",
+        "library rev not in the repository",
+        "missing local overrides",
+        "git source without rev",
+        "git source path missing at rev",
+        "git source rev missing",
+        "url that does not exist",
+    ],
+)
 def test_bad_input_is_one_clear_error_and_writes_nothing(
-    case: str, gen_index: IndexServer, library: tuple[Path, str], project: Path,
+    case: str,
+    gen_index: IndexServer,
+    library: tuple[Path, str],
+    project: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     args, requirements, fragments = bad_input_cases(library, gen_index)[case]

@@ -20,20 +20,33 @@ REV = "0123456789abcdef0123456789abcdef01234567"
         (f"git+file:///srv/repo?rev={REV}#path=overrides", "file:///srv/repo", "overrides"),
         (f"git+file:///srv/repo?rev={REV}", "file:///srv/repo", ""),
         (f"git+file:///srv/repo?rev={REV}#path=.", "file:///srv/repo", ""),
-        (f"git+file://localhost/srv/repo?rev={REV}#path=a/b.nix", "file://localhost/srv/repo",
-         "a/b.nix"),
-        (f"git+https://example.org/o/r.git?rev={REV}#path=nix/overrides",
-         "https://example.org/o/r.git", "nix/overrides"),
-        (f"git+https://example.org:8443/o/r?rev={REV.upper()}#path=x%20y",
-         "https://example.org:8443/o/r", "x y"),
-        (f"git+ssh://git@example.org/o/r.git?rev={REV}#path=o", "ssh://git@example.org/o/r.git",
-         "o"),
+        (
+            f"git+file://localhost/srv/repo?rev={REV}#path=a/b.nix",
+            "file://localhost/srv/repo",
+            "a/b.nix",
+        ),
+        (
+            f"git+https://example.org/o/r.git?rev={REV}#path=nix/overrides",
+            "https://example.org/o/r.git",
+            "nix/overrides",
+        ),
+        (
+            f"git+https://example.org:8443/o/r?rev={REV.upper()}#path=x%20y",
+            "https://example.org:8443/o/r",
+            "x y",
+        ),
+        (
+            f"git+ssh://git@example.org/o/r.git?rev={REV}#path=o",
+            "ssh://git@example.org/o/r.git",
+            "o",
+        ),
     ],
 )
 def test_git_sources(spec: str, url: str, path: str) -> None:
     source = parse_source(spec, Path("/"))
-    assert source == Source(spec, "git", url=url, rev=REV, path=path,
-                            type="file" if path.endswith(".nix") else None)
+    assert source == Source(
+        spec, "git", url=url, rev=REV, path=path, type="file" if path.endswith(".nix") else None
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,8 +88,9 @@ def test_url_and_local_sources(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     (tmp_path / "o.nix").write_text("self: super: { }\n")
     (tmp_path / "o.txt").write_text("")
-    assert parse_source("dir", tmp_path) == Source("dir", "path", path=str(tmp_path / "dir"),
-                                                   type="directory")
+    assert parse_source("dir", tmp_path) == Source(
+        "dir", "path", path=str(tmp_path / "dir"), type="directory"
+    )
     assert parse_source(str(tmp_path / "o.nix"), Path("/")).type == "file"
     with pytest.raises(BotError, match=r"a directory or a \.nix file"):
         parse_source("o.txt", tmp_path)
@@ -92,8 +106,7 @@ def test_read_requirements(tmp_path: Path) -> None:
     path = tmp_path / "requirements.txt"
     path.write_text("# comment\n\nrequests[socks] >= 2  # why\nattrs; python_version >= '3'\n")
     located = read_requirements(path)
-    assert [str(r.value) for r in located] == ["requests[socks]>=2",
-                                               'attrs; python_version >= "3"']
+    assert [str(r.value) for r in located] == ["requests[socks]>=2", 'attrs; python_version >= "3"']
     assert [r.where for r in located] == [f"{path}:3", f"{path}:4"]
     path.write_text("# nothing\n")
     with pytest.raises(BotError, match="lists no packages"):

@@ -253,5 +253,7 @@ def test_overrides_library_build_requirements_are_locked(
     document = tomllib.loads((repo / "sets/demo/pylock.py312.toml").read_text())
     packages = {p["name"]: p for p in document["packages"]}
     assert packages["demo-lib"]["tool"]["nixpkgs-python"]["build-requires"] == [
-        "demo-click", "fixture-backend"]
+        "demo-click",
+        "fixture-backend",
+    ]
     assert "demo-click" in packages

@@ -28,8 +28,9 @@ def build(repo: NixRepo, attr: str, *, fake_nixpkgs: bool = False) -> Path:
 
 
 def run(*argv: str | Path) -> str:
-    return subprocess.run([str(a) for a in argv], check=True, capture_output=True,
-                          text=True, timeout=60).stdout
+    return subprocess.run(
+        [str(a) for a in argv], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
 
 
 @pytest.mark.parametrize("source", ["standalone", "nixpkgs"])
@@ -40,8 +41,11 @@ def test_set_builds_and_its_python_imports_everything(
     fake = source == "nixpkgs"
     env = build(nix_repo, "demo.python", fake_nixpkgs=fake)
     # every package, the sdist one included, imports in the environment's python
-    out = run(env / "bin" / "python", "-c",
-              "import alpha, beta, delta, gamma, build, installer, sys; print(sys.prefix)")
+    out = run(
+        env / "bin" / "python",
+        "-c",
+        "import alpha, beta, delta, gamma, build, installer, sys; print(sys.prefix)",
+    )
     assert out.strip() == str(env)
     assert run(env / "bin" / "alpha").strip() == "alpha says 42"
     assert run(env / "bin" / "gamma").strip() == "gamma 1"
@@ -53,30 +57,45 @@ def test_set_builds_and_its_python_imports_everything(
     assert (alpha / "lib" / "python3.12" / "site-packages" / "alpha" / "__init__.py").exists()
 
 
-def test_nixpkgs_source_uses_stdenv(nix_repo: NixRepo, demo_index: IndexServer,
-                                    demo_dists: dict[str, Path]) -> None:
+def test_nixpkgs_source_uses_stdenv(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
     lock_demo(nix_repo, demo_index, demo_dists)
     assert nix_repo.eval("demo.packages.gamma.fakeNixpkgs", fake_nixpkgs=True) == "1"
     assert nix_repo.eval("demo.meta.interpreterSource", fake_nixpkgs=True) == "nixpkgs"
     assert nix_repo.eval("demo.meta.interpreterSource") == "standalone"
 
 
-def test_default_python_is_the_newest_locked(nix_repo: NixRepo, demo_index: IndexServer,
-                                             demo_dists: dict[str, Path]) -> None:
+def test_default_python_is_the_newest_locked(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
     if "3.13" not in nix_repo.interpreters:
         pytest.skip("no standalone Python 3.13")
     lock_demo(nix_repo, demo_index, demo_dists, "3.12")
     lock_demo(nix_repo, demo_index, demo_dists, "3.13")
     newest = build(nix_repo, "demo.python")
-    assert run(newest / "bin" / "python", "-c",
-               "import sys, alpha; print('%d.%d' % sys.version_info[:2])").strip() == "3.13"
+    assert (
+        run(
+            newest / "bin" / "python",
+            "-c",
+            "import sys, alpha; print('%d.%d' % sys.version_info[:2])",
+        ).strip()
+        == "3.13"
+    )
     older = build(nix_repo, "demo.py312.python")
-    assert run(older / "bin" / "python", "-c",
-               "import sys, gamma; print('%d.%d' % sys.version_info[:2])").strip() == "3.12"
+    assert (
+        run(
+            older / "bin" / "python",
+            "-c",
+            "import sys, gamma; print('%d.%d' % sys.version_info[:2])",
+        ).strip()
+        == "3.12"
+    )
 
 
-def test_wrong_hash_fails_naming_the_file(nix_repo: NixRepo, demo_index: IndexServer,
-                                          demo_dists: dict[str, Path]) -> None:
+def test_wrong_hash_fails_naming_the_file(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
     entries = demo_entries(demo_dists)
     for e in entries:
         if e.name == "delta":
@@ -89,14 +108,17 @@ def test_wrong_hash_fails_naming_the_file(nix_repo: NixRepo, demo_index: IndexSe
     assert "delta-0.1-py3-none-any.whl" in message
 
 
-def test_overrides_apply_by_version_range(nix_repo: NixRepo, demo_index: IndexServer,
-                                          demo_dists: dict[str, Path]) -> None:
+def test_overrides_apply_by_version_range(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
     lock_demo(nix_repo, demo_index, demo_dists)
     (nix_repo.overrides / "patches").mkdir()
     (nix_repo.overrides / "patches" / "gamma-patched.patch").write_text(GAMMA_PATCH)
     (nix_repo.overrides / "patches" / "broken.patch").write_text("this is not a patch\n")
-    check = ("import os, gamma; assert os.environ['GAMMA_FLAG'] == 'on', os.environ['GAMMA_FLAG']; "
-             "assert gamma.PATCHED")
+    check = (
+        "import os, gamma; assert os.environ['GAMMA_FLAG'] == 'on', os.environ['GAMMA_FLAG']; "
+        "assert gamma.PATCHED"
+    )
     (nix_repo.overrides / "packages" / "gamma.toml").write_text(f'''\
 [[override]]
 until = "0.5"
@@ -119,16 +141,24 @@ check = {{ command = ["python", "-I", "-c", "{check}"] }}
     assert applied == ["gamma 0.x: flag and patch"]
 
 
-def test_with_packages_selects_a_subset(nix_repo: NixRepo, demo_index: IndexServer,
-                                        demo_dists: dict[str, Path]) -> None:
+def test_with_packages_selects_a_subset(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
     lock_demo(nix_repo, demo_index, demo_dists)
-    proc = nix_build_cmd(nix_repo, None, file=Path(__file__).parent / "nix" / "with-packages.nix",
-                         argstrs={"set": "demo", "names": "alpha"})
+    proc = nix_build_cmd(
+        nix_repo,
+        None,
+        file=Path(__file__).parent / "nix" / "with-packages.nix",
+        argstrs={"set": "demo", "names": "alpha"},
+    )
     env = Path(proc.stdout.strip().splitlines()[-1])
     site = env / "lib" / "python3.12" / "site-packages"
     assert sorted(p.name for p in site.iterdir() if p.suffix == ".dist-info") == [
-        "alpha-1.0.dist-info", "beta-2.0.dist-info"]
+        "alpha-1.0.dist-info",
+        "beta-2.0.dist-info",
+    ]
     assert run(env / "bin" / "alpha").strip() == "alpha says 42"
-    failed = subprocess.run([env / "bin" / "python", "-c", "import gamma"], check=False,
-                            capture_output=True)
+    failed = subprocess.run(
+        [env / "bin" / "python", "-c", "import gamma"], check=False, capture_output=True
+    )
     assert failed.returncode != 0

@@ -59,13 +59,19 @@ def test_every_exported_function_has_a_case() -> None:
     """Each top-level function of each library file is named in some case."""
     source = (TESTS / "default.nix").read_text()
     exported = eval_json(TESTS / "exports.nix")
-    missing = [f"{file}.{fn}" for file, fns in exported.items() for fn in fns
-               if not re.search(rf"\b{re.escape(file)}\.{re.escape(fn)}\b|{file}-{fn}\b", source)]
+    missing = [
+        f"{file}.{fn}"
+        for file, fns in exported.items()
+        for fn in fns
+        if not re.search(rf"\b{re.escape(file)}\.{re.escape(fn)}\b|{file}-{fn}\b", source)
+    ]
     assert missing == []
 
 
 def test_nix_and_bot_read_the_same_overrides_library() -> None:
     by_nix = eval_json(TESTS / "shipped-overrides.nix")
-    by_bot = {name: [o.reason for o in entries]
-              for name, entries in load_overrides(TESTS.parents[1]).items()}
+    by_bot = {
+        name: [o.reason for o in entries]
+        for name, entries in load_overrides(TESTS.parents[1]).items()
+    }
     assert by_nix == by_bot

@@ -52,22 +52,32 @@ imports-check = false
 
 
 @pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory,
-          frontend_wheels: dict[str, Path]) -> dict[str, Path]:
+def dists(
+    tmp_path_factory: pytest.TempPathFactory, frontend_wheels: dict[str, Path]
+) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("revalidate-dists")
     return {
         **frontend_wheels,
-        "mended-1.0": make_wheel(d, "mended", "1.0", modules={
-            "mended/__init__.py": "raise ImportError('mended 1.0 is broken')\n"}),
+        "mended-1.0": make_wheel(
+            d,
+            "mended",
+            "1.0",
+            modules={"mended/__init__.py": "raise ImportError('mended 1.0 is broken')\n"},
+        ),
         "mended": make_wheel(d, "mended", "1.1", modules={"mended/__init__.py": "OK = 1\n"}),
-        "broken": make_wheel(d, "broken", "2.0", modules={
-            "broken/__init__.py": "raise ImportError('broken is broken')\n"}),
+        "broken": make_wheel(
+            d,
+            "broken",
+            "2.0",
+            modules={"broken/__init__.py": "raise ImportError('broken is broken')\n"},
+        ),
     }
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory,
-          dists: dict[str, Path]) -> Iterator[IndexServer]:
+def index(
+    tmp_path_factory: pytest.TempPathFactory, dists: dict[str, Path]
+) -> Iterator[IndexServer]:
     server = IndexServer(tmp_path_factory.mktemp("revalidate-index"))
     for path in dists.values():
         server.publish(path)
@@ -78,18 +88,20 @@ def index(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture
 def repo(nix_repo: NixRepo, index: IndexServer, dists: dict[str, Path]) -> NixRepo:
     """The demo set locked at mended 1.1 and broken 2.0, with the library above."""
-    write_lock(nix_repo.sets / "demo" / "pylock.py312.toml",
-               [*frontend_entries(dists), entry(dists["mended"]), entry(dists["broken"])],
-               base_url=f"{index.root_url}/files/", set_name="demo",
-               roots=["mended", "broken"])
+    write_lock(
+        nix_repo.sets / "demo" / "pylock.py312.toml",
+        [*frontend_entries(dists), entry(dists["mended"]), entry(dists["broken"])],
+        base_url=f"{index.root_url}/files/",
+        set_name="demo",
+        roots=["mended", "broken"],
+    )
     (nix_repo.overrides / "packages" / "broken.toml").write_text(BROKEN_TOML)
     (nix_repo.overrides / "packages" / "mended.toml").write_text(MENDED_TOML)
     return nix_repo
 
 
 @pytest.mark.nix
-def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo,
-                                                            tmp_path: Path) -> None:
+def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo, tmp_path: Path) -> None:
     state = tmp_path / "state" / "revalidate.json"
     first = revalidate(repo.root, budget=1, state_file=state, interpreters=repo.interpreters)
     second = revalidate(repo.root, budget=1, state_file=state, interpreters=repo.interpreters)
@@ -98,11 +110,16 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo,
     for night in (first, second):
         [gone] = [f for f in night if f.kind == "unmatched"]
         assert (gone.id, gone.file, gone.line, gone.versions) == (
-            "broken#1", "overrides/packages/broken.toml", 3, ("2.0",))
+            "broken#1",
+            "overrides/packages/broken.toml",
+            3,
+            ("2.0",),
+        )
         assert gone.edit == "remove"
         assert gone.suggestion.startswith(
-            'remove the [[override]] entry at overrides/packages/broken.toml:3 '
-            '(reason: "broken before 1.0 needed X=1")')
+            "remove the [[override]] entry at overrides/packages/broken.toml:3 "
+            '(reason: "broken before 1.0 needed X=1")'
+        )
 
     # one build a night, a different entry each night
     [needed] = [f for f in first if f.kind != "unmatched"]
@@ -115,9 +132,9 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo,
     assert (unneeded.edit, unneeded.until) == ("until", "1.1")
     assert unneeded.suggestion.startswith(
         'set until = "1.1" in the [[override]] entry at overrides/packages/mended.toml:1 '
-        '(reason: "mended 1.0 raises on import")')
-    assert json.loads(state.read_text())["repos"][str(repo.root.resolve())] == {
-        "last": "mended#1"}
+        '(reason: "mended 1.0 raises on import")'
+    )
+    assert json.loads(state.read_text())["repos"][str(repo.root.resolve())] == {"last": "mended#1"}
     # the third night starts over
     third = revalidate(repo.root, budget=1, state_file=state, interpreters=repo.interpreters)
     assert [f.id for f in third if f.kind != "unmatched"] == ["broken#2"]
@@ -128,11 +145,13 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo,
     assert sorted(p.name for p in changed) == ["broken.toml", "mended.toml"]
     assert (repo.overrides / "packages" / "mended.toml").read_text() == (
         '[[override]]\nuntil = "1.1"\nreason = "mended 1.0 raises on import"  # fixed upstream'
-        ' in 1.1\nimports-check = false\n')
+        " in 1.1\nimports-check = false\n"
+    )
     assert (repo.overrides / "packages" / "broken.toml").read_text() == (
         "# broken: a test package whose import fails\n\n"
         "# the import of broken always fails\n[[override]]\n"
-        'reason = "broken cannot be imported"\nimports-check = false\n')
+        'reason = "broken cannot be imported"\nimports-check = false\n'
+    )
     library = load_overrides(repo.root)
     assert [o.reason for o in library["broken"]] == ["broken cannot be imported"]
     assert str(library["mended"][0].until) == "1.1"
@@ -148,10 +167,16 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo,
 
 def test_sets_filter_and_zero_budget(repo: NixRepo, tmp_path: Path) -> None:
     state = tmp_path / "revalidate.json"
-    assert [f.kind for f in revalidate(repo.root, budget=0, state_file=state,
-                                       interpreters=repo.interpreters)] == ["unmatched"]
-    assert [f.kind for f in revalidate(repo.root, sets=["other"], state_file=state,
-                                       interpreters=repo.interpreters)] == ["unmatched"]
+    assert [
+        f.kind
+        for f in revalidate(repo.root, budget=0, state_file=state, interpreters=repo.interpreters)
+    ] == ["unmatched"]
+    assert [
+        f.kind
+        for f in revalidate(
+            repo.root, sets=["other"], state_file=state, interpreters=repo.interpreters
+        )
+    ] == ["unmatched"]
     assert not state.exists()
 
 
@@ -167,8 +192,18 @@ def test_rotate() -> None:
 
 
 def _finding(index: int, edit: str, until: str | None = None, *, reason: str) -> Finding:
-    return Finding("foo", index, "overrides/packages/foo.toml", None, "unneeded", reason, (),
-                   suggestion="s", edit=edit, until=until)  # type: ignore[arg-type]
+    return Finding(
+        "foo",
+        index,
+        "overrides/packages/foo.toml",
+        None,
+        "unneeded",
+        reason,
+        (),
+        suggestion="s",
+        edit=edit,
+        until=until,
+    )  # type: ignore[arg-type]
 
 
 FOO = """\
@@ -197,7 +232,7 @@ def test_apply_edits_text_and_keeps_comments(tmp_path: Path) -> None:
     _finding(1, "until", "2.0", reason="one").apply(tmp_path)
     assert path.read_text() == FOO.replace('from = "1.0"\n', 'from = "1.0"\nuntil = "2.0"\n')
     _finding(2, "until", "2.5", reason="two").apply(tmp_path)
-    assert "until = \"2.5\"   # keep\n" in path.read_text()
+    assert 'until = "2.5"   # keep\n' in path.read_text()
     assert [str(o.until) for o in load_overrides(tmp_path)["foo"]] == ["2.0", "2.5"]
 
     with pytest.raises(OverrideError, match="no entry #2 with reason 'three'"):
@@ -205,7 +240,8 @@ def test_apply_edits_text_and_keeps_comments(tmp_path: Path) -> None:
     _finding(2, "remove", reason="two").apply(tmp_path)
     assert path.read_text() == (
         '# preamble\n[[override]]\nfrom = "1.0"\nuntil = "2.0"\nreason = "one"\n'
-        '[override.env]\nA = "1"\n')
+        '[override.env]\nA = "1"\n'
+    )
     assert [o.reason for o in load_overrides(tmp_path)["foo"]] == ["one"]
     # the last entry takes the file with it
     assert _finding(1, "remove", reason="one").apply(tmp_path) == path
@@ -219,8 +255,9 @@ def test_apply_first_of_two_and_nothing_to_apply(tmp_path: Path) -> None:
     path.write_text(FOO)
     _finding(1, "remove", reason="one").apply(tmp_path)
     assert path.read_text() == (
-        "# preamble\n\n# about two\n# (still about two)\n[[override]]\nreason = \"two\"\n"
-        "until = '3.0'   # keep\nenv = { B = \"2\" }\n")
+        '# preamble\n\n# about two\n# (still about two)\n[[override]]\nreason = "two"\n'
+        "until = '3.0'   # keep\nenv = { B = \"2\" }\n"
+    )
     needed = Finding("foo", 1, "overrides/packages/foo.toml", 4, "needed", "two", ("1.0",))
     assert needed.apply(tmp_path) is None
     assert apply_findings(tmp_path, [needed]) == []

@@ -46,10 +46,13 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 def repack_installed(dist_name: str, dest: Path) -> Path:
     """A ``py3-none-any`` wheel of the installed distribution ``dist_name``, from its RECORD."""
     dist = importlib.metadata.distribution(dist_name)
-    files = [f for f in dist.files or []
-             if not str(f).startswith("..") and "__pycache__" not in str(f)
-             and not str(f).endswith((".pyc", "/RECORD", "/INSTALLER", "/REQUESTED",
-                                      "/direct_url.json"))]
+    files = [
+        f
+        for f in dist.files or []
+        if not str(f).startswith("..")
+        and "__pycache__" not in str(f)
+        and not str(f).endswith((".pyc", "/RECORD", "/INSTALLER", "/REQUESTED", "/direct_url.json"))
+    ]
     name = dist.metadata["Name"].replace("-", "_").lower()
     version = dist.version
     info = f"{name}-{version}.dist-info"
@@ -59,13 +62,18 @@ def repack_installed(dist_name: str, dest: Path) -> Path:
         if ".dist-info/" in path:
             path = f"{info}/{path.split('/', 1)[1]}"
         members[path] = Path(str(f.locate())).read_bytes()
-    members[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: nixpkgs-python-tests\n"
-                                b"Root-Is-Purelib: true\nTag: py3-none-any\n")
-    record = "".join(
-        f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
-        f"{len(d)}\n"
-        for p, d in sorted(members.items())
-    ) + f"{info}/RECORD,,\n"
+    members[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: nixpkgs-python-tests\n"
+        b"Root-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = (
+        "".join(
+            f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
+            f"{len(d)}\n"
+            for p, d in sorted(members.items())
+        )
+        + f"{info}/RECORD,,\n"
+    )
     members[f"{info}/RECORD"] = record.encode()
     dest.mkdir(parents=True, exist_ok=True)
     wheel = dest / f"{name}-{version}-py3-none-any.whl"
@@ -120,8 +128,12 @@ def lock_document(
     packages = []
     for e in sorted(entries, key=lambda e: e.name):
         digest = e.sha256 or hashlib.sha256(e.file.read_bytes()).hexdigest()
-        record = {"name": e.file.name, "url": base_url + e.file.name,
-                  "size": e.file.stat().st_size, "hashes": {"sha256": digest}}
+        record = {
+            "name": e.file.name,
+            "url": base_url + e.file.name,
+            "size": e.file.stat().st_size,
+            "hashes": {"sha256": digest},
+        }
         pkg: dict[str, object] = {"name": e.name, "version": e.version}
         if e.dependencies:
             pkg["dependencies"] = [{"name": d} for d in e.dependencies]
@@ -139,12 +151,20 @@ def lock_document(
         "created-by": "nixpkgs-python",
         "requires-python": f"=={python}.*",
         "packages": packages,
-        "tool": {"nixpkgs-python": {
-            "set": set_name, "python": python, "systems": list(SYSTEMS),
-            "roots": list(roots), "build-frontend": list(frontend),
-            "exclude-newer": "2026-01-01T00:00:00Z", "indexes": [base_url],
-            "bot-version": "0.1.0", "inputs-hash": "sha256:test", **(extra_tool or {}),
-        }},
+        "tool": {
+            "nixpkgs-python": {
+                "set": set_name,
+                "python": python,
+                "systems": list(SYSTEMS),
+                "roots": list(roots),
+                "build-frontend": list(frontend),
+                "exclude-newer": "2026-01-01T00:00:00Z",
+                "indexes": [base_url],
+                "bot-version": "0.1.0",
+                "inputs-hash": "sha256:test",
+                **(extra_tool or {}),
+            }
+        },
     }
 
 
@@ -182,8 +202,11 @@ class NixRepo:
     @property
     def argstrs(self) -> dict[str, str]:
         """The --argstr values pointing default.nix at this layout."""
-        return {"setsDir": str(self.sets), "overridesDir": str(self.overrides),
-                "interpretersFile": str(self.interpreters_file)}
+        return {
+            "setsDir": str(self.sets),
+            "overridesDir": str(self.overrides),
+            "interpretersFile": str(self.interpreters_file),
+        }
 
     def args(self, *, fake_nixpkgs: bool = False) -> list[str]:
         """nix-build/nix-instantiate arguments: the entry file and what points it here."""
@@ -196,8 +219,12 @@ class NixRepo:
 
     def eval(self, attr: str, *, fake_nixpkgs: bool = False) -> Any:
         """``nix-instantiate --eval --strict --json`` of ``attr``."""
-        return eval_json(self.entry(fake_nixpkgs=fake_nixpkgs), attr=attr, argstrs=self.argstrs,
-                         args=None if fake_nixpkgs else {"pkgs": "null"})
+        return eval_json(
+            self.entry(fake_nixpkgs=fake_nixpkgs),
+            attr=attr,
+            argstrs=self.argstrs,
+            args=None if fake_nixpkgs else {"pkgs": "null"},
+        )
 
 
 @pytest.fixture(scope="session")
@@ -240,8 +267,13 @@ def nix_repo(tmp_path: Path, interpreters: dict[str, str]) -> NixRepo:
 
 
 def nix_build_cmd(
-    repo: NixRepo, attr: str | None, *, fake_nixpkgs: bool = False, check: bool = True,
-    file: Path | None = None, argstrs: Mapping[str, str] | None = None,
+    repo: NixRepo,
+    attr: str | None,
+    *,
+    fake_nixpkgs: bool = False,
+    check: bool = True,
+    file: Path | None = None,
+    argstrs: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run nix-build of ``attr`` of the repo's default.nix (or of ``file``, given the same
     arguments plus ``argstrs``); the CompletedProcess."""
@@ -262,23 +294,35 @@ ALPHA = "import beta\n\ndef main():\n    print('alpha says', beta.X)\n"
 
 
 @pytest.fixture(scope="session")
-def demo_dists(tmp_path_factory: pytest.TempPathFactory,
-               frontend_wheels: dict[str, Path]) -> dict[str, Path]:
+def demo_dists(
+    tmp_path_factory: pytest.TempPathFactory, frontend_wheels: dict[str, Path]
+) -> dict[str, Path]:
     """The frontend wheels plus alpha (wheel, depends on beta, console script), beta, delta
     (wheels), fixture-backend and gamma (an sdist built with fixture-backend)."""
     d = tmp_path_factory.mktemp("dists")
     return {
         **frontend_wheels,
-        "alpha": make_wheel(d, "alpha", "1.0", requires_dist=["beta"],
-                            modules={"alpha/__init__.py": ALPHA},
-                            console_scripts={"alpha": "alpha:main"}),
+        "alpha": make_wheel(
+            d,
+            "alpha",
+            "1.0",
+            requires_dist=["beta"],
+            modules={"alpha/__init__.py": ALPHA},
+            console_scripts={"alpha": "alpha:main"},
+        ),
         "beta": make_wheel(d, "beta", "2.0", modules={"beta.py": "X = 42\n"}),
         "delta": make_wheel(d, "delta", "0.1"),
         "fixture-backend": make_backend_wheel(d),
-        "gamma": make_sdist(d, "gamma", "0.5",
-                            modules={"gamma/__init__.py": "Y = 1\n",
-                                     "gamma/cli.py": "def main():\n    print('gamma', 1)\n"},
-                            console_scripts={"gamma": "gamma.cli:main"}),
+        "gamma": make_sdist(
+            d,
+            "gamma",
+            "0.5",
+            modules={
+                "gamma/__init__.py": "Y = 1\n",
+                "gamma/cli.py": "def main():\n    print('gamma', 1)\n",
+            },
+            console_scripts={"gamma": "gamma.cli:main"},
+        ),
     }
 
 
@@ -306,10 +350,17 @@ def demo_entries(dists: Mapping[str, Path]) -> list[LockEntry]:
     ]
 
 
-def lock_demo(repo: NixRepo, index: IndexServer, dists: Mapping[str, Path],
-              python: str = "3.12", **kw: object) -> None:
+def lock_demo(
+    repo: NixRepo, index: IndexServer, dists: Mapping[str, Path], python: str = "3.12", **kw: object
+) -> None:
     """Write ``sets/demo/pylock.py3XY.toml`` (``entries=`` replaces the demo entries)."""
     entries = kw.pop("entries", None) or demo_entries(dists)
-    write_lock(repo.sets / "demo" / f"pylock.py3{python.split('.')[1]}.toml", entries,
-               base_url=f"{index.root_url}/files/", set_name="demo", python=python,
-               roots=["alpha", "gamma"], **kw)
+    write_lock(
+        repo.sets / "demo" / f"pylock.py3{python.split('.')[1]}.toml",
+        entries,
+        base_url=f"{index.root_url}/files/",
+        set_name="demo",
+        python=python,
+        roots=["alpha", "gamma"],
+        **kw,
+    )
