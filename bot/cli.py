@@ -7,6 +7,7 @@ printed as one message (what, where, what to do) with a non-zero exit, never a t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -14,16 +15,32 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from bot import __version__
 from bot.errors import BotError
 
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@functools.cache
+def err_console() -> Console:
+    """The stderr console, made on first use (rich is slow to import)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_error(text: str) -> None:
+    """One error message on stderr, in bold red where the terminal shows colour."""
+    from rich.markup import escape
+
+    err_console().print(
+        f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True
+    )
 
 
 class Context:
@@ -37,10 +54,10 @@ class Context:
     @contextlib.contextmanager
     def progress(self, title: str, enabled: bool = True) -> Iterator[Callable[[str], None]]:
         """A spinner on a terminal; silent when quiet, with --json, or not a TTY."""
-        if self.quiet or not enabled or not err_console.is_terminal:
+        if self.quiet or not enabled or not err_console().is_terminal:
             yield lambda _msg: None
             return
-        with err_console.status(title) as status:
+        with err_console().status(title) as status:
             yield lambda msg: status.update(f"{title}: {msg}")
 
 
@@ -206,12 +223,7 @@ def lock_command(
                     line += f"; {shown}" + (f" (+{more} more)" if more > 0 else "")
                 click.echo(line)
             else:
-                err_console.print(
-                    f"[bold red]error:[/] {escape(line)}\n{escape(o.error or '')}",
-                    markup=True,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+                print_error(f"{line}\n{o.error or ''}")
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise SystemExit(2)
@@ -584,9 +596,7 @@ def nightly_command(
                 line += f", failing package {s.failing_package}"
             click.echo(line)
     for error in result.errors:
-        err_console.print(
-            f"[bold red]error:[/] {escape(error)}", markup=True, highlight=False, soft_wrap=True
-        )
+        print_error(error)
     raise SystemExit(result.exit_code)
 
 
@@ -696,12 +706,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="nixpkgs-python", standalone_mode=False)
     except BotError as exc:
-        err_console.print(
-            f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
-        )
+        print_error(str(exc))
         return exc.exit_code
     except click.exceptions.Abort:
-        err_console.print("aborted")
+        err_console().print("aborted")
         return 130
     except click.ClickException as exc:
         exc.show()

@@ -208,6 +208,7 @@ def lock_one(
     request = build_request(
         pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
     )
+    client.snapshot = exclude_newer
     resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)
     routes = index_routes(pset, opts.index_url)
     info = lockfile.LockInfo(

@@ -230,14 +230,33 @@ def test_offline_uses_only_the_cache(
 
 
 def test_warm_cache_fetches_only_pages(demo_index: IndexServer, tmp_path: Path) -> None:
+    """Metadata is cached by file hash: a warm run at "now" asks the index for pages only."""
     repo = make_repo(tmp_path, ["demo-app"])
-    assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
+    assert lock(repo, demo_index) == 0
     seen = len(demo_index.requests)
     (repo / "sets" / "demo" / "pylock.py312.toml").unlink()
-    assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
+    assert lock(repo, demo_index) == 0
     later = demo_index.requests[seen:]
     assert later
     assert all(r.path.startswith("/simple/") for r in later), [r.path for r in later]
+
+
+def test_snapshot_older_than_the_cached_pages_needs_no_network(
+    demo_index: IndexServer, tmp_path: Path
+) -> None:
+    """Pages fetched after the snapshot list every file it can see: no request at all."""
+    repo = make_repo(tmp_path, ["demo-app"])
+    assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
+    path = repo / "sets" / "demo" / "pylock.py312.toml"
+    first = path.read_bytes()
+    path.unlink()
+    seen = len(demo_index.requests)
+    assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
+    assert demo_index.requests[seen:] == []
+    assert path.read_bytes() == first
+    # a snapshot after the pages were fetched cannot trust them: they are fetched again
+    assert lock(repo, demo_index, "--exclude-newer", "2099-01-01T00:00:00Z") == 0
+    assert any(r.path.startswith("/simple/") for r in demo_index.requests[seen:])
 
 
 def test_overrides_library_build_requirements_are_locked(

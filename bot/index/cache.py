@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class CachedPage:
     etag: str | None = None
     last_modified: str | None = None
     final_url: str | None = None  #: where redirects ended: the base of relative links
+    fetched: float | None = None  #: when the index answered with this body (epoch seconds)
 
 
 class Cache:
@@ -117,6 +119,18 @@ class Cache:
         """Store an sdist (the caller has verified its sha256)."""
         self._write(self.sdist_path(sha256), data)
 
+    def get_parsed(self, key: str) -> bytes | None:
+        """A parsed page (see :func:`bot.index.simple.to_rows`) by the digest of its inputs."""
+        return self._read(
+            self._path("parsed", f"{key}-py{sys.version_info[0]}{sys.version_info[1]}")
+        )
+
+    def put_parsed(self, key: str, data: bytes) -> None:
+        """Store a parsed page (marshal data is only readable by the same Python version)."""
+        self._write(
+            self._path("parsed", f"{key}-py{sys.version_info[0]}{sys.version_info[1]}"), data
+        )
+
     def _page_path(self, url: str, suffix: str) -> Path:
         return self._path("pages", hashlib.sha256(url.encode()).hexdigest(), suffix)
 
@@ -134,6 +148,7 @@ class Cache:
                 etag=raw.get("etag"),
                 last_modified=raw.get("last-modified"),
                 final_url=raw.get("final-url"),
+                fetched=raw.get("fetched"),
             )
         except (ValueError, KeyError, TypeError):
             return None  # a corrupt entry is a miss
@@ -152,6 +167,7 @@ class Cache:
             "etag": page.etag,
             "last-modified": page.last_modified,
             "final-url": page.final_url,
+            "fetched": page.fetched,
             "sha256": hashlib.sha256(page.body).hexdigest(),
         }
         self._write(self._page_path(page.url, ".body"), page.body)

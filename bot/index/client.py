@@ -6,30 +6,39 @@ import functools
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import httpx
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from bot.errors import IndexError_, MetadataError
 from bot.index import metadata as md
 from bot.index.cache import Cache, CachedPage, default_cache_dir
-from bot.index.http import Http, NotFound
-from bot.index.models import CoreMetadata, DistFile
-from bot.index.pep517 import pep517_metadata
-from bot.index.simple import ACCEPT, merge, parse_page
+from bot.index.models import CoreMetadata, DistFile, NotFound
+from bot.index.simple import ACCEPT, from_rows, merge, parse_page, to_rows
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import httpx
+
+    from bot.index.http import Http
 
 log = logging.getLogger(__name__)
 
 PYPI = "https://pypi.org/simple/"
 T = TypeVar("T")
+
+#: a page fetched at least this long after a snapshot time lists every file that snapshot
+#: can see (uploads are append-only; a little slack for indexes that publish with a delay)
+SNAPSHOT_SLACK = 600.0
 
 
 class ProjectNotFound(IndexError_):
@@ -80,9 +89,16 @@ class IndexClient:
         self.routes = tuple(indexes)
         self.offline = offline
         self.cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
-        self.http = Http(
-            timeout=timeout, retries=retries, backoff=backoff, max_connections=concurrency
-        )
+        self._http_options = {
+            "timeout": timeout,
+            "retries": retries,
+            "backoff": backoff,
+            "max_connections": concurrency,
+        }
+        self._http: Http | None = None
+        #: the index snapshot being resolved (exclude-newer): a cached page fetched well after
+        #: it is complete for it, and is used without asking the index again
+        self.snapshot: datetime | None = None
         self.uv = uv
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
@@ -93,10 +109,21 @@ class IndexClient:
 
     # --- lifecycle ---
 
+    @property
+    def http(self) -> Http:
+        """The HTTP client, made on first use (a run served from the cache never needs it)."""
+        with self._lock:
+            if self._http is None:
+                from bot.index.http import Http  # httpx is slow to import
+
+                self._http = Http(**self._http_options)  # type: ignore[arg-type]
+            return self._http
+
     def close(self) -> None:
         """Stop background work and close connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.http.close()
+        if self._http is not None:
+            self._http.close()
 
     def __enter__(self) -> IndexClient:
         return self
@@ -156,10 +183,21 @@ class IndexClient:
             )
         return merge(pages)
 
+    def _complete_for_snapshot(self, page: CachedPage | None) -> bool:
+        if page is None or page.fetched is None or self.snapshot is None:
+            return False
+        return page.fetched >= self.snapshot.timestamp() + SNAPSHOT_SLACK
+
     def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> list[DistFile]:
         url = f"{route.url}{name}/"
-        cached = self.cache.get_page(url, with_body=self.offline)
+        cached = self.cache.get_page(url, with_body=False)
+        if cached is not None and not self.offline and self._complete_for_snapshot(cached):
+            full = self.cache.get_page(url)
+            if full is not None:
+                log.debug("%s: cached page is newer than the snapshot", url)
+                return self._parse(full, full.final_url or url, route.url, name)
         if self.offline:
+            cached = self.cache.get_page(url)
             if cached is None:
                 raise IndexError_(
                     f"offline, and the page of {name} is not in the cache",
@@ -167,7 +205,7 @@ class IndexClient:
                     hint="run once online with the same cache directory, or drop --offline",
                 )
             base = cached.final_url or url
-            return parse_page(cached.body, cached.content_type, base, route.url, name)
+            return self._parse(cached, base, route.url, name)
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
@@ -185,9 +223,27 @@ class IndexClient:
                 etag=resp.headers.get("ETag"),
                 last_modified=resp.headers.get("Last-Modified"),
                 final_url=str(resp.url),
+                fetched=time.time(),
             )
             self.cache.put_page(page)
-        return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
+        return self._parse(page, str(resp.url), route.url, name)
+
+    def _parse(
+        self, page: CachedPage, base: str, index: str, name: NormalizedName
+    ) -> list[DistFile]:
+        """Parse a page, or load its parse from the cache (parsing big pages costs CPU)."""
+        key = hashlib.sha256(
+            b"\0".join(x.encode() for x in (base, index, name, page.content_type)) + page.body
+        ).hexdigest()
+        data = self.cache.get_parsed(key)
+        if data is not None:
+            try:
+                return from_rows(data)
+            except (ValueError, EOFError, TypeError, IndexError):
+                log.debug("ignoring a damaged parsed page for %s", name)
+        files = parse_page(page.body, page.content_type, base, index, name)
+        self.cache.put_parsed(key, to_rows(files))
+        return files
 
     def _get_page(
         self, url: str, route: IndexRoute, name: NormalizedName, headers: dict[str, str]
@@ -310,6 +366,8 @@ class IndexClient:
         if pkg_info is not None and md.pkg_info_trusted(pkg_info):
             return pkg_info
         log.debug("%s: PKG-INFO not reliable (PEP 643); asking the PEP 517 backend", file.filename)
+        from bot.index.pep517 import pep517_metadata  # imports build's isolated envs
+
         return pep517_metadata(data, file, self.build_index_urls(), uv=self.uv)
 
     def build_index_urls(self) -> list[str]:

@@ -14,6 +14,7 @@ import httpx
 
 from bot import __version__
 from bot.errors import IndexError_
+from bot.index.models import NotFound
 from bot.index.transport import ResolvingTransport
 
 log = logging.getLogger(__name__)
@@ -21,10 +22,6 @@ log = logging.getLogger(__name__)
 #: the longest Retry-After we honour; a server asking for more is treated as down
 MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class NotFound(IndexError_):
-    """The index answered 404 (or 410) for a URL."""
 
 
 def _retry_after(value: str | None) -> float | None:

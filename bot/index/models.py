@@ -12,6 +12,12 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from bot.errors import IndexError_
+
+
+class NotFound(IndexError_):
+    """The index answered 404 (or 410) for a URL."""
+
 
 @dataclass(frozen=True)
 class DistFile:

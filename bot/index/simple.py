@@ -6,6 +6,7 @@ import functools
 import html
 import json
 import logging
+import marshal
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -289,3 +290,68 @@ def merge(pages: Iterable[list[DistFile]]) -> list[DistFile]:
             seen.add(file.filename)
             out.append(file)
     return out
+
+
+# --- a compact form of parsed pages, for the cache --------------------------------------------
+
+_Row = tuple[
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    "int | None",
+    "str | None",
+    "str | None",
+    "float | None",
+    "str | None",
+    str,
+]
+
+
+def to_rows(files: Iterable[DistFile]) -> bytes:
+    """The files of a parsed page in a compact form (marshal: fast to load, same Python only)."""
+    rows: list[_Row] = [
+        (
+            f.name,
+            str(f.version),
+            f.kind,
+            f.filename,
+            f.url,
+            f.sha256,
+            f.index,
+            f.size,
+            str(f.requires_python) if f.requires_python is not None else None,
+            f.yanked,
+            f.upload_time.timestamp() if f.upload_time is not None else None,
+            f.core_metadata,
+            "-".join(f.filename[:-4].split("-")[-3:]) if f.kind == "wheel" else "",
+        )
+        for f in files
+    ]
+    return marshal.dumps(rows)
+
+
+def from_rows(data: bytes) -> list[DistFile]:
+    """Inverse of :func:`to_rows`; ValueError/EOFError/TypeError on a damaged entry."""
+    rows: list[_Row] = marshal.loads(data)  # noqa: S302 (our own cache, written by to_rows)
+    return [
+        DistFile(
+            name=NormalizedName(r[0]),
+            version=_version(r[1]),
+            kind="wheel" if r[2] == "wheel" else "sdist",
+            filename=r[3],
+            url=r[4],
+            sha256=r[5],
+            index=r[6],
+            size=r[7],
+            requires_python=_specifier(r[8]) if r[8] else None,
+            yanked=r[9],
+            upload_time=datetime.fromtimestamp(r[10], UTC) if r[10] is not None else None,
+            core_metadata=r[11],
+            tags=_tags(r[12]) if r[12] else frozenset(),
+        )
+        for r in rows
+    ]
