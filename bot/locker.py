@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import tomllib
@@ -207,6 +208,9 @@ def lock_one(
     library = load_overrides(opts.repo)
     request = build_request(
         pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
+    )
+    request = dataclasses.replace(
+        request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
     )
     client.snapshot = exclude_newer
     resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)

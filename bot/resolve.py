@@ -126,6 +126,9 @@ class Request:
     exclude_newer: datetime | None = None
     #: pins of held-back packages: constraints that do not count for freshness
     held: Sequence[tuple[Requirement, str]] = ()
+    #: projects the resolution will likely need (the previous lock's): fetched up front, in
+    #: parallel, instead of one dependency level at a time
+    hints: Sequence[NormalizedName] = ()
     #: extra build requirements per package (set.yaml build-requirements, overrides library)
     extra_build_requires: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None
     max_build_rounds: int = 8
@@ -459,7 +462,7 @@ def resolve(
     build_roots: list[Req] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="warm") as pool:
         provider = _Provider(index, request, pool)
-        provider.warm([r.name for r in roots + frontend])
+        provider.warm([r.name for r in roots + frontend] + list(request.hints))
         rounds = 0
         while True:
             rounds += 1
