@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+"""Benchmark a night with nothing to do: ``nixpkgs-python nightly`` over every shipped set.
+
+In a scratch ``git clone`` of the repository (``nix/local.json`` copied in; a git identity
+given through ``GIT_AUTHOR_*``/``GIT_COMMITTER_*``; ``XDG_CONFIG_HOME`` and ``XDG_CACHE_HOME``
+inside the scratch directory, so the default signing key of the embedded cache is a scratch
+one and the live checkout and the user's config are never touched):
+
+1. a priming run, ``python -m bot.cli --repo CLONE -v nightly --exclude-newer TS --cache-dir
+   META --report-json R1``, brings the locks, the metadata cache (``META``, kept for the
+   second run) and the embedded binary cache (``CLONE/binary-cache``) up to date.  It may
+   build, push and commit; it is timed for information only;
+2. the measured run: the same command without ``-v``, with the same ``TS`` and
+   ``--report-json R2``.
+
+Target: the second run takes under 5 s in total, with 0 builds, 0 pushes and 0 commits (with
+``--rounds N``: the median under 5 s, and no work in any run).
+They are read from R2 (every set's status must be ``unchanged``; a set that was built has
+``build_seconds``), from ``git rev-list --count HEAD`` before and after, and from the number
+of files under ``CLONE/binary-cache`` before and after.  ``--rounds N`` repeats the measured
+run (each is again a no-change night) and reports medians with min-max.
+
+The measured runs have no ``-v`` (it turns on debug logging, which costs time).  Per-phase
+notes come from one more no-change run with ``-v``, outside the target: each stderr line is
+stamped with the time it arrived, and the time per set is split at the bot's own commands
+(``nix-instantiate --eval`` evaluates a set after it was locked; ``nix-store --store URL
+--check-validity`` asks the cache), with the index requests counted per set.
+
+Wall time and peak RSS come from ``os.wait4`` of the bot's process.  The bot runs from the
+clone (``PYTHONPATH``), i.e. the committed ``--ref`` (default ``HEAD``).  Only the standard
+library is used.  It talks to the live index.
+
+Exit status: 0 target met; 1 the run was slower than the target or did work; 2 a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_SECONDS = 5.0
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "nightly benchmark",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "nightly benchmark",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
+
+
+def measure(
+    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
+) -> tuple[float, float, int, list[tuple[float, str]]]:
+    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stamped stderr lines).
+
+    The child is reaped with ``os.wait4`` so its own rusage is read, not the script's.
+    Each stderr line is stamped with the seconds since the start when it arrived.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lines: list[tuple[float, str]] = []
+    with (log_dir / "stdout").open("wb") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stderr is not None
+
+        def read() -> None:
+            assert proc.stderr is not None
+            for raw in proc.stderr:
+                lines.append((time.perf_counter() - t0, raw.decode(errors="replace").rstrip()))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - t0
+        reader.join(timeout=10)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
+    code = proc.returncode if not timed_out.is_set() else -9
+    (log_dir / "stderr").write_text("".join(f"{t:8.3f} {ln}\n" for t, ln in lines))
+    return seconds, usage.ru_maxrss * 1024 / 1e6, code, lines
+
+
+def default_snapshot() -> str:
+    t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=24)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@contextlib.contextmanager
+def scratch_dir(keep: bool) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="nixpkgs-python-bench-nightly-"))
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"scratch kept: {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def clone(ref: str, root: Path) -> str:
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "-C", str(root), "checkout", "--quiet", "-B", "main", commit],
+        check=True,
+        capture_output=True,
+    )
+    local = REPO / "nix" / "local.json"
+    if local.is_file():
+        shutil.copy2(local, root / "nix" / "local.json")
+    subject = subprocess.run(
+        ["git", "-C", str(root), "log", "-1", "--format=%s"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if len(subject) > 60:
+        subject = subject[:57] + "..."
+    return f"commit {commit[:12]} ({subject})"
+
+
+def commits(repo: Path) -> int:
+    return int(
+        subprocess.run(
+            ["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+
+
+def cache_files(repo: Path) -> int:
+    folder = repo / "binary-cache"
+    return sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else 0
+
+
+def child_env(root: Path, repo: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("NIXPKGS_PYTHON_GITHUB_TOKEN", "GITHUB_TOKEN", "GITHUB_STEP_SUMMARY"):
+        env.pop(key, None)  # a local night: no GitHub
+    env.update(IDENTITY)
+    env.update(
+        XDG_CONFIG_HOME=str(root / "config"),
+        XDG_CACHE_HOME=str(root / "xdg-cache"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")])),
+        PYTHONDONTWRITEBYTECODE="1",
+        NO_COLOR="1",
+    )
+    return env
+
+
+# -- reading the -v output --------------------------------------------------------------------
+
+_INSTANTIATE = re.compile(r"^\$ nix-instantiate .* -A (\S+?)\.py3\d+\.python\.outPath")
+_CACHE_QUERY = re.compile(r"^\$ nix(?:-store)? .*--store .*(?:--check-validity|path-info)")
+_HTTP = re.compile(r"HTTP Request: |GET https?://")
+
+
+def phases(lines: list[tuple[float, str]], total: float) -> list[dict[str, Any]]:
+    """Per set: seconds locking (up to its first evaluation), evaluating, asking the cache.
+
+    A set's locking starts when the previous set's cache query ended (the first set: at 0,
+    which includes the interpreter start-up and loading the sets).
+    """
+    out: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
+    start = 0.0
+    requests = 0
+    for t, line in lines:
+        if _HTTP.search(line):
+            requests += 1
+        m = _INSTANTIATE.match(line)
+        if m:
+            name = m.group(1)
+            if cur is None or cur["set"] != name:
+                if cur is not None:
+                    out.append(cur)
+                    start = cur.get("_end", cur["_eval"])
+                cur = {"set": name, "lock": t - start, "_eval": t, "requests": requests}
+                requests = 0
+            continue
+        if cur is not None and _CACHE_QUERY.match(line) and "_query" not in cur:
+            cur["eval"] = t - cur["_eval"]
+            cur["_query"] = t
+            cur["_end"] = t
+            continue
+        if cur is not None and "_query" in cur and "query" not in cur:
+            cur["query"] = t - cur["_query"]
+            cur["_end"] = t
+    if cur is not None:
+        cur.setdefault("query", total - cur.get("_query", total))
+        out.append(cur)
+        out.append(
+            {
+                "set": "(after the sets)",
+                "lock": total - cur.get("_end", total),
+                "requests": requests,
+            }
+        )
+    for p in out:
+        for k in [k for k in p if k.startswith("_")]:
+            del p[k]
+    return out
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def night(
+    args: argparse.Namespace, root: Path, repo: Path, name: str, *, verbose: bool = False
+) -> dict[str, Any]:
+    report = root / f"{name}.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "--repo",
+        str(repo),
+        *(["-v"] if verbose else []),
+        "nightly",
+        "--exclude-newer",
+        args.exclude_newer,
+        "--cache-dir",
+        str(root / "meta-cache"),
+        "--report-json",
+        str(report),
+        *args.nightly_arg,
+    ]
+    before = {"commits": commits(repo), "cache_files": cache_files(repo)}
+    seconds, rss, code, lines = measure(
+        argv, cwd=repo, env=child_env(root, repo), timeout=args.timeout, log_dir=root / name
+    )
+    after = {"commits": commits(repo), "cache_files": cache_files(repo)}
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        data = {"sets": []}
+    sets = data.get("sets", [])
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return {
+        "name": name,
+        "seconds": seconds,
+        "rss_mb": rss,
+        "returncode": code,
+        "statuses": {s["name"]: s["status"] for s in sets},
+        "builds": sum(1 for s in sets if s.get("build_seconds") is not None),
+        "build_seconds": sum(s.get("build_seconds") or 0 for s in sets),
+        "commits": after["commits"] - before["commits"],
+        "cache_files_added": after["cache_files"] - before["cache_files"],
+        "cache_files": after["cache_files"],
+        "dirty": [ln for ln in status.splitlines() if "binary-cache" not in ln],
+        "phases": phases(lines, seconds) if verbose else [],
+        "requests": sum(1 for _, ln in lines if _HTTP.search(ln)),
+        "commands": sum(1 for _, ln in lines if ln.startswith("$ ")),
+        "nix_builds": [ln[2:] for _, ln in lines if ln.startswith("$ nix-build ")],
+        "stderr_tail": "\n".join(ln for _, ln in lines[-15:]) if code != 0 else "",
+        "argv": argv,
+    }
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def _fmt(s: dict[str, float] | None, digits: int = 2) -> str:
+    if s is None:
+        return "-"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
+def met(run: dict[str, Any]) -> dict[str, bool]:
+    """The work half of the target, for one run (the time is judged on the median)."""
+    return {
+        "0 builds": run["builds"] == 0
+        and bool(run["statuses"])
+        and all(s == "unchanged" for s in run["statuses"].values()),
+        "0 pushes": run["cache_files_added"] == 0,
+        "0 commits": run["commits"] == 0,
+        "exit 0": run["returncode"] == 0,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    prime, runs = report["prime"], report["runs"]
+    lines = [
+        f"{meta['date']}  exclude-newer {meta['exclude_newer']}  {len(runs)} measured run(s)  "
+        f"{meta['cpus']} CPUs  load {meta['loadavg_start'][0]:.1f} -> "
+        f"{meta['loadavg_end'][0]:.1f}",
+        f"code: {meta['code']}",
+        f"command: {meta['command']}",
+        "",
+        f"priming run: {prime['seconds']:.1f} s, exit {prime['returncode']}, "
+        f"{prime['builds']} set(s) built ({prime['build_seconds']:.1f} s of building), "
+        f"{prime['commits']} commit(s), {prime['cache_files_added']} cache files added; "
+        "statuses: " + ", ".join(f"{k} {v}" for k, v in prime["statuses"].items()),
+        "",
+    ]
+    rows = [
+        (
+            "run",
+            "wall s",
+            "RSS MB",
+            "exit",
+            "builds",
+            "pushes (cache files +)",
+            "commits",
+            "statuses",
+        )
+    ]
+    for r in runs:
+        counts: dict[str, int] = {}
+        for s in r["statuses"].values():
+            counts[s] = counts.get(s, 0) + 1
+        rows.append(
+            (
+                r["name"],
+                f"{r['seconds']:.2f}",
+                f"{r['rss_mb']:.0f}",
+                str(r["returncode"]),
+                str(r["builds"]),
+                str(r["cache_files_added"]),
+                str(r["commits"]),
+                ", ".join(f"{n} {s}" for s, n in counts.items()) or "-",
+            )
+        )
+    lines += _table(rows)
+    lines.append("")
+    lines.append(
+        f"second run, wall seconds: {_fmt(report['summary']['seconds'])} (median, min-max)"
+    )
+    median = report["summary"]["seconds"]["median"]
+    checks: dict[str, bool] = {
+        f"median under {TARGET_SECONDS:.0f} s": median < TARGET_SECONDS,
+        f"every run under {TARGET_SECONDS:.0f} s": all(r["seconds"] < TARGET_SECONDS for r in runs),
+    }
+    for r in runs:
+        for k, v in met(r).items():
+            checks[k] = checks.get(k, True) and v
+    lines.append(
+        "target (the work: in every measured run): "
+        + ", ".join(f"{k}: {'met' if v else 'NOT MET'}" for k, v in checks.items())
+    )
+    last = report["verbose"]
+    lines.append(
+        f"the same night with -v (debug logging on; not in the target): "
+        f"{last['seconds']:.2f} s, exit {last['returncode']}, {last['requests']} index "
+        f"requests, {last['commands']} commands run, of them "
+        f"{len(last['nix_builds'])} nix-build"
+    )
+    for cmd in last["nix_builds"]:
+        attr = re.search(r" -A (\S+)", cmd)
+        off = re.search(r"disabledOverrides (\S+)", cmd)
+        lines.append(
+            f"  nix-build -A {attr.group(1) if attr else '?'}"
+            + (f" without override {off.group(1)}" if off else "")
+        )
+    if last["phases"]:
+        lines += [
+            "",
+            "phases of that run (seconds, split at the commands in the -v output; a "
+            "set's lock includes the previous set's end, the first one the start-up; "
+            "the last row is everything after the last cache query):",
+        ]
+        rows = [("set", "lock", "evaluate", "cache query", "index requests")]
+        for p in last["phases"]:
+            rows.append(
+                (
+                    p["set"],
+                    f"{p['lock']:.2f}",
+                    f"{p['eval']:.2f}" if "eval" in p else "-",
+                    f"{p['query']:.2f}" if "query" in p else "-",
+                    str(p["requests"]),
+                )
+            )
+        lines += _table(rows)
+    for r in [prime, *runs, report["verbose"]]:
+        if r["dirty"]:
+            lines.append(f"{r['name']}: the clone is dirty afterwards: {'; '.join(r['dirty'])}")
+        if r["returncode"] != 0:
+            lines.append(
+                f"{r['name']} exit {r['returncode']}:\n  " + r["stderr_tail"].replace("\n", "\n  ")
+            )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="benchmarks/nightly.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 target met; 1 not met; 2 a run failed.",
+    )
+    p.add_argument(
+        "-n",
+        "--rounds",
+        type=int,
+        default=1,
+        help="measured no-change runs after the priming run [default: 1]",
+    )
+    p.add_argument(
+        "--exclude-newer",
+        metavar="TS",
+        default=None,
+        help="index snapshot, RFC 3339 [default: 24 hours ago, on the hour]",
+    )
+    p.add_argument("--ref", default="HEAD", help="git commit benchmarked [default: HEAD]")
+    p.add_argument(
+        "--nightly-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for every nightly run, e.g. --nightly-arg=--no-revalidate "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=4 * 3600, help="seconds per run [default: 14400]"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if args.exclude_newer is None:
+        args.exclude_newer = default_snapshot()
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    with scratch_dir(args.keep_scratch) as root:
+        repo = root / "repo"
+        code = clone(args.ref, repo)
+        started = datetime.now(UTC)
+        load_start = os.getloadavg()
+        say("priming run (not measured against the target)")
+        prime = night(args, root, repo, "R1", verbose=True)
+        say(f"  {prime['seconds']:.1f} s, exit {prime['returncode']}, statuses {prime['statuses']}")
+        runs = []
+        for rnd in range(1, args.rounds + 1):
+            say(f"measured run {rnd}/{args.rounds}")
+            r = night(args, root, repo, "R2" if rnd == 1 else f"R2-{rnd}")
+            say(
+                f"  {r['seconds']:.2f} s, exit {r['returncode']}, builds {r['builds']}, "
+                f"commits {r['commits']}, cache files +{r['cache_files_added']}"
+            )
+            runs.append(r)
+        say("one more no-change run with -v, for the per-phase notes (not in the target)")
+        verbose = night(args, root, repo, "R3-verbose", verbose=True)
+        say(f"  {verbose['seconds']:.2f} s, exit {verbose['returncode']}")
+        report = {
+            "meta": {
+                "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+                "exclude_newer": args.exclude_newer,
+                "cpus": os.cpu_count(),
+                "machine": f"{platform.system()} {platform.machine()}",
+                "loadavg_start": load_start,
+                "loadavg_end": os.getloadavg(),
+                "code": code,
+                "command": shlex.join(
+                    [
+                        "python",
+                        "-m",
+                        "bot.cli",
+                        "--repo",
+                        "CLONE",
+                        "nightly",
+                        "--exclude-newer",
+                        args.exclude_newer,
+                        "--cache-dir",
+                        "META",
+                        "--report-json",
+                        "R2",
+                        *args.nightly_arg,
+                    ]
+                ),
+            },
+            "prime": prime,
+            "runs": runs,
+            "verbose": verbose,
+            "summary": {"seconds": _stats([r["seconds"] for r in runs])},
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    if any(r["returncode"] != 0 for r in runs):
+        return 2
+    if report["summary"]["seconds"]["median"] >= TARGET_SECONDS or not all(
+        all(met(r).values()) for r in runs
+    ):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
