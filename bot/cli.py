@@ -87,8 +87,14 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def cli(ctx: click.Context, repo: Path | None, verbose: int, quiet: bool) -> None:
     """Grouped Python package sets for Nix that keep themselves up to date."""
-    level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    # -v: the bot's own account (every command it runs, as `$ cmd`); -vv: every library too
+    logging.basicConfig(
+        level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    if verbose == 1:
+        logging.getLogger("bot").setLevel(logging.DEBUG)
     if not verbose:
         # setuptools' deprecation chatter from sdists whose metadata we ask their backend
         # for: not ours to fix, and it buries the bot's own output (-v shows it)

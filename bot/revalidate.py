@@ -28,6 +28,7 @@ is redundant: the error is on the safe side).  ``overrides/default.nix`` and the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -391,14 +392,32 @@ def _load_state(state_file: Path, key: str) -> str | None:
         return None
 
 
-def _save_state(state_file: Path, key: str, last: str) -> None:
+def _load_verdicts(state_file: Path, key: str) -> dict[str, str]:
+    """entry id -> fingerprint of the inputs under which it was last found ``needed``."""
+    try:
+        data = json.loads(state_file.read_text(encoding="utf-8"))
+        needed = data["repos"][key].get("needed", {})
+        return {str(k): str(v) for k, v in needed.items()} if isinstance(needed, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _fingerprint(entry: Override, where: Sequence[Locked]) -> str:
+    """What a verdict depends on: the entry and the locked versions it applies to."""
+    blob = repr((entry, sorted((lk.set, lk.python, lk.version) for lk in where)))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _save_state(
+    state_file: Path, key: str, last: str, needed: Mapping[str, str] | None = None
+) -> None:
     try:
         data = json.loads(state_file.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("repos"), dict):
             data = {"repos": {}}
     except (OSError, ValueError):
         data = {"repos": {}}
-    data["repos"][key] = {"last": last}
+    data["repos"][key] = {"last": last, "needed": dict(needed or {})}
     state_file.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(state_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -489,7 +508,12 @@ def revalidate(
                 candidates[f"{name}#{i}"] = (entry, i, where)
     state = state_file or default_cache_dir() / STATE_FILE
     key = str(repo.resolve())
-    chosen = rotate(list(candidates), _load_state(state, key), budget)
+    # an entry found needed stays needed until it or the versions it applies to change:
+    # skip it rather than repeat a failing build every night
+    needed = _load_verdicts(state, key)
+    fingerprints = {i: _fingerprint(c[0], c[2]) for i, c in candidates.items()}
+    needed = {i: f for i, f in needed.items() if fingerprints.get(i) == f}
+    chosen = rotate([i for i in candidates if i not in needed], _load_state(state, key), budget)
     if not chosen:
         return findings
     if not nixpkgs and interpreters is None:
@@ -512,8 +536,11 @@ def revalidate(
         for entry_id in chosen:
             entry, index, where = candidates[entry_id]
             say(f"re-validating override {entry_id} ({entry.reason})")
-            findings.append(_check(opts, entry, index, where, lines, interps, interpreters_file))
-            _save_state(state, key, entry_id)
+            finding = _check(opts, entry, index, where, lines, interps, interpreters_file)
+            findings.append(finding)
+            if finding.kind == "needed":
+                needed[entry_id] = fingerprints[entry_id]
+            _save_state(state, key, entry_id, needed)
     return findings
 
 

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.utils import NormalizedName
 
-from bot.overrides import OverrideError, load_overrides
+from bot.overrides import Override, OverrideError, load_overrides
 from bot.revalidate import (
     Finding,
     apply_findings,
@@ -134,10 +135,13 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo, tmp_p
         'set until = "1.1" in the [[override]] entry at overrides/packages/mended.toml:1 '
         '(reason: "mended 1.0 raises on import")'
     )
-    assert json.loads(state.read_text())["repos"][str(repo.root.resolve())] == {"last": "mended#1"}
-    # the third night starts over
+    recorded = json.loads(state.read_text())["repos"][str(repo.root.resolve())]
+    assert recorded["last"] == "mended#1"
+    assert list(recorded["needed"]) == ["broken#2"]
+    # the third night starts over, but does not repeat the failing build of an entry found
+    # needed while neither it nor the versions it applies to changed
     third = revalidate(repo.root, budget=1, state_file=state, interpreters=repo.interpreters)
-    assert [f.id for f in third if f.kind != "unmatched"] == ["broken#2"]
+    assert [f.id for f in third if f.kind != "unmatched"] == ["mended#1"]
 
     # the pull request's edits
     findings = [*second, needed]
@@ -269,3 +273,15 @@ def test_unmatched_without_locks(tmp_path: Path) -> None:
     [finding] = unmatched(tmp_path)
     assert (finding.kind, finding.line, finding.versions) == ("unmatched", 1, ())
     assert finding.suggestion.endswith(": mended is in no lock")
+
+
+def test_a_needed_verdict_is_kept_only_while_its_inputs_stay() -> None:
+    from bot.revalidate import Locked, _fingerprint
+
+    entry = Override(name=NormalizedName("foo"), reason="r", where="overrides/packages/foo.toml")
+    at_1 = [Locked("demo", "3.12", "1.0", frozenset({"x86_64-linux"}))]
+    at_2 = [Locked("demo", "3.12", "2.0", frozenset({"x86_64-linux"}))]
+    assert _fingerprint(entry, at_1) == _fingerprint(entry, list(at_1))
+    assert _fingerprint(entry, at_1) != _fingerprint(entry, at_2)
+    changed = Override(name=NormalizedName("foo"), reason="other", where=entry.where)
+    assert _fingerprint(entry, at_1) != _fingerprint(changed, at_1)
