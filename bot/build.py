@@ -27,6 +27,7 @@ from packaging.utils import (
 
 from bot.errors import BotError, NixError
 from bot.interpreters import build_options, detect, load_local
+from bot.lock import read_lock
 from bot.nix import run_nix
 from bot.proc import tail
 
@@ -261,6 +262,18 @@ def build_one(
     """Build one set for one Python version (or ``attr`` of it, see :func:`nix_build_args`);
     failures come back in the result."""
     t0 = time.monotonic()
+    lock_path = opts.repo / "sets" / set_name / f"pylock.py{python.replace('.', '')}.toml"
+    try:
+        # Nix's fromTOML reports a broken lock without naming the set: check it here first
+        read_lock(lock_path)
+    except BotError as exc:
+        return BuildResult(
+            set_name,
+            python,
+            ok=False,
+            error=f"set {set_name!r}: {exc}",
+            duration=time.monotonic() - t0,
+        )
     options = {} if opts.nixpkgs else build_options(interpreters.values())
     argv = nix_build_args(
         opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides

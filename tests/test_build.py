@@ -94,6 +94,17 @@ def test_unknown_set_and_missing_lock(nix_repo: NixRepo) -> None:
     assert "no lock yet" in (result.error or "")
 
 
+def test_a_lock_that_does_not_parse_names_the_set(nix_repo: NixRepo) -> None:
+    (nix_repo.sets / "torn").mkdir()
+    (nix_repo.sets / "torn" / "pylock.py312.toml").write_text('lock-version = "1.0\n[[packages')
+    [result] = build_sets(options(nix_repo, sets=["torn"]))
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.startswith("set 'torn': ")
+    assert "pylock.py312.toml" in result.error
+    assert "not valid TOML" in result.error
+
+
 def test_failed_derivations_parsing() -> None:
     stderr = (
         "error: hash mismatch in fixed-output derivation "
