@@ -358,3 +358,39 @@ def test_pull_request_proposes_override_edits(
     body = fake_github.pulls[REPO][0]["body"]
     assert "nb-lib" in body
     assert "Overrides re-validation" in body
+
+
+def test_faults_are_reported_and_contained(
+    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path
+) -> None:
+    """A set whose index pages fail, and a remote that rejects the push: clear errors, the
+    other set still advances, the tree stays clean."""
+    work, remote = night_repo
+    (work / "sets" / "other").mkdir()
+    (work / "sets" / "other" / "set.yaml").write_text(
+        "description: other\npython: ['3.12']\nrequirements: ['nb-lib']\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "add set other")
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    night_index.fail("/simple/nb-app/", 503, times=1000)
+    head = git(work, "rev-parse", "HEAD")
+    remote_main = git(remote, "rev-parse", "main")
+
+    result = run_nightly(options(work, night_index, tmp_path, 2, push_to="main"))
+
+    assert result.exit_code == 2
+    status = {s.name: s for s in result.report.sets}
+    assert status["demo"].status == "failed"
+    assert f"{night_index.url}nb-app/" in (status["demo"].log_tail or "")
+    assert status["other"].status == "ok"
+    # other's lock was committed locally; the rejected push is one clear error
+    assert git(work, "log", "-1", "--format=%s").startswith("other: ")
+    assert git(work, "rev-parse", "HEAD~1") == head
+    [error] = result.errors
+    assert "origin" in error
+    assert "protected branch" in error
+    assert git(remote, "rev-parse", "main") == remote_main
+    assert git(work, "status", "--porcelain") == ""
