@@ -95,11 +95,20 @@ class Target:
         return {tag: i for i, tag in enumerate(_tags_for(self.python, self.system))}
 
 
-@functools.lru_cache(maxsize=4096)
+_ALLOWS: dict[tuple[int, str], tuple[SpecifierSet, bool]] = {}
+
+
 def _allows(requires_python: SpecifierSet, version: str) -> bool:
-    # keyed by the SpecifierSet itself: index pages share one object per distinct string,
-    # and its hash is cheap where str() is not
-    return requires_python.contains(Version(version), prereleases=True)
+    # keyed by identity: index pages share one SpecifierSet per distinct string, and
+    # SpecifierSet.__hash__ canonicalises every specifier each time it is called (it showed
+    # up as the top cost of a cold lock); the entry keeps the object alive, so ids stay unique
+    key = (id(requires_python), version)
+    hit = _ALLOWS.get(key)
+    if hit is not None and hit[0] is requires_python:
+        return hit[1]
+    result = requires_python.contains(Version(version), prereleases=True)
+    _ALLOWS[key] = (requires_python, result)
+    return result
 
 
 @functools.cache

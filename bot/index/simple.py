@@ -37,6 +37,7 @@ _ANCHOR = re.compile(r"<a\s+([^>]*)>([^<]*)</a\s*>", re.IGNORECASE | re.DOTALL)
 _BASE = re.compile(r"<base\s+[^>]*href\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
 _ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _WHEEL_NAME = re.compile(r"^[\w\d._]*$", re.UNICODE)
 #: sdist formats we accept (PEP 625 .tar.gz, and legacy .zip)
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -121,6 +122,49 @@ def parse_filename(
     return None
 
 
+#: wheel platform tags no Nix system of a lock can use (Windows, musl, other architectures)
+_FOREIGN_PLATFORMS = ("win", "musllinux", "cygwin", "android", "ios", "emscripten", "pyodide")
+_FOREIGN_ARCHES = (
+    "_i686",
+    "_i386",
+    "_ppc64le",
+    "_ppc64",
+    "_ppc",
+    "_s390x",
+    "_armv7l",
+    "_armv6l",
+    "_riscv64",
+    "_loongarch64",
+    "_x86",
+)
+
+
+def _old_python(tag: str) -> bool:
+    if tag.startswith(("pp", "cp2", "py2", "graalpy", "ip")):
+        return True
+    digits = tag[3:]
+    return tag.startswith("cp3") and digits.isdigit() and int(digits) < 10
+
+
+def foreign_wheel(filename: str) -> bool:
+    """Whether a wheel can never be used by a lock (every target is CPython >= 3.10 on
+    Linux or macOS, x86_64 or aarch64).  Big projects list thousands of such wheels;
+    skipping them before parsing is most of the cost of reading their pages."""
+    if not filename.endswith(".whl"):
+        return False
+    parts = filename[:-4].split("-")
+    if len(parts) < 5:
+        return False
+    python, abi, platform = parts[-3], parts[-2], parts[-1]
+    if all(
+        p.startswith(_FOREIGN_PLATFORMS) or p.endswith(_FOREIGN_ARCHES) for p in platform.split(".")
+    ):
+        return True
+    if "abi3" in abi.split("."):
+        return False  # a stable-ABI wheel built for an older CPython still works
+    return all(_old_python(t) for t in python.split("."))
+
+
 def _join(base: str, url: str) -> str:
     """urljoin + urldefrag, with a fast path for absolute URLs (PyPI's case)."""
     if url.startswith(("https://", "http://")):
@@ -188,7 +232,7 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
         filename = entry.get("filename")
         if not isinstance(filename, str) or not filename:
             filename = _filename(entry["url"])
-        if not filename.endswith(DIST_SUFFIXES):
+        if not filename.endswith(DIST_SUFFIXES) or foreign_wheel(filename):
             continue
         hashes = entry.get("hashes") or {}
         yanked = entry.get("yanked", False)
@@ -232,12 +276,15 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
     base_url = urljoin(page_url, html.unescape(base.group(1))) if base else page_url
     out: list[DistFile] = []
     for match in _ANCHOR.finditer(text):
+        quick = _HREF.search(match.group(1))
+        if quick is not None and foreign_wheel(_filename(quick.group(1))):
+            continue  # decided without parsing every attribute
         attrs = _attrs(match.group(1))
         href = attrs.get("href")
         if not href:
             continue
         filename = _filename(href)
-        if not filename.endswith(DIST_SUFFIXES):
+        if not filename.endswith(DIST_SUFFIXES) or foreign_wheel(filename):
             continue
         algo, _, digest = href.partition("#")[2].partition("=")
         meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
@@ -311,19 +358,39 @@ _Row = tuple[
 ]
 
 
+_SPEC_TEXT: dict[int, tuple[SpecifierSet, str]] = {}
+
+
+def _spec_text(spec: SpecifierSet | None) -> str | None:
+    if spec is None:
+        return None
+    hit = _SPEC_TEXT.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = _SPEC_TEXT[id(spec)] = (spec, str(spec))
+    return hit[1]
+
+
 def to_rows(files: Iterable[DistFile]) -> bytes:
     """The files of a parsed page in a compact form (marshal: fast to load, same Python only)."""
+    texts: dict[int, str] = {}  # str(Version) is slow; a page repeats each version many times
+
+    def text(v: Version) -> str:
+        t = texts.get(id(v))
+        if t is None:
+            t = texts[id(v)] = str(v)
+        return t
+
     rows: list[_Row] = [
         (
             f.name,
-            str(f.version),
+            text(f.version),
             f.kind,
             f.filename,
             f.url,
             f.sha256,
             f.index,
             f.size,
-            str(f.requires_python) if f.requires_python is not None else None,
+            _spec_text(f.requires_python),
             f.yanked,
             f.upload_time.timestamp() if f.upload_time is not None else None,
             f.core_metadata,
