@@ -459,8 +459,31 @@ def _revalidate(
     return findings, []
 
 
-def _markdown(night: report.NightReport, findings: Sequence[revalidate.Finding]) -> str:
+def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
+    """What the night built with: the pinned nixpkgs revision, or the standalone interpreters."""
+    if opts.nixpkgs:
+        pin = json.loads((opts.repo / "nix" / "nixpkgs.json").read_text(encoding="utf-8"))
+        return {"source": "nixpkgs", "rev": pin.get("rev"), "url": pin.get("url")}
+    return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
+
+
+def _provenance_line(provenance: Mapping[str, Any]) -> str:
+    if provenance.get("source") == "nixpkgs":
+        return f"Built with nixpkgs `{provenance.get('rev')}`."
+    pythons = ", ".join(
+        f"{k}: `{v}`" for k, v in sorted(provenance.get("interpreters", {}).items())
+    )
+    return f"Built with standalone interpreters ({pythons})."
+
+
+def _markdown(
+    night: report.NightReport,
+    findings: Sequence[revalidate.Finding],
+    provenance: Mapping[str, Any] | None = None,
+) -> str:
     text = report.to_markdown(night)
+    if provenance:
+        text += "\n" + _provenance_line(provenance) + "\n"
     section = revalidate.to_markdown([f for f in findings if f.kind != "needed"])
     return text + ("\n" + section if section else "")
 
@@ -490,7 +513,12 @@ def _publish(
             if gh is not None:
                 names = ", ".join(o.report.name for o in outcomes if o.commit)
                 title = f"Nightly update {night.date}: {names}"
-                gh.upsert_pull_request(branch, opts.base, title[:250], _markdown(night, findings))
+                gh.upsert_pull_request(
+                    branch,
+                    opts.base,
+                    title[:250],
+                    _markdown(night, findings, build_provenance(opts)),
+                )
     except BotError as exc:
         errors.append(str(exc))
     if gh is None:
@@ -518,10 +546,12 @@ def _publish(
 def _write_reports(
     opts: NightlyOptions, night: report.NightReport, findings: Sequence[revalidate.Finding] = ()
 ) -> None:
-    markdown = _markdown(night, findings)
+    provenance = build_provenance(opts)
+    markdown = _markdown(night, findings, provenance)
     if opts.report_json is not None:
         data = json.loads(report.to_json(night))
         data["overrides"] = [f.to_json() for f in findings]
+        data["build"] = provenance
         lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if opts.report_markdown is not None:
         lockfile.write_atomic(opts.report_markdown, markdown)

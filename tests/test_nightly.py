@@ -113,9 +113,15 @@ def test_nights(
     }
 
     # night 1: the set is locked, built, pushed and committed locally (embedded defaults)
-    result = run_nightly(options(work, night_index, tmp_path, 2))
+    result = run_nightly(
+        options(work, night_index, tmp_path, 2, report_json=tmp_path / "night1.json")
+    )
     assert result.exit_code == 0, result
     assert [s.status for s in result.report.sets] == ["ok"]
+    night1 = json.loads((tmp_path / "night1.json").read_text())
+    assert night1["build"]["source"] == "standalone"
+    assert "3.12" in night1["build"]["interpreters"]
+    assert night1["sets"][0]["freshness"]["total"] == night1["sets"][0]["freshness"]["current"]
     assert git(work, "log", "-1", "--format=%s").startswith("demo: ")
     assert git(work, "status", "--porcelain") == ""
     assert (tmp_path / "binary-cache" / "nix-cache-info").exists()
