@@ -180,6 +180,11 @@ def sets_command(obj: Context, as_json: bool) -> None:
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock would change.")
 @click.option("--offline", is_flag=True, help="Use only the metadata cache; no network.")
 @click.option(
+    "--refresh",
+    is_flag=True,
+    help="Ask the index for every page, even one cached after the --exclude-newer time.",
+)
+@click.option(
     "--retries",
     type=click.IntRange(0, 20),
     default=4,
@@ -197,6 +202,7 @@ def lock_command(
     cache_dir: Path | None,
     check: bool,
     offline: bool,
+    refresh: bool,
     retries: int,
     as_json: bool,
 ) -> None:
@@ -212,6 +218,7 @@ def lock_command(
         cache_dir=cache_dir,
         check=check,
         offline=offline,
+        refresh=refresh,
         retries=retries,
     )
     with obj.progress("locking", enabled=not as_json) as progress:

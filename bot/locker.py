@@ -81,6 +81,9 @@ class LockOptions:
     offline: bool = False
     concurrency: int = 16
     retries: int = 4
+    #: ask the index for every page even when a cached copy fetched after the snapshot would
+    #: do (an index or mirror that backdates upload times breaks that assumption)
+    refresh: bool = False
 
 
 @dataclass
@@ -212,7 +215,7 @@ def lock_one(
     request = dataclasses.replace(
         request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
     )
-    client.snapshot = exclude_newer
+    client.snapshot = None if opts.refresh else exclude_newer
     resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)
     routes = index_routes(pset, opts.index_url)
     info = lockfile.LockInfo(

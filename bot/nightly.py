@@ -178,6 +178,7 @@ def night_set(
         exclude_newer=opts.exclude_newer,
         index_url=opts.index_url,
         cache_dir=opts.cache_dir,
+        refresh=True,  # the night exists to see what is new: always ask the index
     )
 
     originals = _snapshot([pset.lock_path(p) for p in pythons])

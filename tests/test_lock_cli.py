@@ -254,6 +254,10 @@ def test_snapshot_older_than_the_cached_pages_needs_no_network(
     assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
     assert demo_index.requests[seen:] == []
     assert path.read_bytes() == first
+    # --refresh asks anyway (an index or mirror may backdate upload times)
+    assert lock(repo, demo_index, "--exclude-newer", CUTOFF, "--refresh") == 0
+    assert any(r.path.startswith("/simple/") for r in demo_index.requests[seen:])
+    seen = len(demo_index.requests)
     # a snapshot after the pages were fetched cannot trust them: they are fetched again
     assert lock(repo, demo_index, "--exclude-newer", "2099-01-01T00:00:00Z") == 0
     assert any(r.path.startswith("/simple/") for r in demo_index.requests[seen:])
