@@ -1,0 +1,373 @@
+"""The resolvelib provider: requirements and candidates that carry their Nix systems.
+
+A requirement is active on the targets where its marker holds; a candidate is a version with
+a usable file (wheel or sdist) on every target that needs it.  The provider also walks ahead
+of resolvelib, fetching the pages and metadata it will most likely ask for next.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib.providers import AbstractProvider
+from resolvelib.structs import RequirementInformation
+
+from bot.errors import BotError, PackageIndexError, ResolutionError
+from bot.index.models import CoreMetadata, DistFile, PackageIndex
+from bot.targets import Target
+
+#: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
+PYTHON = NormalizedName("python")
+
+Kind = Literal["root", "dependency", "build", "frontend"]
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement on one identifier, active on ``targets``."""
+
+    name: NormalizedName
+    extras: frozenset[NormalizedName]
+    specifier: SpecifierSet
+    targets: frozenset[Target]
+    why: str  #: who asks, for explanations ("pytest 9.0.1", "sets/x/set.yaml:3")
+    kind: Kind = "dependency"
+
+    @property
+    def identifier(self) -> str:
+        return _identifier(self.name, self.extras)
+
+    def __str__(self) -> str:
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version of a project (with extras), acceptable on ``targets``."""
+
+    name: NormalizedName
+    version: Version
+    extras: frozenset[NormalizedName]
+    files: tuple[DistFile, ...]
+    targets: frozenset[Target]
+
+    @property
+    def identifier(self) -> str:
+        return _identifier(self.name, self.extras)
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.version}"
+
+
+def _identifier(name: str, extras: frozenset[NormalizedName]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to resolve: requirements with where they were written."""
+
+    requirements: Sequence[tuple[Requirement, str]]
+    constraints: Sequence[tuple[Requirement, str]] = ()
+    targets: tuple[Target, ...] = ()
+    prefer: Literal["wheel", "sdist"] = "wheel"
+    exclude_newer: datetime | None = None
+    #: pins of held-back packages: constraints that do not count for freshness
+    held: Sequence[tuple[Requirement, str]] = ()
+    #: projects the resolution will likely need (the previous lock's): fetched up front, in
+    #: parallel, instead of one dependency level at a time
+    hints: Sequence[NormalizedName] = ()
+    #: extra build requirements per package (set.yaml build-requirements, overrides library)
+    extra_build_requires: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None
+    max_build_rounds: int = 8
+
+
+def choose_artifact(
+    files: Iterable[DistFile], target: Target, prefer: str, *, wheel_only: bool = False
+) -> DistFile | None:
+    """The file to use on ``target``: the most specific compatible wheel, or the sdist.
+
+    With ``prefer="sdist"`` the sdist wins when there is one (unless ``wheel_only``).
+    """
+    best: tuple[int, str, DistFile] | None = None
+    sdist: DistFile | None = None
+    for f in files:
+        if f.kind == "sdist":
+            if sdist is None or f.filename < sdist.filename:
+                sdist = f
+            continue
+        prio = min((target.tag_priority.get(t, 1 << 30) for t in f.tags), default=1 << 30)
+        if prio < 1 << 30 and (best is None or (prio, f.filename) < best[:2]):
+            best = (prio, f.filename, f)
+    wheel = best[2] if best else None
+    if wheel_only:
+        return wheel
+    if prefer == "sdist" and sdist is not None:
+        return sdist
+    return wheel or sdist
+
+
+class Provider(AbstractProvider):  # type: ignore[type-arg]
+    def __init__(self, index: PackageIndex, request: Request, pool: ThreadPoolExecutor) -> None:
+        self.index = index
+        self.request = request
+        self.pool = pool
+        self.constraints: dict[NormalizedName, list[tuple[SpecifierSet, str]]] = {}
+        for req, where in [*request.constraints, *request.held]:
+            if any(t.evaluate(req.marker) for t in request.targets):
+                self.constraints.setdefault(canonicalize_name(req.name), []).append(
+                    (req.specifier, where)
+                )
+        self.warmed: set[NormalizedName] = set()
+        self._usable_cache: dict[NormalizedName, dict[Version, list[DistFile]]] = {}
+        self.lock = threading.Lock()
+        #: per project: why versions were rejected (for conflict explanations)
+        self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
+
+    # -- resolvelib API -------------------------------------------------------------------
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Any:
+        infos = list(information[identifier])
+        is_root = any(i.parent is None for i in infos)
+        pinned = any(
+            str(spec.operator) in ("==", "===") for i in infos for spec in i.requirement.specifier
+        )
+        causes = {c.requirement.identifier for c in backtrack_causes}
+        return (identifier not in causes, not pinned, not is_root, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> Callable[[], Iterator[Candidate]] | list[Candidate]:
+        reqs = list(requirements[identifier])
+        if not reqs:
+            return []
+        name, extras = reqs[0].name, reqs[0].extras
+        if name == PYTHON:
+            return self._python_matches(reqs)
+        targets = frozenset().union(*(r.targets for r in reqs))
+        bad = {c.version for c in incompatibilities[identifier]}
+        specs = [r.specifier for r in reqs] + [s for s, _ in self.constraints.get(name, [])]
+        pinned = {
+            Version(s.version)
+            for r in reqs
+            for s in r.specifier
+            if s.operator in ("==", "===") and "*" not in s.version
+        }
+        try:
+            by_version = self.usable(name)
+        except PackageIndexError as exc:
+            asked = "; ".join(sorted({r.why for r in reqs}))
+            raise ResolutionError(
+                f"cannot get {name!r} (needed by {asked}): {exc.message}",
+                where=exc.where,
+                hint=exc.hint or "check the package name, or the index with --index-url",
+            ) from None
+        prerelease_ok = any(s.prereleases for s in specs)
+        versions = sorted(by_version, reverse=True)
+        if not prerelease_ok and all(v.is_prerelease for v in versions):
+            prerelease_ok = True  # pip's rule: prereleases when nothing else exists
+
+        def candidates() -> Iterator[Candidate]:
+            # lazy: resolvelib usually needs only the first few of hundreds of versions
+            first = True
+            for version in versions:
+                if version in bad or (version.is_prerelease and not prerelease_ok):
+                    continue
+                if not all(s.contains(version, prereleases=True) for s in specs):
+                    continue
+                files = by_version[version]
+                if all(f.yanked is not None for f in files):
+                    if version not in pinned:
+                        self._reject(name, version, "yanked (pin it with == to use it)")
+                        continue
+                else:
+                    files = [f for f in files if f.yanked is None]
+                missing = [
+                    t.system
+                    for t in sorted(targets)
+                    if choose_artifact(files, t, self.request.prefer) is None
+                ]
+                if missing:
+                    self._reject(name, version, f"no wheel or sdist usable on {', '.join(missing)}")
+                    continue
+                candidate = Candidate(name, version, extras, tuple(files), targets)
+                if first:
+                    self._warm_metadata(candidate)
+                    first = False
+                yield candidate
+
+        return candidates
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if candidate.name == PYTHON:
+            return requirement.specifier.contains(candidate.version, prereleases=True)
+        return (
+            requirement.specifier.contains(candidate.version, prereleases=True)
+            and requirement.targets <= candidate.targets
+        )
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON:
+            return []
+        meta = self.metadata(candidate)
+        deps: list[Req] = []
+        if candidate.extras:
+            deps.append(
+                Req(
+                    candidate.name,
+                    frozenset(),
+                    SpecifierSet(f"=={candidate.version}"),
+                    candidate.targets,
+                    str(candidate),
+                )
+            )
+        if meta.requires_python is not None:
+            # Requires-Python from the metadata (the index may not state it): a dependency on
+            # the interpreter, so a mismatch backtracks and shows up in explanations
+            deps.append(
+                Req(PYTHON, frozenset(), meta.requires_python, candidate.targets, str(candidate))
+            )
+        deps += dependency_reqs(meta, candidate.extras, candidate.targets, str(candidate))
+        self.warm([d.name for d in deps])
+        return deps
+
+    # -- helpers --------------------------------------------------------------------------
+    def _python_matches(self, reqs: list[Req]) -> list[Candidate]:
+        python = self.request.targets[0]
+        version = Version(python.python_full_version)
+        if all(r.specifier.contains(version, prereleases=True) for r in reqs):
+            return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
+        return []
+
+    def _reject(self, name: NormalizedName, version: Version, why: str) -> None:
+        with self.lock:
+            self.rejections.setdefault(name, {}).setdefault(why, []).append(str(version))
+
+    def usable(self, name: NormalizedName) -> dict[Version, list[DistFile]]:
+        """Files grouped by version, after exclude-newer and requires-python (memoized)."""
+        with self.lock:
+            known = self._usable_cache.get(name)
+        if known is not None:
+            return known
+        by_version: dict[Version, list[DistFile]] = {}
+        cutoff = self.request.exclude_newer
+        python = self.request.targets[0]
+        for f in self.index.files(name):
+            if cutoff is not None and (f.upload_time is None or f.upload_time > cutoff):
+                self._reject(name, f.version, "uploaded after --exclude-newer")
+                continue
+            if not python.allows_python(f.requires_python):
+                self._reject(name, f.version, f"requires Python {f.requires_python}")
+                continue
+            by_version.setdefault(f.version, []).append(f)
+        with self.lock:
+            self._usable_cache[name] = by_version
+        return by_version
+
+    def metadata_file(self, candidate: Candidate) -> DistFile:
+        """The file whose metadata stands for the candidate: a pure wheel, else the best."""
+        for f in candidate.files:
+            if f.kind == "wheel" and any(t.platform == "any" for t in f.tags):
+                return f
+        for target in sorted(candidate.targets) or sorted(self.request.targets):
+            chosen = choose_artifact(candidate.files, target, "wheel")
+            if chosen is not None:
+                return chosen
+        return candidate.files[0]
+
+    def metadata(self, candidate: Candidate) -> CoreMetadata:
+        return self.index.metadata(self.metadata_file(candidate))
+
+    def warm(self, names: list[NormalizedName]) -> None:
+        """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
+        with self.lock:
+            new = [n for n in dict.fromkeys(names) if n not in self.warmed and n != PYTHON]
+            self.warmed.update(new)
+        if not new:
+            return
+        self.index.prefetch(new)
+        for name in new:
+            self.pool.submit(self._warm_one, name)
+
+    def _warm_one(self, name: NormalizedName) -> None:
+        """Speculatively walk ahead: page, newest version's metadata, then its dependencies.
+
+        The resolver is sequential; this crawl keeps the connection pool busy with what it
+        will most likely ask next, so the dependency depth costs one round trip, not many.
+        """
+        try:
+            by_version = self.usable(name)
+            for version in sorted(by_version, reverse=True):
+                if version.is_prerelease:
+                    continue
+                files = by_version[version]
+                cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
+                meta = self.index.metadata(self.metadata_file(cand))
+                targets = frozenset(self.request.targets)
+                self.warm([d.name for d in dependency_reqs(meta, frozenset(), targets, "")])
+                return
+        except BotError:
+            return  # the resolver meets the same error and reports it properly
+
+    def _warm_metadata(self, candidate: Candidate) -> None:
+        self.pool.submit(self._quiet_metadata, self.metadata_file(candidate))
+
+    def _quiet_metadata(self, file: DistFile) -> None:
+        try:
+            self.index.metadata(file)
+        except BotError:
+            return
+
+
+def dependency_reqs(
+    meta: CoreMetadata,
+    extras: frozenset[NormalizedName],
+    targets: frozenset[Target],
+    why: str,
+) -> list[Req]:
+    """The requirements of a distribution (with ``extras``) on each of ``targets``."""
+    out = []
+    for req in meta.requires_dist:
+        active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        if active:
+            out.append(
+                Req(
+                    canonicalize_name(req.name),
+                    frozenset(canonicalize_name(e) for e in req.extras),
+                    req.specifier,
+                    active,
+                    why,
+                )
+            )
+    return out
+
+
+def _applies(marker: Marker | None, target: Target, extras: frozenset[NormalizedName]) -> bool:
+    if marker is None:
+        return True
+    if not extras:
+        return target.evaluate(marker)
+    return target.evaluate(marker, frozenset(extras))
