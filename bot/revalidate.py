@@ -24,6 +24,9 @@ without the entry they are left out of the package's build, which also drops the
 package's own build system requires them (then ``needed`` is reported although the entry
 is redundant: the error is on the safe side).  ``overrides/default.nix`` and the sets'
 ``overrides.nix`` are not re-validated.
+
+The suggested edits are made as text by :mod:`bot.overrides_edit` (:meth:`Finding.apply`,
+:func:`apply_findings`).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ from bot.errors import BotError
 from bot.index.cache import default_cache_dir
 from bot.interpreters import detect, load_local
 from bot.lock import write_atomic
-from bot.overrides import Override, OverrideError, load_overrides
+from bot.overrides import Override, load_overrides
+from bot.overrides_edit import apply_edit, apply_edits, header_lines
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +62,6 @@ KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "inconclusive")
 STATE_FILE = "revalidate.json"
 BUILD_TIMEOUT = 1800.0
 LOCK = re.compile(r"^pylock\.py3(\d+)\.toml$")
-_HEADER = re.compile(r"^\s*\[\[\s*override\s*\]\]\s*(#.*)?$")
-_SUBTABLE = re.compile(r"^\s*\[")
-_UNTIL = re.compile(r"""^(\s*until\s*=\s*)("[^"]*"|'[^']*')""")
-_FROM = re.compile(r"^\s*from\s*=")
 
 
 @dataclass(frozen=True)
@@ -110,44 +110,10 @@ class Finding:
 
         Removing the last entry of a file removes the file.  Raises :class:`OverrideError`
         when the file no longer has this entry at this position (it was edited meanwhile) or
-        the text edit would not give the intended TOML.
+        the text edit would not give the intended TOML (see
+        :func:`bot.overrides_edit.apply_edit`).
         """
-        if self.edit is None:
-            return None
-        path = repo / self.file
-        try:
-            text = path.read_text(encoding="utf-8")
-            entries = tomllib.loads(text).get("override", [])
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise OverrideError(f"cannot read: {exc}", where=str(path)) from exc
-        if (
-            not (0 < self.index <= len(entries))
-            or str(entries[self.index - 1].get("reason", "")).strip() != self.reason
-        ):
-            raise OverrideError(
-                f"has no entry #{self.index} with reason {self.reason!r} any more",
-                where=str(path),
-                hint="re-run the re-validation",
-            )
-        expected = [dict(e) for e in entries]
-        if self.edit == "remove":
-            del expected[self.index - 1]
-            new = _remove_entry(text, self.index)
-        else:
-            until = self.until or ""
-            expected[self.index - 1]["until"] = until
-            new = _set_until(text, self.index, until)
-        if not expected:
-            path.unlink()
-            return path
-        if new is None or tomllib.loads(new).get("override", []) != expected:
-            raise OverrideError(
-                f"cannot make the edit as text: {self.suggestion}",
-                where=str(path),
-                hint="make it by hand",
-            )
-        write_atomic(path, new)
-        return path
+        return apply_edit(repo, self)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready record."""
@@ -169,71 +135,6 @@ class Finding:
             "log_tail": self.log_tail,
             "detail": self.detail,
         }
-
-
-# --- text edits of an overrides file ---------------------------------------------------------
-
-
-def header_lines(text: str) -> list[int]:
-    """0-based line numbers of the ``[[override]]`` headers of ``text``, in order."""
-    return [i for i, line in enumerate(text.splitlines()) if _HEADER.match(line)]
-
-
-def _is_trivia(line: str) -> bool:
-    return not line.strip() or line.lstrip().startswith("#")
-
-
-def _block(lines: Sequence[str], headers: Sequence[int], index: int) -> tuple[int, int]:
-    """[start, end) of entry ``index`` (1-based): its header up to the next header, without
-    the comments and blank lines just above the next header (they belong to it), with the
-    comment lines right above its own header (except before the first entry: the preamble)."""
-    start = headers[index - 1]
-    end = headers[index] if index < len(headers) else len(lines)
-    while end > start + 1 and _is_trivia(lines[end - 1]):
-        end -= 1
-    if index > 1:
-        while start > headers[index - 2] + 1 and lines[start - 1].lstrip().startswith("#"):
-            start -= 1
-    return start, end
-
-
-def _remove_entry(text: str, index: int) -> str | None:
-    lines = text.splitlines(keepends=True)
-    headers = header_lines(text)
-    if len(headers) < index:
-        return None
-    start, end = _block(lines, headers, index)
-    del lines[start:end]
-    # one blank line between what was before and after, none at the very start or end
-    while (
-        start < len(lines)
-        and not lines[start].strip()
-        and (start == 0 or not lines[start - 1].strip())
-    ):
-        del lines[start]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    out = "".join(lines)
-    return out if out.endswith("\n") or not out else out + "\n"
-
-
-def _set_until(text: str, index: int, until: str) -> str | None:
-    lines = text.splitlines(keepends=True)
-    headers = header_lines(text)
-    if len(headers) < index:
-        return None
-    _, end = _block(lines, headers, index)
-    head = headers[index - 1]
-    # keys of the entry's own table come before any [override.sub] table
-    own = next((i for i in range(head + 1, end) if _SUBTABLE.match(lines[i])), end)
-    value = json.dumps(until)
-    for i in range(head + 1, own):
-        if _UNTIL.match(lines[i]):
-            lines[i] = _UNTIL.sub(lambda m: m.group(1) + value, lines[i], count=1)
-            return "".join(lines)
-    after = next((i for i in range(head + 1, own) if _FROM.match(lines[i])), head)
-    lines.insert(after + 1, f"until = {value}\n")
-    return "".join(lines)
 
 
 # --- what is locked ---------------------------------------------------------------------------
@@ -628,17 +529,7 @@ def _check(
 def apply_findings(repo: Path, findings: Iterable[Finding]) -> list[Path]:
     """Make every suggested edit (later entries of a file first, so positions hold); the
     files changed or removed, for a commit."""
-    todo = sorted((f for f in findings if f.edit is not None), key=lambda f: (f.file, -f.index))
-    changed: list[Path] = []
-    done: set[str] = set()
-    for finding in todo:
-        if finding.id in done:
-            continue
-        done.add(finding.id)
-        path = finding.apply(repo)
-        if path is not None and path not in changed:
-            changed.append(path)
-    return changed
+    return apply_edits(repo, findings)
 
 
 def commit_message(findings: Sequence[Finding]) -> tuple[str, str]:

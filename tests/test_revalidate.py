@@ -18,11 +18,11 @@ import pytest
 from packaging.utils import NormalizedName
 
 from bot.overrides import Override, OverrideError, load_overrides
+from bot.overrides_edit import header_lines
 from bot.revalidate import (
     Finding,
     apply_findings,
     commit_message,
-    header_lines,
     revalidate,
     rotate,
     to_markdown,
