@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bot import report
 from bot.locker import Hold, LockOutcome
 
 #: most builds one set may spend on finding what to hold, per night
@@ -122,3 +123,33 @@ def holds_for(
                 since=before.since if before else today,
             )
     return out
+
+
+def held_report(
+    held: Mapping[str, Mapping[str, Hold]], search: Search | None
+) -> list[report.HeldPackage]:
+    """The held packages for the report (one per package, whatever the Python)."""
+    seen: dict[str, report.HeldPackage] = {}
+    for holds in held.values():
+        for h in holds.values():
+            seen.setdefault(
+                h.name,
+                report.HeldPackage(
+                    h.name, h.version, h.first_failing, f"({h.reason}, held since {h.since})"
+                ),
+            )
+    return [seen[n] for n in sorted(seen)] if search is not None and search.held else []
+
+
+def hold_log(held: Mapping[str, Mapping[str, Hold]], search: Search | None) -> str:
+    """How the holds were found, probe by probe, for the failure issue and the report."""
+    if search is None:
+        return ""
+    names = sorted({h.name for hs in held.values() for h in hs.values()})
+    limit = f" (limit {MAX_BUILDS})" + (", budget exhausted" if search.exhausted else "")
+    lines = [f"held back: {', '.join(names)}", f"found in {search.builds} build(s){limit}:"]
+    lines += [
+        f"  held [{', '.join(p) or 'nothing'}]: {'builds' if ok else 'fails'}"
+        for p, ok in search.probes
+    ]
+    return "\n".join(lines)

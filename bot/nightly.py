@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from bot import build as builder
-from bot import cache, git, report, revalidate
+from bot import cache, git, publish, report, revalidate
 from bot import lock as lockfile
 from bot.diff import LockDiff, commit_body, commit_subject, diff_locks
 from bot.errors import BotError
-from bot.holdback import MAX_BUILDS, Search, bumps, find_holds, holds_for
+from bot.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
 from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
 from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
@@ -267,7 +267,7 @@ def night_set(
             ssh_config=opts.ssh_config,
         )
         diffs = [diff_locks(o.old, o.new or {}) for o in changed]
-        holds = _held_report(held, search)
+        holds = held_report(held, search)
         if changed:
             body = commit_body(pset.name, diffs)
             if holds:
@@ -297,13 +297,13 @@ def night_set(
             commit=sha,
             held=tuple(holds),
             failing_package=holds[0].name if holds else None,
-            log_tail=_hold_log(held, search) if holds else None,
+            log_tail=hold_log(held, search) if holds else None,
             freshness=_freshness(outcomes, [h.name for h in holds]),
         ),
         commit=sha,
         built=True,
         failures=[
-            (p, h.name, _hold_log(held, search)) for p, hs in held.items() for h in hs.values()
+            (p, h.name, hold_log(held, search)) for p, hs in held.items() for h in hs.values()
         ],
     )
 
@@ -326,34 +326,6 @@ def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
     for o in changed:
         urls.update(o.project_urls)
     return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
-
-
-def _held_report(
-    held: Mapping[str, Mapping[str, Hold]], search: Search | None
-) -> list[report.HeldPackage]:
-    seen: dict[str, report.HeldPackage] = {}
-    for holds in held.values():
-        for h in holds.values():
-            seen.setdefault(
-                h.name,
-                report.HeldPackage(
-                    h.name, h.version, h.first_failing, f"({h.reason}, held since {h.since})"
-                ),
-            )
-    return [seen[n] for n in sorted(seen)] if search is not None and search.held else []
-
-
-def _hold_log(held: Mapping[str, Mapping[str, Hold]], search: Search | None) -> str:
-    if search is None:
-        return ""
-    names = sorted({h.name for hs in held.values() for h in hs.values()})
-    limit = f" (limit {MAX_BUILDS})" + (", budget exhausted" if search.exhausted else "")
-    lines = [f"held back: {', '.join(names)}", f"found in {search.builds} build(s){limit}:"]
-    lines += [
-        f"  held [{', '.join(p) or 'nothing'}]: {'builds' if ok else 'fails'}"
-        for p, ok in search.probes
-    ]
-    return "\n".join(lines)
 
 
 def _github(opts: NightlyOptions) -> Any:
@@ -425,8 +397,8 @@ def run_nightly(
         run_url=opts.run_url,
     )
     findings, extra_errors = _revalidate(opts, outcomes, say)
-    errors = extra_errors + _publish(opts, night, outcomes, gh, say, findings)
-    _write_reports(opts, night, findings)
+    errors = extra_errors + publish.publish(opts, night, outcomes, gh, say, findings)
+    publish.write_reports(opts, night, findings)
     failed = any(o.report.status == "failed" for o in outcomes) or errors
     return NightResult(night, errors, 2 if failed else 0, findings)
 
@@ -458,108 +430,6 @@ def _revalidate(
     except BotError as exc:
         return [], [f"overrides re-validation: {exc}"]
     return findings, []
-
-
-def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
-    """What the night built with: the pinned nixpkgs revision, or the standalone interpreters."""
-    if opts.nixpkgs:
-        pin = json.loads((opts.repo / "nix" / "nixpkgs.json").read_text(encoding="utf-8"))
-        return {"source": "nixpkgs", "rev": pin.get("rev"), "url": pin.get("url")}
-    return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
-
-
-def _provenance_line(provenance: Mapping[str, Any]) -> str:
-    if provenance.get("source") == "nixpkgs":
-        return f"Built with nixpkgs `{provenance.get('rev')}`."
-    pythons = ", ".join(
-        f"{k}: `{v}`" for k, v in sorted(provenance.get("interpreters", {}).items())
-    )
-    return f"Built with standalone interpreters ({pythons})."
-
-
-def _markdown(
-    night: report.NightReport,
-    findings: Sequence[revalidate.Finding],
-    provenance: Mapping[str, Any] | None = None,
-) -> str:
-    text = report.to_markdown(night)
-    if provenance:
-        text += "\n" + _provenance_line(provenance) + "\n"
-    section = revalidate.to_markdown([f for f in findings if f.kind != "needed"])
-    return text + ("\n" + section if section else "")
-
-
-def _publish(
-    opts: NightlyOptions,
-    night: report.NightReport,
-    outcomes: Sequence[SetOutcome],
-    gh: Any,
-    say: Callable[[str], None],
-    findings: Sequence[revalidate.Finding] = (),
-) -> list[str]:
-    """Push commits, open/update the pull request, file/close issues, set statuses.
-
-    Returns the errors met (each a full message); the commits stay local when a push fails.
-    """
-    commits = [o.commit for o in outcomes if o.commit]
-    errors: list[str] = []
-    try:
-        if commits and opts.push_to:
-            say(f"pushing to {opts.remote}/{opts.push_to}")
-            git.push(opts.repo, opts.remote, opts.push_to)
-        if commits and opts.pull_request:
-            branch = git.night_branch(datetime.fromisoformat(night.date).date())
-            say(f"pushing {opts.remote}/{branch}")
-            git.push_pull_request_branch(opts.repo, opts.remote, branch)
-            if gh is not None:
-                names = ", ".join(o.report.name for o in outcomes if o.commit)
-                title = f"Nightly update {night.date}: {names}"
-                gh.upsert_pull_request(
-                    branch,
-                    opts.base,
-                    title[:250],
-                    _markdown(night, findings, build_provenance(opts)),
-                )
-    except BotError as exc:
-        errors.append(str(exc))
-    if gh is None:
-        return errors
-    try:
-        sha = git.head_sha(opts.repo)
-        for o in outcomes:
-            for python, package, tail in o.failures:
-                gh.report_failure(o.report.name, python, package, tail, opts.run_url)
-            state = "failure" if o.report.status == "failed" else "success"
-            gh.set_status(
-                sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
-            )
-        gh.close_fixed(
-            [o.report.name for o in outcomes if o.report.status in ("ok", "unchanged")],
-            opts.run_url,
-        )
-    except BotError as exc:
-        errors.append(str(exc))
-    finally:
-        gh.close()
-    return errors
-
-
-def _write_reports(
-    opts: NightlyOptions, night: report.NightReport, findings: Sequence[revalidate.Finding] = ()
-) -> None:
-    provenance = build_provenance(opts)
-    markdown = _markdown(night, findings, provenance)
-    if opts.report_json is not None:
-        data = json.loads(report.to_json(night))
-        data["overrides"] = [f.to_json() for f in findings]
-        data["build"] = provenance
-        lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
-    if opts.report_markdown is not None:
-        lockfile.write_atomic(opts.report_markdown, markdown)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
 
 
 _FAILED_PACKAGE = re.compile(r"package '([^']+)' failed to build")
@@ -647,7 +517,7 @@ def _commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
         exclude_newer=snapshot,
         run_url=opts.run_url,
     )
-    errors = _publish(opts, night, outcomes, _github(opts), lambda _msg: None)
-    _write_reports(opts, night)
+    errors = publish.publish(opts, night, outcomes, _github(opts), lambda _msg: None)
+    publish.write_reports(opts, night)
     failed = any(o.report.status == "failed" for o in outcomes) or errors
     return NightResult(night, errors, 2 if failed else 0)

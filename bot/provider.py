@@ -119,6 +119,8 @@ def choose_artifact(
 
 
 class Provider(AbstractProvider):  # type: ignore[type-arg]
+    """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
+
     def __init__(self, index: PackageIndex, request: Request, pool: ThreadPoolExecutor) -> None:
         self.index = index
         self.request = request

@@ -1,0 +1,122 @@
+"""Publishing a night: push the commits, open or update the pull request, file and close
+failure issues, set commit statuses, and write the reports (Markdown, JSON, step summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot import git, report, revalidate
+from bot import lock as lockfile
+from bot.errors import BotError
+from bot.interpreters import detect, load_local
+
+if TYPE_CHECKING:
+    from bot.nightly import NightlyOptions, SetOutcome
+
+
+def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
+    """What the night built with: the pinned nixpkgs revision, or the standalone interpreters."""
+    if opts.nixpkgs:
+        pin = json.loads((opts.repo / "nix" / "nixpkgs.json").read_text(encoding="utf-8"))
+        return {"source": "nixpkgs", "rev": pin.get("rev"), "url": pin.get("url")}
+    return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
+
+
+def _provenance_line(provenance: Mapping[str, Any]) -> str:
+    if provenance.get("source") == "nixpkgs":
+        return f"Built with nixpkgs `{provenance.get('rev')}`."
+    pythons = ", ".join(
+        f"{k}: `{v}`" for k, v in sorted(provenance.get("interpreters", {}).items())
+    )
+    return f"Built with standalone interpreters ({pythons})."
+
+
+def markdown(
+    night: report.NightReport,
+    findings: Sequence[revalidate.Finding],
+    provenance: Mapping[str, Any] | None = None,
+) -> str:
+    """The night's report in Markdown, with the overrides findings and what it built with."""
+    text = report.to_markdown(night)
+    if provenance:
+        text += "\n" + _provenance_line(provenance) + "\n"
+    section = revalidate.to_markdown([f for f in findings if f.kind != "needed"])
+    return text + ("\n" + section if section else "")
+
+
+def publish(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    gh: Any,
+    say: Callable[[str], None],
+    findings: Sequence[revalidate.Finding] = (),
+) -> list[str]:
+    """Push commits, open/update the pull request, file/close issues, set statuses.
+
+    Returns the errors met (each a full message); the commits stay local when a push fails.
+    """
+    commits = [o.commit for o in outcomes if o.commit]
+    errors: list[str] = []
+    try:
+        if commits and opts.push_to:
+            say(f"pushing to {opts.remote}/{opts.push_to}")
+            git.push(opts.repo, opts.remote, opts.push_to)
+        if commits and opts.pull_request:
+            branch = git.night_branch(datetime.fromisoformat(night.date).date())
+            say(f"pushing {opts.remote}/{branch}")
+            git.push_pull_request_branch(opts.repo, opts.remote, branch)
+            if gh is not None:
+                names = ", ".join(o.report.name for o in outcomes if o.commit)
+                title = f"Nightly update {night.date}: {names}"
+                gh.upsert_pull_request(
+                    branch,
+                    opts.base,
+                    title[:250],
+                    markdown(night, findings, build_provenance(opts)),
+                )
+    except BotError as exc:
+        errors.append(str(exc))
+    if gh is None:
+        return errors
+    try:
+        sha = git.head_sha(opts.repo)
+        for o in outcomes:
+            for python, package, tail in o.failures:
+                gh.report_failure(o.report.name, python, package, tail, opts.run_url)
+            state = "failure" if o.report.status == "failed" else "success"
+            gh.set_status(
+                sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
+            )
+        gh.close_fixed(
+            [o.report.name for o in outcomes if o.report.status in ("ok", "unchanged")],
+            opts.run_url,
+        )
+    except BotError as exc:
+        errors.append(str(exc))
+    finally:
+        gh.close()
+    return errors
+
+
+def write_reports(
+    opts: NightlyOptions, night: report.NightReport, findings: Sequence[revalidate.Finding] = ()
+) -> None:
+    """The night's report as JSON and Markdown files (when asked) and the step summary."""
+    provenance = build_provenance(opts)
+    text = markdown(night, findings, provenance)
+    if opts.report_json is not None:
+        data = json.loads(report.to_json(night))
+        data["overrides"] = [f.to_json() for f in findings]
+        data["build"] = provenance
+        lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    if opts.report_markdown is not None:
+        lockfile.write_atomic(opts.report_markdown, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
