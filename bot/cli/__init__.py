@@ -1,0 +1,37 @@
+"""Command line: parses arguments into typed options and hands them to one function each.
+
+Each command lives in a module of this package (``lock``, ``build``, ``nightly``); shared
+options are in :mod:`bot.cli.base`.  The error boundary is :func:`main`: every expected
+failure is a :class:`bot.errors.BotError`, printed as one message (what, where, what to do)
+with a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli import build, lock, nightly  # noqa: F401 (importing registers the commands)
+from bot.cli.base import cli, err_console, print_error
+from bot.errors import BotError
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI inside the error boundary."""
+    try:
+        cli.main(args=argv, prog_name="nixpkgs-python", standalone_mode=False)
+    except BotError as exc:
+        print_error(str(exc))
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console().print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

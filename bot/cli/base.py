@@ -1,0 +1,157 @@
+"""The command group, its global options, the options commands share, and error output."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bot import __version__
+from bot.errors import BotError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@functools.cache
+def err_console() -> Console:
+    """The stderr console, made on first use (rich is slow to import)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_error(text: str) -> None:
+    """One error message on stderr, in bold red where the terminal shows colour."""
+    from rich.markup import escape
+
+    err_console().print(
+        f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True
+    )
+
+
+class Context:
+    """Global options shared by every command."""
+
+    def __init__(self, repo: Path, verbose: int, quiet: bool) -> None:
+        self.repo = repo
+        self.verbose = verbose
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def progress(self, title: str, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+        """A spinner on a terminal; silent when quiet, with --json, or not a TTY."""
+        if self.quiet or not enabled or not err_console().is_terminal:
+            yield lambda _msg: None
+            return
+        with err_console().status(title) as status:
+            yield lambda msg: status.update(f"{title}: {msg}")
+
+
+def _default_repo() -> Path:
+    env = os.environ.get("NIXPKGS_PYTHON_REPO")
+    if env:
+        return Path(env)
+    here = Path.cwd()
+    for candidate in (here, *here.parents):
+        if (candidate / "sets").is_dir() and (candidate / "nix").is_dir():
+            return candidate
+    return here
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="nixpkgs-python")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Repository checkout holding sets/ and nix/ [default: found from the current directory]",
+)
+@click.option("-v", "--verbose", count=True, help="Show the commands run (-vv: debug logging).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None, verbose: int, quiet: bool) -> None:
+    """Grouped Python package sets for Nix that keep themselves up to date."""
+    # -v: the bot's own account (every command it runs, as `$ cmd`); -vv: every library too
+    logging.basicConfig(
+        level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    if verbose == 1:
+        logging.getLogger("bot").setLevel(logging.DEBUG)
+    if not verbose:
+        # setuptools' deprecation chatter from sdists whose metadata we ask their backend
+        # for: not ours to fix, and it buries the bot's own output (-v shows it)
+        from pyproject_hooks import BuildBackendWarning
+
+        warnings.filterwarnings("ignore", category=BuildBackendWarning)
+    ctx.obj = Context((repo or _default_repo()).resolve(), verbose, quiet)
+
+
+def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from bot.lock import parse_time  # heavy (resolver, index client): only when used
+
+    try:
+        return parse_time(value)
+    except BotError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def check_python(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from bot.targets import SUPPORTED_PYTHONS
+
+    if value is not None and value not in SUPPORTED_PYTHONS:
+        raise click.BadParameter(f"{value!r}: use one of {', '.join(SUPPORTED_PYTHONS)}")
+    return value
+
+
+python_option = click.option(
+    "--python", callback=check_python, metavar="X.Y", help="Only this Python minor version."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def exclude_newer_option(default: str = "now") -> Callable[[Any], Any]:
+    """``--exclude-newer TIMESTAMP`` (parsed into an aware datetime)."""
+    return click.option(
+        "--exclude-newer",
+        callback=_timestamp,
+        metavar="TIMESTAMP",
+        help=f"Ignore files uploaded after this time [default: {default}].",
+    )
+
+
+index_url_option = click.option(
+    "--index-url", metavar="URL", help="Default package index [default: PyPI]."
+)
+cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Metadata cache [default: $XDG_CACHE_HOME/nixpkgs-python].",
+)
+
+
+nixpkgs_option = click.option(
+    "--nixpkgs",
+    is_flag=True,
+    help="Build with the pinned nixpkgs (nix/nixpkgs.json) instead of standalone interpreters.",
+)
+
+ssh_config_option = click.option(
+    "--ssh-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="ssh_config for the connection (host, port, identity, known hosts).",
+)

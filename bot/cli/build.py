@@ -1,0 +1,231 @@
+"""Commands about builds and the binary cache: ``build``, ``push``, ``cache ...``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.cli.base import (
+    Context,
+    cli,
+    json_option,
+    nixpkgs_option,
+    pass_ctx,
+    python_option,
+    ssh_config_option,
+)
+from bot.errors import BotError
+
+
+def _build_options(
+    obj: Context,
+    sets: tuple[str, ...],
+    python: str | None,
+    nixpkgs: bool,
+    out_link: Path | None = None,
+    keep_going: bool = False,
+) -> Any:
+    from bot.build import BuildOptions
+
+    return BuildOptions(
+        sets=list(sets),
+        python=python,
+        out_link=out_link,
+        keep_going=keep_going,
+        repo=obj.repo,
+        nixpkgs=nixpkgs,
+    )
+
+
+@cli.command("build")
+@click.argument("sets", nargs=-1)
+@python_option
+@click.option(
+    "--out-link",
+    type=click.Path(path_type=Path),
+    metavar="PREFIX",
+    help="Leave PREFIX-<set>-py3XY linking to each set's python environment.",
+)
+@click.option("--keep-going", is_flag=True, help="Build every package that can be built.")
+@nixpkgs_option
+@json_option
+@pass_ctx
+def build_command(
+    obj: Context,
+    sets: tuple[str, ...],
+    python: str | None,
+    out_link: Path | None,
+    keep_going: bool,
+    nixpkgs: bool,
+    as_json: bool,
+) -> None:
+    """Build sets from their locks with Nix and print the store paths."""
+    from bot.build import build_sets, summary
+
+    opts = _build_options(obj, sets, python, nixpkgs, out_link, keep_going)
+    with obj.progress("building", enabled=not as_json) as progress:
+        results = build_sets(opts, progress=progress)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        click.echo(summary(results))
+    if any(not r.ok for r in results):
+        raise SystemExit(2)
+
+
+def _built_paths(
+    obj: Context,
+    sets: tuple[str, ...],
+    python: str | None,
+    nixpkgs: bool,
+    progress: Callable[[str], None],
+) -> list[str]:
+    from bot.build import build_sets, summary
+
+    results = build_sets(_build_options(obj, sets, python, nixpkgs), progress=progress)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise BotError("some sets did not build, nothing was pushed", hint="\n" + summary(failed))
+    return [r.out_path for r in results if r.out_path]
+
+
+@cli.command("push")
+@click.argument("sets", nargs=-1)
+@python_option
+@click.option(
+    "--to",
+    "store",
+    metavar="STORE_URI",
+    help="ssh-ng://HOST, ssh://HOST, file:///DIR or rsync+ssh://HOST/DIR "
+    "[default: the signed file cache in <repo>/binary-cache].",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Secret key file [default: $NIXPKGS_PYTHON_SIGNING_KEY_FILE, "
+    "$NIXPKGS_PYTHON_SIGNING_KEY, or the machine's key for the default cache].",
+)
+@ssh_config_option
+@nixpkgs_option
+@json_option
+@pass_ctx
+def push_command(
+    obj: Context,
+    sets: tuple[str, ...],
+    python: str | None,
+    store: str | None,
+    signing_key: Path | None,
+    ssh_config: Path | None,
+    nixpkgs: bool,
+    as_json: bool,
+) -> None:
+    """Sign and push the sets' closures to a binary cache (only missing paths)."""
+    from bot import cache
+
+    target = store or cache.default_store(obj.repo)
+    if (
+        signing_key is None
+        and store is None
+        and not (
+            os.environ.get(cache.SIGNING_KEY_ENV) or os.environ.get(cache.SIGNING_KEY_FILE_ENV)
+        )
+    ):
+        signing_key = cache.default_signing_key()
+    with obj.progress("pushing", enabled=not as_json) as progress:
+        paths = _built_paths(obj, sets, python, nixpkgs, progress)
+        result = cache.push(paths, to=target, signing_key=signing_key, ssh_config=ssh_config)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"{target}: copied {result.copied_count} of {len(result.closure)} paths "
+            f"in {result.duration:.1f}s"
+        )
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """Binary cache keys and verification."""
+
+
+@cache_group.command("keygen")
+@click.argument("name")
+@click.option(
+    "--secret-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the secret key (never commit it).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the public key (commit it, e.g. nix/cache-key.pub).",
+)
+def keygen_command(name: str, secret_key: Path, public_key: Path) -> None:
+    """Generate a signing key pair NAME (e.g. cache.example.org-1)."""
+    from bot import cache
+
+    text = cache.cache_keygen(name, secret_key, public_key)
+    click.echo(f"public key: {text}")
+    click.echo(f"secret key written to {secret_key} (mode 0600); keep it out of the repository")
+
+
+@cache_group.command("verify")
+@click.argument("sets", nargs=-1)
+@python_option
+@click.option(
+    "--from",
+    "store",
+    metavar="STORE_URI",
+    required=True,
+    help="The cache to substitute from (http(s)://, file://, ssh-ng://, ssh://).",
+)
+@click.option(
+    "--public-key",
+    required=True,
+    metavar="FILE_OR_KEY",
+    help="The only key to trust: a file holding it, or the key text.",
+)
+@ssh_config_option
+@nixpkgs_option
+@json_option
+@pass_ctx
+def verify_command(
+    obj: Context,
+    sets: tuple[str, ...],
+    python: str | None,
+    store: str,
+    public_key: str,
+    ssh_config: Path | None,
+    nixpkgs: bool,
+    as_json: bool,
+) -> None:
+    """Substitute the sets into a fresh store that trusts only PUBLIC_KEY."""
+    from bot import cache
+    from bot.build import _targets
+    from bot.nightly import out_paths
+
+    opts = _build_options(obj, sets, python, nixpkgs)
+    paths: list[str] = []
+    for set_name, py, error in _targets(opts):
+        if error is not None or py is None:
+            raise BotError(error or f"set {set_name} has no lock")
+        paths += out_paths(opts, set_name, [py])
+    key: str | Path = Path(public_key) if Path(public_key).is_file() else public_key
+    with obj.progress("verifying", enabled=not as_json):
+        result = cache.verify(paths, from_=store, public_key=key, ssh_config=ssh_config)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    elif result.ok:
+        click.echo(f"{store}: all {len(result.checked)} paths substitute with a trusted signature")
+    else:
+        for failure in result.failures:
+            click.echo(f"FAILED {failure.path}: {failure.reason}: {failure.detail}", err=True)
+    if not result.ok:
+        raise SystemExit(2)

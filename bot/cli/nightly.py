@@ -1,0 +1,168 @@
+"""The scheduled job: ``nightly``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.cli.base import (
+    Context,
+    cache_dir_option,
+    cli,
+    exclude_newer_option,
+    index_url_option,
+    json_option,
+    nixpkgs_option,
+    pass_ctx,
+    print_error,
+    python_option,
+    ssh_config_option,
+)
+
+
+@cli.command("nightly")
+@click.argument("sets", nargs=-1)
+@python_option
+@exclude_newer_option()
+@index_url_option
+@cache_dir_option
+@click.option(
+    "--to",
+    "store",
+    metavar="STORE_URI",
+    help="Binary cache [default: the signed file cache in <repo>/binary-cache].",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Secret signing key file (or $NIXPKGS_PYTHON_SIGNING_KEY[_FILE]).",
+)
+@ssh_config_option
+@click.option("--push-to", metavar="BRANCH", help="Push the night's commits to this branch.")
+@click.option(
+    "--pull-request",
+    is_flag=True,
+    help="Push a nightly/<date> branch and open or update one pull request.",
+)
+@click.option("--base", default="main", show_default=True, help="Pull request base branch.")
+@click.option("--remote", default="origin", show_default=True, help="Git remote to push to.")
+@click.option(
+    "--github-repo",
+    envvar="GITHUB_REPOSITORY",
+    metavar="OWNER/NAME",
+    help="GitHub repository for the pull request, issues and statuses "
+    "(with a token in $NIXPKGS_PYTHON_GITHUB_TOKEN or $GITHUB_TOKEN).",
+)
+@click.option(
+    "--github-api",
+    default="https://api.github.com",
+    show_default=True,
+    envvar="GITHUB_API_URL",
+    metavar="URL",
+)
+@click.option(
+    "--run-url",
+    envvar="NIXPKGS_PYTHON_RUN_URL",
+    metavar="URL",
+    help="Link to this run, for reports and issues.",
+)
+@click.option(
+    "--commit-only",
+    is_flag=True,
+    help="CI's final job: commit the locks already in sets/ (made by other jobs), "
+    "then publish and report; no locking or building.",
+)
+@click.option(
+    "--outcomes",
+    "outcomes_dir",
+    envvar="NIXPKGS_PYTHON_OUTCOMES",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --commit-only: the outcome-<set>/ folders the set jobs recorded.",
+)
+@click.option(
+    "--revalidate-budget",
+    type=click.IntRange(0, 100),
+    default=3,
+    show_default=True,
+    help="Throwaway builds per night checking whether overrides are still needed "
+    "(0: only check their version ranges against the locks).",
+)
+@click.option("--no-revalidate", is_flag=True, help="Skip the overrides re-validation.")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--report-markdown", type=click.Path(dir_okay=False, path_type=Path))
+@nixpkgs_option
+@json_option
+@pass_ctx
+def nightly_command(
+    obj: Context,
+    sets: tuple[str, ...],
+    python: str | None,
+    exclude_newer: Any,
+    index_url: str | None,
+    cache_dir: Path | None,
+    store: str | None,
+    signing_key: Path | None,
+    ssh_config: Path | None,
+    push_to: str | None,
+    pull_request: bool,
+    base: str,
+    remote: str,
+    github_repo: str | None,
+    github_api: str,
+    run_url: str | None,
+    commit_only: bool,
+    outcomes_dir: Path | None,
+    revalidate_budget: int,
+    no_revalidate: bool,
+    report_json: Path | None,
+    report_markdown: Path | None,
+    nixpkgs: bool,
+    as_json: bool,
+) -> None:
+    """Re-lock, build, push and commit every set (the scheduled job)."""
+    from bot import report
+    from bot.nightly import NightlyOptions, run_nightly
+
+    if push_to and pull_request:
+        raise click.UsageError("use either --push-to or --pull-request, not both")
+    opts = NightlyOptions(
+        repo=obj.repo,
+        sets=sets,
+        python=python,
+        exclude_newer=exclude_newer,
+        index_url=index_url,
+        cache_dir=cache_dir,
+        store=store,
+        signing_key=signing_key,
+        ssh_config=ssh_config,
+        push_to=push_to,
+        pull_request=pull_request,
+        base=base,
+        remote=remote,
+        github_repo=github_repo,
+        github_api=github_api,
+        run_url=run_url,
+        commit_only=commit_only,
+        outcomes_dir=outcomes_dir,
+        revalidate_budget=None if no_revalidate else revalidate_budget,
+        report_json=report_json,
+        report_markdown=report_markdown,
+        nixpkgs=nixpkgs,
+    )
+    with obj.progress("nightly", enabled=not as_json) as progress:
+        result = run_nightly(opts, progress=progress)
+    if as_json:
+        click.echo(report.to_json(result.report))
+    else:
+        for s in result.report.sets:
+            line = f"{s.name}: {s.status}"
+            if s.commit:
+                line += f" ({s.commit[:12]})"
+            if s.failing_package:
+                line += f", failing package {s.failing_package}"
+            click.echo(line)
+    for error in result.errors:
+        print_error(error)
+    raise SystemExit(result.exit_code)
