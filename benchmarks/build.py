@@ -39,78 +39,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
-import platform
 import re
 import shlex
-import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+import common
+from common import fmt, measure, stats, table
+
 MODES = ("cold", "no-op")
 DRY_RUN_BUILT = re.compile(r"these (\d+) derivations? will be built")
 
 
-# -- running a child and measuring it ---------------------------------------------------------
-
-
-def measure(
-    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
-) -> tuple[float, float, int, str]:
-    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stderr tail).
-
-    The child is reaped with ``os.wait4`` so its own rusage is read, not the script's.
-    """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = log_dir / "stdout", log_dir / "stderr"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
-    code = proc.returncode if not timed_out.is_set() else -9
-    tail = ""
-    if code != 0:
-        text = err_path.read_text(errors="replace") + out_path.read_text(errors="replace")
-        tail = ("(timed out) " if timed_out.is_set() else "") + "\n".join(
-            text.strip().splitlines()[-15:]
-        )
-    return seconds, usage.ru_maxrss * 1024 / 1e6, code, tail
+# -- running a child ------------------------------------------------------------------------
 
 
 def _run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -120,52 +69,23 @@ def _run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
 # -- the scratch repository -------------------------------------------------------------------
 
 
-def _git(*argv: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def snapshot(ref: str, root: Path) -> str:
     """Extract ``git archive`` of ``ref`` into ``root`` and copy ``nix/local.json`` in."""
-    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", commit],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(root, filter="data")
-    local = REPO / "nix" / "local.json"
-    if local.is_file():
-        shutil.copy2(local, root / "nix" / "local.json")
-    subject = _git("log", "-1", "--format=%s", commit)
-    if len(subject) > 60:
-        subject = subject[:57] + "..."
-    return f"commit {commit[:12]} ({subject})"
-
-
-@contextlib.contextmanager
-def scratch_dir(keep: bool) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="nixpkgs-python-bench-build-"))
-    try:
-        yield root
-    finally:
-        if keep:
-            print(f"scratch kept: {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    commit = common.commit_of(ref)
+    common.extract(commit, root)
+    common.copy_local_json(root)
+    return common.describe(commit)
 
 
 def child_env(root: Path, cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        XDG_CACHE_HOME=str(cache),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")])),
-        PYTHONDONTWRITEBYTECODE="1",
-        NO_COLOR="1",
+    return common.child_env(root, XDG_CACHE_HOME=str(cache))
+
+
+def build_argv(python: str, repo: str, set_name: str, version: str) -> list[str]:
+    """The timed command: ``python -m bot.cli --repo REPO --quiet build SET ... --json``."""
+    return common.bot_argv(
+        python, repo, "--quiet", "build", set_name, "--python", version, "--json"
     )
-    return env
 
 
 # -- the set's store paths --------------------------------------------------------------------
@@ -292,19 +212,7 @@ def one(args: argparse.Namespace, store: Store, root: Path, mode: str, rnd: int)
         empty = store.empty(drv)
         drv = store.drv()
     planned = store.dry_run_builds(drv)
-    argv = [
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "--repo",
-        str(root / "repo"),
-        "--quiet",
-        "build",
-        args.set,
-        "--python",
-        args.python,
-        "--json",
-    ]
+    argv = build_argv(sys.executable, str(root / "repo"), args.set, args.python)
     log_dir = root / "logs" / f"{rnd}-{mode}"
     # registrationTime has whole seconds: start on a fresh second, so that nothing the
     # previous run registered can look as if this run built it
@@ -338,38 +246,14 @@ def one(args: argparse.Namespace, store: Store, root: Path, mode: str, rnd: int)
     )
 
 
-def _stats(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
-
-
-def _fmt(s: dict[str, float] | None, digits: int = 2) -> str:
-    if s is None:
-        return "-"
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return out
-
-
 def summarize(runs: list[Run]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode in MODES:
         ok = [r for r in runs if r.mode == mode and r.ok]
         out[mode] = {
-            "seconds": _stats([r.seconds for r in ok]),
-            "bot_nix_build_seconds": _stats([r.bot_seconds for r in ok if r.bot_seconds]),
-            "rss_mb": _stats([r.rss_mb for r in ok]),
+            "seconds": stats([r.seconds for r in ok]),
+            "bot_nix_build_seconds": stats([r.bot_seconds for r in ok if r.bot_seconds]),
+            "rss_mb": stats([r.rss_mb for r in ok]),
             "dry_run_builds": [r.dry_run_builds for r in runs if r.mode == mode],
             "built": [r.built for r in runs if r.mode == mode],
             "runs": len(ok),
@@ -381,8 +265,7 @@ def render(report: dict[str, Any]) -> str:
     meta, s = report["meta"], report["summary"]
     lines = [
         f"{meta['date']}  set {meta['set']}  Python {meta['python']}  {meta['rounds']} rounds  "
-        f"{meta['cpus']} CPUs  load {meta['loadavg_start'][0]:.1f} -> "
-        f"{meta['loadavg_end'][0]:.1f}  total {meta['seconds']:.0f} s",
+        f"{common.load(meta)}  total {meta['seconds']:.0f} s",
         f"code: {meta['code']}",
         f"command: {meta['command']}",
         "",
@@ -397,13 +280,13 @@ def render(report: dict[str, Any]) -> str:
         rows.append(
             (
                 mode,
-                _fmt(m["seconds"]),
-                _fmt(m["bot_nix_build_seconds"]),
-                _fmt(m["rss_mb"], 0),
+                fmt(m["seconds"]),
+                fmt(m["bot_nix_build_seconds"]),
+                fmt(m["rss_mb"], 0),
                 built or "-",
             )
         )
-    lines += _table(rows)
+    lines += table(rows)
     lines.append("")
     for r in report["runs"]:
         e = r.get("empty")
@@ -429,7 +312,7 @@ def render(report: dict[str, Any]) -> str:
         if r["returncode"] != 0:
             lines.append(
                 f"FAILED {r['mode']} round {r['round']} (exit {r['returncode']}):\n  "
-                + r["stderr_tail"].replace("\n", "\n  ")
+                + common.indent(r["stderr_tail"])
             )
         elif r["mode"] == "no-op" and r["built_names"]:
             lines.append(f"no-op round {r['round']} built: {', '.join(r['built_names'])}")
@@ -447,23 +330,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--python", default="3.12", help="Python minor version [default: 3.12]")
     p.add_argument("--ref", default="HEAD", help="git commit benchmarked [default: HEAD]")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per run [default: 3600]")
-    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-run progress on stderr")
-    args = p.parse_args(argv)
-    if args.rounds < 1:
-        p.error("--rounds must be at least 1")
-    return args
+    common.add_output_options(p, "no per-run progress on stderr")
+    return common.parse(p, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def say(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    with scratch_dir(args.keep_scratch) as root:
+    say = common.progress(args.quiet)
+    with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-build-") as root:
         (root / "repo").mkdir()
         (root / "cache").mkdir()
         try:
@@ -487,40 +361,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(r)
         report = {
             "meta": {
-                "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+                "date": common.date(started),
                 "seconds": round(time.monotonic() - t0, 1),
                 "set": args.set,
                 "python": args.python,
                 "rounds": args.rounds,
-                "cpus": os.cpu_count(),
-                "machine": f"{platform.system()} {platform.machine()}",
-                "loadavg_start": load_start,
-                "loadavg_end": os.getloadavg(),
+                **common.machine(load_start),
                 "code": code,
                 "nix": _run(["nix-build", "--version"]).stdout.strip(),
-                "command": shlex.join(
-                    [
-                        "python",
-                        "-m",
-                        "bot.cli",
-                        "--repo",
-                        "SCRATCH",
-                        "--quiet",
-                        "build",
-                        args.set,
-                        "--python",
-                        args.python,
-                        "--json",
-                    ]
-                ),
+                "command": shlex.join(build_argv("python", "SCRATCH", args.set, args.python)),
             },
             "summary": summarize(runs),
             "runs": [asdict(r) for r in runs],
         }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render(report))
+    common.emit(report, args.json, render)
     if any(not r.ok for r in runs):
         return 2
     if any(r.built or r.dry_run_builds for r in runs if r.mode == "no-op"):

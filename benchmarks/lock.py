@@ -36,30 +36,23 @@ Only the standard library and the project's own virtualenv (``bot`` for reading 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
-import platform
 import re
 import shlex
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
-import threading
-import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+import common
+from common import REPO, fmt, git, measure, stats, table
+
 DEFAULT_SETS = ("pytest", "flask", "sphinx")
 #: the issue's targets
 COLD_TARGET = 1.0
@@ -72,7 +65,7 @@ TOOLS = ("ours", "uv")
 SNAPSHOT = ("bot", "sets", "nix", "overrides")
 
 
-# -- running a child and measuring it ---------------------------------------------------------
+# -- a measured child ------------------------------------------------------------------------
 
 
 @dataclass
@@ -92,50 +85,6 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
-
-
-def measure(
-    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
-) -> tuple[float, float, int, str]:
-    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stderr tail).
-
-    The child is reaped with ``os.wait4`` so its own rusage is read, not the script's.
-    """
-    out_path, err_path = log_dir / "stdout", log_dir / "stderr"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
-    code = proc.returncode if not timed_out.is_set() else -9
-    tail = ""
-    if code != 0:
-        text = err_path.read_text(errors="replace") + out_path.read_text(errors="replace")
-        tail = ("(timed out) " if timed_out.is_set() else "") + "\n".join(
-            text.strip().splitlines()[-15:]
-        )
-    return seconds, usage.ru_maxrss * 1024 / 1e6, code, tail
 
 
 # -- the two tools ----------------------------------------------------------------------------
@@ -236,16 +185,12 @@ def uv_argv(args: argparse.Namespace, w: Workload, cache: Path) -> list[str]:
 def child_env(cache: Path, code: Path) -> dict[str, str]:
     """The environment of a child: its caches (incl. a nested uv/pip) all under ``cache``;
     ``bot`` imported from the snapshot in ``code``."""
-    env = dict(os.environ)
-    env.update(
+    return common.child_env(
+        code,
         XDG_CACHE_HOME=str(cache / "xdg"),
         UV_CACHE_DIR=str(cache / "uv"),
         PIP_CACHE_DIR=str(cache / "pip"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")])),
-        PYTHONDONTWRITEBYTECODE="1",
-        NO_COLOR="1",
     )
-    return env
 
 
 # -- correctness ------------------------------------------------------------------------------
@@ -306,17 +251,6 @@ def compare(uv: dict[str, set[str]], ours: dict[str, set[str]]) -> dict[str, Any
 # -- the benchmark ----------------------------------------------------------------------------
 
 
-def default_snapshot() -> str:
-    t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=24)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _git(*argv: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def snapshot(ref: str, root: Path) -> str:
     """Freeze the code and sets under test into ``root`` (a repository checkout for --repo,
     with ``bot`` importable from ``root/code``); return a description of what was taken.
@@ -330,36 +264,15 @@ def snapshot(ref: str, root: Path) -> str:
             if (REPO / sub).is_dir():
                 dest = root / "code" / "bot" if sub == "bot" else root / sub
                 shutil.copytree(REPO / sub, dest, ignore=shutil.ignore_patterns("__pycache__"))
-        dirty = _git("status", "--porcelain", "--", *SNAPSHOT)
-        head = _git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--", *SNAPSHOT)
+        head = git("rev-parse", "--short=12", "HEAD")
         return f"working tree at {head}" + (" with uncommitted changes" if dirty else "")
-    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    present = [s for s in SNAPSHOT if _git("ls-tree", "--name-only", commit, s)]
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", commit, *present],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(root, filter="data")
+    commit = common.commit_of(ref)
+    present = [s for s in SNAPSHOT if git("ls-tree", "--name-only", commit, s)]
+    common.extract(commit, root, present)
     if (root / "bot").is_dir():
         (root / "bot").rename(root / "code" / "bot")
-    subject = _git("log", "-1", "--format=%s", commit)
-    if len(subject) > 60:
-        subject = subject[:57] + "..."
-    return f"commit {commit[:12]} ({subject})"
-
-
-@contextlib.contextmanager
-def scratch_repo(keep: bool) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="nixpkgs-python-bench-"))
-    try:
-        yield root
-    finally:
-        if keep:
-            print(f"scratch kept: {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    return common.describe(commit)
 
 
 class Bench:
@@ -375,10 +288,17 @@ class Bench:
         self.logs.mkdir()
         self._n = 0
         self.startup: dict[str, list[float]] = {}
+        self.say = common.progress(args.quiet)
 
-    def say(self, msg: str) -> None:
-        if not self.args.quiet:
-            print(msg, file=sys.stderr, flush=True)
+    def measure(self, argv: list[str], cache: Path, log_dir: Path) -> tuple[float, float, int, str]:
+        """Run ``argv`` in the scratch repository with its caches under ``cache``."""
+        return measure(
+            argv,
+            cwd=self.scratch,
+            env=child_env(cache, self.scratch / "code"),
+            timeout=self.args.timeout,
+            log_dir=log_dir,
+        )
 
     def one(self, w: Workload, mode: str, tool: str, rnd: int) -> Run:
         self._n += 1
@@ -395,13 +315,7 @@ class Bench:
         else:
             w.uv_out.unlink(missing_ok=True)
             argv = uv_argv(self.args, w, cache / "uv")
-        seconds, rss, code, tail = measure(
-            argv,
-            cwd=self.scratch,
-            env=child_env(cache, self.scratch / "code"),
-            timeout=self.args.timeout,
-            log_dir=log_dir,
-        )
+        seconds, rss, code, tail = self.measure(argv, cache, log_dir)
         out = w.lock_path if tool == "ours" else w.uv_out
         if code == 0 and not out.is_file():
             code, tail = 3, f"exit 0 but {out} was not written"
@@ -448,26 +362,9 @@ class Bench:
                 cache.mkdir(exist_ok=True)
                 log_dir = self.logs / f"startup-{tool}-{rnd}"
                 log_dir.mkdir()
-                seconds, _, code, _ = measure(
-                    argv,
-                    cwd=self.scratch,
-                    env=child_env(cache, self.scratch / "code"),
-                    timeout=self.args.timeout,
-                    log_dir=log_dir,
-                )
+                seconds, _, code, _ = self.measure(argv, cache, log_dir)
                 if code == 0:
                     self.startup.setdefault(tool, []).append(seconds)
-
-
-def _stats(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
 
 
 def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
@@ -483,9 +380,9 @@ def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
                 pairs.setdefault(r.round, {})[r.tool] = r
             ratios = [p["ours"].seconds / p["uv"].seconds for p in pairs.values() if len(p) == 2]
             entry[mode] = {
-                **{f"{t}_seconds": _stats([r.seconds for r in by_tool[t]]) for t in TOOLS},
-                **{f"{t}_rss_mb": _stats([r.rss_mb for r in by_tool[t]]) for t in TOOLS},
-                "ratio": _stats(ratios),
+                **{f"{t}_seconds": stats([r.seconds for r in by_tool[t]]) for t in TOOLS},
+                **{f"{t}_rss_mb": stats([r.rss_mb for r in by_tool[t]]) for t in TOOLS},
+                "ratio": stats(ratios),
             }
             peak_rss = max([peak_rss, *(r.rss_mb for r in by_tool["ours"])])
         entry["ours_peak_rss_mb"] = peak_rss
@@ -539,12 +436,6 @@ def tool_versions(args: argparse.Namespace, code: Path) -> dict[str, str]:
 # -- output -----------------------------------------------------------------------------------
 
 
-def _fmt(s: dict[str, float] | None, digits: int = 2) -> str:
-    if s is None:
-        return "-"
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
-
-
 def _yes(v: bool | None) -> str:
     return "-" if v is None else ("yes" if v else "NO")
 
@@ -553,8 +444,7 @@ def render(report: dict[str, Any]) -> str:
     meta = report["meta"]
     lines = [
         f"{meta['date']}  Python {meta['python']}  exclude-newer {meta['exclude_newer']}  "
-        f"{meta['rounds']} rounds  {meta['cpus']} CPUs  load "
-        f"{meta['loadavg_start'][0]:.1f} -> {meta['loadavg_end'][0]:.1f}",
+        f"{meta['rounds']} rounds  {common.load(meta)}",
         f"ours: {meta['versions']['ours']}, {meta['code']}   uv: {meta['versions']['uv']}",
         "",
         "wall seconds and peak RSS (MB): median (min-max); ours/uv: median of per-pair ratios",
@@ -570,19 +460,19 @@ def render(report: dict[str, Any]) -> str:
                 (
                     name,
                     mode,
-                    _fmt(m["ours_seconds"]),
-                    _fmt(m["uv_seconds"]),
+                    fmt(m["ours_seconds"]),
+                    fmt(m["uv_seconds"]),
                     "-" if ratio is None else f"{ratio['median']:.2f}x",
-                    _fmt(m["ours_rss_mb"], 0),
-                    _fmt(m["uv_rss_mb"], 0),
+                    fmt(m["ours_rss_mb"], 0),
+                    fmt(m["uv_rss_mb"], 0),
                 )
             )
-    lines += _table(rows)
+    lines += table(rows)
     startup = meta.get("startup_seconds") or {}
     if startup:
         lines.append(
             "start-up (--version): "
-            + ", ".join(f"{t} {_fmt(startup.get(t))} s" for t in TOOLS if t in startup)
+            + ", ".join(f"{t} {fmt(startup.get(t))} s" for t in TOOLS if t in startup)
         )
     lines += [
         "",
@@ -603,7 +493,7 @@ def render(report: dict[str, Any]) -> str:
                 f"{_counts(c['uv_packages'])} / {_counts(c['ours_packages'])}",
             )
         )
-    lines += _table(rows)
+    lines += table(rows)
     for name, e in report["sets"].items():
         for m in e["check"]["mismatches"]:
             lines.append(
@@ -623,7 +513,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"FAILED {f['set']} {f['mode']} {f['tool']} round {f['round']} "
             f"(exit {f['returncode']}): $ {shlex.join(f['argv'])}\n  "
-            + f["stderr_tail"].replace("\n", "\n  ")
+            + common.indent(f["stderr_tail"])
         )
     return "\n".join(lines)
 
@@ -635,13 +525,6 @@ def _counts(values: list[int]) -> str:
 def _ratio(mode: dict[str, Any]) -> str:
     r = mode["ratio"]
     return "-" if r is None else f"{r['median']:.2f}x"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return out
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -662,12 +545,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("-n", "--rounds", type=int, default=5, help="rounds [default: 5]")
     p.add_argument("--python", default="3.12", help="Python minor version [default: 3.12]")
-    p.add_argument(
-        "--exclude-newer",
-        metavar="TS",
-        default=None,
-        help="index snapshot, RFC 3339 [default: 24 hours ago, on the hour]",
-    )
+    common.add_exclude_newer(p)
     p.add_argument(
         "--python-platform",
         default="x86_64-manylinux_2_28",
@@ -698,14 +576,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "'worktree' for a copy of the working tree taken at the start [default: HEAD]",
     )
     p.add_argument("--timeout", type=float, default=900, help="seconds per run [default: 900]")
-    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-run progress on stderr")
-    args = p.parse_args(argv)
-    if args.rounds < 1:
-        p.error("--rounds must be at least 1")
-    if args.exclude_newer is None:
-        args.exclude_newer = default_snapshot()
+    common.add_output_options(p, "no per-run progress on stderr")
+    args = common.parse(p, argv)
     if args.uv is None:
         beside = Path(sys.executable).parent / "uv"
         args.uv = str(beside) if beside.is_file() else shutil.which("uv")
@@ -720,7 +592,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    with scratch_repo(args.keep_scratch) as scratch:
+    with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-") as scratch:
         try:
             code = snapshot(args.ref, scratch)
         except subprocess.CalledProcessError as exc:
@@ -745,19 +617,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.run(workloads)
         report: dict[str, Any] = {
             "meta": {
-                "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+                "date": common.date(started),
                 "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
                 "python": args.python,
                 "exclude_newer": args.exclude_newer,
                 "python_platform": args.python_platform,
                 "rounds": args.rounds,
-                "cpus": os.cpu_count(),
-                "machine": f"{platform.system()} {platform.machine()}",
-                "loadavg_start": load_start,
-                "loadavg_end": os.getloadavg(),
+                **common.machine(load_start),
                 "code": code,
                 "versions": tool_versions(args, scratch / "code"),
-                "startup_seconds": {t: _stats(v) for t, v in bench.startup.items()},
+                "startup_seconds": {t: stats(v) for t, v in bench.startup.items()},
                 "commands": {
                     "ours": shlex.join(ours_argv(args, workloads[0], Path("CACHE"), Path("REPO"))),
                     "uv": shlex.join(uv_argv(args, workloads[0], Path("CACHE"))),
@@ -770,10 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in bench.runs
             ],
         }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render(report))
+    common.emit(report, args.json, render)
     if bench.failed:
         return 2
     if any(e["check"]["mismatches"] for e in report["sets"].values()):

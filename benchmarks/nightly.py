@@ -36,26 +36,22 @@ Exit status: 0 target met; 1 the run was slower than the target or did work; 2 a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import re
 import shlex
-import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+import common
+from common import REPO, fmt, git, stats, table
+
 TARGET_SECONDS = 5.0
 IDENTITY = {
     "GIT_AUTHOR_NAME": "nightly benchmark",
@@ -75,19 +71,9 @@ def measure(
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     lines: list[tuple[float, str]] = []
-    with (log_dir / "stdout").open("wb") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert proc.stderr is not None
+    readers: list[threading.Thread] = []
 
+    def started(proc: subprocess.Popen[bytes], t0: float) -> None:
         def read() -> None:
             assert proc.stderr is not None
             for raw in proc.stderr:
@@ -95,42 +81,22 @@ def measure(
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        timed_out = threading.Event()
+        readers.append(reader)
 
-        def kill() -> None:
-            timed_out.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - t0
-        reader.join(timeout=10)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
-    code = proc.returncode if not timed_out.is_set() else -9
+    with (log_dir / "stdout").open("wb") as out:
+        seconds, rss, code, _ = common.run_child(
+            argv,
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            started=started,
+        )
+        for reader in readers:
+            reader.join(timeout=10)
     (log_dir / "stderr").write_text("".join(f"{t:8.3f} {ln}\n" for t, ln in lines))
-    return seconds, usage.ru_maxrss * 1024 / 1e6, code, lines
-
-
-def default_snapshot() -> str:
-    t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=24)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@contextlib.contextmanager
-def scratch_dir(keep: bool) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="nixpkgs-python-bench-nightly-"))
-    try:
-        yield root
-    finally:
-        if keep:
-            print(f"scratch kept: {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    return seconds, rss, code, lines
 
 
 def clone(ref: str, root: Path) -> str:
@@ -139,40 +105,14 @@ def clone(ref: str, root: Path) -> str:
         check=True,
         capture_output=True,
     )
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    subprocess.run(
-        ["git", "-C", str(root), "checkout", "--quiet", "-B", "main", commit],
-        check=True,
-        capture_output=True,
-    )
-    local = REPO / "nix" / "local.json"
-    if local.is_file():
-        shutil.copy2(local, root / "nix" / "local.json")
-    subject = subprocess.run(
-        ["git", "-C", str(root), "log", "-1", "--format=%s"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if len(subject) > 60:
-        subject = subject[:57] + "..."
-    return f"commit {commit[:12]} ({subject})"
+    commit = common.commit_of(ref)
+    git("checkout", "--quiet", "-B", "main", commit, repo=root)
+    common.copy_local_json(root)
+    return common.describe(commit, repo=root)
 
 
 def commits(repo: Path) -> int:
-    return int(
-        subprocess.run(
-            ["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    return int(git("rev-list", "--count", "HEAD", repo=repo))
 
 
 def cache_files(repo: Path) -> int:
@@ -181,18 +121,33 @@ def cache_files(repo: Path) -> int:
 
 
 def child_env(root: Path, repo: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("NIXPKGS_PYTHON_GITHUB_TOKEN", "GITHUB_TOKEN", "GITHUB_STEP_SUMMARY"):
-        env.pop(key, None)  # a local night: no GitHub
-    env.update(IDENTITY)
-    env.update(
+    return common.child_env(
+        repo,
+        drop=("NIXPKGS_PYTHON_GITHUB_TOKEN", "GITHUB_TOKEN", "GITHUB_STEP_SUMMARY"),  # no GitHub
+        **IDENTITY,
         XDG_CONFIG_HOME=str(root / "config"),
         XDG_CACHE_HOME=str(root / "xdg-cache"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")])),
-        PYTHONDONTWRITEBYTECODE="1",
-        NO_COLOR="1",
     )
-    return env
+
+
+def nightly_argv(
+    python: str, repo: str, args: argparse.Namespace, meta: str, report: str, *verbose: str
+) -> list[str]:
+    """``python -m bot.cli --repo REPO [-v] nightly --exclude-newer TS --cache-dir META
+    --report-json REPORT [--nightly-arg...]``."""
+    return common.bot_argv(
+        python,
+        repo,
+        *verbose,
+        "nightly",
+        "--exclude-newer",
+        args.exclude_newer,
+        "--cache-dir",
+        meta,
+        "--report-json",
+        report,
+        *args.nightly_arg,
+    )
 
 
 # -- reading the -v output --------------------------------------------------------------------
@@ -256,22 +211,14 @@ def night(
     args: argparse.Namespace, root: Path, repo: Path, name: str, *, verbose: bool = False
 ) -> dict[str, Any]:
     report = root / f"{name}.json"
-    argv = [
+    argv = nightly_argv(
         sys.executable,
-        "-m",
-        "bot.cli",
-        "--repo",
         str(repo),
-        *(["-v"] if verbose else []),
-        "nightly",
-        "--exclude-newer",
-        args.exclude_newer,
-        "--cache-dir",
+        args,
         str(root / "meta-cache"),
-        "--report-json",
         str(report),
-        *args.nightly_arg,
-    ]
+        *(["-v"] if verbose else []),
+    )
     before = {"commits": commits(repo), "cache_files": cache_files(repo)}
     seconds, rss, code, lines = measure(
         argv, cwd=repo, env=child_env(root, repo), timeout=args.timeout, log_dir=root / name
@@ -309,30 +256,6 @@ def night(
     }
 
 
-def _stats(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
-
-
-def _fmt(s: dict[str, float] | None, digits: int = 2) -> str:
-    if s is None:
-        return "-"
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return out
-
-
 def met(run: dict[str, Any]) -> dict[str, bool]:
     """The work half of the target, for one run (the time is judged on the median)."""
     return {
@@ -350,8 +273,7 @@ def render(report: dict[str, Any]) -> str:
     prime, runs = report["prime"], report["runs"]
     lines = [
         f"{meta['date']}  exclude-newer {meta['exclude_newer']}  {len(runs)} measured run(s)  "
-        f"{meta['cpus']} CPUs  load {meta['loadavg_start'][0]:.1f} -> "
-        f"{meta['loadavg_end'][0]:.1f}",
+        f"{common.load(meta)}",
         f"code: {meta['code']}",
         f"command: {meta['command']}",
         "",
@@ -361,7 +283,7 @@ def render(report: dict[str, Any]) -> str:
         "statuses: " + ", ".join(f"{k} {v}" for k, v in prime["statuses"].items()),
         "",
     ]
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             "run",
             "wall s",
@@ -389,11 +311,9 @@ def render(report: dict[str, Any]) -> str:
                 ", ".join(f"{n} {s}" for s, n in counts.items()) or "-",
             )
         )
-    lines += _table(rows)
+    lines += table(rows)
     lines.append("")
-    lines.append(
-        f"second run, wall seconds: {_fmt(report['summary']['seconds'])} (median, min-max)"
-    )
+    lines.append(f"second run, wall seconds: {fmt(report['summary']['seconds'])} (median, min-max)")
     median = report["summary"]["seconds"]["median"]
     checks: dict[str, bool] = {
         f"median under {TARGET_SECONDS:.0f} s": median < TARGET_SECONDS,
@@ -438,13 +358,13 @@ def render(report: dict[str, Any]) -> str:
                     str(p["requests"]),
                 )
             )
-        lines += _table(rows)
+        lines += table(rows)
     for r in [prime, *runs, report["verbose"]]:
         if r["dirty"]:
             lines.append(f"{r['name']}: the clone is dirty afterwards: {'; '.join(r['dirty'])}")
         if r["returncode"] != 0:
             lines.append(
-                f"{r['name']} exit {r['returncode']}:\n  " + r["stderr_tail"].replace("\n", "\n  ")
+                f"{r['name']} exit {r['returncode']}:\n  " + common.indent(r["stderr_tail"])
             )
     return "\n".join(lines)
 
@@ -462,12 +382,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="measured no-change runs after the priming run [default: 1]",
     )
-    p.add_argument(
-        "--exclude-newer",
-        metavar="TS",
-        default=None,
-        help="index snapshot, RFC 3339 [default: 24 hours ago, on the hour]",
-    )
+    common.add_exclude_newer(p)
     p.add_argument("--ref", default="HEAD", help="git commit benchmarked [default: HEAD]")
     p.add_argument(
         "--nightly-arg",
@@ -480,25 +395,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=float, default=4 * 3600, help="seconds per run [default: 14400]"
     )
-    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    args = p.parse_args(argv)
-    if args.rounds < 1:
-        p.error("--rounds must be at least 1")
-    if args.exclude_newer is None:
-        args.exclude_newer = default_snapshot()
-    return args
+    common.add_output_options(p, "no progress on stderr")
+    return common.parse(p, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def say(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    with scratch_dir(args.keep_scratch) as root:
+    say = common.progress(args.quiet)
+    with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-nightly-") as root:
         repo = root / "repo"
         code = clone(args.ref, repo)
         started = datetime.now(UTC)
@@ -518,42 +422,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("one more no-change run with -v, for the per-phase notes (not in the target)")
         verbose = night(args, root, repo, "R3-verbose", verbose=True)
         say(f"  {verbose['seconds']:.2f} s, exit {verbose['returncode']}")
-        report = {
+        report: dict[str, Any] = {
             "meta": {
-                "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+                "date": common.date(started),
                 "exclude_newer": args.exclude_newer,
-                "cpus": os.cpu_count(),
-                "machine": f"{platform.system()} {platform.machine()}",
-                "loadavg_start": load_start,
-                "loadavg_end": os.getloadavg(),
+                **common.machine(load_start),
                 "code": code,
-                "command": shlex.join(
-                    [
-                        "python",
-                        "-m",
-                        "bot.cli",
-                        "--repo",
-                        "CLONE",
-                        "nightly",
-                        "--exclude-newer",
-                        args.exclude_newer,
-                        "--cache-dir",
-                        "META",
-                        "--report-json",
-                        "R2",
-                        *args.nightly_arg,
-                    ]
-                ),
+                "command": shlex.join(nightly_argv("python", "CLONE", args, "META", "R2")),
             },
             "prime": prime,
             "runs": runs,
             "verbose": verbose,
-            "summary": {"seconds": _stats([r["seconds"] for r in runs])},
+            "summary": {"seconds": stats([r["seconds"] for r in runs])},
         }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render(report))
+    common.emit(report, args.json, render)
     if any(r["returncode"] != 0 for r in runs):
         return 2
     if report["summary"]["seconds"]["median"] >= TARGET_SECONDS or not all(

@@ -13,6 +13,7 @@ again (nothing to send) and verifies by substitution into a fresh store.  Median
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -23,27 +24,20 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import REPO
 
-from bot import cache  # noqa: E402
-from tests.plugins.sshd import start_sshd, stop_sshd  # noqa: E402
+sys.path.insert(0, str(REPO))
 
-SYNTHETIC = """
-{ nonce, count, size }:
-let
-  mk = name: deps: derivation {
-    inherit name nonce deps size;
-    system = builtins.currentSystem;
-    builder = "/bin/sh";
-    PATH = "/bin:/usr/bin";
-    args = [ "-c" ("mkdir $out && echo $nonce $deps > $out/info"
-                   + " && head -c $size /dev/urandom > $out/blob") ];
-  };
-  leaves = builtins.genList (i: mk "leaf-${toString i}-${nonce}" [ ]) (builtins.fromJSON count - 1);
-in mk "bench-${nonce}" leaves
-"""
+from bot import cache
+from tests.plugins.sshd import start_sshd, stop_sshd
+from tests.test_cache import CLOSURE_EXPR
+
+#: the tests' closure (a top path referring to count-1 leaves), its top named bench-NONCE
+SYNTHETIC = CLOSURE_EXPR.replace('mk "top-${nonce}"', 'mk "bench-${nonce}"')
+
+T = TypeVar("T")
 
 
 def nix_build(args: list[str]) -> list[str]:
@@ -54,7 +48,7 @@ def nix_build(args: list[str]) -> list[str]:
     return out.split()
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
@@ -113,20 +107,16 @@ def main() -> None:
                     "file": f"file://{dest}?compression={opts.compression}",
                     "rsync": f"rsync+ssh://{server.host}{dest}?compression={opts.compression}",
                 }[target]
-                t, first = timed(
-                    lambda u=uri: cache.push(paths, to=u, signing_key=key, ssh_config=cfg)
-                )
-                assert isinstance(first, cache.PushResult)
+                push = functools.partial(cache.push, paths, to=uri, signing_key=key, ssh_config=cfg)
+                t, first = timed(push)
                 assert first.copied_count == len(closure), first
-                t2, again = timed(
-                    lambda u=uri: cache.push(paths, to=u, signing_key=key, ssh_config=cfg)
-                )
-                assert isinstance(again, cache.PushResult)
+                t2, again = timed(push)
                 assert again.copied_count == 0
                 t3, ok = timed(
-                    lambda u=uri: cache.verify(paths, from_=u, public_key=pub, ssh_config=cfg)
+                    functools.partial(
+                        cache.verify, paths, from_=uri, public_key=pub, ssh_config=cfg
+                    )
                 )
-                assert isinstance(ok, cache.VerifyResult)
                 assert ok.ok, ok.failures
                 rows["push"].append(t)
                 rows["no-op push"].append(t2)
