@@ -110,6 +110,7 @@ class Http:
             except httpx.TransportError as exc:
                 last = f"connection failed ({type(exc).__name__}: {exc})"
             else:
+                log.debug("GET %s %s", url, resp.status_code)
                 if resp.status_code in ok:
                     return resp
                 if resp.status_code in (404, 410):
