@@ -1,0 +1,90 @@
+"""The cache commands through the CLI: keygen, push (then a no-op push), verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.plugins.nixenv import NixRepo, lock_demo
+from tests.plugins.pypi import IndexServer
+
+pytestmark = pytest.mark.nix
+
+
+def test_keygen_push_verify(
+    nix_repo: NixRepo,
+    demo_index: IndexServer,
+    demo_dists: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lock_demo(nix_repo, demo_index, demo_dists)
+    repo = ["--repo", str(nix_repo.root), "-q"]
+    secret, public = tmp_path / "keys" / "cli.sec", tmp_path / "keys" / "cli.pub"
+    assert (
+        main(
+            [
+                "cache",
+                "keygen",
+                "cli-test-1",
+                "--secret-key",
+                str(secret),
+                "--public-key",
+                str(public),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "public key: cli-test-1:" in out
+    assert secret.read_text().split(":", 1)[1].strip() not in out
+    # a second keygen never overwrites the secret
+    assert (
+        main(
+            [
+                "cache",
+                "keygen",
+                "cli-test-1",
+                "--secret-key",
+                str(secret),
+                "--public-key",
+                str(public),
+            ]
+        )
+        == 1
+    )
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+    store = f"file://{tmp_path / 'cache'}"
+    assert main([*repo, "push", "--to", store, "--signing-key", str(secret)]) == 0
+    first = capsys.readouterr().out
+    assert f"{store}: copied " in first
+    assert " copied 0 of " not in first
+    assert main([*repo, "push", "--to", store, "--signing-key", str(secret)]) == 0
+    assert " copied 0 of " in capsys.readouterr().out
+
+    assert main([*repo, "cache", "verify", "--from", store, "--public-key", str(public)]) == 0
+    assert "substitute with a trusted signature" in capsys.readouterr().out
+
+    other_secret, other_public = tmp_path / "keys" / "other.sec", tmp_path / "keys" / "other.pub"
+    assert (
+        main(
+            [
+                "cache",
+                "keygen",
+                "other-1",
+                "--secret-key",
+                str(other_secret),
+                "--public-key",
+                str(other_public),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main([*repo, "cache", "verify", "--from", store, "--public-key", str(other_public)]) == 2
+    err = capsys.readouterr().err
+    assert "FAILED /nix/store/" in err
+    assert "Traceback" not in err
