@@ -88,3 +88,39 @@ def test_keygen_push_verify(
     err = capsys.readouterr().err
     assert "FAILED /nix/store/" in err
     assert "Traceback" not in err
+
+
+def test_build_command(
+    nix_repo: NixRepo,
+    demo_index: IndexServer,
+    demo_dists: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+    import subprocess
+
+    lock_demo(nix_repo, demo_index, demo_dists)
+    prefix = tmp_path / "result"
+    assert (
+        main(
+            [
+                "--repo",
+                str(nix_repo.root),
+                "-q",
+                "build",
+                "demo",
+                "--out-link",
+                str(prefix),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["ok"]
+    assert result["set"] == "demo"
+    python = prefix.parent / "result-demo-py312" / "bin" / "python"
+    assert subprocess.run([python, "-c", "import alpha"], check=False).returncode == 0
+    assert main(["--repo", str(nix_repo.root), "build", "nope"]) == 1
+    assert "unknown set 'nope'" in capsys.readouterr().err
