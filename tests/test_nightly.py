@@ -400,3 +400,44 @@ def test_faults_are_reported_and_contained(
     assert "protected branch" in error
     assert git(remote, "rev-parse", "main") == remote_main
     assert git(work, "status", "--porcelain") == ""
+
+
+def test_nightly_command(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.cli import main
+
+    work, _ = night_repo
+    key = tmp_path / "keys" / "cli.sec"
+    cache.cache_keygen("nightly-cli-1", key, key.with_suffix(".pub"))
+    argv = [
+        "--repo",
+        str(work),
+        "-q",
+        "nightly",
+        "--exclude-newer",
+        "2025-03-02T00:00:00Z",
+        "--index-url",
+        night_index.url,
+        "--cache-dir",
+        str(tmp_path / "meta"),
+        "--to",
+        f"file://{tmp_path / 'cache'}",
+        "--signing-key",
+        str(key),
+        "--no-revalidate",
+        "--report-json",
+        str(tmp_path / "report.json"),
+        "--report-markdown",
+        str(tmp_path / "report.md"),
+    ]
+    assert main(argv) == 0
+    assert "demo: ok (" in capsys.readouterr().out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [s["status"] for s in report["sets"]] == ["ok"]
+    assert "# nixpkgs-python nightly" in (tmp_path / "report.md").read_text()
+    assert main(argv) == 0
+    assert "demo: unchanged" in capsys.readouterr().out
