@@ -31,10 +31,19 @@ rec {
         let
           dir = lib.toPath setsDir + "/${name}";
           setOverlay = dir + "/overrides.nix";
+          # the set's own overrides may only touch packages the set has (a typo must not
+          # silently add a package, nor end in a bare "attribute missing")
+          checked = version: self: super:
+            let
+              result = (import setOverlay) self super;
+              unknown = builtins.filter (n: !(super ? ${n})) (builtins.attrNames result);
+            in
+            if unknown == [ ] then result
+            else throw "nixpkgs-python: set '${name}' (Python ${version}): sets/${name}/overrides.nix overrides ${builtins.concatStringsSep ", " (map (n: "package '${n}'") unknown)}, which the set does not have";
           bySet = version: setLib.mkSet {
             lockFile = dir + "/pylock.py${lib.versionTag version}.toml";
             inherit pkgs interpreters overridesDir disabledOverrides;
-            overlays = (if builtins.pathExists setOverlay then [ (import setOverlay) ] else [ ]) ++ [ overrides ];
+            overlays = (if builtins.pathExists setOverlay then [ (checked version) ] else [ ]) ++ [ overrides ];
           };
           perVersion = builtins.listToAttrs (map (v: { name = "py${lib.versionTag v}"; value = bySet v; }) versions);
           newest = builtins.elemAt versions (builtins.length versions - 1);

@@ -162,3 +162,19 @@ def test_with_packages_selects_a_subset(
         [env / "bin" / "python", "-c", "import gamma"], check=False, capture_output=True
     )
     assert failed.returncode != 0
+
+
+def test_set_overrides_naming_a_missing_package_are_refused(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
+    lock_demo(nix_repo, demo_index, demo_dists)
+    overlay = nix_repo.sets / "demo" / "overrides.nix"
+    overlay.write_text("self: super: { ghost = super.alpha; }\n")
+    with pytest.raises(NixError) as info:
+        nix_repo.eval("demo.python.drvPath")
+    text = str(info.value)
+    assert "set 'demo' (Python 3.12)" in text
+    assert "sets/demo/overrides.nix overrides package 'ghost', which the set does not have" in text
+    # overriding a package the set has is fine
+    overlay.write_text("self: super: { alpha = super.alpha; }\n")
+    assert nix_repo.eval("demo.python.drvPath").endswith(".drv")
