@@ -33,7 +33,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from bot import __version__
+from bot import SUPPORTED_PYTHONS, __version__
 from bot import lock as lockfile
 from bot.generate_sources import (
     NIX_DIR,
@@ -50,7 +50,6 @@ from bot.locker import build_request, index_routes, overrides_inputs
 from bot.overrides import Override, extra_build_requires, load_overrides
 from bot.resolve import resolve
 from bot.sets import Located, PackageSet, read_requirements_file
-from bot.targets import SUPPORTED_PYTHONS
 
 log = logging.getLogger(__name__)
 

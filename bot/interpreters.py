@@ -19,9 +19,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from bot import SUPPORTED_PYTHONS
 from bot.errors import BotError, CommandError
 from bot.proc import run
-from bot.targets import SUPPORTED_PYTHONS
 
 #: path of the generated file, relative to the repository
 LOCAL_FILE = Path("nix") / "local.json"

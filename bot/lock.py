@@ -15,16 +15,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
-from packaging.pylock import Pylock, PylockValidationError
 
 from bot import __version__
 from bot.errors import LockError
 from bot.index.models import DistFile
-from bot.resolve import Resolution, Resolved
 from bot.targets import SYSTEMS, Target, systems_marker
+
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
+
+    from bot.resolve import Resolution, Resolved
 
 TOOL = "nixpkgs-python"
 
@@ -133,6 +136,8 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
 
 def validate(document: Mapping[str, Any], where: str) -> Pylock:
     """Validate a lock document with packaging.pylock; LockError names the problem."""
+    from packaging.pylock import Pylock, PylockValidationError
+
     try:
         return Pylock.from_dict(document)
     except PylockValidationError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 import time
 import tomllib
@@ -10,19 +12,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from bot import lock as lockfile
+from bot import lockcache
 from bot.errors import BotError
-from bot.index.client import IndexClient, IndexRoute
+from bot.index.cache import Cache, default_cache_dir
+from bot.index.models import IndexRoute
 from bot.overrides import Override, extra_build_requires, load_overrides
-from bot.resolve import Request, resolve
 from bot.sets import DEFAULT_INDEX, PackageSet, load_sets
 from bot.targets import targets_for
+
+if TYPE_CHECKING:
+    from bot.index.client import IndexClient
+    from bot.provider import Request
+
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,8 @@ class LockOutcome:
     project_urls: dict[str, dict[str, str]] = field(default_factory=dict)
     #: name -> (locked version, newest allowed version, days behind) of every package
     freshness: dict[str, tuple[str, str | None, float | None]] = field(default_factory=dict)
+    #: taken from an earlier identical resolution (bot.lockcache), not resolved again
+    reused: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -118,6 +128,7 @@ class LockOutcome:
             "changes": [{"name": n, "old": o, "new": v} for n, o, v in self.changes],
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "reused": self.reused,
         }
 
 
@@ -142,6 +153,8 @@ def build_request(
         if extra is not None:
             out += extra(name, version)
         return out
+
+    from bot.provider import Request  # the resolver's modules load only when resolving
 
     return Request(
         requirements=[(r.value, r.where) for r in pset.requirements],
@@ -192,7 +205,7 @@ def changes(
 def lock_one(
     pset: PackageSet,
     python: str,
-    client: IndexClient,
+    client: IndexClient | Callable[[], IndexClient],
     opts: LockOptions,
     started: datetime,
     *,
@@ -200,7 +213,11 @@ def lock_one(
     write: bool = True,
     holds: Mapping[str, Hold] | None = None,
 ) -> LockOutcome:
-    """Resolve and (unless checking, or ``write=False``) write one lock atomically."""
+    """Resolve and (unless checking, or ``write=False``) write one lock atomically.
+
+    A lock at a past snapshot whose every input is unchanged is taken from
+    :mod:`bot.lockcache` instead of being resolved again (not with ``opts.refresh``).
+    """
     path = pset.lock_path(python)
     old = _read_existing(path)
     exclude_newer = opts.exclude_newer
@@ -209,28 +226,40 @@ def lock_one(
         exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     t0 = time.monotonic()
     library = load_overrides(opts.repo)
-    request = build_request(
-        pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
-    )
-    request = dataclasses.replace(
-        request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
-    )
-    client.snapshot = None if opts.refresh else exclude_newer
-    resolution = resolve(client, request, progress=progress, concurrency=opts.concurrency)
     routes = index_routes(pset, opts.index_url)
-    info = lockfile.LockInfo(
-        set_name=pset.name,
-        python=python,
-        exclude_newer=exclude_newer,
-        indexes=[r.url for r in routes],
-        inputs_hash=pset.inputs_hash(python, overrides_inputs(library)),
-        description=pset.description,
-        maintainers=pset.maintainers,
-        held=[h.to_toml() for _, h in sorted((holds or {}).items())],
-    )
-    document = lockfile.build_lock(resolution, info, request.targets)
-    text = lockfile.dumps(document)
-    lockfile.validate(tomllib.loads(text), str(path))
+    inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
+    held = [h.to_toml() for _, h in sorted((holds or {}).items())]
+    key = lockcache.result_key(inputs_hash + json.dumps(held), python, exclude_newer, routes)
+    cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
+    text = None if opts.refresh else lockcache.lookup(cache, key, exclude_newer)
+    resolution = None
+    if text is None:
+        from bot.resolve import resolve  # the resolver is only needed on a miss
+
+        index = client() if callable(client) else client
+        request = build_request(
+            pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
+        )
+        request = dataclasses.replace(
+            request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
+        )
+        index.snapshot = None if opts.refresh else exclude_newer
+        index.record()
+        resolution = resolve(index, request, progress=progress, concurrency=opts.concurrency)
+        info = lockfile.LockInfo(
+            set_name=pset.name,
+            python=python,
+            exclude_newer=exclude_newer,
+            indexes=[r.url for r in routes],
+            inputs_hash=inputs_hash,
+            description=pset.description,
+            maintainers=pset.maintainers,
+            held=held,
+        )
+        text = lockfile.dumps(lockfile.build_lock(resolution, info, request.targets))
+        lockfile.validate(tomllib.loads(text), str(path))
+        if not opts.refresh and index.recorded is not None:
+            lockcache.store(index.cache, key, exclude_newer, index.recorded, text)
     new = tomllib.loads(text)
     diff = changes(old, new)
     if old is not None and lockfile.same_content(old, new):
@@ -241,31 +270,32 @@ def lock_one(
         if write:
             lockfile.write_atomic(path, text)
         status = "created" if old is None else "updated"
-    urls = {
-        name: dict(pkg.metadata.project_urls)
-        for name, _, new_version in diff
-        if new_version is not None and (pkg := resolution.packages.get(NormalizedName(name)))
-    }
+    packages = resolution.packages if resolution is not None else {}
     return LockOutcome(
         pset.name,
         python,
         path,
         status,
-        len(document["packages"]),
+        len(new.get("packages", [])),
         diff,
         seconds=time.monotonic() - t0,
         old=old,
         new=new,
         text=text,
-        project_urls=urls,
+        project_urls={
+            name: dict(pkg.metadata.project_urls)
+            for name, _, new_version in diff
+            if new_version is not None and (pkg := packages.get(NormalizedName(name)))
+        },
         freshness={
             name: (
                 str(pkg.version),
                 str(pkg.newest) if pkg.newest is not None else None,
                 pkg.lag_days,
             )
-            for name, pkg in resolution.packages.items()
+            for name, pkg in packages.items()
         },
+        reused=resolution is None,
     )
 
 
@@ -280,6 +310,20 @@ def lock_sets(
     psets = load_sets(opts.repo, list(opts.sets))
     outcomes: list[LockOutcome] = []
     clients: dict[tuple[IndexRoute, ...], IndexClient] = {}
+
+    def client_for(key: tuple[IndexRoute, ...]) -> IndexClient:
+        if key not in clients:
+            from bot.index.client import IndexClient  # slow to import: only when resolving
+
+            clients[key] = IndexClient(
+                key,
+                cache_dir=opts.cache_dir,
+                offline=opts.offline,
+                concurrency=opts.concurrency,
+                retries=opts.retries,
+            )
+        return clients[key]
+
     try:
         for pset in psets:
             pythons = [opts.python] if opts.python else list(pset.python)
@@ -291,20 +335,19 @@ def lock_sets(
                         hint=f"it lists {', '.join(pset.python)}",
                     )
             key = tuple(index_routes(pset, opts.index_url))
-            if key not in clients:
-                clients[key] = IndexClient(
-                    key,
-                    cache_dir=opts.cache_dir,
-                    offline=opts.offline,
-                    concurrency=opts.concurrency,
-                    retries=opts.retries,
-                )
             for python in pythons:
                 if progress:
                     progress(f"{pset.name} (Python {python})")
                 try:
                     outcomes.append(
-                        lock_one(pset, python, clients[key], opts, started, progress=progress)
+                        lock_one(
+                            pset,
+                            python,
+                            functools.partial(client_for, key),
+                            opts,
+                            started,
+                            progress=progress,
+                        )
                     )
                 except BotError as exc:
                     outcomes.append(

@@ -16,8 +16,8 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from bot import SUPPORTED_PYTHONS
 from bot.errors import SetError
-from bot.targets import SUPPORTED_PYTHONS
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
 

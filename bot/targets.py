@@ -16,11 +16,11 @@ from packaging.markers import Marker
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from bot import SUPPORTED_PYTHONS
 from bot.errors import SetError
 
 SYSTEMS: tuple[str, ...] = ("aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux")
 
-SUPPORTED_PYTHONS: tuple[str, ...] = ("3.10", "3.11", "3.12", "3.13", "3.14")
 
 #: newest glibc a locked manylinux wheel may need: manylinux_2_28, the same Linux baseline as
 #: uv's default Linux target, and older than both nixpkgs' glibc and Debian 12's (2.36).

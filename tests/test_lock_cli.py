@@ -280,3 +280,60 @@ def test_overrides_library_build_requirements_are_locked(
         "fixture-backend",
     ]
     assert "demo-click" in packages
+
+
+def test_identical_resolutions_are_reused(
+    demo_index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same inputs at a past snapshot, same cached pages: the lock is taken, not resolved."""
+    import json
+
+    repo = make_repo(tmp_path, ["demo-app"])
+    path = repo / "sets" / "demo" / "pylock.py312.toml"
+
+    def run(*args: str) -> dict[str, object]:
+        capsys.readouterr()
+        assert lock(repo, demo_index, "--exclude-newer", CUTOFF, "--json", *args) == 0
+        [outcome] = json.loads(capsys.readouterr().out)
+        return outcome  # type: ignore[no-any-return]
+
+    assert run()["reused"] is False
+    first = path.read_bytes()
+    path.unlink()
+    seen = len(demo_index.requests)
+    assert run()["reused"] is True
+    assert path.read_bytes() == first
+    assert demo_index.requests[seen:] == []
+
+    # --refresh resolves again (and asks the index)
+    path.unlink()
+    assert run("--refresh")["reused"] is False
+    assert path.read_bytes() == first
+
+    # a changed definition is a different key
+    set_yaml = repo / "sets" / "demo" / "set.yaml"
+    set_yaml.write_text(set_yaml.read_text() + "constraints: ['demo-lib<2']\n")
+    changed = run()
+    assert changed["reused"] is False
+    assert changed["status"] == "updated"
+
+    # a page that changed since (a yank seen by a refreshing run) invalidates the memo
+    set_yaml.write_text(set_yaml.read_text().replace("constraints: ['demo-lib<2']\n", ""))
+    assert run()["reused"] is True
+    demo_index.yank("demo_lib-2.0.tar.gz", "broken")
+    assert lock(repo, demo_index, "--exclude-newer", CUTOFF, "--refresh", "--check") == 1
+    capsys.readouterr()
+    assert run()["reused"] is False
+
+
+def test_recent_snapshots_are_never_reused(
+    demo_index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    repo = make_repo(tmp_path, ["demo-app"])
+    for _ in range(2):
+        capsys.readouterr()
+        assert lock(repo, demo_index, "--json") == 0  # the snapshot is "now"
+        [outcome] = json.loads(capsys.readouterr().out)
+        assert outcome["reused"] is False

@@ -7,7 +7,6 @@ import functools
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,12 +89,6 @@ def cli(ctx: click.Context, repo: Path | None, verbose: int, quiet: bool) -> Non
     )
     if verbose == 1:
         logging.getLogger("bot").setLevel(logging.DEBUG)
-    if not verbose:
-        # setuptools' deprecation chatter from sdists whose metadata we ask their backend
-        # for: not ours to fix, and it buries the bot's own output (-v shows it)
-        from pyproject_hooks import BuildBackendWarning
-
-        warnings.filterwarnings("ignore", category=BuildBackendWarning)
     ctx.obj = Context((repo or _default_repo()).resolve(), verbose, quiet)
 
 
@@ -111,7 +104,7 @@ def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 
 
 def check_python(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from bot.targets import SUPPORTED_PYTHONS
+    from bot import SUPPORTED_PYTHONS
 
     if value is not None and value not in SUPPORTED_PYTHONS:
         raise click.BadParameter(f"{value!r}: use one of {', '.join(SUPPORTED_PYTHONS)}")

@@ -1,9 +1,14 @@
-"""PyPI client: simple API (PEP 691 JSON, PEP 503 HTML), metadata, cache, retries."""
+"""PyPI client: simple API (PEP 691 JSON, PEP 503 HTML), metadata, cache, retries.
+
+Importing this package is cheap: the client (httpx and friends) loads on first use of
+``IndexClient`` or ``ProjectNotFound``.
+"""
 
 from __future__ import annotations
 
-from bot.index.client import IndexClient, IndexRoute, ProjectNotFound
-from bot.index.models import CoreMetadata, DistFile, PackageIndex
+from typing import Any
+
+from bot.index.models import CoreMetadata, DistFile, IndexRoute, PackageIndex
 
 __all__ = [
     "CoreMetadata",
@@ -13,3 +18,11 @@ __all__ = [
     "PackageIndex",
     "ProjectNotFound",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("IndexClient", "ProjectNotFound"):
+        from bot.index import client
+
+        return getattr(client, name)
+    raise AttributeError(name)

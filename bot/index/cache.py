@@ -23,6 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.errors import IndexError_
 
@@ -60,6 +61,7 @@ class CachedPage:
     last_modified: str | None = None
     final_url: str | None = None  #: where redirects ended: the base of relative links
     fetched: float | None = None  #: when the index answered with this body (epoch seconds)
+    sha256: str | None = None  #: of the body, as recorded (set on read; computed on write)
 
 
 class Cache:
@@ -125,6 +127,20 @@ class Cache:
             self._path("parsed", f"{key}-py{sys.version_info[0]}{sys.version_info[1]}")
         )
 
+    def get_json(self, kind: str, key: str) -> Any:
+        """A small JSON record by key (None when absent or unreadable)."""
+        data = self._read(self._path(kind, key, ".json"))
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+
+    def put_json(self, kind: str, key: str, value: Any) -> None:
+        """Store a small JSON record."""
+        self._write(self._path(kind, key, ".json"), json.dumps(value, sort_keys=True).encode())
+
     def put_parsed(self, key: str, data: bytes) -> None:
         """Store a parsed page (marshal data is only readable by the same Python version)."""
         self._write(
@@ -149,6 +165,7 @@ class Cache:
                 last_modified=raw.get("last-modified"),
                 final_url=raw.get("final-url"),
                 fetched=raw.get("fetched"),
+                sha256=raw.get("sha256"),
             )
         except (ValueError, KeyError, TypeError):
             return None  # a corrupt entry is a miss

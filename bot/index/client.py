@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +20,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from bot.errors import IndexError_, MetadataError
 from bot.index import metadata as md
 from bot.index.cache import Cache, CachedPage, default_cache_dir
-from bot.index.models import CoreMetadata, DistFile, NotFound
+from bot.index.models import CoreMetadata, DistFile, IndexRoute, NotFound
+
+__all__ = ["IndexClient", "IndexRoute", "ProjectNotFound"]
 from bot.index.simple import ACCEPT, from_rows, merge, parse_page, to_rows
 
 if TYPE_CHECKING:
@@ -43,21 +44,6 @@ SNAPSHOT_SLACK = 600.0
 
 class ProjectNotFound(IndexError_):
     """No routed index knows the project (the resolver reports an unknown package)."""
-
-
-@dataclass(frozen=True)
-class IndexRoute:
-    """A simple-API index; with ``packages`` set, those projects come ONLY from it."""
-
-    url: str
-    packages: frozenset[NormalizedName] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.url.endswith("/"):
-            object.__setattr__(self, "url", self.url + "/")
-        if self.packages is not None:
-            names = frozenset(canonicalize_name(p) for p in self.packages)
-            object.__setattr__(self, "packages", names)
 
 
 class IndexClient:
@@ -99,6 +85,9 @@ class IndexClient:
         #: the index snapshot being resolved (exclude-newer): a cached page fetched well after
         #: it is complete for it, and is used without asking the index again
         self.snapshot: datetime | None = None
+        self._digests: dict[str, str] = {}  #: page URL -> sha256 of the body served
+        #: page URL -> digest of every page :meth:`files` served since :meth:`record` started
+        self.recorded: dict[str, str] | None = None
         self.uv = uv
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
@@ -159,7 +148,17 @@ class IndexClient:
     def files(self, name: NormalizedName) -> list[DistFile]:
         """Every usable file of a project across the indexes routed to it (yanked included)."""
         key = canonicalize_name(name)
-        return list(self._future(self._pages, key, lambda: self._fetch_files(key)).result())
+        files = list(self._future(self._pages, key, lambda: self._fetch_files(key)).result())
+        if self.recorded is not None:
+            with self._lock:
+                for route in self.routes_for(key):
+                    url = f"{route.url}{key}/"
+                    self.recorded[url] = self._digests.get(url, "")
+        return files
+
+    def record(self) -> None:
+        """Start recording which pages (and which versions of them) :meth:`files` serves."""
+        self.recorded = {}
 
     def _fetch_files(self, name: NormalizedName) -> list[DistFile]:
         routes = self.routes_for(name)
@@ -195,6 +194,7 @@ class IndexClient:
             full = self.cache.get_page(url)
             if full is not None:
                 log.debug("%s: cached page is newer than the snapshot", url)
+                self._digests[url] = full.sha256 or ""
                 return self._parse(full, full.final_url or url, route.url, name)
         if self.offline:
             cached = self.cache.get_page(url)
@@ -205,6 +205,7 @@ class IndexClient:
                     hint="run once online with the same cache directory, or drop --offline",
                 )
             base = cached.final_url or url
+            self._digests[url] = cached.sha256 or ""
             return self._parse(cached, base, route.url, name)
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
@@ -226,6 +227,7 @@ class IndexClient:
                 fetched=time.time(),
             )
             self.cache.put_page(page)
+        self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
         return self._parse(page, str(resp.url), route.url, name)
 
     def _parse(

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from bot.errors import IndexError_
@@ -70,3 +70,18 @@ class PackageIndex(Protocol):
     def prefetch(self, names: list[NormalizedName]) -> None:
         """Start fetching these project pages in the background (a hint; may do nothing)."""
         ...
+
+
+@dataclass(frozen=True)
+class IndexRoute:
+    """A simple-API index; with ``packages`` set, those projects come ONLY from it."""
+
+    url: str
+    packages: frozenset[NormalizedName] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url.endswith("/"):
+            object.__setattr__(self, "url", self.url + "/")
+        if self.packages is not None:
+            names = frozenset(canonicalize_name(p) for p in self.packages)
+            object.__setattr__(self, "packages", names)

@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import tomllib
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from build.env import DefaultIsolatedEnv
-from pyproject_hooks import BuildBackendHookCaller, HookMissing
+from pyproject_hooks import BuildBackendHookCaller, BuildBackendWarning, HookMissing
 
 from bot.errors import CommandError, MetadataError
 from bot.index.models import DistFile
@@ -162,6 +163,10 @@ def pep517_metadata(
     ``uv``: the uv executable to install build requirements with; None finds it, "" means
     use pip.
     """
+    if not log.isEnabledFor(logging.DEBUG):
+        # setuptools' deprecation chatter from the backends we ask for metadata: not ours to
+        # fix, and it buries the bot's own output (-v shows it)
+        warnings.filterwarnings("ignore", category=BuildBackendWarning)
     uv = find_uv() if uv is None else (uv or None)
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)

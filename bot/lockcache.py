@@ -1,0 +1,83 @@
+"""Memoised resolutions: the same inputs at the same past snapshot give the same lock.
+
+A lock is a function of the set's inputs (its definition and the overrides library's build
+requirements), the Python version, the index URLs, the bot's version, the snapshot time and
+what the index listed at that time.  Metadata is cached by file hash and never changes; an
+index page fetched well after the snapshot lists every file the snapshot can see (the
+assumption :mod:`bot.index.client` already makes).  So when every page a previous resolution
+read is still in the cache, unchanged and complete for the snapshot, its result can be used
+again without resolving: ``lock --check`` in CI and repeated locks cost a lookup.
+
+Only past snapshots are memoised (the nightly always asks the index), nothing is memoised
+with ``--refresh``, and a result records the exact page bodies (by sha256) it depended on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot import __version__
+from bot.index.cache import Cache
+
+KIND = "results"
+#: same slack as the index client: a page must have been fetched this long after the snapshot
+SNAPSHOT_SLACK = 600.0
+
+
+def result_key(
+    inputs_hash: str, python: str, exclude_newer: datetime, indexes: Sequence[Any]
+) -> str:
+    """The memo key of one lock: everything it depends on except the index pages."""
+    blob = json.dumps(
+        {
+            "inputs": inputs_hash,
+            "python": python,
+            "exclude-newer": exclude_newer.timestamp(),
+            "indexes": [repr(i) for i in indexes],
+            "bot": __version__,
+            "format": 1,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def lookup(cache: Cache, key: str, exclude_newer: datetime) -> str | None:
+    """The lock text of an earlier resolution with this key, if it still holds."""
+    if exclude_newer.timestamp() + SNAPSHOT_SLACK > time.time():
+        return None  # a recent snapshot: the index may still show new files for it
+    entry = cache.get_json(KIND, key)
+    if not isinstance(entry, dict) or not isinstance(entry.get("pages"), dict):
+        return None
+    for url, digest in entry["pages"].items():
+        page = cache.get_page(url, with_body=False)
+        if (
+            page is None
+            or page.sha256 != digest
+            or page.fetched is None
+            or page.fetched < exclude_newer.timestamp() + SNAPSHOT_SLACK
+        ):
+            return None
+    text = entry.get("lock")
+    return text if isinstance(text, str) else None
+
+
+def store(
+    cache: Cache, key: str, exclude_newer: datetime, pages: Mapping[str, str], text: str
+) -> bool:
+    """Remember a resolution; only when it read pages complete for a past snapshot."""
+    if not pages or any(not d for d in pages.values()):
+        return False  # a page the cache does not hold (e.g. a 404 on an extra index)
+    for url in pages:
+        page = cache.get_page(url, with_body=False)
+        if page is None or page.fetched is None:
+            return False
+        if page.fetched < exclude_newer.timestamp() + SNAPSHOT_SLACK:
+            return False  # fetched too close to (or before) the snapshot to be complete
+    cache.put_json(KIND, key, {"pages": dict(sorted(pages.items())), "lock": text})
+    return True
