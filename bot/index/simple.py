@@ -139,11 +139,23 @@ _FOREIGN_ARCHES = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def _old_python(tag: str) -> bool:
     if tag.startswith(("pp", "cp2", "py2", "graalpy", "ip")):
         return True
     digits = tag[3:]
     return tag.startswith("cp3") and digits.isdigit() and int(digits) < 10
+
+
+@functools.lru_cache(maxsize=4096)
+def _foreign_tags(python: str, abi: str, platform: str) -> bool:
+    if all(
+        p.startswith(_FOREIGN_PLATFORMS) or p.endswith(_FOREIGN_ARCHES) for p in platform.split(".")
+    ):
+        return True
+    if "abi3" in abi.split("."):
+        return False  # a stable-ABI wheel built for an older CPython still works
+    return all(_old_python(t) for t in python.split("."))
 
 
 def foreign_wheel(filename: str) -> bool:
@@ -152,17 +164,13 @@ def foreign_wheel(filename: str) -> bool:
     skipping them before parsing is most of the cost of reading their pages."""
     if not filename.endswith(".whl"):
         return False
-    parts = filename[:-4].split("-")
-    if len(parts) < 5:
+    # the last three dash-separated fields are the tag triple; a page repeats few triples
+    head, _, platform = filename[:-4].rpartition("-")
+    head, _, abi = head.rpartition("-")
+    head, _, python = head.rpartition("-")
+    if not head:
         return False
-    python, abi, platform = parts[-3], parts[-2], parts[-1]
-    if all(
-        p.startswith(_FOREIGN_PLATFORMS) or p.endswith(_FOREIGN_ARCHES) for p in platform.split(".")
-    ):
-        return True
-    if "abi3" in abi.split("."):
-        return False  # a stable-ABI wheel built for an older CPython still works
-    return all(_old_python(t) for t in python.split("."))
+    return _foreign_tags(python, abi, platform)
 
 
 def _join(base: str, url: str) -> str:
