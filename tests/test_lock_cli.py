@@ -337,3 +337,32 @@ def test_recent_snapshots_are_never_reused(
         assert lock(repo, demo_index, "--json") == 0  # the snapshot is "now"
         [outcome] = json.loads(capsys.readouterr().out)
         assert outcome["reused"] is False
+
+
+def test_packages_routed_to_an_extra_index(demo_index: IndexServer, tmp_path: Path) -> None:
+    """set.yaml `indexes`: a routed package comes only from its index, the rest from the
+    default one, and the lock records where each came from."""
+    private = IndexServer(tmp_path / "private-index")
+    try:
+        private.publish(
+            make_wheel(tmp_path / "private", "demo-private", "1.0", requires_dist=["demo-lib"])
+        )
+        # a decoy of the same name on the default index must never be used
+        demo_index.publish(make_wheel(tmp_path / "decoy", "demo-private", "9.9"))
+        repo = make_repo(tmp_path, ["demo-private"])
+        set_yaml = repo / "sets" / "demo" / "set.yaml"
+        set_yaml.write_text(
+            set_yaml.read_text()
+            + f"indexes:\n  - url: {private.url}\n    packages: [demo-private]\n"
+        )
+        assert lock(repo, demo_index, "--exclude-newer", CUTOFF) == 0
+        document = tomllib.loads((repo / "sets/demo/pylock.py312.toml").read_text())
+        packages = {p["name"]: p for p in document["packages"]}
+        assert packages["demo-private"]["version"] == "1.0"
+        assert packages["demo-private"]["index"] == private.url
+        assert packages["demo-lib"]["index"] == demo_index.url
+        assert document["tool"]["nixpkgs-python"]["indexes"] == [demo_index.url, private.url]
+        assert not any(r.path.startswith("/simple/demo-lib") for r in private.requests)
+        assert not any(r.path.startswith("/simple/demo-private") for r in demo_index.requests)
+    finally:
+        private.close()
