@@ -357,6 +357,7 @@ def summary(results: Sequence[BuildResult]) -> str:
         if r.ok:
             lines.append(f"ok      {r.set} (Python {r.python}): {r.out_path} [{r.duration:.1f}s]")
         else:
-            lines.append(f"FAILED  {r.set} (Python {r.python}): {r.error}")
+            where = f" (Python {r.python})" if r.python else ""
+            lines.append(f"FAILED  {r.set}{where}: {r.error}")
             lines += [f"    {line}" for line in r.log_tail.splitlines()]
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from resolvelib import BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import ResolutionTooDeep
 from resolvelib.structs import RequirementInformation
 
-from bot.errors import PackageIndexError, ResolutionError
+from bot.errors import BotError, PackageIndexError, ResolutionError
 from bot.index.models import CoreMetadata, DistFile, PackageIndex
 from bot.provider import (
     PYTHON,
@@ -178,6 +178,16 @@ def explain(
     for name in names:
         for spec, where in provider.constraints.get(name, []):
             lines.append(f"constraint {name}{spec} ({where})")
+        if name != PYTHON:
+            try:
+                available = sorted(provider.usable(name))
+            except BotError:
+                available = []
+            if available:
+                lines.append(
+                    f"{name} has {len(available)} usable release(s) at this snapshot, "
+                    f"{available[0]} to {available[-1]}"
+                )
         for why, versions in sorted(provider.rejections.get(name, {}).items()):
             shown = ", ".join(sorted(set(versions), key=Version, reverse=True)[:6])
             more = len(set(versions)) - 6
