@@ -318,6 +318,14 @@ def _freshness(provider: Provider, cand: Candidate) -> dict[str, Any]:
 
 def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:
     reqs = list(provider.index.build_requires(sdist))
+    if provider.index.in_tree_backend(sdist):
+        # a backend that builds itself imports its own dependencies while building (and
+        # hatchling's asks for them only through get_requires_for_build_wheel)
+        reqs += [
+            r
+            for r in provider.metadata(cand).requires_dist
+            if canonicalize_name(r.name) != cand.name
+        ]
     if provider.request.extra_build_requires is not None:
         reqs += provider.request.extra_build_requires(cand.name, cand.version)
     return reqs

@@ -89,5 +89,9 @@ class FrozenIndex:
             return (Requirement("setuptools>=40.8.0"),)
         return tuple(Requirement(r) for r in reqs)
 
+    def in_tree_backend(self, file: DistFile) -> bool:
+        info = next(v for k, v in self.spec[file.name].items() if Version(k) == file.version)
+        return bool(info.get("in-tree-backend"))
+
     def prefetch(self, names: list[NormalizedName]) -> None:
         return None

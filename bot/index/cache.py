@@ -100,15 +100,6 @@ class Cache:
         """Store core metadata bytes of the file with this sha256."""
         self._write(self._path("metadata", sha256), data)
 
-    def get_build_requires(self, sha256: str) -> list[str] | None:
-        """Build requirements of the sdist with this sha256, if cached."""
-        data = self._read(self._path("build-requires", sha256, ".json"))
-        return None if data is None else [str(r) for r in json.loads(data)]
-
-    def put_build_requires(self, sha256: str, requires: list[str]) -> None:
-        """Store build requirements of the sdist with this sha256."""
-        self._write(self._path("build-requires", sha256, ".json"), json.dumps(requires).encode())
-
     def sdist_path(self, sha256: str) -> Path:
         """Where the sdist with this sha256 is (or would be) stored."""
         return self._path("sdists", sha256)

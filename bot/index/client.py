@@ -93,7 +93,7 @@ class IndexClient:
         self._lock = threading.Lock()
         self._pages: dict[str, Future[list[DistFile]]] = {}
         self._metadata: dict[str, Future[CoreMetadata]] = {}
-        self._build_requires: dict[str, tuple[Requirement, ...]] = {}
+        self._build_systems: dict[str, tuple[tuple[Requirement, ...], bool]] = {}
         self._sdist_locks: dict[str, threading.Lock] = {}
 
     # --- lifecycle ---
@@ -383,19 +383,33 @@ class IndexClient:
 
     def build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
         """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
+        return self._build_system(file)[0]
+
+    def in_tree_backend(self, file: DistFile) -> bool:
+        """Whether an sdist's build backend is the package itself (``backend-path``)."""
+        return self._build_system(file)[1]
+
+    def _build_system(self, file: DistFile) -> tuple[tuple[Requirement, ...], bool]:
         if file.kind != "sdist":
-            return ()
+            return (), False
         with self._lock:
-            known = self._build_requires.get(file.sha256)
+            known = self._build_systems.get(file.sha256)
         if known is not None:
             return known
-        cached = self.cache.get_build_requires(file.sha256)
-        if cached is not None:
-            reqs = tuple(Requirement(r) for r in cached)
+        cached = self.cache.get_json("build-system", file.sha256)
+        if isinstance(cached, dict) and isinstance(cached.get("requires"), list):
+            result = (
+                tuple(Requirement(r) for r in cached["requires"]),
+                bool(cached.get("in-tree")),
+            )
         else:
             _, pyproject = md.sdist_files(self._sdist_bytes(file), file)
-            reqs = md.build_requires_of(pyproject, file)
-            self.cache.put_build_requires(file.sha256, [str(r) for r in reqs])
+            result = (md.build_requires_of(pyproject, file), md.in_tree_backend_of(pyproject))
+            self.cache.put_json(
+                "build-system",
+                file.sha256,
+                {"requires": [str(r) for r in result[0]], "in-tree": result[1]},
+            )
         with self._lock:
-            self._build_requires[file.sha256] = reqs
-        return reqs
+            self._build_systems[file.sha256] = result
+        return result

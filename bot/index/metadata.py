@@ -196,6 +196,23 @@ def pkg_info_trusted(pkg_info: bytes) -> bool:
     return not (dynamic & RESOLUTION_FIELDS)
 
 
+def in_tree_backend_of(pyproject: bytes | None) -> bool:
+    """Whether the sdist builds itself: its ``[build-system] backend-path`` points inside it.
+
+    Such a backend (hatchling, flit-core, setuptools, poetry-core build themselves this way)
+    imports the package's own dependencies while building; hatchling's even asks for them
+    through ``get_requires_for_build_wheel`` instead of listing them in ``requires``.
+    """
+    if pyproject is None:
+        return False
+    try:
+        data = tomllib.loads(pyproject.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    system = data.get("build-system")
+    return isinstance(system, dict) and bool(system.get("backend-path"))
+
+
 def build_requires_of(pyproject: bytes | None, file: DistFile) -> tuple[Requirement, ...]:
     """PEP 518 ``[build-system] requires``; setuptools>=40.8.0 when it is not declared."""
     if pyproject is None:

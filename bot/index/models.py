@@ -67,6 +67,10 @@ class PackageIndex(Protocol):
         """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
         ...
 
+    def in_tree_backend(self, file: DistFile) -> bool:
+        """Whether an sdist's PEP 517 backend is the package itself (``backend-path``)."""
+        ...
+
     def prefetch(self, names: list[NormalizedName]) -> None:
         """Start fetching these project pages in the background (a hint; may do nothing)."""
         ...
