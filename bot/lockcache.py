@@ -14,11 +14,13 @@ with ``--refresh``, and a result records the exact page bodies (by sha256) it de
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bot import __version__
@@ -27,6 +29,16 @@ from bot.index.cache import Cache
 KIND = "results"
 #: same slack as the index client: a page must have been fetched this long after the snapshot
 SNAPSHOT_SLACK = 600.0
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of the bot's own source, so a changed resolver never reuses old results."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def result_key(
@@ -40,6 +52,7 @@ def result_key(
             "exclude-newer": exclude_newer.timestamp(),
             "indexes": [repr(i) for i in indexes],
             "bot": __version__,
+            "code": code_digest(),
             "format": 1,
         },
         sort_keys=True,
