@@ -212,11 +212,14 @@ def lock_one(
     progress: Callable[[str], None] | None = None,
     write: bool = True,
     holds: Mapping[str, Hold] | None = None,
+    library: Mapping[NormalizedName, list[Override]] | None = None,
 ) -> LockOutcome:
     """Resolve and (unless checking, or ``write=False``) write one lock atomically.
 
-    A lock at a past snapshot whose every input is unchanged is taken from
-    :mod:`bot.lockcache` instead of being resolved again (not with ``opts.refresh``).
+    ``library`` is the overrides library (read from ``opts.repo`` when not given: callers
+    locking many sets read it once).  A lock at a past snapshot whose every input is
+    unchanged is taken from :mod:`bot.lockcache` instead of being resolved again (not with
+    ``opts.refresh``).
     """
     path = pset.lock_path(python)
     old = _read_existing(path)
@@ -225,7 +228,8 @@ def lock_one(
         recorded = lockfile.provenance(old or {}).get("exclude-newer")
         exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     t0 = time.monotonic()
-    library = load_overrides(opts.repo)
+    if library is None:
+        library = load_overrides(opts.repo)
     routes = index_routes(pset, opts.index_url)
     inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
     held = [h.to_toml() for _, h in sorted((holds or {}).items())]
@@ -257,10 +261,12 @@ def lock_one(
             held=held,
         )
         text = lockfile.dumps(lockfile.build_lock(resolution, info, request.targets))
-        lockfile.validate(tomllib.loads(text), str(path))
+        new = tomllib.loads(text)
+        lockfile.validate(new, str(path))
         if not opts.refresh and index.recorded is not None:
             lockcache.store(index.cache, key, exclude_newer, index.recorded, text)
-    new = tomllib.loads(text)
+    else:
+        new = tomllib.loads(text)
     diff = changes(old, new)
     if old is not None and lockfile.same_content(old, new):
         status: Status = "unchanged"
@@ -308,6 +314,7 @@ def lock_sets(
     """
     started = datetime.now(UTC).replace(microsecond=0)
     psets = load_sets(opts.repo, list(opts.sets))
+    library = load_overrides(opts.repo)
     outcomes: list[LockOutcome] = []
     clients: dict[tuple[IndexRoute, ...], IndexClient] = {}
 
@@ -347,6 +354,7 @@ def lock_sets(
                             opts,
                             started,
                             progress=progress,
+                            library=library,
                         )
                     )
                 except BotError as exc:

@@ -34,6 +34,7 @@ from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
 from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
 from bot.nix import run_nix
+from bot.overrides import load_overrides
 from bot.proc import tail
 from bot.sets import PackageSet, load_sets
 
@@ -182,11 +183,21 @@ def night_set(
     )
 
     originals = _snapshot([pset.lock_path(p) for p in pythons])
+    library = load_overrides(opts.repo)  # once for every (re)lock of the set
 
     def relock(holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
         _restore(originals)  # compare with, and diff against, the locks of the last night
         return [
-            lock_one(pset, p, client, lock_opts, started, write=False, holds=holds.get(p))
+            lock_one(
+                pset,
+                p,
+                client,
+                lock_opts,
+                started,
+                write=False,
+                holds=holds.get(p),
+                library=library,
+            )
             for p in pythons
         ]
 
