@@ -408,8 +408,9 @@ def run_nightly(
         run_url=opts.run_url,
     )
     findings, extra_errors = _revalidate(opts, outcomes, say)
-    errors = extra_errors + publish.publish(opts, night, outcomes, gh, say, findings)
-    publish.write_reports(opts, night, findings)
+    provenance = publish.build_provenance(opts)  # probing interpreters: once a night
+    errors = extra_errors + publish.publish(opts, night, outcomes, gh, say, findings, provenance)
+    publish.write_reports(opts, night, findings, provenance)
     failed = any(o.report.status == "failed" for o in outcomes) or errors
     return NightResult(night, errors, 2 if failed else 0, findings)
 
@@ -528,7 +529,10 @@ def _commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
         exclude_newer=snapshot,
         run_url=opts.run_url,
     )
-    errors = publish.publish(opts, night, outcomes, _github(opts), lambda _msg: None)
-    publish.write_reports(opts, night)
+    provenance = publish.build_provenance(opts)
+    errors = publish.publish(
+        opts, night, outcomes, _github(opts), lambda _msg: None, provenance=provenance
+    )
+    publish.write_reports(opts, night, provenance=provenance)
     failed = any(o.report.status == "failed" for o in outcomes) or errors
     return NightResult(night, errors, 2 if failed else 0)

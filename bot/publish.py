@@ -55,6 +55,7 @@ def publish(
     gh: Any,
     say: Callable[[str], None],
     findings: Sequence[revalidate.Finding] = (),
+    provenance: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Push commits, open/update the pull request, file/close issues, set statuses.
 
@@ -77,7 +78,7 @@ def publish(
                     branch,
                     opts.base,
                     title[:250],
-                    markdown(night, findings, build_provenance(opts)),
+                    markdown(night, findings, provenance),
                 )
     except BotError as exc:
         errors.append(str(exc))
@@ -104,10 +105,12 @@ def publish(
 
 
 def write_reports(
-    opts: NightlyOptions, night: report.NightReport, findings: Sequence[revalidate.Finding] = ()
+    opts: NightlyOptions,
+    night: report.NightReport,
+    findings: Sequence[revalidate.Finding] = (),
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """The night's report as JSON and Markdown files (when asked) and the step summary."""
-    provenance = build_provenance(opts)
     text = markdown(night, findings, provenance)
     if opts.report_json is not None:
         data = json.loads(report.to_json(night))
