@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +25,7 @@ from typing import Any
 from bot import build as builder
 from bot import cache, git, publish, report, revalidate
 from bot import lock as lockfile
-from bot.diff import LockDiff, commit_body, commit_subject, diff_locks
+from bot.diff import commit_body, commit_subject, diff_locks
 from bot.errors import BotError
 from bot.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
 from bot.index.client import IndexClient
@@ -35,7 +33,6 @@ from bot.interpreters import build_options, detect, load_local
 from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
 from bot.nix import run_nix
 from bot.overrides import load_overrides
-from bot.proc import tail
 from bot.sets import PackageSet, load_sets
 
 log = logging.getLogger(__name__)
@@ -339,7 +336,8 @@ def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
     return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
 
 
-def _github(opts: NightlyOptions) -> Any:
+def github_client(opts: NightlyOptions) -> Any:
+    """The GitHub client when a token and a repository are given, else None."""
     token = opts.github_token or next(
         (os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None
     )
@@ -371,13 +369,15 @@ def run_nightly(
     exclude_newer = opts.exclude_newer or started
     opts.exclude_newer = exclude_newer
     if opts.commit_only:
-        return _commit_only(opts, started)
+        from bot.commit_only import commit_only  # CI's final job; it builds on this module
+
+        return commit_only(opts, started)
     git.ensure_clean(opts.repo)
     git.ensure_identity(opts.repo)
     psets = load_sets(opts.repo, list(opts.sets))
     store = opts.store or cache.default_store(opts.repo)
     signing_key = _signing_key(opts, store)
-    gh = _github(opts)
+    gh = github_client(opts)
     outcomes: list[SetOutcome] = []
     clients: dict[Any, IndexClient] = {}
     try:
@@ -442,97 +442,3 @@ def _revalidate(
     except BotError as exc:
         return [], [f"overrides re-validation: {exc}"]
     return findings, []
-
-
-_FAILED_PACKAGE = re.compile(r"package '([^']+)' failed to build")
-
-
-def _recorded_outcome(opts: NightlyOptions, name: str) -> tuple[str, str | None, str]:
-    """(status, failing package, log tail) that a CI matrix job recorded for a set."""
-    if opts.outcomes_dir is None:
-        return "ok", None, ""
-    folder = opts.outcomes_dir / f"outcome-{name}"
-    try:
-        data = json.loads((folder / "outcome.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "failed", None, f"no outcome was recorded for set {name} (its job did not finish)"
-    for step in ("lock", "build", "push"):
-        if data.get(step) not in ("success", "skipped", ""):
-            log_file = folder / f"{step}.log"
-            text = (
-                log_file.read_text(encoding="utf-8", errors="replace") if log_file.exists() else ""
-            )
-            match = _FAILED_PACKAGE.search(text)
-            return "failed", match.group(1) if match else None, tail(text, 40) or f"{step} failed"
-    return "ok", None, ""
-
-
-def _commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
-    """Commit each set's rewritten locks (one commit per set), then publish and report."""
-    lock_paths = {str(p.relative_to(opts.repo)) for p in opts.repo.glob("sets/*/pylock.*.toml")}
-    git.ensure_clean(opts.repo, allow=lock_paths)
-    git.ensure_identity(opts.repo)
-    outcomes: list[SetOutcome] = []
-    snapshot: str | None = None
-    for pset in load_sets(opts.repo, list(opts.sets)):
-        status, package, log_tail = _recorded_outcome(opts, pset.name)
-        if status == "failed":
-            for path in pset.path.glob("pylock.*.toml"):
-                git.restore(opts.repo, path)
-            outcomes.append(
-                SetOutcome(
-                    report.SetReport(
-                        pset.name, pset.python, "failed", failing_package=package, log_tail=log_tail
-                    ),
-                    failures=[(p, package, log_tail) for p in pset.python],
-                )
-            )
-            continue
-        diffs: list[LockDiff] = []
-        paths: list[Path] = []
-        for python in pset.python:
-            path = pset.lock_path(python)
-            if not path.exists():
-                continue
-            new = lockfile.read_lock(path)
-            old_text = git.show_head(opts.repo, path)
-            old = tomllib.loads(old_text) if old_text is not None else None
-            if lockfile.same_content(old, new):
-                if old_text is not None:
-                    git.restore(opts.repo, path)  # only the snapshot time moved
-                continue
-            diffs.append(diff_locks(old, new))
-            paths.append(path)
-            snapshot = lockfile.provenance(new).get("exclude-newer", snapshot)
-        if not paths:
-            outcomes.append(SetOutcome(report.SetReport(pset.name, pset.python, "unchanged")))
-            continue
-        sha = git.commit_set(
-            opts.repo,
-            pset.name,
-            paths,
-            commit_subject(pset.name, diffs),
-            commit_body(pset.name, diffs),
-        )
-        outcomes.append(
-            SetOutcome(
-                report.SetReport(
-                    pset.name, pset.python, "ok", diff=report.rows_from_diffs(diffs), commit=sha
-                ),
-                commit=sha,
-                built=True,
-            )
-        )
-    night = report.NightReport(
-        date=started.date().isoformat(),
-        sets=tuple(o.report for o in outcomes),
-        exclude_newer=snapshot,
-        run_url=opts.run_url,
-    )
-    provenance = publish.build_provenance(opts)
-    errors = publish.publish(
-        opts, night, outcomes, _github(opts), lambda _msg: None, provenance=provenance
-    )
-    publish.write_reports(opts, night, provenance=provenance)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(night, errors, 2 if failed else 0)
