@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import platform
-import re
 import sys
 import tempfile
 import tomllib
@@ -51,9 +50,9 @@ from bot import build as builder
 from bot.errors import BotError
 from bot.index.cache import default_cache_dir
 from bot.interpreters import detect, load_local
-from bot.lock import write_atomic
 from bot.overrides import Override, load_overrides
 from bot.overrides_edit import apply_edit, apply_edits, header_lines
+from bot.revalidate_state import load_state, rotate, save_state
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,6 @@ Kind = Literal["unneeded", "unmatched", "needed", "inconclusive"]
 KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "inconclusive")
 STATE_FILE = "revalidate.json"
 BUILD_TIMEOUT = 1800.0
-LOCK = re.compile(r"^pylock\.py3(\d+)\.toml$")
 
 
 @dataclass(frozen=True)
@@ -148,7 +146,7 @@ def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
     if not sets_dir.is_dir():
         return out
     for path in sorted(sets_dir.glob("*/pylock.py3*.toml")):
-        match = LOCK.match(path.name)
+        match = builder.LOCK.match(path.name)
         if not match:
             continue
         try:
@@ -284,60 +282,10 @@ def _header_index(
     return out
 
 
-def _load_state(state_file: Path, key: str) -> str | None:
-    try:
-        data = json.loads(state_file.read_text(encoding="utf-8"))
-        last = data["repos"][key]["last"]
-        return last if isinstance(last, str) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _load_verdicts(state_file: Path, key: str) -> dict[str, str]:
-    """entry id -> fingerprint of the inputs under which it was last found ``needed``."""
-    try:
-        data = json.loads(state_file.read_text(encoding="utf-8"))
-        needed = data["repos"][key].get("needed", {})
-        return {str(k): str(v) for k, v in needed.items()} if isinstance(needed, dict) else {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
 def _fingerprint(entry: Override, where: Sequence[Locked]) -> str:
     """What a verdict depends on: the entry and the locked versions it applies to."""
     blob = repr((entry, sorted((lk.set, lk.python, lk.version) for lk in where)))
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _save_state(
-    state_file: Path, key: str, last: str, needed: Mapping[str, str] | None = None
-) -> None:
-    try:
-        data = json.loads(state_file.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not isinstance(data.get("repos"), dict):
-            data = {"repos": {}}
-    except (OSError, ValueError):
-        data = {"repos": {}}
-    data["repos"][key] = {"last": last, "needed": dict(needed or {})}
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(state_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _id_key(entry_id: str) -> tuple[str, int]:
-    name, _, index = entry_id.rpartition("#")
-    return (name, int(index) if index.isdigit() else 0)
-
-
-def rotate(ids: Sequence[str], last: str | None, budget: int) -> list[str]:
-    """Up to ``budget`` of ``ids`` (sorted by package, then position), starting after
-    ``last`` and wrapping around."""
-    ordered = sorted(ids, key=_id_key)
-    if budget <= 0 or not ordered:
-        return []
-    start = 0
-    if last is not None:
-        start = next((i for i, x in enumerate(ordered) if _id_key(x) > _id_key(last)), 0)
-    return [ordered[(start + i) % len(ordered)] for i in range(min(budget, len(ordered)))]
 
 
 def _unneeded(base: Finding, entry: Override, version: str) -> Finding:
@@ -411,10 +359,10 @@ def revalidate(
     key = str(repo.resolve())
     # an entry found needed stays needed until it or the versions it applies to change:
     # skip it rather than repeat a failing build every night
-    needed = _load_verdicts(state, key)
+    saved = load_state(state, key)
     fingerprints = {i: _fingerprint(c[0], c[2]) for i, c in candidates.items()}
-    needed = {i: f for i, f in needed.items() if fingerprints.get(i) == f}
-    chosen = rotate([i for i in candidates if i not in needed], _load_state(state, key), budget)
+    needed = {i: f for i, f in saved.needed.items() if fingerprints.get(i) == f}
+    chosen = rotate([i for i in candidates if i not in needed], saved.last, budget)
     if not chosen:
         return findings
     if not nixpkgs and interpreters is None:
@@ -441,7 +389,7 @@ def revalidate(
             findings.append(finding)
             if finding.kind == "needed":
                 needed[entry_id] = fingerprints[entry_id]
-            _save_state(state, key, entry_id, needed)
+            save_state(state, key, entry_id, needed)
     return findings
 
 
