@@ -24,11 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import __version__
-from bot.index.cache import Cache
+from bot.index.cache import SNAPSHOT_SLACK, Cache
 
 KIND = "results"
-#: same slack as the index client: a page must have been fetched this long after the snapshot
-SNAPSHOT_SLACK = 600.0
 
 
 @functools.cache
@@ -69,12 +67,7 @@ def lookup(cache: Cache, key: str, exclude_newer: datetime) -> str | None:
         return None
     for url, digest in entry["pages"].items():
         page = cache.get_page(url, with_body=False)
-        if (
-            page is None
-            or page.sha256 != digest
-            or page.fetched is None
-            or page.fetched < exclude_newer.timestamp() + SNAPSHOT_SLACK
-        ):
+        if page is None or page.sha256 != digest or not page.complete_for(exclude_newer):
             return None
     text = entry.get("lock")
     return text if isinstance(text, str) else None
@@ -88,9 +81,7 @@ def store(
         return False  # a page the cache does not hold (e.g. a 404 on an extra index)
     for url in pages:
         page = cache.get_page(url, with_body=False)
-        if page is None or page.fetched is None:
-            return False
-        if page.fetched < exclude_newer.timestamp() + SNAPSHOT_SLACK:
+        if page is None or not page.complete_for(exclude_newer):
             return False  # fetched too close to (or before) the snapshot to be complete
     cache.put_json(KIND, key, {"pages": dict(sorted(pages.items())), "lock": text})
     return True

@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+#: how long after a snapshot a page must have been fetched to be trusted for it (slack for
+#: indexes that publish an upload a little after its upload time)
+SNAPSHOT_SLACK = 600.0
+
+
 @dataclass(frozen=True)
 class CachedPage:
     """A project page as last fetched."""
@@ -62,6 +68,11 @@ class CachedPage:
     final_url: str | None = None  #: where redirects ended: the base of relative links
     fetched: float | None = None  #: when the index answered with this body (epoch seconds)
     sha256: str | None = None  #: of the body, as recorded (set on read; computed on write)
+
+    def complete_for(self, snapshot: datetime) -> bool:
+        """Whether this copy lists every file an index snapshot at ``snapshot`` can see:
+        uploads only ever add files, so a copy fetched well after the snapshot does."""
+        return self.fetched is not None and self.fetched >= snapshot.timestamp() + SNAPSHOT_SLACK
 
 
 class Cache:

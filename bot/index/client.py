@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 PYPI = "https://pypi.org/simple/"
 T = TypeVar("T")
 
-#: a page fetched at least this long after a snapshot time lists every file that snapshot
-#: can see (uploads are append-only; a little slack for indexes that publish with a delay)
-SNAPSHOT_SLACK = 600.0
-
 
 class ProjectNotFound(IndexError_):
     """No routed index knows the project (the resolver reports an unknown package)."""
@@ -183,9 +179,7 @@ class IndexClient:
         return merge(pages)
 
     def _complete_for_snapshot(self, page: CachedPage | None) -> bool:
-        if page is None or page.fetched is None or self.snapshot is None:
-            return False
-        return page.fetched >= self.snapshot.timestamp() + SNAPSHOT_SLACK
+        return page is not None and self.snapshot is not None and page.complete_for(self.snapshot)
 
     def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> list[DistFile]:
         url = f"{route.url}{name}/"

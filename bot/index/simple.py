@@ -23,6 +23,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from bot import SUPPORTED_PYTHONS
 from bot.errors import IndexError_
 from bot.index.models import DistFile
 
@@ -139,12 +140,16 @@ _FOREIGN_ARCHES = (
 )
 
 
+#: the oldest Python 3 minor version a lock can be for
+_OLDEST_MINOR = min(int(v.split(".")[1]) for v in SUPPORTED_PYTHONS)
+
+
 @functools.lru_cache(maxsize=1024)
 def _old_python(tag: str) -> bool:
     if tag.startswith(("pp", "cp2", "py2", "graalpy", "ip")):
         return True
     digits = tag[3:]
-    return tag.startswith("cp3") and digits.isdigit() and int(digits) < 10
+    return tag.startswith("cp3") and digits.isdigit() and int(digits) < _OLDEST_MINOR
 
 
 @functools.lru_cache(maxsize=4096)
@@ -159,7 +164,7 @@ def _foreign_tags(python: str, abi: str, platform: str) -> bool:
 
 
 def foreign_wheel(filename: str) -> bool:
-    """Whether a wheel can never be used by a lock (every target is CPython >= 3.10 on
+    """Whether a wheel can never be used by a lock (every target is a supported CPython on
     Linux or macOS, x86_64 or aarch64).  Big projects list thousands of such wheels;
     skipping them before parsing is most of the cost of reading their pages."""
     if not filename.endswith(".whl"):
