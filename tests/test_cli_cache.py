@@ -13,6 +13,11 @@ from tests.plugins.pypi import IndexServer
 pytestmark = pytest.mark.nix
 
 
+def keygen(name: str, secret: Path, public: Path) -> int:
+    """``nixpkgs-python cache keygen`` through the CLI; its exit code."""
+    return main(["cache", "keygen", name, "--secret-key", str(secret), "--public-key", str(public)])
+
+
 def test_keygen_push_verify(
     nix_repo: NixRepo,
     demo_index: IndexServer,
@@ -23,38 +28,12 @@ def test_keygen_push_verify(
     lock_demo(nix_repo, demo_index, demo_dists)
     repo = ["--repo", str(nix_repo.root), "-q"]
     secret, public = tmp_path / "keys" / "cli.sec", tmp_path / "keys" / "cli.pub"
-    assert (
-        main(
-            [
-                "cache",
-                "keygen",
-                "cli-test-1",
-                "--secret-key",
-                str(secret),
-                "--public-key",
-                str(public),
-            ]
-        )
-        == 0
-    )
+    assert keygen("cli-test-1", secret, public) == 0
     out = capsys.readouterr().out
     assert "public key: cli-test-1:" in out
     assert secret.read_text().split(":", 1)[1].strip() not in out
     # a second keygen never overwrites the secret
-    assert (
-        main(
-            [
-                "cache",
-                "keygen",
-                "cli-test-1",
-                "--secret-key",
-                str(secret),
-                "--public-key",
-                str(public),
-            ]
-        )
-        == 1
-    )
+    assert keygen("cli-test-1", secret, public) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
 
     store = f"file://{tmp_path / 'cache'}"
@@ -69,20 +48,7 @@ def test_keygen_push_verify(
     assert "substitute with a trusted signature" in capsys.readouterr().out
 
     other_secret, other_public = tmp_path / "keys" / "other.sec", tmp_path / "keys" / "other.pub"
-    assert (
-        main(
-            [
-                "cache",
-                "keygen",
-                "other-1",
-                "--secret-key",
-                str(other_secret),
-                "--public-key",
-                str(other_public),
-            ]
-        )
-        == 0
-    )
+    assert keygen("other-1", other_secret, other_public) == 0
     capsys.readouterr()
     assert main([*repo, "cache", "verify", "--from", store, "--public-key", str(other_public)]) == 2
     err = capsys.readouterr().err

@@ -100,17 +100,22 @@ def options(
     )
 
 
+def github(fake: FakeGitHub, **extra: object) -> dict[str, object]:
+    """NightlyOptions fields that point the night at the fake GitHub."""
+    return {
+        "github_repo": REPO,
+        "github_token": fake.token,
+        "github_api": fake.base_url,
+        **extra,
+    }
+
+
 def test_nights(
     night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
     work, remote = night_repo
     dist = tmp_path / "dist"
-    gh = {
-        "github_repo": REPO,
-        "github_token": fake_github.token,
-        "github_api": fake_github.base_url,
-        "pull_request": True,
-    }
+    gh = github(fake_github, pull_request=True)
 
     # night 1: the set is locked, built, pushed and committed locally (embedded defaults)
     result = run_nightly(
@@ -201,14 +206,7 @@ def test_commit_only_commits_what_ci_jobs_made(
     outcomes = tmp_path / "outcomes"
     (outcomes / "outcome-demo").mkdir(parents=True)
     record = outcomes / "outcome-demo" / "outcome.json"
-    gh = {
-        "github_repo": REPO,
-        "github_token": fake_github.token,
-        "github_api": fake_github.base_url,
-        "pull_request": True,
-        "commit_only": True,
-        "outcomes_dir": outcomes,
-    }
+    gh = github(fake_github, pull_request=True, commit_only=True, outcomes_dir=outcomes)
 
     # a job that locked and built: its lock is committed and the pull request opened
     lock_sets(
@@ -265,11 +263,7 @@ def test_hold_back_one_bump_advance_the_other(
         "description: demo\npython: ['3.12']\nrequirements: ['nb-app', 'nb-extra']\n"
     )
     git(work, "commit", "-q", "-am", "demo: add nb-extra")
-    gh = {
-        "github_repo": REPO,
-        "github_token": fake_github.token,
-        "github_api": fake_github.base_url,
-    }
+    gh = github(fake_github)
     assert run_nightly(options(work, night_index, tmp_path, 2)).exit_code == 0
 
     # a breaking nb-lib and a good nb-extra: the good bump lands, nb-lib is held
@@ -346,13 +340,7 @@ def test_pull_request_proposes_override_edits(
     )
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "overrides: nb-lib")
-    gh = {
-        "github_repo": REPO,
-        "github_token": fake_github.token,
-        "github_api": fake_github.base_url,
-        "pull_request": True,
-        "revalidate_budget": 0,
-    }
+    gh = github(fake_github, pull_request=True, revalidate_budget=0)
     result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
     assert result.exit_code == 0, result.errors
     assert [(f.package, f.kind) for f in result.findings if f.package == "nb-lib"] == [
