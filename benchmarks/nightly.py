@@ -108,6 +108,7 @@ def clone(ref: str, root: Path) -> str:
     commit = common.commit_of(ref)
     git("checkout", "--quiet", "-B", "main", commit, repo=root)
     common.copy_local_json(root)
+    common.byte_compile(root)
     return common.describe(commit, repo=root)
 
 
