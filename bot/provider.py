@@ -23,7 +23,7 @@ from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
 from bot.errors import BotError, PackageIndexError, ResolutionError
-from bot.index.models import CoreMetadata, DistFile, PackageIndex
+from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
 
 #: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
@@ -132,7 +132,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     (req.specifier, where)
                 )
         self.warmed: set[NormalizedName] = set()
-        self._usable_cache: dict[NormalizedName, dict[Version, list[DistFile]]] = {}
+        self._releases: dict[NormalizedName, Releases] = {}
+        self._usable_cache: dict[tuple[NormalizedName, Version], list[DistFile]] = {}
         self.lock = threading.Lock()
         #: per project: why versions were rejected (for conflict explanations)
         self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
@@ -179,7 +180,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             if s.operator in ("==", "===") and "*" not in s.version
         }
         try:
-            by_version = self.usable(name)
+            versions = self.releases(name).versions()
         except PackageIndexError as exc:
             asked = "; ".join(sorted({r.why for r in reqs}))
             raise ResolutionError(
@@ -187,10 +188,11 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 where=exc.where,
                 hint=exc.hint or "check the package name, or the index with --index-url",
             ) from None
-        prerelease_ok = any(s.prereleases for s in specs)
-        versions = sorted(by_version, reverse=True)
-        if not prerelease_ok and all(v.is_prerelease for v in versions):
-            prerelease_ok = True  # pip's rule: prereleases when nothing else exists
+        prerelease_ok = any(s.prereleases for s in specs) or not any(
+            # pip's rule: prereleases when nothing else exists
+            not v.is_prerelease and self.usable_files(name, v)
+            for v in versions
+        )
 
         def candidates() -> Iterator[Candidate]:
             # lazy: resolvelib usually needs only the first few of hundreds of versions
@@ -200,7 +202,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     continue
                 if not all(s.contains(version, prereleases=True) for s in specs):
                     continue
-                files = by_version[version]
+                files = self.usable_files(name, version)
+                if not files:
+                    continue  # nothing usable: rejections recorded by usable_files
                 if all(f.yanked is not None for f in files):
                     if version not in pinned:
                         self._reject(name, version, "yanked (pin it with == to use it)")
@@ -268,26 +272,38 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         with self.lock:
             self.rejections.setdefault(name, {}).setdefault(why, []).append(str(version))
 
-    def usable(self, name: NormalizedName) -> dict[Version, list[DistFile]]:
-        """Files grouped by version, after exclude-newer and requires-python (memoized)."""
-        with self.lock:
-            known = self._usable_cache.get(name)
+    def releases(self, name: NormalizedName) -> Releases:
+        """A project's files by version, from the index (memoized)."""
+        known = self._releases.get(name)
+        if known is None:
+            known = self._releases[name] = self.index.releases(name)
+        return known
+
+    def usable_files(self, name: NormalizedName, version: Version) -> list[DistFile]:
+        """A version's files after exclude-newer and requires-python (memoized); why files
+        were left out is recorded for explanations."""
+        key = (name, version)
+        known = self._usable_cache.get(key)
         if known is not None:
             return known
-        by_version: dict[Version, list[DistFile]] = {}
+        usable: list[DistFile] = []
         cutoff = self.request.exclude_newer
         python = self.request.targets[0]
-        for f in self.index.files(name):
+        for f in self.releases(name).files(version):
             if cutoff is not None and (f.upload_time is None or f.upload_time > cutoff):
-                self._reject(name, f.version, "uploaded after --exclude-newer")
+                self._reject(name, version, "uploaded after --exclude-newer")
                 continue
             if not python.allows_python(f.requires_python):
-                self._reject(name, f.version, f"requires Python {f.requires_python}")
+                self._reject(name, version, f"requires Python {f.requires_python}")
                 continue
-            by_version.setdefault(f.version, []).append(f)
+            usable.append(f)
         with self.lock:
-            self._usable_cache[name] = by_version
-        return by_version
+            return self._usable_cache.setdefault(key, usable)
+
+    def usable(self, name: NormalizedName) -> dict[Version, list[DistFile]]:
+        """Every version with usable files (builds every file of the project: explanations)."""
+        out = {v: self.usable_files(name, v) for v in self.releases(name).versions()}
+        return {v: files for v, files in out.items() if files}
 
     def metadata_file(self, candidate: Candidate) -> DistFile:
         """The file whose metadata stands for the candidate: a pure wheel, else the best."""
@@ -321,11 +337,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         will most likely ask next, so the dependency depth costs one round trip, not many.
         """
         try:
-            by_version = self.usable(name)
-            for version in sorted(by_version, reverse=True):
+            for version in self.releases(name).versions():
                 if version.is_prerelease:
                     continue
-                files = by_version[version]
+                files = self.usable_files(name, version)
+                if not files:
+                    continue
                 cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
                 meta = self.index.metadata(self.metadata_file(cand))
                 targets = frozenset(self.request.targets)

@@ -296,19 +296,21 @@ def _freshness(provider: Provider, cand: Candidate) -> dict[str, Any]:
         for req, _ in [*request.requirements, *request.constraints]
         if canonicalize_name(req.name) == cand.name
     ]
-    by_version = provider.usable(cand.name)
-    allowed = [
-        v
-        for v, files in by_version.items()
-        if any(f.yanked is None for f in files)
-        and (not v.is_prerelease or cand.version.is_prerelease)
-        and all(s.contains(v, prereleases=True) for s in specs)
-    ]
-    newest = max(allowed, default=None)
+    newest = None
+    for version in provider.releases(cand.name).versions():  # newest first
+        if version.is_prerelease and not cand.version.is_prerelease:
+            continue
+        if not all(s.contains(version, prereleases=True) for s in specs):
+            continue
+        if any(f.yanked is None for f in provider.usable_files(cand.name, version)):
+            newest = version
+            break
     lag = None
     if newest is not None and newest > cand.version:
-        times_new = [f.upload_time for f in by_version[newest] if f.upload_time]
-        times_old = [f.upload_time for f in by_version.get(cand.version, []) if f.upload_time]
+        new_files = provider.usable_files(cand.name, newest)
+        old_files = provider.usable_files(cand.name, cand.version)
+        times_new = [f.upload_time for f in new_files if f.upload_time]
+        times_old = [f.upload_time for f in old_files if f.upload_time]
         if times_new and times_old:
             lag = max((min(times_new) - min(times_old)).total_seconds() / 86400, 0.0)
     elif newest is not None:

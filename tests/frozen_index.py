@@ -18,7 +18,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from bot.errors import PackageIndexError
-from bot.index.models import CoreMetadata, DistFile
+from bot.index.models import CoreMetadata, DistFile, Releases
 
 INDEX = "https://frozen.invalid/simple/"
 
@@ -42,6 +42,9 @@ class FrozenIndex:
             for kind in info.get("files", ["py3-none-any"]):
                 out.append(self._file(name, version, kind, info))
         return out
+
+    def releases(self, name: NormalizedName) -> Releases:
+        return Releases.of(self.files(name))
 
     def _file(
         self, name: NormalizedName, version: str, kind: str, info: Mapping[str, Any]

@@ -429,7 +429,7 @@ def test_page_parsers_refuse_odd_entries() -> None:
     ).encode()
     (wheel,) = parse_html(
         page, "https://index.example/simple/demo/", "https://index.example/simple/", name
-    )
+    ).all_files()
     assert wheel.url == "https://files.example/base/demo-1.0-py3-none-any.whl"
     assert wheel.yanked == ""
     assert wheel.core_metadata == ""
@@ -442,7 +442,7 @@ def test_page_parsers_refuse_odd_entries() -> None:
     ).encode()
     (sdist,) = parse_json(
         body, "https://index.example/simple/demo/", "https://index.example/simple/", name
-    )
+    ).all_files()
     assert sdist.url == "https://index.example/simple/demo/demo-1.0.zip"
     assert sdist.kind == "sdist"
     assert sdist.yanked == "bad"

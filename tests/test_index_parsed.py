@@ -1,17 +1,96 @@
-"""Parsed pages are cached in a compact form that loads back to the same files."""
+"""Project pages are read lazily: grouped by version, each version's files built on first use."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from bot.index.client import IndexClient, IndexRoute
-from bot.index.simple import foreign_wheel, from_rows, to_rows
+from bot.index.models import DistFile, Releases
+from bot.index.simple import foreign_wheel, parse_json, version_text
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
+PAGE = "https://index.example/simple/demo/"
+INDEX = "https://index.example/simple/"
+SHA = "ab" * 32
 
-def test_parsed_page_round_trip_and_damage(pypi_index: IndexServer, tmp_path: Path) -> None:
+
+def _json_page(*entries: dict[str, object]) -> bytes:
+    return json.dumps({"meta": {"api-version": "1.0"}, "files": list(entries)}).encode()
+
+
+def _entry(filename: str, **extra: object) -> dict[str, object]:
+    return {"filename": filename, "url": filename, "hashes": {"sha256": SHA}, **extra}
+
+
+def test_versions_are_grouped_without_building_files() -> None:
+    built: list[str] = []
+
+    def spy(raw: str) -> DistFile | None:
+        built.append(raw)
+        return None
+
+    releases = Releases.from_texts({"1.0": [(spy, "a")], "1.0.0": [(spy, "b")], "2.0": []})
+    assert releases.versions() == [Version("2.0"), Version("1.0")]  # 1.0 and 1.0.0 are one
+    assert built == []
+    assert releases.files(Version("1.0")) == []
+    assert built == ["a", "b"]
+    releases.files(Version("1.0"))
+    assert built == ["a", "b"]  # built once
+
+
+def test_a_page_reads_only_the_versions_asked_for() -> None:
+    name = canonicalize_name("demo")
+    body = _json_page(
+        _entry("demo-2.0-py3-none-any.whl"),
+        _entry("demo-2.0.tar.gz", **{"requires-python": ">=3.10"}),
+        _entry("demo-1.0-cp312-cp312-win_amd64.whl"),  # foreign: never a file
+        _entry("demo-1.0-not-a-version-py3-none-any.whl"),
+        _entry("demo-0.9.tar.gz", hashes={}),  # no sha256: refused
+        _entry("demo-0.8.exe"),
+        _entry("demo-bad!version.tar.gz"),
+    )
+    releases = parse_json(body, PAGE, INDEX, name)
+    assert releases.versions() == [Version("2.0"), Version("1.0"), Version("0.9")]
+    two = releases.files(Version("2.0"))
+    assert [f.filename for f in two] == ["demo-2.0-py3-none-any.whl", "demo-2.0.tar.gz"]
+    assert str(two[1].requires_python) == ">=3.10"
+    assert releases.files(Version("1.0")) == []
+    assert releases.files(Version("0.9")) == []
+    assert releases.files(Version("3.0")) == []
+
+
+def test_several_indexes_first_listing_wins() -> None:
+    name = canonicalize_name("demo")
+    first = parse_json(_json_page(_entry("demo-1.0.tar.gz")), PAGE, INDEX, name)
+    other = "https://other.example/simple/"
+    second = parse_json(
+        _json_page(_entry("demo-1.0.tar.gz"), _entry("demo-1.1.tar.gz")),
+        "https://other.example/simple/demo/",
+        other,
+        name,
+    )
+    merged = Releases.merge([first, second])
+    assert merged.versions() == [Version("1.1"), Version("1.0")]
+    (one,) = merged.files(Version("1.0"))
+    assert one.index == INDEX
+    (later,) = merged.files(Version("1.1"))
+    assert later.index == other
+
+
+def test_odd_json_pages_are_one_clear_error() -> None:
+    from bot.errors import IndexError_
+
+    for body in (b"not json", b'{"files": 3}', b'{"meta": {}}'):
+        with pytest.raises(IndexError_, match="not valid PEP 691 JSON"):
+            parse_json(body, PAGE, INDEX, canonicalize_name("demo"))
+
+
+def test_client_files_match_the_page(pypi_index: IndexServer, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     pypi_index.publish(make_wheel(dist, "rt-pkg", "1.0", requires_python=">=3.9"))
     pypi_index.publish(
@@ -19,19 +98,31 @@ def test_parsed_page_round_trip_and_damage(pypi_index: IndexServer, tmp_path: Pa
         yanked="bad build",
     )
     pypi_index.publish(make_sdist(dist, "rt-pkg", "2.0"), upload_time="2025-02-03T04:05:06Z")
-    cache = tmp_path / "cache"
-    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=cache) as client:
-        parsed = client.files("rt-pkg")
-    assert len(parsed) == 3
-    assert from_rows(to_rows(parsed)) == parsed
-    stored = list((cache).rglob("parsed/*/*"))
-    assert len(stored) == 1
-    # a second client loads the stored parse; a damaged entry is parsed again, not trusted
-    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=cache) as client:
-        assert client.files("rt-pkg") == parsed
-    stored[0].write_bytes(b"garbage")
-    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=cache) as client:
-        assert client.files("rt-pkg") == parsed
+    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=tmp_path / "cache") as client:
+        releases = client.releases(canonicalize_name("rt-pkg"))
+        assert releases.versions() == [Version("2.0"), Version("1.0")]
+        by_name = {f.filename: f for f in client.files(canonicalize_name("rt-pkg"))}
+    assert by_name["rt_pkg-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"].yanked == "bad build"
+    assert str(by_name["rt_pkg-1.0-py3-none-any.whl"].requires_python) == ">=3.9"
+    sdist = by_name["rt_pkg-2.0.tar.gz"]
+    assert sdist.upload_time is not None
+    assert sdist.upload_time.isoformat().startswith("2025-02-03")
+
+
+@pytest.mark.parametrize(
+    ("filename", "version"),
+    [
+        ("demo-1.0-py3-none-any.whl", "1.0"),
+        ("demo-1.0-1build-py3-none-any.whl", "1.0"),
+        ("demo-1.0-py3-any.whl", None),
+        ("Demo_Pkg-2.0rc1.tar.gz", "2.0rc1"),
+        ("demo-pkg-2.0.zip", "2.0"),
+        ("demo.tar.gz", None),
+        ("demo-1.0.egg", None),
+    ],
+)
+def test_version_text(filename: str, version: str | None) -> None:
+    assert version_text(filename) == version
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from tests.plugins.pypi import (
@@ -43,8 +46,31 @@ def html_links(text: str) -> dict[str, dict[str, str | None]]:
     return {str(a["href"]).split("/")[-1].split("#")[0]: a for a in parser.links}
 
 
-def get(server: IndexServer, path: str, **headers: str) -> httpx.Response:
-    return httpx.get(server.root_url + path, headers=headers)
+@dataclass
+class Got:
+    """One raw response (redirects not followed, any status)."""
+
+    status_code: int
+    headers: http.client.HTTPMessage
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def get(server: IndexServer, path: str, **headers: str) -> Got:
+    url = urlsplit(server.root_url + path)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    try:
+        conn.request("GET", url.path, headers=headers)
+        resp = conn.getresponse()
+        return Got(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """PyPI client: simple API (PEP 691 JSON, PEP 503 HTML), metadata, cache, retries.
 
-Importing this package is cheap: the client (httpx and friends) loads on first use of
-``IndexClient`` or ``ProjectNotFound``.
+Importing this package is cheap: the client (metadata parsing, http.client and ssl) loads on
+first use of ``IndexClient`` or ``ProjectNotFound``.
 """
 
 from __future__ import annotations

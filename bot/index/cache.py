@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -123,12 +122,6 @@ class Cache:
         """Store an sdist (the caller has verified its sha256)."""
         self._write(self.sdist_path(sha256), data)
 
-    def get_parsed(self, key: str) -> bytes | None:
-        """A parsed page (see :func:`bot.index.simple.to_rows`) by the digest of its inputs."""
-        return self._read(
-            self._path("parsed", f"{key}-py{sys.version_info[0]}{sys.version_info[1]}")
-        )
-
     def get_json(self, kind: str, key: str) -> Any:
         """A small JSON record by key (None when absent or unreadable)."""
         data = self._read(self._path(kind, key, ".json"))
@@ -142,12 +135,6 @@ class Cache:
     def put_json(self, kind: str, key: str, value: Any) -> None:
         """Store a small JSON record."""
         self._write(self._path(kind, key, ".json"), json.dumps(value, sort_keys=True).encode())
-
-    def put_parsed(self, key: str, data: bytes) -> None:
-        """Store a parsed page (marshal data is only readable by the same Python version)."""
-        self._write(
-            self._path("parsed", f"{key}-py{sys.version_info[0]}{sys.version_info[1]}"), data
-        )
 
     def _page_path(self, url: str, suffix: str) -> Path:
         return self._path("pages", hashlib.sha256(url.encode()).hexdigest(), suffix)

@@ -20,17 +20,15 @@ from packaging.utils import NormalizedName, canonicalize_name
 from bot.errors import IndexError_, MetadataError
 from bot.index import metadata as md
 from bot.index.cache import Cache, CachedPage, default_cache_dir
-from bot.index.models import CoreMetadata, DistFile, IndexRoute, NotFound
+from bot.index.models import CoreMetadata, DistFile, IndexRoute, NotFound, Releases
+from bot.index.simple import ACCEPT, parse_page
 
 __all__ = ["IndexClient", "IndexRoute", "ProjectNotFound"]
-from bot.index.simple import ACCEPT, from_rows, merge, parse_page, to_rows
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    import httpx
-
-    from bot.index.http import Http
+    from bot.index.http import Http, Response
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +69,7 @@ class IndexClient:
         self.routes = tuple(indexes)
         self.offline = offline
         self.cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
-        self._http_options = {
-            "timeout": timeout,
-            "retries": retries,
-            "backoff": backoff,
-            "max_connections": concurrency,
-        }
+        self._http_options = (float(timeout), retries, float(backoff), concurrency)
         self._http: Http | None = None
         #: the index snapshot being resolved (exclude-newer): a cached page fetched well after
         #: it is complete for it, and is used without asking the index again
@@ -87,7 +80,7 @@ class IndexClient:
         self.uv = uv
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
-        self._pages: dict[str, Future[list[DistFile]]] = {}
+        self._pages: dict[str, Future[Releases]] = {}
         self._metadata: dict[str, Future[CoreMetadata]] = {}
         self._build_systems: dict[str, tuple[tuple[Requirement, ...], bool]] = {}
         self._sdist_locks: dict[str, threading.Lock] = {}
@@ -99,9 +92,12 @@ class IndexClient:
         """The HTTP client, made on first use (a run served from the cache never needs it)."""
         with self._lock:
             if self._http is None:
-                from bot.index.http import Http  # httpx is slow to import
+                from bot.index.http import Http  # http.client and ssl: only when online
 
-                self._http = Http(**self._http_options)  # type: ignore[arg-type]
+                timeout, retries, backoff, concurrency = self._http_options
+                self._http = Http(
+                    timeout=timeout, retries=retries, backoff=backoff, max_connections=concurrency
+                )
             return self._http
 
     def close(self) -> None:
@@ -139,31 +135,36 @@ class IndexClient:
         """Start fetching these project pages in the background."""
         for name in names:
             key = canonicalize_name(name)
-            self._future(self._pages, key, functools.partial(self._fetch_files, key))
+            self._future(self._pages, key, functools.partial(self._fetch_releases, key))
 
-    def files(self, name: NormalizedName) -> list[DistFile]:
-        """Every usable file of a project across the indexes routed to it (yanked included)."""
+    def releases(self, name: NormalizedName) -> Releases:
+        """Every usable file of a project across the indexes routed to it (yanked included),
+        by version."""
         key = canonicalize_name(name)
-        files = list(self._future(self._pages, key, lambda: self._fetch_files(key)).result())
+        releases = self._future(self._pages, key, lambda: self._fetch_releases(key)).result()
         if self.recorded is not None:
             with self._lock:
                 for route in self.routes_for(key):
                     url = f"{route.url}{key}/"
                     self.recorded[url] = self._digests.get(url, "")
-        return files
+        return releases
+
+    def files(self, name: NormalizedName) -> list[DistFile]:
+        """Every usable file of a project, newest version first (builds them all)."""
+        return self.releases(name).all_files()
 
     def record(self) -> None:
         """Start recording which pages (and which versions of them) :meth:`files` serves."""
         self.recorded = {}
 
-    def _fetch_files(self, name: NormalizedName) -> list[DistFile]:
+    def _fetch_releases(self, name: NormalizedName) -> Releases:
         routes = self.routes_for(name)
         if not routes:
             raise ProjectNotFound(
                 f"no index is configured for {name}",
                 hint="every index has a package list; add an unrestricted index or route it",
             )
-        pages: list[list[DistFile]] = []
+        pages: list[Releases] = []
         missing: list[str] = []
         for route in routes:
             try:
@@ -176,12 +177,12 @@ class IndexClient:
                 where=name,
                 hint="check the spelling, or route the package to the index that has it",
             )
-        return merge(pages)
+        return Releases.merge(pages)
 
     def _complete_for_snapshot(self, page: CachedPage | None) -> bool:
         return page is not None and self.snapshot is not None and page.complete_for(self.snapshot)
 
-    def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> list[DistFile]:
+    def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> Releases:
         url = f"{route.url}{name}/"
         cached = self.cache.get_page(url, with_body=False)
         if cached is not None and not self.offline and self._complete_for_snapshot(cached):
@@ -189,7 +190,8 @@ class IndexClient:
             if full is not None:
                 log.debug("%s: cached page is newer than the snapshot", url)
                 self._digests[url] = full.sha256 or ""
-                return self._parse(full, full.final_url or url, route.url, name)
+                base = full.final_url or url
+                return parse_page(full.body, full.content_type, base, route.url, name)
         if self.offline:
             cached = self.cache.get_page(url)
             if cached is None:
@@ -200,7 +202,7 @@ class IndexClient:
                 )
             base = cached.final_url or url
             self._digests[url] = cached.sha256 or ""
-            return self._parse(cached, base, route.url, name)
+            return parse_page(cached.body, cached.content_type, base, route.url, name)
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
@@ -222,28 +224,11 @@ class IndexClient:
             )
             self.cache.put_page(page)
         self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
-        return self._parse(page, str(resp.url), route.url, name)
-
-    def _parse(
-        self, page: CachedPage, base: str, index: str, name: NormalizedName
-    ) -> list[DistFile]:
-        """Parse a page, or load its parse from the cache (parsing big pages costs CPU)."""
-        key = hashlib.sha256(
-            b"\0".join(x.encode() for x in (base, index, name, page.content_type)) + page.body
-        ).hexdigest()
-        data = self.cache.get_parsed(key)
-        if data is not None:
-            try:
-                return from_rows(data)
-            except (ValueError, EOFError, TypeError, IndexError):
-                log.debug("ignoring a damaged parsed page for %s", name)
-        files = parse_page(page.body, page.content_type, base, index, name)
-        self.cache.put_parsed(key, to_rows(files))
-        return files
+        return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
 
     def _get_page(
         self, url: str, route: IndexRoute, name: NormalizedName, headers: dict[str, str]
-    ) -> httpx.Response:
+    ) -> Response:
         try:
             return self.http.get(url, headers=headers, what=f"the project page of {name}")
         except NotFound:

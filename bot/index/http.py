@@ -1,27 +1,72 @@
-"""One HTTP client for a whole run: connection reuse, retries with backoff, clear errors."""
+"""One HTTP client for a whole run: pooled keep-alive connections, retries, clear errors.
+
+Built on the standard library's :mod:`http.client`: a lock talks to two or three hosts with
+plain GETs, and a general-purpose client costs more than the run itself.  Measured on a
+cold lock of the pytest set (BENCHMARKS.md): importing httpx took ~0.1 s and its CA bundle
+another 36 ms, and each request ~1 ms of CPU more, all of it holding the GIL the resolver
+and the other fetches need.  This client keeps what the index client relies on:
+
+* connections reused per (scheme, host, port), at most ``max_connections`` per host, each
+  host name resolved once per run (a dozen concurrent look-ups in a burst is where a lossy
+  resolver drops one and costs the libc retry timeout);
+* certificates verified against ``$SSL_CERT_FILE`` / ``$NIX_SSL_CERT_FILE`` when set, else
+  the system's store (a hashed directory is read lazily; no bundle is parsed up front);
+* redirects followed, gzip answers decoded, a reused connection the server closed retried
+  at once on a new one;
+* timeouts, connection errors and 408/425/429/5xx retried with exponential backoff and
+  jitter (honouring Retry-After), then one :class:`IndexError_` naming the URL.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
-import importlib.util
+import http.client
 import logging
+import os
 import random
+import socket
+import ssl
+import threading
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import httpx
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from bot import __version__
 from bot.errors import IndexError_
 from bot.index.models import NotFound
-from bot.index.transport import ResolvingTransport
 
 log = logging.getLogger(__name__)
 
 #: the longest Retry-After we honour; a server asking for more is treated as down
 MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+USER_AGENT = f"nixpkgs-python/{__version__} (+http.client)"
+
+
+class TransportError(Exception):
+    """A request failed below HTTP (name resolution, connection, TLS, a torn response)."""
+
+
+class RequestTimeoutError(TransportError):
+    """Connecting or reading timed out."""
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete response (the body is read and decoded)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: http.client.HTTPMessage  #: case-insensitive ``get``
+    content: bytes
+    url: str  #: the final URL, after redirects
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -40,8 +85,189 @@ def _retry_after(value: str | None) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-def _h2_available() -> bool:
-    return importlib.util.find_spec("h2") is not None
+def ssl_context() -> ssl.SSLContext:
+    """A verifying client context over the configured or the system's certificates."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
+    for var in ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE"):
+        bundle = os.environ.get(var)
+        if bundle:
+            try:
+                ctx.load_verify_locations(cafile=bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise IndexError_(
+                    f"cannot read the certificates in ${var}",
+                    where=bundle,
+                    hint=f"point {var} at a PEM bundle, or unset it to use the system's ({exc})",
+                ) from exc
+            return ctx
+    paths = ssl.get_default_verify_paths()
+    if paths.capath and os.path.isdir(paths.capath) and any(os.scandir(paths.capath)):
+        ctx.load_verify_locations(capath=paths.capath)  # looked up per issuer, lazily
+    elif paths.cafile and os.path.isfile(paths.cafile):
+        ctx.load_verify_locations(cafile=paths.cafile)
+    else:
+        try:
+            import certifi  # only where the system has no store
+        except ImportError:
+            ctx.load_default_certs()
+        else:
+            ctx.load_verify_locations(cafile=certifi.where())
+    return ctx
+
+
+class _Resolver:
+    """Resolves each (host, port) once per run; concurrent callers wait for the first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[tuple[str, int], threading.Lock] = {}
+        self._addresses: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+
+    def addresses(self, host: str, port: int) -> list[tuple[int, Any]]:
+        """(family, socket address) pairs of ``host``, looked up once."""
+        key = (host, port)
+        with self._lock:
+            host_lock = self._hosts.setdefault(key, threading.Lock())
+        with host_lock:
+            known = self._addresses.get(key)
+            if known is None:
+                try:
+                    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except OSError as exc:  # a failed look-up is not cached
+                    raise TransportError(f"cannot resolve {host}: {exc}") from exc
+                known = list(dict.fromkeys((int(info[0]), info[4]) for info in infos))
+                self._addresses[key] = known
+            return known
+
+    def connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        error: OSError | None = None
+        for family, address in self.addresses(host, port):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            return sock
+        raise error or TransportError(f"no address for {host}")
+
+
+class _Connection(http.client.HTTPConnection):
+    """An HTTP connection made through the run's resolver."""
+
+    def __init__(self, host: str, port: int, timeout: float, resolver: _Resolver) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._resolver = resolver
+
+    def connect(self) -> None:
+        self.sock = self._resolver.connect(self.host, self.port, self.timeout or 30)
+
+
+class _TLSConnection(_Connection):
+    """An HTTPS connection made through the run's resolver."""
+
+    def __init__(
+        self, host: str, port: int, timeout: float, resolver: _Resolver, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(host, port, timeout, resolver)
+        self._context = context
+
+    def connect(self) -> None:
+        sock = self._resolver.connect(self.host, self.port, self.timeout or 30)
+        try:
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+_Key = tuple[str, str, int]
+
+
+class _Pool:
+    """Idle keep-alive connections per (scheme, host, port), at most ``size`` per host."""
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self.size = size
+        self.timeout = timeout
+        self.resolver = _Resolver()
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._idle: dict[_Key, list[_Connection]] = {}
+        self._slots: dict[_Key, threading.BoundedSemaphore] = {}
+        self.opened = 0  #: connections made so far (for tests and benchmarks)
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._context is None:
+                self._context = ssl_context()
+            return self._context
+
+    @contextlib.contextmanager
+    def connection(self, key: _Key, *, fresh: bool = False) -> Iterator[tuple[_Connection, bool]]:
+        """A connection to ``key`` (and whether it was reused; ``fresh``: never reuse); kept if
+        the caller finishes without an exception and the response allows keep-alive."""
+        with self._lock:
+            slots = self._slots.setdefault(key, threading.BoundedSemaphore(self.size))
+        slots.acquire()
+        try:
+            conn: _Connection | None = None
+            if not fresh:
+                with self._lock:
+                    idle = self._idle.get(key)
+                    conn = idle.pop() if idle else None
+            reused = conn is not None
+            if conn is None:
+                conn = self._new(key)
+            try:
+                yield conn, reused
+            except BaseException:
+                conn.close()
+                raise
+            if conn.sock is not None:
+                with self._lock:
+                    self._idle.setdefault(key, []).append(conn)
+        finally:
+            slots.release()
+
+    def _new(self, key: _Key) -> _Connection:
+        scheme, host, port = key
+        with self._lock:
+            self.opened += 1
+        if scheme == "https":
+            return _TLSConnection(host, port, self.timeout, self.resolver, self.context())
+        return _Connection(host, port, self.timeout, self.resolver)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+
+#: failures of a reused connection the server had already closed: retried at once
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+def _decode(body: bytes, encoding: str | None, url: str) -> bytes:
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        if encoding == "deflate":
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some send
+    except zlib.error as exc:
+        raise TransportError(f"a corrupt {encoding} body from {url}: {exc}") from exc
+    raise TransportError(f"an unsupported Content-Encoding {encoding!r} from {url}")
 
 
 class Http:
@@ -58,24 +284,14 @@ class Http:
         retries: int = 4,
         backoff: float = 0.5,
         max_connections: int = 16,
-        http2: bool = False,
     ) -> None:
         self.retries = retries
         self.backoff = backoff
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=True,
-            # HTTP/2 (needs the optional h2 package) measured no faster against PyPI here
-            transport=ResolvingTransport(limits=limits, http2=http2 and _h2_available()),
-            headers={"User-Agent": f"nixpkgs-python/{__version__} (+httpx)"},
-        )
+        self.pool = _Pool(max_connections, timeout)
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self.client.close()
+        self.pool.close()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -89,7 +305,7 @@ class Http:
         headers: Mapping[str, str] | None = None,
         what: str = "download",
         ok: frozenset[int] = frozenset({200, 206, 304}),
-    ) -> httpx.Response:
+    ) -> Response:
         """GET ``url``, retrying transient failures; 404/410 raise :class:`NotFound`.
 
         Any status in ``ok`` is returned; any other final status raises :class:`IndexError_`.
@@ -98,17 +314,11 @@ class Http:
         for attempt in range(self.retries + 1):
             retry_after: float | None = None
             try:
-                resp = self.client.get(url, headers=dict(headers or {}))
-            except httpx.UnsupportedProtocol as exc:
-                raise IndexError_(
-                    f"{what}: unsupported URL ({exc})",
-                    where=url,
-                    hint="index URLs must be http:// or https://",
-                ) from exc
-            except httpx.TimeoutException as exc:
-                last = f"timed out ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last = f"connection failed ({type(exc).__name__}: {exc})"
+                resp = self._follow(url, headers or {})
+            except RequestTimeoutError as exc:
+                last = f"timed out ({exc})"
+            except TransportError as exc:
+                last = f"connection failed ({exc})"
             else:
                 log.debug("GET %s %s", url, resp.status_code)
                 if resp.status_code in ok:
@@ -134,3 +344,51 @@ class Http:
             where=url,
             hint="the index may be down or unreachable; check the network and retry later",
         )
+
+    def _follow(self, url: str, headers: Mapping[str, str]) -> Response:
+        """One GET, following redirects."""
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self._once(url, headers)
+            location = resp.headers.get("Location")
+            if resp.status_code not in REDIRECTS or not location:
+                return resp
+            url = urljoin(url, location)
+        raise TransportError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _once(self, url: str, headers: Mapping[str, str]) -> Response:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise IndexError_(
+                f"unsupported URL {url!r}",
+                where=url,
+                hint="index URLs must be http:// or https://",
+            )
+        key = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", **headers}
+        for fresh in (False, True):
+            try:
+                with self.pool.connection(key, fresh=fresh) as (conn, reused):
+                    try:
+                        conn.request("GET", target, headers=sent)
+                        raw = conn.getresponse()
+                        body = raw.read()
+                    except _STALE:
+                        if reused:
+                            raise _StaleError from None
+                        raise
+            except _StaleError:
+                log.debug("GET %s: the kept-alive connection was closed; reconnecting", url)
+                continue
+            except TimeoutError as exc:
+                raise RequestTimeoutError(type(exc).__name__) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+            content = _decode(body, raw.headers.get("Content-Encoding"), url)
+            return Response(raw.status, raw.reason, raw.headers, content, url)
+        raise AssertionError("unreachable: a fresh connection is never stale")  # pragma: no cover
+
+
+class _StaleError(Exception):
+    """A reused connection turned out closed before any response."""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from bot.errors import IndexError_
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(IndexError_):
@@ -52,11 +57,107 @@ class CoreMetadata:
     summary: str = ""
 
 
+#: turns one raw entry of a project page into a file (None: a file the bot must not use)
+Builder = Callable[[Any], "DistFile | None"]
+
+
+def _identity(file: DistFile) -> DistFile:
+    return file
+
+
+class Releases:
+    """The files of one project, grouped by version; a version's files are built on first use.
+
+    A big project page lists thousands of files, and a resolution looks at a few versions of
+    it: grouping the raw entries by the version in their filename is cheap, checking and
+    building every file is not.  Raw entries are ``(builder, raw)`` pairs; a builder returns
+    None for a file the bot must not use (no sha256, foreign wheel, another project's name).
+    When several indexes list the same filename, the first one's file wins.
+    """
+
+    def __init__(self, groups: Mapping[Version, Sequence[tuple[Builder, Any]]]) -> None:
+        self._groups = groups
+        self._files: dict[Version, list[DistFile]] = {}
+        self._versions: list[Version] | None = None
+
+    @classmethod
+    def of(cls, files: Iterable[DistFile]) -> Releases:
+        """Releases of files that are already built."""
+        groups: dict[Version, list[tuple[Builder, Any]]] = {}
+        for f in files:
+            groups.setdefault(f.version, []).append((_identity, f))
+        return cls(groups)
+
+    @classmethod
+    def from_texts(cls, groups: Mapping[str, list[tuple[Builder, Any]]]) -> Releases:
+        """Releases of raw entries grouped by the version text of their filenames."""
+        by_version: dict[Version, list[tuple[Builder, Any]]] = {}
+        for text, entries in groups.items():
+            try:
+                version = cached_version(text)
+            except InvalidVersion:
+                log.debug("skipping %d file(s) with the invalid version %r", len(entries), text)
+                continue
+            known = by_version.get(version)
+            if known is None:
+                by_version[version] = entries
+            else:  # "1.0" and "1.0.0" are one version
+                known.extend(entries)
+        return cls(by_version)
+
+    @classmethod
+    def merge(cls, pages: Sequence[Releases]) -> Releases:
+        """One project's releases over several indexes, in the indexes' order."""
+        if len(pages) == 1:
+            return pages[0]
+        groups: dict[Version, list[tuple[Builder, Any]]] = {}
+        for page in pages:
+            for version, entries in page._groups.items():
+                groups.setdefault(version, []).extend(entries)
+        return cls(groups)
+
+    def versions(self) -> list[Version]:
+        """Every version some entry names, newest first (it may turn out to have no file)."""
+        if self._versions is None:
+            self._versions = sorted(self._groups, reverse=True)
+        return self._versions
+
+    def files(self, version: Version) -> list[DistFile]:
+        """The usable files of one version (yanked included), in index order."""
+        known = self._files.get(version)
+        if known is not None:
+            return known
+        out: list[DistFile] = []
+        seen: set[str] = set()
+        for build, raw in self._groups.get(version, ()):
+            file = build(raw)
+            if file is None:
+                continue
+            if file.filename in seen:
+                log.debug("%s also on %s; keeping the first index's", file.filename, file.index)
+                continue
+            seen.add(file.filename)
+            out.append(file)
+        self._files[version] = out  # a race only builds the same list twice
+        return out
+
+    def all_files(self) -> list[DistFile]:
+        """Every usable file of every version, newest version first."""
+        return [f for v in self.versions() for f in self.files(v)]
+
+
+@functools.lru_cache(maxsize=8192)
+def cached_version(text: str) -> Version:
+    """``Version(text)``, memoised (a project page repeats each version many times)."""
+    return Version(text)
+
+
 class PackageIndex(Protocol):
     """The interface the resolver consumes; tests may hand it a frozen index."""
 
-    def files(self, name: NormalizedName) -> list[DistFile]:
-        """Every usable file of a project across the indexes routed to it (yanked included)."""
+    def releases(self, name: NormalizedName) -> Releases:
+        """Every usable file of a project across the indexes routed to it (yanked included),
+        by version."""
         ...
 
     def metadata(self, file: DistFile) -> CoreMetadata:

@@ -6,9 +6,8 @@ import functools
 import html
 import json
 import logging
-import marshal
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote, urldefrag, urljoin
@@ -25,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from bot import SUPPORTED_PYTHONS
 from bot.errors import IndexError_
-from bot.index.models import DistFile
+from bot.index.models import Builder, DistFile, Releases, cached_version
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +82,6 @@ def _metadata_hash(value: object) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=8192)
-def _version(text: str) -> Version:
-    return Version(text)
-
-
 @functools.lru_cache(maxsize=4096)
 def _tags(text: str) -> frozenset[Tag]:
     return parse_tag(text)
@@ -111,7 +105,7 @@ def parse_filename(
                 return None
             return (
                 canonicalize_name(parts[0]),
-                _version(parts[1]),
+                cached_version(parts[1]),
                 "wheel",
                 _tags("-".join(parts[-3:])),
             )
@@ -231,27 +225,60 @@ def _filename(url: str) -> str:
     return unquote(url.partition("#")[0].partition("?")[0].rsplit("/", 1)[-1])
 
 
-def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) -> list[DistFile]:
-    """Files of a PEP 691 JSON project page."""
+def version_text(filename: str) -> str | None:
+    """The version part of a wheel or sdist filename, unparsed; None for other files."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return parts[1] if len(parts) in (5, 6) else None
+    for suffix in SDIST_SUFFIXES:
+        if filename.endswith(suffix):
+            name, _, version = filename[: -len(suffix)].rpartition("-")
+            return version if name else None
+    return None
+
+
+class _Grouper:
+    """Collects a page's raw entries by the version text of their filenames."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[tuple[Builder, Any]]] = {}
+
+    def add(self, filename: str, build: Builder, raw: Any) -> None:
+        text = version_text(filename)
+        if text is None:
+            log.debug("skipping %s: not a wheel or sdist, or an unparsable name", filename)
+            return
+        entries = self.groups.get(text)
+        if entries is None:
+            self.groups[text] = [(build, raw)]
+        else:
+            entries.append((build, raw))
+
+    def releases(self) -> Releases:
+        return Releases.from_texts(self.groups)
+
+
+def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) -> Releases:
+    """Files of a PEP 691 JSON project page, by version (each version's built on first use)."""
     try:
         data: Any = json.loads(body)
         entries = data["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexError_("the project page is not valid PEP 691 JSON", where=page_url) from exc
-    out: list[DistFile] = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
-            continue
+    if not isinstance(entries, list):
+        raise IndexError_("the project page is not valid PEP 691 JSON", where=page_url)
+
+    def build(entry: dict[str, Any]) -> DistFile | None:
         filename = entry.get("filename")
         if not isinstance(filename, str) or not filename:
             filename = _filename(entry["url"])
-        if not filename.endswith(DIST_SUFFIXES) or foreign_wheel(filename):
-            continue
+        if foreign_wheel(filename):
+            return None
         hashes = entry.get("hashes") or {}
         yanked = entry.get("yanked", False)
         size = entry.get("size")
         meta = entry.get("core-metadata", entry.get("dist-info-metadata"))
-        file = make_file(
+        return make_file(
             project,
             index,
             _join(page_url, entry["url"]),
@@ -265,9 +292,19 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
             upload_time=_time(entry.get("upload-time")),
             core_metadata=_metadata_hash(meta),
         )
-        if file is not None:
-            out.append(file)
-    return out
+
+    grouper = _Grouper()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        url = entry.get("url")
+        if not isinstance(url, str):
+            continue
+        filename = entry.get("filename")
+        if not isinstance(filename, str) or not filename:
+            filename = _filename(url)
+        grouper.add(filename, build, entry)
+    return grouper.releases()
 
 
 def _attrs(text: str) -> dict[str, str]:
@@ -282,26 +319,24 @@ def _attrs(text: str) -> dict[str, str]:
     return out
 
 
-def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) -> list[DistFile]:
-    """Files of a PEP 503 HTML project page (with PEP 592/658/714 data attributes)."""
+def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) -> Releases:
+    """Files of a PEP 503 HTML project page (with PEP 592/658/714 data attributes), by
+    version (each version's built on first use)."""
     text = body.decode("utf-8", errors="replace")
     base = _BASE.search(text)
     base_url = urljoin(page_url, html.unescape(base.group(1))) if base else page_url
-    out: list[DistFile] = []
-    for match in _ANCHOR.finditer(text):
-        quick = _HREF.search(match.group(1))
-        if quick is not None and foreign_wheel(_filename(quick.group(1))):
-            continue  # decided without parsing every attribute
-        attrs = _attrs(match.group(1))
+
+    def build(anchor: str) -> DistFile | None:
+        attrs = _attrs(anchor)
         href = attrs.get("href")
         if not href:
-            continue
+            return None
         filename = _filename(href)
-        if not filename.endswith(DIST_SUFFIXES) or foreign_wheel(filename):
-            continue
+        if foreign_wheel(filename):
+            return None
         algo, _, digest = href.partition("#")[2].partition("=")
         meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        file = make_file(
+        return make_file(
             project,
             index,
             _join(base_url, href),
@@ -312,15 +347,19 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
             upload_time=_time(attrs.get("data-upload-time")),
             core_metadata=_metadata_hash(meta),
         )
-        if file is not None:
-            out.append(file)
-    return out
+
+    grouper = _Grouper()
+    for match in _ANCHOR.finditer(text):
+        quick = _HREF.search(match.group(1))
+        href = quick.group(1) if quick is not None else _attrs(match.group(1)).get("href")
+        if href:
+            href = html.unescape(href) if "&" in href else href
+            grouper.add(_filename(href), build, match.group(1))
+    return grouper.releases()
 
 
-def parse_page(
-    body: bytes, content_type: str, page_url: str, index: str, project: str
-) -> list[DistFile]:
-    """Files of a project page in whichever format the index answered."""
+def parse_page(body: bytes, content_type: str, page_url: str, index: str, project: str) -> Releases:
+    """Files of a project page in whichever format the index answered, by version."""
     name = canonicalize_name(project)
     media = content_type.split(";", 1)[0].strip().lower()
     if media == JSON_TYPE or media.endswith("+json") or media == "application/json":
@@ -334,104 +373,3 @@ def parse_page(
         where=page_url,
         hint="is this URL a PEP 503/691 simple index?",
     )
-
-
-def merge(pages: Iterable[list[DistFile]]) -> list[DistFile]:
-    """Files of several indexes; the first index listing a filename wins."""
-    seen: set[str] = set()
-    out: list[DistFile] = []
-    for files in pages:
-        for file in files:
-            if file.filename in seen:
-                log.debug(
-                    "%s also on %s; keeping the first index's file", file.filename, file.index
-                )
-                continue
-            seen.add(file.filename)
-            out.append(file)
-    return out
-
-
-# --- a compact form of parsed pages, for the cache --------------------------------------------
-
-_Row = tuple[
-    str,
-    str,
-    str,
-    str,
-    str,
-    str,
-    str,
-    "int | None",
-    "str | None",
-    "str | None",
-    "float | None",
-    "str | None",
-    str,
-]
-
-
-_SPEC_TEXT: dict[int, tuple[SpecifierSet, str]] = {}
-
-
-def _spec_text(spec: SpecifierSet | None) -> str | None:
-    if spec is None:
-        return None
-    hit = _SPEC_TEXT.get(id(spec))
-    if hit is None or hit[0] is not spec:
-        hit = _SPEC_TEXT[id(spec)] = (spec, str(spec))
-    return hit[1]
-
-
-def to_rows(files: Iterable[DistFile]) -> bytes:
-    """The files of a parsed page in a compact form (marshal: fast to load, same Python only)."""
-    texts: dict[int, str] = {}  # str(Version) is slow; a page repeats each version many times
-
-    def text(v: Version) -> str:
-        t = texts.get(id(v))
-        if t is None:
-            t = texts[id(v)] = str(v)
-        return t
-
-    rows: list[_Row] = [
-        (
-            f.name,
-            text(f.version),
-            f.kind,
-            f.filename,
-            f.url,
-            f.sha256,
-            f.index,
-            f.size,
-            _spec_text(f.requires_python),
-            f.yanked,
-            f.upload_time.timestamp() if f.upload_time is not None else None,
-            f.core_metadata,
-            "-".join(f.filename[:-4].split("-")[-3:]) if f.kind == "wheel" else "",
-        )
-        for f in files
-    ]
-    return marshal.dumps(rows)
-
-
-def from_rows(data: bytes) -> list[DistFile]:
-    """Inverse of :func:`to_rows`; ValueError/EOFError/TypeError on a damaged entry."""
-    rows: list[_Row] = marshal.loads(data)  # noqa: S302 (our own cache, written by to_rows)
-    return [
-        DistFile(
-            name=NormalizedName(r[0]),
-            version=_version(r[1]),
-            kind="wheel" if r[2] == "wheel" else "sdist",
-            filename=r[3],
-            url=r[4],
-            sha256=r[5],
-            index=r[6],
-            size=r[7],
-            requires_python=_specifier(r[8]) if r[8] else None,
-            yanked=r[9],
-            upload_time=datetime.fromtimestamp(r[10], UTC) if r[10] is not None else None,
-            core_metadata=r[11],
-            tags=_tags(r[12]) if r[12] else frozenset(),
-        )
-        for r in rows
-    ]

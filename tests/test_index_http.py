@@ -1,0 +1,226 @@
+"""The index client's HTTP layer (bot/index/http.py) against a real loopback server: keep-alive
+reuse, one DNS look-up per host, redirects, gzip, a server closing an idle connection, and TLS
+verified against a configured bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bot.errors import IndexError_
+from bot.index.http import Http
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _send(self, status: int, body: bytes, **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.paths.append(self.path)
+            self.server.peers.add(self.client_address)
+        if self.path == "/gzip":
+            self._send(200, gzip.compress(b"x" * 1000), Content_Encoding="gzip")
+        elif self.path == "/plain-for-identity":
+            encoding = self.headers.get("Accept-Encoding", "")
+            self._send(200, encoding.encode())
+        elif self.path.startswith("/redirect/"):
+            left = int(self.path.rsplit("/", 1)[1])
+            target = f"/redirect/{left - 1}" if left else "/done"
+            self._send(301, b"", Location=target)
+        elif self.path == "/then-close":
+            # keep-alive promised, then the server drops the connection anyway (as servers
+            # do with idle connections)
+            self._send(200, b"ok")
+            self.close_connection = True
+        else:
+            self._send(200, self.path.encode())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, context: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.paths: list[str] = []
+        self.peers: set[tuple[str, int]] = set()  #: one per TCP connection
+        if context is not None:
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.port = self.server_address[1]
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    yield srv
+    srv.stop()
+
+
+def test_connections_are_reused_and_hosts_resolved_once(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: object, **kwargs: object) -> object:
+        calls.append(host)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    http = Http(max_connections=4)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            bodies = list(
+                pool.map(
+                    lambda i: http.get(f"http://localhost:{server.port}/n/{i}").content, range(40)
+                )
+            )
+    finally:
+        http.close()
+    assert bodies == [f"/n/{i}".encode() for i in range(40)]
+    assert calls.count("localhost") == 1
+    assert http.pool.opened <= 4  # never more than max_connections per host
+    assert len(server.peers) == http.pool.opened
+
+
+def test_redirects_gzip_and_identity(server: _Server) -> None:
+    http = Http()
+    try:
+        resp = http.get(f"http://127.0.0.1:{server.port}/redirect/3")
+        assert resp.url == f"http://127.0.0.1:{server.port}/done"
+        assert resp.content == b"/done"
+        assert http.get(f"http://127.0.0.1:{server.port}/gzip").content == b"x" * 1000
+        identity = {"Accept-Encoding": "identity"}
+        url = f"http://127.0.0.1:{server.port}/plain-for-identity"
+        assert http.get(url, headers=identity).content == b"identity"
+        with pytest.raises(IndexError_, match="more than 10 redirects") as info:
+            Http(retries=0).get(f"http://127.0.0.1:{server.port}/redirect/11")
+        assert info.value.where == f"http://127.0.0.1:{server.port}/redirect/11"
+    finally:
+        http.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced(server: _Server) -> None:
+    http = Http(retries=0)  # no retry budget: the reconnect must not need one
+    try:
+        assert http.get(f"http://127.0.0.1:{server.port}/then-close").content == b"ok"
+        assert http.get(f"http://127.0.0.1:{server.port}/after").content == b"/after"
+    finally:
+        http.close()
+    assert server.paths == ["/then-close", "/after"]
+    assert http.pool.opened == 2
+
+
+def test_unreachable_hosts_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def no_dns(host: str, *args: object, **kwargs: object) -> object:
+        if host == "no-such-host.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    http = Http(retries=1, backoff=0.01)
+    with pytest.raises(IndexError_, match=r"cannot resolve no-such-host\.invalid") as info:
+        http.get("http://no-such-host.invalid/simple/", what="the page")
+    assert "after 2 attempts" in info.value.message
+    closed = _Server()
+    port = closed.port
+    closed.stop()
+    with pytest.raises(IndexError_, match="connection failed") as info:
+        http.get(f"http://127.0.0.1:{port}/simple/")
+    assert info.value.where == f"http://127.0.0.1:{port}/simple/"
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_is_verified_against_the_configured_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv = _Server(context)
+    url = f"https://localhost:{srv.port}/tls"
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.delenv("NIX_SSL_CERT_FILE", raising=False)
+        with pytest.raises(IndexError_, match="CERTIFICATE_VERIFY_FAILED"):
+            Http(retries=0).get(url)  # the system store does not know our certificate
+        monkeypatch.setenv("NIX_SSL_CERT_FILE", str(cert))
+        http = Http()
+        try:
+            assert http.get(url).content == b"/tls"
+            assert http.get(url).content == b"/tls"
+        finally:
+            http.close()
+        assert http.pool.opened == 1
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+        with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
+            Http().get(url)
+    finally:
+        srv.stop()
