@@ -128,8 +128,11 @@ def _platforms(system: str) -> tuple[str, ...]:
 def _tags_for(python: str, system: str) -> tuple[tags.Tag, ...]:
     major, minor = (int(x) for x in python.split("."))
     platforms = list(_platforms(system))
+    # the ABI of the Nix interpreter (a release build with the GIL), never that of whichever
+    # Python runs the bot (packaging would read it from this interpreter's sysconfig)
+    abis = [f"cp{major}{minor}"]
     return (
-        *tags.cpython_tags((major, minor), platforms=platforms),
+        *tags.cpython_tags((major, minor), abis=abis, platforms=platforms),
         *tags.compatible_tags((major, minor), interpreter=f"cp{major}{minor}", platforms=platforms),
     )
 
