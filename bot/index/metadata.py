@@ -6,14 +6,13 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import tarfile
 import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from packaging.metadata import InvalidMetadata, Metadata, parse_email
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -35,18 +34,70 @@ RESOLUTION_FIELDS = frozenset({"requires-dist", "requires-python", "provides-ext
 RangeFetcher = Callable[[int | None, int], tuple[bytes, int, bool]]
 
 
+def headers(data: bytes) -> dict[str, list[str]]:
+    """The header fields of METADATA / PKG-INFO (RFC 822 style), by lower-cased name.
+
+    Only the header block is read: it ends at the first empty line, and the long
+    description after it (most of a METADATA file) is never decoded.  Continuation lines
+    (starting with a space or tab) are joined to their field with a newline.
+    """
+    end = len(data)
+    for blank in (b"\n\n", b"\r\n\r\n"):
+        at = data.find(blank)
+        if at != -1:
+            end = min(end, at)
+    text = data[:end].decode("utf-8", errors="surrogateescape")
+    fields: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t"):
+            if last is not None:
+                last[-1] += "\n" + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            last = None
+            continue
+        last = fields.setdefault(name.strip().lower(), [])
+        last.append(value.strip())
+    return fields
+
+
+def _text(value: str, field: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{field} is not valid UTF-8") from None
+    return value
+
+
 def parse_core_metadata(data: bytes, file: DistFile) -> CoreMetadata:
     """Parse METADATA / PKG-INFO bytes of ``file`` into :class:`CoreMetadata`."""
+    fields = headers(data)
+
+    def one(field: str) -> str | None:
+        values = fields.get(field)
+        return _text(values[0], field) if values else None
+
     try:
-        meta = Metadata.from_email(data, validate=False)
-        requires = tuple(Requirement(str(r)) for r in meta.requires_dist or ())
-        name = canonicalize_name(meta.name) if meta.name else file.name
-        version = Version(str(meta.version)) if meta.version else file.version
-        requires_python = meta.requires_python
-        extras = tuple(canonicalize_name(e) for e in meta.provides_extra or ())
-        urls = tuple((meta.project_urls or {}).items())
-        summary = meta.summary or ""
-    except (InvalidMetadata, InvalidRequirement, ValueError, TypeError, ExceptionGroup) as exc:
+        raw_name = one("name")
+        raw_version = one("version")
+        name = canonicalize_name(raw_name) if raw_name else file.name
+        version = Version(raw_version) if raw_version else file.version
+        requires = tuple(
+            Requirement(_text(r, "Requires-Dist")) for r in fields.get("requires-dist", ())
+        )
+        raw_python = one("requires-python")
+        requires_python = SpecifierSet(raw_python) if raw_python else None
+        extras = tuple(
+            canonicalize_name(_text(e, "Provides-Extra")) for e in fields.get("provides-extra", ())
+        )
+        urls: dict[str, str] = {}
+        for entry in fields.get("project-url", ()):
+            label, _, url = _text(entry, "Project-URL").partition(",")
+            urls.setdefault(label.strip(), url.strip())
+        summary = one("summary") or ""
+    except (InvalidRequirement, InvalidSpecifier, ValueError) as exc:
         raise MetadataError(
             f"unusable core metadata in {file.filename}: {exc}",
             where=file.url,
@@ -62,7 +113,7 @@ def parse_core_metadata(data: bytes, file: DistFile) -> CoreMetadata:
         requires_dist=requires,
         requires_python=requires_python,
         provides_extra=extras,
-        project_urls=urls,
+        project_urls=tuple(urls.items()),
         summary=summary,
     )
 
@@ -158,6 +209,8 @@ def _sdist_members(data: bytes, filename: str) -> dict[str, Callable[[], bytes]]
             if len(parts) == 2:
                 out[parts[1]] = functools.partial(zf.read, name)
         return out
+    import tarfile  # only for sdists
+
     tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115
     for member in tf.getmembers():
         parts = PurePosixPath(member.name).parts
@@ -173,6 +226,8 @@ def _sdist_members(data: bytes, filename: str) -> dict[str, Callable[[], bytes]]
 
 def sdist_files(data: bytes, file: DistFile) -> tuple[bytes | None, bytes | None]:
     """(PKG-INFO, pyproject.toml) of an sdist, each None when absent."""
+    import tarfile  # only for sdists
+
     try:
         members = _sdist_members(data, file.filename)
         pkg_info = members["PKG-INFO"]() if "PKG-INFO" in members else None
@@ -185,14 +240,14 @@ def sdist_files(data: bytes, file: DistFile) -> tuple[bytes | None, bytes | None
 def pkg_info_trusted(pkg_info: bytes) -> bool:
     """PEP 643: PKG-INFO of Metadata-Version >= 2.2 is reliable for the fields it does not
     mark Dynamic; we need Requires-Dist, Requires-Python and Provides-Extra."""
-    raw, _ = parse_email(pkg_info)
+    fields = headers(pkg_info)
     try:
-        version = Version(raw.get("metadata_version", "1.0"))
+        version = Version((fields.get("metadata-version") or ["1.0"])[0])
     except ValueError:
         return False
     if version < Version("2.2"):
         return False
-    dynamic = {d.lower() for d in raw.get("dynamic", [])}
+    dynamic = {d.strip().lower() for d in fields.get("dynamic", [])}
     return not (dynamic & RESOLUTION_FIELDS)
 
 
