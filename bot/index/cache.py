@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,15 +38,24 @@ def default_cache_dir() -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    The temporary name is unique per process and thread (a cold lock writes a hundred cache
+    entries from a dozen threads; ``tempfile``'s random names cost more than the writes).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -165,8 +174,10 @@ class Cache:
             return None  # torn by a concurrent writer: a miss
         return dataclasses.replace(page, body=body)
 
-    def put_page(self, page: CachedPage) -> None:
-        """Store a project page (the body first, then the small record that points at it)."""
+    def put_page(self, page: CachedPage) -> str:
+        """Store a project page (the body first, then the small record that points at it);
+        returns the body's sha256."""
+        digest = hashlib.sha256(page.body).hexdigest()
         raw = {
             "url": page.url,
             "content-type": page.content_type,
@@ -174,7 +185,8 @@ class Cache:
             "last-modified": page.last_modified,
             "final-url": page.final_url,
             "fetched": page.fetched,
-            "sha256": hashlib.sha256(page.body).hexdigest(),
+            "sha256": digest,
         }
         self._write(self._page_path(page.url, ".body"), page.body)
         self._write(self._page_path(page.url, ".json"), json.dumps(raw).encode())
+        return digest

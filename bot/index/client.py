@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -222,7 +223,7 @@ class IndexClient:
                 final_url=str(resp.url),
                 fetched=time.time(),
             )
-            self.cache.put_page(page)
+            page = dataclasses.replace(page, sha256=self.cache.put_page(page))
         self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
         return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
 
