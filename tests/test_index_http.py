@@ -224,3 +224,35 @@ def test_tls_is_verified_against_the_configured_bundle(
             Http().get(url)
     finally:
         srv.stop()
+
+
+def test_certificates_loaded_early_are_used_and_their_errors_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.index.http as http_module
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv = _Server(context)
+    url = f"https://localhost:{srv.port}/early"
+    try:
+        monkeypatch.setattr(http_module, "_EARLY", None)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        http_module.load_certificates_early()
+        early = http_module._EARLY
+        assert early is not None
+        http = Http()
+        try:
+            assert http.get(url).content == b"/early"
+            assert http.pool.context() is early.result()
+        finally:
+            http.close()
+        # a bad bundle named in the environment: the same clear error as without a head start
+        monkeypatch.setattr(http_module, "_EARLY", None)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+        http_module.load_certificates_early()
+        with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
+            Http(retries=0).get(url)
+    finally:
+        srv.stop()

@@ -31,6 +31,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +114,39 @@ def ssl_context() -> ssl.SSLContext:
         else:
             ctx.load_verify_locations(cafile=certifi.where())
     return ctx
+
+
+_EARLY: Future[ssl.SSLContext] | None = None
+
+
+def load_certificates_early() -> None:
+    """Start loading the certificates in the background (a CA bundle takes ~30 ms to parse,
+    which OpenSSL does without holding the GIL): the first :class:`Http` then finds them
+    ready instead of parsing them while every first request waits."""
+    global _EARLY  # noqa: PLW0603 - one process-wide, optional head start
+    if _EARLY is not None:
+        return
+    _EARLY = Future()
+
+    def load(fut: Future[ssl.SSLContext]) -> None:
+        try:
+            fut.set_result(ssl_context())
+        except BaseException as exc:  # noqa: BLE001 - raised again to whoever needs it
+            fut.set_exception(exc)
+
+    threading.Thread(target=load, args=(_EARLY,), name="certificates", daemon=True).start()
+
+
+def _context() -> ssl.SSLContext:
+    early = _EARLY
+    if early is not None:
+        try:
+            return early.result()
+        except IndexError_:
+            raise
+        except Exception:  # noqa: BLE001 - load them here, and report that error
+            log.debug("loading the certificates early failed; loading them again")
+    return ssl_context()
 
 
 class _Resolver:
@@ -203,7 +237,7 @@ class _Pool:
     def context(self) -> ssl.SSLContext:
         with self._lock:
             if self._context is None:
-                self._context = ssl_context()
+                self._context = _context()
             return self._context
 
     @contextlib.contextmanager
