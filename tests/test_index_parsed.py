@@ -146,3 +146,36 @@ def test_version_text(filename: str, version: str | None) -> None:
 )
 def test_wheels_no_target_can_use_are_skipped(filename: str, foreign: bool) -> None:
     assert foreign_wheel(filename) is foreign
+
+
+def test_json_pages_in_other_layouts_read_the_same() -> None:
+    name = canonicalize_name("demo")
+    entries = [
+        _entry("demo-1.0.tar.gz", **{"upload-time": "2025-01-01T00:00:00Z"}),
+        _entry("demo-1.0-py3-none-any.whl", **{"core-metadata": {"sha256": SHA}}),
+        _entry("demo-2.0.tar.gz", yanked='broken {see} "notes"'),
+    ]
+    compact = json.dumps({"files": entries}, separators=(",", ":")).encode()
+    expected = parse_json(compact, PAGE, INDEX, name).all_files()
+    assert [f.filename for f in expected] == [
+        "demo-2.0.tar.gz",
+        "demo-1.0.tar.gz",
+        "demo-1.0-py3-none-any.whl",
+    ]
+    assert expected[0].yanked == 'broken {see} "notes"'
+    assert expected[2].core_metadata == SHA
+    layouts = [
+        json.dumps({"files": entries, "meta": {"api-version": "1.1"}}),  # spaced
+        json.dumps({"files": entries}, indent=2),  # pretty-printed
+        json.dumps({"meta": {"x": "{"}, "files": entries}),  # braces before the files
+        json.dumps({"meta": {"x": "\u00e9"}, "files": entries}, ensure_ascii=False),
+        json.dumps({"files": [{"a": "}{", **e} for e in entries]}),
+        # an entry without a filename: taken from its URL
+        json.dumps({"files": [*entries, {"url": "demo-3.0.tar.gz", "hashes": {"sha256": SHA}}]}),
+    ]
+    for layout in layouts:
+        releases = parse_json(layout.encode(), PAGE, INDEX, name)
+        files = [f for f in releases.all_files() if f.version != Version("3.0")]
+        assert files == expected, layout
+    (three,) = parse_json(layouts[-1].encode(), PAGE, INDEX, name).files(Version("3.0"))
+    assert three.filename == "demo-3.0.tar.gz"
