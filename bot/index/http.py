@@ -49,6 +49,8 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 USER_AGENT = f"nixpkgs-python/{__version__} (+http.client)"
+#: environment variables naming a CA bundle, in the order they are honoured
+_CERT_VARS = ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE")
 
 
 class TransportError(Exception):
@@ -89,7 +91,7 @@ def _retry_after(value: str | None) -> float | None:
 def ssl_context() -> ssl.SSLContext:
     """A verifying client context over the configured or the system's certificates."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
-    for var in ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE"):
+    for var in _CERT_VARS:
         bundle = os.environ.get(var)
         if bundle:
             try:
@@ -116,32 +118,42 @@ def ssl_context() -> ssl.SSLContext:
     return ctx
 
 
-_EARLY: Future[ssl.SSLContext] | None = None
+#: certificates being loaded ahead of the first request, and the environment they follow
+_EARLY: tuple[Future[ssl.SSLContext], tuple[str | None, ...]] | None = None
+_EARLY_LOCK = threading.Lock()
+
+
+def _cert_env() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(var) for var in _CERT_VARS)
 
 
 def load_certificates_early() -> None:
     """Start loading the certificates in the background (a CA bundle takes ~30 ms to parse,
-    which OpenSSL does without holding the GIL): the first :class:`Http` then finds them
-    ready instead of parsing them while every first request waits."""
-    global _EARLY  # noqa: PLW0603 - one process-wide, optional head start
-    if _EARLY is not None:
-        return
-    _EARLY = Future()
+    which OpenSSL does without holding the GIL): the next :class:`Http` takes them ready
+    instead of parsing them while every first request waits."""
+    global _EARLY  # noqa: PLW0603 - one optional head start, taken by the next Http
+    fut: Future[ssl.SSLContext] = Future()
+    with _EARLY_LOCK:
+        _EARLY = (fut, _cert_env())
 
-    def load(fut: Future[ssl.SSLContext]) -> None:
+    def load() -> None:
         try:
             fut.set_result(ssl_context())
         except BaseException as exc:  # noqa: BLE001 - raised again to whoever needs it
             fut.set_exception(exc)
 
-    threading.Thread(target=load, args=(_EARLY,), name="certificates", daemon=True).start()
+    threading.Thread(target=load, name="certificates", daemon=True).start()
 
 
 def _context() -> ssl.SSLContext:
-    early = _EARLY
-    if early is not None:
+    """The certificates loaded early, if they follow the current environment; else loaded
+    now (each is taken once: a later client, or a changed environment, loads its own)."""
+    global _EARLY
+    with _EARLY_LOCK:
+        early, _EARLY = _EARLY, None
+    if early is not None and early[1] == _cert_env():
         try:
-            return early.result()
+            return early[0].result()
         except IndexError_:
             raise
         except Exception:  # noqa: BLE001 - load them here, and report that error
