@@ -238,9 +238,10 @@ def lock_one(
     text = None if opts.refresh else lockcache.lookup(cache, key, exclude_newer)
     resolution = None
     if text is None:
+        # first the client (an online one starts loading certificates in the background)
+        index = client() if callable(client) else client
         from bot.resolve import resolve  # the resolver is only needed on a miss
 
-        index = client() if callable(client) else client
         request = build_request(
             pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
         )

@@ -309,6 +309,8 @@ def test_offline_works_from_the_cache(demo: IndexServer, make_client: MakeClient
     assert offline.build_requires(sdist) == reqs
     with pytest.raises(IndexError_, match="offline, and the page of nope is not in the cache"):
         offline.files(canonicalize_name("nope"))
+    assert offline._http is None  # never went online, nor loaded certificates for it
+    assert offline._certificates is None
 
 
 def test_offline_missing_metadata_is_clear(demo: IndexServer, make_client: MakeClient) -> None:

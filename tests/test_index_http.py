@@ -226,10 +226,10 @@ def test_tls_is_verified_against_the_configured_bundle(
         srv.stop()
 
 
-def test_certificates_loaded_early_are_taken_once_and_follow_the_environment(
+def test_certificates_loading_in_the_background_are_used_and_their_errors_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.index.http as http_module
+    from bot.index.http import load_certificates
 
     cert, key = _self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -237,28 +237,17 @@ def test_certificates_loaded_early_are_taken_once_and_follow_the_environment(
     srv = _Server(context)
     url = f"https://localhost:{srv.port}/early"
     try:
-        monkeypatch.setattr(http_module, "_EARLY", None)
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        http_module.load_certificates_early()
-        early = http_module._EARLY
-        assert early is not None
-        http = Http()
+        loading = load_certificates()
+        http = Http(certificates=loading)
         try:
             assert http.get(url).content == b"/early"
-            assert http.pool.context() is early[0].result()
+            assert http.pool.context() is loading.result()
         finally:
             http.close()
-        assert http_module._EARLY is None  # taken: the next client loads its own
-        # loaded for one environment, then the environment changed: not used
-        http_module.load_certificates_early()
-        monkeypatch.delenv("SSL_CERT_FILE")
-        monkeypatch.delenv("NIX_SSL_CERT_FILE", raising=False)
-        with pytest.raises(IndexError_, match="CERTIFICATE_VERIFY_FAILED"):
-            Http(retries=0).get(url)
         # a bad bundle named in the environment: the same clear error as without a head start
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
-        http_module.load_certificates_early()
         with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
-            Http(retries=0).get(url)
+            Http(retries=0, certificates=load_certificates()).get(url)
     finally:
         srv.stop()

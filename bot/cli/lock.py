@@ -80,10 +80,6 @@ def lock_command(
     as_json: bool,
 ) -> None:
     """Resolve sets against the index and write their PEP 751 locks."""
-    if not offline:
-        from bot.index.http import load_certificates_early
-
-        load_certificates_early()
     from bot.locker import LockOptions, lock_sets
 
     opts = LockOptions(
@@ -191,9 +187,6 @@ def generate_command(
     """Lock your own requirements and write a directory that nix-build builds."""
     import shlex
 
-    from bot.index.http import load_certificates_early
-
-    load_certificates_early()
     from bot.generate import PROJECT_URL, GenerateOptions, generate
 
     opts = GenerateOptions(

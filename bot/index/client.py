@@ -27,6 +27,7 @@ from bot.index.simple import ACCEPT, parse_page
 __all__ = ["IndexClient", "IndexRoute", "ProjectNotFound"]
 
 if TYPE_CHECKING:
+    import ssl
     from datetime import datetime
 
     from bot.index.http import Http, Response
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 
 PYPI = "https://pypi.org/simple/"
 T = TypeVar("T")
+
+
+def _load_certificates() -> Future[ssl.SSLContext]:
+    from bot.index.http import load_certificates  # http.client and ssl: only when online
+
+    return load_certificates()
 
 
 class ProjectNotFound(IndexError_):
@@ -72,6 +79,8 @@ class IndexClient:
         self.cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
         self._http_options = (float(timeout), retries, float(backoff), concurrency)
         self._http: Http | None = None
+        #: an online client will need the certificates: they load while the run goes on
+        self._certificates = None if offline else _load_certificates()
         #: the index snapshot being resolved (exclude-newer): a cached page fetched well after
         #: it is complete for it, and is used without asking the index again
         self.snapshot: datetime | None = None
@@ -97,7 +106,11 @@ class IndexClient:
 
                 timeout, retries, backoff, concurrency = self._http_options
                 self._http = Http(
-                    timeout=timeout, retries=retries, backoff=backoff, max_connections=concurrency
+                    timeout=timeout,
+                    retries=retries,
+                    backoff=backoff,
+                    max_connections=concurrency,
+                    certificates=self._certificates,
                 )
             return self._http
 

@@ -118,47 +118,23 @@ def ssl_context() -> ssl.SSLContext:
     return ctx
 
 
-#: certificates being loaded ahead of the first request, and the environment they follow
-_EARLY: tuple[Future[ssl.SSLContext], tuple[str | None, ...]] | None = None
-_EARLY_LOCK = threading.Lock()
+def load_certificates() -> Future[ssl.SSLContext]:
+    """:func:`ssl_context` in a background thread.
 
-
-def _cert_env() -> tuple[str | None, ...]:
-    return tuple(os.environ.get(var) for var in _CERT_VARS)
-
-
-def load_certificates_early() -> None:
-    """Start loading the certificates in the background (a CA bundle takes ~30 ms to parse,
-    which OpenSSL does without holding the GIL): the next :class:`Http` takes them ready
-    instead of parsing them while every first request waits."""
-    global _EARLY  # noqa: PLW0603 - one optional head start, taken by the next Http
+    A CA bundle takes ~30 ms to parse, which OpenSSL does without holding the GIL: started
+    when a run knows it will go online, it is ready by the first request instead of making
+    every first request wait.  An error is raised to whoever takes the result.
+    """
     fut: Future[ssl.SSLContext] = Future()
-    with _EARLY_LOCK:
-        _EARLY = (fut, _cert_env())
 
     def load() -> None:
         try:
             fut.set_result(ssl_context())
-        except BaseException as exc:  # noqa: BLE001 - raised again to whoever needs it
+        except BaseException as exc:  # noqa: BLE001 - raised again to whoever takes it
             fut.set_exception(exc)
 
     threading.Thread(target=load, name="certificates", daemon=True).start()
-
-
-def _context() -> ssl.SSLContext:
-    """The certificates loaded early, if they follow the current environment; else loaded
-    now (each is taken once: a later client, or a changed environment, loads its own)."""
-    global _EARLY
-    with _EARLY_LOCK:
-        early, _EARLY = _EARLY, None
-    if early is not None and early[1] == _cert_env():
-        try:
-            return early[0].result()
-        except IndexError_:
-            raise
-        except Exception:  # noqa: BLE001 - load them here, and report that error
-            log.debug("loading the certificates early failed; loading them again")
-    return ssl_context()
+    return fut
 
 
 class _Resolver:
@@ -236,10 +212,13 @@ _Key = tuple[str, str, int]
 class _Pool:
     """Idle keep-alive connections per (scheme, host, port), at most ``size`` per host."""
 
-    def __init__(self, size: int, timeout: float) -> None:
+    def __init__(
+        self, size: int, timeout: float, context: Future[ssl.SSLContext] | None = None
+    ) -> None:
         self.size = size
         self.timeout = timeout
         self.resolver = _Resolver()
+        self._loading = context
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._idle: dict[_Key, list[_Connection]] = {}
@@ -249,7 +228,8 @@ class _Pool:
     def context(self) -> ssl.SSLContext:
         with self._lock:
             if self._context is None:
-                self._context = _context()
+                loading, self._loading = self._loading, None
+                self._context = loading.result() if loading is not None else ssl_context()
             return self._context
 
     @contextlib.contextmanager
@@ -330,10 +310,12 @@ class Http:
         retries: int = 4,
         backoff: float = 0.5,
         max_connections: int = 16,
+        certificates: Future[ssl.SSLContext] | None = None,
     ) -> None:
+        """``certificates``: a context being loaded (:func:`load_certificates`), if any."""
         self.retries = retries
         self.backoff = backoff
-        self.pool = _Pool(max_connections, timeout)
+        self.pool = _Pool(max_connections, timeout, certificates)
 
     def close(self) -> None:
         """Close every pooled connection."""
