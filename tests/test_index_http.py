@@ -198,56 +198,56 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_tls_is_verified_against_the_configured_bundle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[_Server, Path]]:
+    """A loopback HTTPS server with a self-signed certificate for localhost, and that
+    certificate (trusted by nothing until a test says so)."""
     cert, key = _self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     srv = _Server(context)
+    yield srv, cert
+    srv.stop()
+
+
+def test_tls_is_verified_against_the_configured_bundle(
+    tls_server: tuple[_Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, cert = tls_server
     url = f"https://localhost:{srv.port}/tls"
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("NIX_SSL_CERT_FILE", raising=False)
+    with pytest.raises(IndexError_, match="CERTIFICATE_VERIFY_FAILED"):
+        Http(retries=0).get(url)  # the system store does not know our certificate
+    monkeypatch.setenv("NIX_SSL_CERT_FILE", str(cert))
+    http = Http()
     try:
-        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-        monkeypatch.delenv("NIX_SSL_CERT_FILE", raising=False)
-        with pytest.raises(IndexError_, match="CERTIFICATE_VERIFY_FAILED"):
-            Http(retries=0).get(url)  # the system store does not know our certificate
-        monkeypatch.setenv("NIX_SSL_CERT_FILE", str(cert))
-        http = Http()
-        try:
-            assert http.get(url).content == b"/tls"
-            assert http.get(url).content == b"/tls"
-        finally:
-            http.close()
-        assert http.pool.opened == 1
-        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
-        with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
-            Http().get(url)
+        assert http.get(url).content == b"/tls"
+        assert http.get(url).content == b"/tls"
     finally:
-        srv.stop()
+        http.close()
+    assert http.pool.opened == 1
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
+        Http().get(url)
 
 
 def test_certificates_loading_in_the_background_are_used_and_their_errors_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tls_server: tuple[_Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.index.http import load_certificates
 
-    cert, key = _self_signed(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    srv = _Server(context)
+    srv, cert = tls_server
     url = f"https://localhost:{srv.port}/early"
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    loading = load_certificates()
+    http = Http(certificates=loading)
     try:
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        loading = load_certificates()
-        http = Http(certificates=loading)
-        try:
-            assert http.get(url).content == b"/early"
-            assert http.pool.context() is loading.result()
-        finally:
-            http.close()
-        # a bad bundle named in the environment: the same clear error as without a head start
-        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
-        with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
-            Http(retries=0, certificates=load_certificates()).get(url)
+        assert http.get(url).content == b"/early"
+        assert http.pool.context() is loading.result()
     finally:
-        srv.stop()
+        http.close()
+    # a bad bundle named in the environment: the same clear error as without a head start
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
+        Http(retries=0, certificates=load_certificates()).get(url)
