@@ -2,15 +2,16 @@
 
 Built on the standard library's :mod:`http.client`: a lock talks to two or three hosts with
 plain GETs, and a general-purpose client costs more than the run itself.  Measured on a
-cold lock of the pytest set (BENCHMARKS.md): importing httpx took ~0.1 s and its CA bundle
-another 36 ms, and each request ~1 ms of CPU more, all of it holding the GIL the resolver
-and the other fetches need.  This client keeps what the index client relies on:
+cold lock of the pytest set (BENCHMARKS.md): importing httpx took ~0.1 s (rich and pygments
+for its command line, h2) and each request ~1 ms of CPU more, all of it holding the GIL the
+resolver and the other fetches need.  This client keeps what the index client relies on:
 
 * connections reused per (scheme, host, port), at most ``max_connections`` per host, each
   host name resolved once per run (a dozen concurrent look-ups in a burst is where a lossy
   resolver drops one and costs the libc retry timeout);
 * certificates verified against ``$SSL_CERT_FILE`` / ``$NIX_SSL_CERT_FILE`` when set, else
-  the system's store (a hashed directory is read lazily; no bundle is parsed up front);
+  the system's store (else certifi's, if installed), loaded in the background
+  (:func:`load_certificates`) by clients that know they will go online;
 * redirects followed, gzip answers decoded, a reused connection the server closed retried
   at once on a new one;
 * timeouts, connection errors and 408/425/429/5xx retried with exponential backoff and
@@ -103,11 +104,13 @@ def ssl_context() -> ssl.SSLContext:
                     hint=f"point {var} at a PEM bundle, or unset it to use the system's ({exc})",
                 ) from exc
             return ctx
+    # the system's store, as OpenSSL finds it (honouring $SSL_CERT_DIR): its bundle and its
+    # hashed directory, whichever exist (Debian has both, Fedora's directory is not hashed)
     paths = ssl.get_default_verify_paths()
-    if paths.capath and os.path.isdir(paths.capath) and any(os.scandir(paths.capath)):
-        ctx.load_verify_locations(capath=paths.capath)  # looked up per issuer, lazily
-    elif paths.cafile and os.path.isfile(paths.cafile):
-        ctx.load_verify_locations(cafile=paths.cafile)
+    cafile = paths.cafile if paths.cafile and os.path.isfile(paths.cafile) else None
+    capath = paths.capath if paths.capath and os.path.isdir(paths.capath) else None
+    if cafile or capath:
+        ctx.load_verify_locations(cafile=cafile, capath=capath)
     else:
         try:
             import certifi  # only where the system has no store
