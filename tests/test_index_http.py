@@ -4,6 +4,7 @@ verified against a configured bundle."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import ipaddress
@@ -53,6 +54,16 @@ class _Handler(BaseHTTPRequestHandler):
             left = int(self.path.rsplit("/", 1)[1])
             target = f"/redirect/{left - 1}" if left else "/done"
             self._send(301, b"", Location=target)
+        elif self.path == "/private":
+            expected = "Basic " + base64.b64encode(b"me:p@ss").decode()
+            if self.headers.get("Authorization") == expected:
+                self._send(200, b"secret")
+            else:
+                self._send(401, b"", WWW_Authenticate='Basic realm="index"')
+        elif self.path == "/to-private":
+            self._send(302, b"", Location="/private")
+        elif self.path.startswith("/elsewhere/"):
+            self._send(302, b"", Location=f"http://127.0.0.1:{self.path.split('/')[2]}/private")
         elif self.path == "/then-close":
             # keep-alive promised, then the server drops the connection anyway (as servers
             # do with idle connections)
@@ -131,6 +142,23 @@ def test_redirects_gzip_and_identity(server: _Server) -> None:
         assert info.value.where == f"http://127.0.0.1:{server.port}/redirect/11"
     finally:
         http.close()
+
+
+def test_credentials_in_the_url_are_basic_auth_for_that_origin_only(server: _Server) -> None:
+    other = _Server()
+    http = Http(retries=0)
+    try:
+        base = f"http://me:p%40ss@127.0.0.1:{server.port}"
+        assert http.get(f"{base}/private").content == b"secret"
+        assert http.get(f"{base}/to-private").content == b"secret"  # same origin: kept
+        with pytest.raises(IndexError_, match="HTTP 401"):
+            http.get(f"http://127.0.0.1:{server.port}/private")
+        with pytest.raises(IndexError_, match="HTTP 401"):  # another origin: never sent
+            http.get(f"{base}/elsewhere/{other.port}")
+        assert other.paths == ["/private"]
+    finally:
+        http.close()
+        other.stop()
 
 
 def test_a_kept_alive_connection_the_server_closed_is_replaced(server: _Server) -> None:

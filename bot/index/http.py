@@ -20,6 +20,7 @@ resolver and the other fetches need.  This client keeps what the index client re
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import http.client
@@ -36,7 +37,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from bot import __version__
 from bot.errors import IndexError_
@@ -377,9 +378,19 @@ class Http:
         )
 
     def _follow(self, url: str, headers: Mapping[str, str]) -> Response:
-        """One GET, following redirects."""
+        """One GET, following redirects.
+
+        Credentials in the URL (``https://user:token@host/simple/``, as private indexes are
+        often given) are sent as HTTP Basic auth, also to redirects on the same origin, and
+        never to another one.
+        """
+        origin, auth = _origin(url), _basic_auth(url)
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self._once(url, headers)
+            sent = dict(headers)
+            hop_auth = _basic_auth(url) or (auth if _origin(url) == origin else None)
+            if hop_auth is not None:
+                sent.setdefault("Authorization", hop_auth)
+            resp = self._once(url, sent)
             location = resp.headers.get("Location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
@@ -419,6 +430,21 @@ class Http:
             content = _decode(body, raw.headers.get("Content-Encoding"), url)
             return Response(raw.status, raw.reason, raw.headers, content, url)
         raise AssertionError("unreachable: a fresh connection is never stale")  # pragma: no cover
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80)
+
+
+def _basic_auth(url: str) -> str | None:
+    """An Authorization header for the user and password in ``url``, if it has them."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 class _StaleError(Exception):
