@@ -7,7 +7,16 @@ ever needs a traceback to be understood.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the user and password of every URL in it removed
+    (``https://me:token@host/simple/`` -> ``https://host/simple/``)."""
+    return _USERINFO.sub("", text)
 
 
 @dataclass
@@ -26,7 +35,7 @@ class BotError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        return text
+        return without_credentials(text)  # an index URL may carry a token
 
 
 class SetError(BotError):
@@ -57,7 +66,7 @@ class ResolutionError(BotError):
             text += "\n" + "\n".join(f"  - {c}" for c in self.causes)
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        return text
+        return without_credentials(text)
 
 
 class LockError(BotError):
@@ -79,7 +88,7 @@ class CommandError(BotError):
         if self.stderr_tail:
             tail = "\n".join("    " + line for line in self.stderr_tail.splitlines())
             text += f"\n  output (last lines):\n{tail}"
-        return text
+        return without_credentials(text)
 
 
 class NixError(CommandError):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from bot import __version__
-from bot.errors import LockError
+from bot.errors import LockError, without_credentials
 from bot.index.models import DistFile
 from bot.targets import SYSTEMS, Target, systems_marker
 
@@ -68,7 +68,9 @@ class LockInfo:
 def _file_entry(f: DistFile) -> dict[str, Any]:
     # no size: not every index page states it (PEP 503 HTML does not), and a lock must not
     # depend on which page format an index happened to answer with
-    entry: dict[str, Any] = {"name": f.filename, "url": f.url}
+    # a private index's credentials stay out of the lock (they would be committed): the
+    # lock names the file, fetchers bring their own authentication (Nix: netrc-file)
+    entry: dict[str, Any] = {"name": f.filename, "url": without_credentials(f.url)}
     entry["hashes"] = {"sha256": f.sha256}
     return entry
 
@@ -86,7 +88,7 @@ def _package(pkg: Resolved, systems: Sequence[str]) -> dict[str, Any]:
     if requires_python is not None and str(requires_python):
         entry["requires-python"] = str(requires_python)
     indexes = sorted({f.index for f in files.values()})
-    entry["index"] = indexes[0]
+    entry["index"] = without_credentials(indexes[0])
     if pkg.dependencies:
         entry["dependencies"] = [{"name": d} for d in sorted(pkg.dependencies)]
     if sdists:
@@ -120,7 +122,7 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
     if info.held:
         provenance["held"] = [dict(h) for h in info.held]
     provenance |= {
-        "indexes": list(info.indexes),
+        "indexes": [without_credentials(url) for url in info.indexes],
         "bot-version": __version__,
         "inputs-hash": info.inputs_hash,
     }

@@ -366,3 +366,42 @@ def test_packages_routed_to_an_extra_index(demo_index: IndexServer, tmp_path: Pa
         assert not any(r.path.startswith("/simple/demo-private") for r in demo_index.requests)
     finally:
         private.close()
+
+
+def test_index_credentials_stay_out_of_locks_and_messages(
+    demo_index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path, ["demo-app"])
+    private = demo_index.url.replace("http://", "http://me:s3cret@")
+    args = ["--repo", str(repo), "-q", "lock", "--cache-dir", str(repo / ".cache")]
+    assert main([*args, "--index-url", private, "--exclude-newer", CUTOFF]) == 0
+    text = (repo / "sets" / "demo" / "pylock.py312.toml").read_text()
+    assert "s3cret" not in text
+    assert "me:" not in text
+    document = tomllib.loads(text)
+    assert document["tool"]["nixpkgs-python"]["indexes"] == [demo_index.url]
+    app = next(p for p in document["packages"] if p["name"] == "demo-app")
+    assert app["wheels"][0]["url"].startswith(demo_index.root_url + "/")
+    # an error naming the index does not print the token either
+    missing = private.replace("/simple/", "/nothing/")
+    assert main([*args, "--index-url", missing, "--exclude-newer", CUTOFF]) == 2
+    err = capsys.readouterr().err
+    assert "nothing" in err
+    assert "s3cret" not in err
+
+
+def test_debug_logs_do_not_print_index_credentials(demo_index: IndexServer, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, ["demo-app"])
+    private = demo_index.url.replace("http://", "http://me:s3cret@")
+    cache = str(tmp_path / "cache")
+    args = ["--index-url", private, "--cache-dir", cache, "--exclude-newer", CUTOFF]
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--repo", str(repo), "-vv", "lock", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"GET {demo_index.url}demo-app/" in run.stderr
+    assert "s3cret" not in run.stderr

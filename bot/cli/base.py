@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot import __version__
-from bot.errors import BotError
+from bot.errors import BotError, without_credentials
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -82,14 +82,25 @@ pass_ctx = click.make_pass_decorator(Context)
 def cli(ctx: click.Context, repo: Path | None, verbose: int, quiet: bool) -> None:
     """Grouped Python package sets for Nix that keep themselves up to date."""
     # -v: the bot's own account (every command it runs, as `$ cmd`); -vv: every library too
-    logging.basicConfig(
-        level=logging.DEBUG if verbose >= 2 else logging.WARNING,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, with credentials kept out of the output
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(_redact)
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
     if verbose == 1:
         logging.getLogger("bot").setLevel(logging.DEBUG)
     ctx.obj = Context((repo or _default_repo()).resolve(), verbose, quiet)
+
+
+def _redact(record: logging.LogRecord) -> bool:
+    """A log filter: no URL's credentials in the output (an index URL may carry a token)."""
+    text = record.getMessage()
+    clean = without_credentials(text)
+    if clean != text:
+        record.msg, record.args = clean, None
+    return True
 
 
 def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
