@@ -32,10 +32,18 @@ class BotError(Exception):
         super().__init__(self.message)
 
     def __str__(self) -> str:
+        return without_credentials(self._text())  # an index URL may carry a token
+
+    def _text(self) -> str:
+        """The full message: where and what, the details, then what to do."""
         text = f"{self.where}: {self.message}" if self.where else self.message
+        text += self._details()
         if self.hint:
             text += f"\n  hint: {self.hint}"
-        return without_credentials(text)  # an index URL may carry a token
+        return text
+
+    def _details(self) -> str:
+        return ""
 
 
 class SetError(BotError):
@@ -60,13 +68,8 @@ class ResolutionError(BotError):
 
     causes: list[str] = field(default_factory=list)
 
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        if self.causes:
-            text += "\n" + "\n".join(f"  - {c}" for c in self.causes)
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return without_credentials(text)
+    def _details(self) -> str:
+        return "".join(f"\n  - {c}" for c in self.causes)
 
 
 class LockError(BotError):
@@ -81,14 +84,14 @@ class CommandError(BotError):
     returncode: int | None = None
     stderr_tail: str = ""
 
-    def __str__(self) -> str:
-        text = super().__str__()
+    def _text(self) -> str:
+        text = super()._text()
         if self.command:
             text += f"\n  command: {self.command}"
         if self.stderr_tail:
             tail = "\n".join("    " + line for line in self.stderr_tail.splitlines())
             text += f"\n  output (last lines):\n{tail}"
-        return without_credentials(text)
+        return text
 
 
 class NixError(CommandError):

@@ -8,8 +8,6 @@ upload times are omitted and the snapshot time is a string.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import tomli_w
 
 from bot import __version__
 from bot.errors import LockError, without_credentials
+from bot.index import cache
 from bot.index.models import DistFile
 from bot.targets import SYSTEMS, Target, systems_marker
 
@@ -152,17 +151,8 @@ def dumps(document: Mapping[str, Any]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` (UTF-8) to ``path`` atomically, readable by all (it is committed)."""
+    cache.write_atomic(path, text.encode("utf-8"), mode=0o644)
 
 
 def read_lock(path: Path) -> dict[str, Any]:

@@ -43,6 +43,20 @@ class Req:
     why: str  #: who asks, for explanations ("pytest 9.0.1", "sets/x/set.yaml:3")
     kind: Kind = "dependency"
 
+    @classmethod
+    def of(
+        cls, req: Requirement, targets: frozenset[Target], why: str, kind: Kind = "dependency"
+    ) -> Req:
+        """The requirement ``req`` (its marker already applied) on ``targets``."""
+        return cls(
+            canonicalize_name(req.name),
+            frozenset(canonicalize_name(e) for e in req.extras),
+            req.specifier,
+            targets,
+            why,
+            kind,
+        )
+
     @property
     def identifier(self) -> str:
         return _identifier(self.name, self.extras)
@@ -372,15 +386,7 @@ def dependency_reqs(
     for req in meta.requires_dist:
         active = frozenset(t for t in targets if _applies(req.marker, t, extras))
         if active:
-            out.append(
-                Req(
-                    canonicalize_name(req.name),
-                    frozenset(canonicalize_name(e) for e in req.extras),
-                    req.specifier,
-                    active,
-                    why,
-                )
-            )
+            out.append(Req.of(req, active, why))
     return out
 
 

@@ -96,27 +96,8 @@ def resolve(
     for req, where in request.requirements:
         active = frozenset(t for t in request.targets if t.evaluate(req.marker))
         if active:
-            roots.append(
-                Req(
-                    canonicalize_name(req.name),
-                    frozenset(canonicalize_name(e) for e in req.extras),
-                    req.specifier,
-                    active,
-                    where,
-                    "root",
-                )
-            )
-    frontend = [
-        Req(
-            canonicalize_name(r.name),
-            frozenset(),
-            r.specifier,
-            all_targets,
-            "the Nix library",
-            "frontend",
-        )
-        for r in FRONTEND
-    ]
+            roots.append(Req.of(req, active, where, "root"))
+    frontend = [Req.of(r, all_targets, "the Nix library", "frontend") for r in FRONTEND]
     build_roots: list[Req] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="warm") as pool:
         provider = Provider(index, request, pool)

@@ -37,8 +37,9 @@ def default_cache_dir() -> Path:
     return root / "nixpkgs-python"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
+def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename
+    (``mode``: the file's permissions exactly, else as the umask gives).
 
     The temporary name is unique per process and thread (a cold lock writes a hundred cache
     entries from a dozen threads; ``tempfile``'s random names cost more than the writes).
@@ -52,6 +53,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:

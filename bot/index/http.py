@@ -37,7 +37,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from bot import __version__
 from bot.errors import IndexError_
@@ -384,29 +384,35 @@ class Http:
         often given) are sent as HTTP Basic auth, also to redirects on the same origin, and
         never to another one.
         """
-        origin, auth = _origin(url), _basic_auth(url)
+        origin: _Key | None = None
+        auth: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            key = _key(parts)
+            if key is None:
+                raise IndexError_(
+                    f"unsupported URL {url!r}",
+                    where=url,
+                    hint="index URLs must be http:// or https://",
+                )
+            if origin is None:
+                origin, auth = key, _basic_auth(parts)
             sent = dict(headers)
-            hop_auth = _basic_auth(url) or (auth if _origin(url) == origin else None)
+            hop_auth = _basic_auth(parts) or (auth if key == origin else None)
             if hop_auth is not None:
                 sent.setdefault("Authorization", hop_auth)
-            resp = self._once(url, sent)
+            resp = self._once(url, parts, key, sent)
             location = resp.headers.get("Location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
             url = urljoin(url, location)
         raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
-    def _once(self, url: str, headers: Mapping[str, str]) -> Response:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise IndexError_(
-                f"unsupported URL {url!r}",
-                where=url,
-                hint="index URLs must be http:// or https://",
-            )
-        key = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+    def _once(
+        self, url: str, parts: SplitResult, key: _Key, headers: Mapping[str, str]
+    ) -> Response:
+        """One request on a pooled connection to ``key`` (a new one if a kept-alive one was
+        closed under it); the body read whole and decoded."""
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", **headers}
         for fresh in (False, True):
@@ -432,15 +438,16 @@ class Http:
         raise AssertionError("unreachable: a fresh connection is never stale")  # pragma: no cover
 
 
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
+def _key(parts: SplitResult) -> _Key | None:
+    """The pool key (scheme, host, port) of an http(s) URL; None for any other URL."""
     scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
     return scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80)
 
 
-def _basic_auth(url: str) -> str | None:
-    """An Authorization header for the user and password in ``url``, if it has them."""
-    parts = urlsplit(url)
+def _basic_auth(parts: SplitResult) -> str | None:
+    """An Authorization header for the user and password in a URL, if it has them."""
     if parts.username is None:
         return None
     pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"

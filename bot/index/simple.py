@@ -41,7 +41,6 @@ _HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _WHEEL_NAME = re.compile(r"^[\w\d._]*$", re.UNICODE)
 #: sdist formats we accept (PEP 625 .tar.gz, and legacy .zip)
 SDIST_SUFFIXES = (".tar.gz", ".zip")
-DIST_SUFFIXES = (".whl", *SDIST_SUFFIXES)
 
 
 @functools.lru_cache(maxsize=4096)
