@@ -8,6 +8,11 @@ between rounds), N rounds:
 * cold: each run gets a fresh, empty cache directory;
 * warm: each run reuses a cache directory that an unmeasured priming run filled.  For ours the
   lock file is deleted before every run, so it really resolves.
+* offline (ours only): after each warm pair, ours resolves again from its warm cache with
+  ``--offline`` and its memo of past results removed: the whole lock (start-up, reading and
+  parsing every project page, metadata, resolution, writing) except the network.  Its ratio
+  is against uv's cold run of the same round: the floor under any cold ratio ours can reach,
+  since a cold run does all of this and waits for the network too.
 
 Both tools see the same index state: ``--exclude-newer`` is a fixed snapshot (default: 24 hours
 before now, rounded down to the hour).  Ours runs from a frozen snapshot taken at the start
@@ -60,6 +65,8 @@ WARM_TARGET = 0.5
 RSS_TARGET_MB = 120.0
 MODES = ("cold", "warm")
 TOOLS = ("ours", "uv")
+#: ours, no network, against uv cold: see the module docstring
+OFFLINE = "offline"
 
 #: what the scratch repository is made of: the code under test and its set definitions
 SNAPSHOT = ("bot", "sets", "nix", "overrides")
@@ -306,12 +313,20 @@ class Bench:
             cache = self.caches / f"cold-{self._n}"
         else:
             cache = self.caches / f"warm-{tool}-{w.name}"
+        if mode == OFFLINE:
+            from bot import lockcache  # of the snapshot (on sys.path by now)
+            from bot.index.cache import VERSION_DIR
+
+            # the memo of past results would answer without resolving
+            shutil.rmtree(cache / "bot" / VERSION_DIR / lockcache.KIND, ignore_errors=True)
         cache.mkdir(exist_ok=True)
         log_dir = self.logs / f"{self._n}"
         log_dir.mkdir()
         if tool == "ours":
             w.lock_path.unlink(missing_ok=True)  # so it resolves instead of finding its lock
             argv = ours_argv(self.args, w, cache / "bot", self.scratch)
+            if mode == OFFLINE:
+                argv.append("--offline")
         else:
             w.uv_out.unlink(missing_ok=True)
             argv = uv_argv(self.args, w, cache / "uv")
@@ -343,6 +358,16 @@ class Bench:
             self.checks.setdefault(w.name, []).append(result)
         return got
 
+    def offline(self, w: Workload, rnd: int) -> None:
+        """Ours without the network (see the module docstring); its versions are checked
+        against uv's answer of the pair just before."""
+        run = self.one(w, OFFLINE, "ours", rnd)
+        self.runs.append(run)
+        if run.ok and w.uv_out.is_file():
+            result = compare(uv_versions(w.uv_out), lock_versions(w.lock_path))
+            result.update(mode=OFFLINE, round=rnd)
+            self.checks.setdefault(w.name, []).append(result)
+
     def run(self, workloads: list[Workload]) -> None:
         self.say("priming the warm caches (not measured)")
         for w in workloads:
@@ -352,6 +377,7 @@ class Bench:
             for w in workloads:
                 self.pair(w, "cold", rnd)
                 self.pair(w, "warm", rnd)
+                self.offline(w, rnd)
         self.say("start-up: --version of each tool, the floor under any of its runs")
         for rnd in range(1, self.args.rounds + 1):
             for tool, argv in (
@@ -385,6 +411,20 @@ def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
                 "ratio": stats(ratios),
             }
             peak_rss = max([peak_rss, *(r.rss_mb for r in by_tool["ours"])])
+        offline = {r.round: r for r in bench.runs if r.set == w.name and r.mode == OFFLINE and r.ok}
+        uv_cold = {
+            r.round: r
+            for r in bench.runs
+            if r.set == w.name and r.mode == "cold" and r.tool == "uv" and r.ok
+        }
+        entry[OFFLINE] = {
+            "ours_seconds": stats([r.seconds for r in offline.values()]),
+            "ours_rss_mb": stats([r.rss_mb for r in offline.values()]),
+            "uv_cold_seconds": stats([r.seconds for r in uv_cold.values()]),
+            "ratio": stats(
+                [offline[n].seconds / uv_cold[n].seconds for n in offline if n in uv_cold]
+            ),
+        }
         entry["ours_peak_rss_mb"] = peak_rss
         checks = bench.checks.get(w.name, [])
         mismatches: dict[str, dict[str, Any]] = {}
@@ -467,7 +507,24 @@ def render(report: dict[str, Any]) -> str:
                     fmt(m["uv_rss_mb"], 0),
                 )
             )
+        m = e[OFFLINE]
+        ratio = m["ratio"]
+        rows.append(
+            (
+                name,
+                "offline*",
+                fmt(m["ours_seconds"]),
+                fmt(m["uv_cold_seconds"]),
+                "-" if ratio is None else f"{ratio['median']:.2f}x",
+                fmt(m["ours_rss_mb"], 0),
+                "",
+            )
+        )
     lines += table(rows)
+    lines.append(
+        "* offline: ours with --offline from its warm cache, memo removed (everything but the "
+        "network), against uv cold of the same round: the floor under our cold ratio"
+    )
     startup = meta.get("startup_seconds") or {}
     if startup:
         lines.append(
