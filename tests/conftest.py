@@ -24,7 +24,11 @@ pytest_plugins = [
 def _hermetic_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """No test reads the developer's git/XDG configuration or caches."""
+    """No test reads the developer's git/XDG configuration or caches, nor goes through the
+    machine's HTTP proxy (every server a test talks to is on loopback)."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)

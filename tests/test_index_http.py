@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import gzip
 import ipaddress
+import select
 import socket
 import ssl
 import threading
@@ -76,8 +77,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, context: ssl.SSLContext | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(
+        self,
+        context: ssl.SSLContext | None = None,
+        handler: type[BaseHTTPRequestHandler] = _Handler,
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         self.lock = threading.Lock()
         self.paths: list[str] = []
         self.peers: set[tuple[str, int]] = set()  #: one per TCP connection
@@ -279,3 +284,169 @@ def test_certificates_loading_in_the_background_are_used_and_their_errors_report
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     with pytest.raises(IndexError_, match=r"cannot read the certificates in \$SSL_CERT_FILE"):
         Http(retries=0, certificates=load_certificates()).get(url)
+
+
+# --- proxies ---------------------------------------------------------------------------------
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """A forward proxy: CONNECT tunnels (relayed byte for byte) and absolute-URL GETs
+    (answered by the proxy itself, echoing the URL it was asked for)."""
+
+    protocol_version = "HTTP/1.1"
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _allowed(self) -> bool:
+        with self.server.lock:
+            self.server.requests.append(
+                (self.command, self.path, self.headers.get("Proxy-Authorization"))
+            )
+        if self.headers.get("Proxy-Authorization") == self.server.auth:
+            return True
+        self.send_response(407)
+        self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
+
+    def do_GET(self) -> None:
+        if self._allowed():
+            body = f"via proxy: {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def do_CONNECT(self) -> None:
+        if not self._allowed():
+            return
+        host, _, port = self.path.rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        ends = [self.connection, upstream]
+        try:
+            while True:
+                readable, _, _ = select.select(ends, [], [])
+                for end in readable:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is self.connection else self.connection).sendall(data)
+        finally:
+            upstream.close()
+
+
+class _ProxyServer(_Server):
+    def __init__(self, auth: str | None) -> None:
+        self.auth = auth
+        self.requests: list[tuple[str, str, str | None]] = []
+        super().__init__(handler=_ProxyHandler)
+
+
+@pytest.fixture
+def proxy() -> Iterator[_ProxyServer]:
+    srv = _ProxyServer(auth="Basic " + base64.b64encode(b"me:p@ss").decode())
+    yield srv
+    srv.stop()
+
+
+def test_https_goes_through_a_connect_tunnel_of_the_https_proxy(
+    proxy: _ProxyServer, tls_server: tuple[_Server, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("HTTPS_PROXY", f"http://me:p%40ss@127.0.0.1:{proxy.port}")
+    http = Http(retries=0)
+    try:
+        # TLS end to end through the tunnel: the server's certificate is checked for localhost
+        assert http.get(f"https://localhost:{srv.port}/tunnelled").content == b"/tunnelled"
+        assert http.get(f"https://localhost:{srv.port}/again").content == b"/again"
+    finally:
+        http.close()
+    assert proxy.requests == [("CONNECT", f"localhost:{srv.port}", proxy.auth)]  # kept alive
+    assert srv.paths == ["/tunnelled", "/again"]
+
+
+def test_plain_http_asks_the_http_proxy_for_the_whole_url(
+    proxy: _ProxyServer, server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("http_proxy", f"http://me:p%40ss@127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the lower-case one wins
+    http = Http(retries=0)
+    try:
+        resp = http.get(f"http://idx.example:{server.port}/simple/?q=1")
+    finally:
+        http.close()
+    assert resp.content == f"via proxy: http://idx.example:{server.port}/simple/?q=1".encode()
+    assert proxy.requests == [("GET", f"http://idx.example:{server.port}/simple/?q=1", proxy.auth)]
+    assert server.paths == []  # the proxy answered; the index was never asked directly
+
+
+def test_no_proxy_hosts_are_reached_directly(
+    proxy: _ProxyServer, server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("NO_PROXY", "pypi.org, 127.0.0.0/8")
+    http = Http(retries=0)
+    try:
+        assert http.get(f"http://127.0.0.1:{server.port}/direct").content == b"/direct"
+    finally:
+        http.close()
+    assert proxy.requests == []
+    assert server.paths == ["/direct"]
+
+
+def test_a_proxy_that_refuses_is_one_clear_error(
+    proxy: _ProxyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.port}")  # no credentials
+    with pytest.raises(IndexError_) as info:
+        Http(retries=0).get("https://pypi.example/simple/", what="the page")
+    assert "https://pypi.example/simple/" in str(info.value)
+    assert "407" in str(info.value)
+    assert "through the proxy in $https_proxy" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["socks5://me:secret@127.0.0.1:1080", "http://:3128", "x:y:z"])
+def test_an_unusable_proxy_setting_is_one_clear_error(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", value)
+    with pytest.raises(IndexError_, match=r"unsupported proxy .* in \$HTTPS_PROXY") as info:
+        Http()
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "no_proxy", "bypassed"),
+    [
+        ("pypi.org", 443, "", False),
+        ("pypi.org", 443, "*", True),
+        ("pypi.org", 443, "pypi.org", True),
+        ("files.pypi.org", 443, "pypi.org", True),
+        ("files.pypi.org", 443, ".pypi.org", True),
+        ("files.pypi.org", 443, "*.pypi.org", True),
+        ("notpypi.org", 443, "pypi.org", False),
+        ("pypi.org", 443, "example.com, pypi.org:443", True),
+        ("pypi.org", 443, "pypi.org:8443", False),
+        ("PyPI.org.", 443, "pypi.org", True),
+        ("10.1.2.3", 80, "10.0.0.0/8", True),
+        ("10.1.2.3", 80, "10.1.2.4", False),
+        ("::1", 80, "[::1]:80", True),
+        ("::1", 80, "::1", True),
+        ("fd00::5", 80, "fd00::/8", True),
+        ("10.1.2.3", 80, "example.com", False),
+    ],
+)
+def test_no_proxy_matching(host: str, port: int, no_proxy: str, bypassed: bool) -> None:
+    from bot.index.http import Proxies
+
+    proxies = Proxies({"https_proxy": "http://proxy:3128", "http_proxy": "http://proxy:3128"})
+    proxies_with = Proxies({"all_proxy": "http://proxy:3128", "no_proxy": no_proxy})
+    assert proxies.for_target("https", host, port) is not None
+    assert (proxies_with.for_target("https", host, port) is None) is bypassed

@@ -14,6 +14,8 @@ resolver and the other fetches need.  This client keeps what the index client re
   (:func:`load_certificates`) by clients that know they will go online;
 * redirects followed, gzip answers decoded, a reused connection the server closed retried
   at once on a new one;
+* HTTP proxies from the environment (:class:`Proxies`): ``CONNECT`` tunnels for HTTPS,
+  absolute URLs for plain HTTP, ``no_proxy`` honoured;
 * timeouts, connection errors and 408/425/429/5xx retried with exponential backoff and
   jitter (honouring Retry-After), then one :class:`IndexError_` naming the URL.
 """
@@ -40,7 +42,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from bot import __version__
-from bot.errors import IndexError_
+from bot.errors import IndexError_, without_credentials
 from bot.index.models import NotFound
 
 log = logging.getLogger(__name__)
@@ -182,32 +184,139 @@ class _Resolver:
 
 
 class _Connection(http.client.HTTPConnection):
-    """An HTTP connection made through the run's resolver."""
+    """An HTTP connection made through the run's resolver (to a proxy, when it has one)."""
 
-    def __init__(self, host: str, port: int, timeout: float, resolver: _Resolver) -> None:
-        super().__init__(host, port, timeout=timeout)
+    def __init__(
+        self, host: str, port: int, timeout: float, resolver: _Resolver, proxy: Proxy | None
+    ) -> None:
+        target = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        super().__init__(*target, timeout=timeout)
         self._resolver = resolver
+        self._create_connection = self._open  # http.client's hook for making the socket
+        #: a plain-HTTP request through a proxy names the whole URL and carries the proxy's
+        #: credentials; an HTTPS one goes through a CONNECT tunnel instead
+        self.proxy = proxy
 
-    def connect(self) -> None:
-        self.sock = self._resolver.connect(self.host, self.port, self.timeout or 30)
+    def _open(
+        self, address: tuple[str, int], timeout: float | None = None, source: Any = None
+    ) -> socket.socket:
+        return self._resolver.connect(address[0], address[1], timeout or 30)
 
 
 class _TLSConnection(_Connection):
-    """An HTTPS connection made through the run's resolver."""
+    """An HTTPS connection made through the run's resolver (tunnelled through a proxy, when
+    it has one)."""
 
     def __init__(
-        self, host: str, port: int, timeout: float, resolver: _Resolver, context: ssl.SSLContext
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        resolver: _Resolver,
+        proxy: Proxy | None,
+        context: ssl.SSLContext,
     ) -> None:
-        super().__init__(host, port, timeout, resolver)
+        super().__init__(host, port, timeout, resolver, None)
+        if proxy is not None:
+            self.host, self.port = proxy.host, proxy.port
+            headers = {"Proxy-Authorization": proxy.auth} if proxy.auth else None
+            self.set_tunnel(host, port, headers=headers)
+        self._server_name = host
         self._context = context
 
     def connect(self) -> None:
-        sock = self._resolver.connect(self.host, self.port, self.timeout or 30)
+        super().connect()  # to the host, or to the proxy and then CONNECT through it
         try:
-            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+            self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)
         except BaseException:
-            sock.close()
+            self.sock.close()
             raise
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy from the environment (``https_proxy`` and friends)."""
+
+    host: str
+    port: int
+    auth: str | None  #: a Proxy-Authorization value, from the proxy URL's user and password
+    var: str  #: the environment variable it came from, for error messages
+
+
+class Proxies:
+    """Which proxy, if any, a request goes through: ``https_proxy`` / ``http_proxy``
+    (``all_proxy`` for both; either case, the lower-case one wins), except to the hosts in
+    ``no_proxy``, as curl, pip and uv read them.  Only ``http://`` proxies are supported."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        found: dict[str, str] = {}  #: "https" -> the variable that sets it
+        for name in sorted(env, key=str.islower):  # upper case first, then overridden
+            if name.lower().endswith("_proxy") and env[name]:
+                found[name[: -len("_proxy")].lower()] = name
+        self._no_proxy = env[found["no"]] if "no" in found else ""
+        self._by_scheme: dict[str, Proxy] = {}
+        for scheme in ("http", "https"):
+            var = found.get(scheme) or found.get("all")
+            if var:
+                self._by_scheme[scheme] = _proxy(env[var], var)
+
+    def for_target(self, scheme: str, host: str, port: int) -> Proxy | None:
+        proxy = self._by_scheme.get(scheme)
+        if proxy is None or _bypassed(host, port, self._no_proxy):
+            return None
+        return proxy
+
+
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
+    """Whether ``no_proxy`` names the host: ``*``; a domain (``example.com`` and
+    ``.example.com`` both cover its subdomains); an IP address or a CIDR network; each may
+    end in ``:port``."""
+    if not no_proxy:
+        return False
+    import ipaddress
+
+    host = host.lower().strip("[]").rstrip(".")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in no_proxy.lower().replace(",", " ").split():
+        if entry == "*":
+            return True
+        name, entry_port = entry, ""
+        if entry.startswith("["):  # [IPv6] or [IPv6]:port
+            name, _, rest = entry[1:].partition("]")
+            entry_port = rest.removeprefix(":")
+        elif entry.count(":") == 1:
+            name, _, entry_port = entry.partition(":")
+        if entry_port and entry_port != str(port):
+            continue
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(name, strict=False):
+                    return True
+            except ValueError:
+                continue
+        else:
+            domain = name.lstrip("*").lstrip(".")
+            if domain and (host == domain or host.endswith("." + domain)):
+                return True
+    return False
+
+
+def _proxy(url: str, var: str) -> Proxy:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = -1
+    if parts.scheme.lower() != "http" or not parts.hostname or port < 0:
+        raise IndexError_(
+            f"unsupported proxy {without_credentials(url)!r} in ${var}",
+            hint="give an http:// proxy (host and port), or unset the variable",
+        )
+    return Proxy(parts.hostname, port, _basic_auth(parts), var)
 
 
 _Key = tuple[str, str, int]
@@ -217,11 +326,16 @@ class _Pool:
     """Idle keep-alive connections per (scheme, host, port), at most ``size`` per host."""
 
     def __init__(
-        self, size: int, timeout: float, context: Future[ssl.SSLContext] | None = None
+        self,
+        size: int,
+        timeout: float,
+        context: Future[ssl.SSLContext] | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
         self.size = size
         self.timeout = timeout
         self.resolver = _Resolver()
+        self.proxies = proxies if proxies is not None else Proxies()
         self._loading = context
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
@@ -267,9 +381,11 @@ class _Pool:
         scheme, host, port = key
         with self._lock:
             self.opened += 1
+        proxy = self.proxies.for_target(scheme, host, port)
         if scheme == "https":
-            return _TLSConnection(host, port, self.timeout, self.resolver, self.context())
-        return _Connection(host, port, self.timeout, self.resolver)
+            context = self.context()
+            return _TLSConnection(host, port, self.timeout, self.resolver, proxy, context)
+        return _Connection(host, port, self.timeout, self.resolver, proxy)
 
     def close(self) -> None:
         with self._lock:
@@ -315,11 +431,13 @@ class Http:
         backoff: float = 0.5,
         max_connections: int = 16,
         certificates: Future[ssl.SSLContext] | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
-        """``certificates``: a context being loaded (:func:`load_certificates`), if any."""
+        """``certificates``: a context being loaded (:func:`load_certificates`), if any;
+        ``proxies``: default, from the environment."""
         self.retries = retries
         self.backoff = backoff
-        self.pool = _Pool(max_connections, timeout, certificates)
+        self.pool = _Pool(max_connections, timeout, certificates, proxies)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -408,6 +526,11 @@ class Http:
             url = urljoin(url, location)
         raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
+    def _via(self, key: _Key) -> str:
+        """How a failed request was sent, when not directly (for its error message)."""
+        proxy = self.pool.proxies.for_target(*key)
+        return "" if proxy is None else f", through the proxy in ${proxy.var}"
+
     def _once(
         self, url: str, parts: SplitResult, key: _Key, headers: Mapping[str, str]
     ) -> Response:
@@ -418,8 +541,13 @@ class Http:
         for fresh in (False, True):
             try:
                 with self.pool.connection(key, fresh=fresh) as (conn, reused):
+                    path, request_headers = target, sent
+                    if conn.proxy is not None and key[0] == "http":
+                        path = f"http://{_netloc(key)}{target}"
+                        if conn.proxy.auth:
+                            request_headers = {**sent, "Proxy-Authorization": conn.proxy.auth}
                     try:
-                        conn.request("GET", target, headers=sent)
+                        conn.request("GET", path, headers=request_headers)
                         raw = conn.getresponse()
                         body = raw.read()
                     except _STALE:
@@ -430,9 +558,9 @@ class Http:
                 log.debug("GET %s: the kept-alive connection was closed; reconnecting", url)
                 continue
             except TimeoutError as exc:
-                raise RequestTimeoutError(type(exc).__name__) from exc
+                raise RequestTimeoutError(type(exc).__name__ + self._via(key)) from exc
             except (OSError, http.client.HTTPException) as exc:
-                raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+                raise TransportError(f"{type(exc).__name__}: {exc}{self._via(key)}") from exc
             content = _decode(body, raw.headers.get("Content-Encoding"), url)
             return Response(raw.status, raw.reason, raw.headers, content, url)
         raise AssertionError("unreachable: a fresh connection is never stale")  # pragma: no cover
@@ -444,6 +572,12 @@ def _key(parts: SplitResult) -> _Key | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     return scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80)
+
+
+def _netloc(key: _Key) -> str:
+    """``host:port`` of a pool key, the host bracketed if it is an IPv6 address."""
+    _, host, port = key
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _basic_auth(parts: SplitResult) -> str | None:
