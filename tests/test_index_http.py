@@ -444,7 +444,7 @@ def test_an_unusable_proxy_setting_is_one_clear_error(
     ],
 )
 def test_no_proxy_matching(host: str, port: int, no_proxy: str, bypassed: bool) -> None:
-    from bot.index.http import Proxies
+    from bot.index.proxies import Proxies
 
     proxies = Proxies({"https_proxy": "http://proxy:3128", "http_proxy": "http://proxy:3128"})
     proxies_with = Proxies({"all_proxy": "http://proxy:3128", "no_proxy": no_proxy})

@@ -14,7 +14,7 @@ resolver and the other fetches need.  This client keeps what the index client re
   (:func:`load_certificates`) by clients that know they will go online;
 * redirects followed, gzip answers decoded, a reused connection the server closed retried
   at once on a new one;
-* HTTP proxies from the environment (:class:`Proxies`): ``CONNECT`` tunnels for HTTPS,
+* HTTP proxies from the environment (:mod:`bot.index.proxies`): ``CONNECT`` tunnels for HTTPS,
   absolute URLs for plain HTTP, ``no_proxy`` honoured;
 * timeouts, connection errors and 408/425/429/5xx retried with exponential backoff and
   jitter (honouring Retry-After), then one :class:`IndexError_` naming the URL.
@@ -22,7 +22,6 @@ resolver and the other fetches need.  This client keeps what the index client re
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
 import http.client
@@ -39,11 +38,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from bot import __version__
-from bot.errors import IndexError_, without_credentials
+from bot.errors import IndexError_
 from bot.index.models import NotFound
+from bot.index.proxies import Proxies, Proxy, basic_auth
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,8 @@ class _TLSConnection(_Connection):
         proxy: Proxy | None,
         context: ssl.SSLContext,
     ) -> None:
-        super().__init__(host, port, timeout, resolver, None)
+        super().__init__(host, port, timeout, resolver, proxy)
         if proxy is not None:
-            self.host, self.port = proxy.host, proxy.port
             headers = {"Proxy-Authorization": proxy.auth} if proxy.auth else None
             self.set_tunnel(host, port, headers=headers)
         self._server_name = host
@@ -231,92 +230,6 @@ class _TLSConnection(_Connection):
         except BaseException:
             self.sock.close()
             raise
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """An HTTP proxy from the environment (``https_proxy`` and friends)."""
-
-    host: str
-    port: int
-    auth: str | None  #: a Proxy-Authorization value, from the proxy URL's user and password
-    var: str  #: the environment variable it came from, for error messages
-
-
-class Proxies:
-    """Which proxy, if any, a request goes through: ``https_proxy`` / ``http_proxy``
-    (``all_proxy`` for both; either case, the lower-case one wins), except to the hosts in
-    ``no_proxy``, as curl, pip and uv read them.  Only ``http://`` proxies are supported."""
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        found: dict[str, str] = {}  #: "https" -> the variable that sets it
-        for name in sorted(env, key=str.islower):  # upper case first, then overridden
-            if name.lower().endswith("_proxy") and env[name]:
-                found[name[: -len("_proxy")].lower()] = name
-        self._no_proxy = env[found["no"]] if "no" in found else ""
-        self._by_scheme: dict[str, Proxy] = {}
-        for scheme in ("http", "https"):
-            var = found.get(scheme) or found.get("all")
-            if var:
-                self._by_scheme[scheme] = _proxy(env[var], var)
-
-    def for_target(self, scheme: str, host: str, port: int) -> Proxy | None:
-        proxy = self._by_scheme.get(scheme)
-        if proxy is None or _bypassed(host, port, self._no_proxy):
-            return None
-        return proxy
-
-
-def _bypassed(host: str, port: int, no_proxy: str) -> bool:
-    """Whether ``no_proxy`` names the host: ``*``; a domain (``example.com`` and
-    ``.example.com`` both cover its subdomains); an IP address or a CIDR network; each may
-    end in ``:port``."""
-    if not no_proxy:
-        return False
-    import ipaddress
-
-    host = host.lower().strip("[]").rstrip(".")
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    for entry in no_proxy.lower().replace(",", " ").split():
-        if entry == "*":
-            return True
-        name, entry_port = entry, ""
-        if entry.startswith("["):  # [IPv6] or [IPv6]:port
-            name, _, rest = entry[1:].partition("]")
-            entry_port = rest.removeprefix(":")
-        elif entry.count(":") == 1:
-            name, _, entry_port = entry.partition(":")
-        if entry_port and entry_port != str(port):
-            continue
-        if address is not None:
-            try:
-                if address in ipaddress.ip_network(name, strict=False):
-                    return True
-            except ValueError:
-                continue
-        else:
-            domain = name.lstrip("*").lstrip(".")
-            if domain and (host == domain or host.endswith("." + domain)):
-                return True
-    return False
-
-
-def _proxy(url: str, var: str) -> Proxy:
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    try:
-        port = parts.port or 80
-    except ValueError:
-        port = -1
-    if parts.scheme.lower() != "http" or not parts.hostname or port < 0:
-        raise IndexError_(
-            f"unsupported proxy {without_credentials(url)!r} in ${var}",
-            hint="give an http:// proxy (host and port), or unset the variable",
-        )
-    return Proxy(parts.hostname, port, _basic_auth(parts), var)
 
 
 _Key = tuple[str, str, int]
@@ -514,9 +427,9 @@ class Http:
                     hint="index URLs must be http:// or https://",
                 )
             if origin is None:
-                origin, auth = key, _basic_auth(parts)
+                origin, auth = key, basic_auth(parts)
             sent = dict(headers)
-            hop_auth = _basic_auth(parts) or (auth if key == origin else None)
+            hop_auth = basic_auth(parts) or (auth if key == origin else None)
             if hop_auth is not None:
                 sent.setdefault("Authorization", hop_auth)
             resp = self._once(url, parts, key, sent)
@@ -578,14 +491,6 @@ def _netloc(key: _Key) -> str:
     """``host:port`` of a pool key, the host bracketed if it is an IPv6 address."""
     _, host, port = key
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _basic_auth(parts: SplitResult) -> str | None:
-    """An Authorization header for the user and password in a URL, if it has them."""
-    if parts.username is None:
-        return None
-    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 class _StaleError(Exception):
