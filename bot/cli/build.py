@@ -12,6 +12,7 @@ import click
 
 from bot.cli.base import (
     Context,
+    NixpkgsChoice,
     cli,
     json_option,
     nixpkgs_option,
@@ -26,7 +27,7 @@ def _build_options(
     obj: Context,
     sets: tuple[str, ...],
     python: str | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     out_link: Path | None = None,
     keep_going: bool = False,
 ) -> Any:
@@ -38,7 +39,8 @@ def _build_options(
         out_link=out_link,
         keep_going=keep_going,
         repo=obj.repo,
-        nixpkgs=nixpkgs,
+        nixpkgs=nixpkgs.nixpkgs,
+        nixpkgs_path=nixpkgs.path,
     )
 
 
@@ -61,7 +63,7 @@ def build_command(
     python: str | None,
     out_link: Path | None,
     keep_going: bool,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Build sets from their locks with Nix and print the store paths."""
@@ -82,7 +84,7 @@ def _built_paths(
     obj: Context,
     sets: tuple[str, ...],
     python: str | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     progress: Callable[[str], None],
 ) -> list[str]:
     from bot.build import build_sets, summary
@@ -121,7 +123,7 @@ def push_command(
     store: str | None,
     signing_key: Path | None,
     ssh_config: Path | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Sign and push the sets' closures to a binary cache (only missing paths)."""
@@ -203,15 +205,16 @@ def verify_command(
     store: str,
     public_key: str,
     ssh_config: Path | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Substitute the sets into a fresh store that trusts only PUBLIC_KEY."""
     from bot import cache
-    from bot.build import _targets
+    from bot.build import _targets, prepare_nixpkgs
     from bot.nightly import out_paths
 
     opts = _build_options(obj, sets, python, nixpkgs)
+    prepare_nixpkgs(opts)
     paths: list[str] = []
     for set_name, py, error in _targets(opts):
         if error is not None or py is None:
