@@ -95,7 +95,8 @@ class GenerateResult:
     library_url: str
     library_rev: str
     interpreter: str | None
-    build_command: list[str]
+    build_command: list[str]  #: with the pinned nixpkgs (the default of the generated file)
+    standalone_command: list[str]  #: with the interpreter found here (``--arg pkgs null``)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -107,6 +108,7 @@ class GenerateResult:
             "library": {"url": self.library_url, "rev": self.library_rev},
             "interpreter": self.interpreter,
             "build-command": self.build_command,
+            "standalone-build-command": self.standalone_command,
         }
 
 
@@ -254,9 +256,10 @@ def generate(
         lockfile.write_atomic(
             staging / DATA_NAME, json.dumps(pins, indent=2, sort_keys=True) + "\n"
         )
-    command = ["nix-build", str(out)]
+    command = ["nix-build", str(out)]  # with the pinned nixpkgs of the library's revision
+    standalone = [*command, "--arg", "pkgs", "null"]
     for key, value in build_options(interpreters.values()).items():
-        command += ["--option", key, value]
+        standalone += ["--option", key, value]
     return GenerateResult(
         out=out,
         python=python,
@@ -266,6 +269,7 @@ def generate(
         library_rev=library_rev,
         interpreter=interpreters.get(python),
         build_command=command,
+        standalone_command=standalone,
     )
 
 
