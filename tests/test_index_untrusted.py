@@ -459,6 +459,22 @@ def test_credentials_never_reach_the_cache_or_the_lock(
     assert again.read_bytes() == lock.read_bytes()
 
 
+def test_cached_pages_keep_links_authenticated(
+    pypi_index: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    """The cache stores a page's URL without credentials; links read from the cached copy
+    get the index URL's credentials back (a private index needs them for downloads)."""
+    pypi_index.publish(make_wheel(tmp_path / "d", "alpha", "1.0"))
+    url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{pypi_index.port}/simple/"
+    fresh = [f.url for f in make_client(url).files(canonicalize_name("alpha"))]
+    offline = make_client(url, offline=True)
+    cached = [f.url for f in offline.files(canonicalize_name("alpha"))]
+    assert cached == fresh
+    assert all(u.startswith(url.removesuffix("simple/")) for u in cached)
+    for path in cache_files(tmp_path / "cache"):
+        assert quote(PASSWORD, safe="").encode() not in path.read_bytes()
+
+
 @pytest.mark.parametrize(
     "password", ["p@ss", "p@ss@word", "pa:ss", "p%40ss%3A%2F", "a/b@c", "x:y@z/w%20v"]
 )
