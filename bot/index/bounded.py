@@ -129,9 +129,11 @@ def read_body(raw: http.client.HTTPResponse, url: str, limit: int, what: str, ki
             if decoder is None:
                 out += chunk
                 continue
-            out += decoder.decompress(chunk, limit + 1 - len(out))
-            if len(out) > limit or decoder.unconsumed_tail:
-                raise too_big(f"{what} (decompressed)", url, limit, kind)
+            while chunk:  # a MiB of output at a time: no second copy of a big answer
+                out += decoder.decompress(chunk, min(limit + 1 - len(out), 1 << 20))
+                if len(out) > limit:
+                    raise too_big(f"{what} (decompressed)", url, limit, kind)
+                chunk = decoder.unconsumed_tail
         if decoder is not None:
             out += decoder.flush()
             if len(out) > limit:
