@@ -13,7 +13,7 @@ import pytest
 from bot.build import BuildOptions, BuildResult, build_sets
 from bot.locker import LockOptions, lock_sets
 from tests.plugins.nixenv import NixRepo
-from tests.plugins.pypi import IndexServer, make_wheel
+from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 pytestmark = pytest.mark.nix
 
@@ -38,10 +38,10 @@ def forging_index(
 
 
 def lock_and_build(
-    repo: NixRepo, index: IndexServer, tmp_path: Path, tag: str
+    repo: NixRepo, index: IndexServer, tmp_path: Path, tag: str, extra: str = ""
 ) -> tuple[dict[str, Any], BuildResult]:
     (repo.sets / "demo").mkdir(exist_ok=True)
-    (repo.sets / "demo" / "set.yaml").write_text(SET_YAML)
+    (repo.sets / "demo" / "set.yaml").write_text(SET_YAML + extra)
     [outcome] = lock_sets(
         LockOptions(repo=repo.root, index_url=index.url, cache_dir=tmp_path / f"cache-{tag}")
     )
@@ -89,3 +89,31 @@ def test_honest_range_metadata_builds_after_the_check(
     # a package whose metadata was verified carries no check (its derivation is unchanged)
     beta = json.loads(nix_repo.eval("demo.packages.beta.nixpkgsPythonConfig"))
     assert "lockedMetadata" not in beta
+
+
+@pytest.mark.parametrize("forge", [False, True])
+def test_an_sdist_build_is_compared_with_the_wheel_metadata_read(
+    nix_repo: NixRepo,
+    forging_index: IndexServer,
+    backend_wheel: Path,
+    tmp_path: Path,
+    forge: bool,
+) -> None:
+    """With prefer: sdist the resolver still reads the pure wheel's metadata (by ranges); the
+    wheel built from the sdist must declare the same requirements (formatting aside)."""
+    forging_index.publish(backend_wheel)
+    forging_index.publish(make_sdist(tmp_path / "s", "alpha", "1.0", requires_dist=["Beta"]))
+    if not forge:
+        forging_index.range_forgeries.clear()
+    lock, result = lock_and_build(
+        nix_repo, forging_index, tmp_path, f"sdist-{forge}", "prefer: sdist\n"
+    )
+    alpha = next(p for p in lock["packages"] if p["name"] == "alpha")
+    assert alpha["tool"]["nixpkgs-python"]["artifacts"]["x86_64-linux"] == "alpha-1.0.tar.gz"
+    assert "unverified-metadata" in alpha["tool"]["nixpkgs-python"]
+    if forge:
+        assert not result.ok
+        assert "Requires-Dist in the lock but not in the file: 'delta'" in result.log_tail
+        assert "built from alpha-1.0.tar.gz" in result.log_tail
+    else:
+        assert result.ok, result.log_tail
