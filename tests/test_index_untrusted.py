@@ -139,6 +139,9 @@ def test_an_older_cache_entry_without_its_record_is_not_trusted(
     forged_meta = b"Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\nRequires-Dist: evil\n"
     cache.root.joinpath("metadata", file.sha256[:2]).mkdir(parents=True)
     cache.root.joinpath("metadata", file.sha256[:2], file.sha256).write_bytes(forged_meta)
+    offline = make_client(index.url, offline=True)
+    with pytest.raises(MetadataError, match="in the cache unverified \\(an older cache's entry"):
+        offline.metadata(only(offline, "alpha", wheel.name))
     index.range_forgeries.clear()
     client = make_client(index.url)
     meta = client.metadata(only(client, "alpha", wheel.name))

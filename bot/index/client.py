@@ -287,8 +287,9 @@ class IndexClient:
         data, how = self._cached_metadata(file)
         if data is None:
             if self.offline:
+                state = "not in the cache" if not how else "in the cache unverified (" + how + ")"
                 raise MetadataError(
-                    f"offline, and the metadata of {file.filename} is not in the cache",
+                    f"offline, and the metadata of {file.filename} is {state}",
                     where=file.url,
                     hint="run once online with the same cache directory, or drop --offline",
                 )
@@ -307,7 +308,8 @@ class IndexClient:
 
     def _cached_metadata(self, file: DistFile) -> tuple[bytes | None, str]:
         """Cached metadata of ``file`` and how it was verified, re-checked against the PEP 658
-        hash the index states now; (None, "") when there is none to use."""
+        hash the index states now; (None, why) when there is none to use (why: "" when
+        there is none at all)."""
         cached = self.cache.get_metadata(file.sha256)
         if cached is None:
             return None, ""
@@ -317,13 +319,13 @@ class IndexClient:
             # are bound closer): a cached copy must match it
             if hashlib.sha256(data).hexdigest() != file.core_metadata:
                 log.debug("%s: cached metadata does not match its PEP 658 hash", file.filename)
-                return None, ""
+                return None, "not matching its PEP 658 hash"
             if how != c.PEP658_HASH:
                 self.cache.put_metadata(file.sha256, data, c.PEP658_HASH)
             how = c.PEP658_HASH
         elif how is None:  # an older cache's entry: only an sdist's came from the file itself
             if file.kind != "sdist" or file.core_metadata is not None:
-                return None, ""
+                return None, "an older cache's entry"
             how = c.WHOLE_FILE_HASH
         return data, how
 
