@@ -54,6 +54,7 @@ def lock_and_build(
             out_link=tmp_path / f"r-{tag}",
             keep_going=False,
             repo=repo.root,
+            nixpkgs=False,
             interpreters=repo.interpreters,
         )
     )
