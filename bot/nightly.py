@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from bot.interpreters import build_options, detect, load_local
 from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
 from bot.nix import run_nix
 from bot.overrides import load_overrides
+from bot.repolock import Transaction, recover, repository_lock
 from bot.sets import PackageSet, load_sets
 
 log = logging.getLogger(__name__)
@@ -131,20 +133,6 @@ def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str])
     return paths
 
 
-def _snapshot(paths: Sequence[Path]) -> dict[Path, str | None]:
-    """The lock files as they are before tonight (None: absent)."""
-    return {p: p.read_text(encoding="utf-8") if p.exists() else None for p in paths}
-
-
-def _restore(originals: Mapping[Path, str | None]) -> None:
-    """Put back the lock files as they were before tonight."""
-    for path, text in originals.items():
-        if text is None:
-            path.unlink(missing_ok=True)
-        elif not path.exists() or path.read_text(encoding="utf-8") != text:
-            lockfile.write_atomic(path, text)
-
-
 def _closure_bytes(paths: Sequence[str]) -> int | None:
     if not paths:
         return None
@@ -154,10 +142,10 @@ def _closure_bytes(paths: Sequence[str]) -> int | None:
     return sum(int(x) for x in proc.stdout.split() if x.isdigit())
 
 
-def _write(outcomes: Sequence[LockOutcome]) -> None:
+def _write(tx: Transaction, outcomes: Sequence[LockOutcome]) -> None:
     for o in outcomes:
         if o.status != "unchanged":
-            lockfile.write_atomic(o.path, o.text)
+            tx.write(o.path, o.text)
 
 
 def night_set(
@@ -168,8 +156,14 @@ def night_set(
     store: str,
     signing_key: Path | None,
     progress: Callable[[str], None],
+    tx: Transaction | None = None,
 ) -> SetOutcome:
-    """Lock, and if needed build, push and commit one set; hold back what breaks it."""
+    """Lock, and if needed build, push and commit one set; hold back what breaks it.
+
+    The locks are written through ``tx``; whatever goes wrong (an exception, Ctrl-C,
+    SIGTERM), what was written and not committed is put back before this returns or raises.
+    """
+    tx = tx or Transaction(opts.repo)
     pythons = [opts.python] if opts.python else list(pset.python)
     lock_opts = LockOptions(
         repo=opts.repo,
@@ -179,11 +173,11 @@ def night_set(
         refresh=True,  # the night exists to see what is new: always ask the index
     )
 
-    originals = _snapshot([pset.lock_path(p) for p in pythons])
+    lock_paths = [pset.lock_path(p) for p in pythons]
     library = load_overrides(opts.repo)  # once for every (re)lock of the set
 
     def relock(holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
-        _restore(originals)  # compare with, and diff against, the locks of the last night
+        tx.undo(lock_paths)  # compare with, and diff against, the locks of the last night
         return [
             lock_one(
                 pset,
@@ -217,7 +211,7 @@ def night_set(
     t0 = time.monotonic()
     try:
         progress(f"{pset.name}: building")
-        _write(outcomes)
+        _write(tx, outcomes)
         results = builder.build_sets(bopts)
         held: dict[str, dict[str, Hold]] = {}
         search: Search | None = None
@@ -236,7 +230,7 @@ def night_set(
                 held = holds_for(sorted(names), moved, previous, reason, today)
                 progress(f"{pset.name}: building with {', '.join(sorted(names)) or 'nothing'} held")
                 outcomes = relock(held)
-                _write(outcomes)
+                _write(tx, outcomes)
                 results = builder.build_sets(bopts)
                 return all(r.ok for r in results)
 
@@ -249,7 +243,7 @@ def night_set(
             failed = [r for r in results if not r.ok]
         seconds = time.monotonic() - t0
         if failed:
-            _restore(originals)
+            tx.undo(lock_paths)
             first = failed[0]
             return SetOutcome(
                 report.SetReport(
@@ -287,11 +281,12 @@ def night_set(
                 subject = f"{pset.name}: hold " + ", ".join(
                     f"{h.name} at {h.kept} ({h.wanted} does not build)" for h in holds
                 )
-            sha = git.commit_set(opts.repo, pset.name, [o.path for o in changed], subject, body)
+            with tx.commit([o.path for o in changed]):
+                sha = git.commit_set(opts.repo, pset.name, [o.path for o in changed], subject, body)
     except BaseException:
-        # nothing half-done: an uncommitted lock goes back to what it was
-        if sha is None:
-            _restore(originals)
+        # nothing half-done: an uncommitted lock goes back to what it was (a committed one
+        # is left as it is: undo compares with HEAD)
+        tx.undo(lock_paths)
         raise
     status: report.SetStatus = "held" if holds else "ok"
     return SetOutcome(
@@ -363,15 +358,39 @@ class NightResult:
 def run_nightly(
     opts: NightlyOptions, *, progress: Callable[[str], None] | None = None
 ) -> NightResult:
-    """The whole night: every set, then publishing and the reports."""
+    """The whole night: every set, then publishing and the reports.
+
+    It holds the repository lock throughout and first repairs what an interrupted night
+    left (:func:`bot.repolock.recover`; its commits are published with tonight's).  One set
+    failing in any way, expected or not, never stops the others, and the report is always
+    written, an interrupted night's too (then the interruption is raised again).
+    """
     say = progress or (lambda _msg: None)
     started = datetime.now(UTC).replace(microsecond=0)
     exclude_newer = opts.exclude_newer or started
     opts.exclude_newer = exclude_newer
-    if opts.commit_only:
-        from bot.commit_only import commit_only  # CI's final job; it builds on this module
+    with repository_lock(opts.repo, "nightly"):
+        if opts.commit_only:
+            from bot.commit_only import commit_only  # CI's final job; it builds on this module
 
-        return commit_only(opts, started)
+            return commit_only(opts, started)
+        return _night(opts, started, say)
+
+
+def _unexpected(opts: NightlyOptions, what: str, exc: BaseException) -> str:
+    """One console line for an unexpected error; the traceback (returned) goes to the report."""
+    log.error(
+        "%s: unexpected error %s: %s (the traceback is in %s)",
+        what,
+        type(exc).__name__,
+        exc,
+        publish.report_path(opts),
+    )
+    return "".join(traceback.format_exception(exc))
+
+
+def _night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -> NightResult:
+    notes = recover(opts.repo)
     git.ensure_clean(opts.repo)
     git.ensure_identity(opts.repo)
     psets = load_sets(opts.repo, list(opts.sets))
@@ -380,43 +399,75 @@ def run_nightly(
     gh = github_client(opts)
     outcomes: list[SetOutcome] = []
     clients: dict[Any, IndexClient] = {}
+    tx = Transaction(opts.repo)
+    interrupted: KeyboardInterrupt | None = None
     try:
         for pset in psets:
-            key = tuple(index_routes(pset, opts.index_url))
-            if key not in clients:
-                clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
             try:
-                outcomes.append(
-                    night_set(pset, opts, clients[key], started, store, signing_key, say)
-                )
+                key = tuple(index_routes(pset, opts.index_url))
+                if key not in clients:
+                    clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
+                outcome = night_set(pset, opts, clients[key], started, store, signing_key, say, tx)
             except BotError as exc:
                 log.debug("set %s failed", pset.name, exc_info=True)
-                outcomes.append(
-                    SetOutcome(
-                        report.SetReport(pset.name, pset.python, "failed", log_tail=str(exc)),
-                        failures=[(p, None, str(exc)) for p in pset.python],
-                    )
-                )
+                outcome = _failed(pset, str(exc))
+            except Exception as exc:  # noqa: BLE001 (a bug or input nobody foresaw: this set fails, the others go on)
+                outcome = _failed(pset, _unexpected(opts, f"set {pset.name}", exc))
+            outcomes.append(outcome)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what was done, then stop
+        interrupted = exc
+        notes.append(
+            f"interrupted ({exc or 'Ctrl-C'}) before the last sets ran; nothing was published "
+            "tonight: the next night publishes the commits made"
+        )
     finally:
         for client in clients.values():
             client.close()
+        notes += tx.undo()
+        tx.close()
 
-    night = report.NightReport(
-        date=started.date().isoformat(),
-        sets=tuple(o.report for o in outcomes),
-        exclude_newer=lockfile.format_time(exclude_newer),
-        run_url=opts.run_url,
-    )
-    findings, extra_errors = _revalidate(opts, outcomes, say)
-    provenance = publish.build_provenance(opts)  # probing interpreters: once a night
-    errors = extra_errors + publish.publish(opts, night, outcomes, gh, say, findings, provenance)
+    night = _night_report(opts, started, outcomes, notes)
+    if interrupted is not None:
+        publish.write_reports(opts, night)
+        raise interrupted
+    findings, errors = _revalidate(opts, outcomes, say, notes)
+    try:
+        provenance = publish.build_provenance(opts)  # probing interpreters: once a night
+        errors += publish.publish(opts, night, outcomes, gh, say, findings, provenance, notes)
+    except Exception as exc:  # noqa: BLE001 (the report is still written)
+        provenance = None
+        errors.append(f"publishing: unexpected error {type(exc).__name__}: {exc}")
+        notes.append("publishing failed unexpectedly:\n" + _unexpected(opts, "publishing", exc))
+    night = _night_report(opts, started, outcomes, notes)
     publish.write_reports(opts, night, findings, provenance)
     failed = any(o.report.status == "failed" for o in outcomes) or errors
     return NightResult(night, errors, 2 if failed else 0, findings)
 
 
+def _failed(pset: PackageSet, text: str) -> SetOutcome:
+    return SetOutcome(
+        report.SetReport(pset.name, pset.python, "failed", log_tail=text),
+        failures=[(p, None, text) for p in pset.python],
+    )
+
+
+def _night_report(
+    opts: NightlyOptions, started: datetime, outcomes: Sequence[SetOutcome], notes: Sequence[str]
+) -> report.NightReport:
+    return report.NightReport(
+        date=started.date().isoformat(),
+        sets=tuple(o.report for o in outcomes),
+        exclude_newer=lockfile.format_time(opts.exclude_newer or started),
+        run_url=opts.run_url,
+        notes=tuple(notes),
+    )
+
+
 def _revalidate(
-    opts: NightlyOptions, outcomes: list[SetOutcome], say: Callable[[str], None]
+    opts: NightlyOptions,
+    outcomes: list[SetOutcome],
+    say: Callable[[str], None],
+    notes: list[str],
 ) -> tuple[list[revalidate.Finding], list[str]]:
     """Check the overrides library; in pull-request mode commit the suggested edits."""
     if opts.revalidate_budget is None:
@@ -441,4 +492,8 @@ def _revalidate(
             )
     except BotError as exc:
         return [], [f"overrides re-validation: {exc}"]
+    except Exception as exc:  # noqa: BLE001 (the night's report is still written)
+        what = "overrides re-validation"
+        notes.append(f"{what} failed unexpectedly:\n" + _unexpected(opts, what, exc))
+        return [], [f"{what}: unexpected error {type(exc).__name__}: {exc}"]
     return findings, []
