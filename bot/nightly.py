@@ -16,7 +16,6 @@ import logging
 import os
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,18 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from bot import build as builder
-from bot import cache, git, publish, report, revalidate
-from bot import lock as lockfile
+from bot import cache, git, report, revalidate
 from bot.diff import commit_body, commit_subject, diff_locks
 from bot.errors import BotError
 from bot.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
 from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
-from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
+from bot.locker import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
 from bot.nix import run_nix
 from bot.overrides import load_overrides
-from bot.repolock import Transaction, recover, repository_lock
-from bot.sets import PackageSet, load_sets
+from bot.repolock import Transaction, repository_lock
+from bot.sets import PackageSet
 
 log = logging.getLogger(__name__)
 
@@ -374,126 +372,9 @@ def run_nightly(
             from bot.commit_only import commit_only  # CI's final job; it builds on this module
 
             return commit_only(opts, started)
-        return _night(opts, started, say)
+        from bot.night import night  # the sets, publishing and the report; builds on this module
+
+        return night(opts, started, say)
 
 
-def _unexpected(opts: NightlyOptions, what: str, exc: BaseException) -> str:
-    """One console line for an unexpected error; the traceback (returned) goes to the report."""
-    log.error(
-        "%s: unexpected error %s: %s (the traceback is in %s)",
-        what,
-        type(exc).__name__,
-        exc,
-        publish.report_path(opts),
-    )
-    return "".join(traceback.format_exception(exc))
-
-
-def _night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -> NightResult:
-    notes = recover(opts.repo)
-    git.ensure_clean(opts.repo)
-    git.ensure_identity(opts.repo)
-    psets = load_sets(opts.repo, list(opts.sets))
-    store = opts.store or cache.default_store(opts.repo)
-    signing_key = _signing_key(opts, store)
-    gh = github_client(opts)
-    outcomes: list[SetOutcome] = []
-    clients: dict[Any, IndexClient] = {}
-    tx = Transaction(opts.repo)
-    interrupted: KeyboardInterrupt | None = None
-    try:
-        for pset in psets:
-            try:
-                key = tuple(index_routes(pset, opts.index_url))
-                if key not in clients:
-                    clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
-                outcome = night_set(pset, opts, clients[key], started, store, signing_key, say, tx)
-            except BotError as exc:
-                log.debug("set %s failed", pset.name, exc_info=True)
-                outcome = _failed(pset, str(exc))
-            except Exception as exc:  # noqa: BLE001 (a bug or input nobody foresaw: this set fails, the others go on)
-                outcome = _failed(pset, _unexpected(opts, f"set {pset.name}", exc))
-            outcomes.append(outcome)
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what was done, then stop
-        interrupted = exc
-        notes.append(
-            f"interrupted ({exc or 'Ctrl-C'}) before the last sets ran; nothing was published "
-            "tonight: the next night publishes the commits made"
-        )
-    finally:
-        for client in clients.values():
-            client.close()
-        notes += tx.undo()
-        tx.close()
-
-    night = _night_report(opts, started, outcomes, notes)
-    if interrupted is not None:
-        publish.write_reports(opts, night)
-        raise interrupted
-    findings, errors = _revalidate(opts, outcomes, say, notes)
-    try:
-        provenance = publish.build_provenance(opts)  # probing interpreters: once a night
-        errors += publish.publish(opts, night, outcomes, gh, say, findings, provenance, notes)
-    except Exception as exc:  # noqa: BLE001 (the report is still written)
-        provenance = None
-        errors.append(f"publishing: unexpected error {type(exc).__name__}: {exc}")
-        notes.append("publishing failed unexpectedly:\n" + _unexpected(opts, "publishing", exc))
-    night = _night_report(opts, started, outcomes, notes)
-    publish.write_reports(opts, night, findings, provenance)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(night, errors, 2 if failed else 0, findings)
-
-
-def _failed(pset: PackageSet, text: str) -> SetOutcome:
-    return SetOutcome(
-        report.SetReport(pset.name, pset.python, "failed", log_tail=text),
-        failures=[(p, None, text) for p in pset.python],
-    )
-
-
-def _night_report(
-    opts: NightlyOptions, started: datetime, outcomes: Sequence[SetOutcome], notes: Sequence[str]
-) -> report.NightReport:
-    return report.NightReport(
-        date=started.date().isoformat(),
-        sets=tuple(o.report for o in outcomes),
-        exclude_newer=lockfile.format_time(opts.exclude_newer or started),
-        run_url=opts.run_url,
-        notes=tuple(notes),
-    )
-
-
-def _revalidate(
-    opts: NightlyOptions,
-    outcomes: list[SetOutcome],
-    say: Callable[[str], None],
-    notes: list[str],
-) -> tuple[list[revalidate.Finding], list[str]]:
-    """Check the overrides library; in pull-request mode commit the suggested edits."""
-    if opts.revalidate_budget is None:
-        return [], []
-    try:
-        findings = revalidate.revalidate(
-            opts.repo,
-            sets=list(opts.sets),
-            budget=opts.revalidate_budget,
-            nixpkgs=opts.nixpkgs,
-            state_file=(opts.cache_dir / revalidate.STATE_FILE) if opts.cache_dir else None,
-            progress=say,
-        )
-        if opts.pull_request and any(f.edit for f in findings):
-            paths = revalidate.apply_findings(opts.repo, findings)
-            subject, body = revalidate.commit_message(findings)
-            sha = git.commit_set(opts.repo, "overrides", paths, subject, body)
-            outcomes.append(
-                SetOutcome(
-                    report.SetReport("overrides", (), "ok", commit=sha), commit=sha, built=True
-                )
-            )
-    except BotError as exc:
-        return [], [f"overrides re-validation: {exc}"]
-    except Exception as exc:  # noqa: BLE001 (the night's report is still written)
-        what = "overrides re-validation"
-        notes.append(f"{what} failed unexpectedly:\n" + _unexpected(opts, what, exc))
-        return [], [f"{what}: unexpected error {type(exc).__name__}: {exc}"]
-    return findings, []
+__all__ = ["NightResult", "NightlyOptions", "SetOutcome", "night_set", "run_nightly"]

@@ -172,6 +172,10 @@ def _read(path: Path) -> str | None:
         return None
 
 
+#: journal values of ``written``: the file was deleted; it was being written (any content)
+ABSENT, ANY = "absent", "any"
+
+
 @dataclass
 class _Entry:
     before: str | None  #: the content before this run wrote it (None: absent)
@@ -223,6 +227,18 @@ class Transaction:
         self._save()
         lockfile.write_atomic(path, text)
 
+    @contextlib.contextmanager
+    def writing(self, paths: Iterable[Path]) -> Iterator[None]:
+        """Journal files that code in the block writes (or deletes) itself."""
+        paths = list(paths)
+        for path in paths:
+            self.entries.setdefault(self._rel(path), _Entry(_read(path), ANY))
+        self._save()
+        yield
+        for path in paths:
+            self.entries[self._rel(path)].written = _sha(_read(path)) or ABSENT
+        self._save()
+
     def undo(self, paths: Iterable[Path] | None = None) -> list[str]:
         """Put back what this run wrote to ``paths`` (default: everything); return notes about
         the files left alone because they changed since."""
@@ -236,7 +252,7 @@ class Transaction:
                 continue
             path = self.repo / rel
             current = _read(path)
-            if _sha(current) == entry.written:
+            if (_sha(current) or ABSENT) == entry.written or entry.written == ANY:
                 if current != git.show_head(self.repo, path):
                     self._put_back(path, entry.before)
             elif current != entry.before:
@@ -312,7 +328,7 @@ def recover(repo: Path) -> list[str]:
     restored = [
         rel
         for rel, e in tx.entries.items()
-        if _sha(_read(repo / rel)) == e.written
+        if e.written in ((_sha(_read(repo / rel)) or ABSENT), ANY)
         and _read(repo / rel) != git.show_head(repo, repo / rel)
     ]
     left = tx.undo()
