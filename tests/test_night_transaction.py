@@ -25,8 +25,9 @@ import pytest
 from bot import cache
 from bot.nightly import run_nightly
 from bot.repolock import JOURNAL_NAME, LOCK_NAME
+from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_wheel
-from tests.test_nightly import git, night_index, night_repo, options  # noqa: F401
+from tests.test_nightly import REPO, git, github, night_index, night_repo, options  # noqa: F401
 
 pytestmark = pytest.mark.nix
 
@@ -449,3 +450,35 @@ def test_malformed_lock_fails_its_set_alone(
     assert git(work, "log", "-1", "--format=%s").startswith("other: ")
     assert git(remote, "rev-parse", "main") == git(work, "rev-parse", "HEAD")
     assert git(work, "status", "--porcelain") == ""
+
+
+def test_pull_request_mode_publishes_left_over_commits_once(
+    night_repo: tuple[Path, Path],  # noqa: F811
+    night_index: IndexServer,  # noqa: F811
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+) -> None:
+    """A night whose pull-request push failed left its commit local; the next night, with
+    nothing new, pushes it and opens the pull request; the night after does nothing."""
+    work, remote = night_repo
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'remote is down' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    gh = github(fake_github, pull_request=True)
+    result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
+    assert result.exit_code == 2
+    assert "the remote rejected the push" in result.errors[0]
+    committed = git(work, "rev-parse", "HEAD")
+    hook.unlink()
+
+    result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
+    assert result.exit_code == 0, result.errors
+    assert [s.status for s in result.report.sets] == ["unchanged"]
+    [pull] = fake_github.pulls[REPO]
+    assert git(remote, "rev-parse", pull["head"]["ref"]) == committed
+    assert "publishing 1 commit(s) an earlier run left unpublished" in result.report.notes
+
+    result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
+    assert result.exit_code == 0, result.errors
+    assert result.report.notes == ()
+    assert len(fake_github.pulls[REPO]) == 1
