@@ -141,6 +141,12 @@ def ensure_clean(repo_path: Path | str, *, allow: Iterable[str] = ()) -> None:
             )
 
 
+def dirty_paths(repo_path: Path | str) -> list[str]:
+    """Repository-relative paths with uncommitted changes (staged or not, or untracked)."""
+    with _open(repo_path) as repo:
+        return _dirty_paths(repo)
+
+
 def _relative(repo: git.Repo, paths: Sequence[Path | str]) -> list[str]:
     root = Path(repo.working_tree_dir or ".").resolve()
     result: list[str] = []
@@ -282,7 +288,12 @@ def _restore(repo: git.Repo, branch_sha: str) -> None:
             repo.git.rebase("--abort")
         except git.GitCommandError:
             log.debug("rebase --abort failed; resetting instead")
-    repo.git.reset("-q", "--hard", branch_sha)
+    # --keep, not --hard: uncommitted changes the bot did not make survive (a hand-edited
+    # lock whose set sat the night out); the rebase was refused with them, so none conflict
+    try:
+        repo.git.reset("-q", "--keep", branch_sha)
+    except git.GitCommandError:
+        log.warning("could not reset the branch to %s; check `git status`", branch_sha[:12])
 
 
 def push(
@@ -494,6 +505,7 @@ def remote_url(repo_path: Path | str, remote: str = "origin") -> str:
 __all__ = [
     "PushResult",
     "commit_set",
+    "dirty_paths",
     "ensure_clean",
     "head_sha",
     "night_branch",

@@ -483,3 +483,30 @@ def test_pull_request_mode_publishes_left_over_commits_once(
     assert result.exit_code == 0, result.errors
     assert result.report.notes == ()
     assert len(fake_github.pulls[REPO]) == 1
+
+
+def test_a_lock_changed_by_hand_is_left_and_its_set_sits_out(
+    night_repo: tuple[Path, Path],  # noqa: F811
+    night_index: IndexServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A changed lock with no journal (a hand edit, an older bot killed mid-night) is not the
+    night's to touch: that set is reported and skipped, the others run and are published."""
+    work, remote = night_repo
+    (work / "sets" / "other").mkdir()
+    (work / "sets" / "other" / "set.yaml").write_text(
+        "description: other\npython: ['3.12']\nrequirements: ['nb-lib']\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "add set other")
+    (work / LOCK).write_text("# a lock someone is editing\n")
+    result = run_nightly(options(work, night_index, tmp_path, 2, push_to="main"))
+    assert result.exit_code == 2
+    status = {s.name: s for s in result.report.sets}
+    assert status["demo"].status == "failed"
+    assert "uncommitted changes this bot did not make" in (status["demo"].log_tail or "")
+    assert status["other"].status == "ok"
+    assert (work / LOCK).read_text() == "# a lock someone is editing\n"
+    assert leftovers(work) == {LOCK}
+    assert git(remote, "rev-parse", "main") == git(work, "rev-parse", "HEAD")
+    assert git(work, "log", "-1", "--format=%s").startswith("other: ")
