@@ -95,7 +95,7 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: report what was done, then stop
         notes += tx.undo()
         notes.append(
-            f"interrupted ({exc or 'Ctrl-C'}) {phase}; commits made tonight are published by "
+            f"interrupted ({str(exc) or 'SIGINT'}) {phase}; commits made tonight are published by "
             "the next night"
         )
         publish.write_reports(opts, _report(opts, started, outcomes, notes))

@@ -181,7 +181,8 @@ def test_interrupted_build_heals(
     trial: int,
 ) -> None:
     work, remote = night_repo
-    night = Night(nightly_argv(work, night_index, tmp_path, 2))
+    report = tmp_path / "report.md"
+    night = Night(nightly_argv(work, night_index, tmp_path, 2, "--report-markdown", str(report)))
     night.wait_for_line("$ nix-build")
     assert (work / LOCK).exists()  # the new lock is in the tree while it builds
     night.signal(signal.Signals[sig], group=group)
@@ -194,6 +195,7 @@ def test_interrupted_build_heals(
         assert code == 128 + signal.Signals[sig], night.stderr
         assert git(work, "status", "--porcelain") == ""
         assert "Traceback" not in night.stderr
+        assert f"interrupted ({sig}) before the last sets ran" in report.read_text()
     assert git(work, "rev-list", "--count", "HEAD") == "1"
     next_night_heals(work, remote, night_index, tmp_path, 2)
 
@@ -279,10 +281,12 @@ def test_interrupted_push_is_published_next_night(
 # --- two nightlies at once ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("trial", TRIALS)
 def test_concurrent_nightlies_never_lose_commits(
     night_repo: tuple[Path, Path],  # noqa: F811
     night_index: IndexServer,  # noqa: F811
     tmp_path: Path,
+    trial: int,
 ) -> None:
     work, remote = night_repo
     first = Night(nightly_argv(work, night_index, tmp_path, 2))
