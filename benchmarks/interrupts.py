@@ -57,7 +57,8 @@ def main() -> int:
         cases: dict[str, list[bool]] = defaultdict(list)
         seconds: dict[str, float] = defaultdict(float)
         for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 (our own file)
-            name = re.sub(r"-\d+\]$", "]", case.get("name", ""))  # fold the trial number
+            # fold the trial number: case[SIGTERM-3] -> case[SIGTERM], case[3] -> case
+            name = re.sub(r"\[\d+\]$", "", re.sub(r"-\d+\]$", "]", case.get("name", "")))
             ok = case.find("failure") is None and case.find("error") is None
             if case.find("skipped") is not None:
                 continue
