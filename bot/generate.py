@@ -48,6 +48,7 @@ from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect
 from bot.locker import build_request, index_routes, overrides_inputs
 from bot.overrides import Override, extra_build_requires, load_overrides
+from bot.repolock import lock_if_in_repository
 from bot.resolve import resolve
 from bot.sets import Located, PackageSet, read_requirements_file
 
@@ -229,7 +230,7 @@ def generate(
     python = _pick_python(opts.python, found)
     interpreters = {python: found[python]} if python in found else {}
 
-    with _staging(out) as staging:
+    with lock_if_in_repository(out, "generate"), _staging(out) as staging:
         library, library_rev = fetch_library(opts.library_url, pinned_rev, say)
         libraries: list[Mapping[NormalizedName, list[Override]]] = []
         if opts.default_overrides:
