@@ -123,6 +123,7 @@ def nightly_argv(
         "--signing-key",
         str(key),
         "--no-revalidate",
+        "--standalone",
         "--push-to",
         "main",
         *extra,
