@@ -71,7 +71,7 @@ def publish(
     Returns the errors met (each a full message); the commits stay local when a push fails.
     """
     commits = [o.commit for o in outcomes if o.commit]
-    errors: list[str] = []
+    errors: list[str] = static_index(opts, say)
     try:
         if commits and opts.push_to:
             say(f"pushing to {opts.remote}/{opts.push_to}")
@@ -111,6 +111,26 @@ def publish(
     finally:
         gh.close()
     return errors
+
+
+def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
+    """Write the sets' static package index beside the binary cache (file:// or rsync+ssh://);
+    returns the error met, if any (the night's other publishing goes on)."""
+    if not opts.static_index:
+        return []
+    from bot.cache import default_store
+    from bot.static_index_push import publish_index
+
+    store = opts.store or default_store(opts.repo)
+    try:
+        result = publish_index(
+            opts.repo, store, ssh_config=opts.ssh_config, mirror=opts.static_index_mirror
+        )
+    except BotError as exc:
+        return [f"static index: {exc}"]
+    if result is not None:
+        say(f"static index: {result.files} files of {len(result.sets)} sets at {result.path}")
+    return []
 
 
 def write_reports(
