@@ -87,7 +87,7 @@ def publish(
                     branch,
                     opts.base,
                     title[:250],
-                    markdown(night, findings, provenance),
+                    markdown(night, findings, provenance) + advisories_markdown(opts, night),
                 )
     except BotError as exc:
         errors.append(str(exc))
@@ -140,9 +140,11 @@ def write_reports(
     provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """The night's report as JSON and Markdown files (when asked) and the step summary."""
-    text = markdown(night, findings, provenance)
+    text = markdown(night, findings, provenance) + advisories_markdown(opts, night)
     if opts.report_json is not None:
         data = json.loads(report.to_json(night))
+        found = night_advisories(opts, night)
+        data["advisories"] = None if found is None else found.to_json()
         data["overrides"] = [f.to_json() for f in findings]
         data["build"] = provenance
         lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -152,3 +154,21 @@ def write_reports(
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text + "\n")
+
+
+def night_advisories(opts: NightlyOptions, night: report.NightReport) -> Any:
+    """The advisories of the night's sets before and after (None without --advisories)."""
+    if opts.advisories is None:
+        return None
+    from bot import advisories
+
+    sets = [(s.name, s.commit) for s in night.sets]
+    return advisories.for_sets(opts.advisories, advisories.night_locks(opts.repo, sets))
+
+
+def advisories_markdown(opts: NightlyOptions, night: report.NightReport) -> str:
+    """The report's "Advisories" section ("" without --advisories)."""
+    from bot import advisories
+
+    found = night_advisories(opts, night)
+    return "" if found is None else "\n" + advisories.to_markdown(found)
