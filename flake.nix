@@ -42,14 +42,18 @@
       # the sets as default.nix gives them (pure: no standalone interpreters from nix/local.json)
       setsFor = system: import ./default.nix { inherit system; pkgs = pkgsFor system; interpreters = { }; };
 
+      setsBySystem = forAll setsFor;
+
       # { "<set>-py3XY" = env; "<set>" = env of the newest Python; }
       environments = system:
-        let sets = setsFor system; in
+        let sets = setsBySystem.${system}; in
         builtins.listToAttrs (builtins.concatMap
           (name:
             [{ inherit name; value = sets.${name}.python; }]
             ++ map (v: { name = "${name}-py${lib.versionTag v}"; value = sets.${name}."py${lib.versionTag v}".python; }) found.${name})
           (builtins.attrNames sets));
+      # evaluated once per system, shared by packages, checks and hydraJobs
+      envsBySystem = forAll environments;
 
       # the bot, from the pinned nixpkgs' Python packages
       botFor = system:
@@ -77,10 +81,10 @@
     in
     {
       # every set's environment per Python, plus the bot
-      packages = forAll (system: environments system // { default = botFor system; });
+      packages = builtins.mapAttrs (system: envs: envs // { default = botFor system; }) envsBySystem;
 
       # the sets as today's tree: legacyPackages.<system>.pytest.py312.packages.pytest
-      legacyPackages = forAll setsFor;
+      legacyPackages = setsBySystem;
 
       # pythonSets (the pinned nixpkgs: what the cache has) and pythonSetsFromThisNixpkgs
       overlays.default = import ./overlay.nix;
@@ -114,15 +118,14 @@
       });
 
       # building a set's environment import-checks every package against it
-      checks = forAll environments;
+      checks = envsBySystem;
 
       # hydraJobs.<set>-py3XY.<system>: every set x Python x system
       hydraJobs =
-        let perSystem = forAll environments; in
         builtins.listToAttrs (map
-          (job: { name = job; value = builtins.mapAttrs (_: envs: envs.${job}) perSystem; })
+          (job: { name = job; value = builtins.mapAttrs (_: envs: envs.${job}) envsBySystem; })
           (builtins.filter (n: builtins.match ".*-py3[0-9]+" n != null)
-            (builtins.attrNames (environments (builtins.head systems)))));
+            (builtins.attrNames envsBySystem.${builtins.head systems})));
 
       devShells = forAll (system:
         let pkgs = pkgsFor system; in
