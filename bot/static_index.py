@@ -28,6 +28,7 @@ import html
 import io
 import json
 import os
+import re
 import shutil
 import tomllib
 import zipfile
@@ -49,6 +50,7 @@ PEP691_TYPE = "application/vnd.pypi.simple.v1+json"
 CACHE_SUBDIR = "python-index"
 MAX_METADATA = 16 * 1024 * 1024  #: bytes of a wheel's METADATA read when mirroring
 RESERVED = frozenset({"simple", "files"})
+_PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class StaticIndexError(BotError):
@@ -154,6 +156,9 @@ def _python_of(path: Path) -> str:
 
 def _add_package(content: IndexContent, package: Mapping[str, Any], where: str) -> None:
     project = str(canonicalize_name(str(package["name"])))
+    if not _PROJECT.fullmatch(project):
+        # it names directories of the index
+        raise StaticIndexError(f"not a project name: {package['name']!r}", where=where)
     files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
     for record in files:
         filename = str(record.get("name") or "")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.errors import BotError
 from bot.static_index import (
     MANIFEST,
     IndexContent,
@@ -339,3 +340,39 @@ def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     assert "did not write: stray" in error
     opts.static_index = False
     assert static_index(opts, said.append) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('name = "beta"', 'name = "../beta"', "[Nn]ame"),
+        ('name = "beta-2.0-py3-none-any.whl"', 'name = "../../etc/x.whl"', "wheel filename"),
+    ],
+)
+def test_names_that_would_leave_the_index_are_refused(
+    demo_repo: Path, tmp_path: Path, old: str, new: str, says: str
+) -> None:
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    text = lock.read_text()
+    assert old in text
+    lock.write_text(text.replace(old, new))
+    # packaging.pylock refuses these first; the index checks names it writes again itself
+    with pytest.raises(BotError, match=says):
+        write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: b"")
+    assert not (tmp_path / "index").exists()
+
+
+def test_the_index_checks_the_names_it_writes_itself() -> None:
+    from bot.static_index import _add_package
+
+    sha = "a" * 64
+    record = {"name": "x-1.0-py3-none-any.whl", "url": "https://h/x.whl", "hashes": {"sha256": sha}}
+    with pytest.raises(StaticIndexError, match="not a project name"):
+        _add_package(IndexContent(), {"name": "../x", "wheels": [record]}, "lock")
+    with pytest.raises(StaticIndexError, match="plain name"):
+        _add_package(IndexContent(), {"name": "x", "wheels": [{**record, "name": "../x.whl"}]}, "l")
+    with pytest.raises(StaticIndexError, match="no sha256"):
+        _add_package(IndexContent(), {"name": "x", "wheels": [{**record, "hashes": {}}]}, "l")
+    content = IndexContent()
+    _add_package(content, {"name": "X_Y", "wheels": [record]}, "l")
+    assert list(content.projects) == ["x-y"]
