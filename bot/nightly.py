@@ -81,6 +81,7 @@ class NightlyOptions:
     #: write the static package index beside a file:// or rsync+ssh:// cache (bot.static_index)
     static_index: bool = True
     static_index_mirror: bool = False
+    static_index_to: str | None = None  #: file:// or rsync+ssh:// directory, instead
     #: a local copy of the OSV advisory database (directory or zip; bot.advisories)
     advisories: Path | None = None
 

@@ -114,21 +114,31 @@ def publish(
 
 
 def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
-    """Write the sets' static package index beside the binary cache (file:// or rsync+ssh://);
-    returns the error met, if any (the night's other publishing goes on)."""
+    """Write the sets' static package index to --static-index-to, else beside the binary
+    cache (file:// or rsync+ssh://); returns the error met, if any (the night's other
+    publishing goes on)."""
     if not opts.static_index:
         return []
     from bot.cache import default_store
+    from bot.static_index import CACHE_SUBDIR
     from bot.static_index_push import publish_index
 
-    store = opts.store or default_store(opts.repo)
+    target = opts.static_index_to or opts.store or default_store(opts.repo)
     try:
         result = publish_index(
-            opts.repo, store, ssh_config=opts.ssh_config, mirror=opts.static_index_mirror
+            opts.repo,
+            target,
+            ssh_config=opts.ssh_config,
+            mirror=opts.static_index_mirror,
+            subdir="" if opts.static_index_to else CACHE_SUBDIR,
         )
     except BotError as exc:
         return [f"static index: {exc}"]
-    if result is not None:
+    if result is None and opts.static_index_to:
+        return [f"static index: {target} is not a directory (use file:// or rsync+ssh://)"]
+    if result is None:
+        say(f"static index: not written ({target} is no directory; see --static-index-to)")
+    else:
         say(f"static index: {result.files} files of {len(result.sets)} sets at {result.path}")
     return []
 

@@ -30,17 +30,19 @@ def publish_index(
     mirror: bool = False,
     sets: Sequence[str] = (),
     timeout: float = 1800,
+    subdir: str = CACHE_SUBDIR,
 ) -> IndexResult | None:
-    """Write the static index into the binary cache directory ``store_uri`` serves, as
-    ``<cache>/python-index/``: in place for ``file://``, with rsync for ``rsync+ssh://``
-    (files arrive together at the end: ``--delay-updates``).  Other stores are Nix stores,
-    not directories: None."""
+    """Write the static index into the directory ``store_uri`` names, in its ``subdir``
+    (beside a binary cache: ``<cache>/python-index/``; ``""``: the directory itself): in place
+    for ``file://``, with rsync for ``rsync+ssh://`` (files arrive together at the end:
+    ``--delay-updates``).  Other stores are Nix stores, not directories: None."""
     store = parse_store(store_uri)
     if store.kind == "file" and store.path is not None:
-        return write_index(repo, Path(store.path) / CACHE_SUBDIR, sets=sets, mirror=mirror)
+        return write_index(repo, Path(store.path) / subdir, sets=sets, mirror=mirror)
     if store.kind != "rsync" or store.path is None:
         return None
-    target = f"{store.rsync_target}{CACHE_SUBDIR}/"
+    rel = f"{subdir}/" if subdir else ""
+    target = f"{store.rsync_target}{rel}"
     with ssh_options(ssh_config) as env, tempfile.TemporaryDirectory(prefix="index-") as tmp:
         local = Path(tmp) / "remote"
         shell = ["-e", rsync_shell(dict(env))]
@@ -59,8 +61,8 @@ def publish_index(
                 f"cannot list the remote index: {listing.stderr.strip()[-500:]}", where=target
             )
         if remote:
-            fetch_files(store, [f"{CACHE_SUBDIR}/{MANIFEST}"], local, env=env, timeout=timeout)
-            mirror_dir = local / CACHE_SUBDIR
+            fetch_files(store, [rel + MANIFEST], local, env=env, timeout=timeout)
+            mirror_dir = local / subdir
             for name in remote:  # an empty stand-in per remote file, for the manifest check
                 if name != MANIFEST:
                     (mirror_dir / name).parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ def publish_index(
                 f"rsync of the static index failed: {proc.stderr.strip()[-500:]}", where=target
             )
         return IndexResult(
-            Path(store.path) / CACHE_SUBDIR,
+            Path(store.path) / subdir,
             result.sets,
             result.projects,
             result.files,

@@ -322,6 +322,20 @@ def test_published_beside_an_rsync_cache(demo_repo: Path, tmp_path: Path, sshd: 
         publish_index(demo_repo, uri, ssh_config=sshd.ssh_config)
     assert (remote / "python-index" / "simple" / "theirs.html").read_text() == "x"
 
+    # a directory of its own (--static-index-to): the index is the directory itself
+    www = tmp_path / "www"
+    result = publish_index(
+        demo_repo, f"rsync+ssh://{sshd.host}{www}", ssh_config=sshd.ssh_config, subdir=""
+    )
+    assert result is not None
+    assert (www / "demo" / "constraints.txt").is_file()
+    assert (www / MANIFEST).is_file()
+    (www / "index.php").write_text("<?php")
+    with pytest.raises(StaticIndexError, match=r"did not write: index\.php"):
+        publish_index(
+            demo_repo, f"rsync+ssh://{sshd.host}{www}", ssh_config=sshd.ssh_config, subdir=""
+        )
+
 
 def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     demo_repo: Path, tmp_path: Path
@@ -340,6 +354,18 @@ def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     assert "did not write: stray" in error
     opts.static_index = False
     assert static_index(opts, said.append) == []
+
+    # a cache that is a Nix store has no directory: nothing, unless a directory is given
+    said.clear()
+    opts = NightlyOptions(repo=demo_repo, store="ssh-ng://cache.invalid")
+    assert static_index(opts, said.append) == []
+    assert "see --static-index-to" in said[0]
+    opts.static_index_to = f"file://{tmp_path / 'www'}"
+    assert static_index(opts, said.append) == []
+    assert (tmp_path / "www" / "simple" / "alpha" / "index.json").is_file()
+    opts.static_index_to = "ssh-ng://cache.invalid"
+    [error] = static_index(opts, said.append)
+    assert "is not a directory" in error
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,13 @@ from bot.cli.base import (
     "(file:// and rsync+ssh:// caches).",
 )
 @click.option(
+    "--static-index-to",
+    metavar="DIR_URI",
+    envvar="NIXPKGS_PYTHON_STATIC_INDEX",
+    help="Write the static index to this directory instead (file:///DIR or "
+    "rsync+ssh://HOST/DIR; for caches that are Nix stores, e.g. ssh-ng://).",
+)
+@click.option(
     "--mirror-index",
     is_flag=True,
     help="Mirror the locked files into the static index (downloads, checked by hash).",
@@ -138,6 +145,7 @@ def nightly_command(
     revalidate_budget: int,
     no_revalidate: bool,
     static_index: bool,
+    static_index_to: str | None,
     mirror_index: bool,
     advisories: Path | None,
     report_json: Path | None,
@@ -172,6 +180,7 @@ def nightly_command(
         outcomes_dir=outcomes_dir,
         revalidate_budget=None if no_revalidate else revalidate_budget,
         static_index=static_index,
+        static_index_to=static_index_to,
         static_index_mirror=mirror_index,
         advisories=advisories,
         report_json=report_json,
