@@ -1,8 +1,8 @@
 """Security advisories in the night's report, from a local copy of the OSV database for PyPI.
 
-The database is read from a directory of OSV JSON files (e.g. a checkout of
-pypa/advisory-database, whose ``vulns/`` holds YAML-free ``.json`` exports, or an unpacked
-``all.zip``) or from OSV's ``PyPI/all.zip`` itself; nothing is downloaded here (CI fetches the
+The database is read from a directory of OSV records (``.json``, as in OSV's export, or
+``.yaml``, as in a checkout of pypa/advisory-database's ``vulns/``) or from OSV's
+``PyPI/all.zip`` itself; nothing is downloaded here (CI fetches the
 zip in a workflow step, see README "Advisories").  Affected versions are evaluated as the OSV
 schema describes: ``ECOSYSTEM`` ranges (``introduced`` / ``fixed`` / ``last_affected``
 events, compared with :mod:`packaging.version`) and explicit ``versions`` lists.
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -118,6 +119,15 @@ class Database:
         ]
 
 
+def _text(value: Any) -> str:
+    # YAML reads an unquoted 1.5 or 2 as a number (PyPA quotes versions; be lenient)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
 def parse_advisory(data: Any) -> Advisory | None:
     """An :class:`Advisory` from OSV JSON, or None when it concerns no PyPI package or is
     withdrawn; ValueError or TypeError when it is malformed."""
@@ -142,10 +152,10 @@ def parse_advisory(data: Any) -> Advisory | None:
                 if not isinstance(event, dict):
                     raise TypeError("a range event is not a table")
                 for kind in ("introduced", "fixed", "last_affected"):
-                    if isinstance(event.get(kind), str):
-                        events.append((kind, event[kind]))
+                    if _text(event.get(kind)):
+                        events.append((kind, _text(event[kind])))
             ranges.append(tuple(events))
-        versions = frozenset(v for v in item.get("versions") or [] if isinstance(v, str))
+        versions = frozenset(_text(v) for v in item.get("versions") or [] if _text(v))
         affected.append(Affected(str(canonicalize_name(name)), tuple(ranges), versions))
     if not affected:
         return None
@@ -155,28 +165,38 @@ def parse_advisory(data: Any) -> Advisory | None:
     return Advisory(data["id"], summary, aliases, tuple(affected))
 
 
-def _records(path: Path) -> Iterator[bytes]:
+SUFFIXES = (".json", ".yaml", ".yml")  #: OSV records: OSV's export (JSON), PyPA's (YAML)
+
+
+def _records(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
-        for file in sorted(path.rglob("*.json")):
+        files = sorted(f for f in path.rglob("*") if f.suffix in SUFFIXES and f.is_file())
+        for file in files:
             if file.stat().st_size > MAX_ENTRY:
-                yield b""
+                yield file.name, b""
                 continue
-            yield file.read_bytes()
+            yield file.name, file.read_bytes()
         return
     if not path.exists():
         raise DatabaseError("not found")
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
-                if not info.filename.endswith(".json"):
+                if not info.filename.endswith(SUFFIXES):
                     continue
                 if info.file_size > MAX_ENTRY:
-                    yield b""
+                    yield info.filename, b""
                     continue
                 with archive.open(info) as handle:
-                    yield handle.read(MAX_ENTRY + 1)
+                    yield info.filename, handle.read(MAX_ENTRY + 1)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DatabaseError(f"not a readable directory or zip of OSV records ({exc})") from None
+
+
+def _decode(name: str, raw: bytes) -> Any:
+    if name.endswith(".json"):
+        return json.loads(raw)
+    return yaml.safe_load(raw.decode("utf-8"))
 
 
 def load(path: Path) -> Database:
@@ -187,19 +207,19 @@ def load(path: Path) -> Database:
     db = Database(str(path))
     seen = 0
     try:
-        for raw in _records(path):
+        for name, raw in _records(path):
             seen += 1
             if seen > MAX_ENTRIES:
                 raise DatabaseError(f"more than {MAX_ENTRIES} records")
             try:
-                advisory = parse_advisory(json.loads(raw))
-            except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+                advisory = parse_advisory(_decode(name, raw))
+            except (ValueError, TypeError, AttributeError, UnicodeDecodeError, yaml.YAMLError):
                 db.skipped += 1
                 continue
             if advisory is None:
                 continue
-            for name in {a.package for a in advisory.affected}:
-                db.by_package.setdefault(name, []).append(advisory)
+            for package in {a.package for a in advisory.affected}:
+                db.by_package.setdefault(package, []).append(advisory)
     except OSError as exc:
         raise DatabaseError(str(exc)) from None
     if seen == 0:

@@ -199,3 +199,12 @@ def test_the_night_reports_fixed_and_new_advisories(
     )
     assert result.exit_code == 0, result.errors
     assert f"⚠️ advisory database {tmp_path / 'nowhere.zip'}: not found" in report_md.read_text()
+
+
+def test_pypa_yaml_records_read_like_osv_json() -> None:
+    db = load(Path(__file__).parent / "data" / "osv-pypa")
+    assert [a.id for a in db.affecting("nb-lib", "1.0")] == ["PYSEC-0000-1"]
+    assert db.affecting("nb-lib", "1.1") == []
+    [advisory] = db.by_package["nb-lib"]
+    assert advisory.aliases == ("CVE-0000-0001",)
+    assert advisory.affected[0].versions == frozenset({"0.9", "1.0"})  # an unquoted 1.0 too
