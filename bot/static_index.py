@@ -23,15 +23,12 @@ anything this module did not write is refused.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import io
 import json
 import os
 import re
 import shutil
 import tomllib
-import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +45,6 @@ MANIFEST = ".nixpkgs-python-index.json"
 PEP691_TYPE = "application/vnd.pypi.simple.v1+json"
 #: the directory name of the index inside a file:// or rsync+ssh:// binary cache
 CACHE_SUBDIR = "python-index"
-MAX_METADATA = 16 * 1024 * 1024  #: bytes of a wheel's METADATA read when mirroring
 RESERVED = frozenset({"simple", "files"})
 _PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -273,88 +269,6 @@ def _python_key(python: str) -> tuple[int, ...]:
     return tuple(int(p) for p in python.split(".") if p.isdigit())
 
 
-# --- mirroring -------------------------------------------------------------------------------
-
-Fetch = Callable[[str], bytes]
-
-
-def _default_fetch() -> tuple[Fetch, Callable[[], None]]:
-    from bot.index.http import Http, load_certificates
-
-    client = Http(certificates=load_certificates())
-
-    def fetch(url: str) -> bytes:
-        return client.get(url, what="download").content
-
-    return fetch, client.close
-
-
-def wheel_metadata(data: bytes, filename: str) -> bytes:
-    """The ``*.dist-info/METADATA`` member of a wheel (bounded; exactly one)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [
-                i
-                for i in archive.infolist()
-                if i.filename.count("/") == 1 and i.filename.endswith(".dist-info/METADATA")
-            ]
-            if len(members) != 1:
-                raise StaticIndexError(
-                    f"{len(members)} .dist-info/METADATA files in the wheel", where=filename
-                )
-            if members[0].file_size > MAX_METADATA:
-                raise StaticIndexError("the wheel's METADATA is too large", where=filename)
-            with archive.open(members[0]) as handle:
-                return handle.read(MAX_METADATA + 1)[:MAX_METADATA]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise StaticIndexError(f"not a readable wheel: {exc}", where=filename) from None
-
-
-def _mirror(
-    content: IndexContent, tmp: Path, previous: Path | None, fetch: Fetch | None
-) -> tuple[dict[str, dict[str, IndexFile]], int]:
-    close: Callable[[], None] = lambda: None  # noqa: E731
-    projects: dict[str, dict[str, IndexFile]] = {}
-    count = 0
-    try:
-        for project, files in sorted(content.projects.items()):
-            for filename, f in sorted(files.items()):
-                rel = Path("files") / project / filename
-                old = previous / rel if previous is not None else None
-                data = old.read_bytes() if old is not None and old.is_file() else None
-                if data is None or hashlib.sha256(data).hexdigest() != f.sha256:
-                    if fetch is None:
-                        fetch, close = _default_fetch()
-                    try:
-                        data = fetch(f.url)
-                    except BotError as exc:
-                        raise StaticIndexError(
-                            f"cannot download {filename}: {exc.message}", where=f.url
-                        ) from None
-                    got = hashlib.sha256(data).hexdigest()
-                    if got != f.sha256:
-                        raise StaticIndexError(
-                            f"{filename}: downloaded sha256 {got} is not the locked {f.sha256}",
-                            where=without_credentials(f.url),
-                            hint="the file changed on the index since it was locked; re-lock",
-                        )
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                meta_sha = None
-                if f.wheel:
-                    metadata = wheel_metadata(data, filename)
-                    (target.parent / f"{filename}.metadata").write_bytes(metadata)
-                    meta_sha = hashlib.sha256(metadata).hexdigest()
-                projects.setdefault(project, {})[filename] = IndexFile(
-                    f.project, f.filename, f.url, f.sha256, f.requires_python, meta_sha
-                )
-                count += 1
-    finally:
-        close()
-    return projects, count
-
-
 # --- the directory ---------------------------------------------------------------------------
 
 
@@ -412,10 +326,16 @@ def render(
     *,
     mirror: bool = False,
     previous: Path | None = None,
-    fetch: Fetch | None = None,
+    fetch: Callable[[str], bytes] | None = None,
+    downloads: Path | None = None,
 ) -> int:
     """Write the index tree into ``tmp`` (an empty directory); returns the files mirrored."""
-    projects, mirrored = _mirror(content, tmp, previous, fetch) if mirror else (content.projects, 0)
+    if mirror:
+        from bot.static_index_mirror import mirror_files
+
+        projects, mirrored = mirror_files(content, tmp, previous, fetch, downloads)
+    else:
+        projects, mirrored = content.projects, 0
     names = sorted(projects)
     simple = tmp / "simple"
     simple.mkdir(parents=True, exist_ok=True)
@@ -463,9 +383,13 @@ def write_index(
     *,
     sets: Sequence[str] = (),
     mirror: bool = False,
-    fetch: Fetch | None = None,
+    fetch: Callable[[str], bytes] | None = None,
+    downloads: Path | None = None,
 ) -> IndexResult:
-    """Write the static index of ``sets`` (all by default) to ``dest``, replacing it whole."""
+    """Write the static index of ``sets`` (all by default) to ``dest``, replacing it whole.
+
+    ``downloads``: a directory keeping mirrored files by sha256 between runs (the nightly and
+    ``index write`` use ``$XDG_CACHE_HOME/nixpkgs-python/index-files``)."""
     dest = dest.absolute()
     content = collect(repo, sets)
     _heal(dest)
@@ -476,7 +400,9 @@ def write_index(
     tmp.mkdir()
     try:
         previous = dest if dest.is_dir() else None
-        mirrored = render(content, tmp, mirror=mirror, previous=previous, fetch=fetch)
+        mirrored = render(
+            content, tmp, mirror=mirror, previous=previous, fetch=fetch, downloads=downloads
+        )
         for directory in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
             directory.chmod(0o755)
         if dest.exists():

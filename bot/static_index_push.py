@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.cache.query import fetch_files
 from bot.cache.stores import parse_store, rsync_shell, ssh_options
 from bot.errors import CommandError
+from bot.index.cache import default_cache_dir
 from bot.proc import run
 from bot.static_index import (
     CACHE_SUBDIR,
@@ -37,8 +38,10 @@ def publish_index(
     for ``file://``, with rsync for ``rsync+ssh://`` (files arrive together at the end:
     ``--delay-updates``).  Other stores are Nix stores, not directories: None."""
     store = parse_store(store_uri)
+    downloads = default_cache_dir() / "index-files" if mirror else None
     if store.kind == "file" and store.path is not None:
-        return write_index(repo, Path(store.path) / subdir, sets=sets, mirror=mirror)
+        dest = Path(store.path) / subdir
+        return write_index(repo, dest, sets=sets, mirror=mirror, downloads=downloads)
     if store.kind != "rsync" or store.path is None:
         return None
     rel = f"{subdir}/" if subdir else ""
@@ -72,10 +75,12 @@ def publish_index(
             except StaticIndexError as exc:
                 raise StaticIndexError(exc.message, where=target, hint=exc.hint) from None
             shutil.rmtree(mirror_dir)
-        result = write_index(repo, Path(tmp) / CACHE_SUBDIR, sets=sets, mirror=mirror)
+        result = write_index(
+            repo, Path(tmp) / CACHE_SUBDIR, sets=sets, mirror=mirror, downloads=downloads
+        )
         proc = run(
             [
-                "rsync", "--recursive", "--links", "--times", "--checksum", "--delete-delay",
+                "rsync", "--recursive", "--links", "--times", "--delete-delay",
                 "--delay-updates", "--chmod=Du=rwx,Dgo=rx,Fu=rw,Fgo=r", *shell,
                 f"{result.path}/", target,
             ],

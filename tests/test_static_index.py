@@ -25,6 +25,7 @@ from bot.static_index import (
     constraints,
     write_index,
 )
+from bot.static_index_mirror import FILE_MTIME
 from bot.static_index_push import publish_index
 from tests.plugins.nixenv import entry, write_lock
 from tests.plugins.pypi import IndexServer, make_wheel
@@ -402,3 +403,51 @@ def test_the_index_checks_the_names_it_writes_itself() -> None:
     content = IndexContent()
     _add_package(content, {"name": "X_Y", "wheels": [record]}, "l")
     assert list(content.projects) == ["x-y"]
+
+
+def test_mirrored_files_are_kept_by_hash_between_runs(demo_repo: Path, tmp_path: Path) -> None:
+    downloads = tmp_path / "downloads"
+    first = write_index(demo_repo, tmp_path / "a", mirror=True, downloads=downloads)
+    assert first.mirrored == 2
+    assert len(list(downloads.iterdir())) == 2
+    wheel = tmp_path / "a" / "files" / "beta" / "beta-2.0-py3-none-any.whl"
+    assert wheel.stat().st_mtime == FILE_MTIME  # rsync's quick check skips it next night
+
+    def offline(url: str) -> bytes:
+        raise AssertionError(f"downloaded {url} although the download cache had it")
+
+    # a fresh directory: everything from the download cache, nothing fetched
+    write_index(demo_repo, tmp_path / "b", mirror=True, downloads=downloads, fetch=offline)
+    assert (tmp_path / "b" / "files" / "beta" / wheel.name).read_bytes() == wheel.read_bytes()
+
+    # a cache entry that is not what its name says is not used
+    for cached in downloads.iterdir():
+        cached.write_bytes(b"rotten")
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return (
+            wheel.read_bytes()
+            if url.endswith(wheel.name)
+            else (tmp_path / "a" / "files" / "alpha" / url.rsplit("/", 1)[1]).read_bytes()
+        )
+
+    write_index(demo_repo, tmp_path / "c", mirror=True, downloads=downloads, fetch=fetch)
+    assert len(fetched) == 2
+
+
+def test_a_locked_wheel_that_is_no_zip_is_one_error(
+    demo_repo: Path, tmp_path: Path, pypi_index: IndexServer
+) -> None:
+    junk = tmp_path / "dists" / "gamma-1.0-py3-none-any.whl"
+    junk.write_bytes(b"not a zip at all")
+    write_lock(
+        demo_repo / "sets" / "demo" / "pylock.py312.toml",
+        [entry(junk)],
+        base_url=f"{pypi_index.root_url}/files/",
+        set_name="demo",
+    )
+    with pytest.raises(StaticIndexError, match="not a readable wheel"):
+        write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: junk.read_bytes())
+    assert not (tmp_path / "index").exists()

@@ -36,11 +36,13 @@ def write_command(
     """
     import json
 
+    from bot.index.cache import default_cache_dir
     from bot.static_index import write_index
 
+    downloads = default_cache_dir() / "index-files" if mirror else None
     with obj.progress("index", enabled=not as_json) as progress:
         progress(f"writing {directory}")
-        result = write_index(obj.repo, directory, sets=sets, mirror=mirror)
+        result = write_index(obj.repo, directory, sets=sets, mirror=mirror, downloads=downloads)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
