@@ -399,6 +399,10 @@ def night_locks(
                     packages = tomllib.loads(doc).get("packages", []) if doc else []
                 except tomllib.TOMLDecodeError:
                     packages = []
-                into += [(str(p["name"]), str(p.get("version", ""))) for p in packages]
+                into += [
+                    (str(p["name"]), str(p.get("version", "")))
+                    for p in packages
+                    if isinstance(p, dict) and isinstance(p.get("name"), str)
+                ]
         out[name] = (sorted(set(old)), sorted(set(new)))
     return out

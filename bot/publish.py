@@ -15,6 +15,7 @@ from bot.errors import BotError
 from bot.interpreters import detect, load_local
 
 if TYPE_CHECKING:
+    from bot.advisories import NightAdvisories
     from bot.nightly import NightlyOptions, SetOutcome
 
 
@@ -166,14 +167,18 @@ def write_reports(
             handle.write(text + "\n")
 
 
-def night_advisories(opts: NightlyOptions, night: report.NightReport) -> Any:
+def night_advisories(opts: NightlyOptions, night: report.NightReport) -> NightAdvisories | None:
     """The advisories of the night's sets before and after (None without --advisories)."""
     if opts.advisories is None:
         return None
     from bot import advisories
 
     sets = [(s.name, s.commit) for s in night.sets]
-    return advisories.for_sets(opts.advisories, advisories.night_locks(opts.repo, sets))
+    try:
+        locks = advisories.night_locks(opts.repo, sets)
+    except (OSError, BotError) as exc:  # never a failed night: one warning instead
+        return advisories.NightAdvisories(warning=f"advisories: cannot read the locks: {exc}")
+    return advisories.for_sets(opts.advisories, locks)
 
 
 def advisories_markdown(opts: NightlyOptions, night: report.NightReport) -> str:
