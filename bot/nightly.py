@@ -78,6 +78,12 @@ class NightlyOptions:
     #: overrides re-validation: throwaway builds per night (0: only the cheap range check);
     #: None switches re-validation off
     revalidate_budget: int | None = 3
+    #: write the static package index beside a file:// or rsync+ssh:// cache (bot.static_index)
+    static_index: bool = True
+    static_index_mirror: bool = False
+    static_index_to: str | None = None  #: file:// or rsync+ssh:// directory, instead
+    #: a local copy of the OSV advisory database (directory or zip; bot.advisories)
+    advisories: Path | None = None
 
 
 @dataclass

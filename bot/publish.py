@@ -16,6 +16,7 @@ from bot.errors import BotError
 from bot.interpreters import detect, load_local
 
 if TYPE_CHECKING:
+    from bot.advisories import NightAdvisories
     from bot.nightly import NightlyOptions, SetOutcome
 
 
@@ -75,7 +76,7 @@ def publish(
     stay local when a push fails.
     """
     commits = [o.commit for o in outcomes if o.commit]
-    errors: list[str] = []
+    errors: list[str] = static_index(opts, say)
     try:
         if opts.push_to and (commits or _left_over(opts, opts.push_to, notes)):
             say(f"pushing to {opts.remote}/{opts.push_to}")
@@ -95,7 +96,7 @@ def publish(
                     branch,
                     opts.base,
                     title[:250],
-                    markdown(night, findings, provenance),
+                    markdown(night, findings, provenance) + advisories_markdown(opts, night),
                 )
     except BotError as exc:
         errors.append(str(exc))
@@ -149,6 +150,36 @@ def report_path(opts: NightlyOptions) -> Path:
     return (git_dir(opts.repo) or opts.repo / ".git") / "nixpkgs-python-report.md"
 
 
+def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
+    """Write the sets' static package index to --static-index-to, else beside the binary
+    cache (file:// or rsync+ssh://); returns the error met, if any (the night's other
+    publishing goes on)."""
+    if not opts.static_index:
+        return []
+    from bot.cache import default_store
+    from bot.static_index import CACHE_SUBDIR
+    from bot.static_index_push import publish_index
+
+    target = opts.static_index_to or opts.store or default_store(opts.repo)
+    try:
+        result = publish_index(
+            opts.repo,
+            target,
+            ssh_config=opts.ssh_config,
+            mirror=opts.static_index_mirror,
+            subdir="" if opts.static_index_to else CACHE_SUBDIR,
+        )
+    except BotError as exc:
+        return [f"static index: {exc}"]
+    if result is None and opts.static_index_to:
+        return [f"static index: {target} is not a directory (use file:// or rsync+ssh://)"]
+    if result is None:
+        say(f"static index: not written ({target} is no directory; see --static-index-to)")
+    else:
+        say(f"static index: {result.files} files of {len(result.sets)} sets at {result.path}")
+    return []
+
+
 def write_reports(
     opts: NightlyOptions,
     night: report.NightReport,
@@ -159,8 +190,12 @@ def write_reports(
     text = markdown(night, findings, provenance)
     if opts.report_json is None and opts.report_markdown is None:
         lockfile.write_atomic(report_path(opts), text)  # none asked for: the git dir keeps one
+
+    text = markdown(night, findings, provenance) + advisories_markdown(opts, night)
     if opts.report_json is not None:
         data = json.loads(report.to_json(night))
+        found = night_advisories(opts, night)
+        data["advisories"] = None if found is None else found.to_json()
         data["overrides"] = [f.to_json() for f in findings]
         data["build"] = provenance
         lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -170,3 +205,25 @@ def write_reports(
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text + "\n")
+
+
+def night_advisories(opts: NightlyOptions, night: report.NightReport) -> NightAdvisories | None:
+    """The advisories of the night's sets before and after (None without --advisories)."""
+    if opts.advisories is None:
+        return None
+    from bot import advisories
+
+    sets = [(s.name, s.commit) for s in night.sets]
+    try:
+        locks = advisories.night_locks(opts.repo, sets)
+    except (OSError, BotError) as exc:  # never a failed night: one warning instead
+        return advisories.NightAdvisories(warning=f"advisories: cannot read the locks: {exc}")
+    return advisories.for_sets(opts.advisories, locks)
+
+
+def advisories_markdown(opts: NightlyOptions, night: report.NightReport) -> str:
+    """The report's "Advisories" section ("" without --advisories)."""
+    from bot import advisories
+
+    found = night_advisories(opts, night)
+    return "" if found is None else "\n" + advisories.to_markdown(found)

@@ -92,6 +92,32 @@ from bot.cli.base import (
     "(0: only check their version ranges against the locks).",
 )
 @click.option("--no-revalidate", is_flag=True, help="Skip the overrides re-validation.")
+@click.option(
+    "--static-index/--no-static-index",
+    default=True,
+    show_default=True,
+    help="Write the sets' static package index to <cache>/python-index/ "
+    "(file:// and rsync+ssh:// caches).",
+)
+@click.option(
+    "--static-index-to",
+    metavar="DIR_URI",
+    envvar="NIXPKGS_PYTHON_STATIC_INDEX",
+    help="Write the static index to this directory instead (file:///DIR or "
+    "rsync+ssh://HOST/DIR; for caches that are Nix stores, e.g. ssh-ng://).",
+)
+@click.option(
+    "--mirror-index",
+    is_flag=True,
+    help="Mirror the locked files into the static index (downloads, checked by hash).",
+)
+@click.option(
+    "--advisories",
+    type=click.Path(exists=False, path_type=Path),
+    envvar="NIXPKGS_PYTHON_ADVISORIES",
+    help="Local copy of the OSV advisory database for PyPI (a directory of OSV JSON files "
+    "or OSV's PyPI all.zip): the report lists advisories fixed and new.",
+)
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--report-markdown", type=click.Path(dir_okay=False, path_type=Path))
 @nixpkgs_option
@@ -118,6 +144,10 @@ def nightly_command(
     outcomes_dir: Path | None,
     revalidate_budget: int,
     no_revalidate: bool,
+    static_index: bool,
+    static_index_to: str | None,
+    mirror_index: bool,
+    advisories: Path | None,
     report_json: Path | None,
     report_markdown: Path | None,
     nixpkgs: NixpkgsChoice,
@@ -149,6 +179,10 @@ def nightly_command(
         commit_only=commit_only,
         outcomes_dir=outcomes_dir,
         revalidate_budget=None if no_revalidate else revalidate_budget,
+        static_index=static_index,
+        static_index_to=static_index_to,
+        static_index_mirror=mirror_index,
+        advisories=advisories,
         report_json=report_json,
         report_markdown=report_markdown,
         nixpkgs=nixpkgs.nixpkgs,

@@ -1,0 +1,453 @@
+"""The static index of the sets: pip and uv install exactly a locked set from it, with no other
+index; files linked or mirrored (every byte checked), foreign directories refused, atomic."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.errors import BotError
+from bot.static_index import (
+    MANIFEST,
+    IndexContent,
+    StaticIndexError,
+    constraints,
+    write_index,
+)
+from bot.static_index_mirror import FILE_MTIME
+from bot.static_index_push import publish_index
+from tests.plugins.nixenv import entry, write_lock
+from tests.plugins.pypi import IndexServer, make_wheel
+from tests.plugins.sshd import SshServer
+
+UV = Path(sys.executable).with_name("uv")
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def serve_dir() -> Iterator[functools.partial[str]]:
+    """Serve a directory over HTTP on loopback (a plain static server: no negotiation)."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(root: Path) -> str:
+        handler = functools.partial(_Quiet, directory=str(root))
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield functools.partial(start)
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path, pypi_index: IndexServer) -> Path:
+    """A repository with one set, demo: alpha 1.0 (needs beta) and beta 2.0, locked for 3.12
+    against the loopback index, which also serves a newer beta the lock does not hold."""
+    dists = tmp_path / "dists"
+    alpha = make_wheel(dists, "alpha", "1.0", requires_dist=["beta"])
+    beta = make_wheel(dists, "beta", "2.0", modules={"beta.py": "X = 2\n"})
+    newer = make_wheel(dists, "beta", "3.0", modules={"beta.py": "X = 3\n"})
+    for path in (alpha, beta, newer):
+        pypi_index.publish(path)
+    repo = tmp_path / "repo"
+    (repo / "nix").mkdir(parents=True)
+    (repo / "sets" / "demo").mkdir(parents=True)
+    (repo / "sets" / "demo" / "set.yaml").write_text(
+        'description: demo\npython: ["3.12"]\nrequirements: [alpha]\n'
+    )
+    write_lock(
+        repo / "sets" / "demo" / "pylock.py312.toml",
+        [entry(alpha, "beta"), entry(beta)],
+        base_url=f"{pypi_index.root_url}/files/",
+        set_name="demo",
+        roots=["alpha"],
+    )
+    return repo
+
+
+def _isolated_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env |= {"UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    return env
+
+
+def pip_install(tmp_path: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pip with no configuration, no cache and no index but the one given."""
+    argv = [sys.executable, "-m", "pip", "--isolated", "install", "--no-cache-dir"]
+    argv += ["--disable-pip-version-check", "--target", str(target), *args]
+    return subprocess.run(
+        argv, check=False, env=_isolated_env(tmp_path), capture_output=True, text=True
+    )
+
+
+def installed(target: Path) -> set[str]:
+    """name-version of every distribution installed in ``target``."""
+    return {p.name.removesuffix(".dist-info") for p in target.glob("*.dist-info")}
+
+
+def test_pip_installs_the_locked_set_from_the_linked_index(
+    demo_repo: Path, tmp_path: Path, pypi_index: IndexServer, serve_dir: functools.partial[str]
+) -> None:
+    result = write_index(demo_repo, tmp_path / "index")
+    assert (result.sets, result.projects, result.files, result.mirrored) == (("demo",), 2, 2, 0)
+    root = serve_dir(tmp_path / "index")
+    target = tmp_path / "site"
+    proc = pip_install(
+        tmp_path,
+        target,
+        "--index-url",
+        f"{root}/simple/",
+        "-c",
+        f"{root}/demo/constraints.txt",
+        "alpha",
+    )
+    assert proc.returncode == 0, proc.stderr
+    # beta 3.0 is on the origin index, but the static index only lists the locked 2.0
+    assert installed(target) == {"alpha-1.0", "beta-2.0"}
+    # files came from their origin URLs; the origin's own pages were never asked
+    asked = [r.path for r in pypi_index.requests]
+    assert any(p.endswith("beta-2.0-py3-none-any.whl") for p in asked)
+    assert not any(p.startswith("/simple/") for p in asked)
+
+
+def test_pages_name_the_locked_hashes(demo_repo: Path, tmp_path: Path) -> None:
+    write_index(demo_repo, tmp_path / "index")
+    lock = (demo_repo / "sets" / "demo" / "pylock.py312.toml").read_text()
+    page = json.loads((tmp_path / "index" / "simple" / "beta" / "index.json").read_text())
+    assert page["meta"] == {"api-version": "1.0"}
+    [file] = page["files"]
+    assert file["filename"] == "beta-2.0-py3-none-any.whl"
+    assert file["hashes"]["sha256"] in lock
+    html_page = (tmp_path / "index" / "simple" / "beta" / "index.html").read_text()
+    assert f"#sha256={file['hashes']['sha256']}" in html_page
+    root = json.loads((tmp_path / "index" / "simple" / "index.json").read_text())
+    assert [p["name"] for p in root["projects"]] == ["alpha", "beta"]
+    assert (tmp_path / "index" / "demo" / "pylock.py312.toml").read_text() == lock
+    assert (tmp_path / "index" / "demo" / "constraints.txt").read_text().splitlines()[1:] == [
+        "alpha==1.0",
+        "beta==2.0",
+    ]
+
+
+def test_mirrored_index_installs_with_the_origin_gone(
+    demo_repo: Path,
+    tmp_path: Path,
+    pypi_index: IndexServer,
+    serve_dir: functools.partial[str],
+    interpreters: dict[str, str],
+) -> None:
+    result = write_index(demo_repo, tmp_path / "index", mirror=True)
+    assert result.mirrored == 2
+    wheel = tmp_path / "index" / "files" / "beta" / "beta-2.0-py3-none-any.whl"
+    metadata = wheel.with_name(wheel.name + ".metadata")
+    assert b"Name: beta" in metadata.read_bytes()
+    page = json.loads((tmp_path / "index" / "simple" / "beta" / "index.json").read_text())
+    meta_sha = hashlib.sha256(metadata.read_bytes()).hexdigest()
+    assert page["files"][0]["core-metadata"] == {"sha256": meta_sha}
+    html_page = (tmp_path / "index" / "simple" / "beta" / "index.html").read_text()
+    assert f'data-core-metadata="sha256={meta_sha}"' in html_page
+    pypi_index.close()  # from here on, only the mirror has the files
+
+    root = serve_dir(tmp_path / "index")
+    target = tmp_path / "pip-site"
+    proc = pip_install(
+        tmp_path,
+        target,
+        "--index-url",
+        f"{root}/simple/",
+        "-c",
+        f"{root}/demo/constraints.txt",
+        "alpha",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert installed(target) == {"alpha-1.0", "beta-2.0"}
+
+    uv_target = tmp_path / "uv-site"
+    lock = tmp_path / "index" / "demo" / "pylock.py312.toml"
+    argv = [str(UV), "pip", "install", "--no-index", "--python", interpreters["3.12"]]
+    argv += ["--target", str(uv_target), "-r", str(lock)]
+    proc = subprocess.run(
+        argv, check=False, env=_isolated_env(tmp_path), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert installed(uv_target) == {"alpha-1.0", "beta-2.0"}
+
+
+def test_uv_installs_the_linked_lock(
+    demo_repo: Path, tmp_path: Path, serve_dir: functools.partial[str], interpreters: dict[str, str]
+) -> None:
+    write_index(demo_repo, tmp_path / "index")
+    target = tmp_path / "uv-site"
+    argv = [str(UV), "pip", "install", "--no-index", "--python", interpreters["3.12"]]
+    argv += ["--target", str(target), "-r", str(tmp_path / "index" / "demo" / "pylock.py312.toml")]
+    proc = subprocess.run(
+        argv, check=False, env=_isolated_env(tmp_path), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert installed(target) == {"alpha-1.0", "beta-2.0"}
+
+
+def test_a_mirrored_file_that_does_not_match_the_lock_is_refused(
+    demo_repo: Path, tmp_path: Path
+) -> None:
+    write_index(demo_repo, tmp_path / "index")
+    before = sorted(p.name for p in (tmp_path / "index").rglob("*"))
+
+    def tampered(url: str) -> bytes:
+        return b"not the locked wheel"
+
+    with pytest.raises(StaticIndexError, match="is not the locked"):
+        write_index(demo_repo, tmp_path / "index", mirror=True, fetch=tampered)
+    # the previous index is untouched and nothing half-written is left beside it
+    assert sorted(p.name for p in (tmp_path / "index").rglob("*")) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]
+
+
+def test_mirroring_reuses_the_previous_files(demo_repo: Path, tmp_path: Path) -> None:
+    write_index(demo_repo, tmp_path / "index", mirror=True)
+
+    def offline(url: str) -> bytes:
+        raise AssertionError(f"downloaded {url} although the previous index had it")
+
+    result = write_index(demo_repo, tmp_path / "index", mirror=True, fetch=offline)
+    assert result.mirrored == 2
+
+
+def test_a_directory_with_foreign_files_is_refused(demo_repo: Path, tmp_path: Path) -> None:
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"jpeg")
+    code = main(["--repo", str(demo_repo), "index", "write", str(other)])
+    assert code == 1
+    assert (other / "holiday.jpg").read_bytes() == b"jpeg"
+    assert sorted(p.name for p in other.iterdir()) == ["holiday.jpg"]
+
+    write_index(demo_repo, tmp_path / "index")
+    (tmp_path / "index" / "simple" / "notes.txt").write_text("mine")
+    with pytest.raises(StaticIndexError, match=r"did not write: simple/notes\.txt"):
+        write_index(demo_repo, tmp_path / "index")
+    assert (tmp_path / "index" / "simple" / "notes.txt").read_text() == "mine"
+
+
+def test_an_interrupted_write_is_healed(demo_repo: Path, tmp_path: Path) -> None:
+    write_index(demo_repo, tmp_path / "index")
+    # a write killed between its two renames: the tree beside, the old one not yet removed
+    (tmp_path / ".index.999.tmp" / "simple").mkdir(parents=True)
+    (tmp_path / ".index.998.old").mkdir()
+    write_index(demo_repo, tmp_path / "index")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]
+    manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
+    assert "simple/beta/index.html" in manifest["files"]
+
+
+def test_locks_that_disagree_on_a_file_are_refused(demo_repo: Path, tmp_path: Path) -> None:
+    other = demo_repo / "sets" / "other"
+    other.mkdir()
+    (other / "set.yaml").write_text('description: other\npython: ["3.12"]\nrequirements: [alpha]\n')
+    lock = (demo_repo / "sets" / "demo" / "pylock.py312.toml").read_text()
+    sha = lock.split('sha256 = "', 2)[1][:64]
+    (other / "pylock.py312.toml").write_text(lock.replace(sha, "0" * 64))
+    with pytest.raises(StaticIndexError, match="two locks name it with different hashes"):
+        write_index(demo_repo, tmp_path / "index")
+
+
+def test_constraints_mark_what_differs_between_pythons() -> None:
+    pins = {
+        "a": {"3.12": ("1.0", None), "3.13": ("1.0", None)},
+        "b": {"3.12": ("1.0", None), "3.13": ("2.0", None)},
+        "c": {"3.13": ("3.0", "sys_platform == 'linux'")},
+    }
+    lines = constraints(pins, ["3.12", "3.13"]).splitlines()[1:]
+    assert lines == [
+        "a==1.0",
+        "b==1.0 ; python_version == '3.12'",
+        "b==2.0 ; python_version == '3.13'",
+        "c==3.0 ; python_version == '3.13' and (sys_platform == 'linux')",
+    ]
+    assert IndexContent().file_count == 0
+
+
+def test_cli_writes_and_reports(
+    demo_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--repo", str(demo_repo), "index", "write", str(tmp_path / "i"), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["sets"], data["files"]) == (["demo"], 2)
+    assert main(["--repo", str(demo_repo), "index", "write", str(tmp_path / "i"), "nope"]) == 1
+    assert "no such set: nope" in capsys.readouterr().err
+
+
+def test_published_beside_a_file_cache(demo_repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "nix-cache-info").write_text("StoreDir: /nix/store\n")
+    result = publish_index(demo_repo, f"file://{cache}?compression=zstd")
+    assert result is not None
+    assert (cache / "python-index" / "simple" / "alpha" / "index.html").is_file()
+    assert publish_index(demo_repo, "ssh-ng://cache.invalid") is None
+
+
+def test_published_beside_an_rsync_cache(demo_repo: Path, tmp_path: Path, sshd: SshServer) -> None:
+    remote = tmp_path / "srv" / "cache"
+    remote.mkdir(parents=True)
+    uri = f"rsync+ssh://{sshd.host}{remote}"
+    result = publish_index(demo_repo, uri, ssh_config=sshd.ssh_config)
+    assert result is not None
+    assert result.files == 2
+    page = remote / "python-index" / "simple" / "beta" / "index.html"
+    assert "beta-2.0-py3-none-any.whl" in page.read_text()
+    # a second night replaces it (the files there are its own) ...
+    assert publish_index(demo_repo, uri, ssh_config=sshd.ssh_config) is not None
+    # ... but a file someone else put there stops it, and stays
+    (remote / "python-index" / "simple" / "theirs.html").write_text("x")
+    with pytest.raises(StaticIndexError, match=r"did not write: simple/theirs\.html"):
+        publish_index(demo_repo, uri, ssh_config=sshd.ssh_config)
+    assert (remote / "python-index" / "simple" / "theirs.html").read_text() == "x"
+
+    # a directory of its own (--static-index-to): the index is the directory itself
+    www = tmp_path / "www"
+    result = publish_index(
+        demo_repo, f"rsync+ssh://{sshd.host}{www}", ssh_config=sshd.ssh_config, subdir=""
+    )
+    assert result is not None
+    assert (www / "demo" / "constraints.txt").is_file()
+    assert (www / MANIFEST).is_file()
+    (www / "index.php").write_text("<?php")
+    with pytest.raises(StaticIndexError, match=r"did not write: index\.php"):
+        publish_index(
+            demo_repo, f"rsync+ssh://{sshd.host}{www}", ssh_config=sshd.ssh_config, subdir=""
+        )
+
+
+def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
+    demo_repo: Path, tmp_path: Path
+) -> None:
+    from bot.nightly import NightlyOptions
+    from bot.publish import static_index
+
+    said: list[str] = []
+    opts = NightlyOptions(repo=demo_repo, store=f"file://{tmp_path / 'cache'}")
+    assert static_index(opts, said.append) == []
+    assert (tmp_path / "cache" / "python-index" / "demo" / "constraints.txt").is_file()
+    assert said == [f"static index: 2 files of 1 sets at {tmp_path / 'cache' / 'python-index'}"]
+    (tmp_path / "cache" / "python-index" / "stray").write_text("x")
+    [error] = static_index(opts, said.append)
+    assert error.startswith("static index: ")
+    assert "did not write: stray" in error
+    opts.static_index = False
+    assert static_index(opts, said.append) == []
+
+    # a cache that is a Nix store has no directory: nothing, unless a directory is given
+    said.clear()
+    opts = NightlyOptions(repo=demo_repo, store="ssh-ng://cache.invalid")
+    assert static_index(opts, said.append) == []
+    assert "see --static-index-to" in said[0]
+    opts.static_index_to = f"file://{tmp_path / 'www'}"
+    assert static_index(opts, said.append) == []
+    assert (tmp_path / "www" / "simple" / "alpha" / "index.json").is_file()
+    opts.static_index_to = "ssh-ng://cache.invalid"
+    [error] = static_index(opts, said.append)
+    assert "is not a directory" in error
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('name = "beta"', 'name = "../beta"', "[Nn]ame"),
+        ('name = "beta-2.0-py3-none-any.whl"', 'name = "../../etc/x.whl"', "wheel filename"),
+    ],
+)
+def test_names_that_would_leave_the_index_are_refused(
+    demo_repo: Path, tmp_path: Path, old: str, new: str, says: str
+) -> None:
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    text = lock.read_text()
+    assert old in text
+    lock.write_text(text.replace(old, new))
+    # packaging.pylock refuses these first; the index checks names it writes again itself
+    with pytest.raises(BotError, match=says):
+        write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: b"")
+    assert not (tmp_path / "index").exists()
+
+
+def test_the_index_checks_the_names_it_writes_itself() -> None:
+    from bot.static_index import _add_package
+
+    sha = "a" * 64
+    record = {"name": "x-1.0-py3-none-any.whl", "url": "https://h/x.whl", "hashes": {"sha256": sha}}
+    with pytest.raises(StaticIndexError, match="not a project name"):
+        _add_package(IndexContent(), {"name": "../x", "wheels": [record]}, "lock")
+    with pytest.raises(StaticIndexError, match="plain name"):
+        _add_package(IndexContent(), {"name": "x", "wheels": [{**record, "name": "../x.whl"}]}, "l")
+    with pytest.raises(StaticIndexError, match="no sha256"):
+        _add_package(IndexContent(), {"name": "x", "wheels": [{**record, "hashes": {}}]}, "l")
+    content = IndexContent()
+    _add_package(content, {"name": "X_Y", "wheels": [record]}, "l")
+    assert list(content.projects) == ["x-y"]
+
+
+def test_mirrored_files_are_kept_by_hash_between_runs(demo_repo: Path, tmp_path: Path) -> None:
+    downloads = tmp_path / "downloads"
+    first = write_index(demo_repo, tmp_path / "a", mirror=True, downloads=downloads)
+    assert first.mirrored == 2
+    assert len(list(downloads.iterdir())) == 2
+    wheel = tmp_path / "a" / "files" / "beta" / "beta-2.0-py3-none-any.whl"
+    assert wheel.stat().st_mtime == FILE_MTIME  # rsync's quick check skips it next night
+
+    def offline(url: str) -> bytes:
+        raise AssertionError(f"downloaded {url} although the download cache had it")
+
+    # a fresh directory: everything from the download cache, nothing fetched
+    write_index(demo_repo, tmp_path / "b", mirror=True, downloads=downloads, fetch=offline)
+    assert (tmp_path / "b" / "files" / "beta" / wheel.name).read_bytes() == wheel.read_bytes()
+
+    # a cache entry that is not what its name says is not used
+    for cached in downloads.iterdir():
+        cached.write_bytes(b"rotten")
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return (
+            wheel.read_bytes()
+            if url.endswith(wheel.name)
+            else (tmp_path / "a" / "files" / "alpha" / url.rsplit("/", 1)[1]).read_bytes()
+        )
+
+    write_index(demo_repo, tmp_path / "c", mirror=True, downloads=downloads, fetch=fetch)
+    assert len(fetched) == 2
+
+
+def test_a_locked_wheel_that_is_no_zip_is_one_error(
+    demo_repo: Path, tmp_path: Path, pypi_index: IndexServer
+) -> None:
+    junk = tmp_path / "dists" / "gamma-1.0-py3-none-any.whl"
+    junk.write_bytes(b"not a zip at all")
+    write_lock(
+        demo_repo / "sets" / "demo" / "pylock.py312.toml",
+        [entry(junk)],
+        base_url=f"{pypi_index.root_url}/files/",
+        set_name="demo",
+    )
+    with pytest.raises(StaticIndexError, match="not a readable wheel"):
+        write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: junk.read_bytes())
+    assert not (tmp_path / "index").exists()
