@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 CONFIG = json.loads(os.environ.get("nixpkgsPythonConfig", "{}"))
 TAG = "nixpkgs-python"
@@ -290,47 +291,116 @@ def top_level_modules(site: Path) -> list[str]:
     return public or found
 
 
-def imports_check(out: Path, runtime_paths: list[str], tmp: Path) -> None:
-    """Import the package's top-level modules with only its own runtime closure on sys.path."""
-    setting = CONFIG.get("importsCheck", True)
+def build_cores() -> int:
+    """How many checks to run at once: nix's ``--cores`` (``NIX_BUILD_CORES``; 0 is all)."""
+    try:
+        cores = int(os.environ.get("NIX_BUILD_CORES", "1"))
+    except ValueError:
+        cores = 1
+    return cores if cores > 0 else os.cpu_count() or 1
+
+
+def check_failed(pname: str, what: str, detail: str) -> str:
+    """The line bot/build.py reads to name the package whose check failed an environment."""
+    return f"{TAG}: package '{pname}' {what} check failed: {detail}"
+
+
+def import_one(python: Path, check: dict[str, Any], tmp: Path) -> tuple[str, str] | None:
+    """Import one package's modules with the environment's python; (message, output) when
+    that fails, None when it works or there is nothing to check."""
+    pname = str(check["pname"])
+    setting = check.get("importsCheck", True)
     if setting is False:
-        log("imports check disabled")
-        return
-    site = site_packages(out)
-    modules = setting if isinstance(setting, list) else top_level_modules(site)
+        return None
+    modules = (
+        setting
+        if isinstance(setting, list)
+        else top_level_modules(site_packages(str(check["path"])))
+    )
     if not modules:
-        log("imports check: no top-level modules found")
-        return
-    paths = [str(site), *(str(site_packages(p)) for p in runtime_paths)]
-    code = (
-        "import importlib, site, sys\n"
-        f"for p in {paths!r}:\n    site.addsitedir(p)\n"
-        f"for m in {modules!r}:\n    importlib.import_module(m)\n"
-    )
-    log(f"imports check: {', '.join(modules)}")
-    cwd = tmp / "imports-check"
+        return None
+    code = "import importlib\n" + f"for m in {modules!r}:\n    importlib.import_module(m)\n"
+    cwd = tmp / f"imports-{pname}"
     cwd.mkdir()
-    proc = subprocess.run([CONFIG["interpreter"], "-S", "-c", code], cwd=cwd, check=False)
-    if proc.returncode != 0:
-        fail(
-            f"imports check failed: could not import {', '.join(modules)} "
-            "(disable or narrow it with `imports-check` in the package's overrides)"
-        )
-
-
-def tests_check(out: Path, source: Path | None, tmp: Path) -> None:
-    """Opt-in: run the package's own tests in a venv of the package and its check inputs."""
-    command = CONFIG.get("checkCommand")
-    if not command:
-        return
-    env_dir = tmp / "check-env"
-    make_env(
-        env_dir,
-        [str(out), *CONFIG["runtimePaths"], *CONFIG.get("checkPaths", [])],
-        CONFIG["interpreter"],
+    proc = subprocess.run(
+        [str(python), "-I", "-c", code],
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
     )
-    os.environ["PATH"] = f"{env_dir / 'bin'}:{os.environ.get('PATH', '')}"
-    run(list(command), cwd=source or tmp, what="tests check")
+    if proc.returncode == 0:
+        return None
+    message = check_failed(
+        pname,
+        "imports",
+        f"could not import {', '.join(map(str, modules))} in this environment (disable or "
+        "narrow it with `imports-check` in the package's overrides)",
+    )
+    return message, (proc.stdout + proc.stderr).strip()
+
+
+def tests_one(env: Path, check: dict[str, Any], packages: list[str], tmp: Path) -> str | None:
+    """Opt-in: run one package's tests in the environment plus its check inputs (from its
+    patched source for an sdist); the failure line, or None."""
+    pname = str(check["pname"])
+    command = check.get("checkCommand")
+    if not command:
+        return None
+    work = tmp / f"tests-{pname}"
+    source = None
+    if check.get("kind") == "sdist":
+        source = unpack(Path(str(check["src"])), work / "source")
+        for patch in check.get("patches") or []:
+            run(
+                ["patch", "-p1", "--batch", "--forward", "-i", str(patch)],
+                cwd=source,
+                what=f"applying patch {os.path.basename(str(patch))} for {pname}'s tests",
+            )
+    check_env = work / "check-env"
+    make_env(check_env, [*packages, *check.get("checkPaths", [])], CONFIG["interpreter"])
+    environ = dict(os.environ)
+    environ.update({str(k): str(v) for k, v in (check.get("env") or {}).items()})
+    environ["PATH"] = f"{check_env / 'bin'}:{os.environ.get('PATH', '')}"
+    argv = [str(a) for a in command]
+    log(f"tests check of {pname}: $ " + " ".join(argv))
+    proc = subprocess.run(argv, cwd=source or work, env=environ, check=False)
+    if proc.returncode != 0:
+        return check_failed(pname, "tests", f"{' '.join(argv)} exited with {proc.returncode}")
+    return None
+
+
+def env_checks(env: Path, checks: list[dict[str, Any]], packages: list[str]) -> None:
+    """Every package's checks against the whole environment ``env``, in one pass: the
+    imports checks as many at once as the build has cores, then the opt-in tests checks.
+    Each failure names its package; any failure fails the environment."""
+    if not checks:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-python-checks-"))
+    python = env / "bin" / "python"
+    cores = build_cores()
+    log(f"imports checks: {len(checks)} packages, {cores} at a time")
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        results = list(pool.map(lambda c: import_one(python, c, tmp), checks))
+    failures: list[str] = []
+    for result in results:
+        if result is not None:
+            message, output = result
+            if output:
+                print(output, file=sys.stderr, flush=True)
+            print(message, file=sys.stderr, flush=True)
+            failures.append(message)
+    for check in checks:
+        if check.get("doCheck"):
+            failure = tests_one(env, check, packages, tmp)
+            if failure is not None:
+                print(failure, file=sys.stderr, flush=True)
+                failures.append(failure)
+    if failures:
+        print(f"{TAG}: {len(failures)} check(s) failed in {env.name}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -340,25 +410,17 @@ def package() -> None:
     out = Path(os.environ["out"])
     tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-python-"))
     src = Path(CONFIG["src"])
-    runtime = CONFIG["runtimePaths"]
-    source = None
     if CONFIG["kind"] == "sdist":
         log(f"building {CONFIG['pname']} {CONFIG['version']} from {src.name}")
         wheel = build_sdist(src, tmp)
-        source = tmp / "source"
     else:
         # installer wants a *.whl filename: the store path carries a hash prefix
         wheel = tmp / CONFIG["file"]
         shutil.copyfile(src, wheel)
     log(f"installing {wheel.name}")
-    install_wheel(wheel, out, runtime)
-    support = out / "nix-support"
-    support.mkdir(exist_ok=True)
-    (support / "propagated-python-packages").write_text("".join(f"{p}\n" for p in runtime))
-    if CONFIG.get("doImportsCheck", True):
-        imports_check(out, runtime, tmp)
-    if CONFIG.get("doCheck", False):
-        tests_check(out, source, tmp)
+    # the runtime dependencies are not inputs of a package: its scripts see only itself
+    # (an environment rewrites them), its checks run in the environments (env_checks)
+    install_wheel(wheel, out, [])
 
 
 def main() -> None:
@@ -370,6 +432,7 @@ def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "package"
     if mode == "env":
         make_env(Path(os.environ["out"]), CONFIG["packages"], CONFIG["interpreter"])
+        env_checks(Path(os.environ["out"]), CONFIG.get("checks", []), CONFIG["packages"])
     elif mode == "package":
         package()
     else:
