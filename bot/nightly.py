@@ -78,6 +78,9 @@ class NightlyOptions:
     #: overrides re-validation: throwaway builds per night (0: only the cheap range check);
     #: None switches re-validation off
     revalidate_budget: int | None = 3
+    #: derivations nix builds at once (``--max-jobs``; None: one per core), for the set
+    #: builds and the hold-back probes
+    max_jobs: int | None = None
 
 
 @dataclass
@@ -112,6 +115,7 @@ def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptio
         repo=opts.repo,
         nixpkgs=opts.nixpkgs,
         nixpkgs_path=opts.nixpkgs_path,
+        max_jobs=opts.max_jobs,
     )
 
 

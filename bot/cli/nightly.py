@@ -22,6 +22,7 @@ from bot.cli.base import (
     python_option,
     ssh_config_option,
 )
+from bot.cli.build import max_jobs_option
 
 
 @cli.command("nightly")
@@ -94,6 +95,7 @@ from bot.cli.base import (
 @click.option("--no-revalidate", is_flag=True, help="Skip the overrides re-validation.")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--report-markdown", type=click.Path(dir_okay=False, path_type=Path))
+@max_jobs_option
 @nixpkgs_option
 @json_option
 @pass_ctx
@@ -120,6 +122,7 @@ def nightly_command(
     no_revalidate: bool,
     report_json: Path | None,
     report_markdown: Path | None,
+    max_jobs: int | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
@@ -154,6 +157,7 @@ def nightly_command(
         nixpkgs=nixpkgs.nixpkgs,
         nixpkgs_path=nixpkgs.path,
         standalone_fallback=not nixpkgs.explicit,
+        max_jobs=max_jobs,
     )
     if not commit_only:
         from bot.nightly import choose_nixpkgs
