@@ -16,6 +16,16 @@ directory, so the figures for two commits can be compared (``--ref main``, ``--r
 Only the standard library is used.
 
     python benchmarks/rebuild.py [--ref REF] [--sets pytest,flask] [--json]
+
+``--time SET:PKG`` instead *builds* (standalone, this machine's Python 3.12): first the set's
+environment as it is (unmeasured), then, ``--rounds`` times for each ``--max-jobs`` value,
+the environment after a change of PKG's derivation alone: an overlay gives PKG an extra
+environment variable with a fresh value each round (``--arg overrides``), which moves its
+drvPath as a bump does but needs no new download.  Wall time and the number of derivations
+built (``nix-build --dry-run`` before) are reported.  ``installer`` as PKG moves every
+package (each is installed by it): a rebuild of the whole set from cached downloads.
+
+    python benchmarks/rebuild.py --ref REF --time pytest:iniconfig --max-jobs 1,auto
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -126,6 +137,73 @@ def measure_set(
     }
 
 
+DRY_RUN = re.compile(r"these (\d+) derivations? will be built")
+
+
+def timed_builds(root: Path, tmp: Path, spec: str, jobs: list[str], rounds: int, say: Any) -> Any:
+    """Rebuild times of ``SET:PKG`` (see the module's docstring)."""
+    set_name, _, pkg = spec.partition(":")
+    sys.path.insert(0, str(common.REPO))
+    from bot.interpreters import build_options, detect
+
+    python = detect(("3.12",))["3.12"]
+    interpreters = tmp / "interpreters-real.json"
+    interpreters.write_text(json.dumps({"interpreters": {"3.12": python}}))
+    options = [x for k, v in build_options([python]).items() for x in ("--option", k, v)]
+
+    def argv(token: str | None, max_jobs: str) -> list[str]:
+        out = [
+            str(root / "default.nix"), "-A", f"{set_name}.py312.python",
+            "--arg", "pkgs", "null", "--argstr", "interpretersFile", str(interpreters),
+            "--max-jobs", max_jobs, "--cores", "0", "--no-out-link",
+            "--option", "substituters", "", *options,
+        ]  # fmt: skip
+        if token is not None:
+            overlay = (
+                f"self: super: {{ {pkg} = super.{pkg}.overridePythonAttrs (o: "
+                f'{{ env = o.env // {{ NIXPKGS_PYTHON_BENCH = "{token}"; }}; }}); }}'
+            )
+            out += ["--arg", "overrides", overlay]
+        return out
+
+    say(f"{spec}: building the set as it is")
+    run(["nix-build", *argv(None, "auto")])
+    rows = []
+    for max_jobs in jobs:
+        for i in range(rounds):
+            token = f"{time.time_ns()}-{i}"
+            dry = subprocess.run(
+                ["nix-build", "--dry-run", *argv(token, max_jobs)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            m = DRY_RUN.search(dry.stderr)
+            t0 = time.perf_counter()
+            run(["nix-build", *argv(token, max_jobs)])
+            seconds = time.perf_counter() - t0
+            built = int(m.group(1)) if m else 0
+            say(f"{spec} --max-jobs {max_jobs}: {seconds:.2f} s, {built} derivations")
+            rows.append({"max_jobs": max_jobs, "seconds": seconds, "built": built})
+    return {"spec": spec, "rows": rows}
+
+
+def render_times(report: dict[str, Any]) -> str:
+    lines = [report["code"]]
+    for t in report["times"]:
+        rows = [["rebuild", "--max-jobs", "seconds", "derivations built"]]
+        for max_jobs in dict.fromkeys(r["max_jobs"] for r in t["rows"]):
+            mine = [r for r in t["rows"] if r["max_jobs"] == max_jobs]
+            rows.append(
+                [
+                    t["spec"],
+                    max_jobs,
+                    common.fmt(common.stats([r["seconds"] for r in mine])),
+                    ", ".join(str(r["built"]) for r in mine),
+                ]
+            )
+        lines += common.table(rows)
+    return "\n".join(lines)
+
+
 def render(report: dict[str, Any]) -> str:
     rows = [["set", "packages", "mean", "median", "min", "max", "at floor (3)"]]
     for r in report["sets"]:
@@ -149,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="", help="comma-separated set names [default: all]")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--time", default="", metavar="SET:PKG[,SET:PKG]", help="build and time")
+    p.add_argument("--max-jobs", default="1,auto", help="with --time: values to compare")
+    p.add_argument("--rounds", type=int, default=3, help="with --time: rounds per value")
     args = p.parse_args(argv)
     say = common.progress(args.quiet)
     t0 = time.monotonic()
@@ -159,6 +240,15 @@ def main(argv: list[str] | None = None) -> int:
         interpreters = Path(tmp) / "interpreters.json"
         # evaluation only: the interpreter is never run
         interpreters.write_text(json.dumps({"interpreters": {"3.12": sys.executable}}))
+        if args.time:
+            jobs = [j for j in args.max_jobs.split(",") if j]
+            times = [
+                timed_builds(root, Path(tmp), spec, jobs, args.rounds, say)
+                for spec in args.time.split(",")
+            ]
+            report = {"code": common.describe(commit), "times": times}
+            common.emit(report, args.json, render_times)
+            return 0
         wanted = [s for s in args.sets.split(",") if s]
         names = sorted(
             d.name for d in (root / "sets").iterdir() if (d / "pylock.py312.toml").is_file()
