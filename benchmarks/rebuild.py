@@ -26,6 +26,14 @@ built (``nix-build --dry-run`` before) are reported.  ``installer`` as PKG moves
 package (each is installed by it): a rebuild of the whole set from cached downloads.
 
     python benchmarks/rebuild.py --ref REF --time pytest:iniconfig --max-jobs 1,auto
+
+``--passes SET`` builds the set's environment with ``--ref``'s library (which must run the
+checks in the environments) and times three ways of running every package's imports check
+against it, outside Nix: one interpreter per package one at a time, one per package with
+as many at once as the machine has cores (what the environment's build does), and one
+interpreter importing every package's modules.
+
+    python benchmarks/rebuild.py --ref HEAD --passes pytest,sphinx --rounds 5
 """
 
 from __future__ import annotations
@@ -186,6 +194,96 @@ def timed_builds(root: Path, tmp: Path, spec: str, jobs: list[str], rounds: int,
     return {"spec": spec, "rows": rows}
 
 
+def check_passes(root: Path, tmp: Path, set_name: str, rounds: int, say: Any) -> Any:
+    """Times of three ways to run the set's imports checks (see the module's docstring)."""
+    import importlib.util
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(common.REPO))
+    from bot.interpreters import build_options, detect
+
+    python = detect(("3.12",))["3.12"]
+    interpreters = tmp / "interpreters-real.json"
+    interpreters.write_text(json.dumps({"interpreters": {"3.12": python}}))
+    options = [x for k, v in build_options([python]).items() for x in ("--option", k, v)]
+    common_args = [
+        str(root / "default.nix"), "--arg", "pkgs", "null",
+        "--argstr", "interpretersFile", str(interpreters),
+    ]  # fmt: skip
+    env = Path(
+        run(
+            ["nix-build", *common_args, "-A", f"{set_name}.py312.python", "--no-out-link",
+             "--max-jobs", "auto", "--option", "substituters", "", *options]
+        ).split()[-1]
+    )  # fmt: skip
+    config = json.loads(
+        json.loads(
+            run(
+                ["nix-instantiate", "--eval", "--json", *common_args,
+                 "-A", f"{set_name}.py312.python.nixpkgsPythonConfig"]
+            )
+        )
+    )  # fmt: skip
+    spec = importlib.util.spec_from_file_location("nix_builder", root / "nix" / "builder.py")
+    assert spec is not None
+    assert spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    builder.CONFIG["pythonVersion"] = "3.12"
+    groups = []
+    for check in config["checks"]:
+        setting = check.get("importsCheck", True)
+        if setting is False:
+            continue
+        modules = (
+            setting
+            if isinstance(setting, list)
+            else builder.top_level_modules(builder.site_packages(check["path"]))
+        )
+        if modules:
+            groups.append(modules)
+    py = str(env / "bin" / "python")
+
+    def one(modules: list[str]) -> int:
+        code = "".join(f"import {m}\n" for m in modules)
+        argv = [py, "-I", "-c", code]
+        return subprocess.run(argv, cwd=tmp, capture_output=True, check=False).returncode
+
+    def per_package(workers: int) -> None:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            codes = list(pool.map(one, groups))
+        if any(codes):
+            raise SystemExit(f"an imports check failed in {env}")
+
+    def together() -> None:
+        if one([m for g in groups for m in g]):
+            raise SystemExit(f"the imports failed in {env}")
+
+    cores = os.cpu_count() or 1
+    ways = {
+        "one interpreter per package, serial": lambda: per_package(1),
+        f"one interpreter per package, {cores} at once": lambda: per_package(cores),
+        "one interpreter for every package": together,
+    }
+    out: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, way in ways.items():
+            t0 = time.perf_counter()
+            way()
+            out[name].append(time.perf_counter() - t0)
+    say(f"{set_name}: {len(groups)} packages checked")
+    return {"set": set_name, "packages": len(groups), "ways": out}
+
+
+def render_passes(report: dict[str, Any]) -> str:
+    rows = [["set", "packages", "way", "seconds"]]
+    for p in report["passes"]:
+        for name, values in p["ways"].items():
+            rows.append([p["set"], str(p["packages"]), name, common.fmt(common.stats(values))])
+    return report["code"] + "\n" + "\n".join(common.table(rows))
+
+
 def render_times(report: dict[str, Any]) -> str:
     lines = [report["code"]]
     for t in report["times"]:
@@ -230,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time", default="", metavar="SET:PKG[,SET:PKG]", help="build and time")
     p.add_argument("--max-jobs", default="1,auto", help="with --time: values to compare")
     p.add_argument("--rounds", type=int, default=3, help="with --time: rounds per value")
+    p.add_argument("--passes", default="", metavar="SET[,SET]", help="time the check passes")
     args = p.parse_args(argv)
     say = common.progress(args.quiet)
     t0 = time.monotonic()
@@ -240,6 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         interpreters = Path(tmp) / "interpreters.json"
         # evaluation only: the interpreter is never run
         interpreters.write_text(json.dumps({"interpreters": {"3.12": sys.executable}}))
+        if args.passes:
+            passes = [
+                check_passes(root, Path(tmp), name, args.rounds, say)
+                for name in args.passes.split(",")
+            ]
+            report = {"code": common.describe(commit), "passes": passes}
+            common.emit(report, args.json, render_passes)
+            return 0
         if args.time:
             jobs = [j for j in args.max_jobs.split(",") if j]
             times = [

@@ -147,6 +147,15 @@ check = {{ command = ["python", "-I", "-c", "{check}"] }}
     assert "PATCHED = True" in init.read_text()
     applied = nix_repo.eval("demo.packages.gamma.pythonAttrs.appliedOverrides")
     assert applied == ["gamma 0.x: flag and patch"]
+    # the tests check runs in the environments (with the entry's env, in the patched source)
+    build(nix_repo, "demo.packages.gamma.env")
+    toml = nix_repo.overrides / "packages" / "gamma.toml"
+    toml.write_text(toml.read_text().replace("assert gamma.PATCHED", "assert not gamma.PATCHED"))
+    with pytest.raises(NixError) as info:
+        build(nix_repo, "demo.packages.gamma.env")
+    assert "package 'gamma' tests check failed" in str(info.value)
+    # the package itself does not run it: it builds (from the cache) whatever the check says
+    assert build(nix_repo, "demo.packages.gamma") == package
 
 
 def test_with_packages_selects_a_subset(
