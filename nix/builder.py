@@ -305,20 +305,59 @@ def check_failed(pname: str, what: str, detail: str) -> str:
     return f"{TAG}: package '{pname}' {what} check failed: {detail}"
 
 
-def import_one(python: Path, check: dict[str, Any], tmp: Path) -> tuple[str, str] | None:
-    """Import one package's modules with the environment's python; (message, output) when
-    that fails, None when it works or there is nothing to check."""
-    pname = str(check["pname"])
+def modules_of(check: dict[str, Any]) -> list[str]:
+    """The modules one package's imports check imports (none: nothing to check)."""
     setting = check.get("importsCheck", True)
     if setting is False:
-        return None
-    modules = (
-        setting
-        if isinstance(setting, list)
-        else top_level_modules(site_packages(str(check["path"])))
+        return []
+    if isinstance(setting, list):
+        return [str(m) for m in setting]
+    return top_level_modules(site_packages(str(check["path"])))
+
+
+#: one interpreter importing every package's modules in turn; writes the packages whose
+#: imports raised to the file named by argv[1] (JSON), and only then
+IMPORT_ALL = """\
+import importlib, json, sys, traceback
+groups = json.loads(sys.argv[2])
+failed = {}
+for pname, modules in groups:
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except BaseException:
+            failed[pname] = traceback.format_exc()
+            break
+with open(sys.argv[1], "w") as f:
+    json.dump(failed, f)
+"""
+
+
+def shared_pass(python: Path, groups: list[tuple[str, list[str]]], tmp: Path) -> list[str]:
+    """Import every package's modules in one interpreter; the packages that failed there (all
+    of them when the interpreter itself did not finish, e.g. an extension crashed it)."""
+    cwd = tmp / "imports-all"
+    cwd.mkdir()
+    result = tmp / "imports-all.json"
+    proc = subprocess.run(
+        [str(python), "-I", "-c", IMPORT_ALL, str(result), json.dumps(groups)],
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
     )
-    if not modules:
-        return None
+    if proc.returncode != 0 or not result.exists():
+        log(
+            f"imports checks: the shared interpreter exited with {proc.returncode}; "
+            "checking every package on its own"
+        )
+        return [pname for pname, _ in groups]
+    return list(json.loads(result.read_text()))
+
+
+def import_one(python: Path, pname: str, modules: list[str], tmp: Path) -> tuple[str, str] | None:
+    """Import one package's modules in a fresh interpreter of the environment; (message,
+    output) when that fails, None when it works."""
     code = "import importlib\n" + f"for m in {modules!r}:\n    importlib.import_module(m)\n"
     cwd = tmp / f"imports-{pname}"
     cwd.mkdir()
@@ -334,7 +373,7 @@ def import_one(python: Path, check: dict[str, Any], tmp: Path) -> tuple[str, str
     message = check_failed(
         pname,
         "imports",
-        f"could not import {', '.join(map(str, modules))} in this environment (disable or "
+        f"could not import {', '.join(modules)} in this environment (disable or "
         "narrow it with `imports-check` in the package's overrides)",
     )
     return message, (proc.stdout + proc.stderr).strip()
@@ -371,27 +410,42 @@ def tests_one(env: Path, check: dict[str, Any], packages: list[str], tmp: Path) 
 
 
 def env_checks(env: Path, checks: list[dict[str, Any]], packages: list[str]) -> None:
-    """Every package's checks against the whole environment ``env``, in one pass: the
-    imports checks as many at once as the build has cores, then the opt-in tests checks.
-    Each failure names its package; any failure fails the environment."""
+    """Every package's checks against the whole environment ``env``, in one pass.
+
+    The imports checks: one interpreter imports every package's modules in turn (the modules
+    they share are imported once: 7-9x faster than one interpreter per package, see
+    BENCHMARKS.md); a package that fails there is checked again on its own, in a fresh
+    interpreter (as many at once as the build has cores), and fails the environment only if
+    it fails alone too, so a failure is always the package's own.  Then the opt-in tests
+    checks.  Each failure names its package; any failure fails the environment."""
     if not checks:
         return
     from concurrent.futures import ThreadPoolExecutor
 
     tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-python-checks-"))
     python = env / "bin" / "python"
+    groups = [(str(c["pname"]), m) for c in checks if (m := modules_of(c))]
+    log(f"imports checks: {len(groups)} packages in one interpreter")
+    suspects = set(shared_pass(python, groups, tmp)) if groups else set()
+    again = [(p, m) for p, m in groups if p in suspects]
     cores = build_cores()
-    log(f"imports checks: {len(checks)} packages, {cores} at a time")
+    if again:
+        log(f"imports checks: {len(again)} again on their own, {cores} at a time")
     with ThreadPoolExecutor(max_workers=cores) as pool:
-        results = list(pool.map(lambda c: import_one(python, c, tmp), checks))
+        results = list(pool.map(lambda g: import_one(python, g[0], g[1], tmp), again))
     failures: list[str] = []
-    for result in results:
-        if result is not None:
-            message, output = result
-            if output:
-                print(output, file=sys.stderr, flush=True)
-            print(message, file=sys.stderr, flush=True)
-            failures.append(message)
+    for (pname, _), result in zip(again, results, strict=True):
+        if result is None:
+            log(
+                f"warning: package '{pname}' imports only on its own, not after the other "
+                "packages of this environment"
+            )
+            continue
+        message, output = result
+        if output:
+            print(output, file=sys.stderr, flush=True)
+        print(message, file=sys.stderr, flush=True)
+        failures.append(message)
     for check in checks:
         if check.get("doCheck"):
             failure = tests_one(env, check, packages, tmp)

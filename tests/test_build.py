@@ -169,3 +169,30 @@ def test_builds_use_every_core(nix_repo: NixRepo) -> None:
     argv = nix_build_args(options(nix_repo, max_jobs=3), "demo", "3.12", None)
     assert argv[argv.index("--max-jobs") + 1] == "3"
     assert jobs_args(1) == ["--max-jobs", "1", "--cores", "0"]
+
+
+def test_an_import_that_kills_the_interpreter_is_still_named(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """The environment imports every package in one interpreter; when that interpreter does
+    not finish, every package is checked on its own and only the guilty ones are named."""
+    crash = make_wheel(
+        tmp_path / "dists",
+        "crash-pkg",
+        "1.0",
+        modules={"crash_pkg/__init__.py": "import os\nos._exit(3)\n"},
+    )
+    broken = make_wheel(
+        tmp_path / "dists",
+        "broken-too",
+        "1.0",
+        modules={"broken_too/__init__.py": "raise ImportError('broken as well')\n"},
+    )
+    demo_index.publish(crash)
+    demo_index.publish(broken)
+    entries = [*demo_entries(demo_dists), entry(crash), entry(broken)]
+    lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
+    [result] = build_sets(options(nix_repo))
+    assert not result.ok
+    assert sorted(result.failed_packages) == ["broken-too", "crash-pkg"]
+    assert "checking every package on its own" in result.log_tail
