@@ -1,8 +1,8 @@
 # Interpreter environments: a venv-like symlink tree (pyvenv.cfg, bin/python, merged
 # site-packages, console scripts of every package rewritten to use the environment's python),
-# then the checks of every package in it, in one pass against the whole environment (each
-# package's imports check in its own interpreter, as many at once as the build has cores;
-# the opt-in tests checks).  A failure names the package (`nixpkgs-python: package 'foo'
+# then the checks of every package in it, in one pass against the whole environment (the
+# imports checks in one interpreter, what fails there again alone, in parallel; then the
+# opt-in tests checks; see builder.py env_checks).  A failure names the package (`nixpkgs-python: package 'foo'
 # imports check failed`), which bot/build.py reads to attribute the failed build.
 let
   lib = import ./lib.nix;
