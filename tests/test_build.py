@@ -196,3 +196,29 @@ def test_an_import_that_kills_the_interpreter_is_still_named(
     assert not result.ok
     assert sorted(result.failed_packages) == ["broken-too", "crash-pkg"]
     assert "checking every package on its own" in result.log_tail
+
+
+def test_an_import_spoiled_only_by_another_package_is_a_warning(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """In the shared interpreter 'aaa-spoiler' (imported first) hides 'victim'; alone,
+    victim imports: the environment builds and its log says so."""
+    spoiler = make_wheel(
+        tmp_path / "dists",
+        "aaa-spoiler",
+        "1.0",
+        modules={"aaa_spoiler/__init__.py": "import sys\nsys.modules['victim'] = None\n"},
+    )
+    victim = make_wheel(tmp_path / "dists", "victim", "1.0")
+    demo_index.publish(spoiler)
+    demo_index.publish(victim)
+    entries = [*demo_entries(demo_dists), entry(spoiler), entry(victim)]
+    lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
+    [result] = build_sets(options(nix_repo))
+    assert result.ok, result.log_tail
+    drv = nix_repo.eval("demo.python.drvPath")
+    log = subprocess.run(
+        ["nix-store", "--read-log", drv], capture_output=True, text=True, check=True
+    ).stdout
+    assert "package 'victim' imports only on its own" in log
+    assert "imports check failed" not in log
