@@ -93,12 +93,18 @@ def test_a_dependency_that_breaks_an_import_is_caught_and_named(
     assert good.ok
     alpha_before = nix_repo.eval("demo.packages.alpha.outPath")
     gamma_before = nix_repo.eval("demo.packages.gamma.outPath")
+    beta_before = nix_repo.eval("demo.packages.beta.outPath")
+    gamma_env_before = nix_repo.eval("demo.packages.gamma.env.outPath")
     beta = make_wheel(tmp_path / "dists", "beta", "1.5", modules={"beta_renamed.py": "X = 1\n"})
     demo_index.publish(beta)
     entries = [e for e in demo_entries(demo_dists) if e.name != "beta"] + [entry(beta)]
     lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
+    # only beta and the environments holding it move
     assert nix_repo.eval("demo.packages.alpha.outPath") == alpha_before
     assert nix_repo.eval("demo.packages.gamma.outPath") == gamma_before
+    assert nix_repo.eval("demo.packages.beta.outPath") != beta_before
+    assert nix_repo.eval("demo.python.outPath") != good.out_path
+    assert nix_repo.eval("demo.packages.gamma.env.outPath") == gamma_env_before
     [result] = build_sets(options(nix_repo))
     assert not result.ok
     assert result.failed_package == "alpha"
