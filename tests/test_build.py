@@ -213,7 +213,10 @@ def test_an_import_spoiled_only_by_another_package_is_a_warning(
         tmp_path / "dists",
         "aaa-spoiler",
         "1.0",
-        modules={"aaa_spoiler/__init__.py": "import sys\nsys.modules['victim'] = None\n"},
+        # a fresh wheel each run: the environment is built (and its log written) by this test
+        modules={
+            "aaa_spoiler/__init__.py": f"# {tmp_path}\nimport sys\nsys.modules['victim'] = None\n"
+        },
     )
     victim = make_wheel(tmp_path / "dists", "victim", "1.0")
     demo_index.publish(spoiler)
