@@ -38,6 +38,8 @@ FAILED_DRV = re.compile(
     r"'(/nix/store/[a-z0-9]{32}-([^']+)\.drv)'"
 )
 DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
+#: the Nix library's line naming a package whose check failed an environment (nix/builder.py)
+CHECK_FAILED = re.compile(r"nixpkgs-python: package '([^']+)' (?:imports|tests) check failed")
 LOG_LINES = 30
 
 
@@ -62,6 +64,10 @@ class BuildOptions:
     nixpkgs_path: Path | None = None
     interpreters: Mapping[str, str] | None = None
     timeout: float = 4 * 3600
+    #: derivations nix builds at once (``--max-jobs``); None: one per core of the machine.
+    #: Each build may use every core (``--cores 0``: an environment runs its checks in
+    #: parallel).
+    max_jobs: int | None = None
 
 
 @dataclass
@@ -140,6 +146,16 @@ def failed_derivations(stderr: str) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def failed_checks(text: str) -> list[str]:
+    """The packages whose checks failed an environment's build (in the order reported)."""
+    return list(dict.fromkeys(str(canonicalize_name(m)) for m in CHECK_FAILED.findall(text)))
+
+
+def jobs_args(max_jobs: int | None) -> list[str]:
+    """``--max-jobs N|auto --cores 0``: use the machine's cores."""
+    return ["--max-jobs", "auto" if max_jobs is None else str(max_jobs), "--cores", "0"]
+
+
 def error_block(stderr: str, drv: str) -> str:
     """nix's own ``error:`` message about ``drv`` (e.g. a hash mismatch with both hashes)."""
     lines = stderr.splitlines()
@@ -155,13 +171,18 @@ def error_block(stderr: str, drv: str) -> str:
     return ""
 
 
-def build_log(drv: str, fallback: str) -> str:
-    """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
+def full_log(drv: str) -> str:
+    """``drv``'s build log (``nix log``), empty when there is none."""
     try:
         proc = run_nix("nix", ["log", drv], check=True, timeout=60, what="nix log")
-        text = "\n".join(ln for ln in proc.stdout.splitlines() if not ln.startswith("@nix "))
     except NixError:
-        text = ""
+        return ""
+    return "\n".join(ln for ln in proc.stdout.splitlines() if not ln.startswith("@nix "))
+
+
+def build_log(drv: str, fallback: str) -> str:
+    """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
+    text = full_log(drv)
     return tail(text if text.strip() else fallback, LOG_LINES)
 
 
@@ -208,6 +229,7 @@ def nix_build_args(
             argv += ["--argstr", "interpretersFile", str(interpreters_file)]
     if opts.keep_going:
         argv.append("--keep-going")
+    argv += jobs_args(opts.max_jobs)
     if opts.out_link is not None:
         argv += ["--out-link", f"{opts.out_link}-{set_name}-py3{python.split('.')[1]}"]
     else:
@@ -328,7 +350,17 @@ def build_one(
             result.failed_drv, result.failed_package = failed[0]
             result.failed_packages = list(dict.fromkeys(p for _, p in failed))
             block = error_block(proc.stderr, failed[0][0])
-            result.log_tail = build_log(failed[0][0], block or proc.stderr)
+            text = full_log(failed[0][0])
+            result.log_tail = tail(text if text.strip() else (block or proc.stderr), LOG_LINES)
+            checked = failed_checks(text or proc.stderr)
+            if checked:
+                # an environment's check pass failed: the packages it names are the failures
+                envs = {d for d, _ in failed if d.endswith("-env.drv")}
+                result.failed_package = checked[0]
+                result.failed_packages = list(
+                    dict.fromkeys([*checked, *(p for d, p in failed if d not in envs)])
+                )
+                block = f"its checks failed in {result.failed_drv}"
             result.error = f"package '{result.failed_package}' failed to build: " + (
                 block or result.failed_drv
             )

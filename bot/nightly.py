@@ -84,6 +84,9 @@ class NightlyOptions:
     static_index_to: str | None = None  #: file:// or rsync+ssh:// directory, instead
     #: a local copy of the OSV advisory database (directory or zip; bot.advisories)
     advisories: Path | None = None
+    #: derivations nix builds at once (``--max-jobs``; None: one per core), for the set
+    #: builds and the hold-back probes
+    max_jobs: int | None = None
 
 
 @dataclass
@@ -118,6 +121,7 @@ def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptio
         repo=opts.repo,
         nixpkgs=opts.nixpkgs,
         nixpkgs_path=opts.nixpkgs_path,
+        max_jobs=opts.max_jobs,
     )
 
 

@@ -433,7 +433,8 @@ def _check(
         python=lk.python,
         tested_version=newest,
     )
-    attr = f"packages.{entry.name}"
+    # the package with its runtime closure: where its imports and tests checks run
+    attr = f"packages.{entry.name}.env"
     try:
         without = builder.build_one(
             opts,

@@ -10,6 +10,7 @@
 let
   lib = import ./lib.nix;
   fetch = import ./fetch.nix;
+  envLib = import ./env.nix;
 in
 rec {
   # Default python attributes for a lock entry (lock.packagesFor's spec).
@@ -32,15 +33,10 @@ rec {
   # The set's dependency edges, read from python attributes (overrides included).
   edgesIn = self: name: ((self.${name} or { }).pythonAttrs or { }).dependencies or [ ];
 
-  # Direct dependencies of `attrs` minus those that depend back on it (a cycle cannot be
-  # expressed between derivations; environments still get every member of a cycle).
-  acyclicDeps = self: attrs:
-    builtins.filter
-      (d: !(builtins.elem attrs.pname (lib.closureNames (edgesIn self) [ d ])))
-      attrs.dependencies;
-
-  # Names of the runtime closure of `attrs` (itself excluded).
-  runtimeNames = self: attrs: lib.closureNames (edgesIn self) (acyclicDeps self attrs);
+  # Names of the runtime closure of `attrs` (itself excluded; cycles are fine: this is data
+  # for environments, never an input of the package's derivation).
+  runtimeNames = self: attrs:
+    builtins.filter (n: n != attrs.pname) (lib.closureNames (edgesIn self) attrs.dependencies);
 
   wheelTagsLinux = name: builtins.match ".*-(manylinux|musllinux|linux)[^-]*\\.whl" name != null;
 
@@ -53,7 +49,6 @@ rec {
       pkgError = msg: throw "nixpkgs-python: package '${attrs.pname}' ${msg}";
       member = n: self.${n} or (pkgError "needs '${n}', which is not in the set");
       sitePath = p: [ "${p}/lib/python${py}/site-packages" ];
-      runtime = runtimeNames self attrs;
       installerPath =
         if attrs.pname == "installer" then [ "${src}" ]
         else if self ? installer then sitePath self.installer
@@ -63,20 +58,22 @@ rec {
       autoPatchelf = pkgs != null && !isSdist && wheelTagsLinux attrs.artifact.name
         && (pkgs.stdenv.isLinux or false);
       src = fetch.fetchArtifact pkgs attrs.artifact;
+      # only what builds it: the artifact, an sdist's build closure and the installer.  The
+      # runtime dependencies are data (pythonDeps), resolved by the environments (env.nix),
+      # which also run every package's checks: a bump rebuilds this package and the
+      # environments holding it, nothing else.
       config = {
-        inherit (attrs) pname version importsCheck doCheck checkCommand;
+        inherit (attrs) pname version;
         inherit (attrs.artifact) kind;
         file = attrs.artifact.name;
         src = "${src}";
         interpreter = interpreter.executable;
         pythonVersion = py;
-        runtimePaths = map (n: "${member n}") runtime;
         buildPaths =
           if !isSdist then [ ]
           else if builtins.elem attrs.pname buildNames
           then pkgError "is built from its sdist but is part of its own build closure (${toString buildNames}); lock a wheel for it"
           else map (n: "${member n}") buildNames;
-        checkPaths = map (n: "${member n}") (lib.closureNames (edgesIn self) attrs.checkRequires);
         patches = map (p: "${lib.toPath p}") attrs.patches;
         inherit installerPath;
       } // (if attrs.unverifiedMetadata or null == null then { } else {
@@ -123,16 +120,28 @@ rec {
               runHook postInstall
             '';
           });
-    in
-    drv // {
-      inherit (attrs) pname version;
-      pythonAttrs = attrs;
-      pythonVersion = py;
-      pythonDeps = map member (acyclicDeps self attrs);
-      overridePythonAttrs = f:
-        mkPackage ctx self (attrs // (if builtins.isFunction f then f attrs else f));
-      meta = (drv.meta or { }) // {
-        description = "${attrs.pname} ${attrs.version} for Python ${py} (${attrs.artifact.name})";
+      result = drv // {
+        inherit (attrs) pname version;
+        pythonAttrs = attrs;
+        pythonVersion = py;
+        pythonSrc = src;
+        # runtime dependencies, as data: derivations of the set (cycles allowed)
+        pythonDeps = map member attrs.dependencies;
+        # the closure of the opt-in tests check's requirements (checkRequires)
+        pythonCheckInputs = map member (lib.closureNames (edgesIn self) attrs.checkRequires);
+        # the package with its runtime closure, checked: `nix-build -A <set>.packages.<name>.env`
+        # gives a working `bin/<script>` (the package's own bin/ sees only the package)
+        env = envLib.mkEnv {
+          inherit interpreter system pkgs;
+          name = "${attrs.pname}-${attrs.version}";
+          packages = envLib.closure self [ result ];
+        };
+        overridePythonAttrs = f:
+          mkPackage ctx self (attrs // (if builtins.isFunction f then f attrs else f));
+        meta = (drv.meta or { }) // {
+          description = "${attrs.pname} ${attrs.version} for Python ${py} (${attrs.artifact.name})";
+        };
       };
-    };
+    in
+    result;
 }

@@ -49,7 +49,7 @@ in
       setName = tool.set or "set";
       withPackages = select:
         envLib.mkEnv {
-          inherit interpreter system;
+          inherit interpreter system pkgs;
           name = setName;
           packages = envLib.closure packages (select packages);
         };

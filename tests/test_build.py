@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.build import BuildOptions, build_sets, failed_derivations, package_of, summary
+from bot.build import (
+    BuildOptions,
+    build_sets,
+    failed_checks,
+    failed_derivations,
+    jobs_args,
+    nix_build_args,
+    package_of,
+    summary,
+)
 from bot.errors import BotError
 from tests.plugins.nixenv import NixRepo, demo_entries, entry, lock_demo
 from tests.plugins.pypi import IndexServer, make_wheel
@@ -65,11 +74,43 @@ def test_build_sets_names_the_failing_package(
     [result] = results
     assert not result.ok
     assert result.failed_package == "broken-pkg"
+    assert result.failed_packages == ["broken-pkg"]
+    # the package itself installs; the environment's check pass fails, naming it
     assert result.failed_drv is not None
-    assert result.failed_drv.endswith("-python3.12-broken-pkg-1.0.drv")
+    assert result.failed_drv.endswith("-python3.12-demo-env.drv")
     assert "broken on purpose" in result.log_tail
-    assert "imports check failed" in result.log_tail
+    assert "package 'broken-pkg' imports check failed" in result.log_tail
     assert "package 'broken-pkg' failed to build" in summary(results)
+
+
+def test_a_dependency_that_breaks_an_import_is_caught_and_named(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """beta 1.5 no longer has the module alpha imports: alpha's derivation does not change
+    (beta is not its input), but the environment's check of alpha fails and names alpha."""
+    lock_demo(nix_repo, demo_index, demo_dists)
+    [good] = build_sets(options(nix_repo))
+    assert good.ok
+    alpha_before = nix_repo.eval("demo.packages.alpha.outPath")
+    gamma_before = nix_repo.eval("demo.packages.gamma.outPath")
+    beta_before = nix_repo.eval("demo.packages.beta.outPath")
+    gamma_env_before = nix_repo.eval("demo.packages.gamma.env.outPath")
+    beta = make_wheel(tmp_path / "dists", "beta", "1.5", modules={"beta_renamed.py": "X = 1\n"})
+    demo_index.publish(beta)
+    entries = [e for e in demo_entries(demo_dists) if e.name != "beta"] + [entry(beta)]
+    lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
+    # only beta and the environments holding it move
+    assert nix_repo.eval("demo.packages.alpha.outPath") == alpha_before
+    assert nix_repo.eval("demo.packages.gamma.outPath") == gamma_before
+    assert nix_repo.eval("demo.packages.beta.outPath") != beta_before
+    assert nix_repo.eval("demo.python.outPath") != good.out_path
+    assert nix_repo.eval("demo.packages.gamma.env.outPath") == gamma_env_before
+    [result] = build_sets(options(nix_repo))
+    assert not result.ok
+    assert result.failed_package == "alpha"
+    assert result.failed_packages == ["alpha"]
+    assert "No module named 'beta'" in result.log_tail
+    assert "package 'alpha' imports check failed" in (result.error or "") + result.log_tail
 
 
 def test_build_sets_names_the_package_of_a_bad_hash(
@@ -116,5 +157,77 @@ def test_failed_derivations_parsing() -> None:
         "failed with exit code 1\n"
     )
     assert [p for _, p in failed_derivations(stderr)] == ["foo-bar", "zope-interface", "baz"]
+    log = (
+        "nixpkgs-python: package 'Zope.Interface' imports check failed: could not import x\n"
+        "nixpkgs-python: package 'alpha' tests check failed: true exited with 1\n"
+        "nixpkgs-python: package 'alpha' imports check failed: could not import alpha\n"
+    )
+    assert failed_checks(log) == ["zope-interface", "alpha"]
+    assert failed_checks("error: builder for 'x' failed") == []
     assert package_of("python3.12-pytest-xdist-3.6.1") == "pytest-xdist"
     assert package_of("something-else") == "something-else"
+
+
+def test_builds_use_every_core(nix_repo: NixRepo) -> None:
+    argv = nix_build_args(options(nix_repo), "demo", "3.12", None)
+    assert argv[argv.index("--max-jobs") + 1] == "auto"
+    assert argv[argv.index("--cores") + 1] == "0"
+    argv = nix_build_args(options(nix_repo, max_jobs=3), "demo", "3.12", None)
+    assert argv[argv.index("--max-jobs") + 1] == "3"
+    assert jobs_args(1) == ["--max-jobs", "1", "--cores", "0"]
+
+
+def test_an_import_that_kills_the_interpreter_is_still_named(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """The environment imports every package in one interpreter; when that interpreter does
+    not finish, every package is checked on its own and only the guilty ones are named."""
+    crash = make_wheel(
+        tmp_path / "dists",
+        "crash-pkg",
+        "1.0",
+        modules={"crash_pkg/__init__.py": "import os\nos._exit(3)\n"},
+    )
+    broken = make_wheel(
+        tmp_path / "dists",
+        "broken-too",
+        "1.0",
+        modules={"broken_too/__init__.py": "raise ImportError('broken as well')\n"},
+    )
+    demo_index.publish(crash)
+    demo_index.publish(broken)
+    entries = [*demo_entries(demo_dists), entry(crash), entry(broken)]
+    lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
+    [result] = build_sets(options(nix_repo))
+    assert not result.ok
+    assert sorted(result.failed_packages) == ["broken-too", "crash-pkg"]
+    assert "checking every package on its own" in result.log_tail
+
+
+def test_an_import_spoiled_only_by_another_package_is_a_warning(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """In the shared interpreter 'aaa-spoiler' (imported first) hides 'victim'; alone,
+    victim imports: the environment builds and its log says so."""
+    spoiler = make_wheel(
+        tmp_path / "dists",
+        "aaa-spoiler",
+        "1.0",
+        # a fresh wheel each run: the environment is built (and its log written) by this test
+        modules={
+            "aaa_spoiler/__init__.py": f"# {tmp_path}\nimport sys\nsys.modules['victim'] = None\n"
+        },
+    )
+    victim = make_wheel(tmp_path / "dists", "victim", "1.0")
+    demo_index.publish(spoiler)
+    demo_index.publish(victim)
+    entries = [*demo_entries(demo_dists), entry(spoiler), entry(victim)]
+    lock_demo(nix_repo, demo_index, demo_dists, entries=entries)
+    [result] = build_sets(options(nix_repo))
+    assert result.ok, result.log_tail
+    drv = nix_repo.eval("demo.python.drvPath")
+    log = subprocess.run(
+        ["nix-store", "--read-log", drv], capture_output=True, text=True, check=True
+    ).stdout
+    assert "package 'victim' imports only on its own" in log
+    assert "imports check failed" not in log

@@ -54,3 +54,30 @@ def test_sets_json_lists_the_shipped_sets(capsys: pytest.CaptureFixture[str]) ->
     names = [s["name"] for s in json.loads(capsys.readouterr().out)]
     assert "pytest" in names
     assert "sphinx" in names
+
+
+@pytest.mark.parametrize("command", [["build"], ["nightly"]], ids=" ".join)
+def test_max_jobs_option(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--help"]) == 0
+    assert "--max-jobs N" in capsys.readouterr().out
+    assert main(["--repo", str(tmp_path), *command, "--max-jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-jobs" in err
+    assert "Traceback" not in err
+
+
+def test_nightly_builds_and_probes_with_max_jobs(tmp_path: Path) -> None:
+    """The night's set builds and its hold-back probes share one BuildOptions."""
+    from bot import build
+    from bot.nightly import NightlyOptions, _build_options
+    from bot.sets import PackageSet
+
+    pset = PackageSet("demo", tmp_path / "sets" / "demo", "d", (), ("3.12",), ())
+    opts = _build_options(NightlyOptions(repo=tmp_path, max_jobs=3), pset)
+    argv = build.nix_build_args(opts, "demo", "3.12", None)
+    assert argv[argv.index("--max-jobs") + 1] == "3"
+    default = _build_options(NightlyOptions(repo=tmp_path), pset)
+    argv = build.nix_build_args(default, "demo", "3.12", None)
+    assert argv[argv.index("--max-jobs") : argv.index("--max-jobs") + 4] == build.jobs_args(None)

@@ -328,6 +328,48 @@ def test_hold_back_one_bump_advance_the_other(
     ]
 
 
+def test_hold_back_a_bump_that_breaks_another_packages_import(
+    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path
+) -> None:
+    """nb-lib 2.0 drops the module nb-user imports: nb-lib's own derivation builds, the
+    environment's check of nb-user fails and names nb-user; the search holds nb-lib and
+    nb-extra's bump lands."""
+    work, _ = night_repo
+    dist = tmp_path / "dist"
+    night_index.publish(make_wheel(dist, "nb-extra", "1.0"), upload_time="2025-01-01T00:00:00Z")
+    night_index.publish(
+        make_wheel(
+            dist,
+            "nb-user",
+            "1.0",
+            requires_dist=["nb-lib"],
+            modules={"nb_user/__init__.py": "import nb_lib\n"},
+        ),
+        upload_time="2025-01-01T00:00:00Z",
+    )
+    (work / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-user', 'nb-extra']\n"
+    )
+    git(work, "commit", "-q", "-am", "demo: nb-user and nb-extra")
+    assert run_nightly(options(work, night_index, tmp_path, 2)).exit_code == 0
+
+    night_index.publish(
+        make_wheel(dist, "nb-lib", "2.0", modules={"nb_lib_renamed/__init__.py": ""}),
+        upload_time="2025-03-03T00:00:00Z",
+    )
+    night_index.publish(make_wheel(dist, "nb-extra", "1.1"), upload_time="2025-03-03T00:00:00Z")
+    result = run_nightly(options(work, night_index, tmp_path, 4))
+    assert result.exit_code == 0, result.errors
+    demo = result.report.sets[0]
+    assert demo.status == "held"
+    assert [(h.name, h.kept, h.wanted) for h in demo.held] == [("nb-lib", "1.0", "2.0")]
+    assert git(work, "log", "-1", "--format=%s") == "demo: nb-extra 1.0 → 1.1"
+    lock = tomllib.loads((work / "sets/demo/pylock.py312.toml").read_text())
+    [record] = lock["tool"]["nixpkgs-python"]["held"]
+    # named by the environment's check pass: the package whose import broke
+    assert record["reason"] == "nb-user failed to build"
+
+
 def test_pull_request_proposes_override_edits(
     night_repo: tuple[Path, Path],
     night_index: IndexServer,

@@ -51,10 +51,18 @@ def test_set_builds_and_its_python_imports_everything(
     assert run(env / "bin" / "gamma").strip() == "gamma 1"
     site = env / "lib" / "python3.12" / "site-packages"
     assert (site / "gamma-0.5.dist-info").exists()
-    # a package's own console script works when run directly
+    # a package is only itself (its runtime dependencies are not its inputs) ...
     alpha = build(nix_repo, "demo.packages.alpha", fake_nixpkgs=fake)
-    assert run(alpha / "bin" / "alpha").strip() == "alpha says 42"
     assert (alpha / "lib" / "python3.12" / "site-packages" / "alpha" / "__init__.py").exists()
+    assert not (alpha / "lib" / "python3.12" / "site-packages" / "beta.py").exists()
+    # ... and `packages.<name>.env` is it with its runtime closure: its scripts run
+    alpha_env = build(nix_repo, "demo.packages.alpha.env", fake_nixpkgs=fake)
+    assert alpha_env.name.endswith("-python3.12-alpha-1.0-env")
+    assert run(alpha_env / "bin" / "alpha").strip() == "alpha says 42"
+    env_site = alpha_env / "lib" / "python3.12" / "site-packages"
+    site_names = sorted(p.name for p in env_site.iterdir())
+    assert "beta.py" in site_names
+    assert "gamma" not in site_names
 
 
 def test_nixpkgs_source_uses_stdenv(
@@ -139,6 +147,15 @@ check = {{ command = ["python", "-I", "-c", "{check}"] }}
     assert "PATCHED = True" in init.read_text()
     applied = nix_repo.eval("demo.packages.gamma.pythonAttrs.appliedOverrides")
     assert applied == ["gamma 0.x: flag and patch"]
+    # the tests check runs in the environments (with the entry's env, in the patched source)
+    build(nix_repo, "demo.packages.gamma.env")
+    toml = nix_repo.overrides / "packages" / "gamma.toml"
+    toml.write_text(toml.read_text().replace("assert gamma.PATCHED", "assert not gamma.PATCHED"))
+    with pytest.raises(NixError) as info:
+        build(nix_repo, "demo.packages.gamma.env")
+    assert "package 'gamma' tests check failed" in str(info.value)
+    # the package itself does not run it: it builds (from the cache) whatever the check says
+    assert build(nix_repo, "demo.packages.gamma") == package
 
 
 def test_with_packages_selects_a_subset(

@@ -22,6 +22,15 @@ from bot.cli.base import (
 )
 from bot.errors import BotError
 
+max_jobs_option = click.option(
+    "--max-jobs",
+    type=click.IntRange(1, 1024),
+    default=None,
+    metavar="N",
+    help="Derivations nix builds at once [default: one per core]; each build may use "
+    "every core (an environment runs its packages' checks in parallel).",
+)
+
 
 def _build_options(
     obj: Context,
@@ -30,6 +39,7 @@ def _build_options(
     nixpkgs: NixpkgsChoice,
     out_link: Path | None = None,
     keep_going: bool = False,
+    max_jobs: int | None = None,
 ) -> Any:
     from bot.build import BuildOptions
 
@@ -41,6 +51,7 @@ def _build_options(
         repo=obj.repo,
         nixpkgs=nixpkgs.nixpkgs,
         nixpkgs_path=nixpkgs.path,
+        max_jobs=max_jobs,
     )
 
 
@@ -54,6 +65,7 @@ def _build_options(
     help="Leave PREFIX-<set>-py3XY linking to each set's python environment.",
 )
 @click.option("--keep-going", is_flag=True, help="Build every package that can be built.")
+@max_jobs_option
 @nixpkgs_option
 @json_option
 @pass_ctx
@@ -63,13 +75,14 @@ def build_command(
     python: str | None,
     out_link: Path | None,
     keep_going: bool,
+    max_jobs: int | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Build sets from their locks with Nix and print the store paths."""
     from bot.build import build_sets, summary
 
-    opts = _build_options(obj, sets, python, nixpkgs, out_link, keep_going)
+    opts = _build_options(obj, sets, python, nixpkgs, out_link, keep_going, max_jobs)
     with obj.progress("building", enabled=not as_json) as progress:
         results = build_sets(opts, progress=progress)
     if as_json:

@@ -22,6 +22,7 @@ from bot.cli.base import (
     python_option,
     ssh_config_option,
 )
+from bot.cli.build import max_jobs_option
 
 
 @cli.command("nightly")
@@ -120,6 +121,7 @@ from bot.cli.base import (
 )
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--report-markdown", type=click.Path(dir_okay=False, path_type=Path))
+@max_jobs_option
 @nixpkgs_option
 @json_option
 @pass_ctx
@@ -150,6 +152,7 @@ def nightly_command(
     advisories: Path | None,
     report_json: Path | None,
     report_markdown: Path | None,
+    max_jobs: int | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
@@ -188,6 +191,7 @@ def nightly_command(
         nixpkgs=nixpkgs.nixpkgs,
         nixpkgs_path=nixpkgs.path,
         standalone_fallback=not nixpkgs.explicit,
+        max_jobs=max_jobs,
     )
     if not commit_only:
         from bot.nightly import choose_nixpkgs

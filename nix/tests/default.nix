@@ -219,13 +219,36 @@ in
     };
   };
   package-edgesIn = { expr = package.edgesIn demo.packages "alpha"; expected = [ "beta" ]; };
-  package-acyclicDeps = {
-    expr = [ (package.acyclicDeps demo.packages demo.packages.alpha.pythonAttrs) (package.acyclicDeps demo.packages demo.packages.installer.pythonAttrs) ];
-    expected = [ [ ] [ ] ];
-  };
   package-runtimeNames = {
-    expr = package.runtimeNames { a.pythonAttrs.dependencies = [ "b" ]; b.pythonAttrs.dependencies = [ "c" ]; c.pythonAttrs.dependencies = [ ]; } { pname = "a"; dependencies = [ "b" ]; };
-    expected = [ "b" "c" ];
+    expr = [
+      (package.runtimeNames { a.pythonAttrs.dependencies = [ "b" ]; b.pythonAttrs.dependencies = [ "c" ]; c.pythonAttrs.dependencies = [ ]; } { pname = "a"; dependencies = [ "b" ]; })
+      # a cycle is fine: this is data, not a derivation input
+      (package.runtimeNames demo.packages demo.packages.alpha.pythonAttrs)
+    ];
+    expected = [ [ "b" "c" ] [ "beta" ] ];
+  };
+  # a package's derivation holds no runtime dependency: no store path of one in its config
+  package-no-runtime-inputs = {
+    expr = let c = config demo.packages.alpha; in [
+      (builtins.attrNames c)
+      (builtins.any (d: builtins.elem d.pname [ "beta" ]) demo.packages.alpha.pythonDeps)
+      (builtins.match ".*-beta-2.0.*" demo.packages.alpha.nixpkgsPythonConfig)
+    ];
+    expected = [ [ "buildPaths" "file" "installerPath" "interpreter" "kind" "patches" "pname" "pythonVersion" "src" "version" ] true null ];
+  };
+  # a bump of one package (its artifact) moves that package and the environments holding it
+  package-bump-moves-only-its-own = {
+    expr =
+      let
+        plain = overlays: nix.mkSet { lockFile = data + "/lock.toml"; interpreters = interps; system = "x86_64-linux"; inherit overlays; };
+        before = plain [ ];
+        bumped = plain [ (self: super: { beta = super.beta.overridePythonAttrs (old: { artifact = old.artifact // { sha256 = "0000000000000000000000000000000000000000000000000000000000000009"; }; }); }) ];
+        same = n: bumped.packages.${n}.drvPath == before.packages.${n}.drvPath;
+      in
+      [ (map same [ "alpha" "beta" "installer" ]) (bumped.python.drvPath == before.python.drvPath)
+        (bumped.packages.alpha.env.drvPath == before.packages.alpha.env.drvPath)
+        (bumped.packages.installer.env.drvPath == before.packages.installer.env.drvPath) ];
+    expected = [ [ true false true ] false false true ];
   };
   package-wheelTagsLinux = {
     expr = map package.wheelTagsLinux [ "a-1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" "a-1-py3-none-any.whl" "a-1.tar.gz" ];
@@ -235,14 +258,15 @@ in
     expr = let p = demo.packages.alpha; in {
       inherit (p) name pname version pythonVersion;
       deps = names p.pythonDeps;
+      envName = p.env.name;
       env = { inherit (p) NEW; };
       builder = p.builder;
-      config = { inherit (config p) kind file pythonVersion importsCheck; };
+      config = { inherit (config p) kind file pythonVersion; };
     };
     expected = {
       name = "python3.12-alpha-1.0"; pname = "alpha"; version = "1.0"; pythonVersion = "3.12";
-      deps = [ ]; env = { NEW = "1"; }; builder = "/usr/bin/python3.12-test";
-      config = { kind = "wheel"; file = "alpha-1.0-py3-none-any.whl"; pythonVersion = "3.12"; importsCheck = [ "alpha" ]; };
+      deps = [ "beta" ]; envName = "python3.12-alpha-1.0-env"; env = { NEW = "1"; }; builder = "/usr/bin/python3.12-test";
+      config = { kind = "wheel"; file = "alpha-1.0-py3-none-any.whl"; pythonVersion = "3.12"; };
     };
   };
   package-mkPackage-nixpkgs = {
@@ -282,6 +306,17 @@ in
   env-mkEnv = {
     expr = let e = demo.withPackages (ps: [ ps.beta ]); in [ e.name (names e.packages) (config e).interpreter ];
     expected = [ "python3.12-demo-env" [ "beta" "alpha" ] "/usr/bin/python3.12-test" ];
+  };
+  # the environment checks every package in it, with the package's own settings
+  env-checkOf = {
+    expr = let e = demo.withPackages (ps: [ ps.beta ]); in
+      map (c: { inherit (c) pname importsCheck doCheck; }) (config e).checks;
+    expected = [ { pname = "beta"; importsCheck = true; doCheck = false; } { pname = "alpha"; importsCheck = [ "alpha" ]; doCheck = false; } ];
+  };
+  env-checkOf-tests = {
+    expr = let c = env.checkOf (demo.packages.beta.overridePythonAttrs { doCheck = true; checkCommand = [ "true" ]; checkRequires = [ "installer" ]; }); in
+      [ c.kind c.checkCommand (builtins.length c.checkPaths) (builtins.match ".*-beta-2.0.tar.gz" c.src != null) ];
+    expected = [ "sdist" [ "true" ] 1 true ];
   };
 
   # --- set.nix
