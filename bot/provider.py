@@ -188,10 +188,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         bad = {c.version for c in incompatibilities[identifier]}
         specs = [r.specifier for r in reqs] + [s for s, _ in self.constraints.get(name, [])]
         pinned = {
-            Version(s.version)
+            v
             for r in reqs
             for s in r.specifier
-            if s.operator in ("==", "===") and "*" not in s.version
+            if s.operator in ("==", "===")
+            and "*" not in s.version
+            and (v := _pinned_version(s.version)) is not None
         }
         try:
             versions = self.releases(name).versions()
@@ -373,6 +375,15 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self.index.metadata(file)
         except BotError:
             return
+
+
+def _pinned_version(text: str) -> Version | None:
+    """The version an ``==``/``===`` pin names; None when ``===`` names no PEP 440 version
+    (a dependency's metadata may say anything; such a pin matches no candidate anyway)."""
+    try:
+        return Version(text)
+    except ValueError:
+        return None
 
 
 def dependency_reqs(

@@ -17,7 +17,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
-from bot.errors import SetError
+from bot.errors import MetadataError, SetError
 
 SYSTEMS: tuple[str, ...] = ("aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux")
 
@@ -81,7 +81,15 @@ class Target:
         """Whether ``marker`` holds on this target for any of ``extras`` (or none)."""
         if marker is None:
             return True
-        return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
+        try:
+            return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
+        except (ValueError, KeyError) as exc:  # UndefinedComparison, UndefinedEnvironmentName
+            raise MetadataError(
+                f"the environment marker {str(marker)!r} cannot be evaluated on "
+                f"Python {self.python} {self.system}: {exc}",
+                hint="a requirement's marker uses a variable or comparison that does not exist "
+                "in package metadata (PEP 508)",
+            ) from None
 
     def allows_python(self, requires_python: SpecifierSet | None) -> bool:
         """Whether a distribution's Requires-Python admits this Python minor version."""
