@@ -22,7 +22,7 @@ from packaging.version import Version
 from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
-from bot.errors import BotError, PackageIndexError, ResolutionError
+from bot.errors import BotError, MetadataError, PackageIndexError, ResolutionError
 from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
 
@@ -395,7 +395,12 @@ def dependency_reqs(
     """The requirements of a distribution (with ``extras``) on each of ``targets``."""
     out = []
     for req in meta.requires_dist:
-        active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        try:
+            active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        except MetadataError as exc:  # the metadata's own marker: name whose it is
+            raise MetadataError(
+                f"{meta.name} {meta.version} requires {str(req)!r}: {exc.message}", hint=exc.hint
+            ) from None
         if active:
             out.append(Req.of(req, active, why))
     return out

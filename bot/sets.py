@@ -21,6 +21,7 @@ from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
 from bot.errors import MetadataError, SetError
+from bot.targets import targets_for
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
 #: a valid project name (PEP 508), as the key of build-requirements
@@ -154,15 +155,13 @@ def _is_version(text: str) -> bool:
 
 def _check_marker(req: Requirement, text: str, where: str) -> None:
     """The marker evaluates on every target a lock can have (Python versions, systems)."""
-    from bot.targets import targets_for  # bot.targets imports this module's error type
-
     for python in SUPPORTED_PYTHONS:
         for target in targets_for(python):
             try:
                 target.evaluate(req.marker, frozenset(req.extras))
             except MetadataError as exc:
                 raise SetError(
-                    f"the marker of {text!r} cannot be evaluated: {exc.message}",
+                    f"invalid requirement {text!r}: {exc.message}",
                     where=where,
                     hint="use PEP 508 marker variables (python_version, sys_platform, "
                     "platform_machine, ...); 'extras' and 'dependency_groups' exist only in "

@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 
 from packaging import tags
-from packaging.markers import Marker
+from packaging.markers import Marker, UndefinedEnvironmentName
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -83,13 +83,15 @@ class Target:
             return True
         try:
             return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
-        except (ValueError, KeyError) as exc:  # UndefinedComparison, UndefinedEnvironmentName
-            raise MetadataError(
-                f"the environment marker {str(marker)!r} cannot be evaluated on "
-                f"Python {self.python} {self.system}: {exc}",
-                hint="a requirement's marker uses a variable or comparison that does not exist "
-                "in package metadata (PEP 508)",
-            ) from None
+        except UndefinedEnvironmentName as exc:
+            problem = f"no variable {exc.args[0]!r} in package metadata"
+        except ValueError as exc:  # UndefinedComparison, or a version past int conversion
+            problem = str(exc)
+        raise MetadataError(
+            f"the marker {str(marker)!r} cannot be evaluated on Python {self.python} "
+            f"{self.system}: {problem}",
+            hint="PEP 508 markers use python_version, sys_platform, platform_machine, extra, ...",
+        )
 
     def allows_python(self, requires_python: SpecifierSet | None) -> bool:
         """Whether a distribution's Requires-Python admits this Python minor version."""

@@ -8,8 +8,6 @@ examples and counts the outcomes.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -314,22 +312,23 @@ def check_txt(path: Path, data: bytes) -> list[Located] | None:
     return reqs
 
 
-def _in_tmp(check: Callable[[Path], object]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        check(Path(tmp))
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory for every example (a temporary directory each costs more than a check)."""
+    return tmp_path_factory.mktemp("properties")
 
 
 @SETTINGS
 @given(text=set_yamls())
-def test_any_set_yaml_loads_or_is_one_set_error(text: str) -> None:
-    _in_tmp(lambda tmp: check_set(tmp / "sets" / "demo", text))
+def test_any_set_yaml_loads_or_is_one_set_error(workdir: Path, text: str) -> None:
+    check_set(workdir / "sets" / "demo", text)
 
 
 @SETTINGS
 @given(text=set_yamls(), txt=requirements_txts())
-def test_any_requirements_txt_beside_a_set(text: str, txt: bytes) -> None:
+def test_any_requirements_txt_beside_a_set(workdir: Path, text: str, txt: bytes) -> None:
     text = "\n".join(line for line in text.splitlines() if not line.startswith("requirements"))
-    _in_tmp(lambda tmp: check_set(tmp / "sets" / "demo", text, txt))
+    check_set(workdir / "sets" / "demo", text, txt)
 
 
 @SETTINGS
@@ -340,8 +339,8 @@ def test_any_requirement_line_parses_or_is_one_set_error(line: str) -> None:
 
 @SETTINGS
 @given(data=requirements_txts())
-def test_any_requirements_txt_parses_or_is_one_set_error(data: bytes) -> None:
-    _in_tmp(lambda tmp: check_txt(tmp / "requirements.txt", data))
+def test_any_requirements_txt_parses_or_is_one_set_error(workdir: Path, data: bytes) -> None:
+    check_txt(workdir / "requirements.txt", data)
 
 
 # --- the fuzzer's findings, as data ---------------------------------------------------------

@@ -492,3 +492,24 @@ def test_lock_refuses_an_unusable_page_with_one_error(
     assert "/simple/demo-lib/" in done.stderr
     assert "nested" in done.stderr
     assert not (repo / "sets" / "demo" / "pylock.py312.toml").exists()
+
+
+def test_lock_reports_a_dependency_marker_it_cannot_evaluate(
+    tampered: TamperedIndex, tmp_path: Path
+) -> None:
+    """Core metadata is index input too: a Requires-Dist marker no target can evaluate is one
+    error, and a '===' pin naming no PEP 440 version just matches nothing."""
+    dist = tmp_path / "dist"
+    tampered.publish(
+        make_wheel(dist, "demo-app", "1.0", requires_dist=["demo-lib; 'a' in dependency_groups"])
+    )
+    tampered.publish(make_wheel(dist, "demo-pin", "1.0", requires_dist=["demo-lib===1.0-legacy"]))
+    tampered.publish(make_wheel(dist, "demo-lib", "1.0"))
+    done = _lock(_repo(tmp_path, "demo-app"), tampered)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert """demo-app 1.0 requires 'demo-lib; "a" in dependency_groups'""" in done.stderr
+    done = _lock(_repo(tmp_path / "pin", "demo-pin"), tampered)
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "demo-lib" in done.stderr
