@@ -426,11 +426,13 @@ class _Parser:
             url = self.string(data.get("url"), "indexes", required=item)
             self.index_url(data["url"], url)
             pkgs = data.get("packages")
-            names = (
-                frozenset(canonicalize_name(p) for p in self.strings(pkgs, "indexes"))
-                if pkgs is not None
-                else None
-            )
+            names = None
+            if pkgs is not None:
+                given = self.strings(pkgs, "indexes")
+                for value, item_node in zip(given, self.items(pkgs, "indexes"), strict=True):
+                    if not _PROJECT_NAME.match(value):
+                        raise self.fail(item_node, "indexes", f"{value!r} is not a package name")
+                names = frozenset(canonicalize_name(p) for p in given)
             out.append(IndexSpec(url if url.endswith("/") else url + "/", names))
         return out
 

@@ -360,6 +360,10 @@ SET_CASES = [
     ),
     (GOOD + "indexes:\n  - url: 'http://[::1/simple'\n", ["set.yaml:6", "not an index URL"]),
     (GOOD + "indexes:\n  - url: 'https://:8080/simple'\n", ["set.yaml:6", "host"]),
+    (
+        GOOD + "indexes:\n  - url: https://h.example/simple\n    packages: ['a b']\n",
+        ["set.yaml:7", "'a b' is not a package name"],
+    ),
     (GOOD.format(req="\"foo; 'a' in dependency_groups\""), ["set.yaml:4", "dependency_groups"]),
     (GOOD.format(req="'foo; python_version ~= \"1\"'"), ["set.yaml:4", "marker"]),
     (GOOD.format(req="foo===-1"), ["set.yaml:4", "'===-1'"]),
