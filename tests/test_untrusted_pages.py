@@ -324,6 +324,16 @@ def test_a_malformed_entry_is_skipped_with_one_warning(
     assert f"invalid {field!r}" in warnings[0]
 
 
+def test_a_file_without_a_hash_is_refused_quietly_whatever_else_it_says(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = {"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz", "requires-python": 3}
+    with caplog.at_level(logging.WARNING, logger="bot"):
+        files = check_page(_page(entry), JSON_TYPE)
+    assert [f.filename for f in files or []] == ["demo-1.0-py3-none-any.whl"]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def test_a_malformed_metadata_hash_is_not_trusted(caplog: pytest.LogCaptureFixture) -> None:
     body = _page(_entry("demo-1.0.tar.gz", **{"core-metadata": {"sha256": "nothex"}}))
     with caplog.at_level(logging.WARNING, logger="bot"):

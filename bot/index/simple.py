@@ -320,13 +320,16 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
         )
         if foreign_wheel(filename):
             return None
-        url = download_url(page_url, entry["url"])
+        digest = json_sha256(entry)
+        if digest is None:  # before the other fields: a file without a hash is never used
+            log.debug("refusing %s: no sha256 on %s", filename, index)
+            return None
         return make_file(
             project,
             index,
-            url,
+            download_url(page_url, entry["url"]),
             filename=filename,
-            sha256=json_sha256(entry),
+            sha256=digest,
             requires_python=requires_python(entry.get("requires-python")),
             yanked=yanked(entry.get("yanked")),
             size=size(entry.get("size")),
@@ -398,15 +401,17 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
         filename = plain_filename(_filename(href))
         if foreign_wheel(filename):
             return None
-        url = download_url(base_url, href)
         algo, _, digest = href.partition("#")[2].partition("=")
+        if algo != "sha256":  # before the other fields: a file without a hash is never used
+            log.debug("refusing %s: no sha256 on %s", filename, index)
+            return None
         meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         return make_file(
             project,
             index,
-            url,
+            download_url(base_url, href),
             filename=filename,
-            sha256=sha256(digest) if algo == "sha256" else None,
+            sha256=sha256(digest),
             requires_python=requires_python(attrs.get("data-requires-python")),
             yanked=attrs.get("data-yanked"),
             upload_time=upload_time(attrs.get("data-upload-time")),
