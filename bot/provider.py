@@ -22,7 +22,7 @@ from packaging.version import Version
 from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
-from bot.errors import BotError, PackageIndexError, ResolutionError
+from bot.errors import BotError, MetadataError, PackageIndexError, ResolutionError
 from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
 
@@ -188,10 +188,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         bad = {c.version for c in incompatibilities[identifier]}
         specs = [r.specifier for r in reqs] + [s for s, _ in self.constraints.get(name, [])]
         pinned = {
-            Version(s.version)
+            v
             for r in reqs
             for s in r.specifier
-            if s.operator in ("==", "===") and "*" not in s.version
+            if s.operator in ("==", "===")
+            and "*" not in s.version
+            and (v := _pinned_version(s.version)) is not None
         }
         try:
             versions = self.releases(name).versions()
@@ -378,6 +380,15 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return
 
 
+def _pinned_version(text: str) -> Version | None:
+    """The version an ``==``/``===`` pin names; None when ``===`` names no PEP 440 version
+    (a dependency's metadata may say anything; such a pin matches no candidate anyway)."""
+    try:
+        return Version(text)
+    except ValueError:
+        return None
+
+
 def dependency_reqs(
     meta: CoreMetadata,
     extras: frozenset[NormalizedName],
@@ -387,7 +398,12 @@ def dependency_reqs(
     """The requirements of a distribution (with ``extras``) on each of ``targets``."""
     out = []
     for req in meta.requires_dist:
-        active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        try:
+            active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        except MetadataError as exc:  # the metadata's own marker: name whose it is
+            raise MetadataError(
+                f"{meta.name} {meta.version} requires {str(req)!r}: {exc.message}", hint=exc.hint
+            ) from None
         if active:
             out.append(Req.of(req, active, why))
     return out

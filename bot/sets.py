@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
-from bot.errors import SetError
+from bot.errors import MetadataError, SetError
+from bot.targets import targets_for
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
+#: a valid project name (PEP 508), as the key of build-requirements
+_PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
 FIELDS = {
     "description": "one line saying what the set is for",
@@ -101,8 +107,14 @@ SET_URL_HINT = "publish the package to an index and list the index under 'indexe
 SET_OPTIONS_HINT = "use set.yaml fields (constraints, indexes) instead"
 
 
+#: the longest version a requirement may name (a real one is under 40 characters; a long run
+#: of digits costs an int conversion Python refuses past 4300 digits)
+MAX_VERSION = 128
+
+
 def parse_requirement(text: str, where: str, *, url_hint: str = SET_URL_HINT) -> Located:
-    """One PEP 508 requirement (no direct URLs), or a SetError naming ``where``."""
+    """One PEP 508 requirement (no direct URLs) the resolver can use as it is, or a SetError
+    naming ``where``."""
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
@@ -115,16 +127,68 @@ def parse_requirement(text: str, where: str, *, url_hint: str = SET_URL_HINT) ->
         raise SetError(
             f"direct URL requirements are not supported: {text!r}", where=where, hint=url_hint
         )
+    for spec in req.specifier:
+        if len(spec.version) > MAX_VERSION:
+            raise SetError(
+                f"the version in {text!r} is too long ({len(spec.version)} characters)",
+                where=where,
+                hint=f"versions have at most {MAX_VERSION} characters",
+            )
+        if spec.operator == "===" and not _is_version(spec.version):
+            raise SetError(
+                f"'{spec}' in {text!r} can never match: {spec.version!r} is not a PEP 440 version",
+                where=where,
+                hint="the bot locks PEP 440 versions only; write ==VERSION",
+            )
+    if req.marker is not None:
+        _check_marker(req, text, where)
     return Located(req, where)
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_marker(req: Requirement, text: str, where: str) -> None:
+    """The marker evaluates on every target a lock can have (Python versions, systems)."""
+    for python in SUPPORTED_PYTHONS:
+        for target in targets_for(python):
+            try:
+                target.evaluate(req.marker, frozenset(req.extras))
+            except MetadataError as exc:
+                raise SetError(
+                    f"invalid requirement {text!r}: {exc.message}",
+                    where=where,
+                    hint="use PEP 508 marker variables (python_version, sys_platform, "
+                    "platform_machine, ...); 'extras' and 'dependency_groups' exist only in "
+                    "lock files",
+                ) from None
 
 
 def read_requirements_file(
     path: Path, *, options_hint: str = SET_OPTIONS_HINT, url_hint: str = SET_URL_HINT
 ) -> list[Located]:
     """The requirements of a requirements.txt (no pip options), each with ``file:line``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SetError(f"cannot read: {exc.strerror or exc}", where=str(path)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise SetError(
+            f"not UTF-8 text: byte {data[exc.start : exc.start + 1]!r} on line {bad_line}",
+            where=f"{path}:{bad_line}",
+            hint="save the file as UTF-8",
+        ) from None
     out = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip().removeprefix("\ufeff")
         if not line or line.startswith("#"):
             continue
         where = f"{path}:{number}"
@@ -184,6 +248,12 @@ class _Parser:
     def parse(self) -> PackageSet:
         try:
             root = yaml.compose(self.path.read_text(encoding="utf-8"))
+        except RecursionError:
+            raise SetError(
+                "not a set definition: nested deeper than YAML can be read",
+                where=str(self.path),
+                hint="a set.yaml is a mapping of fields whose values are strings and lists",
+            ) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
@@ -196,7 +266,7 @@ class _Parser:
         fields: dict[str, yaml.Node] = {}
         keys: dict[str, yaml.Node] = {}
         for key_node, value_node in root.value:
-            key = key_node.value
+            key = self.key(key_node, None)
             if key not in FIELDS:
                 raise self.fail(
                     key_node,
@@ -265,8 +335,11 @@ class _Parser:
                     hint=FIELDS["build-requirements"],
                 )
             for k, v in br_node.value:
-                build_reqs[canonicalize_name(k.value)] = tuple(
-                    self.requirements(v, f"build-requirements.{k.value}")
+                package = self.key(k, "build-requirements")
+                if not _PROJECT_NAME.match(package):
+                    raise self.fail(k, "build-requirements", f"{package!r} is not a package name")
+                build_reqs[canonicalize_name(package)] = tuple(
+                    self.requirements(v, f"build-requirements.{package}")
                 )
 
         indexes = tuple(self.indexes(fields.get("indexes")))
@@ -282,6 +355,12 @@ class _Parser:
             build_requirements=build_reqs,
             indexes=indexes,
         )
+
+    def key(self, node: yaml.Node, fld: str | None) -> str:
+        """A mapping key, which must be a plain string."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, fld, "expected a field name (a plain string) as the key")
+        return str(node.value)
 
     def string(self, node: yaml.Node | None, fld: str, required: yaml.Node | None = None) -> str:
         if node is None:
@@ -335,7 +414,7 @@ class _Parser:
         for item in self.items(node, "indexes"):
             if not isinstance(item, yaml.MappingNode):
                 raise self.fail(item, "indexes", "expected {url: ..., packages: [...]}")
-            data = {k.value: v for k, v in item.value}
+            data = {self.key(k, "indexes"): v for k, v in item.value}
             unknown = set(data) - {"url", "packages"}
             if unknown:
                 raise self.fail(
@@ -345,13 +424,35 @@ class _Parser:
                     hint="an index has 'url' and optional 'packages'",
                 )
             url = self.string(data.get("url"), "indexes", required=item)
-            if not url.startswith(("https://", "http://", "file://")):
-                raise self.fail(data["url"], "indexes", f"not an index URL: {url!r}")
+            self.index_url(data["url"], url)
             pkgs = data.get("packages")
-            names = (
-                frozenset(canonicalize_name(p) for p in self.strings(pkgs, "indexes"))
-                if pkgs is not None
-                else None
-            )
+            names = None
+            if pkgs is not None:
+                given = self.strings(pkgs, "indexes")
+                for value, item_node in zip(given, self.items(pkgs, "indexes"), strict=True):
+                    if not _PROJECT_NAME.match(value):
+                        raise self.fail(item_node, "indexes", f"{value!r} is not a package name")
+                names = frozenset(canonicalize_name(p) for p in given)
             out.append(IndexSpec(url if url.endswith("/") else url + "/", names))
         return out
+
+    def index_url(self, node: yaml.Node, url: str) -> None:
+        """An http(s) URL with a host and a valid port, or a file:// URL."""
+        hint = "write the simple-API URL, e.g. https://pypi.example/simple/"
+        problem = None
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:  # a bad IPv6 address or port
+            problem = str(exc)
+        else:
+            if parts.scheme == "file":
+                return
+            if parts.scheme not in ("http", "https") or any(c.isspace() for c in url):
+                problem = "expected an http://, https:// or file:// URL"
+            elif not parts.hostname:
+                problem = "the URL names no host"
+            elif port == 0:
+                problem = "the port must be 1-65535"
+        if problem is not None:
+            raise self.fail(node, "indexes", f"not an index URL: {url!r}: {problem}", hint=hint)

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from packaging import tags
-from packaging.markers import Marker
+from packaging.markers import Marker, UndefinedEnvironmentName
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
-from bot.errors import SetError
+from bot.errors import MetadataError, SetError
 from bot.nixpkgs import DEFAULT_RELEASE, RELEASES, Release
 
 #: the default release's facts (the pin's release; a lock made in a repository uses its pin's)
@@ -81,7 +81,17 @@ class Target:
         """Whether ``marker`` holds on this target for any of ``extras`` (or none)."""
         if marker is None:
             return True
-        return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
+        try:
+            return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
+        except UndefinedEnvironmentName as exc:
+            problem = f"no variable {exc.args[0]!r} in package metadata"
+        except ValueError as exc:  # UndefinedComparison, or a version past int conversion
+            problem = str(exc)
+        raise MetadataError(
+            f"the marker {str(marker)!r} cannot be evaluated on Python {self.python} "
+            f"{self.system}: {problem}",
+            hint="PEP 508 markers use python_version, sys_platform, platform_machine, extra, ...",
+        )
 
     def allows_python(self, requires_python: SpecifierSet | None) -> bool:
         """Whether a distribution's Requires-Python admits this Python minor version."""

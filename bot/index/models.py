@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from bot.errors import IndexError_
 
@@ -107,7 +107,8 @@ class Releases:
         for text, entries in groups.items():
             try:
                 version = cached_version(text)
-            except InvalidVersion:
+            except ValueError:  # InvalidVersion, or digits beyond Python's int conversion limit
+                # not PEP 440: legacy versions are common on PyPI and pip skips them quietly too
                 log.debug("skipping %d file(s) with the invalid version %r", len(entries), text)
                 continue
             known = by_version.get(version)

@@ -7,12 +7,11 @@ import html
 import json
 import logging
 import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import unquote, urldefrag, urljoin
+from urllib.parse import unquote, urljoin
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.utils import (
     InvalidSdistFilename,
@@ -24,6 +23,22 @@ from packaging.version import InvalidVersion, Version
 
 from bot import SUPPORTED_PYTHONS
 from bot.errors import IndexError_
+from bot.index.fields import (
+    MAX_FILENAME,
+    MAX_VERSION,
+    BadMetadata,
+    Malformed,
+    download_url,
+    json_sha256,
+    metadata_hash,
+    plain_filename,
+    requires_python,
+    sha256,
+    shown,
+    size,
+    upload_time,
+    yanked,
+)
 from bot.index.models import Builder, DistFile, Releases, cached_version
 
 log = logging.getLogger(__name__)
@@ -36,49 +51,10 @@ ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0
 _ANCHOR = re.compile(r"<a\s+([^>]*)>([^<]*)</a\s*>", re.IGNORECASE | re.DOTALL)
 _BASE = re.compile(r"<base\s+[^>]*href\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
 _ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _WHEEL_NAME = re.compile(r"^[\w\d._]*$", re.UNICODE)
 #: sdist formats we accept (PEP 625 .tar.gz, and legacy .zip)
 SDIST_SUFFIXES = (".tar.gz", ".zip")
-
-
-@functools.lru_cache(maxsize=4096)
-def _specifier(value: str) -> SpecifierSet | None:
-    try:
-        return SpecifierSet(value)
-    except InvalidSpecifier:
-        log.debug("ignoring invalid requires-python %r", value)
-        return None
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _metadata_hash(value: object) -> str | None:
-    """PEP 658/714 value -> sha256 hex, "" when advertised without a hash, None when absent."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return ""
-    if isinstance(value, Mapping):
-        sha = value.get("sha256")
-        return sha.lower() if isinstance(sha, str) else ""
-    if isinstance(value, str):
-        if value.lower() in ("", "false"):
-            return None
-        algo, _, digest = value.partition("=")
-        return digest.lower() if algo.lower() == "sha256" and digest else ""
-    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -93,21 +69,23 @@ def parse_filename(
 
     Equivalent to :func:`packaging.utils.parse_wheel_filename` /
     :func:`~packaging.utils.parse_sdist_filename`, with versions and tag sets memoised
-    (a project page repeats them thousands of times).
+    (a project page repeats them thousands of times).  A wheel whose tags cannot be parsed
+    raises :class:`Malformed`.
     """
     try:
         if filename.endswith(".whl"):
             parts = filename[:-4].split("-")
             if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[2][:1].isdigit()):
                 return None
-            if not _WHEEL_NAME.match(parts[0]):
+            if not _WHEEL_NAME.match(parts[0]) or len(parts[1]) > MAX_VERSION:
                 return None
-            return (
-                canonicalize_name(parts[0]),
-                cached_version(parts[1]),
-                "wheel",
-                _tags("-".join(parts[-3:])),
-            )
+            version = cached_version(parts[1])
+            tag_text = "-".join(parts[-3:])
+            try:
+                tags = _tags(tag_text)
+            except ValueError as exc:  # packaging.tags.InvalidTag
+                raise Malformed("tags", str(exc)) from None
+            return canonicalize_name(parts[0]), version, "wheel", tags
         if filename.endswith(SDIST_SUFFIXES):
             name, version = parse_sdist_filename(filename)
             return name, version, "sdist", frozenset()
@@ -171,13 +149,6 @@ def foreign_wheel(filename: str) -> bool:
     return _foreign_tags(python, abi, platform)
 
 
-def _join(base: str, url: str) -> str:
-    """urljoin + urldefrag, with a fast path for absolute URLs (PyPI's case)."""
-    if url.startswith(("https://", "http://")):
-        return url.partition("#")[0]
-    return urldefrag(urljoin(base, url))[0]
-
-
 def make_file(
     project: NormalizedName,
     index: str,
@@ -185,14 +156,16 @@ def make_file(
     *,
     filename: str,
     sha256: str | None,
-    requires_python: str | None = None,
+    requires_python: SpecifierSet | None = None,
     yanked: str | None = None,
     size: int | None = None,
     upload_time: datetime | None = None,
     core_metadata: str | None = None,
 ) -> DistFile | None:
-    """A :class:`DistFile`, or None (logged at debug) for files the bot must not use."""
-    if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
+    """A :class:`DistFile`, or None (logged at debug) for files the bot must not use
+    (no sha256, not a wheel or sdist, another project's); a malformed field raises
+    :class:`Malformed`."""
+    if sha256 is None:
         log.debug("refusing %s: no sha256 on %s", filename, index)
         return None
     parsed = parse_filename(filename)
@@ -209,10 +182,10 @@ def make_file(
         kind=kind,
         filename=filename,
         url=url,
-        sha256=sha256.lower(),
+        sha256=sha256,
         index=index,
         size=size,
-        requires_python=_specifier(requires_python) if requires_python else None,
+        requires_python=requires_python,
         yanked=yanked,
         upload_time=upload_time,
         core_metadata=core_metadata,
@@ -236,16 +209,60 @@ def version_text(filename: str) -> str | None:
     return None
 
 
+def _printable(name: str) -> str:
+    return name if name.isprintable() and len(name) <= MAX_FILENAME else shown(name)
+
+
+def _skipping(project: str, index: str, what: str, exc: Malformed) -> None:
+    log.warning(
+        "%s: skipping %s on %s: invalid %r: %s",
+        project,
+        _printable(what),
+        index,
+        exc.field,
+        exc.problem,
+    )
+
+
+def _checked(project: NormalizedName, index: str, build: Builder) -> Builder:
+    """``build``, with a malformed field turned into one warning and a skipped file."""
+
+    def checked(raw: Any) -> DistFile | None:
+        try:
+            return build(raw)
+        except Malformed as exc:
+            _skipping(project, index, _entry_name(raw), exc)
+            return None
+
+    return checked
+
+
+def _entry_name(raw: Any) -> str:
+    """The file name of a raw entry (a JSON object or an HTML anchor's attributes), for a
+    warning."""
+    if isinstance(raw, dict):
+        name = raw.get("filename")
+        return name if isinstance(name, str) and name else _filename(str(raw.get("url")))
+    quick = _HREF.search(str(raw))
+    return _filename(html.unescape(quick.group(1))) if quick else shown(raw)
+
+
 class _Grouper:
     """Collects a page's raw entries by the version text of their filenames."""
 
-    def __init__(self) -> None:
+    def __init__(self, project: NormalizedName, index: str) -> None:
         self.groups: dict[str, list[tuple[Builder, Any]]] = {}
+        self.project = project
+        self.index = index
 
     def add(self, filename: str, build: Builder, raw: Any) -> None:
         text = version_text(filename)
         if text is None:
             log.debug("skipping %s: not a wheel or sdist, or an unparsable name", filename)
+            return
+        if len(text) > MAX_VERSION:
+            problem = f"{shown(text, 40)} is longer than {MAX_VERSION} characters"
+            _skipping(self.project, self.index, filename, Malformed("version", problem))
             return
         entries = self.groups.get(text)
         if entries is None:
@@ -257,52 +274,94 @@ class _Grouper:
         return Releases.from_texts(self.groups)
 
 
+def _metadata(value: object, project: str, index: str, filename: str) -> str | None:
+    try:
+        return metadata_hash(value)
+    except BadMetadata as exc:
+        log.warning(
+            "%s: %s on %s: invalid %r: %s; not trusting it",
+            project,
+            _printable(filename),
+            index,
+            exc.field,
+            exc.problem,
+        )
+        return exc.use
+
+
 def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) -> Releases:
-    """Files of a PEP 691 JSON project page, by version (each version's built on first use)."""
+    """Files of a PEP 691 JSON project page, by version (each version's built on first use).
+
+    A malformed file entry is skipped with a warning naming the file and the field; a page
+    that is not a PEP 691 object with a list of files is a :class:`PackageIndexError`.
+    """
     try:
         data: Any = json.loads(body)
-        entries = data["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexError_("the project page is not valid PEP 691 JSON", where=page_url) from exc
+    except RecursionError:
+        raise IndexError_(
+            "the project page is nested deeper than a PEP 691 page can be",
+            where=page_url,
+            hint="the index answered junk; report it to the index's operators",
+        ) from None
+    except ValueError as exc:
+        raise IndexError_(
+            f"the project page is not valid PEP 691 JSON: {exc}", where=page_url
+        ) from None
+    entries = data.get("files") if isinstance(data, dict) else None
     if not isinstance(entries, list):
-        raise IndexError_("the project page is not valid PEP 691 JSON", where=page_url)
+        raise IndexError_(
+            "the project page is not valid PEP 691 JSON: no list of 'files'", where=page_url
+        )
 
     def build(entry: dict[str, Any]) -> DistFile | None:
         filename = entry.get("filename")
-        if not isinstance(filename, str) or not filename:
-            filename = _filename(entry["url"])
+        filename = plain_filename(
+            filename if filename not in (None, "") else _filename(entry["url"])
+        )
         if foreign_wheel(filename):
             return None
-        hashes = entry.get("hashes") or {}
-        yanked = entry.get("yanked", False)
-        size = entry.get("size")
-        meta = entry.get("core-metadata", entry.get("dist-info-metadata"))
+        digest = json_sha256(entry)
+        if digest is None:  # before the other fields: a file without a hash is never used
+            log.debug("refusing %s: no sha256 on %s", filename, index)
+            return None
         return make_file(
             project,
             index,
-            _join(page_url, entry["url"]),
+            download_url(page_url, entry["url"]),
             filename=filename,
-            sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
-            requires_python=entry.get("requires-python") or None,
-            yanked=None
-            if yanked is False or yanked is None
-            else ("" if yanked is True else str(yanked)),
-            size=size if isinstance(size, int) else None,
-            upload_time=_time(entry.get("upload-time")),
-            core_metadata=_metadata_hash(meta),
+            sha256=digest,
+            requires_python=requires_python(entry.get("requires-python")),
+            yanked=yanked(entry.get("yanked")),
+            size=size(entry.get("size")),
+            upload_time=upload_time(entry.get("upload-time")),
+            core_metadata=_metadata(
+                entry.get("core-metadata", entry.get("dist-info-metadata")),
+                project,
+                index,
+                filename,
+            ),
         )
 
-    grouper = _Grouper()
+    grouper = _Grouper(project, index)
+    checked = _checked(project, index, build)
+    odd = 0
     for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        url = entry.get("url")
+        url = entry.get("url") if isinstance(entry, dict) else None
         if not isinstance(url, str):
+            odd += 1
             continue
         filename = entry.get("filename")
         if not isinstance(filename, str) or not filename:
             filename = _filename(url)
-        grouper.add(filename, build, entry)
+        grouper.add(filename, checked, entry)
+    if odd:
+        log.warning(
+            "%s: skipping %d entr%s on %s: not an object with a 'url' string",
+            project,
+            odd,
+            "y" if odd == 1 else "ies",
+            index,
+        )
     return grouper.releases()
 
 
@@ -320,40 +379,53 @@ def _attrs(text: str) -> dict[str, str]:
 
 def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) -> Releases:
     """Files of a PEP 503 HTML project page (with PEP 592/658/714 data attributes), by
-    version (each version's built on first use)."""
+    version (each version's built on first use); malformed links are skipped as in
+    :func:`parse_json`."""
     text = body.decode("utf-8", errors="replace")
     base = _BASE.search(text)
-    base_url = urljoin(page_url, html.unescape(base.group(1))) if base else page_url
+    base_url = page_url
+    if base:
+        try:
+            base_url = urljoin(page_url, html.unescape(base.group(1)))
+        except ValueError as exc:
+            raise IndexError_(
+                f"the page's <base href> {shown(base.group(1))} is not a URL: {exc}",
+                where=page_url,
+            ) from None
 
     def build(anchor: str) -> DistFile | None:
         attrs = _attrs(anchor)
         href = attrs.get("href")
         if not href:
             return None
-        filename = _filename(href)
+        filename = plain_filename(_filename(href))
         if foreign_wheel(filename):
             return None
         algo, _, digest = href.partition("#")[2].partition("=")
+        if algo != "sha256":  # before the other fields: a file without a hash is never used
+            log.debug("refusing %s: no sha256 on %s", filename, index)
+            return None
         meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         return make_file(
             project,
             index,
-            _join(base_url, href),
+            download_url(base_url, href),
             filename=filename,
-            sha256=digest if algo == "sha256" else None,
-            requires_python=attrs.get("data-requires-python") or None,
+            sha256=sha256(digest),
+            requires_python=requires_python(attrs.get("data-requires-python")),
             yanked=attrs.get("data-yanked"),
-            upload_time=_time(attrs.get("data-upload-time")),
-            core_metadata=_metadata_hash(meta),
+            upload_time=upload_time(attrs.get("data-upload-time")),
+            core_metadata=_metadata(meta, project, index, filename),
         )
 
-    grouper = _Grouper()
+    grouper = _Grouper(project, index)
+    checked = _checked(project, index, build)
     for match in _ANCHOR.finditer(text):
         quick = _HREF.search(match.group(1))
         href = quick.group(1) if quick is not None else _attrs(match.group(1)).get("href")
         if href:
             href = html.unescape(href) if "&" in href else href
-            grouper.add(_filename(href), build, match.group(1))
+            grouper.add(_filename(href), checked, match.group(1))
     return grouper.releases()
 
 
