@@ -59,6 +59,10 @@ class BuildOptions:
     nixpkgs: bool = False
     interpreters: Mapping[str, str] | None = None
     timeout: float = 4 * 3600
+    #: the Nix system to build for (``--option system``; None: this machine's).  Another
+    #: system builds on remote builders (nix.conf ``builders``) or, for a system this machine
+    #: can run, with ``extra-platforms``.
+    system: str | None = None
 
 
 @dataclass
@@ -68,6 +72,7 @@ class BuildResult:
     set: str
     python: str
     ok: bool
+    system: str | None = None
     out_path: str | None = None
     out_link: Path | None = None
     #: the environment's runtime closure (every package of the set), for the binary cache
@@ -84,6 +89,7 @@ class BuildResult:
         return {
             "set": self.set,
             "python": self.python,
+            "system": self.system,
             "ok": self.ok,
             "out_path": self.out_path,
             "out_link": str(self.out_link) if self.out_link else None,
@@ -202,6 +208,8 @@ def nix_build_args(
         argv += ["--arg", "pkgs", "null"]
         if interpreters_file is not None:
             argv += ["--argstr", "interpretersFile", str(interpreters_file)]
+    if opts.system is not None:
+        argv += ["--option", "system", opts.system]
     if opts.keep_going:
         argv.append("--keep-going")
     if opts.out_link is not None:
@@ -262,18 +270,15 @@ def build_one(
     """Build one set for one Python version (or ``attr`` of it, see :func:`nix_build_args`);
     failures come back in the result."""
     t0 = time.monotonic()
+    result = BuildResult(set_name, python, ok=False, system=opts.system)
     lock_path = opts.repo / "sets" / set_name / f"pylock.py{python.replace('.', '')}.toml"
     try:
         # Nix's fromTOML reports a broken lock without naming the set: check it here first
         read_lock(lock_path)
     except BotError as exc:
-        return BuildResult(
-            set_name,
-            python,
-            ok=False,
-            error=f"set {set_name!r}: {exc}",
-            duration=time.monotonic() - t0,
-        )
+        result.error = f"set {set_name!r}: {exc}"
+        result.duration = time.monotonic() - t0
+        return result
     options = {} if opts.nixpkgs else build_options(interpreters.values())
     argv = nix_build_args(
         opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides
@@ -281,7 +286,7 @@ def build_one(
     proc = run_nix(
         "nix-build", argv, options=options, check=False, timeout=opts.timeout, cwd=opts.repo
     )
-    result = BuildResult(set_name, python, ok=proc.returncode == 0)
+    result.ok = proc.returncode == 0
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out
@@ -327,7 +332,9 @@ def build_sets(
     try:
         for set_name, python, error in targets:
             if error is not None or python is None:
-                results.append(BuildResult(set_name, python or "", ok=False, error=error))
+                results.append(
+                    BuildResult(set_name, python or "", ok=False, system=opts.system, error=error)
+                )
                 continue
             if not opts.nixpkgs and python not in interpreters:
                 results.append(
@@ -335,6 +342,7 @@ def build_sets(
                         set_name,
                         python,
                         ok=False,
+                        system=opts.system,
                         error=f"no standalone Python {python} on this machine; install it "
                         "(e.g. with pyenv) and run `python -m bot.interpreters`, "
                         "or build with nixpkgs",
@@ -350,14 +358,28 @@ def build_sets(
     return results
 
 
+def outcome_document(opts: BuildOptions, results: Sequence[BuildResult]) -> dict[str, Any]:
+    """What ``build --outcome FILE`` writes: one build of some sets for one system, for CI's
+    commit job (:mod:`bot.commit_only`), which reads it instead of the logs."""
+    return {
+        "system": opts.system,
+        "ok": all(r.ok for r in results),
+        "sets": sorted({r.set for r in results}),
+        "results": [r.to_json() for r in results],
+    }
+
+
 def summary(results: Sequence[BuildResult]) -> str:
     """One line per result, for people."""
     lines = []
     for r in results:
+        on = f" on {r.system}" if r.system else ""
         if r.ok:
-            lines.append(f"ok      {r.set} (Python {r.python}): {r.out_path} [{r.duration:.1f}s]")
+            lines.append(
+                f"ok      {r.set} (Python {r.python}{on}): {r.out_path} [{r.duration:.1f}s]"
+            )
         else:
-            where = f" (Python {r.python})" if r.python else ""
+            where = f" (Python {r.python}{on})" if r.python else f" ({on.strip()})" if on else ""
             lines.append(f"FAILED  {r.set}{where}: {r.error}")
             lines += [f"    {line}" for line in r.log_tail.splitlines()]
     return "\n".join(lines)
