@@ -1,19 +1,49 @@
-"""The GitHub Actions workflows: actionlint clean, and the structure the bot relies on."""
+"""The GitHub Actions workflows: actionlint clean, and run end to end under act.
+
+The workflows run for real (tests/plugins/act.py: self-hosted act, third-party actions
+replaced by the stand-ins of tests/actions/) against real components on loopback: the
+package index, the sshd-backed binary cache, the fake GitHub, a bare git remote.  The tests
+assert what the night left behind (commits, the pull request, issues, paths in the cache, the
+per-system outcomes), not the text of the workflow files.
+
+Systems: every (set, system) job runs on this x86_64-linux machine; NIX_CONFIG's
+``extra-platforms`` lets it build the aarch64-linux and aarch64-darwin derivations (their
+builders are this machine's /bin/sh and interpreters, so they run here), so each system's
+job really builds its own derivations and pushes its own store paths.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
+from bot import cache
+from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeGitHub
+    from tests.plugins.act import Act, ActRun
+    from tests.plugins.sshd import SshServer
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = [WORKFLOWS / "ci.yml", WORKFLOWS / "nightly.yml"]
+REPO = "nixpkgs-python/nixpkgs-python"
+HOSTED = ("aarch64-darwin", "aarch64-linux", "x86_64-linux")
+#: what a new project checkout holds (the workflows install it with `pip install .`)
+PROJECT = ("bot", "nix", "overrides", ".github", "pyproject.toml", "README.md", "default.nix",
+           "overlay.nix", ".gitignore")  # fmt: skip
+
+pytest_plugins = ["tests.plugins.act"]
+IGNORED = shutil.ignore_patterns("local.json", "__pycache__", "*.pyc")
 
 
 def actionlint() -> str | None:
@@ -28,10 +58,6 @@ def load(path: Path) -> dict[Any, Any]:
     return data
 
 
-def steps_text(job: dict[str, Any]) -> str:
-    return "\n".join(str(step.get("run", "")) for step in job["steps"])
-
-
 def test_actionlint_passes() -> None:
     binary = actionlint()
     if binary is None:
@@ -42,40 +68,7 @@ def test_actionlint_passes() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_nightly_structure() -> None:
-    wf = load(WORKFLOWS / "nightly.yml")
-    on = wf[True]  # YAML 1.1 reads the key `on` as a boolean
-    assert "schedule" in on
-    assert "cron" in on["schedule"][0]
-    assert "workflow_dispatch" in on
-    jobs = wf["jobs"]
-    assert "nixpkgs-python sets --json" in steps_text(jobs["sets"])
-
-    job = jobs["set"]
-    assert job["strategy"]["fail-fast"] is False
-    assert "fromJSON(needs.sets.outputs.sets)" in job["strategy"]["matrix"]["set"]
-    uses = [s.get("uses", "") for s in job["steps"]]
-    assert any(u.startswith("cachix/install-nix-action@v") for u in uses)
-    assert any(u.startswith("actions/cache@") for u in uses)
-    assert any(u.startswith("actions/upload-artifact@") for u in uses)
-    text = steps_text(job)
-    assert 'nixpkgs-python lock "$SET"' in text
-    assert 'nixpkgs-python build "$SET"' in text
-    assert 'nixpkgs-python push "$SET" --to "$CACHE_URI" --signing-key' in text
-    nix = next(s for s in job["steps"] if s.get("uses", "").startswith("cachix/"))
-    assert "builders = ${{ secrets.NIX_BUILDERS" in nix["with"]["extra_nix_config"]
-
-    commit = jobs["commit"]
-    assert "set" in commit["needs"]
-    assert "always()" in commit["if"]
-    assert "nixpkgs-python nightly --commit-only --pull-request" in steps_text(commit)
-    env = next(s["env"] for s in commit["steps"] if "nightly" in str(s.get("run", "")))
-    assert env["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
-    assert commit["permissions"]["contents"] == "write"
-    assert wf["permissions"] == {"contents": "read"}
-
-
-def test_secrets_only_reach_files_and_env() -> None:
+def test_secrets_only_reach_env() -> None:
     for path in FILES:
         text = path.read_text()
         for line in text.splitlines():
@@ -85,18 +78,266 @@ def test_secrets_only_reach_files_and_env() -> None:
         assert not re.search(r"echo\s+\"?\$(SSH_KEY|SIGNING_KEY|SSH_KNOWN_HOSTS)", text)
 
 
-def test_actions_pinned_by_tag() -> None:
+def test_actions_pinned_by_tag_and_stood_in() -> None:
+    """Every action is pinned by tag, and the act runs below replace each one."""
+    from tests.plugins.act import STAND_INS
+
     for path in FILES:
         for job in load(path)["jobs"].values():
             for step in job["steps"]:
                 if "uses" in step:
                     assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), step["uses"]
+                    assert step["uses"] in STAND_INS, f"no stand-in for {step['uses']}"
 
 
-def test_ci_structure() -> None:
-    wf = load(WORKFLOWS / "ci.yml")
-    assert "pull_request" in wf[True]
-    all_runs = "\n".join(steps_text(job) for job in wf["jobs"].values())
-    assert "bash .ci/run" in all_runs
-    assert "nixpkgs-python lock --check" in all_runs
-    assert "nix-instantiate --eval --strict" in all_runs
+# --- running the workflows ------------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def project_repo(
+    tmp_path: Path, sets: dict[str, str], extra: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """A checkout of the project with only ``sets`` (name -> set.yaml), pushed to a bare
+    remote; its ``github`` remote names the GitHub repository (act reads it from there)."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    for name in (*PROJECT, *extra):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=IGNORED)
+        else:
+            shutil.copy(source, work / name)
+    for name, text in sets.items():
+        (work / "sets" / name).mkdir(parents=True)
+        (work / "sets" / name / "set.yaml").write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "initial")
+    git(work, "remote", "add", "origin", str(remote))
+    git(work, "remote", "add", "github", f"https://github.com/{REPO}.git")
+    git(work, "push", "-q", "origin", "main")
+    return work, remote
+
+
+@pytest.fixture
+def wf_index(
+    pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path], tmp_path: Path
+) -> IndexServer:
+    index = pypi_index_with_backend
+    for wheel in frontend_wheels.values():
+        index.publish(wheel, upload_time="2025-01-01T00:00:00Z")
+    dist = tmp_path / "dist"
+    index.publish(
+        make_wheel(dist, "nb-app", "1.0", requires_dist=["nb-lib"]),
+        upload_time="2025-01-01T00:00:00Z",
+    )
+    index.publish(make_wheel(dist, "nb-lib", "1.0"), upload_time="2025-01-01T00:00:00Z")
+    return index
+
+
+def outcomes(run: ActRun) -> dict[tuple[str, str], dict[str, Any]]:
+    """(set, system) -> outcome.json + build.json of every build job."""
+    found = {}
+    for path in run.artifacts.glob("outcome-*/outcome.json"):
+        data = json.loads(path.read_text())
+        build = path.parent / "build.json"
+        data["build.json"] = json.loads(build.read_text()) if build.exists() else None
+        found[(data["set"], data["system"])] = data
+    return found
+
+
+@pytest.mark.nix
+def test_nightly_under_act(
+    act: Act,
+    tmp_path: Path,
+    wf_index: IndexServer,
+    sshd: SshServer,
+    fake_github: FakeGitHub,
+    interpreters: dict[str, str],
+    record_property: Any,
+) -> None:
+    work, remote = project_repo(
+        tmp_path, {"demo": "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"}
+    )
+    secret, public = tmp_path / "keys" / "cache.sec", tmp_path / "keys" / "cache.pub"
+    key_text = cache.cache_keygen("workflow-test-1", secret, public)
+    sshd.trust(key_text)
+    store_root = tmp_path / "cache-store"
+    known_hosts = (sshd.ssh_config.parent / "known_hosts").read_text()
+    secrets = {
+        "CACHE_SSH_KEY": sshd.client_key.read_text(),
+        "CACHE_SSH_KNOWN_HOSTS": known_hosts,
+        "CACHE_SIGNING_KEY": secret.read_text(),
+        "GITHUB_TOKEN": fake_github.token,
+    }
+    variables = {
+        "CACHE_URI": f"ssh-ng://root@127.0.0.1?remote-store={store_root}",
+        "CACHE_SSH_PORT": str(sshd.port),
+    }
+    env = {
+        "GITHUB_API_URL": fake_github.base_url,
+        "NIXPKGS_PYTHON_INDEX_URL": wf_index.url,
+        "NIX_CONFIG": "extra-platforms = aarch64-linux aarch64-darwin",
+    }
+    workflow = WORKFLOWS / "nightly.yml"
+    times: dict[str, float] = {}
+
+    def night(label: str, **kw: Any) -> ActRun:
+        shutil.rmtree(act.root / "artifacts", ignore_errors=True)
+        run = act.run(
+            workflow, "workflow_dispatch", workdir=work, remote=remote,
+            secrets=kw.get("secrets", secrets), variables=kw.get("variables", variables),
+            env=env, timeout=900,
+        )  # fmt: skip
+        times[label] = round(run.seconds, 1)
+        print(f"act nightly {label}: {run.seconds:.1f}s")
+        record_property(f"act_{label}_seconds", times[label])
+        return run
+
+    # night 1: a new set; the matrix builds it for every hosted system (x86_64-darwin has no
+    # remote builder: not built), each job pushes its own paths, one commit, one pull request
+    run = night("first")
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert sorted(found) == [("demo", s) for s in HOSTED], run.log[-4000:]
+    out_paths = set()
+    for (_, system), data in found.items():
+        assert (data["lock"], data["build"], data["push"], data["pushed"]) == (
+            "success", "success", "success", True,
+        ), data  # fmt: skip
+        result = data["build.json"]["results"][0]
+        assert (result["ok"], result["system"]) == (True, system)
+        assert (store_root / result["out_path"].lstrip("/")).exists(), "not pushed"
+        out_paths.add(result["out_path"])
+    assert len(out_paths) == 3  # one environment per system
+    assert run.succeeded("commit")
+    pulls = fake_github.pulls[REPO]
+    assert len(pulls) == 1
+    branch = pulls[0]["head"]["ref"]
+    assert git(remote, "log", "-1", "--format=%s", branch).startswith("demo: +nb-app 1.0")
+    assert git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml")
+    assert "x86_64-darwin: not built" in run.log
+    # a maintainer merges the night's pull request
+    git(remote, "update-ref", "refs/heads/main", branch)
+
+    # night 2, on a fork (no secrets, no cache): nothing new; lock and build, the push is
+    # skipped with one line, nothing committed
+    head = git(remote, "rev-parse", "main")
+    dist = tmp_path / "dist"
+    run = night("no_change", secrets={"GITHUB_TOKEN": fake_github.token}, variables={})
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert {(d["build"], d["pushed"]) for d in found.values()} == {("success", False)}
+    skipped = [line for line in run.log.splitlines() if "push of demo for" in line]
+    assert len([line for line in skipped if "skipped" in line]) >= 3, run.log[-4000:]
+    assert git(remote, "rev-parse", "main") == head
+    assert len(fake_github.pulls[REPO]) == 1
+
+    # night 3: nb-lib 1.2 has a wheel for x86_64-linux only; elsewhere its sdist does not
+    # build: x86_64-linux succeeds, the other systems fail, so the set is not committed and
+    # the failure is reported per system
+    wf_index.publish(
+        make_wheel(dist, "nb-lib", "1.2", tag="py3-none-manylinux_2_17_x86_64"),
+        upload_time="2025-03-05T00:00:00Z",
+    )
+    wf_index.publish(
+        make_sdist(dist, "nb-lib", "1.2", build_backend="no_such_backend"),
+        upload_time="2025-03-05T00:00:00Z",
+    )
+    run = night("failing_system")
+    assert run.returncode != 0  # the failing build jobs fail the run
+    found = outcomes(run)
+    assert found[("demo", "x86_64-linux")]["build"] == "success"
+    for system in ("aarch64-linux", "aarch64-darwin"):
+        assert found[("demo", system)]["build"] == "failure"
+        assert found[("demo", system)]["push"] == "skipped"
+        assert found[("demo", system)]["build.json"]["results"][0]["failed_package"] == "nb-lib"
+    assert git(remote, "rev-parse", "main") == head
+    assert all("1.2" not in git(remote, "log", "-1", "--format=%s", b["head"]["ref"])
+               for b in fake_github.pulls[REPO])  # fmt: skip
+    issues = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert len(issues) == 1
+    assert "aarch64-linux: build failed (package nb-lib)" in issues[0]["body"]
+    assert "x86_64-linux: built and pushed" in issues[0]["body"]
+    print("act wall times (s):", times)
+
+
+def test_build_outcome_file(tmp_path: Path) -> None:
+    """`build --outcome` writes the structured results even when nothing can be built."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    (tmp_path / "sets" / "demo").mkdir(parents=True)
+    (tmp_path / "nix").mkdir()
+    file = tmp_path / "out" / "build.json"
+    result = CliRunner().invoke(
+        cli,
+        ["--repo", str(tmp_path), "build", "demo", "--system", "aarch64-linux", "--outcome",
+         str(file)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    data = json.loads(file.read_text())
+    assert data["system"] == "aarch64-linux"
+    assert data["ok"] is False
+    assert data["results"][0]["error"].startswith("set 'demo' has no lock yet")
+    bad = CliRunner().invoke(cli, ["--repo", str(tmp_path), "build", "--system", "mips-linux"])
+    assert bad.exit_code == 2
+    assert "'mips-linux' is not one of" in bad.output
+
+
+@pytest.mark.nix
+def test_ci_under_act(
+    act: Act,
+    tmp_path: Path,
+    wf_index: IndexServer,
+    interpreters: dict[str, str],
+    record_property: Any,
+) -> None:
+    """ci.yml on a push: the test suite (a tiny selection: the whole suite would run itself),
+    the locks check and the evaluation of every set; then a stale lock fails the locks job."""
+    work, remote = project_repo(
+        tmp_path,
+        {"demo": "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"},
+        extra=("tests", ".ci"),
+    )
+    bot = Path(sys.executable).parent / "nixpkgs-python"
+    subprocess.run(
+        [bot, "--repo", work, "lock", "demo", "--exclude-newer", "2025-03-01T00:00:00Z",
+         "--index-url", wf_index.url],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "demo: lock")
+    git(work, "push", "-q", "origin", "main")
+    env = {
+        "NIXPKGS_PYTHON_INDEX_URL": wf_index.url,
+        # the suite would start this test again: one small test file stands for it
+        "PYTEST_ADDOPTS": "-p no:cacheprovider tests/test_sets.py",
+    }
+    workflow = WORKFLOWS / "ci.yml"
+    run = act.run(workflow, "push", workdir=work, remote=remote, env=env, timeout=900)
+    record_property("act_ci_seconds", round(run.seconds, 1))
+    print(f"act ci: {run.seconds:.1f}s")
+    assert run.returncode == 0, run.log[-8000:]
+    for job in ("tests", "locks", "eval"):
+        assert run.succeeded(job), f"{job}:\n" + "\n".join(run.job_lines(job)[-40:])
+    assert re.search(r"\d+ passed", "\n".join(run.job_lines("tests")))
+
+    # a set changed without re-locking: the locks job fails and names the set
+    (work / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-app', 'nb-lib']\n"
+    )
+    git(work, "commit", "-q", "-am", "demo: add nb-lib, not re-locked")
+    git(work, "push", "-q", "origin", "main")
+    run = act.run(workflow, "push", workdir=work, remote=remote, env=env, jobs=["locks"])
+    assert run.returncode != 0
+    assert run.failed("locks")
+    assert "demo" in "\n".join(run.job_lines("locks"))
