@@ -220,8 +220,11 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
         elif (error := _place_locks(pset, per_system)) is not None:
             outcome = _failed(pset, [], systems_text, error)
         else:
-            outcome, moved = _commit_set(opts, pset)
-            snapshot = moved or snapshot
+            try:
+                outcome, moved = _commit_set(opts, pset)
+                snapshot = moved or snapshot
+            except BotError as exc:  # e.g. a lock the job uploaded does not parse
+                outcome = _failed(pset, [], systems_text, str(exc))
         if outcome.report.status == "failed":
             for path in pset.path.glob("pylock.*.toml"):
                 git.restore(opts.repo, path)

@@ -288,6 +288,15 @@ def test_commit_only_commits_what_ci_jobs_made(
     assert git(work, "rev-parse", "HEAD") == head
     assert git(work, "status", "--porcelain") == ""
 
+    # a lock a job uploaded that does not parse fails that set, and the tree is left clean
+    for system in systems:
+        (outcomes / f"outcome-demo-{system}" / "locks" / "pylock.py312.toml").write_text("[x")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "pylock.py312.toml" in result.report.sets[0].log_tail
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "status", "--porcelain") == ""
+
     # a broken plan is one clear error
     (outcomes / "plan.json").write_text("{")
     with pytest.raises(BotError, match="unreadable night plan"):
