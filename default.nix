@@ -4,23 +4,22 @@
 #   nix-build -A pytest.py312.python    the same for Python 3.12
 #   nix-build -A pytest.packages.pytest one package
 #
-# pkgs: nixpkgs (its python3XY, stdenv, fetchurl, autoPatchelfHook), by default <nixpkgs>
-# when it is on NIX_PATH (or the pinned one of nix/nixpkgs.json with --arg pinnedNixpkgs true,
-# as CI and the binary cache use); null uses a standalone interpreter from `interpreters` (by
-# default nix/local.json, written by `python -m bot.interpreters`).
+# pkgs: the nixpkgs to build with (its python3XY, stdenv, fetchurl, autoPatchelfHook).  By
+# default the nixpkgs pinned in nix/nixpkgs.json: what the nightly builds and the binary cache
+# serves.  `nixpkgs` (a path, e.g. --argstr nixpkgs ~/src/nixpkgs) or `pkgs` selects another
+# one, whose outputs the binary cache does not have.  pkgs = null builds with a standalone
+# interpreter from `interpreters` (by default nix/local.json, written by
+# `python -m bot.interpreters`): outputs for this machine only.
+# system: the system to build for (passed to the pinned nixpkgs or `nixpkgs`).
 # overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
 # every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix.
 # disabledOverrides: entries of the shared library to leave out, "<package>#<n>" (n: the entry's
 # 1-based position in overrides/packages/<package>.toml), a list or a comma-separated string
 # (--argstr); the bot uses it to check whether an entry is still needed.
-let
-  nixpkgsOnPath = builtins.any
-    (e: e.prefix == "nixpkgs" || (e.prefix == "" && builtins.pathExists (e.path + "/nixpkgs")))
-    builtins.nixPath;
-in
-{ pinnedNixpkgs ? false          # true: build with the nixpkgs pinned in nix/nixpkgs.json
-, pkgs ? (if pinnedNixpkgs then import ./nix/nixpkgs.nix { }
-          else if nixpkgsOnPath then import <nixpkgs> { } else null)
+{ system ? builtins.currentSystem
+, nixpkgs ? null
+, pkgs ? (if nixpkgs != null then import ((import ./nix/lib.nix).toPath nixpkgs) { inherit system; }
+          else import ./nix/nixpkgs.nix { inherit system; })
 , overrides ? (self: super: { })
 , interpretersFile ? ./nix/local.json
 , interpreters ? (

@@ -46,9 +46,11 @@ class BuildOptions:
     """Parsed options of ``nixpkgs-python build``.
 
     ``keep_going`` lets nix build every package it can within a set (other sets are always
-    built).  ``nixpkgs`` builds with the nixpkgs pinned in ``nix/nixpkgs.json`` instead of
-    the standalone interpreters (``interpreters``; by default ``nix/local.json``, else
-    detected).
+    built).  ``nixpkgs`` (the default) builds with nixpkgs: the one pinned in
+    ``nix/nixpkgs.json``, or ``nixpkgs_path`` when given, with the machine's substituters
+    left on (the public cache serves that nixpkgs' interpreters and stdenv).  ``nixpkgs=False``
+    builds with the standalone interpreters (``interpreters``; by default ``nix/local.json``,
+    else detected) and no substituters: outputs for this machine only.
     """
 
     sets: list[str]
@@ -56,7 +58,8 @@ class BuildOptions:
     out_link: Path | None
     keep_going: bool
     repo: Path
-    nixpkgs: bool = False
+    nixpkgs: bool = True
+    nixpkgs_path: Path | None = None
     interpreters: Mapping[str, str] | None = None
     timeout: float = 4 * 3600
     #: the Nix system to build for (``--option system``; None: this machine's).  Another
@@ -203,7 +206,8 @@ def nix_build_args(
     if disabled_overrides:
         argv += ["--argstr", "disabledOverrides", ",".join(disabled_overrides)]
     if opts.nixpkgs:
-        argv += ["--arg", "pinnedNixpkgs", "true"]
+        if opts.nixpkgs_path is not None:
+            argv += ["--argstr", "nixpkgs", str(opts.nixpkgs_path.resolve())]
     else:
         argv += ["--arg", "pkgs", "null"]
         if interpreters_file is not None:
@@ -217,6 +221,29 @@ def nix_build_args(
     else:
         argv.append("--no-out-link")
     return argv
+
+
+def substituters(opts: BuildOptions) -> str | None:
+    """``None`` (the machine's own) with nixpkgs, whose outputs come from a binary cache;
+    none at all for standalone builds, which nothing can substitute."""
+    return None if opts.nixpkgs else ""
+
+
+def prepare_nixpkgs(opts: BuildOptions) -> None:
+    """Before building with the pin: fetch it once and check it against its hash, so a bad
+    pin is one error naming nix/nixpkgs.json instead of one per set."""
+    if opts.nixpkgs and opts.nixpkgs_path is None:
+        from bot.nixpkgs import ensure_pin
+
+        ensure_pin(opts.repo)
+    elif opts.nixpkgs_path is not None and not (
+        (opts.nixpkgs_path / "default.nix").is_file() or opts.nixpkgs_path.is_file()
+    ):
+        raise BotError(
+            "not a nixpkgs: no default.nix",
+            where=str(opts.nixpkgs_path),
+            hint="pass a nixpkgs checkout (the directory holding default.nix) to --nixpkgs",
+        )
 
 
 def _targets(opts: BuildOptions) -> list[tuple[str, str | None, str | None]]:
@@ -284,7 +311,13 @@ def build_one(
         opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides
     )
     proc = run_nix(
-        "nix-build", argv, options=options, check=False, timeout=opts.timeout, cwd=opts.repo
+        "nix-build",
+        argv,
+        substituters=substituters(opts),
+        options=options,
+        check=False,
+        timeout=opts.timeout,
+        cwd=opts.repo,
     )
     result.ok = proc.returncode == 0
     if result.ok:
@@ -321,6 +354,7 @@ def build_sets(
     Unknown set names raise :class:`BotError` before anything is built.
     """
     targets = _targets(opts)
+    prepare_nixpkgs(opts)
     interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
     interpreters_file = None
     results: list[BuildResult] = []
@@ -345,7 +379,7 @@ def build_sets(
                         system=opts.system,
                         error=f"no standalone Python {python} on this machine; install it "
                         "(e.g. with pyenv) and run `python -m bot.interpreters`, "
-                        "or build with nixpkgs",
+                        "or build with nixpkgs (without --standalone)",
                     )
                 )
                 continue

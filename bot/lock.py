@@ -80,7 +80,7 @@ def _package(pkg: Resolved, systems: Sequence[str]) -> dict[str, Any]:
     sdists = [f for f in files.values() if f.kind == "sdist"]
     wheels = sorted((f for f in files.values() if f.kind == "wheel"), key=lambda f: f.filename)
     entry: dict[str, Any] = {"name": pkg.name, "version": str(pkg.version)}
-    marker = systems_marker(frozenset(used))
+    marker = systems_marker(frozenset(used), systems)
     if marker is not None:
         entry["marker"] = marker
     requires_python = pkg.metadata.requires_python

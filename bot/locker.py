@@ -23,6 +23,7 @@ from bot import lockcache
 from bot.errors import BotError
 from bot.index.cache import Cache, default_cache_dir
 from bot.index.models import IndexRoute
+from bot.nixpkgs import Release, release_of
 from bot.overrides import Override, extra_build_requires, load_overrides
 from bot.sets import DEFAULT_INDEX, PackageSet, load_sets
 from bot.targets import targets_for
@@ -145,8 +146,10 @@ def build_request(
     exclude_newer: datetime | None,
     extra: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None,
     holds: Mapping[str, Hold] | None = None,
+    release: Release | None = None,
 ) -> Request:
-    """The resolver request for one set and Python version (held packages pinned)."""
+    """The resolver request for one set and Python version (held packages pinned), for the
+    systems and wheel baselines of ``release`` (default: :data:`bot.nixpkgs.DEFAULT_RELEASE`)."""
 
     def extra_build(name: NormalizedName, version: Version) -> list[Requirement]:
         out = [loc.value for loc in pset.build_requirements.get(name, ())]
@@ -163,7 +166,7 @@ def build_request(
             (Requirement(f"{h.name}=={h.version}"), f"held back: {h.reason}")
             for h in (holds or {}).values()
         ],
-        targets=targets_for(python),
+        targets=targets_for(python) if release is None else targets_for(python, release),
         prefer="sdist" if pset.prefer == "sdist" else "wheel",
         exclude_newer=exclude_newer,
         extra_build_requires=extra_build,
@@ -233,7 +236,10 @@ def lock_one(
     routes = index_routes(pset, opts.index_url)
     inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
     held = [h.to_toml() for _, h in sorted((holds or {}).items())]
-    key = lockcache.result_key(inputs_hash + json.dumps(held), python, exclude_newer, routes)
+    release = release_of(opts.repo)  # the pin's systems and wheel baselines
+    key = lockcache.result_key(
+        inputs_hash + json.dumps(held) + release.name, python, exclude_newer, routes
+    )
     cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
     text = None if opts.refresh else lockcache.lookup(cache, key, exclude_newer)
     resolution = None
@@ -243,7 +249,12 @@ def lock_one(
         from bot.resolve import resolve  # the resolver is only needed on a miss
 
         request = build_request(
-            pset, python, exclude_newer, lambda n, v: extra_build_requires(library, n, v), holds
+            pset,
+            python,
+            exclude_newer,
+            lambda n, v: extra_build_requires(library, n, v),
+            holds,
+            release,
         )
         request = dataclasses.replace(
             request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]

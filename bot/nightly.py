@@ -64,7 +64,12 @@ class NightlyOptions:
     run_url: str | None = None
     report_json: Path | None = None
     report_markdown: Path | None = None
-    nixpkgs: bool = False
+    #: build with nixpkgs (the pin, or ``nixpkgs_path``); False: the standalone interpreters
+    nixpkgs: bool = True
+    nixpkgs_path: Path | None = None
+    #: the CLI's embedded defaults: without the pin on this machine, say so and build with
+    #: the standalone interpreters instead (only ever into the local file cache)
+    standalone_fallback: bool = False
     retries: int = 4
     #: CI's final job: commit the locks other jobs produced (already in the working tree),
     #: report the outcomes they recorded under this directory; no locking or building here
@@ -106,7 +111,40 @@ def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptio
         keep_going=False,
         repo=opts.repo,
         nixpkgs=opts.nixpkgs,
+        nixpkgs_path=opts.nixpkgs_path,
     )
+
+
+def choose_nixpkgs(opts: NightlyOptions) -> str | None:
+    """Fetch and check the pin once for the night.  On the embedded defaults, a machine that
+    cannot fetch it builds with its standalone interpreters instead: ``opts`` is changed and
+    the returned line says so (None: nothing to say)."""
+    from bot.nixpkgs import PinUnavailableError
+
+    if not opts.nixpkgs:
+        return None
+    store = opts.store or cache.default_store(opts.repo)
+    try:
+        builder.prepare_nixpkgs(
+            builder.BuildOptions(
+                sets=[],
+                python=None,
+                out_link=None,
+                keep_going=False,
+                repo=opts.repo,
+                nixpkgs=opts.nixpkgs,
+                nixpkgs_path=opts.nixpkgs_path,
+            )
+        )
+    except PinUnavailableError as exc:
+        if not (opts.standalone_fallback and store == cache.default_store(opts.repo)):
+            raise
+        opts.nixpkgs = False
+        return (
+            f"the pinned nixpkgs is not available on this machine ({exc.message}); "
+            "using the standalone interpreters: the outputs are for this machine only"
+        )
+    return None
 
 
 def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
@@ -377,6 +415,10 @@ def run_nightly(
     psets = load_sets(opts.repo, list(opts.sets))
     store = opts.store or cache.default_store(opts.repo)
     signing_key = _signing_key(opts, store)
+    note = choose_nixpkgs(opts)
+    if note is not None:
+        log.warning("%s", note)
+        say(note)
     gh = github_client(opts)
     outcomes: list[SetOutcome] = []
     clients: dict[Any, IndexClient] = {}
@@ -427,6 +469,7 @@ def _revalidate(
             sets=list(opts.sets),
             budget=opts.revalidate_budget,
             nixpkgs=opts.nixpkgs,
+            nixpkgs_path=opts.nixpkgs_path,
             state_file=(opts.cache_dir / revalidate.STATE_FILE) if opts.cache_dir else None,
             progress=say,
         )

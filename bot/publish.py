@@ -20,15 +20,24 @@ if TYPE_CHECKING:
 
 def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
     """What the night built with: the pinned nixpkgs revision, or the standalone interpreters."""
+    if opts.nixpkgs and opts.nixpkgs_path is not None:
+        return {"source": "nixpkgs", "path": str(opts.nixpkgs_path), "rev": None}
     if opts.nixpkgs:
         pin = json.loads((opts.repo / "nix" / "nixpkgs.json").read_text(encoding="utf-8"))
-        return {"source": "nixpkgs", "rev": pin.get("rev"), "url": pin.get("url")}
+        return {
+            "source": "nixpkgs",
+            "release": pin.get("release"),
+            "rev": pin.get("rev"),
+            "url": pin.get("url"),
+        }
     return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
 
 
 def _provenance_line(provenance: Mapping[str, Any]) -> str:
+    if provenance.get("source") == "nixpkgs" and provenance.get("path"):
+        return f"Built with the nixpkgs at `{provenance['path']}` (not the pin)."
     if provenance.get("source") == "nixpkgs":
-        return f"Built with nixpkgs `{provenance.get('rev')}`."
+        return f"Built with nixpkgs {provenance.get('release')} `{provenance.get('rev')}`."
     pythons = ", ".join(
         f"{k}: `{v}`" for k, v in sorted(provenance.get("interpreters", {}).items())
     )

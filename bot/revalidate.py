@@ -324,6 +324,7 @@ def revalidate(
     state_file: Path | None = None,
     interpreters: Mapping[str, str] | None = None,
     nixpkgs: bool = False,
+    nixpkgs_path: Path | None = None,
     timeout: float = BUILD_TIMEOUT,
     progress: Callable[[str], None] | None = None,
 ) -> list[Finding]:
@@ -332,7 +333,8 @@ def revalidate(
     when empty), continuing where the last run stopped (``state_file``).
 
     Builds use the standalone ``interpreters`` (default: ``nix/local.json``, else detected)
-    or, with ``nixpkgs``, the pinned nixpkgs; each build is bounded by ``timeout`` seconds.
+    or, with ``nixpkgs``, the pinned nixpkgs (or ``nixpkgs_path``); each build is bounded by
+    ``timeout`` seconds.
     Nothing in the repository is changed (see :meth:`Finding.apply`, :func:`apply_findings`).
     """
     say = progress or (lambda _msg: None)
@@ -375,6 +377,7 @@ def revalidate(
         keep_going=False,
         repo=repo,
         nixpkgs=nixpkgs,
+        nixpkgs_path=nixpkgs_path,
         timeout=timeout,
     )
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-revalidate-") as tmp:

@@ -1,15 +1,17 @@
 """Resolution targets: a Python minor version on a Nix system.
 
-A lock covers one Python minor version and every Nix system in :data:`SYSTEMS`.  Each target
-has the marker environment PEP 508 markers are evaluated in and the ordered wheel tags it
-accepts (most specific first), so the resolver and the artifact choice never look at the
-machine the bot happens to run on.
+A lock covers one Python minor version and every Nix system of a nixpkgs release (the pin's
+row of :data:`bot.nixpkgs.RELEASES`).  Each target has the marker environment PEP 508 markers
+are evaluated in and the ordered wheel tags it accepts (most specific first), with the wheel
+baselines of that release (its glibc, its darwin deployment target), so the resolver and the
+artifact choice never look at the machine the bot happens to run on.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from packaging import tags
 from packaging.markers import Marker
@@ -18,15 +20,11 @@ from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
 from bot.errors import SetError
+from bot.nixpkgs import DEFAULT_RELEASE, RELEASES, Release
 
-SYSTEMS: tuple[str, ...] = ("aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux")
-
-
-#: newest glibc a locked manylinux wheel may need: manylinux_2_28, the same Linux baseline as
-#: uv's default Linux target, and older than both nixpkgs' glibc and Debian 12's (2.36).
-MANYLINUX_MAX = (2, 28)
-#: oldest macOS a locked wheel must support: nixpkgs' darwin baseline.
-MACOS_MIN = (11, 0)
+#: the default release's facts (the pin's release; a lock made in a repository uses its pin's)
+DEFAULT = RELEASES[DEFAULT_RELEASE]
+SYSTEMS: tuple[str, ...] = DEFAULT.systems
 
 _MACHINE = {"x86_64": "x86_64", "aarch64": "aarch64"}
 _MAC_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
@@ -38,6 +36,8 @@ class Target:
 
     python: str
     system: str
+    #: the nixpkgs release whose baselines the wheel tags follow
+    release: Release = field(default=DEFAULT, repr=False)
 
     @property
     def arch(self) -> str:
@@ -92,7 +92,8 @@ class Target:
     @functools.cached_property
     def tag_priority(self) -> dict[tags.Tag, int]:
         """Accepted wheel tags mapped to their priority (0 = most specific)."""
-        return {tag: i for i, tag in enumerate(_tags_for(self.python, self.system))}
+        tags_ = _tags_for(self.python, self.system, self.release.glibc, self.release.macos_min)
+        return {tag: i for i, tag in enumerate(tags_)}
 
 
 _ALLOWS: dict[tuple[int, str], tuple[SpecifierSet, bool]] = {}
@@ -112,22 +113,24 @@ def _allows(requires_python: SpecifierSet, version: str) -> bool:
 
 
 @functools.cache
-def _platforms(system: str) -> tuple[str, ...]:
+def _platforms(system: str, glibc: tuple[int, int], macos_min: tuple[int, int]) -> tuple[str, ...]:
     arch, kernel = system.split("-", 1)
     if kernel == "linux":
-        out = [f"manylinux_2_{m}_{arch}" for m in range(MANYLINUX_MAX[1], 4, -1)]
+        out = [f"manylinux_2_{m}_{arch}" for m in range(glibc[1], 4, -1)]
         legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
         for minor, name in legacy.items():
             if arch == "x86_64" or minor == 17:
                 out.insert(out.index(f"manylinux_2_{minor}_{arch}") + 1, f"{name}_{arch}")
         return tuple(out)
-    return tuple(tags.mac_platforms(MACOS_MIN, _MAC_ARCH[arch]))
+    return tuple(tags.mac_platforms(macos_min, _MAC_ARCH[arch]))
 
 
 @functools.cache
-def _tags_for(python: str, system: str) -> tuple[tags.Tag, ...]:
+def _tags_for(
+    python: str, system: str, glibc: tuple[int, int], macos_min: tuple[int, int]
+) -> tuple[tags.Tag, ...]:
     major, minor = (int(x) for x in python.split("."))
-    platforms = list(_platforms(system))
+    platforms = list(_platforms(system, glibc, macos_min))
     # the ABI of the Nix interpreter (a release build with the GIL), never that of whichever
     # Python runs the bot (packaging would read it from this interpreter's sysconfig)
     abis = [f"cp{major}{minor}"]
@@ -137,23 +140,23 @@ def _tags_for(python: str, system: str) -> tuple[tags.Tag, ...]:
     )
 
 
-def targets_for(python: str, systems: tuple[str, ...] = SYSTEMS) -> tuple[Target, ...]:
-    """All targets of one lock."""
+def targets_for(python: str, release: Release = DEFAULT) -> tuple[Target, ...]:
+    """All targets of one lock: ``python`` on every system of ``release``."""
     if python not in SUPPORTED_PYTHONS:
         raise SetError(
             f"unsupported Python version {python!r}",
             hint=f"use one of {', '.join(SUPPORTED_PYTHONS)}",
         )
-    return tuple(Target(python, s) for s in systems)
+    return tuple(Target(python, s, release) for s in release.systems)
 
 
-def systems_marker(systems: frozenset[str]) -> str | None:
-    """A marker true exactly on ``systems`` (None when that is every system)."""
-    if systems >= frozenset(SYSTEMS):
+def systems_marker(systems: frozenset[str], every: Sequence[str] = SYSTEMS) -> str | None:
+    """A marker true exactly on ``systems`` (None when that is ``every`` system of the lock)."""
+    if systems >= frozenset(every):
         return None
     kernels = {
-        "linux": frozenset(s for s in SYSTEMS if s.endswith("linux")),
-        "darwin": frozenset(s for s in SYSTEMS if s.endswith("darwin")),
+        "linux": frozenset(s for s in every if s.endswith("linux")),
+        "darwin": frozenset(s for s in every if s.endswith("darwin")),
     }
     parts: list[str] = []
     rest = set(systems)

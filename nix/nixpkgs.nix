@@ -1,3 +1,7 @@
-# The pinned nixpkgs (nix/nixpkgs.json), as the function nixpkgs is: import ./nixpkgs.nix { }.
-let pin = builtins.fromJSON (builtins.readFile ./nixpkgs.json); in
-import (builtins.fetchTarball { inherit (pin) url sha256; name = "nixpkgs-${pin.rev}"; })
+# The pinned nixpkgs (nix/nixpkgs.json, see bot/nixpkgs.py for its format), as the function
+# nixpkgs is: import ./nixpkgs.nix { system = "aarch64-linux"; }.
+let
+  pin = builtins.fromJSON (builtins.readFile ./nixpkgs.json);
+  need = f: pin.${f} or (throw "nixpkgs-python: nix/nixpkgs.json has no '${f}'");
+in
+import (builtins.fetchTarball { url = need "url"; sha256 = need "sha256"; name = "nixpkgs-${need "rev"}"; })

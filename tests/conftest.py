@@ -3,6 +3,7 @@
 - ``tests.plugins.pypi``: a loopback package index serving packages the tests build
 - ``tests.plugins.nixenv``: real Nix with isolated state
 - ``tests.plugins.sshd``: an OpenSSH server on a free loopback port
+- ``tests.plugins.standin``: a stand-in nixpkgs whose outputs only substitute from loopback
 
 The one fake boundary, the GitHub REST API, lives in this file.
 """
@@ -17,6 +18,7 @@ pytest_plugins = [
     "tests.plugins.pypi",
     "tests.plugins.nixenv",
     "tests.plugins.sshd",
+    "tests.plugins.standin",
 ]
 
 

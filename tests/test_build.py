@@ -23,6 +23,7 @@ def options(repo: NixRepo, **kw: object) -> BuildOptions:
         "keep_going": False,
         "repo": repo.root,
         "interpreters": repo.interpreters,
+        "nixpkgs": False,  # standalone, explicitly (tests/test_nixpkgs.py builds with nixpkgs)
     }
     values.update(kw)
     return BuildOptions(**values)  # type: ignore[arg-type]

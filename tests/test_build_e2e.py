@@ -42,6 +42,7 @@ def test_resolved_lock_builds(nix_repo: NixRepo, demo_index: IndexServer, tmp_pa
             out_link=tmp_path / "r",
             keep_going=False,
             repo=nix_repo.root,
+            nixpkgs=False,
             interpreters=nix_repo.interpreters,
         )
     )

@@ -27,6 +27,7 @@ def test_keygen_push_verify(
 ) -> None:
     lock_demo(nix_repo, demo_index, demo_dists)
     repo = ["--repo", str(nix_repo.root), "-q"]
+    alone = "--standalone"  # this machine's interpreters (tests/test_nixpkgs.py: nixpkgs)
     secret, public = tmp_path / "keys" / "cli.sec", tmp_path / "keys" / "cli.pub"
     assert keygen("cli-test-1", secret, public) == 0
     out = capsys.readouterr().out
@@ -37,20 +38,23 @@ def test_keygen_push_verify(
     assert "refusing to overwrite" in capsys.readouterr().err
 
     store = f"file://{tmp_path / 'cache'}"
-    assert main([*repo, "push", "--to", store, "--signing-key", str(secret)]) == 0
+    assert main([*repo, "push", alone, "--to", store, "--signing-key", str(secret)]) == 0
     first = capsys.readouterr().out
     assert f"{store}: copied " in first
     assert " copied 0 of " not in first
-    assert main([*repo, "push", "--to", store, "--signing-key", str(secret)]) == 0
+    assert main([*repo, "push", alone, "--to", store, "--signing-key", str(secret)]) == 0
     assert " copied 0 of " in capsys.readouterr().out
 
-    assert main([*repo, "cache", "verify", "--from", store, "--public-key", str(public)]) == 0
+    assert (
+        main([*repo, "cache", "verify", alone, "--from", store, "--public-key", str(public)]) == 0
+    )
     assert "substitute with a trusted signature" in capsys.readouterr().out
 
     other_secret, other_public = tmp_path / "keys" / "other.sec", tmp_path / "keys" / "other.pub"
     assert keygen("other-1", other_secret, other_public) == 0
     capsys.readouterr()
-    assert main([*repo, "cache", "verify", "--from", store, "--public-key", str(other_public)]) == 2
+    verify = [*repo, "cache", "verify", alone, "--from", store]
+    assert main([*verify, "--public-key", str(other_public)]) == 2
     err = capsys.readouterr().err
     assert "FAILED /nix/store/" in err
     assert "Traceback" not in err
@@ -76,6 +80,7 @@ def test_build_command(
                 "-q",
                 "build",
                 "demo",
+                "--standalone",
                 "--out-link",
                 str(prefix),
                 "--json",

@@ -93,11 +93,15 @@ def options(
         exclude_newer=when(day),
         index_url=index.url,
         cache_dir=tmp_path / "metadata-cache",
-        store=f"file://{tmp_path / 'binary-cache'}",
         signing_key=key,
         retries=0,
         github_throttle=False,
-        **{"revalidate_budget": None, **extra},  # type: ignore[arg-type]
+        **{
+            "revalidate_budget": None,
+            "nixpkgs": False,
+            "store": f"file://{tmp_path / 'binary-cache'}",
+            **extra,
+        },  # type: ignore[arg-type]
     )
 
 
@@ -470,6 +474,7 @@ def test_nightly_command(
         "--signing-key",
         str(key),
         "--no-revalidate",
+        "--standalone",
         "--report-json",
         str(tmp_path / "report.json"),
         "--report-markdown",
@@ -482,3 +487,69 @@ def test_nightly_command(
     assert "# nixpkgs-python nightly" in (tmp_path / "report.md").read_text()
     assert main(argv) == 0
     assert "demo: unchanged" in capsys.readouterr().out
+
+
+def test_nightly_on_its_defaults_says_it_uses_the_standalone_interpreters(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's main job: no nixpkgs to be had here (the pin's host does not resolve),
+    the embedded file cache: one line says so, and the night builds standalone."""
+    from bot.cli import main
+
+    work, _ = night_repo
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the default cache key
+    argv = ["--repo", str(work), "nightly", "--exclude-newer", "2025-03-02T00:00:00Z"]
+    argv += ["--index-url", night_index.url, "--cache-dir", str(tmp_path / "meta")]
+    argv += ["--no-revalidate", "--report-json", str(tmp_path / "report.json")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "the pinned nixpkgs is not available on this machine" in captured.err
+    assert "using the standalone interpreters" in captured.err
+    assert "demo: ok (" in captured.out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["build"]["source"] == "standalone"
+
+    # with a shared cache there is no falling back: standalone outputs are for this machine
+    key = tmp_path / "keys" / "k.sec"
+    cache.cache_keygen("fallback-1", key, key.with_suffix(".pub"))
+    remote = ["--to", f"file://{tmp_path / 'shared'}", "--signing-key", str(key)]
+    assert main([*argv, *remote]) == 1
+    err = capsys.readouterr().err
+    assert "nix/nixpkgs.json" in err
+    assert "--standalone" in err
+    assert "Traceback" not in err
+
+
+def test_nightly_with_nixpkgs_substitutes_the_interpreter_and_pushes_the_closure(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    interpreters: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A night against a stand-in nixpkgs, as on a runner: its interpreter is substituted
+    from the (loopback) public cache, never built, and the pushed closure holds it."""
+    from tests.plugins.standin import make_standin, serve
+
+    work, _ = night_repo
+    standin = make_standin(tmp_path / "standin", {"3.12": interpreters["3.12"]})
+    python = next(p for p in standin.outputs if p.endswith("python3-3.12-standin"))
+    with serve(standin):
+        monkeypatch.setenv("NIX_CONFIG", standin.nix_config)
+        # compression=none: xz takes minutes over the interpreter's 90 MB here
+        store = f"file://{tmp_path / 'binary-cache'}?compression=none"
+        result = run_nightly(
+            options(
+                work, night_index, tmp_path, 2, nixpkgs=True, nixpkgs_path=standin.path, store=store
+            )
+        )
+    assert result.exit_code == 0, result.errors
+    [row] = result.report.sets
+    assert row.status == "ok"
+    narinfo = tmp_path / "binary-cache" / f"{Path(python).name.split('-')[0]}.narinfo"
+    assert narinfo.exists()  # the interpreter came with the set's closure
+    assert "Sig: nightly-test-1:" in narinfo.read_text()

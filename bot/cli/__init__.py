@@ -12,7 +12,7 @@ import gc
 
 import click
 
-from bot.cli import build, lock, nightly  # noqa: F401 (importing registers the commands)
+from bot.cli import build, lock, nightly, pins  # noqa: F401 (importing registers the commands)
 from bot.cli.base import cli, err_console, print_error
 from bot.errors import BotError
 

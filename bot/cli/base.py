@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,15 @@ def print_error(text: str) -> None:
 
     err_console().print(
         f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True
+    )
+
+
+def print_warning(text: str) -> None:
+    """One warning on stderr (shown with ``-q`` too: it says something about the outputs)."""
+    from rich.markup import escape
+
+    err_console().print(
+        f"[bold yellow]warning:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True
     )
 
 
@@ -151,11 +161,45 @@ cache_dir_option = click.option(
 )
 
 
-nixpkgs_option = click.option(
-    "--nixpkgs",
-    is_flag=True,
-    help="Build with the pinned nixpkgs (nix/nixpkgs.json) instead of standalone interpreters.",
-)
+@dataclass(frozen=True)
+class NixpkgsChoice:
+    """What ``--standalone`` / ``--nixpkgs PATH`` chose (neither: the pinned nixpkgs)."""
+
+    nixpkgs: bool = True  #: False: the machine's standalone interpreters
+    path: Path | None = None  #: another nixpkgs than the pin
+    explicit: bool = False  #: the user chose one of the two
+
+
+def nixpkgs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--standalone`` and ``--nixpkgs PATH``, handed to the command as ``nixpkgs``."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, standalone: bool, nixpkgs_path: Path | None, **kw: Any) -> Any:
+        if standalone and nixpkgs_path is not None:
+            raise click.UsageError("use either --standalone or --nixpkgs, not both")
+        choice = NixpkgsChoice(
+            nixpkgs=not standalone,
+            path=nixpkgs_path,
+            explicit=standalone or nixpkgs_path is not None,
+        )
+        return f(*args, nixpkgs=choice, **kw)
+
+    wrapper = click.option(
+        "--nixpkgs",
+        "nixpkgs_path",
+        type=click.Path(exists=True, path_type=Path),
+        envvar="NIXPKGS_PYTHON_NIXPKGS",
+        metavar="PATH",
+        help="Build with this nixpkgs instead of the pinned one (nix/nixpkgs.json); "
+        "the binary cache does not have its outputs [env: NIXPKGS_PYTHON_NIXPKGS].",
+    )(wrapper)
+    return click.option(
+        "--standalone",
+        is_flag=True,
+        help="Build with this machine's standalone interpreters instead of nixpkgs, with no "
+        "substituters: outputs for this machine only.",
+    )(wrapper)
+
 
 ssh_config_option = click.option(
     "--ssh-config",

@@ -12,6 +12,7 @@ import click
 
 from bot.cli.base import (
     Context,
+    NixpkgsChoice,
     cli,
     json_option,
     nixpkgs_option,
@@ -26,7 +27,7 @@ def _build_options(
     obj: Context,
     sets: tuple[str, ...],
     python: str | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     out_link: Path | None = None,
     keep_going: bool = False,
     system: str | None = None,
@@ -39,7 +40,8 @@ def _build_options(
         out_link=out_link,
         keep_going=keep_going,
         repo=obj.repo,
-        nixpkgs=nixpkgs,
+        nixpkgs=nixpkgs.nixpkgs,
+        nixpkgs_path=nixpkgs.path,
         system=system,
     )
 
@@ -89,7 +91,7 @@ def build_command(
     keep_going: bool,
     system: str | None,
     outcome: Path | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Build sets from their locks with Nix and print the store paths."""
@@ -114,7 +116,7 @@ def _built_paths(
     obj: Context,
     sets: tuple[str, ...],
     python: str | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     progress: Callable[[str], None],
     system: str | None = None,
 ) -> list[str]:
@@ -157,7 +159,7 @@ def push_command(
     signing_key: Path | None,
     ssh_config: Path | None,
     system: str | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Sign and push the sets' closures to a binary cache (only missing paths)."""
@@ -241,15 +243,16 @@ def verify_command(
     public_key: str,
     ssh_config: Path | None,
     system: str | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Substitute the sets into a fresh store that trusts only PUBLIC_KEY."""
     from bot import cache
-    from bot.build import _targets
+    from bot.build import _targets, prepare_nixpkgs
     from bot.nightly import out_paths
 
     opts = _build_options(obj, sets, python, nixpkgs, system=system)
+    prepare_nixpkgs(opts)
     paths: list[str] = []
     for set_name, py, error in _targets(opts):
         if error is not None or py is None:

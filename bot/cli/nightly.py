@@ -9,6 +9,7 @@ import click
 
 from bot.cli.base import (
     Context,
+    NixpkgsChoice,
     cache_dir_option,
     cli,
     exclude_newer_option,
@@ -17,6 +18,7 @@ from bot.cli.base import (
     nixpkgs_option,
     pass_ctx,
     print_error,
+    print_warning,
     python_option,
     ssh_config_option,
 )
@@ -118,7 +120,7 @@ def nightly_command(
     no_revalidate: bool,
     report_json: Path | None,
     report_markdown: Path | None,
-    nixpkgs: bool,
+    nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Re-lock, build, push and commit every set (the scheduled job)."""
@@ -149,8 +151,16 @@ def nightly_command(
         revalidate_budget=None if no_revalidate else revalidate_budget,
         report_json=report_json,
         report_markdown=report_markdown,
-        nixpkgs=nixpkgs,
+        nixpkgs=nixpkgs.nixpkgs,
+        nixpkgs_path=nixpkgs.path,
+        standalone_fallback=not nixpkgs.explicit,
     )
+    if not commit_only:
+        from bot.nightly import choose_nixpkgs
+
+        note = choose_nixpkgs(opts)  # once, before the night; run_nightly then has nothing to do
+        if note is not None:
+            print_warning(note)
     with obj.progress("nightly", enabled=not as_json) as progress:
         result = run_nightly(opts, progress=progress)
     if as_json:

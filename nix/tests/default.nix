@@ -264,7 +264,7 @@ in
     expected = [ "fake-auto-patchelf-hook" ];
   };
   overlay = {
-    expr = let sets = (import ../../overlay.nix fakePkgs fakePkgs).pythonSets; in
+    expr = let sets = (import ../../overlay.nix fakePkgs fakePkgs).pythonSetsFromThisNixpkgs; in
       builtins.all (n: sets.${n}.meta.interpreterSource == "nixpkgs") (builtins.attrNames sets);
     expected = true;
   };
