@@ -62,9 +62,9 @@ class BuildOptions:
     nixpkgs_path: Path | None = None
     interpreters: Mapping[str, str] | None = None
     timeout: float = 4 * 3600
-    #: the Nix system to build for (``--option system``; None: this machine's).  Another
-    #: system builds on remote builders (nix.conf ``builders``) or, for a system this machine
-    #: can run, with ``extra-platforms``.
+    #: the Nix system to build for (default.nix's ``system``; None: this machine's), with
+    #: nixpkgs only.  Another system builds on remote builders (nix.conf ``builders``) or,
+    #: for a system this machine can run, with ``extra-platforms``.
     system: str | None = None
 
 
@@ -213,7 +213,7 @@ def nix_build_args(
         if interpreters_file is not None:
             argv += ["--argstr", "interpretersFile", str(interpreters_file)]
     if opts.system is not None:
-        argv += ["--option", "system", opts.system]
+        argv += ["--argstr", "system", opts.system]  # default.nix passes it to nixpkgs
     if opts.keep_going:
         argv.append("--keep-going")
     if opts.out_link is not None:
@@ -354,6 +354,11 @@ def build_sets(
     Unknown set names raise :class:`BotError` before anything is built.
     """
     targets = _targets(opts)
+    if opts.system is not None and not opts.nixpkgs:
+        raise BotError(
+            f"cannot build for {opts.system} with --standalone",
+            hint="standalone interpreters build for this machine only; build with nixpkgs",
+        )
     prepare_nixpkgs(opts)
     interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
     interpreters_file = None
