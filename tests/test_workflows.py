@@ -6,10 +6,16 @@ package index, the sshd-backed binary cache, the fake GitHub, a bare git remote.
 assert what the night left behind (commits, the pull request, issues, paths in the cache, the
 per-system outcomes), not the text of the workflow files.
 
+Nixpkgs: the runners build against the pin; here against the stand-in nixpkgs
+(tests/plugins/standin.py), whose interpreters only substitute from its loopback cache.
+
 Systems: every (set, system) job runs on this x86_64-linux machine; NIX_CONFIG's
 ``extra-platforms`` lets it build the aarch64-linux and aarch64-darwin derivations (their
 builders are this machine's /bin/sh and interpreters, so they run here), so each system's
-job really builds its own derivations and pushes its own store paths.
+job really substitutes its own interpreter, builds its own derivations and pushes its own
+store paths.  That is chosen over reporting them as not built because the per-system
+machinery (matrix, outcomes, commit gating) is then exercised for real on three systems;
+x86_64-darwin, which hosted runners lack, is reported as not built (no remote builders).
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +34,9 @@ import pytest
 import yaml
 
 from bot import cache
+from bot.errors import BotError
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+from tests.plugins.standin import Standin, make_standin, serve
 
 if TYPE_CHECKING:
     from tests.conftest import FakeGitHub
@@ -38,6 +48,7 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = [WORKFLOWS / "ci.yml", WORKFLOWS / "nightly.yml"]
 REPO = "nixpkgs-python/nixpkgs-python"
 HOSTED = ("aarch64-darwin", "aarch64-linux", "x86_64-linux")
+EXTRA_PLATFORMS = "extra-platforms = aarch64-linux aarch64-darwin\n"
 #: what a new project checkout holds (the workflows install it with `pip install .`)
 PROJECT = ("bot", "nix", "overrides", ".github", "pyproject.toml", "README.md", "default.nix",
            "overlay.nix", ".gitignore")  # fmt: skip
@@ -142,6 +153,13 @@ def wf_index(
     return index
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def outcomes(run: ActRun) -> dict[tuple[str, str], dict[str, Any]]:
     """(set, system) -> outcome.json + build.json of every build job."""
     found = {}
@@ -153,6 +171,29 @@ def outcomes(run: ActRun) -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
+@pytest.fixture
+def hosted_standin(
+    tmp_path: Path, interpreters: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Standin]:
+    """The stand-in nixpkgs (tests/plugins/standin.py) with its outputs for every hosted
+    system in its loopback cache: each system's job substitutes its own interpreter."""
+    with monkeypatch.context() as patch:
+        patch.setenv("NIX_CONFIG", EXTRA_PLATFORMS)
+        made = make_standin(tmp_path / "standin", {"3.12": interpreters["3.12"]}, systems=HOSTED)
+    with serve(made) as standin:
+        yield standin
+
+
+def runner_env(standin: Standin, **extra: str) -> dict[str, str]:
+    """What a runner's environment holds: the nixpkgs to build with (the stand-in for the
+    pin), nix.conf (substitute from its cache; this machine runs the other systems too)."""
+    return {
+        "NIXPKGS_PYTHON_NIXPKGS": str(standin.path),
+        "NIX_CONFIG": standin.nix_config + EXTRA_PLATFORMS,
+        **extra,
+    }
+
+
 @pytest.mark.nix
 def test_nightly_under_act(
     act: Act,
@@ -160,7 +201,7 @@ def test_nightly_under_act(
     wf_index: IndexServer,
     sshd: SshServer,
     fake_github: FakeGitHub,
-    interpreters: dict[str, str],
+    hosted_standin: Standin,
     record_property: Any,
 ) -> None:
     work, remote = project_repo(
@@ -181,11 +222,11 @@ def test_nightly_under_act(
         "CACHE_URI": f"ssh-ng://root@127.0.0.1?remote-store={store_root}",
         "CACHE_SSH_PORT": str(sshd.port),
     }
-    env = {
-        "GITHUB_API_URL": fake_github.base_url,
-        "NIXPKGS_PYTHON_INDEX_URL": wf_index.url,
-        "NIX_CONFIG": "extra-platforms = aarch64-linux aarch64-darwin",
-    }
+    env = runner_env(
+        hosted_standin,
+        GITHUB_API_URL=fake_github.base_url,
+        NIXPKGS_PYTHON_INDEX_URL=wf_index.url,
+    )
     workflow = WORKFLOWS / "nightly.yml"
     times: dict[str, float] = {}
 
@@ -217,7 +258,8 @@ def test_nightly_under_act(
         assert (store_root / result["out_path"].lstrip("/")).exists(), "not pushed"
         out_paths.add(result["out_path"])
     assert len(out_paths) == 3  # one environment per system
-    assert run.succeeded("commit")
+    assert run.succeeded("commit and report")
+    assert all(run.succeeded(f"demo on {s}") for s in HOSTED)
     pulls = fake_github.pulls[REPO]
     assert len(pulls) == 1
     branch = pulls[0]["head"]["ref"]
@@ -241,8 +283,8 @@ def test_nightly_under_act(
     assert len(fake_github.pulls[REPO]) == 1
 
     # night 3: nb-lib 1.2 has a wheel for x86_64-linux only; elsewhere its sdist does not
-    # build: x86_64-linux succeeds, the other systems fail, so the set is not committed and
-    # the failure is reported per system
+    # build, so those systems fail; and the cache host does not answer, so x86_64-linux builds
+    # but its push fails.  Each is recorded and reported per system; nothing is committed.
     wf_index.publish(
         make_wheel(dist, "nb-lib", "1.2", tag="py3-none-manylinux_2_17_x86_64"),
         upload_time="2025-03-05T00:00:00Z",
@@ -251,10 +293,14 @@ def test_nightly_under_act(
         make_sdist(dist, "nb-lib", "1.2", build_backend="no_such_backend"),
         upload_time="2025-03-05T00:00:00Z",
     )
-    run = night("failing_system")
-    assert run.returncode != 0  # the failing build jobs fail the run
+    closed_port = {**variables, "CACHE_SSH_PORT": str(free_port())}
+    run = night("failing_system", variables=closed_port)
+    assert run.returncode != 0  # the failing jobs fail the run
     found = outcomes(run)
-    assert found[("demo", "x86_64-linux")]["build"] == "success"
+    x86 = found[("demo", "x86_64-linux")]
+    assert (x86["build"], x86["push"], x86["pushed"]) == ("success", "failure", False)
+    push_log = (run.artifacts / "outcome-demo-x86_64-linux" / "push.log").read_text()
+    assert "127.0.0.1" in push_log, push_log  # the error names the cache
     for system in ("aarch64-linux", "aarch64-darwin"):
         assert found[("demo", system)]["build"] == "failure"
         assert found[("demo", system)]["push"] == "skipped"
@@ -265,32 +311,41 @@ def test_nightly_under_act(
     issues = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert len(issues) == 1
     assert "aarch64-linux: build failed (package nb-lib)" in issues[0]["body"]
-    assert "x86_64-linux: built and pushed" in issues[0]["body"]
+    assert "aarch64-darwin: build failed (package nb-lib)" in issues[0]["body"]
+    assert "x86_64-linux: push failed" in issues[0]["body"]
+    assert "x86_64-darwin: not built" in issues[0]["body"]
     print("act wall times (s):", times)
 
 
 def test_build_outcome_file(tmp_path: Path) -> None:
-    """`build --outcome` writes the structured results even when nothing can be built."""
+    """`build --outcome` writes the structured results even when nothing can be built; a bad
+    `--system` is one clear error."""
     from click.testing import CliRunner
 
     from bot.cli import cli
 
     (tmp_path / "sets" / "demo").mkdir(parents=True)
     (tmp_path / "nix").mkdir()
+    nixpkgs = tmp_path / "nixpkgs"
+    nixpkgs.mkdir()
+    (nixpkgs / "default.nix").write_text("{ ... }: { }\n")
     file = tmp_path / "out" / "build.json"
-    result = CliRunner().invoke(
-        cli,
-        ["--repo", str(tmp_path), "build", "demo", "--system", "aarch64-linux", "--outcome",
-         str(file)],
-    )  # fmt: skip
+    repo = ["--repo", str(tmp_path), "build", "demo", "--nixpkgs", str(nixpkgs)]
+    result = CliRunner().invoke(cli, [*repo, "--system", "aarch64-linux", "--outcome", str(file)])
     assert result.exit_code == 2, result.output
     data = json.loads(file.read_text())
     assert data["system"] == "aarch64-linux"
     assert data["ok"] is False
+    assert data["results"][0]["system"] == "aarch64-linux"
     assert data["results"][0]["error"].startswith("set 'demo' has no lock yet")
-    bad = CliRunner().invoke(cli, ["--repo", str(tmp_path), "build", "--system", "mips-linux"])
+    bad = CliRunner().invoke(cli, [*repo, "--system", "mips-linux"])
     assert bad.exit_code == 2
     assert "'mips-linux' is not one of" in bad.output
+    (tmp_path / "sets" / "demo" / "pylock.py312.toml").write_text("")
+    standalone = [*repo[:4], "--standalone", "--system", "aarch64-linux"]
+    alone = CliRunner().invoke(cli, standalone)  # bot.cli.main prints a BotError as one message
+    assert isinstance(alone.exception, BotError)
+    assert "cannot build for aarch64-linux with --standalone" in str(alone.exception)
 
 
 @pytest.mark.nix
@@ -298,7 +353,7 @@ def test_ci_under_act(
     act: Act,
     tmp_path: Path,
     wf_index: IndexServer,
-    interpreters: dict[str, str],
+    standin_nixpkgs: Standin,
     record_property: Any,
 ) -> None:
     """ci.yml on a push: the test suite (a tiny selection: the whole suite would run itself),
@@ -317,19 +372,21 @@ def test_ci_under_act(
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "demo: lock")
     git(work, "push", "-q", "origin", "main")
-    env = {
-        "NIXPKGS_PYTHON_INDEX_URL": wf_index.url,
+    env = runner_env(
+        standin_nixpkgs,
+        NIXPKGS_PYTHON_INDEX_URL=wf_index.url,
         # the suite would start this test again: one small test file stands for it
-        "PYTEST_ADDOPTS": "-p no:cacheprovider tests/test_sets.py",
-    }
+        PYTEST_ADDOPTS="-p no:cacheprovider tests/test_targets.py",
+    )
     workflow = WORKFLOWS / "ci.yml"
     run = act.run(workflow, "push", workdir=work, remote=remote, env=env, timeout=900)
     record_property("act_ci_seconds", round(run.seconds, 1))
     print(f"act ci: {run.seconds:.1f}s")
     assert run.returncode == 0, run.log[-8000:]
-    for job in ("tests", "locks", "eval"):
+    for job in ("tests", "locks are up to date", "every set evaluates"):
         assert run.succeeded(job), f"{job}:\n" + "\n".join(run.job_lines(job)[-40:])
     assert re.search(r"\d+ passed", "\n".join(run.job_lines("tests")))
+    assert any(line.endswith("| demo evaluates") for line in run.job_lines("every set evaluates"))
 
     # a set changed without re-locking: the locks job fails and names the set
     (work / "sets" / "demo" / "set.yaml").write_text(
@@ -339,5 +396,5 @@ def test_ci_under_act(
     git(work, "push", "-q", "origin", "main")
     run = act.run(workflow, "push", workdir=work, remote=remote, env=env, jobs=["locks"])
     assert run.returncode != 0
-    assert run.failed("locks")
-    assert "demo" in "\n".join(run.job_lines("locks"))
+    assert run.failed("locks are up to date")
+    assert "demo" in "\n".join(run.job_lines("locks are up to date"))

@@ -14,6 +14,7 @@ with the secrets, variables and environment the real workflow expects, bounded b
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,8 +49,17 @@ class ActRun:
     artifacts: Path
 
     def job_lines(self, job: str) -> list[str]:
-        """The log lines of one job (act prefixes them with ``[workflow/job]``)."""
-        return [line for line in self.log.splitlines() if f"/{job}" in line.split("]", 1)[0]]
+        """The log lines of the job named ``job`` (its ``name:``; act prefixes each line with
+        ``[workflow/name]``, a matrix job's name with ``-N``, padded)."""
+        out = []
+        for line in self.log.splitlines():
+            prefix = line.split("]", 1)[0]
+            name = prefix.split("/", 1)[-1].rstrip()
+            if prefix.startswith("[") and (
+                name == job or re.fullmatch(rf"{re.escape(job)}-\d+", name)
+            ):
+                out.append(line)
+        return out
 
     def succeeded(self, job: str) -> bool:
         return any("Job succeeded" in line for line in self.job_lines(job))
