@@ -317,6 +317,34 @@ def test_nightly_under_act(
     print("act wall times (s):", times)
 
 
+def test_nightly_plan_with_remote_builders(act: Act, tmp_path: Path) -> None:
+    """With remote builders configured, x86_64-darwin joins the matrix (its jobs run on
+    ubuntu-latest and build there through the builders); ``sets`` narrows the night."""
+    work, remote = project_repo(
+        tmp_path,
+        {name: f"description: {name}\npython: ['3.12']\nrequirements: ['nb-app']\n"
+         for name in ("demo", "other")},
+    )  # fmt: skip
+    run = act.run(
+        WORKFLOWS / "nightly.yml", "workflow_dispatch", workdir=work, remote=remote,
+        variables={"NIX_BUILDERS": "ssh://builder.invalid x86_64-darwin"},
+        inputs={"sets": "demo"}, jobs=["sets"],
+    )  # fmt: skip
+    assert run.returncode == 0, run.log[-4000:]
+    outputs = [line.split("::set-output:: ", 1)[1] for line in run.log.splitlines()
+               if "::set-output:: plan=" in line]  # fmt: skip
+    assert len(outputs) == 1, run.log[-4000:]
+    plan = json.loads(outputs[0].removeprefix("plan="))
+    assert plan["sets"] == ["demo"]
+    assert {(e["set"], e["system"], e["runner"]) for e in plan["built"]} == {
+        ("demo", "x86_64-linux", "ubuntu-latest"),
+        ("demo", "aarch64-linux", "ubuntu-24.04-arm"),
+        ("demo", "aarch64-darwin", "macos-latest"),
+        ("demo", "x86_64-darwin", "ubuntu-latest"),
+    }
+    assert plan["not-built"] == []
+
+
 def test_build_outcome_file(tmp_path: Path) -> None:
     """`build --outcome` writes the structured results even when nothing can be built; a bad
     `--system` is one clear error."""
