@@ -7,15 +7,51 @@ ever needs a traceback to be understood.
 
 from __future__ import annotations
 
+import base64
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+#: the userinfo of a URL: up to the LAST "@" before the path (a password may hold "@")
+_USERINFO = re.compile(r"(?<=://)[^\s/?#]*@")
+#: user names and passwords of the configured URLs (and their encodings), longest first
+_SECRETS: dict[str, tuple[str, ...]] = {"known": ()}
+_SECRETS_LOCK = threading.Lock()
+#: shorter values are not redacted outside URLs (they would blank out ordinary words)
+MIN_SECRET = 4
+
+
+def register_secrets(urls: Iterable[str]) -> None:
+    """Remember the credentials of these URLs (index and proxy URLs as configured), so that
+    :func:`without_credentials` removes them wherever they appear: also a password holding a
+    character a URL parser would stop at (``/``), raw or percent-decoded."""
+    found: set[str] = set()
+    for url in urls:
+        _, sep, rest = url.partition("://")
+        userinfo = rest.rpartition("@")[0] if sep else ""
+        if not userinfo:
+            continue
+        user, _, password = userinfo.partition(":")
+        pair = f"{unquote(user)}:{unquote(password)}"
+        found |= {userinfo, user, password, unquote(user), unquote(password), pair}
+        found.add(base64.b64encode(pair.encode()).decode("ascii"))
+    found = {s for s in found if len(s) >= MIN_SECRET}
+    if not found:
+        return
+    with _SECRETS_LOCK:
+        known = found | set(_SECRETS["known"])
+        _SECRETS["known"] = tuple(sorted(known, key=lambda s: (-len(s), s)))
 
 
 def without_credentials(text: str) -> str:
     """``text`` with the user and password of every URL in it removed
-    (``https://me:token@host/simple/`` -> ``https://host/simple/``)."""
+    (``https://me:token@host/simple/`` -> ``https://host/simple/``), and every credential
+    :func:`register_secrets` knows replaced by ``***``."""
+    for secret in _SECRETS["known"]:
+        if secret in text:
+            text = text.replace(secret, "***")
     return _USERINFO.sub("", text)
 
 

@@ -48,6 +48,7 @@ from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect
 from bot.locker import build_request, index_routes, overrides_inputs
 from bot.overrides import Override, extra_build_requires, load_overrides
+from bot.repolock import lock_if_in_repository
 from bot.resolve import resolve
 from bot.sets import Located, PackageSet, read_requirements_file
 
@@ -95,7 +96,8 @@ class GenerateResult:
     library_url: str
     library_rev: str
     interpreter: str | None
-    build_command: list[str]
+    build_command: list[str]  #: with the pinned nixpkgs (the default of the generated file)
+    standalone_command: list[str]  #: with the interpreter found here (``--arg pkgs null``)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -107,6 +109,7 @@ class GenerateResult:
             "library": {"url": self.library_url, "rev": self.library_rev},
             "interpreter": self.interpreter,
             "build-command": self.build_command,
+            "standalone-build-command": self.standalone_command,
         }
 
 
@@ -227,7 +230,7 @@ def generate(
     python = _pick_python(opts.python, found)
     interpreters = {python: found[python]} if python in found else {}
 
-    with _staging(out) as staging:
+    with lock_if_in_repository(out, "generate"), _staging(out) as staging:
         library, library_rev = fetch_library(opts.library_url, pinned_rev, say)
         libraries: list[Mapping[NormalizedName, list[Override]]] = []
         if opts.default_overrides:
@@ -254,9 +257,10 @@ def generate(
         lockfile.write_atomic(
             staging / DATA_NAME, json.dumps(pins, indent=2, sort_keys=True) + "\n"
         )
-    command = ["nix-build", str(out)]
+    command = ["nix-build", str(out)]  # with the pinned nixpkgs of the library's revision
+    standalone = [*command, "--arg", "pkgs", "null"]
     for key, value in build_options(interpreters.values()).items():
-        command += ["--option", key, value]
+        standalone += ["--option", key, value]
     return GenerateResult(
         out=out,
         python=python,
@@ -266,6 +270,7 @@ def generate(
         library_rev=library_rev,
         interpreter=interpreters.get(python),
         build_command=command,
+        standalone_command=standalone,
     )
 
 

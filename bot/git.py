@@ -25,11 +25,13 @@ from pathlib import Path
 
 import git
 
-from bot.errors import GitError
+from bot.errors import CommandError, GitError
+from bot.proc import run
 
 log = logging.getLogger(__name__)
 
 NETWORK_TIMEOUT = 600  # seconds for one fetch/push
+COMMIT_TIMEOUT = 3600  # seconds for `git add`/`git commit` (hooks may run)
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 # Environment for every git command: never prompt for a password on a terminal nobody watches.
 _ENV = {"GIT_TERMINAL_PROMPT": "0"}
@@ -69,9 +71,32 @@ def _dirty_paths(repo: git.Repo) -> list[str]:
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
+def _git(repo: git.Repo, *args: str, timeout: float = NETWORK_TIMEOUT) -> str:
+    """Run ``git args`` through :func:`bot.proc.run`; raise ``git.GitCommandError`` on failure.
+
+    Not GitPython's wrapper: on Ctrl-C or SIGTERM :mod:`bot.proc` stops the child at once
+    (SIGTERM, so git removes its own lock files) instead of leaving it to GitPython's kill
+    timer, and a timeout is the same bound.
+    """
+    argv = ["git", *args]
+    try:
+        proc = run(
+            argv,
+            cwd=Path(repo.working_tree_dir or repo.git_dir),
+            env=_ENV,
+            check=False,
+            timeout=timeout,
+        )
+    except CommandError as exc:  # timed out
+        raise git.GitCommandError(argv, -1, exc.message + "\n" + exc.stderr_tail, "") from exc
+    if proc.returncode != 0:
+        raise git.GitCommandError(argv, proc.returncode, proc.stderr or "", proc.stdout or "")
+    return proc.stdout.rstrip("\n")
+
+
 def _network(repo: git.Repo, command: str, *args: str) -> str:
     """Run a git command that talks to a remote, bounded by :data:`NETWORK_TIMEOUT`."""
-    return str(getattr(repo.git, command)(*args, kill_after_timeout=NETWORK_TIMEOUT))
+    return _git(repo, command.replace("_", "-"), *args)
 
 
 def _in_progress(repo: git.Repo) -> str | None:
@@ -116,6 +141,12 @@ def ensure_clean(repo_path: Path | str, *, allow: Iterable[str] = ()) -> None:
             )
 
 
+def dirty_paths(repo_path: Path | str) -> list[str]:
+    """Repository-relative paths with uncommitted changes (staged or not, or untracked)."""
+    with _open(repo_path) as repo:
+        return _dirty_paths(repo)
+
+
 def _relative(repo: git.Repo, paths: Sequence[Path | str]) -> list[str]:
     root = Path(repo.working_tree_dir or ".").resolve()
     result: list[str] = []
@@ -156,10 +187,13 @@ def commit_set(
         message = subject.strip() + ("\n\n" + body.strip() + "\n" if body.strip() else "\n")
         try:
             # -A records deletions too; --only commits these paths and nothing else staged.
-            repo.git.add("-A", "--", *rel)
-            repo.git.commit("--only", "-q", "-m", message, "--", *rel)
-        except git.GitCommandError as exc:
+            _git(repo, "add", "-A", "--", *rel, timeout=COMMIT_TIMEOUT)
+            _git(repo, "commit", "--only", "-q", "-m", message, "--", *rel, timeout=COMMIT_TIMEOUT)
+        except BaseException as exc:
+            # interrupted or failed: the index goes back to what it was (git stopped first)
             _unstage(repo, rel)
+            if not isinstance(exc, git.GitCommandError):
+                raise
             err = _stderr(exc)
             hint = "check the repository state with `git status`"
             if "tell me who you are" in err or "empty ident" in err:
@@ -173,6 +207,12 @@ def commit_set(
         sha = repo.head.commit.hexsha
         log.info("committed %s as %s", set_name, sha[:12])
         return sha
+
+
+def unstage(repo_path: Path | str, paths: Sequence[Path | str]) -> None:
+    """Reset the index entries of ``paths`` to HEAD (what a failed commit staged)."""
+    with _open(repo_path) as repo:
+        _unstage(repo, _relative(repo, paths))
 
 
 def _unstage(repo: git.Repo, rel: Sequence[str]) -> None:
@@ -248,7 +288,12 @@ def _restore(repo: git.Repo, branch_sha: str) -> None:
             repo.git.rebase("--abort")
         except git.GitCommandError:
             log.debug("rebase --abort failed; resetting instead")
-    repo.git.reset("-q", "--hard", branch_sha)
+    # --keep, not --hard: uncommitted changes the bot did not make survive (a hand-edited
+    # lock whose set sat the night out); the rebase was refused with them, so none conflict
+    try:
+        repo.git.reset("-q", "--keep", branch_sha)
+    except git.GitCommandError:
+        log.warning("could not reset the branch to %s; check `git status`", branch_sha[:12])
 
 
 def push(
@@ -315,6 +360,47 @@ def _fetch_and_rebase(repo: git.Repo, remote: str, target: str) -> None:
             where=f"{remote}/{target}",
             hint="someone changed the same files upstream; re-run the bot on the new upstream",
         ) from exc
+
+
+def unpublished(repo_path: Path | str, remote: str, branch: str) -> int | None:
+    """How many commits HEAD has that ``remote``/``branch`` lacks (None: no such branch).
+
+    Fetches the branch first.  A night interrupted after committing (or during its push)
+    left such commits; the next night publishes them even when no set changed.
+    """
+    where = f"{remote}/{branch}"
+    with _open(repo_path) as repo:
+        tracking = f"refs/remotes/{remote}/{branch}"
+        try:
+            listed = _network(repo, "ls_remote", remote, f"refs/heads/{branch}")
+            if not listed.strip():
+                return None
+            _network(repo, "fetch", "-q", remote, f"+refs/heads/{branch}:{tracking}")
+            return int(_git(repo, "rev-list", "--count", f"{tracking}..HEAD", timeout=60))
+        except git.GitCommandError as exc:
+            raise GitError(
+                f"cannot read {where}: {_stderr(exc)}",
+                where=where,
+                hint="check the network and that the SSH key or token may read the repository",
+            ) from exc
+
+
+def remote_heads(repo_path: Path | str, remote: str, pattern: str) -> dict[str, str]:
+    """Branch name -> sha of the ``remote``'s branches matching ``pattern`` (``nightly/*``)."""
+    with _open(repo_path) as repo:
+        try:
+            listed = _network(repo, "ls_remote", remote, f"refs/heads/{pattern}")
+        except git.GitCommandError as exc:
+            raise GitError(
+                f"cannot list {remote}'s branches: {_stderr(exc)}",
+                where=remote,
+                hint="check the network and that the SSH key or token may read the repository",
+            ) from exc
+    heads = {}
+    for line in listed.splitlines():
+        sha, _, ref = line.partition("\t")
+        heads[ref.removeprefix("refs/heads/")] = sha
+    return heads
 
 
 def night_branch(day: dt.date, prefix: str = "nightly") -> str:
@@ -419,10 +505,14 @@ def remote_url(repo_path: Path | str, remote: str = "origin") -> str:
 __all__ = [
     "PushResult",
     "commit_set",
+    "dirty_paths",
     "ensure_clean",
     "head_sha",
     "night_branch",
     "push",
     "push_pull_request_branch",
+    "remote_heads",
     "remote_url",
+    "unpublished",
+    "unstage",
 ]

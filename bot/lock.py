@@ -99,8 +99,29 @@ def _package(pkg: Resolved, systems: Sequence[str]) -> dict[str, Any]:
     }
     if sdists and pkg.build_requires:
         tool["build-requires"] = sorted(pkg.build_requires)
+    unverified = pkg.metadata.unverified
+    if unverified is not None:
+        # no hash bound the metadata this resolution used to its file: the Nix build
+        # compares it with the metadata of the file it installs (nix/builder.py)
+        tool["unverified-metadata"] = {
+            "file": unverified.file,
+            "sha256": unverified.sha256,
+            "requires-dist": sorted(set(unverified.requires_dist)),
+        }
     entry["tool"] = {TOOL: tool}
     return entry
+
+
+def _without_upload_times(resolution: Resolution) -> list[str]:
+    """The indexes (without credentials, sorted) of locked files that have no upload time."""
+    return sorted(
+        {
+            without_credentials(f.index)
+            for pkg in resolution.packages.values()
+            for f in pkg.files
+            if f.upload_time is None
+        }
+    )
 
 
 def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]) -> dict[str, Any]:
@@ -120,6 +141,11 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
         provenance["exclude-newer"] = format_time(info.exclude_newer)
     if info.held:
         provenance["held"] = [dict(h) for h in info.held]
+    unsnapshotted = _without_upload_times(resolution)
+    if info.exclude_newer is not None and unsnapshotted:
+        # these indexes state no upload time for some locked file: exclude-newer could not
+        # be applied to them, their files were taken as they are
+        provenance["snapshot-not-applied"] = unsnapshotted
     provenance |= {
         "indexes": [without_credentials(url) for url in info.indexes],
         "bot-version": __version__,

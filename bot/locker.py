@@ -324,6 +324,15 @@ def lock_sets(
 
     Bad set names or definitions raise before anything is resolved, so nothing is written.
     """
+    if opts.check:  # reads only
+        return _lock_sets(opts, progress)
+    from bot.repolock import repository_lock
+
+    with repository_lock(opts.repo, "lock"):
+        return _lock_sets(opts, progress)
+
+
+def _lock_sets(opts: LockOptions, progress: Callable[[str], None] | None) -> list[LockOutcome]:
     started = datetime.now(UTC).replace(microsecond=0)
     psets = load_sets(opts.repo, list(opts.sets))
     library = load_overrides(opts.repo)

@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from bot import build as builder
-from bot import cache, git, publish, report, revalidate
-from bot import lock as lockfile
+from bot import cache, git, report, revalidate
 from bot.diff import commit_body, commit_subject, diff_locks
 from bot.errors import BotError
 from bot.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
 from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
-from bot.locker import Hold, LockOptions, LockOutcome, index_routes, lock_one, recorded_holds
+from bot.locker import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
 from bot.nix import run_nix
 from bot.overrides import load_overrides
-from bot.sets import PackageSet, load_sets
+from bot.repolock import Transaction, repository_lock
+from bot.sets import PackageSet
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +169,6 @@ def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str])
     return paths
 
 
-def _snapshot(paths: Sequence[Path]) -> dict[Path, str | None]:
-    """The lock files as they are before tonight (None: absent)."""
-    return {p: p.read_text(encoding="utf-8") if p.exists() else None for p in paths}
-
-
-def _restore(originals: Mapping[Path, str | None]) -> None:
-    """Put back the lock files as they were before tonight."""
-    for path, text in originals.items():
-        if text is None:
-            path.unlink(missing_ok=True)
-        elif not path.exists() or path.read_text(encoding="utf-8") != text:
-            lockfile.write_atomic(path, text)
-
-
 def _closure_bytes(paths: Sequence[str]) -> int | None:
     if not paths:
         return None
@@ -192,10 +178,10 @@ def _closure_bytes(paths: Sequence[str]) -> int | None:
     return sum(int(x) for x in proc.stdout.split() if x.isdigit())
 
 
-def _write(outcomes: Sequence[LockOutcome]) -> None:
+def _write(tx: Transaction, outcomes: Sequence[LockOutcome]) -> None:
     for o in outcomes:
         if o.status != "unchanged":
-            lockfile.write_atomic(o.path, o.text)
+            tx.write(o.path, o.text)
 
 
 def night_set(
@@ -206,8 +192,14 @@ def night_set(
     store: str,
     signing_key: Path | None,
     progress: Callable[[str], None],
+    tx: Transaction | None = None,
 ) -> SetOutcome:
-    """Lock, and if needed build, push and commit one set; hold back what breaks it."""
+    """Lock, and if needed build, push and commit one set; hold back what breaks it.
+
+    The locks are written through ``tx``; whatever goes wrong (an exception, Ctrl-C,
+    SIGTERM), what was written and not committed is put back before this returns or raises.
+    """
+    tx = tx or Transaction(opts.repo)
     pythons = [opts.python] if opts.python else list(pset.python)
     lock_opts = LockOptions(
         repo=opts.repo,
@@ -217,11 +209,11 @@ def night_set(
         refresh=True,  # the night exists to see what is new: always ask the index
     )
 
-    originals = _snapshot([pset.lock_path(p) for p in pythons])
+    lock_paths = [pset.lock_path(p) for p in pythons]
     library = load_overrides(opts.repo)  # once for every (re)lock of the set
 
     def relock(holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
-        _restore(originals)  # compare with, and diff against, the locks of the last night
+        tx.undo(lock_paths)  # compare with, and diff against, the locks of the last night
         return [
             lock_one(
                 pset,
@@ -255,7 +247,7 @@ def night_set(
     t0 = time.monotonic()
     try:
         progress(f"{pset.name}: building")
-        _write(outcomes)
+        _write(tx, outcomes)
         results = builder.build_sets(bopts)
         held: dict[str, dict[str, Hold]] = {}
         search: Search | None = None
@@ -274,7 +266,7 @@ def night_set(
                 held = holds_for(sorted(names), moved, previous, reason, today)
                 progress(f"{pset.name}: building with {', '.join(sorted(names)) or 'nothing'} held")
                 outcomes = relock(held)
-                _write(outcomes)
+                _write(tx, outcomes)
                 results = builder.build_sets(bopts)
                 return all(r.ok for r in results)
 
@@ -287,7 +279,7 @@ def night_set(
             failed = [r for r in results if not r.ok]
         seconds = time.monotonic() - t0
         if failed:
-            _restore(originals)
+            tx.undo(lock_paths)
             first = failed[0]
             return SetOutcome(
                 report.SetReport(
@@ -325,11 +317,12 @@ def night_set(
                 subject = f"{pset.name}: hold " + ", ".join(
                     f"{h.name} at {h.kept} ({h.wanted} does not build)" for h in holds
                 )
-            sha = git.commit_set(opts.repo, pset.name, [o.path for o in changed], subject, body)
+            with tx.commit([o.path for o in changed]):
+                sha = git.commit_set(opts.repo, pset.name, [o.path for o in changed], subject, body)
     except BaseException:
-        # nothing half-done: an uncommitted lock goes back to what it was
-        if sha is None:
-            _restore(originals)
+        # nothing half-done: an uncommitted lock goes back to what it was (a committed one
+        # is left as it is: undo compares with HEAD)
+        tx.undo(lock_paths)
         raise
     status: report.SetStatus = "held" if holds else "ok"
     return SetOutcome(
@@ -401,87 +394,25 @@ class NightResult:
 def run_nightly(
     opts: NightlyOptions, *, progress: Callable[[str], None] | None = None
 ) -> NightResult:
-    """The whole night: every set, then publishing and the reports."""
+    """The whole night: every set, then publishing and the reports.
+
+    It holds the repository lock throughout and first repairs what an interrupted night
+    left (:func:`bot.repolock.recover`; its commits are published with tonight's).  One set
+    failing in any way, expected or not, never stops the others, and the report is always
+    written, an interrupted night's too (then the interruption is raised again).
+    """
     say = progress or (lambda _msg: None)
     started = datetime.now(UTC).replace(microsecond=0)
     exclude_newer = opts.exclude_newer or started
     opts.exclude_newer = exclude_newer
-    if opts.commit_only:
-        from bot.commit_only import commit_only  # CI's final job; it builds on this module
+    with repository_lock(opts.repo, "nightly"):
+        if opts.commit_only:
+            from bot.commit_only import commit_only  # CI's final job; it builds on this module
 
-        return commit_only(opts, started)
-    git.ensure_clean(opts.repo)
-    git.ensure_identity(opts.repo)
-    psets = load_sets(opts.repo, list(opts.sets))
-    store = opts.store or cache.default_store(opts.repo)
-    signing_key = _signing_key(opts, store)
-    note = choose_nixpkgs(opts)
-    if note is not None:
-        log.warning("%s", note)
-        say(note)
-    gh = github_client(opts)
-    outcomes: list[SetOutcome] = []
-    clients: dict[Any, IndexClient] = {}
-    try:
-        for pset in psets:
-            key = tuple(index_routes(pset, opts.index_url))
-            if key not in clients:
-                clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
-            try:
-                outcomes.append(
-                    night_set(pset, opts, clients[key], started, store, signing_key, say)
-                )
-            except BotError as exc:
-                log.debug("set %s failed", pset.name, exc_info=True)
-                outcomes.append(
-                    SetOutcome(
-                        report.SetReport(pset.name, pset.python, "failed", log_tail=str(exc)),
-                        failures=[(p, None, str(exc)) for p in pset.python],
-                    )
-                )
-    finally:
-        for client in clients.values():
-            client.close()
+            return commit_only(opts, started)
+        from bot.night import night  # the sets, publishing and the report; builds on this module
 
-    night = report.NightReport(
-        date=started.date().isoformat(),
-        sets=tuple(o.report for o in outcomes),
-        exclude_newer=lockfile.format_time(exclude_newer),
-        run_url=opts.run_url,
-    )
-    findings, extra_errors = _revalidate(opts, outcomes, say)
-    provenance = publish.build_provenance(opts)  # probing interpreters: once a night
-    errors = extra_errors + publish.publish(opts, night, outcomes, gh, say, findings, provenance)
-    publish.write_reports(opts, night, findings, provenance)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(night, errors, 2 if failed else 0, findings)
+        return night(opts, started, say)
 
 
-def _revalidate(
-    opts: NightlyOptions, outcomes: list[SetOutcome], say: Callable[[str], None]
-) -> tuple[list[revalidate.Finding], list[str]]:
-    """Check the overrides library; in pull-request mode commit the suggested edits."""
-    if opts.revalidate_budget is None:
-        return [], []
-    try:
-        findings = revalidate.revalidate(
-            opts.repo,
-            sets=list(opts.sets),
-            budget=opts.revalidate_budget,
-            nixpkgs=opts.nixpkgs,
-            nixpkgs_path=opts.nixpkgs_path,
-            state_file=(opts.cache_dir / revalidate.STATE_FILE) if opts.cache_dir else None,
-            progress=say,
-        )
-        if opts.pull_request and any(f.edit for f in findings):
-            paths = revalidate.apply_findings(opts.repo, findings)
-            subject, body = revalidate.commit_message(findings)
-            sha = git.commit_set(opts.repo, "overrides", paths, subject, body)
-            outcomes.append(
-                SetOutcome(
-                    report.SetReport("overrides", (), "ok", commit=sha), commit=sha, built=True
-                )
-            )
-    except BotError as exc:
-        return [], [f"overrides re-validation: {exc}"]
-    return findings, []
+__all__ = ["NightResult", "NightlyOptions", "SetOutcome", "night_set", "run_nightly"]

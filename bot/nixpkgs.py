@@ -223,8 +223,10 @@ def _prefetch(url: str, name: str, expected: str | None, *, timeout: float) -> s
                 hint="re-check the pin with `nixpkgs-python nixpkgs update` (or restore it)",
             )
         last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["no output"]
+        # nix says "error: unable to download 'URL': REASON": the URL once is enough
+        reason = last[0].removeprefix("error: ").replace(f"unable to download '{url}': ", "")
         raise PinUnavailableError(
-            f"cannot fetch {url}: {last[0].removeprefix('error: ')}",
+            f"cannot fetch {url}: {reason}",
             where=str(PIN_FILE),
             hint="build with --standalone (this machine's interpreters) or --nixpkgs PATH",
         )

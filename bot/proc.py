@@ -14,6 +14,8 @@ from bot.errors import CommandError
 log = logging.getLogger(__name__)
 
 TAIL_LINES = 25
+#: seconds a child gets to exit after SIGTERM when the run is interrupted, before SIGKILL
+GRACE_SECONDS = 5.0
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -44,15 +46,8 @@ def run(
     log.debug("$ %s", cmd)
     full_env = None if env is None else {**os.environ, **env}
     try:
-        proc = subprocess.run(
-            args,
-            cwd=cwd,
-            env=full_env,
-            input=input_text,
-            text=True,
-            capture_output=capture,
-            timeout=timeout,
-            check=False,
+        proc = _run(
+            args, cwd=cwd, env=full_env, input_text=input_text, capture=capture, timeout=timeout
         )
     except FileNotFoundError as exc:
         raise error(
@@ -77,3 +72,48 @@ def run(
             hint=hint,
         )
     return proc
+
+
+def _run(
+    args: list[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    input_text: str | None,
+    capture: bool,
+    timeout: float | None,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` that, when interrupted (Ctrl-C, SIGTERM, a timeout), stops the child
+    with SIGTERM first, so that git and nix remove their own lock files, and SIGKILL only
+    after :data:`GRACE_SECONDS`."""
+    pipe = subprocess.PIPE if capture else None
+    with subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if input_text is not None else None,
+        stdout=pipe,
+        stderr=pipe,
+        text=True,
+    ) as child:
+        try:
+            stdout, stderr = child.communicate(input_text, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(child)
+            stdout, stderr = child.communicate()
+            raise subprocess.TimeoutExpired(args, timeout or 0, stdout, stderr) from None
+        except BaseException:
+            _stop(child)
+            raise
+        return subprocess.CompletedProcess(args, child.returncode, stdout, stderr)
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

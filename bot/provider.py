@@ -295,7 +295,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
 
     def usable_files(self, name: NormalizedName, version: Version) -> list[DistFile]:
         """A version's files after exclude-newer and requires-python (memoized); why files
-        were left out is recorded for explanations."""
+        were left out is recorded for explanations.  Files without an upload time (a static
+        PEP 503 index states none) are kept."""
         key = (name, version)
         known = self._usable_cache.get(key)
         if known is not None:
@@ -304,7 +305,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         cutoff = self.request.exclude_newer
         python = self.request.targets[0]
         for f in self.releases(name).files(version):
-            if cutoff is not None and (f.upload_time is None or f.upload_time > cutoff):
+            # a file the index states no upload time for is taken as it is: the snapshot cannot
+            # apply to it (the lock says so: bot.lock, "snapshot-not-applied")
+            if cutoff is not None and f.upload_time is not None and f.upload_time > cutoff:
                 self._reject(name, version, "uploaded after --exclude-newer")
                 continue
             if not python.allows_python(f.requires_python):

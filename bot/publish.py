@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import git, report, revalidate
@@ -65,23 +66,30 @@ def publish(
     say: Callable[[str], None],
     findings: Sequence[revalidate.Finding] = (),
     provenance: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> list[str]:
     """Push commits, open/update the pull request, file/close issues, set statuses.
 
-    Returns the errors met (each a full message); the commits stay local when a push fails.
+    Commits an interrupted night left unpublished are pushed too, even when no set changed
+    tonight (noted in ``notes``).  Returns the errors met (each a full message); the commits
+    stay local when a push fails.
     """
     commits = [o.commit for o in outcomes if o.commit]
     errors: list[str] = []
     try:
-        if commits and opts.push_to:
+        if opts.push_to and (commits or _left_over(opts, opts.push_to, notes)):
             say(f"pushing to {opts.remote}/{opts.push_to}")
             git.push(opts.repo, opts.remote, opts.push_to)
-        if commits and opts.pull_request:
-            branch = git.night_branch(datetime.fromisoformat(night.date).date())
+        branch = git.night_branch(datetime.fromisoformat(night.date).date())
+        if opts.pull_request and (
+            commits or (not _on_night_branch(opts) and _left_over(opts, opts.base, notes))
+        ):
             say(f"pushing {opts.remote}/{branch}")
             git.push_pull_request_branch(opts.repo, opts.remote, branch)
             if gh is not None:
-                names = ", ".join(o.report.name for o in outcomes if o.commit)
+                names = (
+                    ", ".join(o.report.name for o in outcomes if o.commit) or "left-over commits"
+                )
                 title = f"Nightly update {night.date}: {names}"
                 gh.upsert_pull_request(
                     branch,
@@ -113,6 +121,34 @@ def publish(
     return errors
 
 
+def _left_over(opts: NightlyOptions, branch: str, notes: list[str] | None = None) -> bool:
+    """Whether HEAD has commits ``opts.remote``/``branch`` lacks; noted for the report."""
+    ahead = git.unpublished(opts.repo, opts.remote, branch)
+    if ahead is None:
+        return False
+    if ahead and notes is not None:
+        notes.append(f"publishing {ahead} commit(s) an earlier run left unpublished")
+    return ahead > 0
+
+
+def _on_night_branch(opts: NightlyOptions) -> bool:
+    """Whether HEAD already is the tip of a pull-request branch (an earlier night's)."""
+    head = git.head_sha(opts.repo)
+    return head in git.remote_heads(opts.repo, opts.remote, "nightly/*").values()
+
+
+def report_path(opts: NightlyOptions) -> Path:
+    """Where the night's report is read: ``--report-markdown``, ``--report-json``, or else
+    ``<git dir>/nixpkgs-python-report.md`` (outside the tree, never committed)."""
+    if opts.report_markdown is not None:
+        return opts.report_markdown
+    if opts.report_json is not None:
+        return opts.report_json
+    from bot.repolock import git_dir
+
+    return (git_dir(opts.repo) or opts.repo / ".git") / "nixpkgs-python-report.md"
+
+
 def write_reports(
     opts: NightlyOptions,
     night: report.NightReport,
@@ -121,6 +157,8 @@ def write_reports(
 ) -> None:
     """The night's report as JSON and Markdown files (when asked) and the step summary."""
     text = markdown(night, findings, provenance)
+    if opts.report_json is None and opts.report_markdown is None:
+        lockfile.write_atomic(report_path(opts), text)  # none asked for: the git dir keeps one
     if opts.report_json is not None:
         data = json.loads(report.to_json(night))
         data["overrides"] = [f.to_json() for f in findings]

@@ -138,6 +138,8 @@ class NightReport:
     sets: tuple[SetReport, ...] = field(default=())
     exclude_newer: str | None = None
     run_url: str | None = None
+    #: what the night did besides the sets: repairs of an interrupted run, unexpected errors
+    notes: tuple[str, ...] = ()
 
 
 def changelog_url(project_urls: Mapping[str, str] | None) -> str | None:
@@ -300,6 +302,14 @@ def to_markdown(report: NightReport) -> str:
     if meta:
         lines += [" · ".join(meta), ""]
     lines += _summary(report)
+    if report.notes:
+        lines += ["", "## Notes", ""]
+        for note in report.notes:
+            first, _, rest = note.partition("\n")
+            lines.append(f"- {first}")
+            if rest.strip():
+                fence = _fence(rest)
+                lines += ["", f"  {fence}", *(f"  {ln}" for ln in rest.splitlines()), f"  {fence}"]
     for s in report.sets:
         lines += _set_section(s)
     return "\n".join(lines) + "\n"
@@ -355,6 +365,8 @@ def to_json(report: NightReport) -> str:
         "run_url": report.run_url,
         "sets": [_set_dict(s) for s in report.sets],
     }
+    if report.notes:
+        data["notes"] = list(report.notes)
     current, total = overall_freshness(report)
     if total:
         data["freshness"] = {"current": current, "total": total, "share": round(current / total, 4)}
@@ -393,6 +405,7 @@ def from_json(text: str) -> NightReport:
         sets=tuple(sets),
         exclude_newer=data["exclude_newer"],
         run_url=data["run_url"],
+        notes=tuple(str(n) for n in data.get("notes", [])),
     )
 
 
@@ -423,6 +436,7 @@ def merge(reports: Iterable[NightReport]) -> NightReport:
         sets=tuple(sets),
         exclude_newer=next((r.exclude_newer for r in reports if r.exclude_newer), None),
         run_url=next((r.run_url for r in reports if r.run_url), None),
+        notes=tuple(n for r in reports for n in r.notes),
     )
 
 

@@ -14,6 +14,7 @@ package itself: its own wheel, which is importable as a zip).
 from __future__ import annotations
 
 import configparser
+import hashlib
 import io
 import json
 import os
@@ -333,6 +334,121 @@ def tests_check(out: Path, source: Path | None, tmp: Path) -> None:
     run(list(command), cwd=source or tmp, what="tests check")
 
 
+# --- the metadata the lock was resolved from ----------------------------------------------
+# A lock made from metadata no hash bound to its file (HTTP range reads of a wheel on an index
+# without PEP 658 hashes) records it (`unverified-metadata`: the file read, the sha256 of its
+# METADATA as read, its Requires-Dist).  Before installing, the wheel's own METADATA must say
+# the same: else the index served metadata that is not the file's, and the lock's dependencies
+# came from it.  The file that was read must match byte for byte; any other artifact (another
+# wheel, a wheel built from the sdist) must declare the same set of requirements, compared
+# after a normalisation that only undoes formatting (spaces, quotes, name case, the order of
+# specifiers).  Markers are compared as written, not evaluated: a difference fails closed.
+
+_NAME = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\])?(.*)$", re.S)
+
+
+def metadata_headers(data: bytes) -> dict[str, list[str]]:
+    """The header fields of METADATA, exactly as bot.index.metadata.headers reads them."""
+    end = len(data)
+    for blank in (b"\n\n", b"\r\n\r\n"):
+        at = data.find(blank)
+        if at != -1:
+            end = min(end, at)
+    text = data[:end].decode("utf-8", errors="surrogateescape")
+    fields: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t"):
+            if last is not None:
+                last[-1] += "\n" + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            last = None
+            continue
+        last = fields.setdefault(name.strip().lower(), [])
+        last.append(value.strip())
+    return fields
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_key(text: str) -> str:
+    """A requirement string with its formatting undone (for comparing two builds' metadata)."""
+    req, _, marker = text.partition(";")
+    match = _NAME.match(req.strip())
+    if match is None:
+        return re.sub(r"\s+", "", text)
+    extras = sorted(_canonical(e.strip()) for e in (match.group(2) or "[]")[1:-1].split(","))
+    rest = re.sub(r"\s+", "", match.group(3))
+    if not rest.startswith("@"):  # a version specifier, maybe in the old "(>=1)" form
+        rest = ",".join(sorted(p for p in rest.removeprefix("(").removesuffix(")").split(",") if p))
+    mark = re.sub(r"\s+", "", marker).replace("'", '"')
+    return f"{_canonical(match.group(1))}[{','.join(e for e in extras if e)}]{rest};{mark}"
+
+
+def wheel_metadata(wheel: Path) -> bytes:
+    """The METADATA of a wheel (its top-level *.dist-info, the package's own if several)."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = [
+            n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+        ]
+        own = [n for n in names if _canonical(n.split("-", 1)[0]) == _canonical(CONFIG["pname"])]
+        if not (own or names):
+            fail(f"{wheel.name} has no .dist-info/METADATA")
+        return zf.read((own or names)[0])
+
+
+def metadata_differences(data: bytes, locked: dict[str, object], exact: bool) -> list[str]:
+    """How ``data`` (a wheel's METADATA) differs from the lock's record of the metadata it was
+    resolved from; ``exact``: the wheel is the file that record was read from."""
+    ours = metadata_headers(data).get("requires-dist", [])
+    theirs = [str(r) for r in locked.get("requires-dist", [])]  # type: ignore[attr-defined]
+    key = (lambda r: r) if exact else requirement_key
+    mine = {key(r): r for r in ours}
+    recorded = {key(r): r for r in theirs}
+    out = []
+    extra = sorted(recorded[k] for k in recorded.keys() - mine.keys())
+    missing = sorted(mine[k] for k in mine.keys() - recorded.keys())
+    if extra:
+        out.append("Requires-Dist in the lock but not in the file: " + ", ".join(map(repr, extra)))
+    if missing:
+        out.append(
+            "Requires-Dist in the file but not in the lock: " + ", ".join(map(repr, missing))
+        )
+    if exact and not out and hashlib.sha256(data).hexdigest() != locked.get("sha256"):
+        out.append("its other fields (Requires-Python, Provides-Extra, ...) differ")
+    return out
+
+
+def check_locked_metadata(wheel: Path) -> None:
+    """Fail unless ``wheel`` declares the metadata the lock was resolved from (when the lock
+    recorded it as unverified)."""
+    locked = CONFIG.get("lockedMetadata")
+    if not locked:
+        return
+    read = str(locked.get("file", ""))
+    exact = CONFIG["kind"] == "wheel" and CONFIG["file"] == read
+    differences = metadata_differences(wheel_metadata(wheel), locked, exact)
+    built = (
+        CONFIG["file"]
+        if CONFIG["kind"] == "wheel"
+        else f"{wheel.name} (built from {CONFIG['file']})"
+    )
+    if differences:
+        fail(
+            f"{CONFIG['version']}: the METADATA of {built} is not the metadata its lock was "
+            f"resolved from (read from {read} with HTTP range requests, no hash to check it):\n"
+            + "".join(f"  - {d}\n" for d in differences)
+            + "  The index served metadata that is not the file's, so the lock's dependencies "
+            "may be wrong: re-lock against an index you trust (one stating PEP 658 metadata "
+            "hashes), or report it to the index."
+        )
+    log(f"metadata check: {built} declares the metadata the lock was resolved from")
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -350,6 +466,7 @@ def package() -> None:
         # installer wants a *.whl filename: the store path carries a hash prefix
         wheel = tmp / CONFIG["file"]
         shutil.copyfile(src, wheel)
+    check_locked_metadata(wheel)
     log(f"installing {wheel.name}")
     install_wheel(wheel, out, runtime)
     support = out / "nix-support"

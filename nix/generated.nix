@@ -10,27 +10,25 @@
 # default overrides library come from the nixpkgs-python repository at the pinned revision,
 # so a later change there changes nothing here.
 #
-# pkgs: nixpkgs (its python3XY, stdenv, fetchurl), by default <nixpkgs> when it is on
-# NIX_PATH; null (the fallback without nixpkgs) uses the standalone interpreter recorded at
-# generation (`interpreters`, e.g. { "3.12" = "/usr/bin/python3.12"; }).
+# pkgs: nixpkgs (its python3XY, stdenv, fetchurl), by default the nixpkgs pinned by the Nix
+# library's revision (its nix/nixpkgs.json, what nixpkgs-python's own sets build with), so
+# the same directory builds the same everywhere; null uses the standalone interpreter
+# recorded at generation (`interpreters`, e.g. { "3.12" = "/usr/bin/python3.12"; }).
 # overrides: self: super: { ... }, applied last (after the default overrides and every
 # `--overrides` source, in order).
 let
   data = builtins.fromJSON (builtins.readFile ./nixpkgs-python.json);
-  nixpkgsOnPath = builtins.any
-    (e: e.prefix == "nixpkgs" || (e.prefix == "" && builtins.pathExists (e.path + "/nixpkgs")))
-    builtins.nixPath;
-in
-{ pkgs ? (if nixpkgsOnPath then import <nixpkgs> { } else null)
-, overrides ? (self: super: { })
-, interpreters ? data.interpreters or { }
-}:
-let
   # A fetched store path as a path value: the library appends to paths (lib.toPath), which
   # Nix refuses for strings that carry store context.  The path is already in the store.
   asPath = p: /. + builtins.unsafeDiscardStringContext (toString p);
   fetchGitAt = url: rev: asPath (builtins.fetchGit { inherit url rev; allRefs = true; });
   source = fetchGitAt data.library.url data.library.rev;
+in
+{ pkgs ? import (source + "/nix/nixpkgs.nix") { }
+, overrides ? (self: super: { })
+, interpreters ? data.interpreters or { }
+}:
+let
   lib = import (source + "/nix/lib.nix");
   setLib = import (source + "/nix/set.nix");
   overridesLib = import (source + "/nix/overrides.nix");

@@ -35,8 +35,8 @@ rec {
         or (throw "nixpkgs-python: package '${pkg.name}': file '${file}' has no sha256 hash");
     };
 
-  # { <name> = { name, version, artifact, dependencies, buildRequires }; } for the packages
-  # needed on `system`.  Edges to packages absent on `system` are dropped.
+  # { <name> = { name, version, artifact, dependencies, buildRequires, unverifiedMetadata }; }
+  # for the packages needed on `system`.  Edges to packages absent on `system` are dropped.
   packagesFor = system: lock:
     let
       entries = builtins.filter (p: artifactFor system p != null) (lock.packages or [ ]);
@@ -54,6 +54,8 @@ rec {
           buildRequires = map
             (b: if present b then b else throw "nixpkgs-python: package '${name}' needs build requirement '${b}', which the lock does not provide for ${system}")
             (((p.tool or { }).nixpkgs-python or { }).build-requires or [ ]);
+          # metadata no hash bound to its file when the lock was made: the build checks it
+          unverifiedMetadata = ((p.tool or { }).nixpkgs-python or { }).unverified-metadata or null;
         };
     in
     builtins.mapAttrs toSpec byName;

@@ -5,7 +5,8 @@
 #   buildRequires (names), frontend (names), env (attrs), patches (paths),
 #   nativeBuildInputs / buildInputs (nixpkgs attribute names or derivations),
 #   importsCheck (true | false | [ modules ]), doCheck, checkCommand ([ argv ]),
-#   checkRequires (names), appliedOverrides (reasons of the data entries applied).
+#   checkRequires (names), appliedOverrides (reasons of the data entries applied),
+#   unverifiedMetadata (the lock's record of metadata no hash checked, or null).
 let
   lib = import ./lib.nix;
   fetch = import ./fetch.nix;
@@ -16,6 +17,7 @@ rec {
     pname = spec.name;
     inherit (spec) version artifact dependencies buildRequires;
     inherit frontend;
+    unverifiedMetadata = spec.unverifiedMetadata or null;
     env = { };
     patches = [ ];
     nativeBuildInputs = [ ];
@@ -77,7 +79,10 @@ rec {
         checkPaths = map (n: "${member n}") (lib.closureNames (edgesIn self) attrs.checkRequires);
         patches = map (p: "${lib.toPath p}") attrs.patches;
         inherit installerPath;
-      };
+      } // (if attrs.unverifiedMetadata or null == null then { } else {
+        # the builder compares the installed wheel's Requires-Dist with it
+        lockedMetadata = attrs.unverifiedMetadata;
+      });
       common = attrs.env // {
         nixpkgsPythonConfig = builtins.toJSON config;
         SOURCE_DATE_EPOCH = "315532800";

@@ -167,7 +167,7 @@ def generate(
 def nix_build(out: Path, interpreters: dict[str, str], *args: str) -> Path:
     proc = run_nix(
         "nix-build",
-        [str(out), "--no-out-link", *args],
+        [str(out), "--no-out-link", "--arg", "pkgs", "null", *args],
         timeout=900,
         options=build_options(interpreters.values()),
     )
@@ -230,6 +230,8 @@ def test_generate_builds_with_pinned_overrides(
     ), capsys.readouterr().err
     stdout = capsys.readouterr().out
     assert "build it with: nix-build" in stdout
+    assert "or, without nixpkgs: nix-build" in stdout
+    assert "--arg pkgs null" in stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "default.nix",
         "nixpkgs-python.json",
@@ -254,6 +256,16 @@ def test_generate_builds_with_pinned_overrides(
     shutil.rmtree(project / "my-overrides")
     (project / "overlay.nix").unlink()
 
+    # by default the directory builds with the library revision's pinned nixpkgs (which
+    # cannot be fetched here: the error names its tarball), never silently standalone
+    pinned = run_nix(
+        "nix-instantiate",
+        ["--eval", "-E", f"(import {out} {{ }}).meta.interpreterSource"],
+        check=False,
+    )
+    rev = json.loads((ROOT / "nix" / "nixpkgs.json").read_text())["rev"]
+    assert pinned.returncode != 0
+    assert f"{rev}.tar.gz" in pinned.stderr
     env = nix_build(out, interpreters)
     assert python_says(env, "import gen_app, gen_lib; print(gen_lib.VALUE)") == "2"
     assert (

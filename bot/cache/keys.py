@@ -1,9 +1,14 @@
 """Signing keys: generation, loading from files or the environment, public key parsing.
 
 Secret keys are only ever handed to nix as a file (``--key-file``).  A key given as text in
-:data:`SIGNING_KEY_ENV` is written to a private (0600) temporary file for the duration of one
-operation and removed afterwards.  No function here logs, prints or returns secret key text,
-and error messages never quote it.
+:data:`SIGNING_KEY_ENV` (and the SSH secrets of :mod:`bot.cache.stores`) never touches a
+disk: it lives in an anonymous memory file (``memfd_create``) that child processes open as
+``/proc/<pid>/fd/<n>``, and the kernel frees it when the process exits, however it exits
+(SIGKILL included).  Nix 2.8's ``nix store sign --key-file``, ``ssh -F``/``IdentityFile``
+and ``rsync -e ssh`` all read such a path.  Only where there is no memfd (not Linux) a 0600
+temporary file is used, removed on every exit path that runs Python (SIGTERM included, see
+:mod:`bot.repolock`), not after SIGKILL.  No function here logs, prints or returns secret key
+text, and error messages never quote it.
 """
 
 from __future__ import annotations
@@ -158,9 +163,32 @@ def signing_key_file(signing_key: Path | None) -> Iterator[Path]:
         yield path
 
 
+def _memfd_dir() -> Path | None:
+    """``/proc/<pid>/fd`` when this system has memfds and a /proc to open them through."""
+    fds = Path(f"/proc/{os.getpid()}/fd")
+    return fds if hasattr(os, "memfd_create") and fds.is_dir() else None
+
+
 @contextmanager
 def private_file(text: str, *, prefix: str) -> Iterator[Path]:
-    """Write ``text`` to a fresh 0600 file in a 0700 temp directory; remove both after."""
+    """A path holding ``text`` that only this user can read, for the ``with`` block.
+
+    A memfd (no file on any disk; freed by the kernel when this process ends, even when it is
+    killed), opened by others as ``/proc/<pid>/fd/<n>``; without memfds, a fresh 0600 file in
+    a 0700 temp directory, both removed after.
+    """
+    fds = _memfd_dir()
+    if fds is not None:
+        fd = os.memfd_create(prefix.rstrip("-"), os.MFD_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o600)  # ssh refuses a key or config others may read
+            data = text.encode("utf-8")
+            while data:
+                data = data[os.write(fd, data) :]
+            yield fds / str(fd)
+        finally:
+            os.close(fd)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="nixpkgs-python-"))
     try:
         path = workdir / prefix.rstrip("-")

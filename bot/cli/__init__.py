@@ -32,13 +32,21 @@ def main(argv: list[str] | None = None) -> int:
         gc.set_threshold(*thresholds)
 
 
-def _run(argv: list[str] | None) -> int:
+def _run(argv: list[str] | None) -> int:  # noqa: PLR0911 (one exit per outcome)
+    from bot.repolock import Terminated, handle_signals
+
     try:
-        cli.main(args=argv, prog_name="nixpkgs-python", standalone_mode=False)
+        # SIGTERM unwinds like Ctrl-C: every command puts back what it wrote
+        with handle_signals():
+            cli.main(args=argv, prog_name="nixpkgs-python", standalone_mode=False)
     except BotError as exc:
         print_error(str(exc))
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        cause = exc.__context__
+        if isinstance(cause, Terminated):
+            err_console().print(f"stopped by {cause}")
+            return 128 + cause.signum
         err_console().print("aborted")
         return 130
     except click.ClickException as exc:
@@ -46,6 +54,9 @@ def _run(argv: list[str] | None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    except Terminated as exc:
+        err_console().print(f"stopped by {exc}")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         return 130
     return 0

@@ -211,7 +211,9 @@ def generate_command(
         f"(nixpkgs-python {result.library_rev[:12]})"
     )
     click.echo(f"build it with: {shlex.join(result.build_command)}")
-    if result.interpreter is None:
+    if result.interpreter is not None:
+        click.echo(f"or, without nixpkgs: {shlex.join(result.standalone_command)}")
+    else:
         click.echo(
             f"note: no Python {result.python} on this machine; without nixpkgs pass "
             f"--arg interpreters '{{ \"{result.python}\" = /path/to/python; }}'"

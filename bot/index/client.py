@@ -14,14 +14,24 @@ from io import BytesIO
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bot.errors import IndexError_, MetadataError
+from bot.errors import IndexError_, MetadataError, register_secrets, without_credentials
+from bot.index import cache as c
 from bot.index import metadata as md
 from bot.index.cache import Cache, CachedPage, default_cache_dir
-from bot.index.models import CoreMetadata, DistFile, IndexRoute, NotFound, Releases
+from bot.index.limits import LimitExceeded, Limits
+from bot.index.models import (
+    CoreMetadata,
+    DistFile,
+    IndexRoute,
+    NotFound,
+    Releases,
+    UnverifiedMetadata,
+)
 from bot.index.simple import ACCEPT, parse_page
 
 __all__ = ["IndexClient", "IndexRoute", "ProjectNotFound"]
@@ -39,7 +49,7 @@ T = TypeVar("T")
 
 
 def _load_certificates() -> Future[ssl.SSLContext]:
-    from bot.index.http import load_certificates  # http.client and ssl: only when online
+    from bot.index.certificates import load_certificates  # ssl: only when online
 
     return load_certificates()
 
@@ -57,7 +67,13 @@ class IndexClient:
 
     ``cache_dir`` defaults to ``$XDG_CACHE_HOME/nixpkgs-python``; ``offline`` serves
     everything from it; ``uv`` is the installer for PEP 517 build environments (None: find
-    uv, else pip; "": always pip); ``backoff`` is the first retry delay in seconds.
+    uv, else pip; "": always pip); ``backoff`` is the first retry delay in seconds;
+    ``limits`` bound what the indexes may send (default: :meth:`Limits.from_env`).
+
+    Core metadata decides a lock, so every entry says how its bytes were bound to the file
+    (:data:`bot.index.cache.VERIFICATIONS`).  Metadata no hash binds (range reads of a wheel
+    on an index without PEP 658 hashes) comes with :attr:`CoreMetadata.unverified` set: the
+    lock records it and the Nix build compares it with the file's own.
     """
 
     def __init__(
@@ -71,10 +87,13 @@ class IndexClient:
         retries: int = 4,
         backoff: float = 0.5,
         uv: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not indexes:
             raise IndexError_("no package index configured", hint="configure at least one index")
         self.routes = tuple(indexes)
+        register_secrets(r.url for r in self.routes)  # kept out of every message and log
+        self.limits = limits if limits is not None else Limits.from_env()
         self.offline = offline
         self.cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
         self._http_options = (float(timeout), retries, float(backoff), concurrency)
@@ -111,6 +130,7 @@ class IndexClient:
                     backoff=backoff,
                     max_connections=concurrency,
                     certificates=self._certificates,
+                    limits=self.limits,
                 )
             return self._http
 
@@ -160,7 +180,7 @@ class IndexClient:
             with self._lock:
                 for route in self.routes_for(key):
                     url = f"{route.url}{key}/"
-                    self.recorded[url] = self._digests.get(url, "")
+                    self.recorded[without_credentials(url)] = self._digests.get(url, "")
         return releases
 
     def files(self, name: NormalizedName) -> list[DistFile]:
@@ -204,7 +224,7 @@ class IndexClient:
             if full is not None:
                 log.debug("%s: cached page is newer than the snapshot", url)
                 self._digests[url] = full.sha256 or ""
-                base = full.final_url or url
+                base = _base(full.final_url, url)
                 return parse_page(full.body, full.content_type, base, route.url, name)
         if self.offline:
             cached = self.cache.get_page(url)
@@ -214,7 +234,7 @@ class IndexClient:
                     where=url,
                     hint="run once online with the same cache directory, or drop --offline",
                 )
-            base = cached.final_url or url
+            base = _base(cached.final_url, url)
             self._digests[url] = cached.sha256 or ""
             return parse_page(cached.body, cached.content_type, base, route.url, name)
         headers = {"Accept": ACCEPT}
@@ -244,7 +264,9 @@ class IndexClient:
         self, url: str, route: IndexRoute, name: NormalizedName, headers: dict[str, str]
     ) -> Response:
         try:
-            return self.http.get(url, headers=headers, what=f"the project page of {name}")
+            return self.http.get(
+                url, headers=headers, what=f"the project page of {name}", kind="page"
+            )
         except NotFound:
             raise NotFound(f"no project named {name} on {route.url}", where=url) from None
 
@@ -262,31 +284,77 @@ class IndexClient:
         ).result()
 
     def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
-        data = self.cache.get_metadata(file.sha256)
+        data, how = self._cached_metadata(file)
         if data is None:
             if self.offline:
+                state = "not in the cache" if not how else "in the cache unverified (" + how + ")"
                 raise MetadataError(
-                    f"offline, and the metadata of {file.filename} is not in the cache",
+                    f"offline, and the metadata of {file.filename} is {state}",
                     where=file.url,
                     hint="run once online with the same cache directory, or drop --offline",
                 )
-            data = self._download_metadata(file)
-            self.cache.put_metadata(file.sha256, data)
-        return md.parse_core_metadata(data, file)
+            data, how = self._download_metadata(file)
+            self.cache.put_metadata(file.sha256, data, how)
+        meta = md.parse_core_metadata(data, file)
+        if how in c.VERIFIED:
+            return meta
+        log.debug("%s: metadata not bound to the file by a hash (%s)", file.filename, how)
+        unverified = UnverifiedMetadata(
+            file=file.filename,
+            sha256=hashlib.sha256(data).hexdigest(),
+            requires_dist=tuple(md.headers(data).get("requires-dist", ())),
+        )
+        return dataclasses.replace(meta, unverified=unverified)
 
-    def _download_metadata(self, file: DistFile) -> bytes:
+    def _cached_metadata(self, file: DistFile) -> tuple[bytes | None, str]:
+        """Cached metadata of ``file`` and how it was verified, re-checked against the PEP 658
+        hash the index states now; (None, why) when there is none to use (why: "" when
+        there is none at all)."""
+        cached = self.cache.get_metadata(file.sha256)
+        if cached is None:
+            return None, ""
+        data, how = cached
+        if how != c.WHOLE_FILE_HASH and file.core_metadata:
+            # the index states the metadata's hash (only bytes read out of the file itself
+            # are bound closer): a cached copy must match it
+            if hashlib.sha256(data).hexdigest() != file.core_metadata:
+                log.debug("%s: cached metadata does not match its PEP 658 hash", file.filename)
+                return None, "not matching its PEP 658 hash"
+            if how != c.PEP658_HASH:
+                self.cache.put_metadata(file.sha256, data, c.PEP658_HASH)
+            how = c.PEP658_HASH
+        elif how is None:  # an older cache's entry: only an sdist's came from the file itself
+            if file.kind != "sdist" or file.core_metadata is not None:
+                return None, "an older cache's entry"
+            how = c.WHOLE_FILE_HASH
+        return data, how
+
+    def _download_metadata(self, file: DistFile) -> tuple[bytes, str]:
         if file.core_metadata is not None:
             data = self._pep658(file)
             if data is not None:
-                return data
-        if file.kind == "wheel":
-            return self._wheel_metadata(file)
-        return self._sdist_metadata(file)
+                return data, c.PEP658_HASH if file.core_metadata else c.UNVERIFIED_PEP658
+        if file.kind != "wheel":
+            return self._sdist_metadata(file), c.WHOLE_FILE_HASH
+        data, how = self._wheel_metadata(file)
+        if how == c.UNVERIFIED_RANGE and file.core_metadata:
+            if hashlib.sha256(data).hexdigest() != file.core_metadata:
+                raise MetadataError(
+                    f"the METADATA of {file.filename} read with range requests does not match "
+                    "the sha256 the index states for it (PEP 658)",
+                    where=file.url,
+                    hint="the index (or a proxy) serves ranges of the file inconsistent with "
+                    "it; report it, or use another index",
+                )
+            how = c.PEP658_HASH
+        return data, how
 
     def _pep658(self, file: DistFile) -> bytes | None:
         url = file.url + ".metadata"
         try:
-            data = self.http.get(url, what=f"the metadata of {file.filename}").content
+            data = self.http.get(
+                url, what=f"the metadata of {file.filename}", kind="metadata"
+            ).content
         except NotFound:
             log.debug("%s advertised but missing; reading the file instead", url)
             return None
@@ -307,26 +375,33 @@ class IndexClient:
             self._check_hash(file, resp.content)
             return resp.content, len(resp.content), False
         total = resp.headers.get("Content-Range", "").rpartition("/")[2]
-        if not total.isdigit():
+        wanted = last if first is None else last - first + 1
+        if not total.isdigit() or len(resp.content) > wanted:
             raise IndexError_(f"bad Content-Range for {file.filename}", where=file.url)
         return resp.content, int(total), True
 
-    def _wheel_metadata(self, file: DistFile) -> bytes:
+    def _wheel_metadata(self, file: DistFile) -> tuple[bytes, str]:
+        limit = self.limits.metadata
         try:
-            reader = md.RangeReader(lambda first, last: self._range(file, first, last))
+            reader = md.RangeReader(
+                lambda first, last: self._range(file, first, last), max_span=limit
+            )
         except NotFound:
             raise
         except IndexError_ as exc:
+            if isinstance(exc, LimitExceeded):
+                raise
             # e.g. 416/501 for a suffix range: read the whole file instead
             log.debug("%s: range read refused (%s); downloading it whole", file.filename, exc)
             data = self.http.get(file.url, what=f"download of {file.filename}").content
             self._check_hash(file, data)
-            return md.wheel_metadata(BytesIO(data), file)
+            return md.wheel_metadata(BytesIO(data), file, limit=limit), c.WHOLE_FILE_HASH
         if reader.whole:
-            return md.wheel_metadata(BytesIO(reader.read()), file)
-        data = md.wheel_metadata(reader, file)
+            data = md.wheel_metadata(BytesIO(reader.read()), file, limit=limit)
+            return data, c.WHOLE_FILE_HASH
+        data = md.wheel_metadata(reader, file, limit=limit)
         log.debug("%s: METADATA in %d range requests", file.filename, reader.requests)
-        return data
+        return data, c.UNVERIFIED_RANGE
 
     def _check_hash(self, file: DistFile, data: bytes) -> None:
         if hashlib.sha256(data).hexdigest() != file.sha256:
@@ -357,7 +432,7 @@ class IndexClient:
 
     def _sdist_metadata(self, file: DistFile) -> bytes:
         data = self._sdist_bytes(file)
-        pkg_info, _ = md.sdist_files(data, file)
+        pkg_info, _ = md.sdist_files(data, file, limit=self.limits.metadata)
         if pkg_info is not None and md.pkg_info_trusted(pkg_info):
             return pkg_info
         log.debug("%s: PKG-INFO not reliable (PEP 643); asking the PEP 517 backend", file.filename)
@@ -396,7 +471,8 @@ class IndexClient:
                 bool(cached.get("in-tree")),
             )
         else:
-            _, pyproject = md.sdist_files(self._sdist_bytes(file), file)
+            data = self._sdist_bytes(file)
+            _, pyproject = md.sdist_files(data, file, limit=self.limits.metadata)
             result = (md.build_requires_of(pyproject, file), md.in_tree_backend_of(pyproject))
             self.cache.put_json(
                 "build-system",
@@ -406,3 +482,15 @@ class IndexClient:
         with self._lock:
             self._build_systems[file.sha256] = result
         return result
+
+
+def _base(stored: str | None, url: str) -> str:
+    """The base of a cached page's links: where its redirects ended (stored without
+    credentials), with the page URL's credentials again when on the same origin."""
+    if not stored:
+        return url
+    page, final = urlsplit(url), urlsplit(stored)
+    host = page.netloc.rpartition("@")[2]
+    if "@" not in page.netloc or "@" in final.netloc or final[:2] != (page.scheme, host):
+        return stored
+    return urlunsplit(final._replace(netloc=page.netloc))

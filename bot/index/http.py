@@ -14,6 +14,8 @@ resolver and the other fetches need.  This client keeps what the index client re
   (:func:`load_certificates`) by clients that know they will go online;
 * redirects followed, gzip answers decoded, a reused connection the server closed retried
   at once on a new one;
+* every answer bounded (:mod:`bot.index.limits`, :mod:`bot.index.bounded`): its size as sent
+  and decoded, and one deadline for the whole response (not per read);
 * HTTP proxies from the environment (:mod:`bot.index.proxies`): ``CONNECT`` tunnels for HTTPS,
   absolute URLs for plain HTTP, ``no_proxy`` honoured;
 * timeouts, connection errors and 408/425/429/5xx retried with exponential backoff and
@@ -26,13 +28,11 @@ import contextlib
 import email.utils
 import http.client
 import logging
-import os
 import random
 import socket
 import ssl
 import threading
 import time
-import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -42,8 +42,13 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 from bot import __version__
 from bot.errors import IndexError_
+from bot.index.bounded import DecodeError, Watchdog, read_body
+from bot.index.certificates import load_certificates, ssl_context
+from bot.index.limits import Limits, too_slow
 from bot.index.models import NotFound
 from bot.index.proxies import Proxies, Proxy, basic_auth
+
+__all__ = ["Http", "Response", "load_certificates", "ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +58,6 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 USER_AGENT = f"nixpkgs-python/{__version__} (+http.client)"
-#: environment variables naming a CA bundle, in the order they are honoured
-_CERT_VARS = ("SSL_CERT_FILE", "NIX_SSL_CERT_FILE")
 
 
 class TransportError(Exception):
@@ -90,57 +93,6 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def ssl_context() -> ssl.SSLContext:
-    """A verifying client context over the configured or the system's certificates."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
-    for var in _CERT_VARS:
-        bundle = os.environ.get(var)
-        if bundle:
-            try:
-                ctx.load_verify_locations(cafile=bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise IndexError_(
-                    f"cannot read the certificates in ${var}",
-                    where=bundle,
-                    hint=f"point {var} at a PEM bundle, or unset it to use the system's ({exc})",
-                ) from exc
-            return ctx
-    # the system's store, as OpenSSL finds it (honouring $SSL_CERT_DIR): its bundle and its
-    # hashed directory, whichever exist (Debian has both, Fedora's directory is not hashed)
-    paths = ssl.get_default_verify_paths()
-    cafile = paths.cafile if paths.cafile and os.path.isfile(paths.cafile) else None
-    capath = paths.capath if paths.capath and os.path.isdir(paths.capath) else None
-    if cafile or capath:
-        ctx.load_verify_locations(cafile=cafile, capath=capath)
-    else:
-        try:
-            import certifi  # only where the system has no store
-        except ImportError:
-            ctx.load_default_certs()
-        else:
-            ctx.load_verify_locations(cafile=certifi.where())
-    return ctx
-
-
-def load_certificates() -> Future[ssl.SSLContext]:
-    """:func:`ssl_context` in a background thread.
-
-    A CA bundle takes ~30 ms to parse, which OpenSSL does without holding the GIL: started
-    when a run knows it will go online, it is ready by the first request instead of making
-    every first request wait.  An error is raised to whoever takes the result.
-    """
-    fut: Future[ssl.SSLContext] = Future()
-
-    def load() -> None:
-        try:
-            fut.set_result(ssl_context())
-        except BaseException as exc:  # noqa: BLE001 - raised again to whoever takes it
-            fut.set_exception(exc)
-
-    threading.Thread(target=load, name="certificates", daemon=True).start()
-    return fut
 
 
 class _Resolver:
@@ -312,23 +264,6 @@ class _Pool:
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
-def _decode(body: bytes, encoding: str | None, url: str) -> bytes:
-    encoding = (encoding or "identity").strip().lower()
-    if encoding in ("identity", ""):
-        return body
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some send
-    except zlib.error as exc:
-        raise TransportError(f"a corrupt {encoding} body from {url}: {exc}") from exc
-    raise TransportError(f"an unsupported Content-Encoding {encoding!r} from {url}")
-
-
 class Http:
     """A thread-safe HTTP client with retries.
 
@@ -345,15 +280,19 @@ class Http:
         max_connections: int = 16,
         certificates: Future[ssl.SSLContext] | None = None,
         proxies: Proxies | None = None,
+        limits: Limits | None = None,
     ) -> None:
         """``certificates``: a context being loaded (:func:`load_certificates`), if any;
-        ``proxies``: default, from the environment."""
+        ``proxies``: default, from the environment; ``limits``: default, from the environment."""
         self.retries = retries
         self.backoff = backoff
+        self.limits = limits if limits is not None else Limits.from_env()
         self.pool = _Pool(max_connections, timeout, certificates, proxies)
+        self._watchdog = Watchdog()
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self._watchdog.close()
         self.pool.close()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -368,16 +307,19 @@ class Http:
         headers: Mapping[str, str] | None = None,
         what: str = "download",
         ok: frozenset[int] = frozenset({200, 206, 304}),
+        kind: str = "download",
     ) -> Response:
         """GET ``url``, retrying transient failures; 404/410 raise :class:`NotFound`.
 
         Any status in ``ok`` is returned; any other final status raises :class:`IndexError_`.
+        The body is bounded by the ``kind`` limit (``page``, ``download`` or ``metadata``) and
+        the response by the deadline: exceeding either raises :class:`LimitExceeded`, at once.
         """
         last = ""
         for attempt in range(self.retries + 1):
             retry_after: float | None = None
             try:
-                resp = self._follow(url, headers or {})
+                resp = self._follow(url, headers or {}, what, kind)
             except RequestTimeoutError as exc:
                 last = f"timed out ({exc})"
             except TransportError as exc:
@@ -408,7 +350,7 @@ class Http:
             hint="the index may be down or unreachable; check the network and retry later",
         )
 
-    def _follow(self, url: str, headers: Mapping[str, str]) -> Response:
+    def _follow(self, url: str, headers: Mapping[str, str], what: str, kind: str) -> Response:
         """One GET, following redirects.
 
         Credentials in the URL (``https://user:token@host/simple/``, as private indexes are
@@ -432,7 +374,7 @@ class Http:
             hop_auth = basic_auth(parts) or (auth if key == origin else None)
             if hop_auth is not None:
                 sent.setdefault("Authorization", hop_auth)
-            resp = self._once(url, parts, key, sent)
+            resp = self._once(url, parts, key, sent, what, kind)
             location = resp.headers.get("Location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
@@ -445,15 +387,27 @@ class Http:
         return "" if proxy is None else f", through the proxy in ${proxy.var}"
 
     def _once(
-        self, url: str, parts: SplitResult, key: _Key, headers: Mapping[str, str]
+        self,
+        url: str,
+        parts: SplitResult,
+        key: _Key,
+        headers: Mapping[str, str],
+        what: str,
+        kind: str,
     ) -> Response:
         """One request on a pooled connection to ``key`` (a new one if a kept-alive one was
-        closed under it); the body read whole and decoded."""
+        closed under it); the body read whole (within the limits) and decoded."""
+        limit = int(getattr(self.limits, kind))
+        deadline = self.limits.deadline
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip", **headers}
         for fresh in (False, True):
+            watch = None
             try:
-                with self.pool.connection(key, fresh=fresh) as (conn, reused):
+                with (
+                    self.pool.connection(key, fresh=fresh) as (conn, reused),
+                    self._watchdog.watch(conn, deadline) as watch,
+                ):
                     path, request_headers = target, sent
                     if conn.proxy is not None and key[0] == "http":
                         path = f"http://{_netloc(key)}{target}"
@@ -462,19 +416,24 @@ class Http:
                     try:
                         conn.request("GET", path, headers=request_headers)
                         raw = conn.getresponse()
-                        body = raw.read()
+                        content = read_body(raw, url, limit, what, kind)
                     except _STALE:
-                        if reused:
+                        if reused and not watch.fired:
                             raise _StaleError from None
                         raise
+                    if watch.fired:  # the socket was shut down under the last read
+                        raise TimeoutError("deadline")
             except _StaleError:
                 log.debug("GET %s: the kept-alive connection was closed; reconnecting", url)
                 continue
-            except TimeoutError as exc:
-                raise RequestTimeoutError(type(exc).__name__ + self._via(key)) from exc
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, http.client.HTTPException, DecodeError) as exc:
+                if watch is not None and watch.fired:
+                    raise too_slow(what + self._via(key), url, deadline) from None
+                if isinstance(exc, TimeoutError):
+                    raise RequestTimeoutError(type(exc).__name__ + self._via(key)) from exc
+                if isinstance(exc, DecodeError):
+                    raise TransportError(f"{exc} from {url}") from exc
                 raise TransportError(f"{type(exc).__name__}: {exc}{self._via(key)}") from exc
-            content = _decode(body, raw.headers.get("Content-Encoding"), url)
             return Response(raw.status, raw.reason, raw.headers, content, url)
         raise AssertionError("unreachable: a fresh connection is never stale")  # pragma: no cover
 

@@ -3,13 +3,14 @@ with HTTP range requests, or out of a downloaded sdist (with PEP 643 trust rules
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import IO
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -17,6 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bot.errors import MetadataError
+from bot.index.limits import ENV, Limits
 from bot.index.models import CoreMetadata, DistFile
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 TAIL_BYTES = 64 * 1024
 #: PEP 518's default when an sdist declares no build requirements
 DEFAULT_BUILD_REQUIRES = (Requirement("setuptools>=40.8.0"),)
+#: the default bound on a METADATA / PKG-INFO / pyproject.toml member
+MAX_MEMBER = Limits().metadata
 #: fields that, marked Dynamic in PKG-INFO, make it unusable for resolving (PEP 643)
 RESOLUTION_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
 
@@ -121,9 +125,13 @@ def parse_core_metadata(data: bytes, file: DistFile) -> CoreMetadata:
 class RangeReader(io.RawIOBase):
     """A read-only, seekable view of a remote file that fetches only the ranges it reads."""
 
-    def __init__(self, fetch: RangeFetcher, *, tail: int = TAIL_BYTES) -> None:
+    def __init__(
+        self, fetch: RangeFetcher, *, tail: int = TAIL_BYTES, max_span: int | None = None
+    ) -> None:
         super().__init__()
         self._fetch = fetch
+        #: the most bytes one read may ask for (a zip directory claiming more is refused)
+        self.max_span = max_span
         self._pos = 0
         self.requests = 0
         data, total, partial = fetch(None, tail)
@@ -159,6 +167,8 @@ class RangeReader(io.RawIOBase):
         if last < first:
             return b""
         got = self._find(first, last)
+        if got is None and self.max_span is not None and last - first + 1 > self.max_span:
+            raise OSError(f"a read of {last - first + 1} bytes, over the limit of {self.max_span}")
         if got is None:
             # read ahead a little: zipfile reads a local header, then the member's data
             want_last = min(max(last, first + 16 * 1024 - 1), self.size - 1)
@@ -188,53 +198,94 @@ def metadata_member(names: list[str], file: DistFile) -> str:
     return candidates[0]
 
 
-def wheel_metadata(source: io.RawIOBase | io.BytesIO, file: DistFile) -> bytes:
-    """METADATA bytes read out of a wheel (a :class:`RangeReader` or the whole file)."""
+def _too_big(what: str, file: DistFile, limit: int) -> MetadataError:
+    return MetadataError(
+        f"{what} in {file.filename} is larger than the limit of {limit} bytes",
+        where=file.url,
+        hint=f"exclude this version; if the file is trusted, raise ${ENV['metadata']}",
+    )
+
+
+def _bounded(handle: io.BufferedIOBase | IO[bytes], what: str, file: DistFile, limit: int) -> bytes:
+    """All of ``handle``, refusing more than ``limit`` bytes (its stated size may lie)."""
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _too_big(what, file, limit)
+    return data
+
+
+def wheel_metadata(
+    source: io.RawIOBase | io.BytesIO, file: DistFile, *, limit: int = MAX_MEMBER
+) -> bytes:
+    """METADATA bytes read out of a wheel (a :class:`RangeReader` or the whole file), at most
+    ``limit`` of them."""
     try:
         with zipfile.ZipFile(source) as zf:
-            return zf.read(metadata_member(zf.namelist(), file))
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+            member = zf.getinfo(metadata_member(zf.namelist(), file))
+            if member.file_size > limit:
+                raise _too_big("METADATA", file, limit)
+            with zf.open(member) as handle:
+                return _bounded(handle, "METADATA", file, limit)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, zlib.error) as exc:
         raise MetadataError(
             f"cannot read METADATA from {file.filename}: {exc}", where=file.url
         ) from exc
 
 
-def _sdist_members(data: bytes, filename: str) -> dict[str, Callable[[], bytes]]:
-    """Top-level sdist members (path below the root directory -> reader)."""
-    out: dict[str, Callable[[], bytes]] = {}
-    if filename.endswith(".zip"):
+#: the sdist members the bot reads, below its root directory
+SDIST_MEMBERS = ("PKG-INFO", "pyproject.toml")
+
+
+def _sdist_members(data: bytes, file: DistFile, limit: int) -> dict[str, bytes]:
+    """The :data:`SDIST_MEMBERS` an sdist has (each at most ``limit`` bytes).
+
+    A tar is read only until both are found, and never past ``len(data)`` times 200 bytes
+    unpacked (far beyond what compression gives real sources; a tar bomb stops there).
+    """
+    out: dict[str, bytes] = {}
+    if file.filename.endswith(".zip"):
         zf = zipfile.ZipFile(io.BytesIO(data))
-        for name in zf.namelist():
-            parts = PurePosixPath(name).parts
-            if len(parts) == 2:
-                out[parts[1]] = functools.partial(zf.read, name)
+        for info in zf.infolist():
+            parts = PurePosixPath(info.filename).parts
+            if len(parts) == 2 and parts[1] in SDIST_MEMBERS and parts[1] not in out:
+                if info.file_size > limit:
+                    raise _too_big(parts[1], file, limit)
+                with zf.open(info) as handle:
+                    out[parts[1]] = _bounded(handle, parts[1], file, limit)
         return out
     import tarfile  # only for sdists
 
-    tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115
-    for member in tf.getmembers():
-        parts = PurePosixPath(member.name).parts
-        if len(parts) == 2 and member.isfile():
-
-            def read(member: tarfile.TarInfo = member) -> bytes:
-                handle = tf.extractfile(member)
-                return handle.read() if handle else b""
-
-            out[parts[1]] = read
+    budget = max(len(data) * 200, 64 * 1024 * 1024)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+        while len(out) < len(SDIST_MEMBERS):
+            member = tf.next()
+            if member is None:
+                break
+            if member.offset > budget:
+                raise _too_big("the unpacked sdist", file, budget)
+            parts = PurePosixPath(member.name).parts
+            if len(parts) == 2 and parts[1] in SDIST_MEMBERS and member.isfile():
+                if parts[1] in out:
+                    continue
+                if member.size > limit:
+                    raise _too_big(parts[1], file, limit)
+                stream = tf.extractfile(member)
+                out[parts[1]] = _bounded(stream, parts[1], file, limit) if stream else b""
     return out
 
 
-def sdist_files(data: bytes, file: DistFile) -> tuple[bytes | None, bytes | None]:
-    """(PKG-INFO, pyproject.toml) of an sdist, each None when absent."""
+def sdist_files(
+    data: bytes, file: DistFile, *, limit: int = MAX_MEMBER
+) -> tuple[bytes | None, bytes | None]:
+    """(PKG-INFO, pyproject.toml) of an sdist, each None when absent (at most ``limit``
+    bytes each)."""
     import tarfile  # only for sdists
 
     try:
-        members = _sdist_members(data, file.filename)
-        pkg_info = members["PKG-INFO"]() if "PKG-INFO" in members else None
-        pyproject = members["pyproject.toml"]() if "pyproject.toml" in members else None
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        members = _sdist_members(data, file, limit)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise MetadataError(f"cannot open sdist {file.filename}: {exc}", where=file.url) from exc
-    return pkg_info, pyproject
+    return members.get("PKG-INFO"), members.get("pyproject.toml")
 
 
 def pkg_info_trusted(pkg_info: bytes) -> bool:

@@ -44,6 +44,16 @@ class DistFile:
 
 
 @dataclass(frozen=True)
+class UnverifiedMetadata:
+    """Core metadata no hash bound to its file (read with range requests, or a ``.metadata``
+    file the index gave no hash for): the lock records it and the Nix build checks it."""
+
+    file: str  #: the file it was read from
+    sha256: str  #: of the METADATA bytes as read
+    requires_dist: tuple[str, ...]  #: its Requires-Dist values as written
+
+
+@dataclass(frozen=True)
 class CoreMetadata:
     """The parts of a distribution's core metadata (METADATA / PKG-INFO) the bot uses."""
 
@@ -55,6 +65,8 @@ class CoreMetadata:
     #: Project-URL label -> URL, e.g. {"Changelog": "https://..."}
     project_urls: tuple[tuple[str, str], ...] = ()
     summary: str = ""
+    #: set when no hash bound these bytes to the file (None: verified, or a trusted source)
+    unverified: UnverifiedMetadata | None = None
 
 
 #: turns one raw entry of a project page into a file (None: a file the bot must not use)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from bot.errors import IndexError_, without_credentials
+from bot.errors import IndexError_, register_secrets, without_credentials
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def _bypassed(host: str, port: int, no_proxy: str) -> bool:
 
 
 def _proxy(url: str, var: str) -> Proxy:
+    register_secrets([url if "://" in url else f"http://{url}"])
     parts = urlsplit(url if "://" in url else f"http://{url}")
     try:
         port = parts.port or 80

@@ -215,6 +215,7 @@ in
       pname = "beta"; version = "2.0"; dependencies = [ "alpha" ]; buildRequires = [ "installer" ];
       frontend = [ "installer" ]; env = { }; patches = [ ]; nativeBuildInputs = [ ]; buildInputs = [ ];
       importsCheck = true; doCheck = false; checkCommand = null; checkRequires = [ ]; appliedOverrides = [ ];
+      unverifiedMetadata = null;
     };
   };
   package-edgesIn = { expr = package.edgesIn demo.packages "alpha"; expected = [ "beta" ]; };

@@ -16,6 +16,7 @@ PEP 517 backend; sdists from :func:`make_sdist` build with it, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -272,6 +273,11 @@ class IndexServer:
         self.suffix_ranges = True
         #: True: project pages carry an ETag and answer If-None-Match with 304 (like PyPI)
         self.etags = False
+        #: False: pages state no upload times (like a plain static PEP 503 index)
+        self.upload_times = True
+        #: filename -> other bytes served for Range requests of it (whole GETs stay honest):
+        #: a misbehaving index or proxy forging what range reads see
+        self.range_forgeries: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self._failures: list[list[object]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -385,6 +391,8 @@ class IndexServer:
             files = sorted(self.projects.get(project, {}).values(), key=lambda f: f.filename)
         if not files:
             return None
+        if not self.upload_times:
+            files = [dataclasses.replace(f, upload_time="") for f in files]
         if content_type == JSON_TYPE:
             return json.dumps(
                 {
@@ -405,7 +413,7 @@ def _json_file(f: PublishedFile) -> dict[str, object]:
         "hashes": {"sha256": f.sha256} if f.with_hash else {},
         "requires-python": f.requires_python,
         "size": f.size,
-        "upload-time": f.upload_time,
+        **({"upload-time": f.upload_time} if f.upload_time else {}),
         "yanked": _json_yanked(f.yanked),
         "core-metadata": meta,
         "dist-info-metadata": meta,
@@ -421,7 +429,9 @@ def _json_yanked(yanked: str | bool | None) -> str | bool:
 
 def _html_file(f: PublishedFile) -> str:
     href = f"/files/{f.filename}" + (f"#sha256={f.sha256}" if f.with_hash else "")
-    attrs = f' href="{escape(href)}" data-upload-time="{escape(f.upload_time)}"'
+    attrs = f' href="{escape(href)}"'
+    if f.upload_time:
+        attrs += f' data-upload-time="{escape(f.upload_time)}"'
     if f.requires_python:
         attrs += f' data-requires-python="{escape(f.requires_python)}"'
     if f.yanked is not None and f.yanked is not False:
@@ -533,6 +543,8 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
             data = target.read_bytes()
             ctype = "application/octet-stream"
             range_header = self.headers.get("Range")
+            if range_header and filename in server.range_forgeries:
+                data = server.range_forgeries[filename]
             if range_header and server.ranges:
                 span = _parse_range(range_header, len(data))
                 if not server.suffix_ranges and "=-" in range_header.replace(" ", ""):
