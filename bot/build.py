@@ -68,6 +68,10 @@ class BuildOptions:
     #: Each build may use every core (``--cores 0``: an environment runs its checks in
     #: parallel).
     max_jobs: int | None = None
+    #: the Nix system to build for (default.nix's ``system``; None: this machine's), with
+    #: nixpkgs only.  Another system builds on remote builders (nix.conf ``builders``) or,
+    #: for a system this machine can run, with ``extra-platforms``.
+    system: str | None = None
 
 
 @dataclass
@@ -77,6 +81,7 @@ class BuildResult:
     set: str
     python: str
     ok: bool
+    system: str | None = None
     out_path: str | None = None
     out_link: Path | None = None
     #: the environment's runtime closure (every package of the set), for the binary cache
@@ -93,6 +98,7 @@ class BuildResult:
         return {
             "set": self.set,
             "python": self.python,
+            "system": self.system,
             "ok": self.ok,
             "out_path": self.out_path,
             "out_link": str(self.out_link) if self.out_link else None,
@@ -227,6 +233,8 @@ def nix_build_args(
         argv += ["--arg", "pkgs", "null"]
         if interpreters_file is not None:
             argv += ["--argstr", "interpretersFile", str(interpreters_file)]
+    if opts.system is not None:
+        argv += ["--argstr", "system", opts.system]  # default.nix passes it to nixpkgs
     if opts.keep_going:
         argv.append("--keep-going")
     argv += jobs_args(opts.max_jobs)
@@ -311,18 +319,15 @@ def build_one(
     """Build one set for one Python version (or ``attr`` of it, see :func:`nix_build_args`);
     failures come back in the result."""
     t0 = time.monotonic()
+    result = BuildResult(set_name, python, ok=False, system=opts.system)
     lock_path = opts.repo / "sets" / set_name / f"pylock.py{python.replace('.', '')}.toml"
     try:
         # Nix's fromTOML reports a broken lock without naming the set: check it here first
         read_lock(lock_path)
     except BotError as exc:
-        return BuildResult(
-            set_name,
-            python,
-            ok=False,
-            error=f"set {set_name!r}: {exc}",
-            duration=time.monotonic() - t0,
-        )
+        result.error = f"set {set_name!r}: {exc}"
+        result.duration = time.monotonic() - t0
+        return result
     options = {} if opts.nixpkgs else build_options(interpreters.values())
     argv = nix_build_args(
         opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides
@@ -336,7 +341,7 @@ def build_one(
         timeout=opts.timeout,
         cwd=opts.repo,
     )
-    result = BuildResult(set_name, python, ok=proc.returncode == 0)
+    result.ok = proc.returncode == 0
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out
@@ -381,6 +386,11 @@ def build_sets(
     Unknown set names raise :class:`BotError` before anything is built.
     """
     targets = _targets(opts)
+    if opts.system is not None and not opts.nixpkgs:
+        raise BotError(
+            f"cannot build for {opts.system} with --standalone",
+            hint="standalone interpreters build for this machine only; build with nixpkgs",
+        )
     prepare_nixpkgs(opts)
     interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
     interpreters_file = None
@@ -393,7 +403,9 @@ def build_sets(
     try:
         for set_name, python, error in targets:
             if error is not None or python is None:
-                results.append(BuildResult(set_name, python or "", ok=False, error=error))
+                results.append(
+                    BuildResult(set_name, python or "", ok=False, system=opts.system, error=error)
+                )
                 continue
             if not opts.nixpkgs and python not in interpreters:
                 results.append(
@@ -401,6 +413,7 @@ def build_sets(
                         set_name,
                         python,
                         ok=False,
+                        system=opts.system,
                         error=f"no standalone Python {python} on this machine; install it "
                         "(e.g. with pyenv) and run `python -m bot.interpreters`, "
                         "or build with nixpkgs (without --standalone)",
@@ -416,14 +429,28 @@ def build_sets(
     return results
 
 
+def outcome_document(opts: BuildOptions, results: Sequence[BuildResult]) -> dict[str, Any]:
+    """What ``build --outcome FILE`` writes: one build of some sets for one system, for CI's
+    commit job (:mod:`bot.commit_only`), which reads it instead of the logs."""
+    return {
+        "system": opts.system,
+        "ok": all(r.ok for r in results),
+        "sets": sorted({r.set for r in results}),
+        "results": [r.to_json() for r in results],
+    }
+
+
 def summary(results: Sequence[BuildResult]) -> str:
     """One line per result, for people."""
     lines = []
     for r in results:
+        on = f" on {r.system}" if r.system else ""
         if r.ok:
-            lines.append(f"ok      {r.set} (Python {r.python}): {r.out_path} [{r.duration:.1f}s]")
+            lines.append(
+                f"ok      {r.set} (Python {r.python}{on}): {r.out_path} [{r.duration:.1f}s]"
+            )
         else:
-            where = f" (Python {r.python})" if r.python else ""
+            where = f" (Python {r.python}{on})" if r.python else f" ({on.strip()})" if on else ""
             lines.append(f"FAILED  {r.set}{where}: {r.error}")
             lines += [f"    {line}" for line in r.log_tail.splitlines()]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import cache
+from bot.errors import BotError
 from bot.nightly import NightlyOptions, run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
@@ -203,47 +204,65 @@ def test_commit_only_commits_what_ci_jobs_made(
     tmp_path: Path,
     fake_github: FakeGitHub,
 ) -> None:
-    """CI's final job: the matrix jobs left locks and outcomes; commit, PR, issues."""
+    """CI's final job: the (set, system) jobs left outcomes and locks; commit, PR, issues."""
     from bot.locker import LockOptions, lock_sets
 
     work, _ = night_repo
     outcomes = tmp_path / "outcomes"
-    (outcomes / "outcome-demo").mkdir(parents=True)
-    record = outcomes / "outcome-demo" / "outcome.json"
     gh = github(fake_github, pull_request=True, commit_only=True, outcomes_dir=outcomes)
+    systems = ("x86_64-linux", "aarch64-linux")
 
-    # a job that locked and built: its lock is committed and the pull request opened
-    lock_sets(
-        LockOptions(
-            repo=work,
-            exclude_newer=when(2),
-            index_url=night_index.url,
-            cache_dir=tmp_path / "metadata-cache",
+    def job(day: int, system: str, build: str, failed_package: str | None = None) -> None:
+        """What one build job uploads: its step outcomes, build.json and the new locks."""
+        folder = outcomes / f"outcome-demo-{system}"
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "locks").mkdir(parents=True)
+        lock_sets(
+            LockOptions(
+                repo=work,
+                exclude_newer=when(day),
+                index_url=night_index.url,
+                cache_dir=tmp_path / "metadata-cache",
+                refresh=True,  # as the workflow's lock step: a fresh index page
+            )
         )
-    )
-    record.write_text('{"set": "demo", "lock": "success", "build": "success", "push": "skipped"}')
+        lock = work / "sets" / "demo" / "pylock.py312.toml"
+        shutil.copy(lock, folder / "locks")
+        if git(work, "ls-files", str(lock)):
+            git(work, "checkout", "--", str(lock))  # the job's checkout is not this one
+        else:
+            lock.unlink()
+        step = {"set": "demo", "system": system, "lock": "success", "build": build}
+        step |= {"push": "skipped" if build != "success" else "success", "pushed": True}
+        (folder / "outcome.json").write_text(json.dumps(step))
+        result = {"set": "demo", "python": "3.12", "system": system, "ok": build == "success"}
+        result |= {"failed_package": failed_package, "log_tail": "the build log's end"}
+        (folder / "build.json").write_text(json.dumps({"system": system, "results": [result]}))
+
+    plan = {
+        "sets": ["demo"],
+        "built": [{"set": "demo", "system": s} for s in systems],
+        "not-built": [{"system": "x86_64-darwin", "reason": "no remote builder"}],
+    }
+    outcomes.mkdir()
+    (outcomes / "plan.json").write_text(json.dumps(plan))
+
+    # every system built: the lock is committed and the pull request opened
+    for system in systems:
+        job(2, system, "success")
     result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
     assert result.exit_code == 0, result.errors
     assert git(work, "log", "-1", "--format=%s").startswith("demo: +nb-app 1.0")
     assert git(work, "status", "--porcelain") == ""
     assert len(fake_github.pulls[REPO]) == 1
 
-    # a job whose build failed: its lock is not committed; one failure issue names the package
+    # one system failed: nothing is committed; one failure issue names the package and
+    # every system's outcome
     night_index.publish(
         make_wheel(tmp_path / "dist", "nb-lib", "2.0"), upload_time="2025-03-03T00:00:00Z"
     )
-    lock_sets(
-        LockOptions(
-            repo=work,
-            exclude_newer=when(4),
-            index_url=night_index.url,
-            cache_dir=tmp_path / "metadata-cache",
-        )
-    )
-    record.write_text('{"set": "demo", "lock": "success", "build": "failure", "push": "skipped"}')
-    (outcomes / "outcome-demo" / "build.log").write_text(
-        "FAILED  demo (Python 3.12): package 'nb-lib' failed to build (/nix/store/x.drv)\n"
-    )
+    job(4, "x86_64-linux", "success")
+    job(4, "aarch64-linux", "failure", "nb-lib")
     head = git(work, "rev-parse", "HEAD")
     result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
     assert result.exit_code == 2
@@ -251,7 +270,41 @@ def test_commit_only_commits_what_ci_jobs_made(
     assert git(work, "status", "--porcelain") == ""
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert len(failures) == 1
-    assert "nb-lib" in failures[0]["title"] + failures[0]["body"]
+    body = failures[0]["body"]
+    assert "Failing package: `nb-lib`" in body
+    assert "aarch64-linux: build failed (package nb-lib)" in body
+    assert "x86_64-linux: built and pushed" in body
+    assert "x86_64-darwin: not built: no remote builder" in body
+
+    # a scheduled job that recorded nothing (cancelled, runner lost) fails the set too
+    shutil.rmtree(outcomes / "outcome-demo-aarch64-linux")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert git(work, "rev-parse", "HEAD") == head
+    assert "aarch64-linux: no outcome recorded" in result.report.sets[0].log_tail
+
+    # systems that locked differently (they share one snapshot time) are not committed
+    job(4, "aarch64-linux", "success")
+    job(2, "x86_64-linux", "success")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "differs from the one locked on" in result.report.sets[0].log_tail
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "status", "--porcelain") == ""
+
+    # a lock a job uploaded that does not parse fails that set, and the tree is left clean
+    for system in systems:
+        (outcomes / f"outcome-demo-{system}" / "locks" / "pylock.py312.toml").write_text("[x")
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "pylock.py312.toml" in result.report.sets[0].log_tail
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "status", "--porcelain") == ""
+
+    # a broken plan is one clear error
+    (outcomes / "plan.json").write_text("{")
+    with pytest.raises(BotError, match="unreadable night plan"):
+        run_nightly(options(work, night_index, tmp_path, 4, **gh))
 
 
 def test_hold_back_one_bump_advance_the_other(

@@ -1,19 +1,60 @@
-"""The GitHub Actions workflows: actionlint clean, and the structure the bot relies on."""
+"""The GitHub Actions workflows: actionlint clean, and run end to end under act.
+
+The workflows run for real (tests/plugins/act.py: self-hosted act, third-party actions
+replaced by the stand-ins of tests/actions/) against real components on loopback: the
+package index, the sshd-backed binary cache, the fake GitHub, a bare git remote.  The tests
+assert what the night left behind (commits, the pull request, issues, paths in the cache, the
+per-system outcomes), not the text of the workflow files.
+
+Nixpkgs: the runners build against the pin; here against the stand-in nixpkgs
+(tests/plugins/standin.py), whose interpreters only substitute from its loopback cache.
+
+Systems: every (set, system) job runs on this x86_64-linux machine; NIX_CONFIG's
+``extra-platforms`` lets it build the aarch64-linux and aarch64-darwin derivations (their
+builders are this machine's /bin/sh and interpreters, so they run here), so each system's
+job really substitutes its own interpreter, builds its own derivations and pushes its own
+store paths.  That is chosen over reporting them as not built because the per-system
+machinery (matrix, outcomes, commit gating) is then exercised for real on three systems;
+x86_64-darwin, which hosted runners lack, is reported as not built (no remote builders).
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
+from bot import cache
+from bot.errors import BotError
+from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+from tests.plugins.standin import Standin, make_standin, serve
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeGitHub
+    from tests.plugins.act import Act, ActRun
+    from tests.plugins.sshd import SshServer
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = [WORKFLOWS / "ci.yml", WORKFLOWS / "nightly.yml"]
+REPO = "nixpkgs-python/nixpkgs-python"
+HOSTED = ("aarch64-darwin", "aarch64-linux", "x86_64-linux")
+EXTRA_PLATFORMS = "extra-platforms = aarch64-linux aarch64-darwin\n"
+#: what a new project checkout holds (the workflows install it with `pip install .`)
+PROJECT = ("bot", "nix", "overrides", ".github", "pyproject.toml", "README.md", "default.nix",
+           "overlay.nix", ".gitignore")  # fmt: skip
+
+pytest_plugins = ["tests.plugins.act"]
+IGNORED = shutil.ignore_patterns("local.json", "__pycache__", "*.pyc")
 
 
 def actionlint() -> str | None:
@@ -28,10 +69,6 @@ def load(path: Path) -> dict[Any, Any]:
     return data
 
 
-def steps_text(job: dict[str, Any]) -> str:
-    return "\n".join(str(step.get("run", "")) for step in job["steps"])
-
-
 def test_actionlint_passes() -> None:
     binary = actionlint()
     if binary is None:
@@ -42,40 +79,7 @@ def test_actionlint_passes() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_nightly_structure() -> None:
-    wf = load(WORKFLOWS / "nightly.yml")
-    on = wf[True]  # YAML 1.1 reads the key `on` as a boolean
-    assert "schedule" in on
-    assert "cron" in on["schedule"][0]
-    assert "workflow_dispatch" in on
-    jobs = wf["jobs"]
-    assert "nixpkgs-python sets --json" in steps_text(jobs["sets"])
-
-    job = jobs["set"]
-    assert job["strategy"]["fail-fast"] is False
-    assert "fromJSON(needs.sets.outputs.sets)" in job["strategy"]["matrix"]["set"]
-    uses = [s.get("uses", "") for s in job["steps"]]
-    assert any(u.startswith("cachix/install-nix-action@v") for u in uses)
-    assert any(u.startswith("actions/cache@") for u in uses)
-    assert any(u.startswith("actions/upload-artifact@") for u in uses)
-    text = steps_text(job)
-    assert 'nixpkgs-python lock "$SET"' in text
-    assert 'nixpkgs-python build "$SET"' in text
-    assert 'nixpkgs-python push "$SET" --to "$CACHE_URI" --signing-key' in text
-    nix = next(s for s in job["steps"] if s.get("uses", "").startswith("cachix/"))
-    assert "builders = ${{ secrets.NIX_BUILDERS" in nix["with"]["extra_nix_config"]
-
-    commit = jobs["commit"]
-    assert "set" in commit["needs"]
-    assert "always()" in commit["if"]
-    assert "nixpkgs-python nightly --commit-only --pull-request" in steps_text(commit)
-    env = next(s["env"] for s in commit["steps"] if "nightly" in str(s.get("run", "")))
-    assert env["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
-    assert commit["permissions"]["contents"] == "write"
-    assert wf["permissions"] == {"contents": "read"}
-
-
-def test_secrets_only_reach_files_and_env() -> None:
+def test_secrets_only_reach_env() -> None:
     for path in FILES:
         text = path.read_text()
         for line in text.splitlines():
@@ -85,18 +89,340 @@ def test_secrets_only_reach_files_and_env() -> None:
         assert not re.search(r"echo\s+\"?\$(SSH_KEY|SIGNING_KEY|SSH_KNOWN_HOSTS)", text)
 
 
-def test_actions_pinned_by_tag() -> None:
+def test_actions_pinned_by_tag_and_stood_in() -> None:
+    """Every action is pinned by tag, and the act runs below replace each one."""
+    from tests.plugins.act import STAND_INS
+
     for path in FILES:
         for job in load(path)["jobs"].values():
             for step in job["steps"]:
                 if "uses" in step:
                     assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), step["uses"]
+                    assert step["uses"] in STAND_INS, f"no stand-in for {step['uses']}"
 
 
-def test_ci_structure() -> None:
-    wf = load(WORKFLOWS / "ci.yml")
-    assert "pull_request" in wf[True]
-    all_runs = "\n".join(steps_text(job) for job in wf["jobs"].values())
-    assert "bash .ci/run" in all_runs
-    assert "nixpkgs-python lock --check" in all_runs
-    assert "nix-instantiate --eval --strict" in all_runs
+# --- running the workflows ------------------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def project_repo(
+    tmp_path: Path, sets: dict[str, str], extra: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """A checkout of the project with only ``sets`` (name -> set.yaml), pushed to a bare
+    remote; its ``github`` remote names the GitHub repository (act reads it from there)."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    for name in (*PROJECT, *extra):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=IGNORED)
+        else:
+            shutil.copy(source, work / name)
+    for name, text in sets.items():
+        (work / "sets" / name).mkdir(parents=True)
+        (work / "sets" / name / "set.yaml").write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "initial")
+    git(work, "remote", "add", "origin", str(remote))
+    git(work, "remote", "add", "github", f"https://github.com/{REPO}.git")
+    git(work, "push", "-q", "origin", "main")
+    return work, remote
+
+
+@pytest.fixture
+def wf_index(
+    pypi_index_with_backend: IndexServer, frontend_wheels: dict[str, Path], tmp_path: Path
+) -> IndexServer:
+    index = pypi_index_with_backend
+    for wheel in frontend_wheels.values():
+        index.publish(wheel, upload_time="2025-01-01T00:00:00Z")
+    dist = tmp_path / "dist"
+    index.publish(
+        make_wheel(dist, "nb-app", "1.0", requires_dist=["nb-lib"]),
+        upload_time="2025-01-01T00:00:00Z",
+    )
+    index.publish(make_wheel(dist, "nb-lib", "1.0"), upload_time="2025-01-01T00:00:00Z")
+    return index
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def outcomes(run: ActRun) -> dict[tuple[str, str], dict[str, Any]]:
+    """(set, system) -> outcome.json + build.json of every build job."""
+    found = {}
+    for path in run.artifacts.glob("outcome-*/outcome.json"):
+        data = json.loads(path.read_text())
+        build = path.parent / "build.json"
+        data["build.json"] = json.loads(build.read_text()) if build.exists() else None
+        found[(data["set"], data["system"])] = data
+    return found
+
+
+@pytest.fixture
+def hosted_standin(
+    tmp_path: Path, interpreters: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Standin]:
+    """The stand-in nixpkgs (tests/plugins/standin.py) with its outputs for every hosted
+    system in its loopback cache: each system's job substitutes its own interpreter."""
+    with monkeypatch.context() as patch:
+        patch.setenv("NIX_CONFIG", EXTRA_PLATFORMS)
+        made = make_standin(tmp_path / "standin", {"3.12": interpreters["3.12"]}, systems=HOSTED)
+    with serve(made) as standin:
+        yield standin
+
+
+def runner_env(standin: Standin, **extra: str) -> dict[str, str]:
+    """What a runner's environment holds: the nixpkgs to build with (the stand-in for the
+    pin), nix.conf (substitute from its cache; this machine runs the other systems too)."""
+    return {
+        "NIXPKGS_PYTHON_NIXPKGS": str(standin.path),
+        "NIX_CONFIG": standin.nix_config + EXTRA_PLATFORMS,
+        **extra,
+    }
+
+
+@pytest.mark.nix
+def test_nightly_under_act(
+    act: Act,
+    tmp_path: Path,
+    wf_index: IndexServer,
+    sshd: SshServer,
+    fake_github: FakeGitHub,
+    hosted_standin: Standin,
+    record_property: Any,
+) -> None:
+    work, remote = project_repo(
+        tmp_path, {"demo": "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"}
+    )
+    secret, public = tmp_path / "keys" / "cache.sec", tmp_path / "keys" / "cache.pub"
+    key_text = cache.cache_keygen("workflow-test-1", secret, public)
+    sshd.trust(key_text)
+    store_root = tmp_path / "cache-store"
+    known_hosts = (sshd.ssh_config.parent / "known_hosts").read_text()
+    secrets = {
+        "CACHE_SSH_KEY": sshd.client_key.read_text(),
+        "CACHE_SSH_KNOWN_HOSTS": known_hosts,
+        "CACHE_SIGNING_KEY": secret.read_text(),
+        "GITHUB_TOKEN": fake_github.token,
+    }
+    variables = {
+        "CACHE_URI": f"ssh-ng://root@127.0.0.1?remote-store={store_root}",
+        "CACHE_SSH_PORT": str(sshd.port),
+    }
+    env = runner_env(
+        hosted_standin,
+        GITHUB_API_URL=fake_github.base_url,
+        NIXPKGS_PYTHON_INDEX_URL=wf_index.url,
+    )
+    workflow = WORKFLOWS / "nightly.yml"
+    times: dict[str, float] = {}
+
+    def night(label: str, **kw: Any) -> ActRun:
+        shutil.rmtree(act.root / "artifacts", ignore_errors=True)
+        run = act.run(
+            workflow, "workflow_dispatch", workdir=work, remote=remote,
+            secrets=kw.get("secrets", secrets), variables=kw.get("variables", variables),
+            env=env, timeout=900,
+        )  # fmt: skip
+        times[label] = round(run.seconds, 1)
+        print(f"act nightly {label}: {run.seconds:.1f}s")
+        record_property(f"act_{label}_seconds", times[label])
+        return run
+
+    # night 1: a new set; the matrix builds it for every hosted system (x86_64-darwin has no
+    # remote builder: not built), each job pushes its own paths, one commit, one pull request
+    run = night("first")
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert sorted(found) == [("demo", s) for s in HOSTED], run.log[-4000:]
+    out_paths = set()
+    for (_, system), data in found.items():
+        assert (data["lock"], data["build"], data["push"], data["pushed"]) == (
+            "success", "success", "success", True,
+        ), data  # fmt: skip
+        result = data["build.json"]["results"][0]
+        assert (result["ok"], result["system"]) == (True, system)
+        assert (store_root / result["out_path"].lstrip("/")).exists(), "not pushed"
+        out_paths.add(result["out_path"])
+    assert len(out_paths) == 3  # one environment per system
+    assert run.succeeded("commit and report")
+    assert all(run.succeeded(f"demo on {s}") for s in HOSTED)
+    pulls = fake_github.pulls[REPO]
+    assert len(pulls) == 1
+    branch = pulls[0]["head"]["ref"]
+    assert git(remote, "log", "-1", "--format=%s", branch).startswith("demo: +nb-app 1.0")
+    assert git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml")
+    assert "x86_64-darwin: not built" in run.log
+    # a maintainer merges the night's pull request
+    git(remote, "update-ref", "refs/heads/main", branch)
+
+    # night 2, on a fork (no secrets, no cache): nothing new; lock and build, the push is
+    # skipped with one line, nothing committed
+    head = git(remote, "rev-parse", "main")
+    dist = tmp_path / "dist"
+    run = night("no_change", secrets={"GITHUB_TOKEN": fake_github.token}, variables={})
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert {(d["build"], d["pushed"]) for d in found.values()} == {("success", False)}
+    skipped = [line for line in run.log.splitlines() if "push of demo for" in line]
+    assert len([line for line in skipped if "skipped" in line]) >= 3, run.log[-4000:]
+    assert git(remote, "rev-parse", "main") == head
+    assert len(fake_github.pulls[REPO]) == 1
+
+    # night 3: nb-lib 1.2 has a wheel for x86_64-linux only; elsewhere its sdist does not
+    # build, so those systems fail; and the cache host does not answer, so x86_64-linux builds
+    # but its push fails.  Each is recorded and reported per system; nothing is committed.
+    wf_index.publish(
+        make_wheel(dist, "nb-lib", "1.2", tag="py3-none-manylinux_2_17_x86_64"),
+        upload_time="2025-03-05T00:00:00Z",
+    )
+    wf_index.publish(
+        make_sdist(dist, "nb-lib", "1.2", build_backend="no_such_backend"),
+        upload_time="2025-03-05T00:00:00Z",
+    )
+    closed_port = {**variables, "CACHE_SSH_PORT": str(free_port())}
+    run = night("failing_system", variables=closed_port)
+    assert run.returncode != 0  # the failing jobs fail the run
+    found = outcomes(run)
+    x86 = found[("demo", "x86_64-linux")]
+    assert (x86["build"], x86["push"], x86["pushed"]) == ("success", "failure", False)
+    push_log = (run.artifacts / "outcome-demo-x86_64-linux" / "push.log").read_text()
+    assert "127.0.0.1" in push_log, push_log  # the error names the cache
+    for system in ("aarch64-linux", "aarch64-darwin"):
+        assert found[("demo", system)]["build"] == "failure"
+        assert found[("demo", system)]["push"] == "skipped"
+        assert found[("demo", system)]["build.json"]["results"][0]["failed_package"] == "nb-lib"
+    assert git(remote, "rev-parse", "main") == head
+    assert all("1.2" not in git(remote, "log", "-1", "--format=%s", b["head"]["ref"])
+               for b in fake_github.pulls[REPO])  # fmt: skip
+    issues = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert len(issues) == 1
+    assert "aarch64-linux: build failed (package nb-lib)" in issues[0]["body"]
+    assert "aarch64-darwin: build failed (package nb-lib)" in issues[0]["body"]
+    assert "x86_64-linux: push failed" in issues[0]["body"]
+    assert "x86_64-darwin: not built" in issues[0]["body"]
+    print("act wall times (s):", times)
+
+
+def test_nightly_plan_with_remote_builders(act: Act, tmp_path: Path) -> None:
+    """With remote builders configured, x86_64-darwin joins the matrix (its jobs run on
+    ubuntu-latest and build there through the builders); ``sets`` narrows the night."""
+    work, remote = project_repo(
+        tmp_path,
+        {name: f"description: {name}\npython: ['3.12']\nrequirements: ['nb-app']\n"
+         for name in ("demo", "other")},
+    )  # fmt: skip
+    run = act.run(
+        WORKFLOWS / "nightly.yml", "workflow_dispatch", workdir=work, remote=remote,
+        variables={"NIX_BUILDERS": "ssh://builder.invalid x86_64-darwin"},
+        inputs={"sets": "demo"}, jobs=["sets"],
+    )  # fmt: skip
+    assert run.returncode == 0, run.log[-4000:]
+    outputs = [line.split("::set-output:: ", 1)[1] for line in run.log.splitlines()
+               if "::set-output:: plan=" in line]  # fmt: skip
+    assert len(outputs) == 1, run.log[-4000:]
+    plan = json.loads(outputs[0].removeprefix("plan="))
+    assert plan["sets"] == ["demo"]
+    assert {(e["set"], e["system"], e["runner"]) for e in plan["built"]} == {
+        ("demo", "x86_64-linux", "ubuntu-latest"),
+        ("demo", "aarch64-linux", "ubuntu-24.04-arm"),
+        ("demo", "aarch64-darwin", "macos-latest"),
+        ("demo", "x86_64-darwin", "ubuntu-latest"),
+    }
+    assert plan["not-built"] == []
+
+
+def test_build_outcome_file(tmp_path: Path) -> None:
+    """`build --outcome` writes the structured results even when nothing can be built; a bad
+    `--system` is one clear error."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    (tmp_path / "sets" / "demo").mkdir(parents=True)
+    (tmp_path / "nix").mkdir()
+    nixpkgs = tmp_path / "nixpkgs"
+    nixpkgs.mkdir()
+    (nixpkgs / "default.nix").write_text("{ ... }: { }\n")
+    file = tmp_path / "out" / "build.json"
+    repo = ["--repo", str(tmp_path), "build", "demo", "--nixpkgs", str(nixpkgs)]
+    result = CliRunner().invoke(cli, [*repo, "--system", "aarch64-linux", "--outcome", str(file)])
+    assert result.exit_code == 2, result.output
+    data = json.loads(file.read_text())
+    assert data["system"] == "aarch64-linux"
+    assert data["ok"] is False
+    assert data["results"][0]["system"] == "aarch64-linux"
+    assert data["results"][0]["error"].startswith("set 'demo' has no lock yet")
+    bad = CliRunner().invoke(cli, [*repo, "--system", "mips-linux"])
+    assert bad.exit_code == 2
+    assert "'mips-linux' is not one of" in bad.output
+    (tmp_path / "sets" / "demo" / "pylock.py312.toml").write_text("")
+    standalone = [*repo[:4], "--standalone", "--system", "aarch64-linux"]
+    alone = CliRunner().invoke(cli, standalone)  # bot.cli.main prints a BotError as one message
+    assert isinstance(alone.exception, BotError)
+    assert "cannot build for aarch64-linux with --standalone" in str(alone.exception)
+
+
+@pytest.mark.nix
+def test_ci_under_act(
+    act: Act,
+    tmp_path: Path,
+    wf_index: IndexServer,
+    standin_nixpkgs: Standin,
+    record_property: Any,
+) -> None:
+    """ci.yml on a push: the test suite (a tiny selection: the whole suite would run itself),
+    the locks check and the evaluation of every set; then a stale lock fails the locks job."""
+    work, remote = project_repo(
+        tmp_path,
+        {"demo": "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"},
+        extra=("tests", ".ci"),
+    )
+    bot = Path(sys.executable).parent / "nixpkgs-python"
+    subprocess.run(
+        [bot, "--repo", work, "lock", "demo", "--exclude-newer", "2025-03-01T00:00:00Z",
+         "--index-url", wf_index.url],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "demo: lock")
+    git(work, "push", "-q", "origin", "main")
+    env = runner_env(
+        standin_nixpkgs,
+        NIXPKGS_PYTHON_INDEX_URL=wf_index.url,
+        # the suite would start this test again: one small test file stands for it
+        PYTEST_ADDOPTS="-p no:cacheprovider tests/test_targets.py",
+    )
+    workflow = WORKFLOWS / "ci.yml"
+    run = act.run(workflow, "push", workdir=work, remote=remote, env=env, timeout=900)
+    record_property("act_ci_seconds", round(run.seconds, 1))
+    print(f"act ci: {run.seconds:.1f}s")
+    assert run.returncode == 0, run.log[-8000:]
+    for job in ("tests", "locks are up to date", "every set evaluates"):
+        assert run.succeeded(job), f"{job}:\n" + "\n".join(run.job_lines(job)[-40:])
+    assert re.search(r"\d+ passed", "\n".join(run.job_lines("tests")))
+    assert any(line.endswith("| demo evaluates") for line in run.job_lines("every set evaluates"))
+
+    # a set changed without re-locking: the locks job fails and names the set
+    (work / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-app', 'nb-lib']\n"
+    )
+    git(work, "commit", "-q", "-am", "demo: add nb-lib, not re-locked")
+    git(work, "push", "-q", "origin", "main")
+    run = act.run(workflow, "push", workdir=work, remote=remote, env=env, jobs=["locks"])
+    assert run.returncode != 0
+    assert run.failed("locks are up to date")
+    assert "demo" in "\n".join(run.job_lines("locks are up to date"))

@@ -149,7 +149,10 @@ def exclude_newer_option(default: str = "now") -> Callable[[Any], Any]:
 
 
 index_url_option = click.option(
-    "--index-url", metavar="URL", help="Default package index [default: PyPI]."
+    "--index-url",
+    metavar="URL",
+    envvar="NIXPKGS_PYTHON_INDEX_URL",
+    help="Default package index [default: $NIXPKGS_PYTHON_INDEX_URL, else PyPI].",
 )
 cache_dir_option = click.option(
     "--cache-dir",

@@ -40,6 +40,7 @@ def _build_options(
     out_link: Path | None = None,
     keep_going: bool = False,
     max_jobs: int | None = None,
+    system: str | None = None,
 ) -> Any:
     from bot.build import BuildOptions
 
@@ -52,7 +53,25 @@ def _build_options(
         nixpkgs=nixpkgs.nixpkgs,
         nixpkgs_path=nixpkgs.path,
         max_jobs=max_jobs,
+        system=system,
     )
+
+
+def _check_system(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from bot.targets import SYSTEMS
+
+    if value is not None and value not in SYSTEMS:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(SYSTEMS)}")
+    return value
+
+
+system_option = click.option(
+    "--system",
+    metavar="SYSTEM",
+    callback=_check_system,
+    help="Build for this Nix system (e.g. aarch64-linux) on remote builders or with "
+    "extra-platforms [default: this machine's].",
+)
 
 
 @cli.command("build")
@@ -66,6 +85,13 @@ def _build_options(
 )
 @click.option("--keep-going", is_flag=True, help="Build every package that can be built.")
 @max_jobs_option
+@system_option
+@click.option(
+    "--outcome",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write the results as JSON to FILE (what CI's commit job reads).",
+)
 @nixpkgs_option
 @json_option
 @pass_ctx
@@ -76,15 +102,23 @@ def build_command(
     out_link: Path | None,
     keep_going: bool,
     max_jobs: int | None,
+    system: str | None,
+    outcome: Path | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
     """Build sets from their locks with Nix and print the store paths."""
-    from bot.build import build_sets, summary
+    from bot.build import build_sets, outcome_document, summary
+    from bot.lock import write_atomic
 
-    opts = _build_options(obj, sets, python, nixpkgs, out_link, keep_going, max_jobs)
+    opts = _build_options(
+        obj, sets, python, nixpkgs, out_link, keep_going, max_jobs=max_jobs, system=system
+    )
     with obj.progress("building", enabled=not as_json) as progress:
         results = build_sets(opts, progress=progress)
+    if outcome is not None:
+        outcome.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(outcome, json.dumps(outcome_document(opts, results), indent=2) + "\n")
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
@@ -99,10 +133,12 @@ def _built_paths(
     python: str | None,
     nixpkgs: NixpkgsChoice,
     progress: Callable[[str], None],
+    system: str | None = None,
 ) -> list[str]:
     from bot.build import build_sets, summary
 
-    results = build_sets(_build_options(obj, sets, python, nixpkgs), progress=progress)
+    opts = _build_options(obj, sets, python, nixpkgs, system=system)
+    results = build_sets(opts, progress=progress)
     failed = [r for r in results if not r.ok]
     if failed:
         raise BotError("some sets did not build, nothing was pushed", hint="\n" + summary(failed))
@@ -126,6 +162,7 @@ def _built_paths(
     "$NIXPKGS_PYTHON_SIGNING_KEY, or the machine's key for the default cache].",
 )
 @ssh_config_option
+@system_option
 @nixpkgs_option
 @json_option
 @pass_ctx
@@ -136,6 +173,7 @@ def push_command(
     store: str | None,
     signing_key: Path | None,
     ssh_config: Path | None,
+    system: str | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
@@ -152,7 +190,7 @@ def push_command(
     ):
         signing_key = cache.default_signing_key()
     with obj.progress("pushing", enabled=not as_json) as progress:
-        paths = _built_paths(obj, sets, python, nixpkgs, progress)
+        paths = _built_paths(obj, sets, python, nixpkgs, progress, system)
         result = cache.push(paths, to=target, signing_key=signing_key, ssh_config=ssh_config)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
@@ -208,6 +246,7 @@ def keygen_command(name: str, secret_key: Path, public_key: Path) -> None:
     help="The only key to trust: a file holding it, or the key text.",
 )
 @ssh_config_option
+@system_option
 @nixpkgs_option
 @json_option
 @pass_ctx
@@ -218,6 +257,7 @@ def verify_command(
     store: str,
     public_key: str,
     ssh_config: Path | None,
+    system: str | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
 ) -> None:
@@ -226,7 +266,7 @@ def verify_command(
     from bot.build import _targets, prepare_nixpkgs
     from bot.nightly import out_paths
 
-    opts = _build_options(obj, sets, python, nixpkgs)
+    opts = _build_options(obj, sets, python, nixpkgs, system=system)
     prepare_nixpkgs(opts)
     paths: list[str] = []
     for set_name, py, error in _targets(opts):

@@ -27,6 +27,9 @@ let
           --exclude=lib/${minor}/test --exclude=__pycache__ --exclude='lib/${minor}/site-packages/*' \
           --exclude=lib/${minor}/idlelib --exclude=lib/${minor}/tkinter --exclude=lib/${minor}/ensurepip \
           --exclude='*.a' bin lib | tar -C "$out" -xf -
+        # bytecode that is never rewritten: builds run as root here (build-users-group is
+        # empty), and a Python writing __pycache__ into this store path would change it
+        PYTHONDONTWRITEBYTECODE=1 "$out/bin/${minor}" -m compileall -f -q -j 0 --invalidation-mode unchecked-hash "$out/lib/${minor}" >/dev/null || true
       '';
     in
     drv // {
