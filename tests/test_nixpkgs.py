@@ -179,7 +179,7 @@ def test_nixpkgs_update_follows_the_branch(
         str(nix_repo.root),
         "nixpkgs",
         "update",
-        "--remote",
+        "--upstream",
         f"file://{upstream}",
         "--archive-url",
         base + "/{rev}.tar.gz",

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
-FILES = [WORKFLOWS / "ci.yml", WORKFLOWS / "nightly.yml"]
+FILES = [WORKFLOWS / "ci.yml", WORKFLOWS / "nightly.yml", WORKFLOWS / "nixpkgs.yml"]
 REPO = "nixpkgs-python/nixpkgs-python"
 HOSTED = ("aarch64-darwin", "aarch64-linux", "x86_64-linux")
 EXTRA_PLATFORMS = "extra-platforms = aarch64-linux aarch64-darwin\n"
@@ -426,3 +426,91 @@ def test_ci_under_act(
     assert run.returncode != 0
     assert run.failed("locks are up to date")
     assert "demo" in "\n".join(run.job_lines("locks are up to date"))
+
+
+def _serve_dir(root: Path) -> Iterator[str]:
+    """A loopback HTTP server for ``root`` (the nixpkgs tarballs); its base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def nixpkgs_upstream(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A git repository standing in for NixOS/nixpkgs (branch nixos-26.05) whose commits'
+    tarballs are served on loopback; (repository, archive URL template)."""
+    import gzip
+    import os
+
+    upstream, www = tmp_path / "nixpkgs-upstream", tmp_path / "tarballs"
+    upstream.mkdir()
+    www.mkdir()
+    git(upstream, "init", "-q", "-b", "nixos-26.05")
+    (upstream / "default.nix").write_text(f"# {os.urandom(8).hex()}\n{{ ... }}: {{ }}\n")
+    git(upstream, "add", "default.nix")
+    git(upstream, "commit", "-q", "-m", "a nixpkgs commit")
+    rev = git(upstream, "rev-parse", "HEAD")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", f"--prefix=nixpkgs-{rev}/", rev],
+        cwd=upstream, check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    (www / f"{rev}.tar.gz").write_bytes(gzip.compress(archive, mtime=0))
+    for base in _serve_dir(www):
+        yield upstream, base + "/{rev}.tar.gz"
+
+
+@pytest.mark.nix
+def test_nixpkgs_pin_under_act(
+    act: Act,
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+    nixpkgs_upstream: tuple[Path, str],
+) -> None:
+    """nixpkgs.yml (weekly): the pin moves to the branch's newest commit, as its own commit
+    on its own branch, proposed in one pull request; a second run finds nothing to move."""
+    work, remote = project_repo(tmp_path, {})
+    upstream, archive = nixpkgs_upstream
+    rev = git(upstream, "rev-parse", "HEAD")
+    env = {
+        "GITHUB_API_URL": fake_github.base_url,
+        "NIXPKGS_PYTHON_NIXPKGS_UPSTREAM": f"file://{upstream}",
+        "NIXPKGS_PYTHON_NIXPKGS_ARCHIVE": archive,
+    }
+    secrets = {"GITHUB_TOKEN": fake_github.token}
+    workflow = WORKFLOWS / "nixpkgs.yml"
+    run = act.run(workflow, "workflow_dispatch", workdir=work, remote=remote, env=env,
+                  secrets=secrets, timeout=600)  # fmt: skip
+    print(f"act nixpkgs pin: {run.seconds:.1f}s")
+    assert run.returncode == 0, run.log[-6000:]
+    branch = f"nixpkgs/26.05-{rev[:12]}"
+    pin = json.loads(git(remote, "show", f"{branch}:nix/nixpkgs.json"))
+    assert pin["rev"] == rev
+    assert pin["branch"] == "nixos-26.05"
+    assert pin["sha256"].startswith("sha256-")
+    assert git(remote, "log", "-1", "--format=%s", branch).startswith("nixpkgs: 26.05 ")
+    assert git(remote, "diff", "--name-only", "main", branch) == "nix/nixpkgs.json"
+    [pull] = fake_github.pulls[REPO]
+    assert pull["head"]["ref"] == branch
+    assert pull["base"]["ref"] == "main"
+    assert rev[:12] in pull["title"]
+
+    # the same week again (main not merged yet): the pin on main moves again to the same
+    # commit, the branch and the pull request are updated in place, never duplicated
+    run = act.run(workflow, "workflow_dispatch", workdir=work, remote=remote, env=env,
+                  secrets=secrets, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.log[-6000:]
+    assert len(fake_github.pulls[REPO]) == 1

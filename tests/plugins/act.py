@@ -52,7 +52,9 @@ class ActRun:
         """The log lines of the job named ``job`` (its ``name:``; act prefixes each line with
         ``[workflow/name]``, a matrix job's name with ``-N``, padded)."""
         out = []
-        for line in self.log.splitlines():
+        # split on newlines only: a progress display redraws with "\r", and the text after
+        # it is still the same line of the same job
+        for line in self.log.split("\n"):
             prefix = line.split("]", 1)[0]
             name = prefix.split("/", 1)[-1].rstrip()
             if prefix.startswith("[") and (
