@@ -7,6 +7,7 @@ of resolvelib, fetching the pages and metadata it will most likely ask for next.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from resolvelib.structs import RequirementInformation
 from bot.errors import BotError, PackageIndexError, ResolutionError
 from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
+
+log = logging.getLogger(__name__)
 
 #: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
 PYTHON = NormalizedName("python")
@@ -252,7 +255,6 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.name == PYTHON:
             return []
-        meta = self.metadata(candidate)
         deps: list[Req] = []
         if candidate.extras:
             deps.append(
@@ -264,13 +266,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     str(candidate),
                 )
             )
-        if meta.requires_python is not None:
-            # Requires-Python from the metadata (the index may not state it): a dependency on
-            # the interpreter, so a mismatch backtracks and shows up in explanations
-            deps.append(
-                Req(PYTHON, frozenset(), meta.requires_python, candidate.targets, str(candidate))
-            )
-        deps += dependency_reqs(meta, candidate.extras, candidate.targets, str(candidate))
+        for meta, targets in self.dependencies_on(candidate, candidate.targets):
+            if meta.requires_python is not None:
+                # Requires-Python from the metadata (the index may not state it): a dependency
+                # on the interpreter, so a mismatch backtracks and shows up in explanations
+                deps.append(Req(PYTHON, frozenset(), meta.requires_python, targets, str(candidate)))
+            deps += dependency_reqs(meta, candidate.extras, targets, str(candidate))
         self.warm([d.name for d in deps])
         return deps
 
@@ -320,18 +321,56 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return {v: files for v, files in out.items() if files}
 
     def metadata_file(self, candidate: Candidate) -> DistFile:
-        """The file whose metadata stands for the candidate: a pure wheel, else the best."""
-        for f in candidate.files:
-            if f.kind == "wheel" and any(t.platform == "any" for t in f.tags):
+        """The file whose metadata stands for the candidate: a wheel whenever the version has
+        one (a pure wheel first, then the best wheel of the first target that has one); the
+        sdist only when there is no wheel at all."""
+        wheels = sorted((f for f in candidate.files if f.kind == "wheel"), key=_by_name)
+        for f in wheels:
+            if any(t.platform == "any" for t in f.tags):
                 return f
         for target in sorted(candidate.targets) or sorted(self.request.targets):
-            chosen = choose_artifact(candidate.files, target, "wheel")
+            chosen = choose_artifact(wheels, target, "wheel", wheel_only=True)
             if chosen is not None:
                 return chosen
+        if wheels:
+            return wheels[0]
         return candidate.files[0]
 
     def metadata(self, candidate: Candidate) -> CoreMetadata:
+        """The candidate's metadata (see :meth:`metadata_file`)."""
         return self.index.metadata(self.metadata_file(candidate))
+
+    def metadata_for(self, candidate: Candidate, target: Target) -> CoreMetadata:
+        """The metadata that holds on ``target``: the wheel's, unless ``target`` builds the
+        sdist of a version that also has wheels and the sdist's metadata says otherwise."""
+        main = self.metadata_file(candidate)
+        meta = self.index.metadata(main)
+        if main.kind == "sdist":
+            return meta
+        chosen = choose_artifact(candidate.files, target, self.request.prefer)
+        if chosen is None or chosen.kind != "sdist":
+            return meta
+        try:
+            built = self.index.metadata(chosen)
+        except BotError as exc:
+            # the wheels' metadata stands in; the build on that system meets the same error
+            log.debug("%s: sdist metadata for %s unavailable: %s", candidate, target.system, exc)
+            return meta
+        if _same_requirements(built, meta):
+            return meta
+        return built
+
+    def dependencies_on(
+        self, candidate: Candidate, targets: frozenset[Target]
+    ) -> list[tuple[CoreMetadata, frozenset[Target]]]:
+        """The candidate's metadata grouped by the targets each one holds on."""
+        groups: dict[int, tuple[CoreMetadata, set[Target]]] = {}
+        for target in sorted(targets):
+            meta = self.metadata_for(candidate, target)
+            groups.setdefault(id(meta), (meta, set()))[1].add(target)
+        if not groups:
+            return [(self.metadata(candidate), frozenset())]
+        return [(m, frozenset(ts)) for m, ts in groups.values()]
 
     def warm(self, names: list[NormalizedName]) -> None:
         """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
@@ -358,7 +397,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 if not files:
                     continue
                 cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
-                meta = self.index.metadata(self.metadata_file(cand))
+                file = self.metadata_file(cand)
+                if file.kind == "sdist":
+                    # speculation never reads an sdist (it may need a build backend run for
+                    # a package, or a system, the resolution turns out not to need)
+                    return
+                meta = self.index.metadata(file)
                 targets = frozenset(self.request.targets)
                 self.warm([d.name for d in dependency_reqs(meta, frozenset(), targets, "")])
                 return
@@ -366,13 +410,28 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return  # the resolver meets the same error and reports it properly
 
     def _warm_metadata(self, candidate: Candidate) -> None:
-        self.pool.submit(self._quiet_metadata, self.metadata_file(candidate))
+        file = self.metadata_file(candidate)
+        if file.kind == "wheel":
+            self.pool.submit(self._quiet_metadata, file)
 
     def _quiet_metadata(self, file: DistFile) -> None:
         try:
             self.index.metadata(file)
         except BotError:
             return
+
+
+def _by_name(f: DistFile) -> str:
+    return f.filename
+
+
+def _same_requirements(a: CoreMetadata, b: CoreMetadata) -> bool:
+    """Whether two metadata agree on everything the resolution reads."""
+    return (
+        sorted(map(str, a.requires_dist)) == sorted(map(str, b.requires_dist))
+        and str(a.requires_python or "") == str(b.requires_python or "")
+        and sorted(a.provides_extra) == sorted(b.provides_extra)
+    )
 
 
 def dependency_reqs(

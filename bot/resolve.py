@@ -213,7 +213,7 @@ def _assemble(
                 continue
             seen.setdefault(name, set()).update(extras)
             cand = pins[name]
-            meta = provider.metadata(cand)
+            meta = provider.metadata_for(cand, target)
             for dep in dependency_reqs(meta, frozenset(seen[name]), frozenset({target}), ""):
                 if dep.name == PYTHON:
                     continue
