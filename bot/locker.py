@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import logging
+import sys
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -173,6 +174,28 @@ def build_request(
     )
 
 
+@functools.cache
+def _detected(python: str) -> str:
+    from bot.interpreters import detect
+
+    return detect([python]).get(python, "")
+
+
+def hook_python(repo: Path, python: str) -> tuple[str, str]:
+    """(``python``, executable) that sdist metadata hooks run with: the interpreter recorded
+    for that version in ``nix/local.json``, else one :func:`bot.interpreters.detect` finds,
+    else this one if it is that version ("" when there is none)."""
+    from bot.interpreters import load_local
+
+    given = load_local(repo).get(python)
+    if given:
+        return python, given
+    found = _detected(python)
+    if not found and f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
+        found = sys.executable
+    return python, found
+
+
 def overrides_inputs(library: Mapping[NormalizedName, list[Override]]) -> dict[str, list[str]]:
     """The part of the overrides library that can change a lock: its build requirements."""
     out: dict[str, list[str]] = {}
@@ -260,6 +283,8 @@ def lock_one(
             request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
         )
         index.snapshot = None if opts.refresh else exclude_newer
+        index.build_python = hook_python(opts.repo, python)
+        index.refresh = opts.refresh
         index.record()
         resolution = resolve(index, request, progress=progress, concurrency=opts.concurrency)
         info = lockfile.LockInfo(

@@ -8,6 +8,7 @@ of resolvelib, fetching the pages and metadata it will most likely ask for next.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from packaging.version import Version
 from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
-from bot.errors import BotError, PackageIndexError, ResolutionError
+from bot.errors import BotError, MetadataError, PackageIndexError, ResolutionError
 from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
 
@@ -135,6 +136,73 @@ def choose_artifact(
     return wheel or sdist
 
 
+_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_MACOS = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
+_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def _platform_need(platform: str, target: Target) -> tuple[str, tuple[int, int]] | None:
+    """("glibc"|"macOS", version) a wheel platform tag of ``target``'s OS and architecture
+    needs, or None for a tag of another OS or architecture."""
+    linux = target.kernel == "linux"
+    m = _MANYLINUX.fullmatch(platform)
+    if m and linux:
+        arch = m.group(3)
+        return ("glibc", (int(m.group(1)), int(m.group(2)))) if arch == target.arch else None
+    legacy, _, arch = platform.partition("_")
+    if legacy in _LEGACY and linux:
+        return ("glibc", _LEGACY[legacy]) if arch == target.arch else None
+    m = _MACOS.fullmatch(platform)
+    if m and not linux:
+        archs = {"universal2": ("x86_64", "aarch64"), "universal": ("x86_64",)}.get(
+            m.group(3), ("aarch64",) if m.group(3) == "arm64" else (m.group(3),)
+        )
+        if target.arch in archs or m.group(3) in ("intel", "fat", "fat3", "fat64"):
+            return ("macOS", (int(m.group(1)), int(m.group(2))))
+    return None
+
+
+def refused_wheels(files: Iterable[DistFile], target: Target) -> list[str]:
+    """Why the wheels of ``target``'s OS and architecture are not usable on it (wheels of
+    other platforms are not mentioned): a wheel baseline above the release's, or another
+    Python."""
+    release = target.release
+    out: dict[str, list[str]] = {}
+    for f in files:
+        if f.kind != "wheel":
+            continue
+        fits = any(t in target.tag_priority for t in f.tags)
+        if fits and not target.allows_python(f.requires_python):
+            out.setdefault(f"requires Python {f.requires_python}", []).append(f.filename)
+            continue
+        if fits:
+            continue
+        for tag in sorted(f.tags, key=str):
+            need = _platform_need(tag.platform, target)
+            if need is None:
+                continue
+            what, version = need
+            have = release.glibc if what == "glibc" else release.macos_min
+            if version > have:
+                have_text = f"{have[0]}.{have[1]}"
+                why = f"needs {what} {version[0]}.{version[1]}, nixpkgs {release.name} " + (
+                    f"has {have_text}" if what == "glibc" else f"targets {have_text}"
+                )
+            else:
+                why = f"is for {tag.interpreter}-{tag.abi}, not cp{target.python.replace('.', '')}"
+            out.setdefault(why, []).append(f.filename)
+            break
+    return [f"{', '.join(sorted(names))} {why}" for why, names in sorted(out.items())]
+
+
+def no_artifact_reason(files: Iterable[DistFile], target: Target) -> str:
+    """Why no file of a version is usable on ``target`` (for refusals and errors)."""
+    files = list(files)
+    refused = refused_wheels(files, target)
+    detail = "; ".join(refused) if refused else "no wheel for it and no sdist"
+    return f"no wheel or sdist usable on {target.system} ({detail})"
+
+
 class Provider(AbstractProvider):  # type: ignore[type-arg]
     """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
 
@@ -229,12 +297,13 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 else:
                     files = [f for f in files if f.yanked is None]
                 missing = [
-                    t.system
+                    t
                     for t in sorted(targets)
                     if choose_artifact(files, t, self.request.prefer) is None
                 ]
                 if missing:
-                    self._reject(name, version, f"no wheel or sdist usable on {', '.join(missing)}")
+                    for t in missing:
+                        self._reject(name, version, no_artifact_reason(files, t))
                     continue
                 candidate = Candidate(name, version, extras, tuple(files), targets)
                 if first:
@@ -337,14 +406,31 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return candidate.files[0]
 
     def metadata(self, candidate: Candidate) -> CoreMetadata:
-        """The candidate's metadata (see :meth:`metadata_file`)."""
-        return self.index.metadata(self.metadata_file(candidate))
+        """The candidate's metadata (see :meth:`metadata_file`); when it must come from the
+        sdist and cannot, the error says which systems needed it and why they have no wheel."""
+        file = self.metadata_file(candidate)
+        try:
+            return self.index.metadata(file)
+        except MetadataError as exc:
+            if file.kind != "sdist" or candidate.name == PYTHON:
+                raise
+            targets = sorted(candidate.targets) or sorted(self.request.targets)
+            every = self.releases(candidate.name).files(candidate.version)
+            why = "; ".join(
+                f"{t.system}: {'; '.join(refused_wheels(every, t)) or 'no wheel'}" for t in targets
+            )
+            raise MetadataError(
+                f"{candidate} has no wheel, so its metadata must come from its sdist "
+                f"for {', '.join(t.system for t in targets)} ({why}); {exc.message}",
+                where=exc.where,
+                hint=exc.hint,
+            ) from None
 
     def metadata_for(self, candidate: Candidate, target: Target) -> CoreMetadata:
         """The metadata that holds on ``target``: the wheel's, unless ``target`` builds the
         sdist of a version that also has wheels and the sdist's metadata says otherwise."""
         main = self.metadata_file(candidate)
-        meta = self.index.metadata(main)
+        meta = self.metadata(candidate)
         if main.kind == "sdist":
             return meta
         chosen = choose_artifact(candidate.files, target, self.request.prefer)

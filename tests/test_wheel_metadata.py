@@ -3,10 +3,15 @@ that system builds the sdist and its metadata differs (issue 13, item 2)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
+from bot.errors import MetadataError
 from bot.index.models import CoreMetadata, DistFile
 from bot.resolve import Request, resolve
 from bot.targets import targets_for
@@ -112,3 +117,33 @@ def test_speculation_never_reads_an_sdist() -> None:
     resolution = lock(index, "top")
     assert str(resolution.packages["maybe"].version) == "1.0"
     assert "maybe-2.0.tar.gz" not in index.metadata_calls
+
+
+class FailingSdists(SdistAwareIndex):
+    """Every sdist's metadata fails, as a backend that refuses to run would."""
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        if file.kind == "sdist":
+            self.metadata_calls.append(file.filename)
+            raise MetadataError(f"the PEP 517 backend of {file.filename} failed", where="x")
+        return super().metadata(file)
+
+
+def test_sdist_metadata_failure_names_the_systems_and_the_refused_wheels() -> None:
+    index = FailingSdists(
+        {**FRONTEND, "native": {"2.0": {"files": ["cp312-cp312-manylinux_2_17_x86_64", "sdist"]}}}
+    )
+    wheel, sdist = index.files(canonicalize_name("native"))
+    # the wheel states Requires-Python >=3.13 on the index: no wheel at all for 3.12
+    only = dataclasses.replace(wheel, requires_python=SpecifierSet(">=3.13"))
+    index.files = lambda name: [only, sdist] if name == "native" else FrozenIndex.files(index, name)  # type: ignore[method-assign]
+    with pytest.raises(MetadataError) as info:
+        lock(index, "native")
+    message = str(info.value)
+    assert "native 2.0 has no wheel" in message
+    assert (
+        "x86_64-linux: native-2.0-cp312-cp312-manylinux_2_17_x86_64.whl requires Python >=3.13"
+        in message
+    )
+    assert "aarch64-darwin: no wheel" in message
+    assert "the PEP 517 backend of native-2.0.tar.gz failed" in message
