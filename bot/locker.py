@@ -118,6 +118,9 @@ class LockOutcome:
     freshness: dict[str, tuple[str, str | None, float | None]] = field(default_factory=dict)
     #: taken from an earlier identical resolution (bot.lockcache), not resolved again
     reused: bool = False
+    #: packages held below their newest release by a wheel baseline, Requires-Python or a
+    #: missing artifact: {name, locked, newest, reason}, by name (empty when ``reused``)
+    refusals: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -131,6 +134,7 @@ class LockOutcome:
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "reused": self.reused,
+            "refusals": self.refusals,
         }
 
 
@@ -339,6 +343,16 @@ def lock_one(
             for name, pkg in packages.items()
         },
         reused=resolution is None,
+        refusals=[
+            {
+                "name": name,
+                "locked": str(pkg.version),
+                "newest": str(pkg.refused[0]),
+                "reason": pkg.refused[1],
+            }
+            for name, pkg in sorted(packages.items())
+            if pkg.refused is not None
+        ],
     )
 
 

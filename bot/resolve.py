@@ -33,6 +33,7 @@ from bot.provider import (
     Request,
     choose_artifact,
     dependency_reqs,
+    no_artifact_reason,
 )
 from bot.targets import Target
 
@@ -59,6 +60,9 @@ class Resolved:
     newest: Version | None = None
     #: days between the upload of the locked version and of the newest one
     lag_days: float | None = None
+    #: (newest release, why it cannot be used) when the newest release at the snapshot is
+    #: refused by a wheel baseline, Requires-Python or a missing artifact on some system
+    refused: tuple[Version, str] | None = None
 
 
 @dataclass
@@ -265,6 +269,7 @@ def _assemble(
             dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
             build_requires=frozenset(build_edges[name]),
             **_freshness(provider, cand),
+            refused=refusal(provider, cand, frozenset(arts)),
         )
     return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
 
@@ -297,6 +302,43 @@ def _freshness(provider: Provider, cand: Candidate) -> dict[str, Any]:
     elif newest is not None:
         lag = 0.0
     return {"newest": newest, "lag_days": lag}
+
+
+def refusal(
+    provider: Provider, cand: Candidate, targets: frozenset[Target]
+) -> tuple[Version, str] | None:
+    """Why the newest release of ``cand``'s project at the snapshot (not yanked; a
+    prerelease only for a prerelease) is not the one locked, when a wheel baseline,
+    Requires-Python or a missing artifact on one of ``targets`` refuses it.  None when the
+    newest release is locked, or only the set's requirements keep it out."""
+    request = provider.request
+    cutoff = request.exclude_newer
+    python = request.targets[0]
+    releases = provider.releases(cand.name)
+    for version in releases.versions():  # newest first
+        if version <= cand.version:
+            return None
+        if version.is_prerelease and not cand.version.is_prerelease:
+            continue
+        files = [
+            f
+            for f in releases.files(version)
+            if f.yanked is None
+            and (cutoff is None or (f.upload_time is not None and f.upload_time <= cutoff))
+        ]
+        if not files:
+            continue  # not released (or yanked) at the snapshot
+        allowed = [f for f in files if python.allows_python(f.requires_python)]
+        if not allowed:
+            needs = sorted({str(f.requires_python) for f in files})
+            return version, f"requires Python {' / '.join(needs)} (the lock is for {python.python})"
+        missing = [
+            t for t in sorted(targets) if choose_artifact(allowed, t, request.prefer) is None
+        ]
+        if missing:
+            return version, "; ".join(no_artifact_reason(allowed, t) for t in missing)
+        return None
+    return None
 
 
 def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:

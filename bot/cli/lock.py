@@ -108,6 +108,10 @@ def lock_command(
                     more = len(o.changes) - 4
                     line += f"; {shown}" + (f" (+{more} more)" if more > 0 else "")
                 click.echo(line)
+                for r in o.refusals:
+                    click.echo(
+                        f"  {r['name']} {r['locked']} held below {r['newest']}: {r['reason']}"
+                    )
             else:
                 print_error(f"{line}\n{o.error or ''}")
     failed = [o for o in outcomes if o.status == "failed"]
