@@ -309,7 +309,7 @@ def lock_one(
     else:
         new = tomllib.loads(text)
     diff = changes(old, new)
-    if old is not None and lockfile.same_content(old, new):
+    if old is not None and lockfile.same_content(old, new, tolerate_absent=opts.check):
         status: Status = "unchanged"
     elif opts.check:
         status = "would-change"
