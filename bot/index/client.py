@@ -389,6 +389,23 @@ class IndexClient:
         """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
         return self._build_system(file)[0]
 
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        """What an sdist's backend asks for while building (get_requires_for_build_wheel)."""
+        if file.kind != "sdist":
+            return ()
+        from bot.index.pep517 import cached_build_requires
+
+        return cached_build_requires(
+            self.cache,
+            lambda: self._sdist_bytes(file),
+            file,
+            self.build_index_urls(),
+            python=self.build_python,
+            uv=self.uv,
+            refresh=self.refresh,
+            offline=self.offline,
+        )
+
     def in_tree_backend(self, file: DistFile) -> bool:
         """Whether an sdist's build backend is the package itself (``backend-path``)."""
         return self._build_system(file)[1]

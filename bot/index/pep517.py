@@ -24,7 +24,7 @@ import tempfile
 import tomllib
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +46,8 @@ BUILD_TIMEOUT = 900.0
 HOOK_TIMEOUT = 600.0
 #: cache kind of remembered hook failures (key: sdist sha256 and Python minor version)
 FAILURES = "pep517-failure"
+#: cache kind of get_requires_for_build_wheel answers (same key)
+DYNAMIC = "pep517-build-requires"
 
 
 def find_uv() -> str | None:
@@ -275,13 +277,127 @@ def cached_metadata(
                 where=file.url,
                 hint=f"{known.get('hint') or ''}\nrun with --refresh to try again".strip(),
             )
+    dynamic: list[str] = []
     try:
-        return pep517_metadata(
-            data, file, index_urls, uv=uv, python=python[1] if python else None, timeout=timeout
+        meta = pep517_metadata(
+            data,
+            file,
+            index_urls,
+            uv=uv,
+            python=python[1] if python else None,
+            timeout=timeout,
+            requires_out=dynamic,
         )
     except MetadataError as exc:
         cache.put_json(FAILURES, key, {"reason": exc.message, "hint": exc.hint or ""})
         raise
+    if dynamic or cache.get_json(DYNAMIC, key) is None:
+        cache.put_json(DYNAMIC, key, {"requires": dynamic})
+    return meta
+
+
+#: backends whose get_requires_for_build_wheel adds nothing to [build-system] requires
+STATIC_BACKENDS = frozenset(
+    {"flit_core.buildapi", "poetry.core.masonry.api", "pdm.backend", "uv_build"}
+)
+
+
+def cached_build_requires(
+    cache: Cache,
+    data: Callable[[], bytes],
+    file: DistFile,
+    index_urls: Sequence[str],
+    *,
+    python: tuple[str, str] | None,
+    uv: str | None = None,
+    refresh: bool = False,
+    offline: bool = False,
+    timeout: float = HOOK_TIMEOUT,
+) -> tuple[Requirement, ...]:
+    """What the sdist's backend asks for beyond ``[build-system] requires`` when building a
+    wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
+    installer for setuptools-rust...), asked once per sha256 and Python version and cached.
+    A backend that cannot answer here is logged and counts as asking for nothing (the build
+    meets the same problem and names it)."""
+    version = python[0] if python else f"{sys.version_info[0]}.{sys.version_info[1]}"
+    key = f"{file.sha256}-py{version}"
+    known = None if refresh else cache.get_json(DYNAMIC, key)
+    if not (isinstance(known, dict) and isinstance(known.get("requires"), list)):
+        if offline or (python is not None and not python[1]):
+            log.warning("%s: build requirements of its backend not known here", file.filename)
+            return ()
+        try:
+            found = pep517_build_requires(
+                data(),
+                file,
+                index_urls,
+                uv=uv,
+                python=python[1] if python else None,
+                timeout=timeout,
+            )
+            known = {"requires": found}
+        except MetadataError as exc:
+            log.warning("%s: %s", file.filename, exc.message)
+            known = {"requires": [], "error": exc.message}
+        cache.put_json(DYNAMIC, key, known)
+    try:
+        return tuple(Requirement(str(r)) for r in known["requires"])
+    except InvalidRequirement as exc:
+        log.warning("%s: invalid build requirement from its backend: %s", file.filename, exc)
+        return ()
+
+
+def pep517_build_requires(
+    data: bytes,
+    file: DistFile,
+    index_urls: Sequence[str],
+    *,
+    uv: str | None = None,
+    python: str | None = None,
+    timeout: float = HOOK_TIMEOUT,
+) -> list[str]:
+    """``get_requires_for_build_wheel`` of the sdist ``data``, asked in an isolated
+    environment of ``python`` with its ``[build-system] requires`` installed."""
+    uv = find_uv() if uv is None else (uv or None)
+    interpreter = python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
+        work = Path(tmp)
+        try:
+            source = _unpack(data, file.filename, work / "src")
+            document = (
+                tomllib.loads((source / "pyproject.toml").read_text("utf-8"))
+                if (source / "pyproject.toml").is_file()
+                else {}
+            )
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise MetadataError(f"cannot read {file.filename}: {exc}", where=file.url) from exc
+        system = document.get("build-system", {})
+        if not isinstance(system, dict):
+            system = {}
+        backend = str(system.get("build-backend") or LEGACY_BACKEND)
+        backend_path = system.get("backend-path")
+        if backend in STATIC_BACKENDS and not backend_path:
+            return []
+        requires = [str(r) for r in system.get("requires", ["setuptools>=40.8.0"])]
+        try:
+            with TargetEnv(interpreter, uv, timeout) as isolated:
+                env = _Env(isolated, index_urls, uv, file, timeout)
+                env.install(requires)
+                hooks = BuildBackendHookCaller(
+                    str(source),
+                    backend,
+                    backend_path=[str(p) for p in backend_path] if backend_path else None,
+                    runner=env.runner,
+                    python_executable=isolated.python_executable,
+                )
+                return [str(r) for r in hooks.get_requires_for_build_wheel()]
+        except CommandError as exc:
+            raise MetadataError(
+                f"the PEP 517 backend of {file.filename} could not say its build requirements "
+                f"with {interpreter}: {exc.message}",
+                where=file.url,
+                hint=exc.stderr_tail,
+            ) from exc
 
 
 def pep517_metadata(
@@ -292,6 +408,7 @@ def pep517_metadata(
     uv: str | None = None,
     python: str | None = None,
     timeout: float = HOOK_TIMEOUT,
+    requires_out: list[str] | None = None,
 ) -> bytes:
     """METADATA of the sdist ``data``: static PEP 621 metadata, else from its PEP 517 backend
     in an isolated environment of ``python`` (an interpreter executable; default: this one).
@@ -341,7 +458,10 @@ def pep517_metadata(
                     runner=env.runner,
                     python_executable=isolated.python_executable,
                 )
-                env.install(list(hooks.get_requires_for_build_wheel()))
+                dynamic = [str(r) for r in hooks.get_requires_for_build_wheel()]
+                if requires_out is not None:
+                    requires_out.extend(dynamic)
+                env.install(dynamic)
                 out = work / "metadata"
                 out.mkdir()
                 dist_info = hooks.prepare_metadata_for_build_wheel(str(out), _allow_fallback=True)
