@@ -209,6 +209,13 @@ class _Env:
         log.debug("%s", proc.stdout)
 
 
+def _quiet_backends() -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        # setuptools' deprecation chatter from the backends we ask: not ours to fix, and it
+        # buries the bot's own output (-v shows it)
+        warnings.filterwarnings("ignore", category=BuildBackendWarning)
+
+
 def static_metadata(pyproject: Mapping[str, Any], file: DistFile) -> bytes | None:
     """Core metadata from a static PEP 621 ``[project]`` table, or None when any field the
     resolver reads is ``dynamic`` (then only the backend knows it)."""
@@ -358,6 +365,7 @@ def pep517_build_requires(
 ) -> list[str]:
     """``get_requires_for_build_wheel`` of the sdist ``data``, asked in an isolated
     environment of ``python`` with its ``[build-system] requires`` installed."""
+    _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
@@ -416,10 +424,7 @@ def pep517_metadata(
     ``uv``: the uv executable to install build requirements with; None finds it, "" means
     use pip.  ``timeout`` bounds each step (environment, install, hook).
     """
-    if not log.isEnabledFor(logging.DEBUG):
-        # setuptools' deprecation chatter from the backends we ask for metadata: not ours to
-        # fix, and it buries the bot's own output (-v shows it)
-        warnings.filterwarnings("ignore", category=BuildBackendWarning)
+    _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
