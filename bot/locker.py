@@ -27,7 +27,7 @@ from bot.index.models import IndexRoute
 from bot.nixpkgs import Release, release_of
 from bot.overrides import Override, extra_build_requires, load_overrides
 from bot.sets import DEFAULT_INDEX, PackageSet, load_sets
-from bot.targets import targets_for
+from bot.targets import Target, targets_for
 
 if TYPE_CHECKING:
     from bot.index.client import IndexClient
@@ -171,7 +171,7 @@ def build_request(
             (Requirement(f"{h.name}=={h.version}"), f"held back: {h.reason}")
             for h in (holds or {}).values()
         ],
-        targets=targets_for(python) if release is None else targets_for(python, release),
+        targets=set_targets(pset, python, release),
         prefer="sdist" if pset.prefer == "sdist" else "wheel",
         exclude_newer=exclude_newer,
         extra_build_requires=extra_build,
@@ -198,6 +198,27 @@ def hook_python(repo: Path, python: str) -> tuple[str, str]:
     if not found and f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
         found = sys.executable
     return python, found
+
+
+def set_targets(
+    pset: PackageSet, python: str, release: Release | None = None
+) -> tuple[Target, ...]:
+    """The targets of one lock: ``python`` on the set's ``systems`` (default: every system of
+    ``release``); a system the release does not support is an error naming it."""
+    every = targets_for(python) if release is None else targets_for(python, release)
+    if not pset.systems:
+        return every
+    have = {t.system for t in every}
+    unsupported = [s for s in pset.systems if s not in have]
+    if unsupported:
+        name = every[0].release.name
+        raise BotError(
+            f"set {pset.name!r} lists {', '.join(unsupported)}, which nixpkgs {name} does not "
+            "support",
+            where=str(pset.path / "set.yaml"),
+            hint=f"nixpkgs {name} has {', '.join(sorted(have))}",
+        )
+    return tuple(t for t in every if t.system in pset.systems)
 
 
 def overrides_inputs(library: Mapping[NormalizedName, list[Override]]) -> dict[str, list[str]]:
