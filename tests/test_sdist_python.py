@@ -201,3 +201,27 @@ def test_backend_without_metadata_hook_falls_back_to_a_bounded_build(
         client.metadata(only_file(client, "strict"))
     assert "a whole build was started" in str(info.value)
     assert "build_wheel" in hook_log.read_text()
+
+
+def test_missing_backend_is_one_clear_error(
+    pypi_index: IndexServer, client_for, tmp_path: Path
+) -> None:
+    path = strict_sdist(tmp_path / "dist")
+    import tarfile
+
+    with tarfile.open(path) as tf:
+        members = {
+            m.name: tf.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tf.getmembers()
+            if m.isfile()
+        }
+    del members["strict-1.0/strict_backend.py"]
+    fixture_backend.write_tar_gz(path, members)
+    pypi_index.publish(path)
+    client = client_for(pypi_index)
+    client.build_python = ("3.12", sys.executable)
+    file = only_file(client, "strict")
+    with pytest.raises(MetadataError, match="from its backend 'strict_backend'"):
+        client.metadata(file)
+    # asking for its build requirements only warns: the build meets the same problem
+    assert client.dynamic_build_requires(file) == ()

@@ -30,7 +30,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pyproject_hooks import BuildBackendHookCaller, BuildBackendWarning, HookMissing
+from pyproject_hooks import (
+    BackendUnavailable,
+    BuildBackendHookCaller,
+    BuildBackendWarning,
+    HookMissing,
+    UnsupportedOperation,
+)
 
 from bot.errors import CommandError, MetadataError
 from bot.index.cache import Cache
@@ -399,6 +405,12 @@ def pep517_build_requires(
                     python_executable=isolated.python_executable,
                 )
                 return [str(r) for r in hooks.get_requires_for_build_wheel()]
+        except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
+            raise MetadataError(
+                f"the PEP 517 backend {backend!r} of {file.filename} is unusable: "
+                f"{exc or type(exc).__name__}",
+                where=file.url,
+            ) from exc
         except CommandError as exc:
             raise MetadataError(
                 f"the PEP 517 backend of {file.filename} could not say its build requirements "
@@ -478,8 +490,9 @@ def pep517_metadata(
                 where=file.url,
                 hint=f"{exc.message}; command: {exc.command}\n{exc.stderr_tail}",
             ) from exc
-        except (HookMissing, OSError) as exc:
+        except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
             raise MetadataError(
-                f"cannot get metadata of {file.filename} from its backend {backend!r}: {exc}",
+                f"cannot get metadata of {file.filename} from its backend {backend!r}: "
+                f"{exc or type(exc).__name__}",
                 where=file.url,
             ) from exc
