@@ -256,9 +256,10 @@ def _set_section(s: SetReport) -> list[str]:
     if s.freshness is not None:
         lines += ["", f"Freshness: {freshness_line(s.freshness)}."]
         if s.freshness.refused:
-            lines += ["", "Held below the newest release:", ""]
+            lines += ["", "Refused by a wheel baseline, Requires-Python or a missing file:", ""]
             lines += [
-                f"- `{name}` {locked}, not {newest}: {_cell(reason)}"
+                f"- `{name}` {locked}{'' if newest == locked else f', not {newest}'}: "
+                f"{_cell(reason)}"
                 for name, locked, newest, reason in s.freshness.refused
             ]
     if s.diff:

@@ -34,6 +34,7 @@ from bot.provider import (
     choose_artifact,
     dependency_reqs,
     no_artifact_reason,
+    refused_wheels,
 )
 from bot.targets import Target
 
@@ -269,7 +270,7 @@ def _assemble(
             dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
             build_requires=frozenset(build_edges[name]),
             **_freshness(provider, cand),
-            refused=refusal(provider, cand, frozenset(arts)),
+            refused=refusal(provider, cand, frozenset(arts)) or built_instead(provider, cand, arts),
         )
     return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
 
@@ -339,6 +340,24 @@ def refusal(
             return version, "; ".join(no_artifact_reason(allowed, t) for t in missing)
         return None
     return None
+
+
+def built_instead(
+    provider: Provider, cand: Candidate, artifacts: Mapping[Target, DistFile]
+) -> tuple[Version, str] | None:
+    """(locked version, why) when a system builds the sdist although the version has wheels
+    for it that a baseline or the Python refuses (with ``prefer: wheel``): said like a
+    refusal, since building from source is the slow and fragile path."""
+    if provider.request.prefer != "wheel":
+        return None
+    notes = []
+    for target in sorted(artifacts):
+        if artifacts[target].kind != "sdist":
+            continue
+        refused = refused_wheels(provider.releases(cand.name).files(cand.version), target)
+        if refused:
+            notes.append(f"{target.system} builds the sdist ({'; '.join(refused)})")
+    return (cand.version, "; ".join(notes)) if notes else None
 
 
 def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:

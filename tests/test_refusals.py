@@ -74,7 +74,13 @@ def test_macos_arm64_wheels_up_to_the_deployment_target(macos: str) -> None:
     assert str(mac.version) == "2.0"
     assert {t.system for t in mac.artifacts} == {"x86_64-linux", "aarch64-linux", "aarch64-darwin"}
     assert {t.system: f.kind for t, f in mac.artifacts.items()}["aarch64-darwin"] == "sdist"
-    assert mac.refused is None
+    # not held below, but built from source because of the baseline: said too
+    assert mac.refused is not None
+    assert str(mac.refused[0]) == "2.0"
+    assert mac.refused[1] == (
+        "aarch64-darwin builds the sdist (mac-2.0-cp312-cp312-macosx_15_0_arm64.whl needs "
+        "macOS 15.0, nixpkgs 26.05 targets 14.0)"
+    )
     # without the sdist the 1.0 wheel (12.0 or 14.0: both within the target) is taken
     resolution = run(
         {
@@ -175,7 +181,7 @@ def test_night_report_lists_refusals() -> None:
         "2026-12-01", (report.SetReport("sci", ("3.12",), "ok", freshness=fresh),)
     )
     markdown = report.to_markdown(night)
-    assert "Held below the newest release:" in markdown
+    assert "Refused by a wheel baseline, Requires-Python or a missing file:" in markdown
     assert "- `numpy` 2.3.0, not 2.4.0: Python 3.12: no wheel or sdist usable on x" in markdown
     back = report.from_json(report.to_json(night))
     assert back.sets[0].freshness is not None

@@ -110,9 +110,8 @@ def lock_command(
                     line += f"; {shown}" + (f" (+{more} more)" if more > 0 else "")
                 click.echo(line)
                 for r in o.refusals:
-                    click.echo(
-                        f"  {r['name']} {r['locked']} held below {r['newest']}: {r['reason']}"
-                    )
+                    held = "" if r["newest"] == r["locked"] else f" held below {r['newest']}"
+                    click.echo(f"  {r['name']} {r['locked']}{held}: {r['reason']}")
             else:
                 print_error(f"{line}\n{o.error or ''}")
     failed = [o for o in outcomes if o.status == "failed"]
