@@ -306,6 +306,81 @@ def _targets(opts: BuildOptions) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
+_MANYLINUX_TAG = re.compile(r"manylinux_(\d+)_(\d+)_\w+")
+_LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def host_system() -> str | None:
+    """This machine's Nix system (``x86_64-linux``...), None when it is no supported one."""
+    import platform
+    import sys
+
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+    machine = arch.get(platform.machine().lower())
+    kernel = {"linux": "linux", "darwin": "darwin"}.get(sys.platform)
+    return f"{machine}-{kernel}" if machine and kernel else None
+
+
+def host_glibc() -> tuple[int, int] | None:
+    """The glibc this machine's programs load (None: not glibc, e.g. musl or macOS)."""
+    import os
+
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):
+        return None
+    m = re.fullmatch(r"glibc (\d+)\.(\d+).*", text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def glibc_shortfall(
+    document: Mapping[str, Any], system: str, glibc: tuple[int, int]
+) -> list[tuple[str, tuple[int, int]]]:
+    """(wheel, glibc it needs) for every wheel a lock uses on ``system`` that needs a newer
+    glibc than ``glibc`` (a standalone build loads wheels against the machine's glibc; the
+    lock's baseline is the nixpkgs release's)."""
+    out: list[tuple[str, tuple[int, int]]] = []
+    for pkg in document.get("packages", []):
+        artifacts = pkg.get("tool", {}).get("nixpkgs-python", {}).get("artifacts", {})
+        filename = artifacts.get(system) if isinstance(artifacts, dict) else None
+        if not isinstance(filename, str) or not filename.endswith(".whl"):
+            continue
+        needs: list[tuple[int, int]] = []
+        for platform_tag in filename[:-4].rsplit("-", 1)[-1].split("."):
+            m = _MANYLINUX_TAG.fullmatch(platform_tag)
+            if m:
+                needs.append((int(m.group(1)), int(m.group(2))))
+            elif platform_tag.partition("_")[0] in _LEGACY_GLIBC:
+                needs.append(_LEGACY_GLIBC[platform_tag.partition("_")[0]])
+        if needs and min(needs) > glibc:
+            out.append((filename, min(needs)))
+    return sorted(out)
+
+
+def standalone_glibc_error(
+    document: Mapping[str, Any],
+    set_name: str,
+    system: str | None = None,
+    glibc: tuple[int, int] | None = None,
+) -> str | None:
+    """Why a standalone build of a lock cannot work on this machine (its glibc is older than
+    a locked wheel needs), or None."""
+    system = system or host_system()
+    glibc = glibc or host_glibc()
+    if system is None or not system.endswith("-linux") or glibc is None:
+        return None
+    short = glibc_shortfall(document, system, glibc)
+    if not short:
+        return None
+    shown = ", ".join(f"{name} needs glibc {a}.{b}" for name, (a, b) in short[:4])
+    more = f" (+{len(short) - 4} more)" if len(short) > 4 else ""
+    return (
+        f"set {set_name!r}: this machine's glibc {glibc[0]}.{glibc[1]} is older than the "
+        f"locked wheels need: {shown}{more}; build with nixpkgs (without --standalone), "
+        "whose glibc the lock's baseline is"
+    )
+
+
 def build_one(
     opts: BuildOptions,
     set_name: str,
@@ -323,11 +398,17 @@ def build_one(
     lock_path = opts.repo / "sets" / set_name / f"pylock.py{python.replace('.', '')}.toml"
     try:
         # Nix's fromTOML reports a broken lock without naming the set: check it here first
-        read_lock(lock_path)
+        document = read_lock(lock_path)
     except BotError as exc:
         result.error = f"set {set_name!r}: {exc}"
         result.duration = time.monotonic() - t0
         return result
+    if not opts.nixpkgs:
+        reason = standalone_glibc_error(document, set_name)
+        if reason is not None:
+            result.error = reason
+            result.duration = time.monotonic() - t0
+            return result
     options = {} if opts.nixpkgs else build_options(interpreters.values())
     argv = nix_build_args(
         opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides

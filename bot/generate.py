@@ -83,6 +83,9 @@ class GenerateOptions:
     retries: int = 4
     concurrency: int = 16
     cwd: Path | None = None  #: resolves relative local --overrides paths (default: cwd)
+    #: Nix systems to lock for (empty: every system of the pinned nixpkgs release)
+    systems: Sequence[str] = ()
+    prefer: str = "wheel"  #: "wheel" or "sdist" (build every package from source)
 
 
 @dataclass
@@ -290,6 +293,8 @@ def _lock(
         maintainers=(),
         python=(python,),
         requirements=tuple(requirements),
+        prefer=opts.prefer,
+        systems=tuple(sorted(set(opts.systems))),
     )
 
     def extra(pkg: NormalizedName, version: Version) -> list[Requirement]:
@@ -301,6 +306,8 @@ def _lock(
     client = IndexClient(
         routes, cache_dir=opts.cache_dir, retries=opts.retries, concurrency=opts.concurrency
     )
+    # sdist metadata hooks run with the Python being locked (when this machine has it)
+    client.build_python = (python, detect([python]).get(python, ""))
     try:
         resolution = resolve(client, request, concurrency=opts.concurrency)
     finally:

@@ -127,6 +127,7 @@ def _without_upload_times(resolution: Resolution) -> list[str]:
 def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]) -> dict[str, Any]:
     """The lock document (a TOML-ready dict) for a resolution."""
     systems = sorted(t.system for t in targets)
+    release = targets[0].release
     packages = [_package(resolution.packages[n], systems) for n in sorted(resolution.packages)]
     provenance: dict[str, Any] = {
         "set": info.set_name,
@@ -134,6 +135,10 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
         "maintainers": list(info.maintainers),
         "python": info.python,
         "systems": systems,
+        # the wheel baselines the artifacts were chosen with (the pin's nixpkgs release)
+        "nixpkgs-release": release.name,
+        "macos-min": f"{release.macos_min[0]}.{release.macos_min[1]}",
+        "glibc": f"{release.glibc[0]}.{release.glibc[1]}",
         "roots": list(resolution.roots),
         "build-frontend": list(resolution.frontend),
     }
@@ -205,16 +210,27 @@ def provenance(document: Mapping[str, Any]) -> dict[str, Any]:
     return dict(document.get("tool", {}).get(TOOL, {}))
 
 
-def same_content(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Whether two locks differ at most in their snapshot time (exclude-newer)."""
+#: provenance fields newer than some committed locks: a check does not fail on their absence
+BASELINE_FIELDS = ("nixpkgs-release", "macos-min", "glibc")
+
+
+def same_content(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], *, tolerate_absent: bool = False
+) -> bool:
+    """Whether two locks differ at most in their snapshot time (exclude-newer); with
+    ``tolerate_absent``, also in :data:`BASELINE_FIELDS` that ``old`` does not record yet
+    (``lock --check`` of a lock written before they existed)."""
     if old is None:
         return False
+    absent = [k for k in BASELINE_FIELDS if k not in provenance(old)] if tolerate_absent else []
 
     def strip(doc: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(doc)
         tool = dict(out.get("tool", {}))
         prov = dict(tool.get(TOOL, {}))
         prov.pop("exclude-newer", None)
+        for key in absent:
+            prov.pop(key, None)
         tool[TOOL] = prov
         out["tool"] = tool
         return out

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import logging
+import sys
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ from bot.index.models import IndexRoute
 from bot.nixpkgs import Release, release_of
 from bot.overrides import Override, extra_build_requires, load_overrides
 from bot.sets import DEFAULT_INDEX, PackageSet, load_sets
-from bot.targets import targets_for
+from bot.targets import Target, targets_for
 
 if TYPE_CHECKING:
     from bot.index.client import IndexClient
@@ -117,6 +118,9 @@ class LockOutcome:
     freshness: dict[str, tuple[str, str | None, float | None]] = field(default_factory=dict)
     #: taken from an earlier identical resolution (bot.lockcache), not resolved again
     reused: bool = False
+    #: packages held below their newest release by a wheel baseline, Requires-Python or a
+    #: missing artifact: {name, locked, newest, reason}, by name (empty when ``reused``)
+    refusals: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -130,6 +134,7 @@ class LockOutcome:
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "reused": self.reused,
+            "refusals": self.refusals,
         }
 
 
@@ -166,11 +171,54 @@ def build_request(
             (Requirement(f"{h.name}=={h.version}"), f"held back: {h.reason}")
             for h in (holds or {}).values()
         ],
-        targets=targets_for(python) if release is None else targets_for(python, release),
+        targets=set_targets(pset, python, release),
         prefer="sdist" if pset.prefer == "sdist" else "wheel",
         exclude_newer=exclude_newer,
         extra_build_requires=extra_build,
     )
+
+
+@functools.cache
+def _detected(python: str) -> str:
+    from bot.interpreters import detect
+
+    return detect([python]).get(python, "")
+
+
+def hook_python(repo: Path, python: str) -> tuple[str, str]:
+    """(``python``, executable) that sdist metadata hooks run with: the interpreter recorded
+    for that version in ``nix/local.json``, else one :func:`bot.interpreters.detect` finds,
+    else this one if it is that version ("" when there is none)."""
+    from bot.interpreters import load_local
+
+    given = load_local(repo).get(python)
+    if given:
+        return python, given
+    found = _detected(python)
+    if not found and f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
+        found = sys.executable
+    return python, found
+
+
+def set_targets(
+    pset: PackageSet, python: str, release: Release | None = None
+) -> tuple[Target, ...]:
+    """The targets of one lock: ``python`` on the set's ``systems`` (default: every system of
+    ``release``); a system the release does not support is an error naming it."""
+    every = targets_for(python) if release is None else targets_for(python, release)
+    if not pset.systems:
+        return every
+    have = {t.system for t in every}
+    unsupported = [s for s in pset.systems if s not in have]
+    if unsupported:
+        name = every[0].release.name
+        raise BotError(
+            f"set {pset.name!r} lists {', '.join(unsupported)}, which nixpkgs {name} does not "
+            "support",
+            where=str(pset.path / "set.yaml"),
+            hint=f"nixpkgs {name} has {', '.join(sorted(have))}",
+        )
+    return tuple(t for t in every if t.system in pset.systems)
 
 
 def overrides_inputs(library: Mapping[NormalizedName, list[Override]]) -> dict[str, list[str]]:
@@ -260,6 +308,8 @@ def lock_one(
             request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
         )
         index.snapshot = None if opts.refresh else exclude_newer
+        index.build_python = hook_python(opts.repo, python)
+        index.refresh = opts.refresh
         index.record()
         resolution = resolve(index, request, progress=progress, concurrency=opts.concurrency)
         info = lockfile.LockInfo(
@@ -280,7 +330,7 @@ def lock_one(
     else:
         new = tomllib.loads(text)
     diff = changes(old, new)
-    if old is not None and lockfile.same_content(old, new):
+    if old is not None and lockfile.same_content(old, new, tolerate_absent=opts.check):
         status: Status = "unchanged"
     elif opts.check:
         status = "would-change"
@@ -314,6 +364,16 @@ def lock_one(
             for name, pkg in packages.items()
         },
         reused=resolution is None,
+        refusals=[
+            {
+                "name": name,
+                "locked": str(pkg.version),
+                "newest": str(pkg.refused[0]),
+                "reason": pkg.refused[1],
+            }
+            for name, pkg in sorted(packages.items())
+            if pkg.refused is not None
+        ],
     )
 
 

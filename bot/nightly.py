@@ -366,7 +366,12 @@ def _freshness(outcomes: Sequence[LockOutcome], held: Sequence[str] = ()) -> rep
             behind = newest is not None and newest != locked
             if before is None or (behind and (before[1] is None or before[1] == before[0])):
                 merged[name] = (locked, newest, lag)
-    return report.freshness_of(merged, held)
+    refused = [
+        (r["name"], r["locked"], r["newest"], f"Python {o.python}: {r['reason']}")
+        for o in outcomes
+        for r in o.refusals
+    ]
+    return report.freshness_of(merged, held, refused)
 
 
 def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:

@@ -7,6 +7,8 @@ of resolvelib, fetching the pages and metadata it will most likely ask for next.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,8 @@ from resolvelib.structs import RequirementInformation
 from bot.errors import BotError, MetadataError, PackageIndexError, ResolutionError
 from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
+
+log = logging.getLogger(__name__)
 
 #: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
 PYTHON = NormalizedName("python")
@@ -132,6 +136,73 @@ def choose_artifact(
     return wheel or sdist
 
 
+_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_MACOS = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
+_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def _platform_need(platform: str, target: Target) -> tuple[str, tuple[int, int]] | None:
+    """("glibc"|"macOS", version) a wheel platform tag of ``target``'s OS and architecture
+    needs, or None for a tag of another OS or architecture."""
+    linux = target.kernel == "linux"
+    m = _MANYLINUX.fullmatch(platform)
+    if m and linux:
+        arch = m.group(3)
+        return ("glibc", (int(m.group(1)), int(m.group(2)))) if arch == target.arch else None
+    legacy, _, arch = platform.partition("_")
+    if legacy in _LEGACY and linux:
+        return ("glibc", _LEGACY[legacy]) if arch == target.arch else None
+    m = _MACOS.fullmatch(platform)
+    if m and not linux:
+        archs = {"universal2": ("x86_64", "aarch64"), "universal": ("x86_64",)}.get(
+            m.group(3), ("aarch64",) if m.group(3) == "arm64" else (m.group(3),)
+        )
+        if target.arch in archs or m.group(3) in ("intel", "fat", "fat3", "fat64"):
+            return ("macOS", (int(m.group(1)), int(m.group(2))))
+    return None
+
+
+def refused_wheels(files: Iterable[DistFile], target: Target) -> list[str]:
+    """Why the wheels of ``target``'s OS and architecture are not usable on it (wheels of
+    other platforms are not mentioned): a wheel baseline above the release's, or another
+    Python."""
+    release = target.release
+    out: dict[str, list[str]] = {}
+    for f in files:
+        if f.kind != "wheel":
+            continue
+        fits = any(t in target.tag_priority for t in f.tags)
+        if fits and not target.allows_python(f.requires_python):
+            out.setdefault(f"requires Python {f.requires_python}", []).append(f.filename)
+            continue
+        if fits:
+            continue
+        for tag in sorted(f.tags, key=str):
+            need = _platform_need(tag.platform, target)
+            if need is None:
+                continue
+            what, version = need
+            have = release.glibc if what == "glibc" else release.macos_min
+            if version > have:
+                have_text = f"{have[0]}.{have[1]}"
+                why = f"needs {what} {version[0]}.{version[1]}, nixpkgs {release.name} " + (
+                    f"has {have_text}" if what == "glibc" else f"targets {have_text}"
+                )
+            else:
+                why = f"is for {tag.interpreter}-{tag.abi}, not cp{target.python.replace('.', '')}"
+            out.setdefault(why, []).append(f.filename)
+            break
+    return [f"{', '.join(sorted(names))} {why}" for why, names in sorted(out.items())]
+
+
+def no_artifact_reason(files: Iterable[DistFile], target: Target) -> str:
+    """Why no file of a version is usable on ``target`` (for refusals and errors)."""
+    files = list(files)
+    refused = refused_wheels(files, target)
+    detail = "; ".join(refused) if refused else "no wheel for it and no sdist"
+    return f"no wheel or sdist usable on {target.system} ({detail})"
+
+
 class Provider(AbstractProvider):  # type: ignore[type-arg]
     """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
 
@@ -228,12 +299,13 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 else:
                     files = [f for f in files if f.yanked is None]
                 missing = [
-                    t.system
+                    t
                     for t in sorted(targets)
                     if choose_artifact(files, t, self.request.prefer) is None
                 ]
                 if missing:
-                    self._reject(name, version, f"no wheel or sdist usable on {', '.join(missing)}")
+                    for t in missing:
+                        self._reject(name, version, no_artifact_reason(files, t))
                     continue
                 candidate = Candidate(name, version, extras, tuple(files), targets)
                 if first:
@@ -254,7 +326,6 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.name == PYTHON:
             return []
-        meta = self.metadata(candidate)
         deps: list[Req] = []
         if candidate.extras:
             deps.append(
@@ -266,13 +337,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     str(candidate),
                 )
             )
-        if meta.requires_python is not None:
-            # Requires-Python from the metadata (the index may not state it): a dependency on
-            # the interpreter, so a mismatch backtracks and shows up in explanations
-            deps.append(
-                Req(PYTHON, frozenset(), meta.requires_python, candidate.targets, str(candidate))
-            )
-        deps += dependency_reqs(meta, candidate.extras, candidate.targets, str(candidate))
+        for meta, targets in self.dependencies_on(candidate, candidate.targets):
+            if meta.requires_python is not None:
+                # Requires-Python from the metadata (the index may not state it): a dependency
+                # on the interpreter, so a mismatch backtracks and shows up in explanations
+                deps.append(Req(PYTHON, frozenset(), meta.requires_python, targets, str(candidate)))
+            deps += dependency_reqs(meta, candidate.extras, targets, str(candidate))
         self.warm([d.name for d in deps])
         return deps
 
@@ -325,18 +395,73 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         return {v: files for v, files in out.items() if files}
 
     def metadata_file(self, candidate: Candidate) -> DistFile:
-        """The file whose metadata stands for the candidate: a pure wheel, else the best."""
-        for f in candidate.files:
-            if f.kind == "wheel" and any(t.platform == "any" for t in f.tags):
+        """The file whose metadata stands for the candidate: a wheel whenever the version has
+        one (a pure wheel first, then the best wheel of the first target that has one); the
+        sdist only when there is no wheel at all."""
+        wheels = sorted((f for f in candidate.files if f.kind == "wheel"), key=_by_name)
+        for f in wheels:
+            if any(t.platform == "any" for t in f.tags):
                 return f
         for target in sorted(candidate.targets) or sorted(self.request.targets):
-            chosen = choose_artifact(candidate.files, target, "wheel")
+            chosen = choose_artifact(wheels, target, "wheel", wheel_only=True)
             if chosen is not None:
                 return chosen
+        if wheels:
+            return wheels[0]
         return candidate.files[0]
 
     def metadata(self, candidate: Candidate) -> CoreMetadata:
-        return self.index.metadata(self.metadata_file(candidate))
+        """The candidate's metadata (see :meth:`metadata_file`); when it must come from the
+        sdist and cannot, the error says which systems needed it and why they have no wheel."""
+        file = self.metadata_file(candidate)
+        try:
+            return self.index.metadata(file)
+        except MetadataError as exc:
+            if file.kind != "sdist" or candidate.name == PYTHON:
+                raise
+            targets = sorted(candidate.targets) or sorted(self.request.targets)
+            every = self.releases(candidate.name).files(candidate.version)
+            why = "; ".join(
+                f"{t.system}: {'; '.join(refused_wheels(every, t)) or 'no wheel'}" for t in targets
+            )
+            raise MetadataError(
+                f"{candidate} has no wheel, so its metadata must come from its sdist "
+                f"for {', '.join(t.system for t in targets)} ({why}); {exc.message}",
+                where=exc.where,
+                hint=exc.hint,
+            ) from None
+
+    def metadata_for(self, candidate: Candidate, target: Target) -> CoreMetadata:
+        """The metadata that holds on ``target``: the wheel's, unless ``target`` builds the
+        sdist of a version that also has wheels and the sdist's metadata says otherwise."""
+        main = self.metadata_file(candidate)
+        meta = self.metadata(candidate)
+        if main.kind == "sdist":
+            return meta
+        chosen = choose_artifact(candidate.files, target, self.request.prefer)
+        if chosen is None or chosen.kind != "sdist":
+            return meta
+        try:
+            built = self.index.metadata(chosen)
+        except BotError as exc:
+            # the wheels' metadata stands in; the build on that system meets the same error
+            log.debug("%s: sdist metadata for %s unavailable: %s", candidate, target.system, exc)
+            return meta
+        if _same_requirements(built, meta):
+            return meta
+        return built
+
+    def dependencies_on(
+        self, candidate: Candidate, targets: frozenset[Target]
+    ) -> list[tuple[CoreMetadata, frozenset[Target]]]:
+        """The candidate's metadata grouped by the targets each one holds on."""
+        groups: dict[int, tuple[CoreMetadata, set[Target]]] = {}
+        for target in sorted(targets):
+            meta = self.metadata_for(candidate, target)
+            groups.setdefault(id(meta), (meta, set()))[1].add(target)
+        if not groups:
+            return [(self.metadata(candidate), frozenset())]
+        return [(m, frozenset(ts)) for m, ts in groups.values()]
 
     def warm(self, names: list[NormalizedName]) -> None:
         """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
@@ -363,7 +488,12 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 if not files:
                     continue
                 cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
-                meta = self.index.metadata(self.metadata_file(cand))
+                file = self.metadata_file(cand)
+                if file.kind == "sdist":
+                    # speculation never reads an sdist (it may need a build backend run for
+                    # a package, or a system, the resolution turns out not to need)
+                    return
+                meta = self.index.metadata(file)
                 targets = frozenset(self.request.targets)
                 self.warm([d.name for d in dependency_reqs(meta, frozenset(), targets, "")])
                 return
@@ -371,7 +501,9 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return  # the resolver meets the same error and reports it properly
 
     def _warm_metadata(self, candidate: Candidate) -> None:
-        self.pool.submit(self._quiet_metadata, self.metadata_file(candidate))
+        file = self.metadata_file(candidate)
+        if file.kind == "wheel":
+            self.pool.submit(self._quiet_metadata, file)
 
     def _quiet_metadata(self, file: DistFile) -> None:
         try:
@@ -387,6 +519,19 @@ def _pinned_version(text: str) -> Version | None:
         return Version(text)
     except ValueError:
         return None
+
+
+def _by_name(f: DistFile) -> str:
+    return f.filename
+
+
+def _same_requirements(a: CoreMetadata, b: CoreMetadata) -> bool:
+    """Whether two metadata agree on everything the resolution reads."""
+    return (
+        sorted(map(str, a.requires_dist)) == sorted(map(str, b.requires_dist))
+        and str(a.requires_python or "") == str(b.requires_python or "")
+        and sorted(a.provides_extra) == sorted(b.provides_extra)
+    )
 
 
 def dependency_reqs(

@@ -59,6 +59,9 @@ class Freshness:
     oldest: tuple[str, str, str, float] | None = None
     behind: tuple[tuple[str, str, str], ...] = ()  #: (name, locked, newest), by name
     held: tuple[str, ...] = ()
+    #: (name, locked, newest, reason) of members whose newest release a wheel baseline,
+    #: Requires-Python or a missing artifact refuses, by name
+    refused: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def share(self) -> float:
@@ -67,7 +70,9 @@ class Freshness:
 
 
 def freshness_of(
-    packages: Mapping[str, tuple[str, str | None, float | None]], held: Iterable[str] = ()
+    packages: Mapping[str, tuple[str, str | None, float | None]],
+    held: Iterable[str] = (),
+    refused: Iterable[tuple[str, str, str, str]] = (),
 ) -> Freshness:
     """Freshness from name -> (locked, newest allowed, days behind)."""
     from packaging.version import Version
@@ -93,6 +98,7 @@ def freshness_of(
         oldest=oldest,
         behind=tuple(behind),
         held=tuple(sorted(held)),
+        refused=tuple(sorted(set(refused))),
     )
 
 
@@ -251,6 +257,13 @@ def _set_section(s: SetReport) -> list[str]:
     lines.append(" · ".join(facts))
     if s.freshness is not None:
         lines += ["", f"Freshness: {freshness_line(s.freshness)}."]
+        if s.freshness.refused:
+            lines += ["", "Refused by a wheel baseline, Requires-Python or a missing file:", ""]
+            lines += [
+                f"- `{name}` {locked}{'' if newest == locked else f', not {newest}'}: "
+                f"{_cell(reason)}"
+                for name, locked, newest, reason in s.freshness.refused
+            ]
     if s.diff:
         lines += ["", "| package | old | new | python | changelog |", "|---|---|---|---|---|"]
         for row in s.diff:
@@ -353,6 +366,10 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
                 dict(zip(("name", "locked", "newest"), b, strict=True)) for b in s.freshness.behind
             ],
             "held": list(s.freshness.held),
+            "refused": [
+                dict(zip(("name", "locked", "newest", "reason"), r, strict=True))
+                for r in s.freshness.refused
+            ],
         },
     }
 
@@ -421,6 +438,9 @@ def _freshness_from(data: Any) -> Freshness | None:
         else (oldest["name"], oldest["locked"], oldest["newest"], float(oldest["lag_days"])),
         behind=tuple((b["name"], b["locked"], b["newest"]) for b in data.get("behind", [])),
         held=tuple(data.get("held", [])),
+        refused=tuple(
+            (r["name"], r["locked"], r["newest"], r["reason"]) for r in data.get("refused", [])
+        ),
     )
 
 

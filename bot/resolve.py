@@ -33,6 +33,8 @@ from bot.provider import (
     Request,
     choose_artifact,
     dependency_reqs,
+    no_artifact_reason,
+    refused_wheels,
 )
 from bot.targets import Target
 
@@ -59,6 +61,9 @@ class Resolved:
     newest: Version | None = None
     #: days between the upload of the locked version and of the newest one
     lag_days: float | None = None
+    #: (newest release, why it cannot be used) when the newest release at the snapshot is
+    #: refused by a wheel baseline, Requires-Python or a missing artifact on some system
+    refused: tuple[Version, str] | None = None
 
 
 @dataclass
@@ -213,7 +218,7 @@ def _assemble(
                 continue
             seen.setdefault(name, set()).update(extras)
             cand = pins[name]
-            meta = provider.metadata(cand)
+            meta = provider.metadata_for(cand, target)
             for dep in dependency_reqs(meta, frozenset(seen[name]), frozenset({target}), ""):
                 if dep.name == PYTHON:
                     continue
@@ -265,6 +270,7 @@ def _assemble(
             dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
             build_requires=frozenset(build_edges[name]),
             **_freshness(provider, cand),
+            refused=refusal(provider, cand, frozenset(arts)) or built_instead(provider, cand, arts),
         )
     return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
 
@@ -299,8 +305,67 @@ def _freshness(provider: Provider, cand: Candidate) -> dict[str, Any]:
     return {"newest": newest, "lag_days": lag}
 
 
+def refusal(
+    provider: Provider, cand: Candidate, targets: frozenset[Target]
+) -> tuple[Version, str] | None:
+    """Why the newest release of ``cand``'s project at the snapshot (not yanked; a
+    prerelease only for a prerelease) is not the one locked, when a wheel baseline,
+    Requires-Python or a missing artifact on one of ``targets`` refuses it.  None when the
+    newest release is locked, or only the set's requirements keep it out."""
+    request = provider.request
+    cutoff = request.exclude_newer
+    python = request.targets[0]
+    releases = provider.releases(cand.name)
+    for version in releases.versions():  # newest first
+        if version <= cand.version:
+            return None
+        if version.is_prerelease and not cand.version.is_prerelease:
+            continue
+        files = [
+            f
+            for f in releases.files(version)
+            if f.yanked is None
+            and (cutoff is None or (f.upload_time is not None and f.upload_time <= cutoff))
+        ]
+        if not files:
+            continue  # not released (or yanked) at the snapshot
+        allowed = [f for f in files if python.allows_python(f.requires_python)]
+        if not allowed:
+            needs = sorted({str(f.requires_python) for f in files})
+            return version, f"requires Python {' / '.join(needs)} (the lock is for {python.python})"
+        missing = [
+            t for t in sorted(targets) if choose_artifact(allowed, t, request.prefer) is None
+        ]
+        if missing:
+            return version, "; ".join(no_artifact_reason(allowed, t) for t in missing)
+        return None
+    return None
+
+
+def built_instead(
+    provider: Provider, cand: Candidate, artifacts: Mapping[Target, DistFile]
+) -> tuple[Version, str] | None:
+    """(locked version, why) when a system builds the sdist although the version has wheels
+    for it that a baseline or the Python refuses (with ``prefer: wheel``): said like a
+    refusal, since building from source is the slow and fragile path."""
+    if provider.request.prefer != "wheel":
+        return None
+    notes = []
+    for target in sorted(artifacts):
+        if artifacts[target].kind != "sdist":
+            continue
+        refused = refused_wheels(provider.releases(cand.name).files(cand.version), target)
+        if refused:
+            notes.append(f"{target.system} builds the sdist ({'; '.join(refused)})")
+    return (cand.version, "; ".join(notes)) if notes else None
+
+
 def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:
     reqs = list(provider.index.build_requires(sdist))
+    # what the backend asks for while building (get_requires_for_build_wheel), locked with
+    # the static requirements
+    known = {str(r) for r in reqs}
+    reqs += [r for r in provider.index.dynamic_build_requires(sdist) if str(r) not in known]
     if provider.index.in_tree_backend(sdist):
         # a backend that builds itself imports its own dependencies while building (and
         # hatchling's asks for them only through get_requires_for_build_wheel)

@@ -36,7 +36,12 @@ FIELDS = {
     "prefer": "wheel or sdist (default wheel)",
     "build-requirements": "mapping of package name to extra build requirement lines",
     "indexes": "list of {url, packages} extra package indexes",
+    "systems": "list of Nix systems to lock for, e.g. [x86_64-linux, aarch64-linux] "
+    "(default: every system of the pinned nixpkgs release)",
 }
+
+#: the Nix systems a set may name under ``systems``
+KNOWN_SYSTEMS = ("aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class PackageSet:
     prefer: str = "wheel"
     build_requirements: dict[NormalizedName, tuple[Located, ...]] = field(default_factory=dict)
     indexes: tuple[IndexSpec, ...] = ()
+    #: the Nix systems to lock for (empty: every system of the pin's release)
+    systems: tuple[str, ...] = ()
 
     @property
     def roots(self) -> tuple[NormalizedName, ...]:
@@ -93,7 +100,7 @@ class PackageSet:
                 {"url": i.url, "packages": sorted(i.packages) if i.packages is not None else None}
                 for i in self.indexes
             ],
-        }
+        } | ({"systems": list(self.systems)} if self.systems else {})
 
     def inputs_hash(self, python: str, extra: Any = None) -> str:
         """A stable hash of one lock's inputs (``extra``: e.g. overrides' build requirements)."""
@@ -343,6 +350,18 @@ class _Parser:
                 )
 
         indexes = tuple(self.indexes(fields.get("indexes")))
+        systems_node = fields.get("systems")
+        systems = self.strings(systems_node, "systems")
+        for value, node in zip(systems, self.items(systems_node, "systems"), strict=True):
+            if value not in KNOWN_SYSTEMS:
+                raise self.fail(
+                    node,
+                    "systems",
+                    f"unknown Nix system {value!r}",
+                    hint=f"use some of {', '.join(KNOWN_SYSTEMS)}",
+                )
+        if systems_node is not None and not systems:
+            raise self.fail(systems_node, "systems", "needs at least one system")
         return PackageSet(
             name=self.name,
             path=self.path.parent,
@@ -354,6 +373,7 @@ class _Parser:
             prefer=prefer,
             build_requirements=build_reqs,
             indexes=indexes,
+            systems=tuple(sorted(set(systems))),
         )
 
     def key(self, node: yaml.Node, fld: str | None) -> str:

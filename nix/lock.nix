@@ -60,6 +60,16 @@ rec {
     in
     builtins.mapAttrs toSpec byName;
 
+  # The Nix systems a lock was made for (`[tool.nixpkgs-python].systems`; a lock without
+  # them is taken to cover every system).
+  systems = lock: (tool lock).systems or null;
+
+  # `value`, when `lock` covers `system`; otherwise one clear error naming both.
+  checkSystem = system: lock: value:
+    let s = systems lock; in
+    if s == null || builtins.elem system s then value
+    else throw "nixpkgs-python: set '${(tool lock).set or "set"}' (Python ${(tool lock).python or "?"}) is locked for ${builtins.concatStringsSep ", " s} only, not ${system}; add ${system} to 'systems' in its set.yaml and re-lock";
+
   # The packages the library uses to install and build (always wheels).
   buildFrontend = lock: (tool lock).build-frontend or [ "build" "installer" ];
 }

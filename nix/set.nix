@@ -25,7 +25,7 @@ in
       interpreter =
         if pkgs != null then interpreterLib.fromNixpkgs pkgs version
         else interpreterLib.standalone interpreters version;
-      specs = lockLib.packagesFor system lock;
+      specs = lockLib.checkSystem system lock (lockLib.packagesFor system lock);
       allData = if overridesDir == null then { } else overridesLib.loadData overridesDir;
       data = overridesLib.disable allData disabledOverrides;
       frontend = lockLib.buildFrontend lock;
@@ -66,6 +66,7 @@ in
         python = version;
         interpreterSource = interpreter.source;
         roots = tool.roots or [ ];
+        platforms = lockLib.systems lock;
         provenance = builtins.removeAttrs tool [ "description" "maintainers" ];
       };
     };

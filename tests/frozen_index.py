@@ -1,7 +1,8 @@
 """A frozen, in-memory PackageIndex built from plain data, for resolver cases.
 
 Spec: ``{project: {version: {requires: [...], requires-python: str, files: [tag | "sdist"],
-yanked: bool, uploaded: ISO time, build-requires: [...], extras: [...]}}}``.
+yanked: bool, uploaded: ISO time, build-requires: [...], dynamic-build-requires: [...],
+extras: [...]}}}``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ class FrozenIndex:
         if reqs is None:
             return (Requirement("setuptools>=40.8.0"),)
         return tuple(Requirement(r) for r in reqs)
+
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        info = next(v for k, v in self.spec[file.name].items() if Version(k) == file.version)
+        return tuple(Requirement(r) for r in info.get("dynamic-build-requires", []))
 
     def in_tree_backend(self, file: DistFile) -> bool:
         info = next(v for k, v in self.spec[file.name].items() if Version(k) == file.version)

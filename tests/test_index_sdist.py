@@ -80,7 +80,17 @@ def test_old_metadata_version_goes_through_pep517(
     pypi_index_with_backend: IndexServer, client_for, tmp_path: Path, installer: str
 ) -> None:
     index = pypi_index_with_backend
-    index.publish(make_sdist(tmp_path, "old", "1.0", requires_dist=["dep"], metadata_version="2.1"))
+    # dependencies dynamic in pyproject.toml too (static ones need no backend at all)
+    index.publish(
+        make_sdist(
+            tmp_path,
+            "old",
+            "1.0",
+            requires_dist=["dep"],
+            metadata_version="2.1",
+            dynamic=("Requires-Dist",),
+        )
+    )
     client = client_for(index, uv=None if installer == "uv" else "")
     assert [str(r) for r in client.metadata(only_file(client, "old")).requires_dist] == ["dep"]
     assert "/simple/fixture-backend/" in index.paths()

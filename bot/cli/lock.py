@@ -20,6 +20,7 @@ from bot.cli.base import (
     print_error,
     python_option,
 )
+from bot.sets import KNOWN_SYSTEMS
 
 
 @cli.command("sets")
@@ -108,6 +109,9 @@ def lock_command(
                     more = len(o.changes) - 4
                     line += f"; {shown}" + (f" (+{more} more)" if more > 0 else "")
                 click.echo(line)
+                for r in o.refusals:
+                    held = "" if r["newest"] == r["locked"] else f" held below {r['newest']}"
+                    click.echo(f"  {r['name']} {r['locked']}{held}: {r['reason']}")
             else:
                 print_error(f"{line}\n{o.error or ''}")
     failed = [o for o in outcomes if o.status == "failed"]
@@ -167,6 +171,20 @@ def lock_command(
     help="More overrides, applied in order: a directory or .nix file, an https:// URL "
     "(.nix or tarball), or git+URL?rev=COMMIT#path=PATH.  Repeatable.",
 )
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    type=click.Choice(KNOWN_SYSTEMS),
+    help="Lock for this Nix system only (repeatable) [default: every system of the pin].",
+)
+@click.option(
+    "--prefer",
+    type=click.Choice(["wheel", "sdist"]),
+    default="wheel",
+    show_default=True,
+    help="Use wheels where they exist, or build every package from its sdist.",
+)
 @cache_dir_option
 @json_option
 @pass_ctx
@@ -181,6 +199,8 @@ def generate_command(
     default_overrides_url: str | None,
     default_overrides_rev: str | None,
     overrides: tuple[str, ...],
+    systems: tuple[str, ...],
+    prefer: str,
     cache_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -200,6 +220,8 @@ def generate_command(
         library_rev=default_overrides_rev,
         overrides=overrides,
         cache_dir=cache_dir,
+        systems=systems,
+        prefer=prefer,
     )
     with obj.progress("generating", enabled=not as_json) as progress:
         result = generate(opts, progress=progress)

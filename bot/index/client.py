@@ -107,6 +107,9 @@ class IndexClient:
         #: page URL -> digest of every page :meth:`files` served since :meth:`record` started
         self.recorded: dict[str, str] | None = None
         self.uv = uv
+        #: (minor version, executable) sdist metadata hooks run with: the lock's Python
+        self.build_python: tuple[str, str] | None = None
+        self.refresh = False  #: retry remembered metadata hook failures
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
         self._pages: dict[str, Future[Releases]] = {}
@@ -436,9 +439,17 @@ class IndexClient:
         if pkg_info is not None and md.pkg_info_trusted(pkg_info):
             return pkg_info
         log.debug("%s: PKG-INFO not reliable (PEP 643); asking the PEP 517 backend", file.filename)
-        from bot.index.pep517 import pep517_metadata  # imports build's isolated envs
+        from bot.index.pep517 import cached_metadata  # imports the hook machinery
 
-        return pep517_metadata(data, file, self.build_index_urls(), uv=self.uv)
+        return cached_metadata(
+            self.cache,
+            data,
+            file,
+            self.build_index_urls(),
+            python=self.build_python,
+            uv=self.uv,
+            refresh=self.refresh,
+        )
 
     def build_index_urls(self) -> list[str]:
         """Indexes build requirements are installed from: routed indexes first (a name they
@@ -452,6 +463,23 @@ class IndexClient:
     def build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
         """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
         return self._build_system(file)[0]
+
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        """What an sdist's backend asks for while building (get_requires_for_build_wheel)."""
+        if file.kind != "sdist":
+            return ()
+        from bot.index.pep517 import cached_build_requires
+
+        return cached_build_requires(
+            self.cache,
+            lambda: self._sdist_bytes(file),
+            file,
+            self.build_index_urls(),
+            python=self.build_python,
+            uv=self.uv,
+            refresh=self.refresh,
+            offline=self.offline,
+        )
 
     def in_tree_backend(self, file: DistFile) -> bool:
         """Whether an sdist's build backend is the package itself (``backend-path``)."""

@@ -185,6 +185,10 @@ class PackageIndex(Protocol):
         """Whether an sdist's PEP 517 backend is the package itself (``backend-path``)."""
         ...
 
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        """What an sdist's backend asks for beyond ``requires`` (get_requires_for_build_wheel)."""
+        ...
+
     def prefetch(self, names: list[NormalizedName]) -> None:
         """Start fetching these project pages in the background (a hint; may do nothing)."""
         ...

@@ -110,6 +110,15 @@ in
   };
   lock-packagesFor-darwin = { expr = builtins.attrNames darwin; expected = [ "alpha" "beta" "darwin-only" "installer" ]; };
   lock-packagesFor-darwin-deps = { expr = darwin.alpha.dependencies; expected = [ "beta" "darwin-only" ]; };
+  lock-systems = {
+    expr = [
+      (lock.systems { tool.nixpkgs-python.systems = [ "x86_64-linux" ]; })
+      (lock.systems { })
+      (lock.checkSystem "x86_64-linux" { tool.nixpkgs-python.systems = [ "x86_64-linux" ]; } "ok")
+      (lock.checkSystem "aarch64-darwin" { } "ok")
+    ];
+    expected = [ [ "x86_64-linux" ] null "ok" "ok" ];
+  };
   lock-buildFrontend = { expr = [ (lock.buildFrontend parsed) (lock.buildFrontend { }) ]; expected = [ [ "installer" ] [ "build" "installer" ] ]; };
 
   # --- fetch.nix
@@ -326,7 +335,7 @@ in
       packages = [ "alpha" "beta" "extra" "installer" ];
       pythonVersion = "3.12";
       pythonEnv = "python3.12-demo-env";
-      meta = { description = "A demo set"; maintainers = [ "someone" ]; set = "demo"; python = "3.12"; interpreterSource = "standalone"; roots = [ "alpha" ]; };
+      meta = { description = "A demo set"; maintainers = [ "someone" ]; set = "demo"; python = "3.12"; interpreterSource = "standalone"; roots = [ "alpha" ]; platforms = null; };
       provenance = "2026-01-01T00:00:00Z";
     };
   };

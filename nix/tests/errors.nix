@@ -56,4 +56,8 @@ in
     expr = overrides.disable { } "foo";
     message = "nixpkgs-python: disabled override 'foo' is not '<package>#<n>'";
   };
+  system-not-locked = {
+    expr = lock.checkSystem "aarch64-darwin" { tool.nixpkgs-python = { set = "sci"; python = "3.12"; systems = [ "x86_64-linux" "aarch64-linux" ]; }; } 1;
+    message = "nixpkgs-python: set 'sci' (Python 3.12) is locked for x86_64-linux, aarch64-linux only, not aarch64-darwin; add aarch64-darwin to 'systems'";
+  };
 }

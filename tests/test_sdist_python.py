@@ -1,0 +1,227 @@
+"""Sdist metadata with the lock's Python: hooks run in an environment of the target
+interpreter, within a bounded time; failures are remembered (issue 13, item 3)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from bot.errors import MetadataError
+from bot.index import IndexClient, IndexRoute
+from bot.index.models import DistFile
+from bot.interpreters import detect
+from tests.plugins.pypi import IndexServer
+from tests.plugins.pypi_backend import fixture_backend
+
+PY312 = detect(["3.12"]).get("3.12", "")
+needs_312 = pytest.mark.skipif(not PY312, reason="needs a CPython 3.12 to run the hook with")
+
+#: an in-tree backend that stops on any Python but 3.12, like scipy's meson backend
+STRICT_BACKEND = """
+import os, sys
+from pathlib import Path
+
+def _log(what):
+    log = os.environ.get("NIXPKGS_TEST_HOOK_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(what + "\\n")
+
+def _check():
+    _log("hook")
+    found = "%d.%d" % sys.version_info[:2]
+    if found != "3.12":
+        raise SystemExit("Minimum supported Python version is 3.12, found " + found)
+
+def get_requires_for_build_wheel(config_settings=None):
+    _check()
+    return EXTRA
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    _check()
+    info = Path(directory) / "strict-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\\nName: strict\\nVersion: 1.0\\nRequires-Dist: dep>=2\\n\\n"
+    )
+    return info.name
+"""
+
+
+def strict_sdist(dest: Path, *, extra: tuple[str, ...] = (), hook: bool = True) -> Path:
+    """An sdist with a Metadata 2.1 PKG-INFO and dynamic dependencies whose in-tree backend
+    needs Python 3.12 (``hook=False``: a backend without prepare_metadata_for_build_wheel,
+    whose build_wheel fails loudly)."""
+    source = STRICT_BACKEND.replace("EXTRA", repr(list(extra)))
+    if not hook:
+        source = source.replace("def prepare_metadata_for_build_wheel", "def _unused")
+        source += "\ndef build_wheel(wheel_directory, config_settings=None, m=None):\n"
+        source += "    _log('build_wheel')\n    raise SystemExit('a whole build was started')\n"
+    pyproject = (
+        '[build-system]\nrequires = []\nbuild-backend = "strict_backend"\n'
+        'backend-path = ["."]\n\n[project]\nname = "strict"\nversion = "1.0"\n'
+        'dynamic = ["dependencies"]\n'
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "strict-1.0.tar.gz"
+    fixture_backend.write_tar_gz(
+        path,
+        {
+            "strict-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: strict\nVersion: 1.0\n\n",
+            "strict-1.0/pyproject.toml": pyproject.encode(),
+            "strict-1.0/strict_backend.py": source.encode(),
+            "strict-1.0/strict.py": b"",
+        },
+    )
+    return path
+
+
+@pytest.fixture
+def hook_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "hooks.log"
+    monkeypatch.setenv("NIXPKGS_TEST_HOOK_LOG", str(log))
+    return log
+
+
+@pytest.fixture
+def client_for(tmp_path: Path) -> Iterator[object]:
+    clients: list[IndexClient] = []
+
+    def make(server: IndexServer) -> IndexClient:
+        client = IndexClient([IndexRoute(server.url)], cache_dir=tmp_path / "cache", backoff=0.001)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def only_file(client: IndexClient, name: str) -> DistFile:
+    (file,) = client.files(canonicalize_name(name))
+    return file
+
+
+@needs_312
+def test_hook_runs_with_the_locks_python(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    assert sys.version_info[:2] != (3, 12), "the bot must run on another Python for this case"
+    pypi_index.publish(strict_sdist(tmp_path / "dist"))
+    client = client_for(pypi_index)
+    client.build_python = ("3.12", PY312)
+    meta = client.metadata(only_file(client, "strict"))
+    assert [str(r) for r in meta.requires_dist] == ["dep>=2"]
+
+
+def test_hook_on_the_wrong_python_fails_once_and_is_remembered(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    pypi_index.publish(strict_sdist(tmp_path / "dist"))
+    first = client_for(pypi_index)
+    first.build_python = ("3.12", sys.executable)  # not 3.12: the backend refuses it
+    with pytest.raises(MetadataError) as info:
+        first.metadata(only_file(first, "strict"))
+    assert "Minimum supported Python version is 3.12" in str(info.value)
+    runs = hook_log.read_text().count("hook")
+    assert runs >= 1
+    # a later run (same cache) does not try again ...
+    second = client_for(pypi_index)
+    second.build_python = ("3.12", sys.executable)
+    with pytest.raises(MetadataError, match="remembered from an earlier run") as info:
+        second.metadata(only_file(second, "strict"))
+    assert "--refresh" in str(info.value)
+    assert hook_log.read_text().count("hook") == runs
+    # ... until --refresh
+    third = client_for(pypi_index)
+    third.build_python = ("3.12", sys.executable)
+    third.refresh = True
+    with pytest.raises(MetadataError, match="Minimum supported Python"):
+        third.metadata(only_file(third, "strict"))
+    assert hook_log.read_text().count("hook") > runs
+
+
+def test_no_interpreter_for_the_version_is_one_clear_error(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    pypi_index.publish(strict_sdist(tmp_path / "dist"))
+    client = client_for(pypi_index)
+    client.build_python = ("3.12", "")
+    with pytest.raises(MetadataError, match=r"no Python 3\.12 interpreter") as info:
+        client.metadata(only_file(client, "strict"))
+    assert "pyenv install 3.12" in str(info.value)
+    assert not hook_log.exists()
+
+
+def test_static_project_table_needs_no_backend(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    # like meson-python's sdists: Metadata 2.1 PKG-INFO (untrusted), no metadata hook, but
+    # every field the resolver reads is static in [project]: no backend run, no whole build
+    path = tmp_path / "dist" / "strict-1.0.tar.gz"
+    strict_sdist(tmp_path / "dist", hook=False)
+    import tarfile
+
+    with tarfile.open(path) as tf:
+        members = {
+            m.name: tf.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tf.getmembers()
+            if m.isfile()
+        }
+    members["strict-1.0/pyproject.toml"] = members["strict-1.0/pyproject.toml"].replace(
+        b'dynamic = ["dependencies"]\n',
+        b'requires-python = ">=3.12"\ndependencies = ["dep>=2"]\n'
+        b"[project.optional-dependencies]\nfast = [\"speed; sys_platform == 'linux'\"]\n",
+    )
+    fixture_backend.write_tar_gz(path, members)
+    pypi_index.publish(path)
+    client = client_for(pypi_index)
+    client.build_python = ("3.12", sys.executable)
+    meta = client.metadata(only_file(client, "strict"))
+    assert [str(r) for r in meta.requires_dist] == [
+        "dep>=2",
+        'speed; sys_platform == "linux" and extra == "fast"',
+    ]
+    assert str(meta.requires_python) == ">=3.12"
+    assert meta.provides_extra == ("fast",)
+    assert not hook_log.exists()
+
+
+def test_backend_without_metadata_hook_falls_back_to_a_bounded_build(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    pypi_index.publish(strict_sdist(tmp_path / "dist", hook=False))
+    client = client_for(pypi_index)
+    client.build_python = ("3.12", PY312 or sys.executable)
+    with pytest.raises(MetadataError, match="failed to produce metadata") as info:
+        client.metadata(only_file(client, "strict"))
+    assert "a whole build was started" in str(info.value)
+    assert "build_wheel" in hook_log.read_text()
+
+
+def test_missing_backend_is_one_clear_error(
+    pypi_index: IndexServer, client_for, tmp_path: Path
+) -> None:
+    path = strict_sdist(tmp_path / "dist")
+    import tarfile
+
+    with tarfile.open(path) as tf:
+        members = {
+            m.name: tf.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tf.getmembers()
+            if m.isfile()
+        }
+    del members["strict-1.0/strict_backend.py"]
+    fixture_backend.write_tar_gz(path, members)
+    pypi_index.publish(path)
+    client = client_for(pypi_index)
+    client.build_python = ("3.12", sys.executable)
+    file = only_file(client, "strict")
+    with pytest.raises(MetadataError, match="from its backend 'strict_backend'"):
+        client.metadata(file)
+    # asking for its build requirements only warns: the build meets the same problem
+    assert client.dynamic_build_requires(file) == ()
