@@ -65,6 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, b"", Location="/private")
         elif self.path.startswith("/elsewhere/"):
             self._send(302, b"", Location=f"http://127.0.0.1:{self.path.split('/')[2]}/private")
+        elif self.path == "/to-bad-port":
+            self._send(302, b"", Location="http://127.0.0.1:99999/x")
+        elif self.path == "/to-bad-ipv6":
+            self._send(302, b"", Location="http://[::1/x")
         elif self.path == "/then-close":
             # keep-alive promised, then the server drops the connection anyway (as servers
             # do with idle connections)
@@ -147,6 +151,13 @@ def test_redirects_gzip_and_identity(server: _Server) -> None:
         assert info.value.where == f"http://127.0.0.1:{server.port}/redirect/11"
     finally:
         http.close()
+
+
+@pytest.mark.parametrize("path", ["/to-bad-port", "/to-bad-ipv6"])
+def test_a_redirect_to_a_malformed_url_is_one_error(server: _Server, path: str) -> None:
+    with pytest.raises(IndexError_, match="unusable URL") as info:
+        Http(retries=0).get(f"http://127.0.0.1:{server.port}{path}")
+    assert "malformed URL" in str(info.value)
 
 
 def test_credentials_in_the_url_are_basic_auth_for_that_origin_only(server: _Server) -> None:

@@ -360,8 +360,15 @@ class Http:
         origin: _Key | None = None
         auth: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
-            parts = urlsplit(url)
-            key = _key(parts)
+            try:
+                parts = urlsplit(url)
+                key = _key(parts)  # reads the port: a bad one (or IPv6 literal) is a ValueError
+            except ValueError as exc:
+                raise IndexError_(
+                    f"unusable URL {url!r} ({exc})",
+                    where=url,
+                    hint="an index (or a redirect it sent) named a malformed URL",
+                ) from None
             if key is None:
                 raise IndexError_(
                     f"unsupported URL {url!r}",
@@ -378,7 +385,14 @@ class Http:
             location = resp.headers.get("Location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+            except ValueError as exc:
+                raise IndexError_(
+                    f"unusable URL {location!r} ({exc})",
+                    where=url,
+                    hint="an index (or a redirect it sent) named a malformed URL",
+                ) from None
         raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
     def _via(self, key: _Key) -> str:
