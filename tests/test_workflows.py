@@ -21,11 +21,13 @@ x86_64-darwin, which hosted runners lack, is reported as not built (no remote bu
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,12 +186,26 @@ def hosted_standin(
         yield standin
 
 
+def advisories_zip() -> Path:
+    """The OSV fixture (tests/data/osv) as OSV's all.zip, built once per session."""
+    import zipfile
+
+    target = Path(tempfile.gettempdir()) / f"nixpkgs-python-osv-fixture-{os.getpid()}.zip"
+    if not target.exists():
+        with zipfile.ZipFile(target, "w") as zf:
+            for record in sorted((ROOT / "tests" / "data" / "osv").glob("*.json")):
+                zf.write(record, record.name)
+    return target
+
+
 def runner_env(standin: Standin, **extra: str) -> dict[str, str]:
     """What a runner's environment holds: the nixpkgs to build with (the stand-in for the
-    pin), nix.conf (substitute from its cache; this machine runs the other systems too)."""
+    pin), nix.conf (substitute from its cache; this machine runs the other systems too), and
+    where the advisory database comes from (a local file: no network in tests)."""
     return {
         "NIXPKGS_PYTHON_NIXPKGS": str(standin.path),
         "NIX_CONFIG": standin.nix_config + EXTRA_PLATFORMS,
+        "NIXPKGS_PYTHON_ADVISORIES_URL": f"file://{advisories_zip()}",
         **extra,
     }
 
@@ -266,6 +282,7 @@ def test_nightly_under_act(
     assert git(remote, "log", "-1", "--format=%s", branch).startswith("demo: +nb-app 1.0")
     assert git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml")
     assert "x86_64-darwin: not built" in run.log
+    assert "no advisory database" not in run.log  # fetched (here: the local fixture)
     # a maintainer merges the night's pull request
     git(remote, "update-ref", "refs/heads/main", branch)
 
