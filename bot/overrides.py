@@ -45,6 +45,7 @@ KEYS = frozenset(
         "patches",
         "imports-check",
         "check",
+        "system-libraries",
     }
 )
 _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_'.-]*$")
@@ -66,6 +67,7 @@ class Override:
     until: Version | None = None
     native_build_inputs: tuple[str, ...] = ()
     build_inputs: tuple[str, ...] = ()
+    system_libraries: tuple[str, ...] = ()
     build_requires: tuple[Requirement, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     patches: tuple[str, ...] = ()
@@ -114,9 +116,15 @@ def parse_entry(
         raise OverrideError(f"empty version range [{from_}, {until})", where=where)
     natives = _strings(data.get("native-build-inputs", []), "native-build-inputs", where)
     libs = _strings(data.get("build-inputs", []), "build-inputs", where)
-    for attr in (*natives, *libs):
-        if not _ATTR.match(attr):
-            raise OverrideError(f"{attr!r} is not a nixpkgs attribute name", where=where)
+    system_libs = _strings(data.get("system-libraries", []), "system-libraries", where)
+    for attr in (*natives, *libs, *system_libs):
+        if not _ATTR.match(attr) or ".." in attr or attr.endswith("."):
+            raise OverrideError(
+                f"{attr!r} is not a nixpkgs attribute path",
+                where=where,
+                hint="a name or a dotted path to a nested attribute or output: "
+                "'zlib', 'libxml2.dev', 'postgresql.pg_config'",
+            )
     requires = []
     for text in _strings(data.get("build-requires", []), "build-requires", where):
         try:
@@ -153,6 +161,7 @@ def parse_entry(
         until=until,
         native_build_inputs=natives,
         build_inputs=libs,
+        system_libraries=system_libs,
         build_requires=tuple(requires),
         env=dict(env),
         patches=patches,
