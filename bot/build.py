@@ -30,12 +30,17 @@ from bot.interpreters import build_options, detect, load_local
 from bot.lock import read_lock
 from bot.nix import run_nix
 from bot.proc import tail
+from bot.suggest import SuggestError, Suggestion, render, repo_map, suggest
 
 LOCK = re.compile(r"^pylock\.py3(\d+)\.toml$")
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
 FAILED_DRV = re.compile(
     r"(?:builder for|hash mismatch in fixed-output derivation|cannot build derivation) "
     r"'(/nix/store/[a-z0-9]{32}-([^']+)\.drv)'"
+)
+#: the Nix library's trace of an override a standalone build cannot honour
+NOT_HONOURED = re.compile(
+    r"^trace: (nixpkgs-python: package '[^']+': override not honoured.*)$", re.M
 )
 DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
 LOG_LINES = 30
@@ -81,6 +86,10 @@ class BuildResult:
     log_tail: str = ""
     error: str | None = None
     duration: float = 0.0
+    #: override entries that would fix the failed package, from its log (bot/suggest.py)
+    suggestions: list[Suggestion] = field(default_factory=list)
+    #: override entries this build could not honour (standalone: no nixpkgs inputs)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -96,6 +105,8 @@ class BuildResult:
             "failed_drv": self.failed_drv,
             "log_tail": self.log_tail,
             "error": self.error,
+            "suggestions": [s.to_json() for s in self.suggestions],
+            "notes": self.notes,
             "seconds": round(self.duration, 3),
         }
 
@@ -155,14 +166,28 @@ def error_block(stderr: str, drv: str) -> str:
     return ""
 
 
-def build_log(drv: str, fallback: str) -> str:
-    """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
+def full_build_log(drv: str, fallback: str) -> str:
+    """``drv``'s build log (``nix log``), or ``fallback`` when there is none."""
     try:
         proc = run_nix("nix", ["log", drv], check=True, timeout=60, what="nix log")
         text = "\n".join(ln for ln in proc.stdout.splitlines() if not ln.startswith("@nix "))
     except NixError:
         text = ""
-    return tail(text if text.strip() else fallback, LOG_LINES)
+    return text if text.strip() else fallback
+
+
+def build_log(drv: str, fallback: str) -> str:
+    """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
+    return tail(full_build_log(drv, fallback), LOG_LINES)
+
+
+def suggestions_for(repo: Path, log: str) -> list[Suggestion]:
+    """The override entries ``log`` (a failed package's) suggests; none if the map is broken
+    (the build's failure is the news, the map's error is reported by `overrides check`)."""
+    try:
+        return suggest(log, repo_map(repo))
+    except SuggestError:
+        return []
 
 
 def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
@@ -315,6 +340,7 @@ def build_one(
         cwd=opts.repo,
     )
     result = BuildResult(set_name, python, ok=proc.returncode == 0)
+    result.notes = list(dict.fromkeys(NOT_HONOURED.findall(proc.stderr)))
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out
@@ -328,7 +354,9 @@ def build_one(
             result.failed_drv, result.failed_package = failed[0]
             result.failed_packages = list(dict.fromkeys(p for _, p in failed))
             block = error_block(proc.stderr, failed[0][0])
-            result.log_tail = build_log(failed[0][0], block or proc.stderr)
+            full = full_build_log(failed[0][0], block or proc.stderr)
+            result.log_tail = tail(full, LOG_LINES)
+            result.suggestions = suggestions_for(opts.repo, full)
             result.error = f"package '{result.failed_package}' failed to build: " + (
                 block or result.failed_drv
             )
@@ -394,4 +422,6 @@ def summary(results: Sequence[BuildResult]) -> str:
             where = f" (Python {r.python})" if r.python else ""
             lines.append(f"FAILED  {r.set}{where}: {r.error}")
             lines += [f"    {line}" for line in r.log_tail.splitlines()]
+            lines += [f"    {line}" for line in render(r.failed_package or "?", r.suggestions)]
+        lines += [f"    note: {n}" for n in r.notes]
     return "\n".join(lines)
