@@ -329,7 +329,8 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
         "closure_bytes": s.closure_bytes,
         "failing_package": s.failing_package,
         "log_tail": s.log_tail,
-        "suggestions": list(s.suggestions),
+        # only with a failure that has them (reports without keep their shape)
+        **({"suggestions": list(s.suggestions)} if s.suggestions else {}),
         "held": [
             {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
         ],
