@@ -113,7 +113,7 @@ rec {
         inherit installerPath;
       } // (if pkgs == null then { } else {
         linkage = {
-          libraryPaths = libraryPaths (map nixpkgsInput (attrs.buildInputs ++ attrs.systemLibraries))
+          libraryPaths = libraryPaths (map nixpkgsInput (attrs.buildInputs ++ (if autoPatchelf then attrs.systemLibraries else [ ])))
             ++ (if pkgs.stdenv ? cc then libraryPaths [ (pkgs.stdenv.cc.cc.lib or null) ] else [ ]);
         };
       }) // (if attrs.nativeBuildInputs ++ attrs.buildInputs ++ attrs.systemLibraries == [ ] then { } else {
