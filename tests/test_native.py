@@ -42,6 +42,9 @@ nptest = "nptest"
 nptool = "nptool"
 [modules]
 fixture_backend = "fixture-backend"
+[external]
+"virtual:compiler/c" = ""
+"pkg:generic/nptest" = "nptest"
 """
 C_SOURCE = """\
 #include <Python.h>
@@ -174,13 +177,18 @@ def cext_sdist(dest: Path, name: str, cext: str, c_source: str) -> Path:
         modules={f"{name}.c": c_source},
     )
     # make_sdist writes the fixture backend's table; add the cext one
+    return append_pyproject(path, f"[tool.cext]\n{cext}\n")
+
+
+def append_pyproject(path: Path, text: str) -> Path:
+    """Rewrite the sdist at ``path`` with ``text`` appended to its pyproject.toml."""
     members = {}
     with tarfile.open(path) as tf:
         for m in tf.getmembers():
             f = tf.extractfile(m)
             members[m.name] = f.read() if f else b""
     key = next(k for k in members if k.endswith("/pyproject.toml"))
-    members[key] += f"\n[tool.cext]\n{cext}\n".encode()
+    members[key] += f"\n{text}".encode()
     fixture_backend.write_tar_gz(path, members)
     return path
 
@@ -427,6 +435,12 @@ def test_sdist_missing_its_build_backend_gets_a_build_requirement(
     sdist = make_sdist(
         tmp_path / "sd", "forgetful", "1.0", build_requires=[], build_backend="fixture_backend"
     )
+    # ... and declares what it needs from outside PyPI (PEP 725)
+    append_pyproject(
+        sdist,
+        '[external]\nbuild-requires = ["virtual:compiler/c"]\n'
+        'host-requires = ["pkg:generic/nptest@>=1"]\n',
+    )
     for path in [*frontend_wheels.values(), backend_wheel, sdist]:
         index.publish(path)
     (nix_repo.sets / "nat").mkdir()
@@ -444,6 +458,8 @@ def test_sdist_missing_its_build_backend_gets_a_build_requirement(
     first = failed.suggestions[0]
     assert (first.key, first.value) == ("build-requires", "fixture-backend")
     assert "fixture_backend" in first.evidence
+    # the [external] DepURLs map too (the C compiler is stdenv's: nothing to declare)
+    assert [(x.key, x.value) for x in failed.suggestions[1:]] == [("build-inputs", "nptest")]
     add_override(nix_repo, "forgetful", first.entry())
     assert [o.status for o in lock_sets(opts)] == ["updated"]
     result = build(nix_repo)
