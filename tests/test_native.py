@@ -544,3 +544,26 @@ def test_standalone_build_names_each_entry_it_cannot_honour(
     assert len(result.notes) == 2
     assert "links nptest [nptest]" in result.notes[0]
     assert "runs pg_config [postgresql.pg_config]" in result.notes[1]
+
+
+# --- the nightly re-validation cannot judge native inputs without nixpkgs --------------------
+
+
+def test_standalone_revalidation_leaves_native_entries_inconclusive(tmp_path: Path) -> None:
+    from bot.overrides import parse_entry
+    from bot.revalidate import Locked, _check, native_only
+
+    def override(**data: object) -> object:
+        return parse_entry("psycopg2", {"reason": "r", **data}, "t", tmp_path)  # type: ignore[arg-type]
+
+    native = override(**{"native-build-inputs": ["postgresql.pg_config"]})
+    assert native_only(native)  # type: ignore[arg-type]
+    assert not native_only(override(**{"build-inputs": ["libyaml"], "env": {"A": "1"}}))  # type: ignore[arg-type]
+    assert not native_only(override(env={"A": "1"}))  # type: ignore[arg-type]
+    opts = BuildOptions(
+        sets=[], python=None, out_link=None, keep_going=False, repo=tmp_path, nixpkgs=False
+    )
+    where = [Locked("native", "3.13", "2.9.13", frozenset({"x86_64-linux"}))]
+    finding = _check(opts, native, 1, where, {}, {"3.13": sys.executable}, None)  # type: ignore[arg-type]
+    assert finding.kind == "inconclusive"
+    assert "only a build with nixpkgs can tell" in (finding.detail or "")
