@@ -42,6 +42,8 @@ FAILED_DRV = re.compile(
 NOT_HONOURED = re.compile(
     r"^trace: (nixpkgs-python: package '[^']+': override not honoured.*)$", re.M
 )
+#: the builder's linkage check: a library found only on this machine (standalone builds)
+LINKAGE_WARNING = re.compile(r"^(?:[^\n]*> )?nixpkgs-python: (linkage check: warning: .*)$", re.M)
 DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
 LOG_LINES = 30
 
@@ -340,7 +342,9 @@ def build_one(
         cwd=opts.repo,
     )
     result = BuildResult(set_name, python, ok=proc.returncode == 0)
-    result.notes = list(dict.fromkeys(NOT_HONOURED.findall(proc.stderr)))
+    result.notes = list(
+        dict.fromkeys(NOT_HONOURED.findall(proc.stderr) + LINKAGE_WARNING.findall(proc.stderr))
+    )
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,7 +150,8 @@ def natives(
         "npzlib",
         "1.0",
         metadata=fixture_backend.core_metadata("npzlib", "1.0"),
-        files={zlib_so.name: zlib_so.read_bytes()},
+        # a fresh wheel each session, so the build (and its log) happens in the test
+        files={zlib_so.name: zlib_so.read_bytes(), "npzlib_nonce.txt": uuid.uuid4().bytes},
         tag=tag,
     )
     out["npzlib"] = d / name
@@ -331,6 +333,9 @@ def test_wheel_linking_a_machine_library_warns_what_nixpkgs_would_miss(
     ).stdout
     assert "needs libz.so.1, found only on this machine" in log
     assert "nixpkgs would miss it" in log
+    # and the build says so too (on the run that built it)
+    [note] = [n for n in result.notes if "linkage check" in n]
+    assert "npzlib.cpython-312-x86_64-linux-gnu.so needs libz.so.1" in note
 
 
 # --- sdists: a missing header, command, backend -> the suggestion -> it builds ------------------
