@@ -367,6 +367,10 @@ def test_sdist_with_header_and_library_from_a_declared_input(
         entry(sdist, build_requires=["cext-backend"]),
     ]
     lock(nix_repo, index, entries, ["npext"])
+    # standalone: this machine has no nptest.h; the failure names the entry nixpkgs needs
+    alone = build(nix_repo)
+    assert not alone.ok
+    assert [(s.key, s.value) for s in alone.suggestions][:1] == [("build-inputs", "nptest.dev")]
     failed = build(nix_repo, served_standin)
     assert not failed.ok
     assert failed.failed_package == "npext"
@@ -375,6 +379,10 @@ def test_sdist_with_header_and_library_from_a_declared_input(
     assert (first.key, first.value) == ("build-inputs", "nptest.dev")
     assert "fatal error: nptest.h: No such file or directory" in first.evidence
     add_override(nix_repo, "npext", first.entry())
+    # standalone cannot honour it: still failing, and saying which entry it did not honour
+    alone = build(nix_repo)
+    assert not alone.ok
+    assert any("[nptest.dev]" in n for n in alone.notes)
     result = build(nix_repo, served_standin)
     assert result.ok, result.log_tail
     python = Path(result.out_path or "") / "bin" / "python"
