@@ -6,8 +6,9 @@
     from = "1.0"            # optional, inclusive (PEP 440)
     until = "2.0"           # optional, exclusive
     reason = "one line: why this is needed"          # required
-    native-build-inputs = ["pkg-config"]             # nixpkgs attribute names
-    build-inputs = ["zlib"]                          # nixpkgs attribute names (libraries)
+    native-build-inputs = ["postgresql.pg_config"]   # nixpkgs attribute paths (tools)
+    build-inputs = ["libxml2.dev"]                   # nixpkgs attribute paths (libraries)
+    system-libraries = ["zlib"]                      # linked, not bundled, by a Linux wheel
     build-requires = ["setuptools-scm>=8"]           # extra PEP 508 build requirements
     env = { SETUPTOOLS_SCM_PRETEND_VERSION = "1.0" } # build environment
     patches = ["patches/foo-fix.patch"]              # relative to overrides/, sdists only
