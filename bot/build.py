@@ -30,6 +30,7 @@ from bot.interpreters import build_options, detect, load_local
 from bot.lock import read_lock
 from bot.nix import run_nix
 from bot.proc import tail
+from bot.suggest import SuggestError, Suggestion, render, repo_map, suggest
 
 LOCK = re.compile(r"^pylock\.py3(\d+)\.toml$")
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
@@ -37,6 +38,12 @@ FAILED_DRV = re.compile(
     r"(?:builder for|hash mismatch in fixed-output derivation|cannot build derivation) "
     r"'(/nix/store/[a-z0-9]{32}-([^']+)\.drv)'"
 )
+#: the Nix library's trace of an override a standalone build cannot honour
+NOT_HONOURED = re.compile(
+    r"^trace: (nixpkgs-python: package '[^']+': override not honoured.*)$", re.M
+)
+#: the builder's linkage check: a library found only on this machine (standalone builds)
+LINKAGE_WARNING = re.compile(r"^(?:[^\n]*> )?nixpkgs-python: (linkage check: warning: .*)$", re.M)
 DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
 #: the Nix library's line naming a package whose check failed an environment (nix/builder.py)
 CHECK_FAILED = re.compile(r"nixpkgs-python: package '([^']+)' (?:imports|tests) check failed")
@@ -92,6 +99,10 @@ class BuildResult:
     log_tail: str = ""
     error: str | None = None
     duration: float = 0.0
+    #: override entries that would fix the failed package, from its log (bot/suggest.py)
+    suggestions: list[Suggestion] = field(default_factory=list)
+    #: override entries this build could not honour (standalone: no nixpkgs inputs)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -108,6 +119,8 @@ class BuildResult:
             "failed_drv": self.failed_drv,
             "log_tail": self.log_tail,
             "error": self.error,
+            "suggestions": [s.to_json() for s in self.suggestions],
+            "notes": self.notes,
             "seconds": round(self.duration, 3),
         }
 
@@ -190,6 +203,15 @@ def build_log(drv: str, fallback: str) -> str:
     """The tail of ``drv``'s build log (``nix log``), or of ``fallback`` when there is none."""
     text = full_log(drv)
     return tail(text if text.strip() else fallback, LOG_LINES)
+
+
+def suggestions_for(repo: Path, log: str) -> list[Suggestion]:
+    """The override entries ``log`` (a failed package's) suggests; none if the map is broken
+    (the build's failure is the news, the map's error is reported by `overrides check`)."""
+    try:
+        return suggest(log, repo_map(repo))
+    except SuggestError:
+        return []
 
 
 def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
@@ -423,6 +445,9 @@ def build_one(
         cwd=opts.repo,
     )
     result.ok = proc.returncode == 0
+    result.notes = list(
+        dict.fromkeys(NOT_HONOURED.findall(proc.stderr) + LINKAGE_WARNING.findall(proc.stderr))
+    )
     if result.ok:
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out
@@ -447,6 +472,7 @@ def build_one(
                     dict.fromkeys([*checked, *(p for d, p in failed if d not in envs)])
                 )
                 block = f"its checks failed in {result.failed_drv}"
+            result.suggestions = suggestions_for(opts.repo, text or block or proc.stderr)
             result.error = f"package '{result.failed_package}' failed to build: " + (
                 block or result.failed_drv
             )
@@ -534,4 +560,6 @@ def summary(results: Sequence[BuildResult]) -> str:
             where = f" (Python {r.python}{on})" if r.python else f" ({on.strip()})" if on else ""
             lines.append(f"FAILED  {r.set}{where}: {r.error}")
             lines += [f"    {line}" for line in r.log_tail.splitlines()]
+            lines += [f"    {line}" for line in render(r.failed_package or "?", r.suggestions)]
+        lines += [f"    note: {n}" for n in r.notes]
     return "\n".join(lines)

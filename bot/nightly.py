@@ -300,6 +300,7 @@ def night_set(
                     build_seconds=seconds,
                     failing_package=first.failed_package,
                     log_tail=first.log_tail or first.error,
+                    suggestions=tuple(x.line() for x in first.suggestions),
                 ),
                 failures=[
                     (r.python, r.failed_package, r.log_tail or r.error or "") for r in failed

@@ -6,8 +6,9 @@
     from = "1.0"            # optional, inclusive (PEP 440)
     until = "2.0"           # optional, exclusive
     reason = "one line: why this is needed"          # required
-    native-build-inputs = ["pkg-config"]             # nixpkgs attribute names
-    build-inputs = ["zlib"]                          # nixpkgs attribute names (libraries)
+    native-build-inputs = ["postgresql.pg_config"]   # nixpkgs attribute paths (tools)
+    build-inputs = ["libxml2.dev"]                   # nixpkgs attribute paths (libraries)
+    system-libraries = ["zlib"]                      # linked, not bundled, by a Linux wheel
     build-requires = ["setuptools-scm>=8"]           # extra PEP 508 build requirements
     env = { SETUPTOOLS_SCM_PRETEND_VERSION = "1.0" } # build environment
     patches = ["patches/foo-fix.patch"]              # relative to overrides/, sdists only
@@ -45,6 +46,7 @@ KEYS = frozenset(
         "patches",
         "imports-check",
         "check",
+        "system-libraries",
     }
 )
 _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_'.-]*$")
@@ -66,6 +68,7 @@ class Override:
     until: Version | None = None
     native_build_inputs: tuple[str, ...] = ()
     build_inputs: tuple[str, ...] = ()
+    system_libraries: tuple[str, ...] = ()
     build_requires: tuple[Requirement, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     patches: tuple[str, ...] = ()
@@ -114,9 +117,15 @@ def parse_entry(
         raise OverrideError(f"empty version range [{from_}, {until})", where=where)
     natives = _strings(data.get("native-build-inputs", []), "native-build-inputs", where)
     libs = _strings(data.get("build-inputs", []), "build-inputs", where)
-    for attr in (*natives, *libs):
-        if not _ATTR.match(attr):
-            raise OverrideError(f"{attr!r} is not a nixpkgs attribute name", where=where)
+    system_libs = _strings(data.get("system-libraries", []), "system-libraries", where)
+    for attr in (*natives, *libs, *system_libs):
+        if not _ATTR.match(attr) or ".." in attr or attr.endswith("."):
+            raise OverrideError(
+                f"{attr!r} is not a nixpkgs attribute path",
+                where=where,
+                hint="a name or a dotted path to a nested attribute or output: "
+                "'zlib', 'libxml2.dev', 'postgresql.pg_config'",
+            )
     requires = []
     for text in _strings(data.get("build-requires", []), "build-requires", where):
         try:
@@ -153,6 +162,7 @@ def parse_entry(
         until=until,
         native_build_inputs=natives,
         build_inputs=libs,
+        system_libraries=system_libs,
         build_requires=tuple(requires),
         env=dict(env),
         patches=patches,

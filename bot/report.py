@@ -134,6 +134,8 @@ class SetReport:
     held: tuple[HeldPackage, ...] = ()
     commit: str | None = None
     freshness: Freshness | None = None
+    #: override entries suggested by the failing package's log (bot/suggest.py), one line each
+    suggestions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,9 @@ def _set_section(s: SetReport) -> list[str]:
             )
     if s.status == "failed":
         lines += ["", f"Failing package: `{s.failing_package or 'unknown'}`"]
+        if s.suggestions:
+            lines += ["", "Suggested override (from its build log):", ""]
+            lines += [f"- {line}" for line in s.suggestions]
         if s.log_tail:
             tail = s.log_tail[-LOG_TAIL_CHARS:].rstrip()
             fence = _fence(tail)
@@ -347,6 +352,8 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
         "closure_bytes": s.closure_bytes,
         "failing_package": s.failing_package,
         "log_tail": s.log_tail,
+        # only with a failure that has them (reports without keep their shape)
+        **({"suggestions": list(s.suggestions)} if s.suggestions else {}),
         "held": [
             {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
         ],
@@ -415,6 +422,7 @@ def from_json(text: str) -> NightReport:
                 ),
                 commit=s["commit"],
                 freshness=_freshness_from(s.get("freshness")),
+                suggestions=tuple(str(x) for x in s.get("suggestions", [])),
             )
         )
     return NightReport(

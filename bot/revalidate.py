@@ -396,6 +396,19 @@ def revalidate(
     return findings
 
 
+def native_only(entry: Override) -> bool:
+    """Whether ``entry`` says nothing but nixpkgs inputs (which standalone builds ignore)."""
+    native = entry.native_build_inputs or entry.build_inputs or entry.system_libraries
+    other = (
+        entry.build_requires
+        or entry.env
+        or entry.patches
+        or entry.imports_check is not None
+        or entry.check_command
+    )
+    return bool(native) and not other
+
+
 def _check(
     opts: builder.BuildOptions,
     entry: Override,
@@ -410,16 +423,19 @@ def _check(
     newest = max(versions, key=_vkey)
     at = [lk for lk in where if lk.version == newest]
     runnable = [lk for lk in at if opts.nixpkgs or lk.python in interps]
+    detail = None
     if not runnable:
         pythons = " or ".join(sorted({lk.python for lk in at}))
+        detail = f"no standalone Python {pythons} on this machine to build it with"
+    elif not opts.nixpkgs and native_only(entry):
+        # standalone builds ignore native inputs: "builds without it" would prove nothing
+        detail = (
+            "its nixpkgs inputs are not honoured by a standalone build; "
+            "only a build with nixpkgs can tell whether it is still needed"
+        )
+    if detail is not None:
         return _finding(
-            entry,
-            index,
-            lines,
-            "inconclusive",
-            versions,
-            tested_version=newest,
-            detail=f"no standalone Python {pythons} on this machine to build it with",
+            entry, index, lines, "inconclusive", versions, tested_version=newest, detail=detail
         )
     # newest Python first: the one most likely to show a change upstream made
     lk = sorted(runnable, key=lambda x: (_vkey(x.python), x.set), reverse=True)[0]

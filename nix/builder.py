@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
@@ -224,9 +225,25 @@ def run(argv: list[str], *, cwd: Path | None = None, what: str) -> None:
         fail(f"{what} failed (exit code {proc.returncode})")
 
 
+def log_external(source: Path) -> None:
+    """Log the sdist's PEP 725 ``[external]`` table (the DepURLs of what it needs from outside
+    PyPI): a failed build's suggestions (bot/suggest.py) map them to nixpkgs attributes."""
+    import tomllib
+
+    try:
+        external = tomllib.loads((source / "pyproject.toml").read_text()).get("external", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return
+    for table in ("build-requires", "host-requires", "dependencies"):
+        urls = external.get(table, []) if isinstance(external, dict) else []
+        if isinstance(urls, list) and urls and all(isinstance(u, str) for u in urls):
+            log(f"[external] {table}: {', '.join(urls)}")
+
+
 def build_sdist(sdist: Path, tmp: Path) -> Path:
     """Build a wheel from ``sdist`` with ``build --no-isolation`` in a venv of the build closure."""
     source = unpack(sdist, tmp / "source")
+    log_external(source)
     for patch in CONFIG.get("patches", []):
         run(
             ["patch", "-p1", "--batch", "--forward", "-i", patch],
@@ -573,6 +590,184 @@ def check_locked_metadata(wheel: Path) -> None:
     log(f"metadata check: {built} declares the metadata the lock was resolved from")
 
 
+# --- the linkage check ------------------------------------------------------------------------
+# Every ELF file an installed package ships (extension modules, bundled libraries) names the
+# libraries it needs (DT_NEEDED).  Each must be bundled with the package (`foo.libs/`), be the
+# interpreter's or the C runtime's, or come from a declared input (an override's build-inputs
+# or system-libraries, whose lib directories the config lists): else the package would fail
+# at import time on a machine that is not this one.  Standalone builds also accept what this
+# machine's loader finds, but warn that nixpkgs would miss it.
+
+ELF_MAGIC = b"\x7fELF"
+#: what glibc and the compiler runtime (stdenv) provide to every build
+RUNTIME_LIBRARIES = {
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+    "libresolv.so.2",
+    "libmvec.so.1",
+    "libanl.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+    "ld-linux.so.2",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+}
+
+
+def elf_dynamic(path: Path) -> tuple[list[str], list[str]] | None:  # noqa: PLR0911
+    """(DT_NEEDED names, DT_RPATH/DT_RUNPATH entries) of an ELF file; None if it is not one
+    (or has no dynamic section).  A small reader: the ELF header, the program headers, the
+    PT_DYNAMIC segment and the string table it points to."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if (
+            len(head) < 52
+            or head[:4] != ELF_MAGIC
+            or head[4] not in (1, 2)
+            or head[5] not in (1, 2)
+        ):
+            return None
+        wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+
+        if wide:
+            phoff, phentsize, phnum = (
+                struct.unpack_from(order + "Q", head, 32)[0],
+                *struct.unpack_from(order + "HH", head, 54),
+            )
+        else:
+            phoff, phentsize, phnum = (
+                struct.unpack_from(order + "I", head, 28)[0],
+                *struct.unpack_from(order + "HH", head, 42),
+            )
+        if phnum > 4096 or phentsize < (56 if wide else 32):
+            return None
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+        loads: list[tuple[int, int, int]] = []
+        dynamic: tuple[int, int] | None = None
+        for i in range(phnum):
+            raw = table[i * phentsize : (i + 1) * phentsize]
+            if len(raw) < phentsize:
+                return None
+            if wide:
+                ptype, _, offset, vaddr, _, filesz = struct.unpack_from(order + "IIQQQQ", raw)
+            else:
+                ptype, offset, vaddr, _, filesz = struct.unpack_from(order + "IIIII", raw)
+            if ptype == 1:  # PT_LOAD
+                loads.append((vaddr, offset, filesz))
+            elif ptype == 2:  # PT_DYNAMIC
+                dynamic = (offset, filesz)
+        if dynamic is None:
+            return None
+        f.seek(dynamic[0])
+        data = f.read(min(dynamic[1], 1 << 20))
+        size = 16 if wide else 8
+        fmt = order + ("qQ" if wide else "iI")
+        entries = [struct.unpack_from(fmt, data, i) for i in range(0, len(data) - size + 1, size)]
+        strtab = next((v for t, v in entries if t == 5), None)  # DT_STRTAB (an address)
+        if strtab is None:
+            return None
+        base = next((o + strtab - va for va, o, sz in loads if va <= strtab < va + sz), None)
+        if base is None:
+            return None
+
+        def string(at: int) -> str:
+            f.seek(base + at)
+            return f.read(4096).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+        needed = [string(v) for t, v in entries if t == 1]  # DT_NEEDED
+        paths = [p for t, v in entries if t in (15, 29) for p in string(v).split(":") if p]
+        return needed, paths
+
+
+def elf_files(root: Path) -> list[Path]:
+    """The ELF files under ``root`` (symlinks not followed)."""
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as f:
+                if f.read(4) == ELF_MAGIC:
+                    out.append(path)
+    return out
+
+
+def machine_libraries() -> dict[str, str]:
+    """soname -> path of what this machine's dynamic loader finds (``ldconfig -p``)."""
+    for ldconfig in ("/sbin/ldconfig", "/usr/sbin/ldconfig", "/usr/bin/ldconfig"):
+        if os.path.exists(ldconfig):
+            proc = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, check=False)
+            found: dict[str, str] = {}
+            for line in proc.stdout.splitlines()[1:]:
+                name, sep, path = line.strip().partition(" => ")
+                if sep:
+                    found.setdefault(name.split(" (")[0], path)
+            return found
+    return {}
+
+
+def linkage_check(out: Path) -> None:
+    """Fail when an installed ELF file needs a library nothing here provides (see above)."""
+    import sysconfig
+
+    files = elf_files(out)
+    if not files:
+        return
+    linkage = CONFIG.get("linkage")
+    standalone = linkage is None
+    # bundled: any file of the package (its runtime closure is not an input of its build:
+    # a library only another wheel of the closure bundles is not seen here)
+    provided: dict[str, str] = {}
+    for root in [out, *map(Path, CONFIG.get("runtimePaths", []))]:
+        for path in root.rglob("*.so*"):
+            provided.setdefault(path.name, "bundled")
+    search = [
+        Path(p) / d for p in (linkage or {}).get("libraryPaths", []) for d in ("lib", "lib64")
+    ]
+    search.append(Path(sysconfig.get_config_var("LIBDIR") or "/nonexistent"))
+    machine = machine_libraries() if standalone else {}
+    missing: dict[str, list[str]] = {}
+    machine_only: dict[str, str] = {}
+    for path in files:
+        dyn = elf_dynamic(path)
+        if dyn is None:
+            continue
+        needed, rpaths = dyn
+        for name in needed:
+            if name in provided or name in RUNTIME_LIBRARIES or name.startswith("libpython"):
+                continue
+            dirs = [*search, *(Path(p.replace("$ORIGIN", str(path.parent))) for p in rpaths)]
+            if any((d / name).exists() for d in dirs):
+                continue
+            site = site_packages(out)
+            rel = str(path.relative_to(site if path.is_relative_to(site) else out))
+            if name in machine:
+                machine_only.setdefault(name, rel)
+            else:
+                missing.setdefault(name, []).append(rel)
+    declared = CONFIG.get("declaredInputs", [])
+    for name, rel in sorted(machine_only.items()):
+        log(
+            f"linkage check: warning: {rel} needs {name}, found only on this machine "
+            f"({machine[name]}): nixpkgs would miss it unless a declared input provides it"
+            + (f" (declared: {' '.join(declared)})" if declared else "")
+        )
+    if missing:
+        for name, rels in sorted(missing.items()):
+            log(f"linkage check: {rels[0]} needs {name}, which nothing provides")
+        fail(
+            "linkage check failed: "
+            + ", ".join(sorted(missing))
+            + " not bundled, not the interpreter's or libc's, and no declared input provides "
+            "it (add the nixpkgs attribute providing it to the package's overrides: "
+            "`build-inputs` for an sdist, `system-libraries` for a wheel)"
+        )
+    log(f"linkage check: {len(files)} ELF file(s), every needed library found")
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -592,6 +787,7 @@ def package() -> None:
     # the runtime dependencies are not inputs of a package: its scripts see only itself
     # (an environment rewrites them), its checks run in the environments (env_checks)
     install_wheel(wheel, out, [])
+    linkage_check(out)
 
 
 def main() -> None:

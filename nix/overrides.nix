@@ -3,7 +3,7 @@
 let
   lib = import ./lib.nix;
   known = [ "from" "until" "reason" "native-build-inputs" "build-inputs" "build-requires"
-            "env" "patches" "imports-check" "check" ];
+            "env" "patches" "imports-check" "check" "system-libraries" ];
   chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
 in
 rec {
@@ -105,6 +105,10 @@ rec {
         checkCommand = (e.check or { }).command or a.checkCommand;
         checkRequires = a.checkRequires ++ ((e.check or { }).requires or [ ]);
         appliedOverrides = a.appliedOverrides ++ [ e.reason ];
+        systemLibraries = (a.systemLibraries or [ ]) ++ (e.system-libraries or [ ]);
+        nativeEntries = (a.nativeEntries or [ ]) ++ (
+          let inputs = (e.native-build-inputs or [ ]) ++ (e.build-inputs or [ ]) ++ (e.system-libraries or [ ]);
+          in if inputs == [ ] then [ ] else [ { inherit (e) reason; inherit inputs; } ]);
       })
       attrs
       entries;

@@ -28,6 +28,8 @@ rec {
     checkCommand = null;
     checkRequires = [ ];
     appliedOverrides = [ ];
+    systemLibraries = [ ];
+    nativeEntries = [ ];
   };
 
   # The set's dependency edges, read from python attributes (overrides included).
@@ -37,6 +39,36 @@ rec {
   # for environments, never an input of the package's derivation).
   runtimeNames = self: attrs:
     builtins.filter (n: n != attrs.pname) (lib.closureNames (edgesIn self) attrs.dependencies);
+
+  # A nixpkgs attribute path ("zlib", "postgresql.pg_config", "libxml2.dev") in `pkgs`, or a
+  # derivation as given.  `what` names the key it came from, for the error.
+  nixpkgsAttr = pkgs: pkgError: what: x:
+    if !(builtins.isString x) then x
+    else
+      let
+        parts = builtins.filter builtins.isString (builtins.split "\\." x);
+        step = acc: part:
+          if acc != null && builtins.isAttrs acc && acc ? ${part} then acc.${part} else null;
+        found = builtins.foldl' step pkgs parts;
+      in
+      if found == null
+      then pkgError "needs nixpkgs attribute '${x}' (${what}), which this nixpkgs lacks"
+      else found;
+
+  # Standalone builds cannot honour native inputs: one trace per override entry declaring them.
+  standaloneNotes = attrs: drv:
+    builtins.foldl'
+      (d: e: builtins.trace "nixpkgs-python: package '${attrs.pname}': override not honoured (standalone interpreter, the machine's own libraries and tools are used): ${e.reason} [${toString e.inputs}]" d)
+      drv
+      (attrs.nativeEntries ++ (
+        let loose = builtins.filter builtins.isString (attrs.nativeBuildInputs ++ attrs.buildInputs ++ attrs.systemLibraries);
+            declared = builtins.concatMap (e: e.inputs) attrs.nativeEntries;
+            rest = builtins.filter (x: !(builtins.elem x declared)) loose;
+        in if rest == [ ] then [ ] else [ { reason = "native inputs set by an overlay"; inputs = rest; } ]));
+
+  # The library directories of declared inputs (the linkage check's search, as autoPatchelf's).
+  libraryPaths = inputs:
+    builtins.concatMap (d: if d == null then [ ] else [ "${d.lib or d.out or d}" ]) inputs;
 
   wheelTagsLinux = name: builtins.match ".*-(manylinux|musllinux|linux)[^-]*\\.whl" name != null;
 
@@ -76,7 +108,14 @@ rec {
           else map (n: "${member n}") buildNames;
         patches = map (p: "${lib.toPath p}") attrs.patches;
         inherit installerPath;
-      } // (if attrs.unverifiedMetadata or null == null then { } else {
+      } // (if pkgs == null then { } else {
+        linkage = {
+          libraryPaths = libraryPaths (map nixpkgsInput (attrs.buildInputs ++ (if autoPatchelf then attrs.systemLibraries else [ ])))
+            ++ (if pkgs.stdenv ? cc then libraryPaths [ (pkgs.stdenv.cc.cc.lib or null) ] else [ ]);
+        };
+      }) // (if attrs.nativeBuildInputs ++ attrs.buildInputs ++ attrs.systemLibraries == [ ] then { } else {
+        declaredInputs = map toString (attrs.nativeBuildInputs ++ attrs.buildInputs ++ attrs.systemLibraries);
+      }) // (if attrs.unverifiedMetadata or null == null then { } else {
         # the builder compares the installed wheel's Requires-Dist with it
         lockedMetadata = attrs.unverifiedMetadata;
       });
@@ -84,15 +123,10 @@ rec {
         nixpkgsPythonConfig = builtins.toJSON config;
         SOURCE_DATE_EPOCH = "315532800";
       };
-      nixpkgsInput = x:
-        if builtins.isString x
-        then pkgs.${x} or (pkgError "needs nixpkgs attribute '${x}' (native-build-inputs), which this nixpkgs lacks")
-        else x;
+      nixpkgsInput = nixpkgsAttr pkgs pkgError "native-build-inputs, build-inputs or system-libraries";
       drv =
         if pkgs == null then
-          (if attrs.nativeBuildInputs ++ attrs.buildInputs != [ ]
-           then builtins.trace "nixpkgs-python: package '${attrs.pname}': native inputs ${toString attrs.nativeBuildInputs} ${toString attrs.buildInputs} ignored (standalone interpreter; the machine's tools are used)"
-           else (x: x))
+          standaloneNotes attrs
           (derivation (common // {
             inherit name system;
             builder = interpreter.executable;
@@ -113,7 +147,8 @@ rec {
             # manylinux wheels link against the C++ runtime more often than not
             buildInputs = [ interpreter.drv ]
               ++ (if autoPatchelf && pkgs.stdenv ? cc then [ pkgs.stdenv.cc.cc.lib or null ] else [ ])
-              ++ map nixpkgsInput attrs.buildInputs;
+              ++ map nixpkgsInput attrs.buildInputs
+              ++ (if autoPatchelf then map nixpkgsInput attrs.systemLibraries else [ ]);
             installPhase = ''
               runHook preInstall
               ${interpreter.executable} -S ${./builder.py} package

@@ -165,10 +165,11 @@ in
       let a = overrides.applyEntries (data + "/overrides")
         (overrides.matching (overrides.loadData (data + "/overrides")) "alpha" "1.0")
         (package.defaultAttrs [ "installer" ] linux.alpha);
-      in { inherit (a) env nativeBuildInputs importsCheck appliedOverrides; patches = map baseNameOf a.patches; };
+      in { inherit (a) env nativeBuildInputs importsCheck appliedOverrides nativeEntries; patches = map baseNameOf a.patches; };
     expected = {
       env = { NEW = "1"; };
       nativeBuildInputs = [ "hello" ];
+      nativeEntries = [ { reason = "alpha 1.x needs NEW=1 and a patch"; inputs = [ "hello" ]; } ];
       importsCheck = [ "alpha" ];
       appliedOverrides = [ "alpha 1.x needs NEW=1 and a patch" ];
       patches = [ "alpha.patch" ];
@@ -223,9 +224,31 @@ in
     expected = {
       pname = "beta"; version = "2.0"; dependencies = [ "alpha" ]; buildRequires = [ "installer" ];
       frontend = [ "installer" ]; env = { }; patches = [ ]; nativeBuildInputs = [ ]; buildInputs = [ ];
-      importsCheck = true; doCheck = false; checkCommand = null; checkRequires = [ ]; appliedOverrides = [ ];
+      importsCheck = true; doCheck = false; checkCommand = null; checkRequires = [ ]; appliedOverrides = [ ]; systemLibraries = [ ]; nativeEntries = [ ];
       unverifiedMetadata = null;
     };
+  };
+  package-nixpkgsAttr = {
+    expr =
+      let
+        pkgs = { zlib = "z"; postgresql = { pg_config = "pgc"; }; libxml2 = { dev = "xml-dev"; out = "xml"; }; };
+        err = msg: throw msg;
+      in
+      [ (package.nixpkgsAttr pkgs err "build-inputs" "zlib") (package.nixpkgsAttr pkgs err "build-inputs" "postgresql.pg_config")
+        (package.nixpkgsAttr pkgs err "build-inputs" "libxml2.dev") (package.nixpkgsAttr pkgs err "x" { a = 1; })
+        (builtins.tryEval (package.nixpkgsAttr pkgs err "build-inputs" "postgresql.nope")).success
+        (builtins.tryEval (package.nixpkgsAttr pkgs err "build-inputs" "zlib.dev")).success ];
+    expected = [ "z" "pgc" "xml-dev" { a = 1; } false false ];
+  };
+  package-libraryPaths = {
+    expr = package.libraryPaths [ { lib = "/l"; out = "/o"; } { out = "/o2"; } "/p" null ];
+    expected = [ "/l" "/o2" "/p" ];
+  };
+  package-standaloneNotes = {
+    # traces (to stderr) and returns the derivation unchanged
+    expr = package.standaloneNotes { pname = "a"; nativeEntries = [ { reason = "r"; inputs = [ "zlib" ]; } ];
+      nativeBuildInputs = [ "pkg-config" ]; buildInputs = [ "zlib" ]; systemLibraries = [ ]; } 42;
+    expected = 42;
   };
   package-edgesIn = { expr = package.edgesIn demo.packages "alpha"; expected = [ "beta" ]; };
   package-runtimeNames = {

@@ -8,8 +8,9 @@
 { system ? builtins.currentSystem, config ? { }, overlays ? [ ] }:
 let
   cfg = builtins.fromJSON (builtins.readFile ./standin.json);
-  cacheOnly = name: script: derivation {
-    inherit name system;
+  cacheOnly = name: script: cacheOnlyOutputs [ "out" ] name script;
+  cacheOnlyOutputs = outputs: name: script: derivation {
+    inherit name system outputs;
     builder = "/bin/sh";
     args = [ "-c" script ];
     requiredSystemFeatures = [ cfg.feature ];
@@ -26,7 +27,7 @@ let
         tar -C ${prefix} -cf - \
           --exclude=lib/${minor}/test --exclude=__pycache__ --exclude='lib/${minor}/site-packages/*' \
           --exclude=lib/${minor}/idlelib --exclude=lib/${minor}/tkinter --exclude=lib/${minor}/ensurepip \
-          --exclude='*.a' bin lib | tar -C "$out" -xf -
+          --exclude='*.a' bin include lib | tar -C "$out" -xf -
         # bytecode that is never rewritten: builds run as root here (build-users-group is
         # empty), and a Python writing __pycache__ into this store path would change it
         PYTHONDONTWRITEBYTECODE=1 "$out/bin/${minor}" -m compileall -f -q -j 0 --invalidation-mode unchecked-hash "$out/lib/${minor}" >/dev/null || true
@@ -40,6 +41,26 @@ let
     (v: { name = "python${builtins.replaceStrings [ "." ] [ "" ] v}"; value = mkPython v cfg.interpreters.${v}; })
     (builtins.attrNames cfg.interpreters));
   marker = name: cacheOnly name "echo ${name} > $out";
+  # a C library with its header in a `dev` output (as nixpkgs splits them): libnptest.so
+  # exports nptest_answer(); only a build declaring `nptest.dev` / `nptest` sees it
+  nptest = cacheOnlyOutputs [ "out" "dev" ] "nptest-1.0" ''
+    set -e
+    mkdir -p "$out/lib" "$dev/include"
+    printf 'int nptest_answer(void);\n' > "$dev/include/nptest.h"
+    printf 'int nptest_answer(void) { return 42; }\n' > nptest.c
+    gcc -shared -fPIC -Wl,-soname,libnptest.so.1 -o "$out/lib/libnptest.so.1" nptest.c
+    ln -s libnptest.so.1 "$out/lib/libnptest.so"
+    mkdir -p "$dev/nix-support"
+    echo "$out" > "$dev/nix-support/propagated-build-inputs"
+  '';
+  # a command some builds run
+  nptool = cacheOnly "nptool-1.0" ''
+    mkdir -p "$out/bin"
+    printf '#!/bin/sh\necho "nptool 1.0 says $*"\n' > "$out/bin/nptool"
+    chmod +x "$out/bin/nptool"
+  '';
+  # nested attributes, as nixpkgs has them (`postgresql.pg_config`, `libxml2.dev`)
+  postgresql = marker "standin-postgresql" // { pg_config = marker "standin-pg-config"; };
 in
 pythons // {
   inherit system;
@@ -50,7 +71,21 @@ pythons // {
       name = attrs.name or "${attrs.pname}-${attrs.version}";
       inherit system;
       builder = "/bin/sh";
-      args = [ "-c" ''runHook() { :; }; export PATH=/usr/local/bin:/usr/bin:/bin; eval "$installPhase"'' ];
+      # stdenv's setup hooks, in short: nativeBuildInputs' bin on PATH, buildInputs' include
+      # and lib directories for the compiler and linker (with an rpath, as ld-wrapper adds)
+      args = [ "-c" ''
+        runHook() { :; }
+        export PATH=/usr/local/bin:/usr/bin:/bin
+        for p in $nativeBuildInputs; do [ -d "$p/bin" ] && PATH="$p/bin:$PATH"; done
+        inputs="$buildInputs"
+        for p in $buildInputs; do
+          [ -f "$p/nix-support/propagated-build-inputs" ] && inputs="$inputs $(cat "$p/nix-support/propagated-build-inputs")"
+        done
+        for p in $inputs; do
+          [ -d "$p/include" ] && export CPATH="$p/include''${CPATH:+:$CPATH}"
+          [ -d "$p/lib" ] && export LIBRARY_PATH="$p/lib''${LIBRARY_PATH:+:$LIBRARY_PATH}" LD_RUN_PATH="$p/lib''${LD_RUN_PATH:+:$LD_RUN_PATH}"
+        done
+        eval "$installPhase"'' ];
       nativeBuildInputs = attrs.nativeBuildInputs or [ ];
       buildInputs = attrs.buildInputs or [ ];
       standinNixpkgs = "1";
@@ -59,6 +94,7 @@ pythons // {
   fetchurl = { url, sha256, name ? baseNameOf url }: import <nix/fetchurl.nix> { inherit url sha256 name; };
   autoPatchelfHook = marker "standin-auto-patchelf-hook";
   hello = marker "standin-hello";
+  inherit nptest nptool postgresql;
   # the attributes the stand-in's cache holds (built once by the fixture)
-  standinOutputs = builtins.attrValues pythons ++ [ (marker "standin-auto-patchelf-hook") (marker "standin-hello") ];
+  standinOutputs = builtins.attrValues pythons ++ [ (marker "standin-auto-patchelf-hook") (marker "standin-hello") nptest nptest.dev nptool postgresql postgresql.pg_config ];
 }
