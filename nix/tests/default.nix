@@ -266,7 +266,7 @@ in
       (builtins.any (d: builtins.elem d.pname [ "beta" ]) demo.packages.alpha.pythonDeps)
       (builtins.match ".*-beta-2.0.*" demo.packages.alpha.nixpkgsPythonConfig)
     ];
-    expected = [ [ "buildPaths" "file" "installerPath" "interpreter" "kind" "patches" "pname" "pythonVersion" "src" "version" ] true null ];
+    expected = [ [ "buildPaths" "declaredInputs" "file" "installerPath" "interpreter" "kind" "patches" "pname" "pythonVersion" "src" "version" ] true null ];
   };
   # a bump of one package (its artifact) moves that package and the environments holding it
   package-bump-moves-only-its-own = {
