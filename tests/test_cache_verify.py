@@ -7,12 +7,9 @@ path's narinfo, a NAR swapped for another, a narinfo that is simply not there.
 
 from __future__ import annotations
 
-import functools
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +17,7 @@ import pytest
 
 from bot import cache
 from bot.errors import CacheError
+from tests.plugins.static_http import serve_directory
 from tests.test_cache import Keys, build_closure, nix
 
 if TYPE_CHECKING:
@@ -143,26 +141,13 @@ def test_verify_cleans_up_and_needs_a_valid_key(
         cache.verify([top], from_=uri, public_key="not-a-key")
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def http_cache(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """The documented way to serve the embedded cache: a static HTTP server on its directory."""
     root = tmp_path / "binary-cache"
     root.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve_directory(root) as url:
+        yield root, url
 
 
 def test_verify_served_default_cache_over_http(

@@ -3,16 +3,13 @@ stand-in nixpkgs whose outputs can only be substituted from a loopback signed ca
 
 from __future__ import annotations
 
-import functools
 import gzip
 import io
 import json
 import os
 import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from bot.nixpkgs import PinError, PinUnavailableError, ensure_pin, read_pin, rel
 from tests.plugins.nixenv import NixRepo, lock_demo
 from tests.plugins.pypi import IndexServer
 from tests.plugins.standin import make_standin, serve
+from tests.plugins.static_http import serve_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,24 +72,13 @@ def _own_pin(repo: NixRepo, **fields: str) -> Path:
     return nix / "nixpkgs.json"
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def tarball_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A loopback HTTP server for tarballs; (base URL, directory)."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(_Quiet, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serve_directory(root) as url:
+        yield url, root
 
 
 def _tarball(path: Path, top: str, files: dict[str, str]) -> None:

@@ -39,6 +39,7 @@ from bot import cache
 from bot.errors import BotError
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 from tests.plugins.standin import Standin, make_standin, serve
+from tests.plugins.static_http import serve_directory
 
 if TYPE_CHECKING:
     from tests.conftest import FakeGitHub
@@ -445,27 +446,6 @@ def test_ci_under_act(
     assert "demo" in "\n".join(run.job_lines("locks are up to date"))
 
 
-def _serve_dir(root: Path) -> Iterator[str]:
-    """A loopback HTTP server for ``root`` (the nixpkgs tarballs); its base URL."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def nixpkgs_upstream(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A git repository standing in for NixOS/nixpkgs (branch nixos-26.05) whose commits'
@@ -486,7 +466,7 @@ def nixpkgs_upstream(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         cwd=upstream, check=True, capture_output=True,
     ).stdout  # fmt: skip
     (www / f"{rev}.tar.gz").write_bytes(gzip.compress(archive, mtime=0))
-    for base in _serve_dir(www):
+    with serve_directory(www) as base:
         yield upstream, base + "/{rev}.tar.gz"
 
 

@@ -18,29 +18,22 @@ runner.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from bot.cache import cache_keygen
 from bot.nix import run_nix
+from tests.plugins.static_http import serve_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "tests" / "nix" / "standin-nixpkgs" / "default.nix"
 FEATURE = "nixpkgs-python-standin-cache-only"
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @dataclass
@@ -125,18 +118,12 @@ def make_standin(
 @contextlib.contextmanager
 def serve(standin: Standin) -> Iterator[Standin]:
     """Serve the stand-in's cache over HTTP on 127.0.0.1 while the context is open."""
-    handler = functools.partial(_QuietHandler, directory=str(standin.cache_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        standin.url = None
+    with serve_directory(standin.cache_dir) as url:
+        standin.url = url
+        try:
+            yield standin
+        finally:
+            standin.url = None
 
 
 @pytest.fixture(scope="session")
