@@ -273,19 +273,18 @@ def substituters(opts: BuildOptions) -> str | None:
     return None if opts.nixpkgs else ""
 
 
-def prepare_nixpkgs(opts: BuildOptions) -> None:
+def prepare_nixpkgs(repo: Path, *, nixpkgs: bool, path: Path | None) -> None:
     """Before building with the pin: fetch it once and check it against its hash, so a bad
-    pin is one error naming nix/nixpkgs.json instead of one per set."""
-    if opts.nixpkgs and opts.nixpkgs_path is None:
+    pin is one error naming nix/nixpkgs.json instead of one per set; another nixpkgs
+    (``path``) must at least be one."""
+    if nixpkgs and path is None:
         from bot.nixpkgs import ensure_pin
 
-        ensure_pin(opts.repo)
-    elif opts.nixpkgs_path is not None and not (
-        (opts.nixpkgs_path / "default.nix").is_file() or opts.nixpkgs_path.is_file()
-    ):
+        ensure_pin(repo)
+    elif path is not None and not ((path / "default.nix").is_file() or path.is_file()):
         raise BotError(
             "not a nixpkgs: no default.nix",
-            where=str(opts.nixpkgs_path),
+            where=str(path),
             hint="pass a nixpkgs checkout (the directory holding default.nix) to --nixpkgs",
         )
 
@@ -498,7 +497,7 @@ def build_sets(
             f"cannot build for {opts.system} with --standalone",
             hint="standalone interpreters build for this machine only; build with nixpkgs",
         )
-    prepare_nixpkgs(opts)
+    prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
     interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
     interpreters_file = None
     results: list[BuildResult] = []

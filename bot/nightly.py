@@ -135,17 +135,7 @@ def choose_nixpkgs(opts: NightlyOptions) -> str | None:
         return None
     store = opts.store or cache.default_store(opts.repo)
     try:
-        builder.prepare_nixpkgs(
-            builder.BuildOptions(
-                sets=[],
-                python=None,
-                out_link=None,
-                keep_going=False,
-                repo=opts.repo,
-                nixpkgs=opts.nixpkgs,
-                nixpkgs_path=opts.nixpkgs_path,
-            )
-        )
+        builder.prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
     except PinUnavailableError as exc:
         if not (opts.standalone_fallback and store == cache.default_store(opts.repo)):
             raise

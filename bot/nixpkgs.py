@@ -233,6 +233,10 @@ def _prefetch(url: str, name: str, expected: str | None, *, timeout: float) -> s
     return proc.stdout.strip().splitlines()[-1]
 
 
+#: pins this process found (or fetched) in the store, and their store paths
+_ENSURED: dict[Pin, str] = {}
+
+
 def ensure_pin(repo: Path, *, timeout: float = 900) -> str:
     """Make the pinned nixpkgs available in the store (fetched and checked against its hash
     once; later calls only look it up); its store path.
@@ -241,14 +245,16 @@ def ensure_pin(repo: Path, *, timeout: float = 900) -> str:
     :class:`PinUnavailableError` when it cannot be fetched here.
     """
     pin = read_pin(repo)
+    if pin in _ENSURED:  # the CLI, the night and every set's build all ask: look once
+        return _ENSURED[pin]
     path = _fixed_path(pin)
     valid = run_nix(
         "nix-store", ["--check-validity", path], check=False, what="nix-store --check-validity"
     )
-    if valid.returncode == 0:
-        return path
-    log.info("fetching the pinned nixpkgs %s", pin.rev)
-    _prefetch(pin.url, pin.store_name, pin.sha256, timeout=timeout)
+    if valid.returncode != 0:
+        log.info("fetching the pinned nixpkgs %s", pin.rev)
+        _prefetch(pin.url, pin.store_name, pin.sha256, timeout=timeout)
+    _ENSURED[pin] = path
     return path
 
 

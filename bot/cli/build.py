@@ -267,7 +267,7 @@ def verify_command(
     from bot.nightly import out_paths
 
     opts = _build_options(obj, sets, python, nixpkgs, system=system)
-    prepare_nixpkgs(opts)
+    prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
     paths: list[str] = []
     for set_name, py, error in _targets(opts):
         if error is not None or py is None:

@@ -14,6 +14,7 @@ not one per lock (``--refresh`` tries again).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -24,9 +25,9 @@ import tempfile
 import tomllib
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -360,6 +361,55 @@ def cached_build_requires(
         return ()
 
 
+class BuildSystem(NamedTuple):
+    """An sdist's ``[build-system]`` table, with PEP 517's defaults for what it leaves out."""
+
+    requires: list[str]
+    backend: str
+    backend_path: list[str] | None
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> BuildSystem:
+        table = document.get("build-system", {})
+        if not isinstance(table, dict):
+            table = {}
+        path = table.get("backend-path")
+        requires = table.get("requires", ["setuptools>=40.8.0"])
+        return cls(
+            # a malformed `requires` is no list of requirements: the backend then says so
+            [str(r) for r in requires] if isinstance(requires, list) else [],
+            str(table.get("build-backend") or LEGACY_BACKEND),
+            [str(p) for p in path] if isinstance(path, list) and path else None,
+        )
+
+
+@contextlib.contextmanager
+def _backend(
+    source: Path,
+    system: BuildSystem,
+    interpreter: str,
+    uv: str | None,
+    index_urls: Sequence[str],
+    file: DistFile,
+    timeout: float,
+) -> Iterator[tuple[_Env, BuildBackendHookCaller]]:
+    """An isolated environment of ``interpreter`` with the static build requirements
+    installed, and the backend's hooks running in it."""
+    with TargetEnv(interpreter, uv, timeout) as isolated:
+        env = _Env(isolated, index_urls, uv, file, timeout)
+        env.install(system.requires)
+        yield (
+            env,
+            BuildBackendHookCaller(
+                str(source),
+                system.backend,
+                backend_path=system.backend_path,
+                runner=env.runner,
+                python_executable=isolated.python_executable,
+            ),
+        )
+
+
 def pep517_build_requires(
     data: bytes,
     file: DistFile,
@@ -385,25 +435,12 @@ def pep517_build_requires(
             )
         except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
             raise MetadataError(f"cannot read {file.filename}: {exc}", where=file.url) from exc
-        system = document.get("build-system", {})
-        if not isinstance(system, dict):
-            system = {}
-        backend = str(system.get("build-backend") or LEGACY_BACKEND)
-        backend_path = system.get("backend-path")
-        if backend in STATIC_BACKENDS and not backend_path:
+        system = BuildSystem.of(document)
+        backend = system.backend
+        if backend in STATIC_BACKENDS and not system.backend_path:
             return []
-        requires = [str(r) for r in system.get("requires", ["setuptools>=40.8.0"])]
         try:
-            with TargetEnv(interpreter, uv, timeout) as isolated:
-                env = _Env(isolated, index_urls, uv, file, timeout)
-                env.install(requires)
-                hooks = BuildBackendHookCaller(
-                    str(source),
-                    backend,
-                    backend_path=[str(p) for p in backend_path] if backend_path else None,
-                    runner=env.runner,
-                    python_executable=isolated.python_executable,
-                )
+            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (_, hooks):
                 return [str(r) for r in hooks.get_requires_for_build_wheel()]
         except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
             raise MetadataError(
@@ -458,23 +495,13 @@ def pep517_metadata(
         if static is not None:
             log.debug("%s: static [project] metadata; no backend run", file.filename)
             return static
-        system = document.get("build-system", {})
-        if not isinstance(system, dict):
-            system = {}
-        requires = [str(r) for r in system.get("requires", ["setuptools>=40.8.0"])]
-        backend = str(system.get("build-backend") or LEGACY_BACKEND)
-        backend_path = system.get("backend-path")
+        system = BuildSystem.of(document)
+        backend = system.backend
         try:
-            with TargetEnv(interpreter, uv, timeout) as isolated:
-                env = _Env(isolated, index_urls, uv, file, timeout)
-                env.install(requires)
-                hooks = BuildBackendHookCaller(
-                    str(source),
-                    backend,
-                    backend_path=[str(p) for p in backend_path] if backend_path else None,
-                    runner=env.runner,
-                    python_executable=isolated.python_executable,
-                )
+            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (
+                env,
+                hooks,
+            ):
                 dynamic = [str(r) for r in hooks.get_requires_for_build_wheel()]
                 if requires_out is not None:
                     requires_out.extend(dynamic)
