@@ -145,7 +145,8 @@ class Act:
             process_env.pop(name, None)
         started = time.monotonic()
         log_path = self.root / f"act-{len(list(self.root.glob('act-*.log')))}.log"
-        with log_path.open("w+", encoding="utf-8", errors="replace") as log:
+        # newline="": keep a progress redraw's "\r" in its line (see job_lines)
+        with log_path.open("w+", encoding="utf-8", errors="replace", newline="") as log:
             proc = subprocess.Popen(
                 argv,
                 stdout=log,
