@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -318,6 +319,12 @@ def test_nix_config_advertises_the_cache_key() -> None:
     text = (ROOT / "flake.nix").read_text()
     key = (ROOT / "nix" / "cache-key.pub").read_text().strip()
     assert f'extra-trusted-public-keys = [ "{key}" ]' in text
+    # the substituter is documented where users are told to add it (and the key) to nix.conf
+    (url,) = re.findall(r'extra-substituters = \[ "([^"]+)" \]', text)
+    readme = (ROOT / "README.md").read_text()
+    assert f"extra-trusted-public-keys = {key}" in readme
+    assert f"`{url}`" in readme
+    assert "trusted-substituters" in readme
 
 
 def test_the_overlay_gives_the_cached_sets(flake: Flake) -> None:
