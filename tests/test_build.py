@@ -1,4 +1,5 @@
-"""bot.build.build_sets: real nix-build of sets, failures named by package with a log tail."""
+"""bot.build.command.build_sets:
+real nix-build of sets, failures named by package with a log tail."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.build import (
+from bot.build.command import (
     BuildOptions,
     build_sets,
     failed_checks,
@@ -17,7 +18,7 @@ from bot.build import (
     package_of,
     summary,
 )
-from bot.errors import BotError
+from bot.core.errors import BotError
 from tests.plugins.nixenv import NixRepo, demo_entries, entry, lock_demo
 from tests.plugins.pypi import IndexServer, make_wheel
 

@@ -13,10 +13,10 @@ import pytest
 from packaging.pylock import Pylock
 from packaging.requirements import Requirement
 
-from bot import lock as lockfile
-from bot.errors import LockError
-from bot.resolve import Request, resolve
-from bot.targets import targets_for
+from bot.core.errors import LockError
+from bot.lock import document as lockfile
+from bot.lock.resolve import Request, resolve
+from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
 from tests.test_resolve import FRONTEND
 

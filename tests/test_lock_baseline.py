@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tomli_w
 
-from bot import lock as lockfile
+from bot.lock import document as lockfile
 from tests.plugins.pypi import IndexServer
 from tests.test_lock_cli import CUTOFF, demo_index, lock, make_repo  # noqa: F401
 
