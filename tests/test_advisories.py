@@ -18,7 +18,7 @@ from bot.nightly.advisories import (
     parse_advisory,
     to_markdown,
 )
-from bot.nightly.per_set import run_nightly
+from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.test_nightly import REPO, git, github, night_index, night_repo, options

@@ -14,7 +14,8 @@ import pytest
 
 from bot import cache
 from bot.core.errors import BotError
-from bot.nightly.per_set import NightlyOptions, run_nightly
+from bot.nightly.options import NightlyOptions
+from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 

@@ -341,7 +341,7 @@ def test_published_beside_an_rsync_cache(demo_repo: Path, tmp_path: Path, sshd: 
 def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     demo_repo: Path, tmp_path: Path
 ) -> None:
-    from bot.nightly.per_set import NightlyOptions
+    from bot.nightly.options import NightlyOptions
     from bot.nightly.publish import static_index
 
     said: list[str] = []

@@ -158,7 +158,8 @@ def nightly_command(
 ) -> None:
     """Re-lock, build, push and commit every set (the scheduled job)."""
     from bot.nightly import report
-    from bot.nightly.per_set import NightlyOptions, run_nightly
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.run import run_nightly
 
     if push_to and pull_request:
         raise click.UsageError("use either --push-to or --pull-request, not both")

@@ -34,7 +34,7 @@ from bot.lock import document as lockfile
 from bot.model.locks import LockDiff, commit_body, commit_subject, diff_locks
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report
-from bot.nightly.per_set import NightlyOptions, NightResult, SetOutcome, github_client
+from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
 
 #: the largest outcome file read (they are a few kilobytes)
 MAX_OUTCOME_BYTES = 4 * 1024 * 1024

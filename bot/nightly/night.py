@@ -2,7 +2,7 @@
 (each contained: any exception fails that set alone), re-validate the overrides, publish,
 and always write the report.
 
-:func:`bot.nightly.per_set.run_nightly` calls :func:`night` while holding the repository lock.
+:func:`bot.nightly.run.run_nightly` calls :func:`night` while holding the repository lock.
 Every
 file the night writes goes through one :class:`bot.core.repolock.Transaction`; Ctrl-C or SIGTERM
 (:class:`KeyboardInterrupt`) at any point puts back what was written and not committed,
@@ -28,15 +28,8 @@ from bot.lock.command import index_routes
 from bot.lock.index.client import IndexClient
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report, revalidate
-from bot.nightly.per_set import (
-    NightlyOptions,
-    NightResult,
-    SetOutcome,
-    _signing_key,
-    choose_nixpkgs,
-    github_client,
-    night_set,
-)
+from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
+from bot.nightly.per_set import _signing_key, choose_nixpkgs, night_set
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``nixpkgs-python nightly``: per set, lock -> build -> push -> commit; then publish and report.
+"""One set's night: lock -> build -> push -> commit (:func:`night_set`).
 
 Each set is handled on its own: one failing set never stops the others, and nothing is
 committed for a set that did not build (its lock files are restored).  A set whose locks did
@@ -17,89 +17,26 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from bot import cache
 from bot.build import command as builder
 from bot.core import git
 from bot.core.errors import BotError
 from bot.core.nix import run_nix
-from bot.core.repolock import Transaction, repository_lock
+from bot.core.repolock import Transaction
 from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
 from bot.lock.index.client import IndexClient
 from bot.model.interpreters import build_options, detect, load_local
 from bot.model.locks import commit_body, commit_subject, diff_locks
 from bot.model.overrides import load_overrides
 from bot.model.sets import PackageSet
-from bot.nightly import report, revalidate
+from bot.nightly import report
 from bot.nightly.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
+from bot.nightly.options import NightlyOptions, SetOutcome
 
 log = logging.getLogger(__name__)
-
-TOKEN_ENVS = ("NIXPKGS_PYTHON_GITHUB_TOKEN", "GITHUB_TOKEN")
-
-
-@dataclass
-class NightlyOptions:
-    """Parsed options of ``nixpkgs-python nightly``."""
-
-    repo: Path
-    sets: Sequence[str] = ()
-    python: str | None = None
-    exclude_newer: datetime | None = None
-    index_url: str | None = None
-    cache_dir: Path | None = None  #: metadata cache
-    store: str | None = None  #: binary cache; None: the embedded file cache
-    signing_key: Path | None = None
-    ssh_config: Path | None = None
-    push_to: str | None = None  #: push commits straight to this branch
-    pull_request: bool = False  #: push a night branch and open/update one pull request
-    base: str = "main"
-    remote: str = "origin"
-    github_repo: str | None = None
-    github_token: str | None = None
-    github_api: str = "https://api.github.com"
-    github_throttle: bool = True
-    run_url: str | None = None
-    report_json: Path | None = None
-    report_markdown: Path | None = None
-    #: build with nixpkgs (the pin, or ``nixpkgs_path``); False: the standalone interpreters
-    nixpkgs: bool = True
-    nixpkgs_path: Path | None = None
-    #: the CLI's embedded defaults: without the pin on this machine, say so and build with
-    #: the standalone interpreters instead (only ever into the local file cache)
-    standalone_fallback: bool = False
-    retries: int = 4
-    #: CI's final job: commit the locks other jobs produced (already in the working tree),
-    #: report the outcomes they recorded under this directory; no locking or building here
-    commit_only: bool = False
-    outcomes_dir: Path | None = None
-    #: overrides re-validation: throwaway builds per night (0: only the cheap range check);
-    #: None switches re-validation off
-    revalidate_budget: int | None = 3
-    #: write the static package index beside a file:// or rsync+ssh:// cache
-    #: (bot.nightly.static_index)
-    static_index: bool = True
-    static_index_mirror: bool = False
-    static_index_to: str | None = None  #: file:// or rsync+ssh:// directory, instead
-    #: a local copy of the OSV advisory database (directory or zip; bot.nightly.advisories)
-    advisories: Path | None = None
-    #: derivations nix builds at once (``--max-jobs``; None: one per core), for the set
-    #: builds and the hold-back probes
-    max_jobs: int | None = None
-
-
-@dataclass
-class SetOutcome:
-    """Internal result of one set (the report row plus what publishing needs)."""
-
-    report: report.SetReport
-    commit: str | None = None
-    built: bool = False
-    failures: list[tuple[str, str | None, str]] = field(default_factory=list)  # python, pkg, log
 
 
 def _signing_key(opts: NightlyOptions, store: str) -> Path | None:
@@ -376,56 +313,4 @@ def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
     return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
 
 
-def github_client(opts: NightlyOptions) -> Any:
-    """The GitHub client when a token and a repository are given, else None."""
-    token = opts.github_token or next(
-        (os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None
-    )
-    if not (token and opts.github_repo):
-        return None
-    from bot.nightly.github import GitHubClient  # PyGithub is slow to import; only when used
-
-    return GitHubClient(
-        token, opts.github_repo, base_url=opts.github_api, throttle=opts.github_throttle
-    )
-
-
-@dataclass
-class NightResult:
-    """The night's report, the publishing errors met, and the exit code."""
-
-    report: report.NightReport
-    errors: list[str]
-    exit_code: int  #: 0 all good, 2 a set failed or publishing failed
-    findings: list[revalidate.Finding] = field(default_factory=list)
-
-
-def run_nightly(
-    opts: NightlyOptions, *, progress: Callable[[str], None] | None = None
-) -> NightResult:
-    """The whole night: every set, then publishing and the reports.
-
-    It holds the repository lock throughout and first repairs what an interrupted night
-    left (:func:`bot.core.repolock.recover`; its commits are published with tonight's).  One set
-    failing in any way, expected or not, never stops the others, and the report is always
-    written, an interrupted night's too (then the interruption is raised again).
-    """
-    say = progress or (lambda _msg: None)
-    started = datetime.now(UTC).replace(microsecond=0)
-    exclude_newer = opts.exclude_newer or started
-    opts.exclude_newer = exclude_newer
-    with repository_lock(opts.repo, "nightly"):
-        if opts.commit_only:
-            from bot.nightly.commit_only import (
-                commit_only,  # CI's final job; it builds on this module
-            )
-
-            return commit_only(opts, started)
-        from bot.nightly.night import (
-            night,  # the sets, publishing and the report; builds on this module
-        )
-
-        return night(opts, started, say)
-
-
-__all__ = ["NightResult", "NightlyOptions", "SetOutcome", "night_set", "run_nightly"]
+__all__ = ["night_set", "out_paths"]

@@ -18,7 +18,7 @@ from bot.nightly import report, revalidate
 
 if TYPE_CHECKING:
     from bot.nightly.advisories import NightAdvisories
-    from bot.nightly.per_set import NightlyOptions, SetOutcome
+    from bot.nightly.options import NightlyOptions, SetOutcome
 
 
 def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
