@@ -109,7 +109,7 @@ def build_command(
 ) -> None:
     """Build sets from their locks with Nix and print the store paths."""
     from bot.build.command import build_sets, outcome_document, summary
-    from bot.lock.document import write_atomic
+    from bot.core.files import write_atomic
 
     opts = _build_options(
         obj, sets, python, nixpkgs, out_link, keep_going, max_jobs=max_jobs, system=system

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from bot.core import files
 from bot.core.errors import BotError
 from bot.core.proc import run
 
@@ -201,8 +202,6 @@ class Transaction:
         return Path(os.path.abspath(path)).relative_to(self.repo).as_posix()
 
     def _save(self) -> None:
-        from bot.lock import document as lockfile
-
         if not self.entries and not self.committing:
             self.journal.unlink(missing_ok=True)
             return
@@ -213,19 +212,17 @@ class Transaction:
             },
             "committing": self.committing,
         }
-        lockfile.write_atomic(self.journal, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        files.write_atomic(self.journal, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def write(self, path: Path, text: str) -> None:
         """Write ``text`` to ``path`` atomically, journalled first (write-ahead)."""
-        from bot.lock import document as lockfile
-
         rel = self._rel(path)
         entry = self.entries.get(rel)
         if entry is None:
             entry = self.entries[rel] = _Entry(_read(path), "")
         entry.written = _sha(text) or ""
         self._save()
-        lockfile.write_atomic(path, text)
+        files.write_atomic(path, text)
 
     @contextlib.contextmanager
     def writing(self, paths: Iterable[Path]) -> Iterator[None]:
@@ -266,12 +263,10 @@ class Transaction:
         return notes
 
     def _put_back(self, path: Path, before: str | None) -> None:
-        from bot.lock import document as lockfile
-
         if before is None:
             path.unlink(missing_ok=True)
         else:
-            lockfile.write_atomic(path, before)
+            files.write_atomic(path, before)
 
     @contextlib.contextmanager
     def commit(self, paths: Iterable[Path]) -> Iterator[None]:

@@ -34,6 +34,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS, __version__
+from bot.core import files
 from bot.core.repolock import lock_if_in_repository
 from bot.generate.sources import (
     NIX_DIR,
@@ -245,7 +246,7 @@ def generate(
             libraries.append(fetched[-1].data)
         say("resolving")
         text, document = _lock(opts, requirements, python, libraries, started)
-        lockfile.write_atomic(staging / LOCK_NAME, text)
+        files.write_atomic(staging / LOCK_NAME, text)
         shutil.copyfile(DEFAULT_NIX, staging / "default.nix")
         pins = {
             "format": 1,
@@ -257,9 +258,7 @@ def generate(
             "overrides": [f.pin for f in fetched],
             "interpreters": interpreters,
         }
-        lockfile.write_atomic(
-            staging / DATA_NAME, json.dumps(pins, indent=2, sort_keys=True) + "\n"
-        )
+        files.write_atomic(staging / DATA_NAME, json.dumps(pins, indent=2, sort_keys=True) + "\n")
     command = ["nix-build", str(out)]  # with the pinned nixpkgs of the library's revision
     standalone = [*command, "--arg", "pkgs", "null"]
     for key, value in build_options(interpreters.values()).items():

@@ -19,6 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from bot.core import files
 from bot.core.errors import BotError
 from bot.lock import document as lockfile
 from bot.lock import memo as lockcache
@@ -337,7 +338,7 @@ def lock_one(
         status = "would-change"
     else:
         if write:
-            lockfile.write_atomic(path, text)
+            files.write_atomic(path, text)
         status = "created" if old is None else "updated"
     packages = resolution.packages if resolution is not None else {}
     return LockOutcome(

@@ -19,7 +19,6 @@ import tomli_w
 
 from bot import __version__
 from bot.core.errors import LockError, without_credentials
-from bot.lock.index import cache
 from bot.lock.index.models import DistFile
 from bot.model.targets import SYSTEMS, Target, systems_marker
 
@@ -181,11 +180,6 @@ def dumps(document: Mapping[str, Any]) -> str:
     return tomli_w.dumps(document, indent=4)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically, readable by all (it is committed)."""
-    cache.write_atomic(path, text.encode("utf-8"), mode=0o644)
-
-
 def read_lock(path: Path) -> dict[str, Any]:
     """Read and validate a lock file."""
     try:
@@ -250,5 +244,4 @@ __all__ = [
     "read_lock",
     "same_content",
     "validate",
-    "write_atomic",
 ]

@@ -300,7 +300,7 @@ def update_pin(
     """Move ``nix/nixpkgs.json`` to the newest commit of ``branch`` (default: the pin's own
     branch): ``git ls-remote`` for the commit, ``nix-prefetch-url --unpack`` of its archive for
     the hash; written atomically, only when something changed."""
-    from bot.lock.document import write_atomic
+    from bot.core.files import write_atomic
 
     old: Pin | None
     try:

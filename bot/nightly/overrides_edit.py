@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bot.lock.document import write_atomic
+from bot.core.files import write_atomic
 from bot.model.overrides import OverrideError
 
 _HEADER = re.compile(r"^\s*\[\[\s*override\s*\]\]\s*(#.*)?$")

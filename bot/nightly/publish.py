@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.core import git
+from bot.core import files, git
 from bot.core.errors import BotError
 from bot.lock import document as lockfile
 from bot.model.interpreters import detect, load_local
@@ -211,7 +211,7 @@ def write_reports(
     """The night's report as JSON and Markdown files (when asked) and the step summary."""
     text = markdown(night, findings, provenance)
     if opts.report_json is None and opts.report_markdown is None:
-        lockfile.write_atomic(report_path(opts), text)  # none asked for: the git dir keeps one
+        files.write_atomic(report_path(opts), text)  # none asked for: the git dir keeps one
 
     text = markdown(night, findings, provenance) + advisories_markdown(opts, night)
     if opts.report_json is not None:
@@ -220,9 +220,9 @@ def write_reports(
         data["advisories"] = None if found is None else found.to_json()
         data["overrides"] = [f.to_json() for f in findings]
         data["build"] = provenance
-        lockfile.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        files.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if opts.report_markdown is not None:
-        lockfile.write_atomic(opts.report_markdown, text)
+        files.write_atomic(opts.report_markdown, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

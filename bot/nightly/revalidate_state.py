@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.lock.document import write_atomic
+from bot.core.files import write_atomic
 
 
 @dataclass

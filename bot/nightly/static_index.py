@@ -30,16 +30,17 @@ import re
 import shutil
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
-from bot.core.errors import BotError, without_credentials
+from bot.core.errors import without_credentials
 from bot.lock import document as lockfile
 from bot.model.sets import list_sets
+from bot.nightly.static_index_content import IndexContent, IndexFile, StaticIndexError
 
 MANIFEST = ".nixpkgs-python-index.json"
 PEP691_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -47,41 +48,6 @@ PEP691_TYPE = "application/vnd.pypi.simple.v1+json"
 CACHE_SUBDIR = "python-index"
 RESERVED = frozenset({"simple", "files"})
 _PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-
-
-class StaticIndexError(BotError):
-    """The static index cannot be written (bad locks, foreign files, a failed download)."""
-
-
-@dataclass(frozen=True)
-class IndexFile:
-    """One locked file of a project."""
-
-    project: str  #: normalized name
-    filename: str
-    url: str  #: where the lock says it is
-    sha256: str
-    requires_python: str | None = None
-    metadata_sha256: str | None = None  #: set when mirrored (PEP 658 ``.metadata`` beside it)
-
-    @property
-    def wheel(self) -> bool:
-        """Whether this is a wheel (only wheels get a ``.metadata`` file)."""
-        return self.filename.endswith(".whl")
-
-
-@dataclass
-class IndexContent:
-    """Everything the index will hold: files by project, and each set's locks."""
-
-    projects: dict[str, dict[str, IndexFile]] = field(default_factory=dict)
-    locks: dict[str, dict[str, Path]] = field(default_factory=dict)  #: set -> python -> lock
-    pins: dict[str, dict[str, dict[str, tuple[str, str | None]]]] = field(default_factory=dict)
-
-    @property
-    def file_count(self) -> int:
-        """How many distinct files the locks name."""
-        return sum(len(f) for f in self.projects.values())
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bot.core.errors import BotError, without_credentials
-from bot.nightly.static_index import IndexContent, IndexFile, StaticIndexError
+from bot.nightly.static_index_content import IndexContent, IndexFile, StaticIndexError
 
 MAX_METADATA = 16 * 1024 * 1024  #: bytes of a wheel's METADATA read when mirroring
 
@@ -90,7 +90,7 @@ def mirror_files(
 ) -> tuple[dict[str, dict[str, IndexFile]], int]:
     """Put every locked file under ``tmp/files/``: from the previous index, the download
     cache (``downloads/<sha256>``) or the network, each checked against the lock's sha256."""
-    from bot.lock.index.cache import write_atomic
+    from bot.core.files import write_bytes_atomic
 
     close: Callable[[], None] = lambda: None  # noqa: E731
     projects: dict[str, dict[str, IndexFile]] = {}
@@ -106,7 +106,7 @@ def mirror_files(
                         fetch, close = _default_fetch()
                     data = _download(f, fetch)
                     if cached is not None:
-                        write_atomic(cached, data)
+                        write_bytes_atomic(cached, data)
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)

@@ -17,10 +17,10 @@ from bot.nightly.static_index import (
     CACHE_SUBDIR,
     MANIFEST,
     IndexResult,
-    StaticIndexError,
     check_ours,
     write_index,
 )
+from bot.nightly.static_index_content import StaticIndexError
 
 
 def publish_index(

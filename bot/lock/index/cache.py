@@ -24,13 +24,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bot.core.errors import IndexError_, without_credentials
+from bot.core.files import write_bytes_atomic
 
 VERSION_DIR = "index-v1"
 
@@ -50,31 +50,6 @@ def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME")
     root = Path(base) if base else Path.home() / ".cache"
     return root / "nixpkgs-python"
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename
-    (``mode``: the file's permissions exactly, else as the umask gives).
-
-    The temporary name is unique per process and thread (a cold lock writes a hundred cache
-    entries from a dozen threads; ``tempfile``'s random names cost more than the writes).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 #: how long after a snapshot a page must have been fetched to be trusted for it (slack for
@@ -121,7 +96,7 @@ class Cache:
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
-            write_atomic(path, data)
+            write_bytes_atomic(path, data)
         except OSError as exc:
             raise IndexError_(
                 f"cannot write the cache: {exc}",
