@@ -31,8 +31,8 @@ from bot.core.nix import run_nix
 from bot.core.proc import tail
 from bot.lock.document import read_lock
 from bot.model.interpreters import build_options, detect, load_local
+from bot.model.locks import locked_pythons, set_lock_path
 
-LOCK = re.compile(r"^pylock\.py3(\d+)\.toml$")
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
 FAILED_DRV = re.compile(
     r"(?:builder for|hash mismatch in fixed-output derivation|cannot build derivation) "
@@ -123,14 +123,6 @@ class BuildResult:
             "notes": self.notes,
             "seconds": round(self.duration, 3),
         }
-
-
-def locked_pythons(set_dir: Path) -> list[str]:
-    """The Python versions ``set_dir`` has a lock for, oldest first."""
-    minors = sorted(
-        int(m.group(1)) for p in set_dir.glob("pylock.py3*.toml") if (m := LOCK.match(p.name))
-    )
-    return [f"3.{m}" for m in minors]
 
 
 def package_of(drv_name: str) -> str:
@@ -416,7 +408,7 @@ def build_one(
     failures come back in the result."""
     t0 = time.monotonic()
     result = BuildResult(set_name, python, ok=False, system=opts.system)
-    lock_path = opts.repo / "sets" / set_name / f"pylock.py{python.replace('.', '')}.toml"
+    lock_path = set_lock_path(opts.repo, set_name, python)
     try:
         # Nix's fromTOML reports a broken lock without naming the set: check it here first
         document = read_lock(lock_path)

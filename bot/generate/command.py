@@ -49,6 +49,7 @@ from bot.lock import document as lockfile
 from bot.lock.command import build_request, index_routes, overrides_inputs
 from bot.lock.index.client import IndexClient
 from bot.lock.resolve import resolve
+from bot.model import locks
 from bot.model.interpreters import build_options, detect
 from bot.model.overrides import Override, extra_build_requires, load_overrides
 from bot.model.sets import Located, PackageSet, read_requirements_file
@@ -267,7 +268,7 @@ def generate(
         out=out,
         python=python,
         packages=len(document["packages"]),
-        roots=list(lockfile.provenance(document).get("roots", [])),
+        roots=list(locks.provenance(document).get("roots", [])),
         library_url=opts.library_url,
         library_rev=library_rev,
         interpreter=interpreters.get(python),

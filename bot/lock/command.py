@@ -25,6 +25,7 @@ from bot.lock import document as lockfile
 from bot.lock import memo as lockcache
 from bot.lock.index.cache import Cache, default_cache_dir
 from bot.lock.index.models import IndexRoute
+from bot.model import locks
 from bot.model.nixpkgs import Release, release_of
 from bot.model.overrides import Override, extra_build_requires, load_overrides
 from bot.model.sets import DEFAULT_INDEX, PackageSet, load_sets
@@ -74,8 +75,7 @@ class Hold:
 
 def recorded_holds(document: Mapping[str, Any] | None) -> dict[str, Hold]:
     """The holds a lock records."""
-    held = lockfile.provenance(document or {}).get("held", [])
-    return {h.name: h for h in (Hold.from_toml(d) for d in held)}
+    return {h.name: h for h in (Hold.from_toml(d) for d in locks.held(document))}
 
 
 @dataclass
@@ -242,19 +242,6 @@ def _read_existing(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def changes(
-    old: dict[str, Any] | None, new: dict[str, Any]
-) -> list[tuple[str, str | None, str | None]]:
-    """(name, old version, new version) for every package that differs."""
-    before = lockfile.lock_packages(old or {})
-    after = lockfile.lock_packages(new)
-    return [
-        (n, before.get(n), after.get(n))
-        for n in sorted(set(before) | set(after))
-        if before.get(n) != after.get(n)
-    ]
-
-
 def lock_one(
     pset: PackageSet,
     python: str,
@@ -278,7 +265,7 @@ def lock_one(
     old = _read_existing(path)
     exclude_newer = opts.exclude_newer
     if exclude_newer is None:
-        recorded = lockfile.provenance(old or {}).get("exclude-newer")
+        recorded = locks.provenance(old or {}).get("exclude-newer")
         exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     t0 = time.monotonic()
     if library is None:
@@ -307,7 +294,7 @@ def lock_one(
             release,
         )
         request = dataclasses.replace(
-            request, hints=[NormalizedName(n) for n in lockfile.lock_packages(old or {})]
+            request, hints=[NormalizedName(n) for n in locks.lock_packages(old or {})]
         )
         index.snapshot = None if opts.refresh else exclude_newer
         index.build_python = hook_python(opts.repo, python)
@@ -331,7 +318,7 @@ def lock_one(
             lockcache.store(index.cache, key, exclude_newer, index.recorded, text)
     else:
         new = tomllib.loads(text)
-    diff = changes(old, new)
+    diff = locks.package_changes(old, new)
     if old is not None and lockfile.same_content(old, new, tolerate_absent=opts.check):
         status: Status = "unchanged"
     elif opts.check:

@@ -20,14 +20,13 @@ import tomli_w
 from bot import __version__
 from bot.core.errors import LockError, without_credentials
 from bot.lock.index.models import DistFile
+from bot.model.locks import TOOL, provenance
 from bot.model.targets import SYSTEMS, Target, systems_marker
 
 if TYPE_CHECKING:
     from packaging.pylock import Pylock
 
     from bot.lock.resolve import Resolution, Resolved
-
-TOOL = "nixpkgs-python"
 
 
 def format_time(when: datetime) -> str:
@@ -194,16 +193,6 @@ def read_lock(path: Path) -> dict[str, Any]:
     return document
 
 
-def lock_packages(document: Mapping[str, Any]) -> dict[str, str]:
-    """name -> version of every package in a lock document."""
-    return {p["name"]: p.get("version", "") for p in document.get("packages", [])}
-
-
-def provenance(document: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``[tool.nixpkgs-python]`` table of a lock."""
-    return dict(document.get("tool", {}).get(TOOL, {}))
-
-
 #: provenance fields newer than some committed locks: a check does not fail on their absence
 BASELINE_FIELDS = ("nixpkgs-release", "macos-min", "glibc")
 
@@ -238,9 +227,7 @@ __all__ = [
     "build_lock",
     "dumps",
     "format_time",
-    "lock_packages",
     "parse_time",
-    "provenance",
     "read_lock",
     "same_content",
     "validate",

@@ -11,11 +11,84 @@ shown once per Python.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
+
+# -- the layout: names and places (nix/sets.nix is the Nix-side twin of these rules) --------
+
+TOOL = "nixpkgs-python"  #: the lock's ``[tool.<TOOL>]`` table: its provenance
+SETS_DIR = "sets"  #: ``<repo>/sets/<set>/`` holds each set's locks
+LOCK_GLOB = "pylock.py3*.toml"
+_LOCK_NAME = re.compile(r"^pylock\.py3(\d+)\.toml$")
+_LOCK_PATH = re.compile(r"sets/[^/]+/pylock\.py3\d+\.toml")
+
+
+def lock_name(python: str) -> str:
+    """``"3.12"`` -> ``"pylock.py312.toml"``."""
+    return f"pylock.py{python.replace('.', '')}.toml"
+
+
+def python_of(path: Path | str) -> str | None:
+    """The Python version a lock file is for (``pylock.py312.toml`` -> ``"3.12"``), or None
+    when the name is not a set's lock."""
+    match = _LOCK_NAME.match(Path(path).name)
+    return f"3.{match.group(1)}" if match else None
+
+
+def set_lock_path(repo: Path, set_name: str, python: str) -> Path:
+    """Where the lock of ``set_name`` for ``python`` lives in the repository ``repo``."""
+    return repo / SETS_DIR / set_name / lock_name(python)
+
+
+def locks_in(directory: Path) -> list[Path]:
+    """The set locks in ``directory`` (a set's directory, or a job's copy of its locks),
+    oldest Python first."""
+    found = [p for p in directory.glob(LOCK_GLOB) if python_of(p) is not None]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("pylock.py3").split(".")[0]))
+
+
+def locked_pythons(set_dir: Path) -> list[str]:
+    """The Python versions ``set_dir`` has a lock for, oldest first."""
+    return [str(python_of(p)) for p in locks_in(set_dir)]
+
+
+def repo_locks(repo: Path) -> list[Path]:
+    """Every set's locks in the repository ``repo`` (sorted by path)."""
+    sets_dir = repo / SETS_DIR
+    if not sets_dir.is_dir():
+        return []
+    return sorted(p for p in sets_dir.glob(f"*/{LOCK_GLOB}") if python_of(p) is not None)
+
+
+def is_lock_path(relative: str) -> bool:
+    """Whether a repository-relative path (``sets/<set>/pylock.py3XY.toml``) is a set's lock."""
+    return _LOCK_PATH.fullmatch(relative) is not None
+
+
+# -- the contents read back: provenance, packages, holds ----------------------------------
+
+
+def provenance(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[tool.nixpkgs-python]`` table of a lock."""
+    return dict(document.get("tool", {}).get(TOOL, {}))
+
+
+def lock_packages(document: Mapping[str, Any]) -> dict[str, str]:
+    """name -> version of every package in a lock document."""
+    return {p["name"]: p.get("version", "") for p in document.get("packages", [])}
+
+
+def held(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The hold records (``held``) a lock's provenance keeps."""
+    return list(provenance(document or {}).get("held", []))
+
+
+# -- the diff of two locks ----------------------------------------------------------------
 
 SUBJECT_MAX = 72
 ARROW = "→"
@@ -107,7 +180,7 @@ def python_label(python: str | None) -> str:
 
 def _tool(lock: Mapping[str, Any]) -> Mapping[str, Any]:
     tool = lock.get("tool", {})
-    section = tool.get("nixpkgs-python", {}) if isinstance(tool, Mapping) else {}
+    section = tool.get(TOOL, {}) if isinstance(tool, Mapping) else {}
     return section if isinstance(section, Mapping) else {}
 
 
@@ -119,6 +192,15 @@ def _versions(lock: Mapping[str, Any] | None) -> dict[str, str]:
         name = canonicalize_name(str(package["name"]))
         result[name] = str(package.get("version", ""))
     return result
+
+
+def package_changes(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> list[tuple[str, str | None, str | None]]:
+    """(name, old version, new version) for every package that differs, by name: the same
+    diff as :func:`diff_locks`, as one list."""
+    diff = diff_locks(old, new)
+    return sorted((c.name, c.old, c.new) for c in (*diff.added, *diff.removed, *diff.changed))
 
 
 def diff_locks(

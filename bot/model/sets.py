@@ -21,6 +21,7 @@ from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
 from bot.core.errors import MetadataError, SetError
+from bot.model.locks import lock_name
 from bot.model.targets import targets_for
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
@@ -84,7 +85,7 @@ class PackageSet:
 
     def lock_path(self, python: str) -> Path:
         """``sets/<name>/pylock.py312.toml`` for ``python="3.12"``."""
-        return self.path / f"pylock.py{python.replace('.', '')}.toml"
+        return self.path / lock_name(python)
 
     def inputs(self) -> dict[str, Any]:
         """Everything in the definition that can change a lock, as plain data."""

@@ -382,12 +382,13 @@ def night_locks(
     import tomllib
 
     from bot.core.proc import run
+    from bot.model import locks
 
     out: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
     for name, commit in sets:
         old: list[tuple[str, str]] = []
         new: list[tuple[str, str]] = []
-        for path in sorted((repo / "sets" / name).glob("pylock.py3*.toml")):
+        for path in locks.locks_in(repo / "sets" / name):
             text = path.read_text(encoding="utf-8")
             before = text
             if commit:

@@ -31,6 +31,7 @@ from bot.core import git
 from bot.core.errors import BotError
 from bot.core.proc import tail
 from bot.lock import document as lockfile
+from bot.model import locks
 from bot.model.locks import LockDiff, commit_body, commit_subject, diff_locks
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report
@@ -148,7 +149,7 @@ def _place_locks(pset: PackageSet, outcomes: Sequence[SystemOutcome]) -> str | N
     for o in outcomes:
         if o.folder is None:
             continue
-        for path in sorted((o.folder / "locks").glob("pylock.*.toml")):
+        for path in locks.locks_in(o.folder / "locks"):
             data = path.read_bytes()
             if path.name in by_name and by_name[path.name][0] != data:
                 return (
@@ -197,7 +198,7 @@ def _failed(
 def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
     """Commit each set's new locks (one commit per set) when it succeeded on every system it
     was built for, then publish and report."""
-    lock_paths = {str(p.relative_to(opts.repo)) for p in opts.repo.glob("sets/*/pylock.*.toml")}
+    lock_paths = {str(p.relative_to(opts.repo)) for p in locks.repo_locks(opts.repo)}
     git.ensure_clean(opts.repo, allow=lock_paths)
     git.ensure_identity(opts.repo)
     plan = _plan(opts.outcomes_dir) if opts.outcomes_dir is not None else None
@@ -227,7 +228,7 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
             except BotError as exc:  # e.g. a lock the job uploaded does not parse
                 outcome = _failed(pset, [], systems_text, str(exc))
         if outcome.report.status == "failed":
-            for path in pset.path.glob("pylock.*.toml"):
+            for path in locks.locks_in(pset.path):
                 git.restore(opts.repo, path)
         outcomes.append(outcome)
     night = report.NightReport(
@@ -272,7 +273,7 @@ def _commit_set(opts: NightlyOptions, pset: PackageSet) -> tuple[SetOutcome, str
             continue
         diffs.append(diff_locks(old, new))
         paths.append(path)
-        snapshot = lockfile.provenance(new).get("exclude-newer", snapshot)
+        snapshot = locks.provenance(new).get("exclude-newer", snapshot)
     if not paths:
         return SetOutcome(report.SetReport(pset.name, pset.python, "unchanged")), None
     sha = git.commit_set(

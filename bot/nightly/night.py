@@ -13,7 +13,6 @@ interruption stay local; the next night publishes them.
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -26,14 +25,13 @@ from bot.core.repolock import Transaction, recover
 from bot.lock import document as lockfile
 from bot.lock.command import index_routes
 from bot.lock.index.client import IndexClient
+from bot.model import locks
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report, revalidate
 from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
 from bot.nightly.per_set import _signing_key, choose_nixpkgs, night_set
 
 log = logging.getLogger(__name__)
-
-_LOCK_PATH = re.compile(r"sets/[^/]+/pylock\.py3\d+\.toml")
 
 
 def _unexpected(opts: NightlyOptions, what: str, exc: BaseException) -> str:
@@ -72,7 +70,7 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     notes = recover(opts.repo)
     # a changed lock nobody journalled (a hand edit, an older bot killed mid-night) is not
     # this run's to touch: its set sits the night out, the others run
-    stray = {p for p in git.dirty_paths(opts.repo) if _LOCK_PATH.fullmatch(p)}
+    stray = {p for p in git.dirty_paths(opts.repo) if locks.is_lock_path(p)}
     git.ensure_clean(opts.repo, allow=stray)
     git.ensure_identity(opts.repo)
     psets = load_sets(opts.repo, list(opts.sets))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core import files, git
 from bot.core.errors import BotError
 from bot.lock import document as lockfile
+from bot.model import locks
 from bot.model.interpreters import detect, load_local
 from bot.nightly import report, revalidate
 
@@ -194,7 +195,7 @@ def _indexable_sets(repo: Path) -> list[str]:
     out = []
     for name in list_sets(repo):
         try:
-            for path in sorted((repo / "sets" / name).glob("pylock.py3*.toml")):
+            for path in locks.locks_in(repo / "sets" / name):
                 lockfile.read_lock(path)
         except BotError:
             continue

@@ -49,6 +49,7 @@ from packaging.version import InvalidVersion, Version
 from bot.build import command as builder
 from bot.core.errors import BotError
 from bot.lock.index.cache import default_cache_dir
+from bot.model import locks
 from bot.model.interpreters import detect, load_local
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
@@ -142,19 +143,13 @@ def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
     """Every package of every lock of ``repo`` (``sets/*/pylock.py3XY.toml``), by normalized
     name; each with the systems its lock has an artifact for."""
     out: dict[NormalizedName, list[Locked]] = {}
-    sets_dir = repo / "sets"
-    if not sets_dir.is_dir():
-        return out
-    for path in sorted(sets_dir.glob("*/pylock.py3*.toml")):
-        match = builder.LOCK.match(path.name)
-        if not match:
-            continue
+    for path in locks.repo_locks(repo):
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             log.warning("%s: skipped, cannot read: %s", path, exc)
             continue
-        python = f"3.{match.group(1)}"
+        python = str(locks.python_of(path))
         for pkg in document.get("packages", []):
             if "name" not in pkg or "version" not in pkg:
                 continue

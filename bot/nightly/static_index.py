@@ -39,6 +39,7 @@ from packaging.utils import canonicalize_name
 
 from bot.core.errors import without_credentials
 from bot.lock import document as lockfile
+from bot.model import locks
 from bot.model.sets import list_sets
 from bot.nightly.static_index_content import IndexContent, IndexFile, StaticIndexError
 
@@ -92,12 +93,12 @@ def collect(repo: Path, names: Sequence[str] = ()) -> IndexContent:
                 hint="rename the set",
             )
         directory = repo / "sets" / name
-        locks = sorted(directory.glob("pylock.py3*.toml"))
-        if not locks:
+        set_locks = locks.locks_in(directory)
+        if not set_locks:
             continue
-        for path in locks:
+        for path in set_locks:
             document = lockfile.read_lock(path)
-            python = str(lockfile.provenance(document).get("python") or _python_of(path))
+            python = str(locks.provenance(document).get("python") or locks.python_of(path))
             content.locks.setdefault(name, {})[python] = path
             pins = content.pins.setdefault(name, {})
             for package in document.get("packages", []):
@@ -108,12 +109,6 @@ def collect(repo: Path, names: Sequence[str] = ()) -> IndexContent:
                     package.get("marker"),
                 )
     return content
-
-
-def _python_of(path: Path) -> str:
-    # pylock.py312.toml -> 3.12
-    digits = path.name.removeprefix("pylock.py").removesuffix(".toml")
-    return f"{digits[0]}.{digits[1:]}"
 
 
 def _add_package(content: IndexContent, package: Mapping[str, Any], where: str) -> None:
@@ -313,13 +308,13 @@ def render(
         entries = list(projects[project].values())
         (page / "index.html").write_text(project_html(project, entries, mirror), encoding="utf-8")
         (page / "index.json").write_text(project_json(project, entries, mirror), encoding="utf-8")
-    for set_name, locks in sorted(content.locks.items()):
+    for set_name, by_python in sorted(content.locks.items()):
         directory = tmp / set_name
         directory.mkdir()
         (directory / "constraints.txt").write_text(
-            constraints(content.pins[set_name], list(locks)), encoding="utf-8"
+            constraints(content.pins[set_name], list(by_python)), encoding="utf-8"
         )
-        for _python, path in sorted(locks.items()):
+        for _python, path in sorted(by_python.items()):
             text = path.read_text(encoding="utf-8")
             if mirror:
                 text = _local_lock(text, projects)
