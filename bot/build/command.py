@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from bot.core.errors import BotError, NixError
 from bot.core.nix import run_nix
 from bot.core.proc import tail
 from bot.lock.document import read_lock
-from bot.model.interpreters import build_options, detect, load_local
+from bot.model.interpreters import build_options, detect, load_local, temporary_interpreters_file
 from bot.model.locks import locked_pythons, set_lock_path
 
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
@@ -212,6 +211,77 @@ def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
     return load_local(opts.repo) or detect()
 
 
+@dataclass(frozen=True)
+class SetBuild:
+    """One set build: a set, a Python version and an attribute of it (``python``: its
+    environment; ``packages.<name>``: one package).  The nix-build command line and the
+    evaluation of the same attribute's out path come from one expression (:meth:`expression`).
+
+    ``disabled_overrides`` (``"<package>#<n>"``) leaves those entries of the overrides library
+    out (``default.nix``'s ``disabledOverrides``); ``interpreters_file`` is the standalone
+    interpreters' file (see :func:`~bot.model.interpreters.temporary_interpreters_file`).
+    """
+
+    opts: BuildOptions
+    set_name: str
+    python: str
+    interpreters_file: Path | None = None
+    attr: str = "python"
+    disabled_overrides: Sequence[str] = ()
+
+    def expression(self, attr: str) -> list[str]:
+        """``default.nix -A <set>.py3XY.<attr>`` and the arguments that choose what it builds."""
+        opts = self.opts
+        argv: list[str] = [
+            str(opts.repo / "default.nix"),
+            "-A",
+            f"{self.set_name}.py3{self.python.split('.')[1]}.{attr}",
+            "--argstr",
+            "setsDir",
+            str(opts.repo.resolve() / "sets"),
+            "--argstr",
+            "overridesDir",
+            str(opts.repo.resolve() / "overrides"),
+        ]
+        if self.disabled_overrides:
+            argv += ["--argstr", "disabledOverrides", ",".join(self.disabled_overrides)]
+        if opts.nixpkgs:
+            if opts.nixpkgs_path is not None:
+                argv += ["--argstr", "nixpkgs", str(opts.nixpkgs_path.resolve())]
+        else:
+            argv += ["--arg", "pkgs", "null"]
+            if self.interpreters_file is not None:
+                argv += ["--argstr", "interpretersFile", str(self.interpreters_file)]
+        if opts.system is not None:
+            argv += ["--argstr", "system", opts.system]  # default.nix passes it to nixpkgs
+        return argv
+
+    def build_args(self) -> list[str]:
+        """The nix-build arguments."""
+        opts = self.opts
+        argv = self.expression(self.attr)
+        if opts.keep_going:
+            argv.append("--keep-going")
+        argv += jobs_args(opts.max_jobs)
+        if opts.out_link is not None:
+            argv += [
+                "--out-link",
+                f"{opts.out_link}-{self.set_name}-py3{self.python.split('.')[1]}",
+            ]
+        else:
+            argv.append("--no-out-link")
+        return argv
+
+    def out_path_args(self) -> list[str]:
+        """The nix-instantiate arguments that print the attribute's out path (JSON)."""
+        return [
+            "--eval",
+            "--json",
+            *self.expression(f"{self.attr}.outPath"),
+            *jobs_args(self.opts.max_jobs),
+        ]
+
+
 def nix_build_args(
     opts: BuildOptions,
     set_name: str,
@@ -221,42 +291,28 @@ def nix_build_args(
     attr: str = "python",
     disabled_overrides: Sequence[str] = (),
 ) -> list[str]:
-    """The nix-build arguments for one set and Python version.
+    """The nix-build arguments for one set and Python version (see :class:`SetBuild`)."""
+    return SetBuild(
+        opts, set_name, python, interpreters_file, attr=attr, disabled_overrides=disabled_overrides
+    ).build_args()
 
-    ``attr`` is the attribute of the set to build (``python``: its environment;
-    ``packages.<name>``: one package).  ``disabled_overrides`` (``"<package>#<n>"``) leaves
-    those entries of the overrides library out (``default.nix``'s ``disabledOverrides``).
-    """
-    argv: list[str] = [
-        str(opts.repo / "default.nix"),
-        "-A",
-        f"{set_name}.py3{python.split('.')[1]}.{attr}",
-        "--argstr",
-        "setsDir",
-        str(opts.repo.resolve() / "sets"),
-        "--argstr",
-        "overridesDir",
-        str(opts.repo.resolve() / "overrides"),
-    ]
-    if disabled_overrides:
-        argv += ["--argstr", "disabledOverrides", ",".join(disabled_overrides)]
-    if opts.nixpkgs:
-        if opts.nixpkgs_path is not None:
-            argv += ["--argstr", "nixpkgs", str(opts.nixpkgs_path.resolve())]
-    else:
-        argv += ["--arg", "pkgs", "null"]
-        if interpreters_file is not None:
-            argv += ["--argstr", "interpretersFile", str(interpreters_file)]
-    if opts.system is not None:
-        argv += ["--argstr", "system", opts.system]  # default.nix passes it to nixpkgs
-    if opts.keep_going:
-        argv.append("--keep-going")
-    argv += jobs_args(opts.max_jobs)
-    if opts.out_link is not None:
-        argv += ["--out-link", f"{opts.out_link}-{set_name}-py3{python.split('.')[1]}"]
-    else:
-        argv.append("--no-out-link")
-    return argv
+
+def out_paths(opts: BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
+    """The store paths a set's environments would have, by evaluation only (no build)."""
+    interpreters = load_local(opts.repo) or detect()
+    paths = []
+    with temporary_interpreters_file(
+        None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"
+    ) as file:
+        for python in pythons:
+            proc = run_nix(
+                "nix-instantiate",
+                SetBuild(opts, set_name, python, file).out_path_args(),
+                options={} if opts.nixpkgs else build_options(interpreters.values()),
+                what=f"evaluating set {set_name}",
+            )
+            paths.append(json.loads(proc.stdout))
+    return paths
 
 
 def substituters(opts: BuildOptions) -> str | None:
@@ -491,14 +547,10 @@ def build_sets(
         )
     prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
     interpreters: Mapping[str, str] = {} if opts.nixpkgs else _interpreters(opts)
-    interpreters_file = None
     results: list[BuildResult] = []
-    tmp_dir: tempfile.TemporaryDirectory[str] | None = None
-    if not opts.nixpkgs:
-        tmp_dir = tempfile.TemporaryDirectory(prefix="nixpkgs-python-build-")
-        interpreters_file = Path(tmp_dir.name) / "interpreters.json"
-        interpreters_file.write_text(json.dumps({"interpreters": dict(interpreters)}))
-    try:
+    with temporary_interpreters_file(
+        None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-build-"
+    ) as file:
         for set_name, python, error in targets:
             if error is not None or python is None:
                 results.append(
@@ -520,10 +572,7 @@ def build_sets(
                 continue
             if progress is not None:
                 progress(f"building {set_name} for Python {python}")
-            results.append(build_one(opts, set_name, python, interpreters, interpreters_file))
-    finally:
-        if tmp_dir is not None:
-            tmp_dir.cleanup()
+            results.append(build_one(opts, set_name, python, interpreters, file))
     return results
 
 

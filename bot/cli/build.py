@@ -263,8 +263,7 @@ def verify_command(
 ) -> None:
     """Substitute the sets into a fresh store that trusts only PUBLIC_KEY."""
     from bot import cache
-    from bot.build.command import _targets, prepare_nixpkgs
-    from bot.nightly.per_set import out_paths
+    from bot.build.command import _targets, out_paths, prepare_nixpkgs
 
     opts = _build_options(obj, sets, python, nixpkgs, system=system)
     prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)

@@ -12,11 +12,13 @@ candidate for its real executable (so pyenv shims resolve to the binary they run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from bot import SUPPORTED_PYTHONS
@@ -136,6 +138,22 @@ def load_local(repo: Path) -> dict[str, str]:
             where=str(target),
             hint="re-create it with `python -m bot.model.interpreters`",
         ) from exc
+
+
+@contextlib.contextmanager
+def temporary_interpreters_file(
+    interpreters: Mapping[str, str] | None, *, prefix: str = "nixpkgs-python-"
+) -> Iterator[Path | None]:
+    """A temporary ``interpretersFile`` for ``default.nix`` naming ``interpreters`` (version ->
+    prefix), removed when the block ends; ``None`` (no file) for ``None``: a build with
+    nixpkgs takes its interpreters from there."""
+    if interpreters is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        path = Path(tmp) / "interpreters.json"
+        path.write_text(json.dumps({"interpreters": dict(interpreters)}))
+        yield path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,10 +11,8 @@ under ``binary-cache/``, local commits, no GitHub.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -28,7 +26,6 @@ from bot.core.nix import run_nix
 from bot.core.repolock import Transaction
 from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
 from bot.lock.index.client import IndexClient
-from bot.model.interpreters import build_options, detect, load_local
 from bot.model.locks import commit_body, commit_subject, diff_locks
 from bot.model.overrides import load_overrides
 from bot.model.sets import PackageSet
@@ -85,28 +82,6 @@ def choose_nixpkgs(opts: NightlyOptions) -> str | None:
             "using the standalone interpreters: the outputs are for this machine only"
         )
     return None
-
-
-def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
-    """The store paths a set's environments would have, by evaluation only (no build)."""
-    interpreters = load_local(opts.repo) or detect()
-    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-eval-") as tmp:
-        file = Path(tmp) / "interpreters.json"
-        file.write_text(json.dumps({"interpreters": dict(interpreters)}))
-        paths = []
-        for python in pythons:
-            argv = builder.nix_build_args(opts, set_name, python, None if opts.nixpkgs else file)
-            argv = [a for a in argv if a not in ("--no-out-link", "--keep-going")]
-            attr = argv.index("-A") + 1
-            argv[attr] += ".outPath"
-            proc = run_nix(
-                "nix-instantiate",
-                ["--eval", "--json", *argv],
-                options={} if opts.nixpkgs else build_options(interpreters.values()),
-                what=f"evaluating set {set_name}",
-            )
-            paths.append(json.loads(proc.stdout))
-    return paths
 
 
 def _closure_bytes(paths: Sequence[str]) -> int | None:
@@ -173,7 +148,7 @@ def night_set(
     bopts = _build_options(opts, pset)
     if all(o.status == "unchanged" for o in outcomes):
         progress(f"{pset.name}: checking the cache")
-        wanted = out_paths(bopts, pset.name, pythons)
+        wanted = builder.out_paths(bopts, pset.name, pythons)
         if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
             return SetOutcome(
                 report.SetReport(
@@ -313,4 +288,4 @@ def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
     return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
 
 
-__all__ = ["night_set", "out_paths"]
+__all__ = ["night_set"]

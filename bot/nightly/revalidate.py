@@ -36,7 +36,6 @@ import json
 import logging
 import platform
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +49,7 @@ from bot.build import command as builder
 from bot.core.errors import BotError
 from bot.lock.index.cache import default_cache_dir
 from bot.model import locks
-from bot.model.interpreters import detect, load_local
+from bot.model.interpreters import detect, load_local, temporary_interpreters_file
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
 from bot.nightly.revalidate_state import load_state, rotate, save_state
@@ -375,15 +374,13 @@ def revalidate(
         nixpkgs_path=nixpkgs_path,
         timeout=timeout,
     )
-    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-revalidate-") as tmp:
-        interpreters_file: Path | None = None
-        if not nixpkgs:
-            interpreters_file = Path(tmp) / "interpreters.json"
-            interpreters_file.write_text(json.dumps({"interpreters": dict(interps)}))
+    with temporary_interpreters_file(
+        None if nixpkgs else interps, prefix="nixpkgs-python-revalidate-"
+    ) as file:
         for entry_id in chosen:
             entry, index, where = candidates[entry_id]
             say(f"re-validating override {entry_id} ({entry.reason})")
-            finding = _check(opts, entry, index, where, lines, interps, interpreters_file)
+            finding = _check(opts, entry, index, where, lines, interps, file)
             findings.append(finding)
             if finding.kind == "needed":
                 needed[entry_id] = fingerprints[entry_id]
