@@ -13,7 +13,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from bot.nix import run_nix
+from bot.core.nix import run_nix
 from tests.plugins.bot_wheels import COMMAND, SET_DIR, hashed_mirror, locked_files
 
 ROOT = Path(__file__).resolve().parent.parent

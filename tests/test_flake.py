@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.nix import run_nix
-from bot.sets import list_sets
+from bot.core.nix import run_nix
+from bot.model.sets import list_sets
 from tests.plugins.bot_wheels import SET_DIR, hashed_mirror
 from tests.plugins.nixenv import demo_entries, write_lock
 from tests.plugins.pypi import IndexServer
@@ -300,7 +300,7 @@ def test_nix_build_a_bot_from_default_nix(flake: Flake, tmp_path: Path) -> None:
     assert python in closure
     # the library files it reads at run time are beside its package (where a checkout has
     # them): `generate` copies generated.nix
-    code = "from bot.generate import DEFAULT_NIX; print(DEFAULT_NIX)"
+    code = "from bot.generate.command import DEFAULT_NIX; print(DEFAULT_NIX)"
     where = _run(out / "bin" / "python", "-I", "-c", code, cwd=tmp_path).stdout.strip()
     assert where.startswith("/nix/store/")
     assert Path(where).read_bytes() == (ROOT / "nix" / "generated.nix").read_bytes()
