@@ -29,7 +29,11 @@ from bot.core.errors import BotError, NixError
 from bot.core.nix import run_nix
 from bot.core.proc import tail
 from bot.lock.document import read_lock
-from bot.model.interpreters import build_options, detect, load_local, temporary_interpreters_file
+from bot.model.interpreters import (
+    build_options,
+    standalone_interpreters,
+    temporary_interpreters_file,
+)
 from bot.model.locks import locked_pythons, set_lock_path
 
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
@@ -208,7 +212,7 @@ def suggestions_for(repo: Path, log: str) -> list[Suggestion]:
 def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
     if opts.interpreters is not None:
         return opts.interpreters
-    return load_local(opts.repo) or detect()
+    return standalone_interpreters(opts.repo)
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,7 @@ def nix_build_args(
 
 def out_paths(opts: BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
     """The store paths a set's environments would have, by evaluation only (no build)."""
-    interpreters = load_local(opts.repo) or detect()
+    interpreters = standalone_interpreters(opts.repo)
     paths = []
     with temporary_interpreters_file(
         None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"

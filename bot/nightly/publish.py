@@ -14,7 +14,7 @@ from bot.core import files, git
 from bot.core.errors import BotError
 from bot.lock import document as lockfile
 from bot.model import locks
-from bot.model.interpreters import detect, load_local
+from bot.model.interpreters import standalone_interpreters
 from bot.nightly import report, revalidate
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
             "rev": pin.get("rev"),
             "url": pin.get("url"),
         }
-    return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
+    return {"source": "standalone", "interpreters": standalone_interpreters(opts.repo)}
 
 
 def _provenance_line(provenance: Mapping[str, Any]) -> str:
