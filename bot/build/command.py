@@ -34,7 +34,7 @@ from bot.model.interpreters import (
     standalone_interpreters,
     temporary_interpreters_file,
 )
-from bot.model.locks import locked_pythons, set_lock_path
+from bot.model.locks import locked_pythons, python_tag, set_lock_path
 
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
 FAILED_DRV = re.compile(
@@ -239,7 +239,7 @@ class SetBuild:
         argv: list[str] = [
             str(opts.repo / "default.nix"),
             "-A",
-            f"{self.set_name}.py3{self.python.split('.')[1]}.{attr}",
+            f"{self.set_name}.{python_tag(self.python)}.{attr}",
             "--argstr",
             "setsDir",
             str(opts.repo.resolve() / "sets"),
@@ -270,7 +270,7 @@ class SetBuild:
         if opts.out_link is not None:
             argv += [
                 "--out-link",
-                f"{opts.out_link}-{self.set_name}-py3{self.python.split('.')[1]}",
+                f"{opts.out_link}-{self.set_name}-{python_tag(self.python)}",
             ]
         else:
             argv.append("--no-out-link")
@@ -503,7 +503,7 @@ def build_one(
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out
         if opts.out_link is not None:
-            result.out_link = Path(f"{opts.out_link}-{set_name}-py3{python.split('.')[1]}")
+            result.out_link = Path(f"{opts.out_link}-{set_name}-{python_tag(python)}")
         query = run_nix("nix-store", ["--query", "--requisites", out], check=False)
         result.store_paths = query.stdout.split()
     else:

@@ -34,6 +34,7 @@ import tomli_w
 
 from bot.core.nix import eval_json, run_nix
 from bot.model.interpreters import build_options, detect
+from bot.model.locks import lock_name
 from tests.plugins.pypi import IndexServer, make_backend_wheel, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -356,7 +357,7 @@ def lock_demo(
     """Write ``sets/demo/pylock.py3XY.toml`` (``entries=`` replaces the demo entries)."""
     entries = kw.pop("entries", None) or demo_entries(dists)
     write_lock(
-        repo.sets / "demo" / f"pylock.py3{python.split('.')[1]}.toml",
+        repo.sets / "demo" / lock_name(python),
         entries,
         base_url=f"{index.root_url}/files/",
         set_name="demo",
