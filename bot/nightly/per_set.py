@@ -12,7 +12,6 @@ under ``binary-cache/``, local commits, no GitHub.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -21,7 +20,6 @@ from pathlib import Path
 from bot import cache
 from bot.build import command as builder
 from bot.core import git
-from bot.core.errors import BotError
 from bot.core.nix import run_nix
 from bot.core.repolock import Transaction
 from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
@@ -34,19 +32,6 @@ from bot.nightly.holdback import Search, bumps, find_holds, held_report, hold_lo
 from bot.nightly.options import NightlyOptions, SetOutcome
 
 log = logging.getLogger(__name__)
-
-
-def _signing_key(opts: NightlyOptions, store: str) -> Path | None:
-    if opts.signing_key is not None:
-        return opts.signing_key
-    if os.environ.get(cache.SIGNING_KEY_ENV) or os.environ.get(cache.SIGNING_KEY_FILE_ENV):
-        return None  # bot.cache reads it from the environment
-    if store == cache.default_store(opts.repo):
-        return cache.default_signing_key()
-    raise BotError(
-        f"no signing key for {store}",
-        hint=f"pass --signing-key FILE or set {cache.SIGNING_KEY_FILE_ENV}",
-    )
 
 
 def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptions:
