@@ -223,6 +223,9 @@ def test_unreachable_remote(work: Path, tmp_path: Path) -> None:
     assert "push to gone/main failed" in str(info.value)
     assert "s3cret" not in str(info.value)
     assert remote_url(work, "gone") == "https://***@127.0.0.1:9/nothing.git"
+    # the same redaction as every other message: a password may hold an "@"
+    git(work, "remote", "add", "at", "https://user:p@ss@127.0.0.1:9/nothing.git")
+    assert remote_url(work, "at") == "https://***@127.0.0.1:9/nothing.git"
 
 
 def test_detached_head_needs_branch(work: Path) -> None:
