@@ -47,7 +47,6 @@ NOT_HONOURED = re.compile(
 )
 #: the builder's linkage check: a library found only on this machine (standalone builds)
 LINKAGE_WARNING = re.compile(r"^(?:[^\n]*> )?nixpkgs-python: (linkage check: warning: .*)$", re.M)
-DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
 #: the Nix library's line naming a package whose check failed an environment (nix/builder.py)
 CHECK_FAILED = re.compile(r"nixpkgs-python: package '([^']+)' (?:imports|tests) check failed")
 LOG_LINES = 30

@@ -134,10 +134,6 @@ class NixError(CommandError):
     """A nix command failed."""
 
 
-class BuildError(NixError):
-    """A set failed to build; ``package`` names the failing derivation when known."""
-
-
 class CacheError(BotError):
     """Binary cache signing, pushing or verification failed."""
 

@@ -452,22 +452,6 @@ def _freshness_from(data: Any) -> Freshness | None:
     )
 
 
-def merge(reports: Iterable[NightReport]) -> NightReport:
-    """Combine per-set reports of one night (matrix jobs) into one, sets sorted by name."""
-    reports = list(reports)
-    if not reports:
-        raise ValueError("no reports to merge")
-    first = reports[0]
-    sets = sorted((s for r in reports for s in r.sets), key=lambda s: s.name)
-    return NightReport(
-        date=first.date,
-        sets=tuple(sets),
-        exclude_newer=next((r.exclude_newer for r in reports if r.exclude_newer), None),
-        run_url=next((r.run_url for r in reports if r.run_url), None),
-        notes=tuple(n for r in reports for n in r.notes),
-    )
-
-
 def append_step_summary(markdown: str, env: Mapping[str, str]) -> bool:
     """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY`` if the environment names one."""
     path = env.get("GITHUB_STEP_SUMMARY")
