@@ -224,10 +224,7 @@ def write_reports(
         files.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if opts.report_markdown is not None:
         files.write_atomic(opts.report_markdown, text)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    report.append_step_summary(text + "\n", os.environ)
 
 
 def night_advisories(opts: NightlyOptions, night: report.NightReport) -> NightAdvisories | None:
