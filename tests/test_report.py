@@ -18,11 +18,11 @@ from bot.nightly.report import (
     format_size,
     freshness_line,
     freshness_of,
-    from_json,
     rows_from_diffs,
     to_json,
     to_markdown,
 )
+from tests.report_json import from_json
 
 
 def lock(python: str, packages: dict[str, str]) -> dict[str, object]:
