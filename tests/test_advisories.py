@@ -20,8 +20,9 @@ from bot.nightly.advisories import (
 )
 from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
+from tests.harness import git
 from tests.plugins.pypi import IndexServer, make_wheel
-from tests.test_nightly import REPO, git, github, night_index, night_repo, options
+from tests.test_nightly import REPO, github, night_index, night_repo, options
 
 __all__ = ["night_index", "night_repo"]  # fixtures used here
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,7 @@ from bot.core.git import (
     push_pull_request_branch,
     remote_url,
 )
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.harness import git
 
 
 def write(path: Path, text: str) -> Path:
