@@ -15,8 +15,8 @@ from bot import cache
 from bot.core.errors import BotError
 from bot.nightly.options import NightlyOptions
 from bot.nightly.run import run_nightly
-from tests.conftest import FakeGitHub
 from tests.harness import git
+from tests.plugins.fake_github import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,8 +43,8 @@ from tests.plugins.standin import Standin, make_standin, serve
 from tests.plugins.static_http import serve_directory
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeGitHub
     from tests.plugins.act import Act, ActRun
+    from tests.plugins.fake_github import FakeGitHub
     from tests.plugins.sshd import SshServer
 
 ROOT = Path(__file__).resolve().parent.parent
