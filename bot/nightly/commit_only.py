@@ -241,10 +241,9 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
     errors = publish.publish(
         opts, night, outcomes, github_client(opts), lambda _msg: None, provenance=provenance
     )
-    publish.write_reports(opts, night, provenance=provenance)
+    result = publish.end_night(opts, night, outcomes, errors, provenance=provenance)
     _write_systems(summaries)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(night, errors, 2 if failed else 0)
+    return result
 
 
 def _write_systems(lines: Sequence[str]) -> None:

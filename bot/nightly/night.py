@@ -102,10 +102,9 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     finally:
         notes += tx.undo()
         tx.close()
-    result = _report(opts, started, outcomes, notes)
-    publish.write_reports(opts, result, findings, provenance)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(result, errors, 2 if failed else 0, findings)
+    return publish.end_night(
+        opts, _report(opts, started, outcomes, notes), outcomes, errors, findings, provenance
+    )
 
 
 def _sets(

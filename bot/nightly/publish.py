@@ -16,6 +16,7 @@ from bot.lock import document as lockfile
 from bot.model import locks
 from bot.model.interpreters import standalone_interpreters
 from bot.nightly import report, revalidate
+from bot.nightly.options import NightResult
 
 if TYPE_CHECKING:
     from bot.nightly.advisories import NightAdvisories
@@ -225,6 +226,21 @@ def write_reports(
     if opts.report_markdown is not None:
         files.write_atomic(opts.report_markdown, text)
     report.append_step_summary(text + "\n", os.environ)
+
+
+def end_night(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    errors: list[str],
+    findings: Sequence[revalidate.Finding] = (),
+    provenance: Mapping[str, Any] | None = None,
+) -> NightResult:
+    """The end of a night (the whole night's, or CI's commit job's): the reports written, and
+    the result, exit code 2 when a set failed or publishing met errors."""
+    write_reports(opts, night, findings, provenance)
+    failed = any(o.report.status == "failed" for o in outcomes) or errors
+    return NightResult(night, errors, 2 if failed else 0, list(findings))
 
 
 def night_advisories(opts: NightlyOptions, night: report.NightReport) -> NightAdvisories | None:
