@@ -19,9 +19,10 @@ from bot.nightly.advisories import (
     to_markdown,
 )
 from bot.nightly.run import run_nightly
-from tests.conftest import FakeGitHub
+from tests.harness import git
+from tests.plugins.fake_github import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_wheel
-from tests.test_nightly import REPO, git, github, night_index, night_repo, options
+from tests.test_nightly import REPO, github, night_index, night_repo, options
 
 __all__ = ["night_index", "night_repo"]  # fixtures used here
 

@@ -134,6 +134,26 @@ def test_default_store_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert all(n.suffix == ".zst" for n in (tmp_path / "repo" / "binary-cache" / "nar").iterdir())
 
 
+def test_which_key_signs_a_push(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given, else the environment's, else the machine's for the default cache alone."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv(cache.SIGNING_KEY_ENV, raising=False)
+    monkeypatch.delenv(cache.SIGNING_KEY_FILE_ENV, raising=False)
+    repo, given, other = tmp_path / "repo", tmp_path / "given.sec", "ssh-ng://cache.example"
+    assert cache.signing_key_for(other, repo, given) == given
+    with pytest.raises(CacheError, match=r"no signing key for ssh-ng://cache\.example") as caught:
+        cache.signing_key_for(other, repo, None)
+    assert cache.SIGNING_KEY_FILE_ENV in (caught.value.hint or "")
+    assert not (tmp_path / "config").exists()  # no key made for a store it does not sign
+    default = cache.signing_key_for(cache.default_store(repo), repo, None)
+    assert default == cache.default_signing_key()
+    assert default is not None
+    assert default.is_file()
+    monkeypatch.setenv(cache.SIGNING_KEY_FILE_ENV, str(given))
+    assert cache.signing_key_for(other, repo, None) is None  # signing_key_file reads it
+    assert cache.signing_key_for(cache.default_store(repo), repo, None) is None
+
+
 @pytest.mark.parametrize(
     ("uri", "message"),
     [

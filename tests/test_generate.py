@@ -17,6 +17,7 @@ import pytest
 from bot.cli import main
 from bot.core.nix import eval_json, run_nix
 from bot.model.interpreters import build_options
+from tests.harness import git
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +50,6 @@ reason = "tests: the pinned library patches gen-lib"
 patches = ["patches/gen-lib.patch"]
 env = {{ FROM_LIBRARY = "{value}" }}
 """
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def commit_library(repo: Path, value: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,7 @@ from bot.core.git import (
     push_pull_request_branch,
     remote_url,
 )
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from tests.harness import git
 
 
 def write(path: Path, text: str) -> Path:
@@ -223,6 +217,9 @@ def test_unreachable_remote(work: Path, tmp_path: Path) -> None:
     assert "push to gone/main failed" in str(info.value)
     assert "s3cret" not in str(info.value)
     assert remote_url(work, "gone") == "https://***@127.0.0.1:9/nothing.git"
+    # the same redaction as every other message: a password may hold an "@"
+    git(work, "remote", "add", "at", "https://user:p@ss@127.0.0.1:9/nothing.git")
+    assert remote_url(work, "at") == "https://***@127.0.0.1:9/nothing.git"
 
 
 def test_detached_head_needs_branch(work: Path) -> None:

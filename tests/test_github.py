@@ -7,7 +7,7 @@ import pytest
 
 from bot.core.errors import GitHubError
 from bot.nightly.github import GitHubClient, failure_body, failure_title
-from tests.conftest import FakeGitHub
+from tests.plugins.fake_github import FakeGitHub
 
 REPO = "nixpkgs-python/nixpkgs-python"
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,6 +33,7 @@ from bot.lock.index.cache import Cache
 from bot.lock.index.limits import LimitExceeded, Limits
 from bot.lock.index.models import DistFile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+from tests.plugins.static_http import serve_directory
 
 MakeClient = Callable[..., IndexClient]
 SMALL = Limits(page=64 * 1024, download=4 * 1024 * 1024, metadata=64 * 1024, deadline=2.0)
@@ -558,17 +559,8 @@ def static_index(
         )
         page.write_text(f"<html><body>\n{links}</body></html>\n")
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/simple/", dists
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_directory(root) as url:
+        yield f"{url}/simple/", dists
 
 
 def test_a_static_index_without_upload_times_locks(

@@ -25,9 +25,10 @@ import pytest
 from bot import cache
 from bot.core.repolock import JOURNAL_NAME, LOCK_NAME
 from bot.nightly.run import run_nightly
-from tests.conftest import FakeGitHub
+from tests.harness import git
+from tests.plugins.fake_github import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_wheel
-from tests.test_nightly import REPO, git, github, night_index, night_repo, options  # noqa: F401
+from tests.test_nightly import REPO, github, night_index, night_repo, options  # noqa: F401
 
 pytestmark = pytest.mark.nix
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,19 +15,14 @@ from bot import cache
 from bot.core.errors import BotError
 from bot.nightly.options import NightlyOptions
 from bot.nightly.run import run_nightly
-from tests.conftest import FakeGitHub
+from tests.harness import git
+from tests.plugins.fake_github import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "nixpkgs-python/nixpkgs-python"
 
 pytestmark = pytest.mark.nix
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def when(day: int) -> datetime:

@@ -17,6 +17,7 @@ import pytest
 from bot.cli import main
 from bot.core.nix import run_nix
 from bot.model.nixpkgs import PinError, PinUnavailableError, ensure_pin, read_pin, release_of
+from tests.harness import git
 from tests.plugins.nixenv import NixRepo, lock_demo
 from tests.plugins.pypi import IndexServer
 from tests.plugins.standin import make_standin, serve
@@ -131,25 +132,19 @@ def test_the_pin_is_fetched_and_checked_against_its_hash(
     assert "--standalone" in str(unavailable.value)
 
 
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def test_nixpkgs_update_follows_the_branch(
     nix_repo: NixRepo, tarball_server: tuple[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     base, www = tarball_server
     upstream = nix_repo.root.parent / "nixpkgs-upstream"
     upstream.mkdir()
-    _git("init", "-q", "-b", "nixos-26.05", cwd=upstream)
+    git(upstream, "init", "-q", "-b", "nixos-26.05")
 
     def commit(text: str) -> str:
         (upstream / "default.nix").write_text(text)
-        _git("add", "default.nix", cwd=upstream)
-        _git("commit", "-q", "-m", text[:20], cwd=upstream)
-        rev = _git("rev-parse", "HEAD", cwd=upstream)
+        git(upstream, "add", "default.nix")
+        git(upstream, "commit", "-q", "-m", text[:20])
+        rev = git(upstream, "rev-parse", "HEAD")
         archive = subprocess.run(
             ["git", "archive", "--format=tar", f"--prefix=nixpkgs-{rev}/", rev],
             cwd=upstream,

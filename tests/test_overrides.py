@@ -12,7 +12,6 @@ from bot.model.overrides import (
     extra_build_requires,
     load_overrides,
     matching,
-    unused,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +64,6 @@ imports-check = ["foo_bar"]
         "old foo-bar needs setuptools-scm"
     ]
     assert lib["foo-bar"][1].imports_check == ("foo_bar",)
-    assert [o.reason for o in unused(lib, {"foo-bar": {"3.0"}})] == [
-        "old foo-bar needs setuptools-scm"
-    ]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from bot.model.targets import targets_for
 from bot.nightly import report
 from tests.frozen_index import FrozenIndex
 from tests.plugins.pypi import IndexServer
+from tests.report_json import from_json
 from tests.test_lock_cli import CUTOFF, demo_index, lock, make_repo  # noqa: F401
 from tests.test_resolve import FRONTEND
 
@@ -183,6 +184,6 @@ def test_night_report_lists_refusals() -> None:
     markdown = report.to_markdown(night)
     assert "Refused by a wheel baseline, Requires-Python or a missing file:" in markdown
     assert "- `numpy` 2.3.0, not 2.4.0: Python 3.12: no wheel or sdist usable on x" in markdown
-    back = report.from_json(report.to_json(night))
+    back = from_json(report.to_json(night))
     assert back.sets[0].freshness is not None
     assert back.sets[0].freshness.refused == fresh.refused

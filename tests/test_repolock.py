@@ -26,7 +26,8 @@ from bot.core.repolock import (
     recover,
     repository_lock,
 )
-from tests.test_git import git, remote, work, write  # noqa: F401
+from tests.harness import git
+from tests.test_git import remote, work, write  # noqa: F401
 
 ALPHA = "sets/alpha/pylock.py312.toml"
 

@@ -18,12 +18,11 @@ from bot.nightly.report import (
     format_size,
     freshness_line,
     freshness_of,
-    from_json,
-    merge,
     rows_from_diffs,
     to_json,
     to_markdown,
 )
+from tests.report_json import from_json
 
 
 def lock(python: str, packages: dict[str, str]) -> dict[str, object]:
@@ -175,16 +174,6 @@ def test_empty_report() -> None:
         "| set | python | status | changes | build | closure |\n"
         "|---|---|---|---|---|---|\n\nno sets\n"
     )
-
-
-def test_merge_matrix_reports() -> None:
-    full = night()
-    parts = [NightReport(date=full.date, sets=(s,), run_url=full.run_url) for s in full.sets]
-    merged = merge(parts)
-    assert [s.name for s in merged.sets] == ["django", "numpy", "pytest", "requests"]
-    assert merged.run_url == full.run_url
-    with pytest.raises(ValueError, match="no reports"):
-        merge([])
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from bot.nightly.revalidate import (
     unmatched,
 )
 from tests.plugins.nixenv import NixRepo, entry, frontend_entries, write_lock
-from tests.plugins.pypi import IndexServer, make_wheel
+from tests.plugins.pypi import IndexServer, make_wheel, published_index
 
 BROKEN_TOML = """\
 # broken: a test package whose import fails
@@ -80,11 +80,8 @@ def dists(
 def index(
     tmp_path_factory: pytest.TempPathFactory, dists: dict[str, Path]
 ) -> Iterator[IndexServer]:
-    server = IndexServer(tmp_path_factory.mktemp("revalidate-index"))
-    for path in dists.values():
-        server.publish(path)
-    yield server
-    server.close()
+    with published_index(tmp_path_factory.mktemp("revalidate-index"), dists.values()) as server:
+        yield server
 
 
 @pytest.fixture

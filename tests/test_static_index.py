@@ -3,15 +3,14 @@ index; files linked or mirrored (every byte checked), foreign directories refuse
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,31 +29,20 @@ from bot.nightly.static_index_push import publish_index
 from tests.plugins.nixenv import entry, write_lock
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.plugins.sshd import SshServer
+from tests.plugins.static_http import serve_directory
 
 UV = Path(sys.executable).with_name("uv")
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def serve_dir() -> Iterator[functools.partial[str]]:
     """Serve a directory over HTTP on loopback (a plain static server: no negotiation)."""
-    servers: list[ThreadingHTTPServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(root: Path) -> str:
-        handler = functools.partial(_Quiet, directory=str(root))
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(httpd)
-        return f"http://127.0.0.1:{httpd.server_address[1]}"
+        def start(root: Path) -> str:
+            return servers.enter_context(serve_directory(root))
 
-    yield functools.partial(start)
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
+        yield functools.partial(start)
 
 
 @pytest.fixture

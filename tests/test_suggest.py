@@ -13,7 +13,8 @@ import pytest
 from bot.build.command import BuildResult, summary
 from bot.build.suggest import NativeMap, SuggestError, load_map, render, repo_map, suggest
 from bot.model.overrides import parse_entry
-from bot.nightly.report import NightReport, SetReport, from_json, to_json, to_markdown
+from bot.nightly.report import NightReport, SetReport, to_json, to_markdown
+from tests.report_json import from_json
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "tests" / "data" / "build-logs"

@@ -37,13 +37,14 @@ import yaml
 
 from bot import cache
 from bot.core.errors import BotError
+from tests.harness import git
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 from tests.plugins.standin import Standin, make_standin, serve
 from tests.plugins.static_http import serve_directory
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeGitHub
     from tests.plugins.act import Act, ActRun
+    from tests.plugins.fake_github import FakeGitHub
     from tests.plugins.sshd import SshServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,12 +106,6 @@ def test_actions_pinned_by_tag_and_stood_in() -> None:
 
 
 # --- running the workflows ------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def project_repo(

@@ -29,8 +29,12 @@ from bot.core.errors import BotError, NixError
 from bot.core.nix import run_nix
 from bot.core.proc import tail
 from bot.lock.document import read_lock
-from bot.model.interpreters import build_options, detect, load_local, temporary_interpreters_file
-from bot.model.locks import locked_pythons, set_lock_path
+from bot.model.interpreters import (
+    build_options,
+    standalone_interpreters,
+    temporary_interpreters_file,
+)
+from bot.model.locks import locked_pythons, python_tag, set_lock_path
 
 #: nix's messages naming a failed derivation (Nix 2.8 and later)
 FAILED_DRV = re.compile(
@@ -43,7 +47,6 @@ NOT_HONOURED = re.compile(
 )
 #: the builder's linkage check: a library found only on this machine (standalone builds)
 LINKAGE_WARNING = re.compile(r"^(?:[^\n]*> )?nixpkgs-python: (linkage check: warning: .*)$", re.M)
-DEPENDENCIES_FAILED = re.compile(r"dependencies of derivation '/nix/store/[^']+' failed to build")
 #: the Nix library's line naming a package whose check failed an environment (nix/builder.py)
 CHECK_FAILED = re.compile(r"nixpkgs-python: package '([^']+)' (?:imports|tests) check failed")
 LOG_LINES = 30
@@ -208,7 +211,7 @@ def suggestions_for(repo: Path, log: str) -> list[Suggestion]:
 def _interpreters(opts: BuildOptions) -> Mapping[str, str]:
     if opts.interpreters is not None:
         return opts.interpreters
-    return load_local(opts.repo) or detect()
+    return standalone_interpreters(opts.repo)
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ class SetBuild:
         argv: list[str] = [
             str(opts.repo / "default.nix"),
             "-A",
-            f"{self.set_name}.py3{self.python.split('.')[1]}.{attr}",
+            f"{self.set_name}.{python_tag(self.python)}.{attr}",
             "--argstr",
             "setsDir",
             str(opts.repo.resolve() / "sets"),
@@ -266,7 +269,7 @@ class SetBuild:
         if opts.out_link is not None:
             argv += [
                 "--out-link",
-                f"{opts.out_link}-{self.set_name}-py3{self.python.split('.')[1]}",
+                f"{opts.out_link}-{self.set_name}-{python_tag(self.python)}",
             ]
         else:
             argv.append("--no-out-link")
@@ -299,7 +302,7 @@ def nix_build_args(
 
 def out_paths(opts: BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
     """The store paths a set's environments would have, by evaluation only (no build)."""
-    interpreters = load_local(opts.repo) or detect()
+    interpreters = standalone_interpreters(opts.repo)
     paths = []
     with temporary_interpreters_file(
         None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"
@@ -499,7 +502,7 @@ def build_one(
         out = proc.stdout.strip().splitlines()[-1]
         result.out_path = out
         if opts.out_link is not None:
-            result.out_link = Path(f"{opts.out_link}-{set_name}-py3{python.split('.')[1]}")
+            result.out_link = Path(f"{opts.out_link}-{set_name}-{python_tag(python)}")
         query = run_nix("nix-store", ["--query", "--requisites", out], check=False)
         result.store_paths = query.stdout.split()
     else:

@@ -7,7 +7,8 @@ Public API (the CLI wires these):
 - :func:`push` — ``nixpkgs-python push``
 - :func:`verify` — ``nixpkgs-python cache verify``
 - :func:`has_paths` — used by the nightly to skip work
-- :func:`default_store`, :func:`default_signing_key` — the embedded signed file cache
+- :func:`default_store`, :func:`default_signing_key` — the embedded signed file cache;
+  :func:`signing_key_for` — which key signs a push to a store
 
 Secrets (signing keys, SSH keys) are read from files or environment variables and reach
 nix/ssh only as file paths; they are never printed, logged or put in a command line.
@@ -31,6 +32,7 @@ from bot.cache.stores import (
     CacheStore,
     default_store,
     parse_store,
+    signing_key_for,
     ssh_options,
 )
 from bot.cache.transfer import PushResult, SyncPhase, push, sync_file_cache
@@ -56,6 +58,7 @@ __all__ = [
     "public_key_text",
     "push",
     "signing_key_file",
+    "signing_key_for",
     "ssh_options",
     "sync_file_cache",
     "verify",

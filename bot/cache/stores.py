@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from bot.cache.keys import SIGNING_KEY_ENV, private_file
+from bot.cache.keys import SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV, default_signing_key, private_file
 from bot.core.errors import CacheError
 
 StoreKind = Literal["ssh-ng", "ssh", "file", "rsync", "http"]
@@ -119,6 +119,24 @@ def default_store(repo: Path) -> str:
     0.4 s for 100 MiB in benchmarks/push.py) and every Nix since 2.4 reads zstd.
     """
     return f"file://{(repo / DEFAULT_CACHE_DIR).resolve()}?compression=zstd"
+
+
+def signing_key_for(store: str, repo: Path, signing_key: Path | None) -> Path | None:
+    """The secret key file to sign what goes to ``store`` with: ``signing_key`` if given;
+    ``None`` when the environment names one (:func:`~bot.cache.keys.signing_key_file` reads
+    it); the machine's key (:func:`~bot.cache.keys.default_signing_key`) when ``store`` is
+    ``repo``'s default cache.  Any other store without a key is an error, raised before
+    anything is built."""
+    if signing_key is not None:
+        return signing_key
+    if os.environ.get(SIGNING_KEY_ENV) or os.environ.get(SIGNING_KEY_FILE_ENV):
+        return None
+    if store == default_store(repo):
+        return default_signing_key()
+    raise CacheError(
+        f"no signing key for {store}",
+        hint=f"pass --signing-key FILE or set {SIGNING_KEY_FILE_ENV}",
+    )
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,14 +180,7 @@ def push_command(
     from bot import cache
 
     target = store or cache.default_store(obj.repo)
-    if (
-        signing_key is None
-        and store is None
-        and not (
-            os.environ.get(cache.SIGNING_KEY_ENV) or os.environ.get(cache.SIGNING_KEY_FILE_ENV)
-        )
-    ):
-        signing_key = cache.default_signing_key()
+    signing_key = cache.signing_key_for(target, obj.repo, signing_key)
     with obj.progress("pushing", enabled=not as_json) as progress:
         paths = _built_paths(obj, sets, python, nixpkgs, progress, system)
         result = cache.push(paths, to=target, signing_key=signing_key, ssh_config=ssh_config)

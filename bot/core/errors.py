@@ -45,14 +45,14 @@ def register_secrets(urls: Iterable[str]) -> None:
         _SECRETS["known"] = tuple(sorted(known, key=lambda s: (-len(s), s)))
 
 
-def without_credentials(text: str) -> str:
-    """``text`` with the user and password of every URL in it removed
-    (``https://me:token@host/simple/`` -> ``https://host/simple/``), and every credential
-    :func:`register_secrets` knows replaced by ``***``."""
+def without_credentials(text: str, *, userinfo: str = "") -> str:
+    """``text`` with the user and password of every URL in it replaced by ``userinfo``
+    (``https://me:token@host/simple/`` -> ``https://host/simple/``; git's messages keep a
+    ``***@`` mark), and every credential :func:`register_secrets` knows replaced by ``***``."""
     for secret in _SECRETS["known"]:
         if secret in text:
             text = text.replace(secret, "***")
-    return _USERINFO.sub("", text)
+    return _USERINFO.sub(userinfo, text)
 
 
 @dataclass
@@ -132,10 +132,6 @@ class CommandError(BotError):
 
 class NixError(CommandError):
     """A nix command failed."""
-
-
-class BuildError(NixError):
-    """A set failed to build; ``package`` names the failing derivation when known."""
 
 
 class CacheError(BotError):

@@ -25,21 +25,20 @@ from pathlib import Path
 
 import git
 
-from bot.core.errors import CommandError, GitError
+from bot.core.errors import CommandError, GitError, without_credentials
 from bot.core.proc import run
 
 log = logging.getLogger(__name__)
 
 NETWORK_TIMEOUT = 600  # seconds for one fetch/push
 COMMIT_TIMEOUT = 3600  # seconds for `git add`/`git commit` (hooks may run)
-_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 # Environment for every git command: never prompt for a password on a terminal nobody watches.
 _ENV = {"GIT_TERMINAL_PROMPT": "0"}
 
 
 def _mask(text: str) -> str:
-    """Hide ``user:token@`` in URLs."""
-    return _CREDENTIALS.sub(r"\1***@", text)
+    """Hide ``user:token@`` in URLs (as ``***@``)."""
+    return without_credentials(text, userinfo="***@")
 
 
 def _stderr(exc: git.GitCommandError) -> str:

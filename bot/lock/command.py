@@ -34,6 +34,7 @@ from bot.model.targets import Target, targets_for
 if TYPE_CHECKING:
     from bot.lock.index.client import IndexClient
     from bot.lock.provider import Request
+    from bot.lock.resolve import Resolved
 
 
 log = logging.getLogger(__name__)
@@ -296,10 +297,7 @@ def lock_one(
         request = dataclasses.replace(
             request, hints=[NormalizedName(n) for n in locks.lock_packages(old or {})]
         )
-        index.snapshot = None if opts.refresh else exclude_newer
-        index.build_python = hook_python(opts.repo, python)
-        index.refresh = opts.refresh
-        index.record()
+        _configure_for(index, opts, python, exclude_newer)
         resolution = resolve(index, request, progress=progress, concurrency=opts.concurrency)
         info = lockfile.LockInfo(
             set_name=pset.name,
@@ -328,6 +326,7 @@ def lock_one(
             files.write_atomic(path, text)
         status = "created" if old is None else "updated"
     packages = resolution.packages if resolution is not None else {}
+    project_urls, freshness, refusals = _resolved_details(diff, packages)
     return LockOutcome(
         pset.name,
         python,
@@ -339,12 +338,41 @@ def lock_one(
         old=old,
         new=new,
         text=text,
-        project_urls={
+        project_urls=project_urls,
+        freshness=freshness,
+        reused=resolution is None,
+        refusals=refusals,
+    )
+
+
+def _configure_for(
+    index: IndexClient, opts: LockOptions, python: str, exclude_newer: datetime
+) -> None:
+    """Set the client up for one lock.  One client serves every lock of a run (its pages and
+    metadata are shared), so each lock sets its own snapshot, sdist-hook interpreter and
+    refresh, and starts recording what it fetches (for the memo)."""
+    index.snapshot = None if opts.refresh else exclude_newer
+    index.build_python = hook_python(opts.repo, python)
+    index.refresh = opts.refresh
+    index.record()
+
+
+def _resolved_details(
+    diff: Sequence[tuple[str, str | None, str | None]],
+    packages: Mapping[NormalizedName, Resolved],
+) -> tuple[
+    dict[str, dict[str, str]], dict[str, tuple[str, str | None, float | None]], list[dict[str, str]]
+]:
+    """What a fresh resolution tells beyond the lock (nothing for a memoized one): the
+    project URLs of the packages that moved, each package's freshness, and the refused newer
+    versions (:class:`LockOutcome`'s ``project_urls``, ``freshness`` and ``refusals``)."""
+    return (
+        {
             name: dict(pkg.metadata.project_urls)
             for name, _, new_version in diff
             if new_version is not None and (pkg := packages.get(NormalizedName(name)))
         },
-        freshness={
+        {
             name: (
                 str(pkg.version),
                 str(pkg.newest) if pkg.newest is not None else None,
@@ -352,8 +380,7 @@ def lock_one(
             )
             for name, pkg in packages.items()
         },
-        reused=resolution is None,
-        refusals=[
+        [
             {
                 "name": name,
                 "locked": str(pkg.version),

@@ -140,6 +140,12 @@ def load_local(repo: Path) -> dict[str, str]:
         ) from exc
 
 
+def standalone_interpreters(repo: Path) -> dict[str, str]:
+    """The interpreters a standalone build of ``repo`` uses: those ``nix/local.json`` records,
+    else those :func:`detect` finds."""
+    return load_local(repo) or detect()
+
+
 @contextlib.contextmanager
 def temporary_interpreters_file(
     interpreters: Mapping[str, str] | None, *, prefix: str = "nixpkgs-python-"

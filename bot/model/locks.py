@@ -28,9 +28,15 @@ _LOCK_NAME = re.compile(r"^pylock\.py3(\d+)\.toml$")
 _LOCK_PATH = re.compile(r"sets/[^/]+/pylock\.py3\d+\.toml")
 
 
+def python_tag(python: str) -> str:
+    """``"3.12"`` -> ``"py312"``: a Python version as lock file names, ``default.nix``'s
+    attributes (``<set>.py312``), out links and issue titles spell it."""
+    return "py" + python.replace(".", "")
+
+
 def lock_name(python: str) -> str:
     """``"3.12"`` -> ``"pylock.py312.toml"``."""
-    return f"pylock.py{python.replace('.', '')}.toml"
+    return f"pylock.{python_tag(python)}.toml"
 
 
 def python_of(path: Path | str) -> str | None:
@@ -175,7 +181,7 @@ class CombinedChange:
 
 def python_label(python: str | None) -> str:
     """``"3.12"`` -> ``"py312"``."""
-    return "py" + python.replace(".", "") if python else "py?"
+    return python_tag(python) if python else "py?"
 
 
 def _tool(lock: Mapping[str, Any]) -> Mapping[str, Any]:

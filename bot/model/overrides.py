@@ -226,14 +226,3 @@ def extra_build_requires(
 ) -> list[Requirement]:
     """Extra build requirements the library adds to ``name`` ``version`` (for the resolver)."""
     return [r for o in matching(overrides, name, version) for r in o.build_requires]
-
-
-def unused(
-    overrides: Mapping[NormalizedName, list[Override]], locked: Mapping[str, set[str]]
-) -> list[Override]:
-    """Entries that apply to no locked version (``locked``: name -> versions in any lock)."""
-    out = []
-    for name, entries in sorted(overrides.items()):
-        versions = locked.get(name, set())
-        out += [o for o in entries if not any(o.matches(v) for v in versions)]
-    return out

@@ -254,6 +254,41 @@ class _Parser:
         return SetError(message, where=self.where(node, fld), hint=hint)
 
     def parse(self) -> PackageSet:
+        root = self.root()
+        fields, keys = self.fields(root)
+        description = self.string(fields.get("description"), "description", required=root)
+        maintainers = tuple(self.strings(fields.get("maintainers"), "maintainers"))
+        pythons = self.pythons(fields.get("python"), root)
+        requirements = self.set_requirements(fields, keys, root)
+        constraints = self.requirements(fields.get("constraints"), "constraints")
+        for c in constraints:
+            if c.value.extras:
+                raise SetError("constraints cannot name extras", where=c.where)
+
+        prefer = self.string(fields.get("prefer"), "prefer") or "wheel"
+        if prefer not in ("wheel", "sdist"):
+            raise self.fail(
+                fields["prefer"], "prefer", f"must be 'wheel' or 'sdist', not {prefer!r}"
+            )
+        build_reqs = self.build_requirements(fields.get("build-requirements"))
+        indexes = tuple(self.indexes(fields.get("indexes")))
+        systems = self.systems(fields.get("systems"))
+        return PackageSet(
+            name=self.name,
+            path=self.path.parent,
+            description=description,
+            maintainers=maintainers,
+            python=tuple(pythons),
+            requirements=tuple(requirements),
+            constraints=tuple(constraints),
+            prefer=prefer,
+            build_requirements=build_reqs,
+            indexes=indexes,
+            systems=tuple(sorted(set(systems))),
+        )
+
+    def root(self) -> yaml.MappingNode:
+        """The file's top-level mapping."""
         try:
             root = yaml.compose(self.path.read_text(encoding="utf-8"))
         except RecursionError:
@@ -271,6 +306,10 @@ class _Parser:
             raise SetError(f"cannot read: {exc}", where=str(self.path)) from None
         if not isinstance(root, yaml.MappingNode):
             raise self.fail(root, None, "expected a mapping of fields at the top level")
+        return root
+
+    def fields(self, root: yaml.MappingNode) -> tuple[dict[str, yaml.Node], dict[str, yaml.Node]]:
+        """(field -> value node, field -> key node): known fields, each given once."""
         fields: dict[str, yaml.Node] = {}
         keys: dict[str, yaml.Node] = {}
         for key_node, value_node in root.value:
@@ -286,10 +325,10 @@ class _Parser:
                 raise self.fail(key_node, key, f"field {key!r} given twice")
             fields[key] = value_node
             keys[key] = key_node
+        return fields, keys
 
-        description = self.string(fields.get("description"), "description", required=root)
-        maintainers = tuple(self.strings(fields.get("maintainers"), "maintainers"))
-        python_node = fields.get("python")
+    def pythons(self, python_node: yaml.Node | None, root: yaml.Node) -> list[str]:
+        """The required ``python`` field: supported versions, at least one."""
         if python_node is None:
             raise self.fail(
                 root, "python", "missing required field 'python'", hint=FIELDS["python"]
@@ -305,7 +344,13 @@ class _Parser:
                 )
         if not pythons:
             raise self.fail(python_node, "python", "needs at least one Python version")
+        return pythons
 
+    def set_requirements(
+        self, fields: dict[str, yaml.Node], keys: dict[str, yaml.Node], root: yaml.Node
+    ) -> list[Located]:
+        """The set's requirements: the ``requirements`` field or a requirements.txt beside
+        set.yaml (not both), at least one."""
         requirements = self.requirements(fields.get("requirements"), "requirements")
         txt = self.path.parent / "requirements.txt"
         if txt.is_file():
@@ -321,37 +366,33 @@ class _Parser:
             raise self.fail(
                 root, "requirements", "the set requests no packages", hint=FIELDS["requirements"]
             )
-        constraints = self.requirements(fields.get("constraints"), "constraints")
-        for c in constraints:
-            if c.value.extras:
-                raise SetError("constraints cannot name extras", where=c.where)
+        return requirements
 
-        prefer = self.string(fields.get("prefer"), "prefer") or "wheel"
-        if prefer not in ("wheel", "sdist"):
-            raise self.fail(
-                fields["prefer"], "prefer", f"must be 'wheel' or 'sdist', not {prefer!r}"
-            )
-
+    def build_requirements(
+        self, br_node: yaml.Node | None
+    ) -> dict[NormalizedName, tuple[Located, ...]]:
+        """The ``build-requirements`` mapping: package name -> its extra build requirements."""
         build_reqs: dict[NormalizedName, tuple[Located, ...]] = {}
-        br_node = fields.get("build-requirements")
-        if br_node is not None:
-            if not isinstance(br_node, yaml.MappingNode):
-                raise self.fail(
-                    br_node,
-                    "build-requirements",
-                    "expected a mapping",
-                    hint=FIELDS["build-requirements"],
-                )
-            for k, v in br_node.value:
-                package = self.key(k, "build-requirements")
-                if not _PROJECT_NAME.match(package):
-                    raise self.fail(k, "build-requirements", f"{package!r} is not a package name")
-                build_reqs[canonicalize_name(package)] = tuple(
-                    self.requirements(v, f"build-requirements.{package}")
-                )
+        if br_node is None:
+            return build_reqs
+        if not isinstance(br_node, yaml.MappingNode):
+            raise self.fail(
+                br_node,
+                "build-requirements",
+                "expected a mapping",
+                hint=FIELDS["build-requirements"],
+            )
+        for k, v in br_node.value:
+            package = self.key(k, "build-requirements")
+            if not _PROJECT_NAME.match(package):
+                raise self.fail(k, "build-requirements", f"{package!r} is not a package name")
+            build_reqs[canonicalize_name(package)] = tuple(
+                self.requirements(v, f"build-requirements.{package}")
+            )
+        return build_reqs
 
-        indexes = tuple(self.indexes(fields.get("indexes")))
-        systems_node = fields.get("systems")
+    def systems(self, systems_node: yaml.Node | None) -> list[str]:
+        """The optional ``systems`` field: known Nix systems, at least one when given."""
         systems = self.strings(systems_node, "systems")
         for value, node in zip(systems, self.items(systems_node, "systems"), strict=True):
             if value not in KNOWN_SYSTEMS:
@@ -363,19 +404,7 @@ class _Parser:
                 )
         if systems_node is not None and not systems:
             raise self.fail(systems_node, "systems", "needs at least one system")
-        return PackageSet(
-            name=self.name,
-            path=self.path.parent,
-            description=description,
-            maintainers=maintainers,
-            python=tuple(pythons),
-            requirements=tuple(requirements),
-            constraints=tuple(constraints),
-            prefer=prefer,
-            build_requirements=build_reqs,
-            indexes=indexes,
-            systems=tuple(sorted(set(systems))),
-        )
+        return systems
 
     def key(self, node: yaml.Node, fld: str | None) -> str:
         """A mapping key, which must be a plain string."""

@@ -241,18 +241,17 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
     errors = publish.publish(
         opts, night, outcomes, github_client(opts), lambda _msg: None, provenance=provenance
     )
-    publish.write_reports(opts, night, provenance=provenance)
+    result = publish.end_night(opts, night, outcomes, errors, provenance=provenance)
     _write_systems(summaries)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(night, errors, 2 if failed else 0)
+    return result
 
 
 def _write_systems(lines: Sequence[str]) -> None:
     """The per-system outcomes in the step summary (the report has one row per set)."""
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary and lines:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write("\n## Systems\n\n" + "".join(f"- {line}\n" for line in lines))
+    if lines:
+        report.append_step_summary(
+            "\n## Systems\n\n" + "".join(f"- {line}\n" for line in lines), os.environ
+        )
 
 
 def _commit_set(opts: NightlyOptions, pset: PackageSet) -> tuple[SetOutcome, str | None]:

@@ -29,7 +29,7 @@ from bot.model import locks
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report, revalidate
 from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
-from bot.nightly.per_set import _signing_key, choose_nixpkgs, night_set
+from bot.nightly.per_set import choose_nixpkgs, night_set
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     git.ensure_identity(opts.repo)
     psets = load_sets(opts.repo, list(opts.sets))
     store = opts.store or cache.default_store(opts.repo)
-    signing_key = _signing_key(opts, store)
+    signing_key = cache.signing_key_for(store, opts.repo, opts.signing_key)
     note = choose_nixpkgs(opts)  # the CLI has done it already; other callers get it here
     if note is not None:
         log.warning("%s", note)
@@ -102,10 +102,9 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     finally:
         notes += tx.undo()
         tx.close()
-    result = _report(opts, started, outcomes, notes)
-    publish.write_reports(opts, result, findings, provenance)
-    failed = any(o.report.status == "failed" for o in outcomes) or errors
-    return NightResult(result, errors, 2 if failed else 0, findings)
+    return publish.end_night(
+        opts, _report(opts, started, outcomes, notes), outcomes, errors, findings, provenance
+    )
 
 
 def _sets(

@@ -12,7 +12,6 @@ under ``binary-cache/``, local commits, no GitHub.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -21,7 +20,6 @@ from pathlib import Path
 from bot import cache
 from bot.build import command as builder
 from bot.core import git
-from bot.core.errors import BotError
 from bot.core.nix import run_nix
 from bot.core.repolock import Transaction
 from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
@@ -34,19 +32,6 @@ from bot.nightly.holdback import Search, bumps, find_holds, held_report, hold_lo
 from bot.nightly.options import NightlyOptions, SetOutcome
 
 log = logging.getLogger(__name__)
-
-
-def _signing_key(opts: NightlyOptions, store: str) -> Path | None:
-    if opts.signing_key is not None:
-        return opts.signing_key
-    if os.environ.get(cache.SIGNING_KEY_ENV) or os.environ.get(cache.SIGNING_KEY_FILE_ENV):
-        return None  # bot.cache reads it from the environment
-    if store == cache.default_store(opts.repo):
-        return cache.default_signing_key()
-    raise BotError(
-        f"no signing key for {store}",
-        hint=f"pass --signing-key FILE or set {cache.SIGNING_KEY_FILE_ENV}",
-    )
 
 
 def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptions:
@@ -114,153 +99,197 @@ def night_set(
     The locks are written through ``tx``; whatever goes wrong (an exception, Ctrl-C,
     SIGTERM), what was written and not committed is put back before this returns or raises.
     """
-    tx = tx or Transaction(opts.repo)
-    pythons = [opts.python] if opts.python else list(pset.python)
-    lock_opts = LockOptions(
-        repo=opts.repo,
-        exclude_newer=opts.exclude_newer,
-        index_url=opts.index_url,
-        cache_dir=opts.cache_dir,
-        refresh=True,  # the night exists to see what is new: always ask the index
-    )
+    night = SetNight(pset, opts, client, started, progress, tx or Transaction(opts.repo))
+    return night.run(store, signing_key)
 
-    lock_paths = [pset.lock_path(p) for p in pythons]
-    library = load_overrides(opts.repo)  # once for every (re)lock of the set
 
-    def relock(holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
-        tx.undo(lock_paths)  # compare with, and diff against, the locks of the last night
+class SetNight:
+    """One set's night.  Its state is the latest attempt: the lock ``outcomes``, the build
+    ``results`` and the packages ``held`` back (per Python version) to get them."""
+
+    def __init__(
+        self,
+        pset: PackageSet,
+        opts: NightlyOptions,
+        client: IndexClient,
+        started: datetime,
+        progress: Callable[[str], None],
+        tx: Transaction,
+    ) -> None:
+        self.pset, self.opts, self.client, self.started = pset, opts, client, started
+        self.progress, self.tx = progress, tx
+        self.pythons = [opts.python] if opts.python else list(pset.python)
+        self.lock_opts = LockOptions(
+            repo=opts.repo,
+            exclude_newer=opts.exclude_newer,
+            index_url=opts.index_url,
+            cache_dir=opts.cache_dir,
+            refresh=True,  # the night exists to see what is new: always ask the index
+        )
+        self.lock_paths = [pset.lock_path(p) for p in self.pythons]
+        self.library = load_overrides(opts.repo)  # once for every (re)lock of the set
+        self.bopts = _build_options(opts, pset)
+        self.outcomes: list[LockOutcome] = []
+        self.results: list[builder.BuildResult] = []
+        self.held: dict[str, dict[str, Hold]] = {}
+
+    def relock(self, holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
+        self.tx.undo(self.lock_paths)  # compare with, and diff against, the last night's locks
         return [
             lock_one(
-                pset,
+                self.pset,
                 p,
-                client,
-                lock_opts,
-                started,
+                self.client,
+                self.lock_opts,
+                self.started,
                 write=False,
                 holds=holds.get(p),
-                library=library,
+                library=self.library,
             )
-            for p in pythons
+            for p in self.pythons
         ]
 
-    progress(f"{pset.name}: locking")
-    outcomes = relock({})
-    bopts = _build_options(opts, pset)
-    if all(o.status == "unchanged" for o in outcomes):
-        progress(f"{pset.name}: checking the cache")
-        wanted = builder.out_paths(bopts, pset.name, pythons)
-        if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
-            return SetOutcome(
-                report.SetReport(
-                    pset.name,
-                    tuple(pythons),
-                    "unchanged",
-                    freshness=_freshness(outcomes),
+    def run(self, store: str, signing_key: Path | None) -> SetOutcome:
+        pset, opts, tx, progress = self.pset, self.opts, self.tx, self.progress
+        progress(f"{pset.name}: locking")
+        self.outcomes = self.relock({})
+        if all(o.status == "unchanged" for o in self.outcomes):
+            progress(f"{pset.name}: checking the cache")
+            wanted = builder.out_paths(self.bopts, pset.name, self.pythons)
+            if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
+                return SetOutcome(
+                    report.SetReport(
+                        pset.name,
+                        tuple(self.pythons),
+                        "unchanged",
+                        freshness=_freshness(self.outcomes),
+                    )
                 )
+        sha = None
+        t0 = time.monotonic()
+        try:
+            progress(f"{pset.name}: building")
+            _write(tx, self.outcomes)
+            self.results = builder.build_sets(self.bopts)
+            search = self.hold_back()
+            failed = [r for r in self.results if not r.ok]
+            seconds = time.monotonic() - t0
+            if failed:
+                tx.undo(self.lock_paths)
+                return self.failed(failed, seconds)
+            changed = [o for o in self.outcomes if o.status != "unchanged"]
+            paths = sorted({p for r in self.results for p in r.store_paths})
+            progress(f"{pset.name}: pushing {len(paths)} paths")
+            cache.push(
+                [r.out_path for r in self.results if r.out_path],
+                to=store,
+                signing_key=signing_key,
+                ssh_config=opts.ssh_config,
             )
-    sha = None
-    t0 = time.monotonic()
-    try:
-        progress(f"{pset.name}: building")
-        _write(tx, outcomes)
-        results = builder.build_sets(bopts)
-        held: dict[str, dict[str, Hold]] = {}
-        search: Search | None = None
-        failed = [r for r in results if not r.ok]
-        moved = bumps(outcomes)
-        if failed and moved and all(o.old is not None for o in outcomes):
-            # it built before: find the bumps that break it and keep those back
-            previous = {o.python: recorded_holds(o.old) for o in outcomes}
-            suspects = {r.failed_package for r in failed if r.failed_package}
-            suspects |= {n for hs in previous.values() for n in hs}
-            reason = f"{failed[0].failed_package or 'the set'} failed to build"
-            today = started.date().isoformat()
-
-            def builds_with(names: frozenset[str]) -> bool:
-                nonlocal outcomes, results, held
-                held = holds_for(sorted(names), moved, previous, reason, today)
-                progress(f"{pset.name}: building with {', '.join(sorted(names)) or 'nothing'} held")
-                outcomes = relock(held)
-                _write(tx, outcomes)
-                results = builder.build_sets(bopts)
-                return all(r.ok for r in results)
-
-            search = find_holds(sorted(moved), sorted(suspects), builds_with)
-            if search.held is not None and not (
-                set(search.held) == {n for hs in held.values() for n in hs}
-                and all(r.ok for r in results)
-            ):
-                builds_with(frozenset(search.held))
-            failed = [r for r in results if not r.ok]
-        seconds = time.monotonic() - t0
-        if failed:
-            tx.undo(lock_paths)
-            first = failed[0]
-            return SetOutcome(
-                report.SetReport(
-                    pset.name,
-                    tuple(pythons),
-                    "failed",
-                    diff=_rows(outcomes),
-                    build_seconds=seconds,
-                    failing_package=first.failed_package,
-                    log_tail=first.log_tail or first.error,
-                    suggestions=tuple(x.line() for x in first.suggestions),
-                ),
-                failures=[
-                    (r.python, r.failed_package, r.log_tail or r.error or "") for r in failed
-                ],
-            )
-        changed = [o for o in outcomes if o.status != "unchanged"]
-        paths = sorted({p for r in results for p in r.store_paths})
-        progress(f"{pset.name}: pushing {len(paths)} paths")
-        cache.push(
-            [r.out_path for r in results if r.out_path],
-            to=store,
-            signing_key=signing_key,
-            ssh_config=opts.ssh_config,
-        )
-        diffs = [diff_locks(o.old, o.new or {}) for o in changed]
-        holds = held_report(held, search)
-        if changed:
-            body = commit_body(pset.name, diffs)
-            if holds:
-                body += "\n\nHeld back:\n" + "\n".join(
-                    f"- {h.name} kept at {h.kept}: {h.wanted} {h.reason}" for h in holds
-                )
-            subject = commit_subject(pset.name, diffs)
-            if holds and not any(d.changes for d in diffs):
-                subject = f"{pset.name}: hold " + ", ".join(
-                    f"{h.name} at {h.kept} ({h.wanted} does not build)" for h in holds
-                )
-            with tx.commit([o.path for o in changed]):
-                sha = git.commit_set(opts.repo, pset.name, [o.path for o in changed], subject, body)
-    except BaseException:
-        # nothing half-done: an uncommitted lock goes back to what it was (a committed one
-        # is left as it is: undo compares with HEAD)
-        tx.undo(lock_paths)
-        raise
-    status: report.SetStatus = "held" if holds else "ok"
-    return SetOutcome(
-        report.SetReport(
-            pset.name,
-            tuple(pythons),
-            status,
-            diff=_rows(changed),
-            build_seconds=seconds,
-            closure_bytes=_closure_bytes(paths),
+            holds = held_report(self.held, search)
+            if changed:
+                sha = self.commit(changed, holds)
+        except BaseException:
+            # nothing half-done: an uncommitted lock goes back to what it was (a committed one
+            # is left as it is: undo compares with HEAD)
+            tx.undo(self.lock_paths)
+            raise
+        status: report.SetStatus = "held" if holds else "ok"
+        return SetOutcome(
+            report.SetReport(
+                pset.name,
+                tuple(self.pythons),
+                status,
+                diff=_rows(changed),
+                build_seconds=seconds,
+                closure_bytes=_closure_bytes(paths),
+                commit=sha,
+                held=tuple(holds),
+                failing_package=holds[0].name if holds else None,
+                log_tail=hold_log(self.held, search) if holds else None,
+                freshness=_freshness(self.outcomes, [h.name for h in holds]),
+            ),
             commit=sha,
-            held=tuple(holds),
-            failing_package=holds[0].name if holds else None,
-            log_tail=hold_log(held, search) if holds else None,
-            freshness=_freshness(outcomes, [h.name for h in holds]),
-        ),
-        commit=sha,
-        built=True,
-        failures=[
-            (p, h.name, hold_log(held, search)) for p, hs in held.items() for h in hs.values()
-        ],
-    )
+            built=True,
+            failures=[
+                (p, h.name, hold_log(self.held, search))
+                for p, hs in self.held.items()
+                for h in hs.values()
+            ],
+        )
+
+    def builds_with(
+        self,
+        names: frozenset[str],
+        reason: str,
+        previous: Mapping[str, Mapping[str, Hold]],
+        moved: Mapping[str, Mapping[str, tuple[str, str]]],
+    ) -> bool:
+        """Re-lock holding ``names`` back and build: whether every Python's build succeeds."""
+        today = self.started.date().isoformat()
+        self.held = holds_for(sorted(names), moved, previous, reason, today)
+        held_names = ", ".join(sorted(names)) or "nothing"
+        self.progress(f"{self.pset.name}: building with {held_names} held")
+        self.outcomes = self.relock(self.held)
+        _write(self.tx, self.outcomes)
+        self.results = builder.build_sets(self.bopts)
+        return all(r.ok for r in self.results)
+
+    def hold_back(self) -> Search | None:
+        """When a set that built before fails after bumps, find the bumps that break it and
+        keep those back (the state is left at the search's answer); the search, if any."""
+        failed = [r for r in self.results if not r.ok]
+        moved = bumps(self.outcomes)
+        if not (failed and moved and all(o.old is not None for o in self.outcomes)):
+            return None
+        previous = {o.python: recorded_holds(o.old) for o in self.outcomes}
+        suspects = {r.failed_package for r in failed if r.failed_package}
+        suspects |= {n for hs in previous.values() for n in hs}
+        reason = f"{failed[0].failed_package or 'the set'} failed to build"
+
+        def builds_with(names: frozenset[str]) -> bool:
+            return self.builds_with(names, reason, previous, moved)
+
+        search = find_holds(sorted(moved), sorted(suspects), builds_with)
+        if search.held is not None and not (
+            set(search.held) == {n for hs in self.held.values() for n in hs}
+            and all(r.ok for r in self.results)
+        ):
+            builds_with(frozenset(search.held))
+        return search
+
+    def failed(self, failed: Sequence[builder.BuildResult], seconds: float) -> SetOutcome:
+        first = failed[0]
+        return SetOutcome(
+            report.SetReport(
+                self.pset.name,
+                tuple(self.pythons),
+                "failed",
+                diff=_rows(self.outcomes),
+                build_seconds=seconds,
+                failing_package=first.failed_package,
+                log_tail=first.log_tail or first.error,
+                suggestions=tuple(x.line() for x in first.suggestions),
+            ),
+            failures=[(r.python, r.failed_package, r.log_tail or r.error or "") for r in failed],
+        )
+
+    def commit(self, changed: Sequence[LockOutcome], holds: Sequence[report.HeldPackage]) -> str:
+        """Commit the changed locks (naming what is held back); the commit id."""
+        name = self.pset.name
+        diffs = [diff_locks(o.old, o.new or {}) for o in changed]
+        body = commit_body(name, diffs)
+        if holds:
+            body += "\n\nHeld back:\n" + "\n".join(
+                f"- {h.name} kept at {h.kept}: {h.wanted} {h.reason}" for h in holds
+            )
+        subject = commit_subject(name, diffs)
+        if holds and not any(d.changes for d in diffs):
+            subject = f"{name}: hold " + ", ".join(
+                f"{h.name} at {h.kept} ({h.wanted} does not build)" for h in holds
+            )
+        with self.tx.commit([o.path for o in changed]):
+            return git.commit_set(self.opts.repo, name, [o.path for o in changed], subject, body)
 
 
 def _freshness(outcomes: Sequence[LockOutcome], held: Sequence[str] = ()) -> report.Freshness:
@@ -288,4 +317,4 @@ def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
     return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
 
 
-__all__ = ["night_set"]
+__all__ = ["SetNight", "night_set"]

@@ -14,8 +14,9 @@ from bot.core import files, git
 from bot.core.errors import BotError
 from bot.lock import document as lockfile
 from bot.model import locks
-from bot.model.interpreters import detect, load_local
+from bot.model.interpreters import standalone_interpreters
 from bot.nightly import report, revalidate
+from bot.nightly.options import NightResult
 
 if TYPE_CHECKING:
     from bot.nightly.advisories import NightAdvisories
@@ -34,7 +35,7 @@ def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
             "rev": pin.get("rev"),
             "url": pin.get("url"),
         }
-    return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
+    return {"source": "standalone", "interpreters": standalone_interpreters(opts.repo)}
 
 
 def _provenance_line(provenance: Mapping[str, Any]) -> str:
@@ -224,10 +225,22 @@ def write_reports(
         files.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
     if opts.report_markdown is not None:
         files.write_atomic(opts.report_markdown, text)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    report.append_step_summary(text + "\n", os.environ)
+
+
+def end_night(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    errors: list[str],
+    findings: Sequence[revalidate.Finding] = (),
+    provenance: Mapping[str, Any] | None = None,
+) -> NightResult:
+    """The end of a night (the whole night's, or CI's commit job's): the reports written, and
+    the result, exit code 2 when a set failed or publishing met errors."""
+    write_reports(opts, night, findings, provenance)
+    failed = any(o.report.status == "failed" for o in outcomes) or errors
+    return NightResult(night, errors, 2 if failed else 0, list(findings))
 
 
 def night_advisories(opts: NightlyOptions, night: report.NightReport) -> NightAdvisories | None:

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from bot.model.locks import LockDiff, combine
 
@@ -395,77 +395,6 @@ def to_json(report: NightReport) -> str:
     if total:
         data["freshness"] = {"current": current, "total": total, "share": round(current / total, 4)}
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def from_json(text: str) -> NightReport:
-    """Read back what :func:`to_json` wrote (e.g. per-set reports from matrix jobs)."""
-    data = json.loads(text)
-    sets = []
-    for s in data["sets"]:
-        if s["status"] not in STATUSES:
-            raise ValueError(f"set {s['name']}: unknown status {s['status']!r}")
-        sets.append(
-            SetReport(
-                name=s["name"],
-                pythons=tuple(s["pythons"]),
-                status=cast(SetStatus, s["status"]),
-                diff=tuple(
-                    DiffRow(r["name"], r["old"], r["new"], tuple(r["pythons"]), r["changelog"])
-                    for r in s["diff"]
-                ),
-                build_seconds=s["build_seconds"],
-                closure_bytes=s["closure_bytes"],
-                failing_package=s["failing_package"],
-                log_tail=s["log_tail"],
-                held=tuple(
-                    HeldPackage(h["name"], h["kept"], h["wanted"], h["reason"]) for h in s["held"]
-                ),
-                commit=s["commit"],
-                freshness=_freshness_from(s.get("freshness")),
-                suggestions=tuple(str(x) for x in s.get("suggestions", [])),
-            )
-        )
-    return NightReport(
-        date=data["date"],
-        sets=tuple(sets),
-        exclude_newer=data["exclude_newer"],
-        run_url=data["run_url"],
-        notes=tuple(str(n) for n in data.get("notes", [])),
-    )
-
-
-def _freshness_from(data: Any) -> Freshness | None:
-    if not data:
-        return None
-    oldest = data.get("oldest")
-    return Freshness(
-        current=data["current"],
-        total=data["total"],
-        oldest=None
-        if oldest is None
-        else (oldest["name"], oldest["locked"], oldest["newest"], float(oldest["lag_days"])),
-        behind=tuple((b["name"], b["locked"], b["newest"]) for b in data.get("behind", [])),
-        held=tuple(data.get("held", [])),
-        refused=tuple(
-            (r["name"], r["locked"], r["newest"], r["reason"]) for r in data.get("refused", [])
-        ),
-    )
-
-
-def merge(reports: Iterable[NightReport]) -> NightReport:
-    """Combine per-set reports of one night (matrix jobs) into one, sets sorted by name."""
-    reports = list(reports)
-    if not reports:
-        raise ValueError("no reports to merge")
-    first = reports[0]
-    sets = sorted((s for r in reports for s in r.sets), key=lambda s: s.name)
-    return NightReport(
-        date=first.date,
-        sets=tuple(sets),
-        exclude_newer=next((r.exclude_newer for r in reports if r.exclude_newer), None),
-        run_url=next((r.run_url for r in reports if r.run_url), None),
-        notes=tuple(n for r in reports for n in r.notes),
-    )
 
 
 def append_step_summary(markdown: str, env: Mapping[str, str]) -> bool:

@@ -49,7 +49,7 @@ from bot.build import command as builder
 from bot.core.errors import BotError
 from bot.lock.index.cache import default_cache_dir
 from bot.model import locks
-from bot.model.interpreters import detect, load_local, temporary_interpreters_file
+from bot.model.interpreters import standalone_interpreters, temporary_interpreters_file
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
 from bot.nightly.revalidate_state import load_state, rotate, save_state
@@ -362,7 +362,7 @@ def revalidate(
     if not chosen:
         return findings
     if not nixpkgs and interpreters is None:
-        interpreters = load_local(repo) or detect()
+        interpreters = standalone_interpreters(repo)
     interps: Mapping[str, str] = {} if nixpkgs else dict(interpreters or {})
     opts = builder.BuildOptions(
         sets=[],

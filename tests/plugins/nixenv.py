@@ -34,7 +34,14 @@ import tomli_w
 
 from bot.core.nix import eval_json, run_nix
 from bot.model.interpreters import build_options, detect
-from tests.plugins.pypi import IndexServer, make_backend_wheel, make_sdist, make_wheel
+from bot.model.locks import lock_name
+from tests.plugins.pypi import (
+    IndexServer,
+    make_backend_wheel,
+    make_sdist,
+    make_wheel,
+    published_index,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WITH_FAKE_NIXPKGS = ROOT / "tests" / "nix" / "with-fake-nixpkgs.nix"
@@ -331,11 +338,8 @@ def demo_index(
     tmp_path_factory: pytest.TempPathFactory, demo_dists: dict[str, Path]
 ) -> Iterator[IndexServer]:
     """A loopback index serving ``demo_dists`` (session-wide: nix caches fetches by hash)."""
-    server = IndexServer(tmp_path_factory.mktemp("nix-index"))
-    for path in demo_dists.values():
-        server.publish(path)
-    yield server
-    server.close()
+    with published_index(tmp_path_factory.mktemp("nix-index"), demo_dists.values()) as server:
+        yield server
 
 
 def demo_entries(dists: Mapping[str, Path]) -> list[LockEntry]:
@@ -356,7 +360,7 @@ def lock_demo(
     """Write ``sets/demo/pylock.py3XY.toml`` (``entries=`` replaces the demo entries)."""
     entries = kw.pop("entries", None) or demo_entries(dists)
     write_lock(
-        repo.sets / "demo" / f"pylock.py3{python.split('.')[1]}.toml",
+        repo.sets / "demo" / lock_name(python),
         entries,
         base_url=f"{index.root_url}/files/",
         set_name="demo",

@@ -16,6 +16,7 @@ PEP 517 backend; sdists from :func:`make_sdist` build with it, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -24,7 +25,7 @@ import shutil
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import HeaderParser
@@ -602,6 +603,18 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
 def backend_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture-backend wheel (built once per session)."""
     return make_backend_wheel(tmp_path_factory.mktemp("fixture-backend"))
+
+
+@contextlib.contextmanager
+def published_index(root: Path, dists: Iterable[Path]) -> Iterator[IndexServer]:
+    """A loopback index in ``root`` serving ``dists``, closed when the block ends."""
+    server = IndexServer(root)
+    try:
+        for path in dists:
+            server.publish(path)
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
@@ -274,11 +274,6 @@ class IndexClient:
             raise NotFound(f"no project named {name} on {route.url}", where=url) from None
 
     # --- metadata ---
-
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        """Start fetching the core metadata of these files in the background."""
-        for file in files:
-            self._future(self._metadata, file.sha256, functools.partial(self._fetch_metadata, file))
 
     def metadata(self, file: DistFile) -> CoreMetadata:
         """Core metadata of one file (cached by ``file.sha256``)."""
