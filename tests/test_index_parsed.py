@@ -48,14 +48,15 @@ def test_a_page_reads_only_the_versions_asked_for() -> None:
     body = _json_page(
         _entry("demo-2.0-py3-none-any.whl"),
         _entry("demo-2.0.tar.gz", **{"requires-python": ">=3.10"}),
-        _entry("demo-1.0-cp312-cp312-win_amd64.whl"),  # foreign: never a file
+        _entry("demo-1.0-cp312-cp312-win_amd64.whl"),  # foreign: not even kept
         _entry("demo-1.0-not-a-version-py3-none-any.whl"),
         _entry("demo-0.9.tar.gz", hashes={}),  # no sha256: refused
         _entry("demo-0.8.exe"),
         _entry("demo-bad!version.tar.gz"),
     )
     releases = parse_json(body, PAGE, INDEX, name)
-    assert releases.versions() == [Version("2.0"), Version("1.0"), Version("0.9")]
+    # 1.0 has nothing but a foreign wheel: dropped while grouping, so it is no version here
+    assert releases.versions() == [Version("2.0"), Version("0.9")]
     two = releases.files(Version("2.0"))
     assert [f.filename for f in two] == ["demo-2.0-py3-none-any.whl", "demo-2.0.tar.gz"]
     assert str(two[1].requires_python) == ">=3.10"

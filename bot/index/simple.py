@@ -353,6 +353,8 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
         filename = entry.get("filename")
         if not isinstance(filename, str) or not filename:
             filename = _filename(url)
+        if foreign_wheel(filename):
+            continue  # never usable: not kept (most of a big page, and most of its memory)
         grouper.add(filename, checked, entry)
     if odd:
         log.warning(
@@ -425,7 +427,9 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
         href = quick.group(1) if quick is not None else _attrs(match.group(1)).get("href")
         if href:
             href = html.unescape(href) if "&" in href else href
-            grouper.add(_filename(href), checked, match.group(1))
+            filename = _filename(href)
+            if not foreign_wheel(filename):
+                grouper.add(filename, checked, match.group(1))
     return grouper.releases()
 
 

@@ -1,0 +1,183 @@
+"""The resolver's memoised paths answer exactly what the plain computations answer.
+
+A big set asks the same marker, specifier and candidate questions hundreds of thousands of
+times, so the provider and the targets keep their answers; these tests check the kept
+answers against the computation they stand for (correctness, not speed).
+"""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+from resolvelib.structs import RequirementInformation
+
+from bot.errors import MetadataError
+from bot.provider import Candidate, Provider, Req, Request, _contains
+from bot.targets import Target, targets_for
+from tests.frozen_index import FrozenIndex
+
+MARKERS = [
+    "sys_platform == 'linux'",
+    "platform_machine == 'arm64' and sys_platform == 'darwin'",
+    "python_version >= '3.13'",
+    "extra == 'test'",
+    "extra == 'docs' and sys_platform == 'darwin'",
+    "extra == 'test' or python_version < '3.10'",
+]
+EXTRAS = [frozenset(), frozenset({"test"}), frozenset({"docs", "test"})]
+
+
+def _plain(target: Target, marker: Marker, extras: frozenset[str]) -> bool:
+    return any(marker.evaluate(target.environment(e)) for e in ("", *sorted(extras)))
+
+
+@pytest.mark.parametrize("python", ["3.12", "3.13"])
+def test_marker_memo_agrees_with_evaluation(python: str) -> None:
+    markers = [Marker(m) for m in MARKERS]
+    for target in targets_for(python):
+        for _ in range(2):  # the second pass is answered from the memo
+            for marker, extras in itertools.product(markers, EXTRAS):
+                assert target.evaluate(marker, extras) is _plain(target, marker, extras), (
+                    target,
+                    marker,
+                    extras,
+                )
+
+
+def test_marker_memo_is_per_marker_object_and_extras() -> None:
+    target = Target("3.12", "x86_64-linux")
+    # equal text, separate objects, each answered on its own; extras are part of the key
+    a, b = Marker("extra == 'test'"), Marker("extra == 'test'")
+    assert target.evaluate(a) is False
+    assert target.evaluate(a, frozenset({"test"})) is True
+    assert target.evaluate(b, frozenset({"test"})) is True
+    assert target.evaluate(b) is False
+    # an object whose id was reused after the first one died is not given the old answer
+    for _ in range(50):
+        fresh = Marker("sys_platform == 'darwin'")
+        assert target.evaluate(fresh) is False
+        other = Marker("sys_platform == 'linux'")
+        assert target.evaluate(other) is True
+
+
+def test_a_marker_that_cannot_be_evaluated_fails_every_time() -> None:
+    target = Target("3.12", "aarch64-darwin")
+    marker = Marker("'a' in dependency_groups")
+    for _ in range(2):
+        with pytest.raises(
+            MetadataError, match=r"cannot be evaluated on Python 3\.12 aarch64-darwin"
+        ):
+            target.evaluate(marker)
+
+
+def test_req_derived_fields() -> None:
+    targets = frozenset(targets_for("3.12"))
+    req = Req.of(Requirement("Foo[B,a]>=1,!=1.5"), targets, "x")
+    assert req.identifier == "foo[a,b]"
+    assert not req.pinned
+    assert Req.of(Requirement("foo==2.*"), targets, "x").pinned
+    assert Req.of(Requirement("foo===2.0"), targets, "x").pinned
+    for text in ("0.9", "1.0", "1.5", "2.0rc1", "3"):
+        v = Version(text)
+        for _ in range(2):
+            assert req.contains(v) is req.specifier.contains(v, prereleases=True)
+    # derived fields stay out of equality and hashing: a requirement met again is the same
+    again = Req.of(Requirement("foo[a,b]!=1.5,>=1"), targets, "x")
+    again.contains(Version("1.0"))
+    assert again == req
+    assert hash(again) == hash(req)
+    cand = Candidate(canonicalize_name("foo"), Version("1"), frozenset(), (), targets)
+    assert cand.identifier == "foo"
+
+
+def test_specifier_memo_survives_id_reuse() -> None:
+    version = Version("1.0")
+    for _ in range(50):
+        assert _contains(SpecifierSet(">=2"), version) is False
+        assert _contains(SpecifierSet("<2"), version) is True
+
+
+def _info(req: Req, parent: Candidate | None) -> RequirementInformation[Req, Candidate]:
+    return RequirementInformation(req, parent)
+
+
+def test_narrowed_selection_is_the_preferred_identifier() -> None:
+    targets = frozenset(targets_for("3.12"))
+    parent = Candidate(canonicalize_name("p"), Version("1"), frozenset(), (), targets)
+    reqs = {
+        "a": [_info(Req.of(Requirement("a>=1"), targets, "x"), parent)],
+        "b": [_info(Req.of(Requirement("b==1"), targets, "x"), parent)],
+        "c": [_info(Req.of(Requirement("c"), targets, "x", "root"), None)],
+        "d": [
+            _info(Req.of(Requirement("d>1"), targets, "x"), parent),
+            _info(Req.of(Requirement("d==2"), targets, "x"), None),
+        ],
+        "e": [_info(Req.of(Requirement("e"), targets, "x"), parent)],
+    }
+    request = Request(requirements=[], targets=tuple(sorted(targets)))
+    with ThreadPoolExecutor(1) as pool:
+        provider = Provider(FrozenIndex({}), request, pool)
+        for names in itertools.chain.from_iterable(
+            itertools.permutations(reqs, n) for n in range(2, 4)
+        ):
+            for causes in ([], [reqs["e"][0]], [reqs["a"][0], reqs["c"][0]]):
+                information = {n: iter(reqs[n]) for n in names}
+                narrowed = provider.narrow_requirement_selection(
+                    names, {}, {}, {n: iter(reqs[n]) for n in names}, causes
+                )
+                expected = min(
+                    names,
+                    key=lambda n: provider.get_preference(n, {}, {}, {n: iter(reqs[n])}, causes),
+                )
+                assert list(narrowed) == [expected], (names, causes, information)
+
+
+def test_dependencies_and_candidates_are_kept_per_candidate() -> None:
+    index = FrozenIndex(
+        {
+            "app": {
+                "1.0": {
+                    "requires": [
+                        "lin ; sys_platform == 'linux'",
+                        "mac ; sys_platform == 'darwin'",
+                        "extra-dep ; extra == 'x'",
+                    ],
+                    "extras": ["x"],
+                }
+            },
+            "lin": {"1.0": {}},
+            "mac": {"1.0": {}},
+            "extra-dep": {"1.0": {}},
+        }
+    )
+    targets = targets_for("3.12")
+    request = Request(requirements=[], targets=targets)
+    with ThreadPoolExecutor(2) as pool:
+        provider = Provider(index, request, pool)
+        req = Req.of(Requirement("app[x]"), frozenset(targets), "x", "root")
+        matches = provider.find_matches(
+            req.identifier, {req.identifier: iter([req])}, {req.identifier: iter([])}
+        )
+        assert callable(matches)
+        (cand,) = list(matches())
+        (again,) = list(matches())
+        assert again is cand  # one object per candidate, so its answers are kept with it
+        first = provider.get_dependencies(cand)
+        second = provider.get_dependencies(cand)
+        assert first == second
+        assert first is not second  # resolvelib may keep what it is given; never shared
+        by_name: dict[str, frozenset[Target]] = {}
+        for d in first:  # the frozen index hands out one metadata object per target
+            by_name[d.name] = by_name.get(d.name, frozenset()) | d.targets
+        linux = frozenset(t for t in targets if t.kernel == "linux")
+        assert by_name["lin"] == linux
+        assert by_name["mac"] == frozenset(targets) - linux
+        assert by_name["extra-dep"] == frozenset(targets)
+        assert by_name["app"] == frozenset(targets)  # the extra's own project, pinned
