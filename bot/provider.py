@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -248,6 +248,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             tuple[NormalizedName, Version, frozenset[NormalizedName], frozenset[Target]],
             list[Req],
         ] = {}
+        #: per sdist sha256: its (static, dynamic) build requirements, being found
+        self._builds: dict[str, Future[tuple[tuple[Requirement, ...], ...]]] = {}
         self.lock = threading.Lock()
         #: per project: why versions were rejected (for conflict explanations)
         self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
@@ -356,6 +358,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         known = self._dependencies.get(key)
         if known is None:
             known = self._dependencies[key] = self._get_dependencies(candidate)
+            self._warm_builds(candidate)
         return list(known)
 
     def _get_dependencies(self, candidate: Candidate) -> list[Req]:
@@ -563,10 +566,15 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 if not files:
                     continue
                 cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
+                unyanked = [f for f in files if f.yanked is None] or files
+                # the build requirements of an sdist some system would build: the longest
+                # wait after the resolution (a PEP 517 hook), so started as early as can be
+                every = frozenset(self.request.targets)
+                self._warm_builds(Candidate(name, version, frozenset(), tuple(unyanked), every))
                 file = self.metadata_file(cand)
                 if file.kind == "sdist":
-                    # speculation never reads an sdist (it may need a build backend run for
-                    # a package, or a system, the resolution turns out not to need)
+                    # speculation never reads an sdist's metadata (it may need a build
+                    # backend run for a package the resolution turns out not to need)
                     return
                 meta = self.index.metadata(file)
                 targets = frozenset(self.request.targets)
@@ -574,6 +582,54 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 return
         except BotError:
             return  # the resolver meets the same error and reports it properly
+
+    def build_requirements(self, sdist: DistFile) -> tuple[tuple[Requirement, ...], ...]:
+        """(``[build-system] requires``, what the backend asks for while building) of an
+        sdist, found once per file (a PEP 517 hook run takes seconds: it may already be
+        under way since the candidate was pinned, see :meth:`_warm_builds`)."""
+        return self._build_future(sdist).result()
+
+    def _build_future(self, sdist: DistFile) -> Future[tuple[tuple[Requirement, ...], ...]]:
+        with self.lock:
+            known = self._builds.get(sdist.sha256)
+            if known is None:
+                known = self._builds[sdist.sha256] = Future()
+                mine = True
+            else:
+                mine = False
+        if mine:
+            try:
+                static = tuple(self.index.build_requires(sdist))
+                known.set_result((static, tuple(self.index.dynamic_build_requires(sdist))))
+            except Exception as exc:  # noqa: BLE001 - handed to whoever waits, as if they asked
+                known.set_exception(exc)
+            except BaseException as exc:  # an interrupt: nobody may wait for ever
+                known.set_exception(exc)
+                raise
+        return known
+
+    def _warm_builds(self, candidate: Candidate) -> None:
+        """Start finding the build requirements of the sdist a target of ``candidate``
+        builds, in the background: they are asked for after the resolution, and finding
+        them (a download, a PEP 517 hook in a fresh environment) would otherwise wait
+        until then.  A candidate dropped later has only cost the pool's time."""
+        sdists = {
+            f.sha256: f
+            for t in sorted(candidate.targets)
+            if (f := choose_artifact(candidate.files, t, self.request.prefer)) is not None
+            and f.kind == "sdist"
+        }
+        for sdist in sdists.values():
+            with self.lock:
+                if sdist.sha256 in self._builds:
+                    continue
+            self.pool.submit(self._quiet_builds, sdist)
+
+    def _quiet_builds(self, sdist: DistFile) -> None:
+        try:
+            self._build_future(sdist).result()
+        except BotError:
+            return  # whoever needs them meets the same error
 
     def _warm_metadata(self, candidate: Candidate) -> None:
         file = self.metadata_file(candidate)

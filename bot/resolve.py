@@ -361,11 +361,12 @@ def built_instead(
 
 
 def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:
-    reqs = list(provider.index.build_requires(sdist))
+    static, dynamic = provider.build_requirements(sdist)
+    reqs = list(static)
     # what the backend asks for while building (get_requires_for_build_wheel), locked with
     # the static requirements
     known = {str(r) for r in reqs}
-    reqs += [r for r in provider.index.dynamic_build_requires(sdist) if str(r) not in known]
+    reqs += [r for r in dynamic if str(r) not in known]
     if provider.index.in_tree_backend(sdist):
         # a backend that builds itself imports its own dependencies while building (and
         # hatchling's asks for them only through get_requires_for_build_wheel)

@@ -8,7 +8,9 @@ answers against the computation they stand for (correctness, not speed).
 from __future__ import annotations
 
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from packaging.markers import Marker
@@ -19,9 +21,12 @@ from packaging.version import Version
 from resolvelib.structs import RequirementInformation
 
 from bot.errors import MetadataError
+from bot.index.models import DistFile
 from bot.provider import Candidate, Provider, Req, Request, _contains
+from bot.resolve import resolve
 from bot.targets import Target, targets_for
 from tests.frozen_index import FrozenIndex
+from tests.test_resolve import FRONTEND
 
 MARKERS = [
     "sys_platform == 'linux'",
@@ -181,3 +186,48 @@ def test_dependencies_and_candidates_are_kept_per_candidate() -> None:
         assert by_name["mac"] == frozenset(targets) - linux
         assert by_name["extra-dep"] == frozenset(targets)
         assert by_name["app"] == frozenset(targets)  # the extra's own project, pinned
+
+
+class _CountingIndex(FrozenIndex):
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(spec)
+        self.asked: list[str] = []
+        self.lock = threading.Lock()
+
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        with self.lock:
+            self.asked.append(file.filename)
+        return super().dynamic_build_requires(file)
+
+
+def test_build_requirements_are_found_once_per_sdist() -> None:
+    """Found in the background as soon as a system would build the sdist (the crawl, then
+    the pin) and again when the lock is assembled: one backend run per sdist all the same,
+    and the lock's build requirements are the backend's."""
+    index = _CountingIndex(
+        {
+            **FRONTEND,
+            "app": {"1.0": {"files": ["sdist"], "dynamic-build-requires": ["helper>=2"]}},
+            "helper": {"1.0": {}, "2.0": {}},
+            "setuptools": {"75.0": {}},
+        }
+    )
+    request = Request(requirements=[(Requirement("app"), "test")], targets=targets_for("3.12"))
+    resolution = resolve(index, request)
+    assert index.asked == ["app-1.0.tar.gz"]
+    app = resolution.packages[canonicalize_name("app")]
+    assert app.build_requires == {"helper", "setuptools"}
+    assert str(resolution.packages[canonicalize_name("helper")].version) == "2.0"
+
+
+class _BrokenBuildIndex(FrozenIndex):
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        raise MetadataError(f"{file.filename}: the backend failed", where=file.url)
+
+
+def test_a_build_requirement_failure_reaches_the_lock_as_before() -> None:
+    """An error found in the background is raised where the lock asks, not lost."""
+    index = _BrokenBuildIndex({**FRONTEND, "app": {"1.0": {"files": ["sdist"]}}})
+    request = Request(requirements=[(Requirement("app"), "test")], targets=targets_for("3.12"))
+    with pytest.raises(MetadataError, match=r"app-1\.0\.tar\.gz: the backend failed"):
+        resolve(index, request)
