@@ -7,6 +7,7 @@ of resolvelib, fetching the pages and metadata it will most likely ask for next.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -29,6 +30,9 @@ from bot.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.targets import Target
 
 log = logging.getLogger(__name__)
+
+#: versions whose metadata is fetched ahead when the resolver backtracks through a project
+AHEAD = 8
 
 #: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
 PYTHON = NormalizedName("python")
@@ -321,27 +325,45 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             name, versions
         )
 
+        def accept(version: Version, *, ahead: bool = False) -> Candidate | None:
+            if version in bad or (version.is_prerelease and not prerelease_ok):
+                return None
+            if not all(r.contains(version) for r in reqs):
+                return None
+            if constraints and not all(_contains(s, version) for s in constraints):
+                return None
+            if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
+                files = self._guess_files(name, version)
+            else:
+                files = self._verdict(name, version, targets, version in pinned)
+            if files is None:
+                return None
+            if ahead:
+                return Candidate(name, version, extras, files, targets)
+            key = (name, version, extras, targets)
+            candidate = self._candidates.get(key)
+            if candidate is None:
+                candidate = Candidate(name, version, extras, files, targets)
+                self._candidates[key] = candidate
+            return candidate
+
         def candidates() -> Iterator[Candidate]:
             # lazy: resolvelib usually needs only the first few of hundreds of versions
-            first = True
-            for version in versions:
-                if version in bad or (version.is_prerelease and not prerelease_ok):
-                    continue
-                if not all(r.contains(version) for r in reqs):
-                    continue
-                if constraints and not all(_contains(s, version) for s in constraints):
-                    continue
-                files = self._verdict(name, version, targets, version in pinned)
-                if files is None:
-                    continue
-                key = (name, version, extras, targets)
-                candidate = self._candidates.get(key)
+            given = 0
+            for i, version in enumerate(versions):
+                candidate = accept(version)
                 if candidate is None:
-                    candidate = Candidate(name, version, extras, files, targets)
-                    self._candidates[key] = candidate
-                if first:
+                    continue
+                if given == 0:
                     self._warm_metadata(candidate)
-                    first = False
+                elif given % AHEAD == 1:
+                    # asked past the first: the resolver is backtracking through this
+                    # project, one version after another; fetch the next ones' metadata
+                    # together instead of one round trip at a time
+                    ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
+                    for later in itertools.islice((c for c in ahead if c), AHEAD):
+                        self._warm_metadata(later)
+                given += 1
                 yield candidate
 
         return candidates
@@ -389,6 +411,20 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if all(r.specifier.contains(version, prereleases=True) for r in reqs):
             return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
         return []
+
+    def _guess_files(self, name: NormalizedName, version: Version) -> tuple[DistFile, ...] | None:
+        """The files :meth:`usable_files` would keep, not yanked, without recording why
+        others are left out (None when none is left)."""
+        cutoff = self.request.exclude_newer
+        python = self.request.targets[0]
+        files = tuple(
+            f
+            for f in self.releases(name).files(version)
+            if f.yanked is None
+            and (cutoff is None or f.upload_time is None or f.upload_time <= cutoff)
+            and python.allows_python(f.requires_python)
+        )
+        return files or None
 
     def _prerelease_only_project(self, name: NormalizedName, versions: list[Version]) -> bool:
         """Whether no final release of the project has a usable file (pip's rule: then

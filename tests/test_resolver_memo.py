@@ -10,20 +10,24 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from resolvelib import BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.structs import RequirementInformation
 
-from bot.errors import MetadataError
+from bot.errors import BotError, MetadataError
 from bot.index.models import DistFile
 from bot.provider import Candidate, Provider, Req, Request, _contains
-from bot.resolve import resolve
+from bot.resolve import _Resolver, resolve
 from bot.targets import Target, targets_for
 from tests.frozen_index import FrozenIndex
 from tests.test_resolve import FRONTEND
@@ -231,3 +235,89 @@ def test_a_build_requirement_failure_reaches_the_lock_as_before() -> None:
     request = Request(requirements=[(Requirement("app"), "test")], targets=targets_for("3.12"))
     with pytest.raises(MetadataError, match=r"app-1\.0\.tar\.gz: the backend failed"):
         resolve(index, request)
+
+
+CASES = yaml.safe_load((Path(__file__).parent / "data" / "resolve_cases.yaml").read_text())
+#: a backtracking case of its own: the newest of several versions conflict one by one
+BACKTRACK = {
+    "name": "backtracks through many versions",
+    "index": {
+        "app": {
+            f"1.{i}": {"requires": [f"lib=={i}.0", "tool>=2" if i > 3 else "tool"]}
+            for i in range(12)
+        },
+        "lib": {f"{i}.0": {"requires": ["base<2" if i > 2 else "base"]} for i in range(12)},
+        "base": {"1.0": {}, "2.0": {}},
+        "tool": {"1.0": {"requires": ["base>=2"]}, "2.0": {"requires": ["base<2"]}},
+        "other": {"1.0": {"requires": ["base>=2"]}},
+    },
+    "requested": ["app", "other"],
+}
+
+
+def _mapping(resolver_class: type[Resolver[Req, Candidate, str]], case: dict[str, Any]) -> Any:
+    index = FrozenIndex({**FRONTEND, **case["index"]})
+    targets = targets_for(case.get("python", "3.12"))
+    reqs = [
+        Req.of(r, frozenset(t for t in targets if t.evaluate(r.marker)), "case", "root")
+        for r in map(Requirement, case["requested"])
+    ]
+    request = Request(
+        requirements=[(Requirement(r), "case") for r in case["requested"]],
+        constraints=[(Requirement(c), "case") for c in case.get("constraints", [])],
+        targets=targets,
+        prefer=case.get("prefer", "wheel"),
+    )
+    with ThreadPoolExecutor(4) as pool:
+        provider = Provider(index, request, pool)
+        try:
+            result = resolver_class(provider, BaseReporter()).resolve(reqs, max_rounds=2000)
+        except ResolutionImpossible as exc:
+            return ("impossible", sorted(str(c.requirement) for c in exc.causes))
+        except BotError as exc:
+            return ("error", str(exc))
+    return {
+        k: (str(c.version), sorted(t.system for t in c.targets)) for k, c in result.mapping.items()
+    }
+
+
+@pytest.mark.parametrize("case", [*CASES, BACKTRACK], ids=[c["name"] for c in [*CASES, BACKTRACK]])
+def test_remembered_pin_answers_resolve_as_resolvelib_does(case: dict[str, Any]) -> None:
+    """The resolution that remembers whether a pin satisfies a criterion ends exactly where
+    resolvelib's own does, conflicts included."""
+    assert _mapping(_Resolver, case) == _mapping(Resolver, case)
+
+
+def test_looking_ahead_records_no_rejection() -> None:
+    """Backtracking fetches the metadata of the next versions ahead of the resolver; those
+    guesses leave no reasons behind for versions the resolver never looked at."""
+    late = "2026-06-01T00:00:00Z"  # after the snapshot: 1.0 and 1.1 are not released yet
+    needs_313 = {"metadata-requires-python": ">=3.13"}  # known only from the metadata
+    index = FrozenIndex(
+        {
+            **FRONTEND,
+            "app": {
+                "1.0": {"uploaded": late},
+                "1.1": {"uploaded": late},
+                "1.2": {},
+                "1.3": needs_313,
+                "1.4": needs_313,
+                "1.5": needs_313,
+            },
+        }
+    )
+    request = Request(
+        requirements=[(Requirement("app"), "case")],
+        targets=targets_for("3.12"),
+        exclude_newer=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    with ThreadPoolExecutor(4) as pool:
+        provider = Provider(index, request, pool)
+        root = Req.of(Requirement("app"), frozenset(request.targets), "case", "root")
+        result = _Resolver(provider, BaseReporter()).resolve([root], max_rounds=200)
+    assert str(result.mapping["app"].version) == "1.2"
+    # 1.5 and 1.4 were refused one after the other: the metadata of 1.3 and 1.2 was asked
+    # for ahead of the resolver, and 1.1 and 1.0 were passed over without a trace
+    assert {f"app-1.{i}-py3-none-any.whl" for i in range(2, 6)} <= set(index.metadata_calls)
+    assert not [n for n in index.metadata_calls if n.startswith(("app-1.0-", "app-1.1-"))]
+    assert "uploaded after --exclude-newer" not in provider.rejections.get("app", {})
