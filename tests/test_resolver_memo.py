@@ -8,6 +8,9 @@ answers against the computation they stand for (correctness, not speed).
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -321,3 +324,25 @@ def test_looking_ahead_records_no_rejection() -> None:
     assert {f"app-1.{i}-py3-none-any.whl" for i in range(2, 6)} <= set(index.metadata_calls)
     assert not [n for n in index.metadata_calls if n.startswith(("app-1.0-", "app-1.1-"))]
     assert "uploaded after --exclude-newer" not in provider.rejections.get("app", {})
+
+
+def test_scratch_directories_are_removed_by_the_time_the_process_ends(tmp_path: Path) -> None:
+    """PEP 517 scratch directories (a build environment is thousands of files) are removed
+    in the background, after the hook's answer; none is left once the process exits."""
+    code = (
+        "import os\n"
+        "from bot.index.pep517 import _scratch\n"
+        "for n in range(3):\n"
+        "    with _scratch('nixpkgs-python-pep517-') as d:\n"
+        "        for i in range(200):\n"
+        "            os.makedirs(f'{d}/env/lib/{i}')\n"
+        "            open(f'{d}/env/lib/{i}/f.py', 'w').close()\n"
+        "print('done')\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+    assert list(tmp_path.iterdir()) == []
