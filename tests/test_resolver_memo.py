@@ -27,11 +27,11 @@ from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.structs import RequirementInformation
 
-from bot.errors import BotError, MetadataError
-from bot.index.models import DistFile
-from bot.provider import Candidate, Provider, Req, Request, _contains
-from bot.resolve import _Resolver, resolve
-from bot.targets import Target, targets_for
+from bot.core.errors import BotError, MetadataError
+from bot.lock.index.models import DistFile
+from bot.lock.provider import Candidate, Provider, Req, Request, _contains
+from bot.lock.resolve import _Resolver, resolve
+from bot.model.targets import Target, targets_for
 from tests.frozen_index import FrozenIndex
 from tests.test_resolve import FRONTEND
 
@@ -331,7 +331,7 @@ def test_scratch_directories_are_removed_by_the_time_the_process_ends(tmp_path: 
     in the background, after the hook's answer; none is left once the process exits."""
     code = (
         "import os\n"
-        "from bot.index.pep517 import _scratch\n"
+        "from bot.lock.index.pep517 import _scratch\n"
         "for n in range(3):\n"
         "    with _scratch('nixpkgs-python-pep517-') as d:\n"
         "        for i in range(200):\n"
