@@ -234,6 +234,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     (req.specifier, where)
                 )
         self.warmed: set[NormalizedName] = set()
+        self._metadata_warmed: set[tuple[NormalizedName, Version, frozenset[Target]]] = set()
         self._releases: dict[NormalizedName, Releases] = {}
         self._usable_cache: dict[tuple[NormalizedName, Version], list[DistFile]] = {}
         #: per (project, version, targets): the files of the candidate, or None when the
@@ -668,6 +669,13 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return  # whoever needs them meets the same error
 
     def _warm_metadata(self, candidate: Candidate) -> None:
+        """Fetch the candidate's metadata in the background (once: the first candidate of
+        a project is offered again each time its criterion changes)."""
+        key = (candidate.name, candidate.version, candidate.targets)
+        with self.lock:
+            if key in self._metadata_warmed:
+                return
+            self._metadata_warmed.add(key)
         file = self.metadata_file(candidate)
         if file.kind == "wheel":
             self.pool.submit(self._quiet_metadata, file)
