@@ -33,6 +33,13 @@ lock with the same version.  Our lock also holds the build frontend (``build``, 
 where uv's compile covers one platform, so packages only in our lock are shown for
 information, not counted as mismatches.
 
+Size sweep (``--sweep``): the default sets plus the benchmark-only sets of
+``benchmarks/sets/`` (about 93, 133 and 225 packages as uv counts them), cold pairs only
+unless ``--modes`` says otherwise.  The report adds one row per size (uv's package count):
+the cold ratio (median of the per-pair ratios, min-max) and both tools' peak RSS, and a
+least-squares fit of log(seconds) against log(packages) per tool: the growth exponent (1.0 is
+linear), and that of the ratio (0 when ours grows as uv does).
+
 Exit status: 0 all runs succeeded and versions agree; 1 a version mismatch; 2 a run failed.
 Only the standard library and the project's own virtualenv (``bot`` for reading set.yaml,
 ``packaging``) are needed.  It talks to the live index.
@@ -41,6 +48,7 @@ Only the standard library and the project's own virtualenv (``bot`` for reading 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
@@ -59,11 +67,15 @@ import common
 from common import REPO, fmt, git, measure, stats, table
 
 DEFAULT_SETS = ("pytest", "flask", "sphinx")
+#: benchmark-only requirement sets (not shipped): the sizes a --sweep adds to DEFAULT_SETS
+BENCH_SETS_DIR = "benchmarks/sets"
+SWEEP_SETS = ("bench-93", "bench-133", "bench-225")
 #: the issue's targets
 COLD_TARGET = 1.0
 WARM_TARGET = 0.5
 RSS_TARGET_MB = 120.0
 MODES = ("cold", "warm")
+ALL_MODES = ("cold", "warm", "offline")
 TOOLS = ("ours", "uv")
 #: ours, no network, against uv cold: see the module docstring
 OFFLINE = "offline"
@@ -271,15 +283,31 @@ def snapshot(ref: str, root: Path) -> str:
             if (REPO / sub).is_dir():
                 dest = root / "code" / "bot" if sub == "bot" else root / sub
                 shutil.copytree(REPO / sub, dest, ignore=shutil.ignore_patterns("__pycache__"))
-        dirty = git("status", "--porcelain", "--", *SNAPSHOT)
+        _add_bench_sets(REPO / BENCH_SETS_DIR, root)
+        dirty = git("status", "--porcelain", "--", *SNAPSHOT, BENCH_SETS_DIR)
         head = git("rev-parse", "--short=12", "HEAD")
         return f"working tree at {head}" + (" with uncommitted changes" if dirty else "")
     commit = common.commit_of(ref)
     present = [s for s in SNAPSHOT if git("ls-tree", "--name-only", commit, s)]
+    if git("ls-tree", "--name-only", commit, BENCH_SETS_DIR):
+        present.append(BENCH_SETS_DIR)
     common.extract(commit, root, present)
     if (root / "bot").is_dir():
         (root / "bot").rename(root / "code" / "bot")
+    # a commit from before the benchmark sets existed is measured on today's sets
+    _add_bench_sets(root / BENCH_SETS_DIR, root)
+    _add_bench_sets(REPO / BENCH_SETS_DIR, root)
     return common.describe(commit)
+
+
+def _add_bench_sets(source: Path, root: Path) -> None:
+    """Put the benchmark-only sets beside the shipped ones in the scratch repository (a
+    shipped set of the same name wins)."""
+    if not source.is_dir():
+        return
+    for d in sorted(source.iterdir()):
+        if (d / "set.yaml").is_file() and not (root / "sets" / d.name).exists():
+            shutil.copytree(d, root / "sets" / d.name)
 
 
 class Bench:
@@ -369,15 +397,20 @@ class Bench:
             self.checks.setdefault(w.name, []).append(result)
 
     def run(self, workloads: list[Workload]) -> None:
-        self.say("priming the warm caches (not measured)")
-        for w in workloads:
-            self.pair(w, "warm", 0, record=False)
+        modes = self.args.modes
+        if "warm" in modes or OFFLINE in modes:
+            self.say("priming the warm caches (not measured)")
+            for w in workloads:
+                self.pair(w, "warm", 0, record=False)
         for rnd in range(1, self.args.rounds + 1):
             self.say(f"round {rnd}/{self.args.rounds}")
             for w in workloads:
-                self.pair(w, "cold", rnd)
-                self.pair(w, "warm", rnd)
-                self.offline(w, rnd)
+                if "cold" in modes:
+                    self.pair(w, "cold", rnd)
+                if "warm" in modes:
+                    self.pair(w, "warm", rnd)
+                if OFFLINE in modes:
+                    self.offline(w, rnd)
         self.say("start-up: --version of each tool, the floor under any of its runs")
         for rnd in range(1, self.args.rounds + 1):
             for tool, argv in (
@@ -450,6 +483,56 @@ def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
         }
         sets[w.name] = entry
     return sets
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of log(y) against log(x): the exponent k of y ~ x^k."""
+    pts = [(math.log(x), math.log(y)) for x, y in points if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    var = sum((x - mx) ** 2 for x, _ in pts)
+    if var == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in pts) / var
+
+
+def sweep(sets: dict[str, Any], mode: str = "cold") -> dict[str, Any] | None:
+    """The ratio per size (uv's package count) and the growth exponents, from ``mode``'s
+    runs of every set that has them; None with fewer than two sizes."""
+    rows = []
+    for name, e in sets.items():
+        m = e.get(mode)
+        counts = e["check"]["uv_packages"]
+        if not m or m["ratio"] is None or not counts:
+            continue
+        rows.append(
+            {
+                "set": name,
+                "packages": max(counts),
+                "ours_seconds": m["ours_seconds"],
+                "uv_seconds": m["uv_seconds"],
+                "ratio": m["ratio"],
+                "ours_rss_mb": m["ours_rss_mb"],
+                "uv_rss_mb": m["uv_rss_mb"],
+            }
+        )
+    if len(rows) < 2:
+        return None
+    rows.sort(key=lambda r: (r["packages"], r["set"]))
+
+    def fit(key: str) -> float | None:
+        return _slope([(r["packages"], r[key]["median"]) for r in rows])
+
+    exponents = {"ours": fit("ours_seconds"), "uv": fit("uv_seconds"), "ratio": fit("ratio")}
+    in_range = [r for r in rows if 30 <= r["packages"] <= 250]
+    return {
+        "mode": mode,
+        "sizes": rows,
+        "exponents": exponents,
+        "worst_ratio_30_250": max((r["ratio"]["median"] for r in in_range), default=None),
+    }
 
 
 def tool_versions(args: argparse.Namespace, code: Path) -> dict[str, str]:
@@ -566,6 +649,34 @@ def render(report: dict[str, Any]) -> str:
             )
         for note in e["notes"]:
             lines.append(f"note {name}: {note}")
+    sw = report.get("sweep")
+    if sw:
+        lines += ["", f"by size ({sw['mode']}): packages = uv's count; ratio: median (min-max)", ""]
+        rows = [("set", "packages", "ours s", "uv s", "ours/uv", "ours RSS MB", "uv RSS MB")]
+        for r in sw["sizes"]:
+            ratio = r["ratio"]
+            rows.append(
+                (
+                    r["set"],
+                    str(r["packages"]),
+                    fmt(r["ours_seconds"]),
+                    fmt(r["uv_seconds"]),
+                    f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+                    fmt(r["ours_rss_mb"], 0),
+                    fmt(r["uv_rss_mb"], 0),
+                )
+            )
+        lines += table(rows)
+        ex = sw["exponents"]
+
+        def show(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
+        lines.append(
+            f"growth exponent (seconds ~ packages^k): ours {show(ex['ours'])}, uv "
+            f"{show(ex['uv'])}, ratio {show(ex['ratio'])}; worst ratio from 30 to 250 "
+            f"packages: {show(sw['worst_ratio_30_250'])}"
+        )
     for f in report["failed_runs"]:
         lines.append(
             f"FAILED {f['set']} {f['mode']} {f['tool']} round {f['round']} "
@@ -601,6 +712,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"sets to lock [default: {' '.join(DEFAULT_SETS)}]",
     )
     p.add_argument("-n", "--rounds", type=int, default=5, help="rounds [default: 5]")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"size sweep: the sets given (default: {' '.join(DEFAULT_SETS)}) plus the "
+        f"benchmark-only {' '.join(SWEEP_SETS)}; cold only unless --modes is given",
+    )
+    p.add_argument(
+        "--modes",
+        default=None,
+        help=f"comma-separated, of {','.join(ALL_MODES)} [default: all; with --sweep: cold]",
+    )
     p.add_argument("--python", default="3.12", help="Python minor version [default: 3.12]")
     common.add_exclude_newer(p)
     p.add_argument(
@@ -635,6 +757,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=900, help="seconds per run [default: 900]")
     common.add_output_options(p, "no per-run progress on stderr")
     args = common.parse(p, argv)
+    modes = args.modes or ("cold" if args.sweep else ",".join(ALL_MODES))
+    args.modes = tuple(m for m in modes.split(",") if m)
+    if not args.modes or any(m not in ALL_MODES for m in args.modes):
+        p.error(f"--modes: a comma-separated list of {', '.join(ALL_MODES)}")
+    if args.sweep:
+        args.sets = [*args.sets, *(s for s in SWEEP_SETS if s not in args.sets)]
     if args.uv is None:
         beside = Path(sys.executable).parent / "uv"
         args.uv = str(beside) if beside.is_file() else shutil.which("uv")
@@ -689,7 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "uv": shlex.join(uv_argv(args, workloads[0], Path("CACHE"))),
                 },
             },
-            "sets": summarize(bench, workloads),
+            "sets": (summary := summarize(bench, workloads)),
+            "sweep": sweep(summary) if "cold" in args.modes else None,
             "failed_runs": [asdict(r) for r in bench.failed],
             "runs": [
                 {k: v for k, v in asdict(r).items() if k not in ("argv", "stderr_tail")}

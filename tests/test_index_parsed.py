@@ -48,14 +48,15 @@ def test_a_page_reads_only_the_versions_asked_for() -> None:
     body = _json_page(
         _entry("demo-2.0-py3-none-any.whl"),
         _entry("demo-2.0.tar.gz", **{"requires-python": ">=3.10"}),
-        _entry("demo-1.0-cp312-cp312-win_amd64.whl"),  # foreign: never a file
+        _entry("demo-1.0-cp312-cp312-win_amd64.whl"),  # foreign: not even kept
         _entry("demo-1.0-not-a-version-py3-none-any.whl"),
         _entry("demo-0.9.tar.gz", hashes={}),  # no sha256: refused
         _entry("demo-0.8.exe"),
         _entry("demo-bad!version.tar.gz"),
     )
     releases = parse_json(body, PAGE, INDEX, name)
-    assert releases.versions() == [Version("2.0"), Version("1.0"), Version("0.9")]
+    # 1.0 has nothing but a foreign wheel: dropped while grouping, so it is no version here
+    assert releases.versions() == [Version("2.0"), Version("0.9")]
     two = releases.files(Version("2.0"))
     assert [f.filename for f in two] == ["demo-2.0-py3-none-any.whl", "demo-2.0.tar.gz"]
     assert str(two[1].requires_python) == ">=3.10"
@@ -179,3 +180,43 @@ def test_json_pages_in_other_layouts_read_the_same() -> None:
         assert files == expected, layout
     (three,) = parse_json(layouts[-1].encode(), PAGE, INDEX, name).files(Version("3.0"))
     assert three.filename == "demo-3.0.tar.gz"
+
+
+def test_compact_entries_read_as_the_plain_json_objects() -> None:
+    """A page of the usual shape is decoded into compact entries holding only the fields
+    the bot reads; a page of another shape (here one entry is not an object) is read as
+    plain JSON.  Both give the same files, field by field, absent and null alike."""
+    name = canonicalize_name("demo")
+    entries = [
+        _entry("demo-3.0-py3-none-any.whl", **{"core-metadata": {"sha256": SHA}}),
+        _entry("demo-3.0.tar.gz", **{"dist-info-metadata": True, "yanked": "broken"}),
+        _entry("demo-2.0-py3-none-any.whl", **{"core-metadata": None, "yanked": True}),
+        _entry(
+            "demo-2.0.tar.gz",
+            **{
+                "requires-python": ">=3.10",
+                "size": 123,
+                "upload-time": "2025-03-01T12:00:00.123456Z",
+                "provenance": "https://index.example/provenance",
+                "data-dist-info-metadata": {"sha256": SHA},
+            },
+        ),
+        {"url": "demo-1.0.tar.gz", "hashes": {"sha256": SHA}},  # no filename: from the URL
+        _entry("demo-0.5.tar.gz", size="big"),  # malformed: skipped with a warning either way
+    ]
+    compact = parse_json(_json_page(*entries), PAGE, INDEX, name)
+    plain = parse_json(_json_page(*entries, "not an object"), PAGE, INDEX, name)  # type: ignore[arg-type]
+    assert compact.versions() == plain.versions()
+    assert len(compact.versions()) == 4
+    for version in compact.versions():
+        assert compact.files(version) == plain.files(version)
+    three = compact.files(Version("3.0"))
+    assert [f.core_metadata for f in three] == [SHA, ""]
+    assert [f.yanked for f in three] == [None, "broken"]
+    two = compact.files(Version("2.0"))
+    assert [f.core_metadata for f in two] == [None, None]
+    assert str(two[1].requires_python) == ">=3.10"
+    assert two[1].size == 123
+    assert two[0].yanked == ""
+    assert compact.files(Version("1.0"))[0].filename == "demo-1.0.tar.gz"
+    assert compact.files(Version("0.5")) == []

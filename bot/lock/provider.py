@@ -7,12 +7,13 @@ of resolvelib, fetching the pages and metadata it will most likely ask for next.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +31,9 @@ from bot.model.targets import Target
 
 log = logging.getLogger(__name__)
 
+#: versions whose metadata is fetched ahead when the resolver backtracks through a project
+AHEAD = 8
+
 #: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
 PYTHON = NormalizedName("python")
 
@@ -46,6 +50,23 @@ class Req:
     targets: frozenset[Target]
     why: str  #: who asks, for explanations ("pytest 9.0.1", "sets/x/set.yaml:3")
     kind: Kind = "dependency"
+    # derived once: resolvelib asks for these hundreds of thousands of times in a big set
+    identifier: str = field(init=False, compare=False, repr=False)
+    #: whether the specifier has an ``==`` or ``===`` clause (preference: pins first)
+    pinned: bool = field(init=False, compare=False, repr=False)
+    _contains: dict[Version, bool] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifier", _identifier(self.name, self.extras))
+        object.__setattr__(self, "pinned", any(s.operator in ("==", "===") for s in self.specifier))
+        object.__setattr__(self, "_contains", {})
+
+    def contains(self, version: Version) -> bool:
+        """Whether the specifier admits ``version`` (prereleases included; memoised)."""
+        known = self._contains.get(version)
+        if known is None:
+            known = self._contains[version] = self.specifier.contains(version, prereleases=True)
+        return known
 
     @classmethod
     def of(
@@ -61,10 +82,6 @@ class Req:
             kind,
         )
 
-    @property
-    def identifier(self) -> str:
-        return _identifier(self.name, self.extras)
-
     def __str__(self) -> str:
         extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
         return f"{self.name}{extras}{self.specifier}"
@@ -79,10 +96,10 @@ class Candidate:
     extras: frozenset[NormalizedName]
     files: tuple[DistFile, ...]
     targets: frozenset[Target]
+    identifier: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def identifier(self) -> str:
-        return _identifier(self.name, self.extras)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifier", _identifier(self.name, self.extras))
 
     def __str__(self) -> str:
         return f"{self.identifier} {self.version}"
@@ -217,8 +234,27 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                     (req.specifier, where)
                 )
         self.warmed: set[NormalizedName] = set()
+        self._metadata_warmed: set[tuple[NormalizedName, Version, frozenset[Target]]] = set()
         self._releases: dict[NormalizedName, Releases] = {}
         self._usable_cache: dict[tuple[NormalizedName, Version], list[DistFile]] = {}
+        #: per (project, version, targets): the files of the candidate, or None when the
+        #: version is refused there (why is recorded in rejections when first seen)
+        self._verdicts: dict[
+            tuple[NormalizedName, Version, frozenset[Target]], tuple[DistFile, ...] | None
+        ] = {}
+        self._candidates: dict[
+            tuple[NormalizedName, Version, frozenset[NormalizedName], frozenset[Target]],
+            Candidate,
+        ] = {}
+        self._prerelease_only: dict[NormalizedName, bool] = {}
+        #: get_dependencies per (project, version, extras, targets): resolvelib asks again
+        #: each time it pins a candidate, and a backjump re-pins dozens
+        self._dependencies: dict[
+            tuple[NormalizedName, Version, frozenset[NormalizedName], frozenset[Target]],
+            list[Req],
+        ] = {}
+        #: per sdist sha256: its (static, dynamic) build requirements, being found
+        self._builds: dict[str, Future[tuple[tuple[Requirement, ...], ...]]] = {}
         self.lock = threading.Lock()
         #: per project: why versions were rejected (for conflict explanations)
         self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
@@ -235,13 +271,23 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> Any:
-        infos = list(information[identifier])
-        is_root = any(i.parent is None for i in infos)
-        pinned = any(
-            str(spec.operator) in ("==", "===") for i in infos for spec in i.requirement.specifier
-        )
         causes = {c.requirement.identifier for c in backtrack_causes}
-        return (identifier not in causes, not pinned, not is_root, identifier)
+        return _preference(identifier, information[identifier], causes)
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Iterable[str]:
+        """The one identifier :meth:`get_preference` ranks first (so resolvelib does not
+        rank them again): the backtrack causes are gathered once per round, not once per
+        unsatisfied identifier."""
+        causes = {c.requirement.identifier for c in backtrack_causes}
+        best = min(identifiers, key=lambda i: _preference(i, information[i], causes))
+        return [best]
 
     def find_matches(
         self,
@@ -257,7 +303,8 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             return self._python_matches(reqs)
         targets = frozenset().union(*(r.targets for r in reqs))
         bad = {c.version for c in incompatibilities[identifier]}
-        specs = [r.specifier for r in reqs] + [s for s, _ in self.constraints.get(name, [])]
+        constraints = [s for s, _ in self.constraints.get(name, [])]
+        specs = [r.specifier for r in reqs] + constraints
         pinned = {
             v
             for r in reqs
@@ -275,57 +322,69 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 where=exc.where,
                 hint=exc.hint or "check the package name, or the index with --index-url",
             ) from None
-        prerelease_ok = any(s.prereleases for s in specs) or not any(
-            # pip's rule: prereleases when nothing else exists
-            not v.is_prerelease and self.usable_files(name, v)
-            for v in versions
+        prerelease_ok = any(s.prereleases for s in specs) or self._prerelease_only_project(
+            name, versions
         )
+
+        def accept(version: Version, *, ahead: bool = False) -> Candidate | None:
+            if version in bad or (version.is_prerelease and not prerelease_ok):
+                return None
+            if not all(r.contains(version) for r in reqs):
+                return None
+            if constraints and not all(_contains(s, version) for s in constraints):
+                return None
+            if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
+                files = self._guess_files(name, version)
+            else:
+                files = self._verdict(name, version, targets, version in pinned)
+            if files is None:
+                return None
+            if ahead:
+                return Candidate(name, version, extras, files, targets)
+            key = (name, version, extras, targets)
+            candidate = self._candidates.get(key)
+            if candidate is None:
+                candidate = Candidate(name, version, extras, files, targets)
+                self._candidates[key] = candidate
+            return candidate
 
         def candidates() -> Iterator[Candidate]:
             # lazy: resolvelib usually needs only the first few of hundreds of versions
-            first = True
-            for version in versions:
-                if version in bad or (version.is_prerelease and not prerelease_ok):
+            given = 0
+            for i, version in enumerate(versions):
+                candidate = accept(version)
+                if candidate is None:
                     continue
-                if not all(s.contains(version, prereleases=True) for s in specs):
-                    continue
-                files = self.usable_files(name, version)
-                if not files:
-                    continue  # nothing usable: rejections recorded by usable_files
-                if all(f.yanked is not None for f in files):
-                    if version not in pinned:
-                        self._reject(name, version, "yanked (pin it with == to use it)")
-                        continue
-                else:
-                    files = [f for f in files if f.yanked is None]
-                missing = [
-                    t
-                    for t in sorted(targets)
-                    if choose_artifact(files, t, self.request.prefer) is None
-                ]
-                if missing:
-                    for t in missing:
-                        self._reject(name, version, no_artifact_reason(files, t))
-                    continue
-                candidate = Candidate(name, version, extras, tuple(files), targets)
-                if first:
+                if given == 0:
                     self._warm_metadata(candidate)
-                    first = False
+                elif given % AHEAD == 1:
+                    # asked past the first: the resolver is backtracking through this
+                    # project, one version after another; fetch the next ones' metadata
+                    # together instead of one round trip at a time
+                    ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
+                    for later in itertools.islice((c for c in ahead if c), AHEAD):
+                        self._warm_metadata(later)
+                given += 1
                 yield candidate
 
         return candidates
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if candidate.name == PYTHON:
-            return requirement.specifier.contains(candidate.version, prereleases=True)
-        return (
-            requirement.specifier.contains(candidate.version, prereleases=True)
-            and requirement.targets <= candidate.targets
-        )
+            return requirement.contains(candidate.version)
+        return requirement.targets <= candidate.targets and requirement.contains(candidate.version)
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.name == PYTHON:
             return []
+        key = (candidate.name, candidate.version, candidate.extras, candidate.targets)
+        known = self._dependencies.get(key)
+        if known is None:
+            known = self._dependencies[key] = self._get_dependencies(candidate)
+            self._warm_builds(candidate)
+        return list(known)
+
+    def _get_dependencies(self, candidate: Candidate) -> list[Req]:
         deps: list[Req] = []
         if candidate.extras:
             deps.append(
@@ -353,6 +412,62 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         if all(r.specifier.contains(version, prereleases=True) for r in reqs):
             return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
         return []
+
+    def _guess_files(self, name: NormalizedName, version: Version) -> tuple[DistFile, ...] | None:
+        """The files :meth:`usable_files` would keep, not yanked, without recording why
+        others are left out (None when none is left)."""
+        cutoff = self.request.exclude_newer
+        python = self.request.targets[0]
+        files = tuple(
+            f
+            for f in self.releases(name).files(version)
+            if f.yanked is None
+            and (cutoff is None or f.upload_time is None or f.upload_time <= cutoff)
+            and python.allows_python(f.requires_python)
+        )
+        return files or None
+
+    def _prerelease_only_project(self, name: NormalizedName, versions: list[Version]) -> bool:
+        """Whether no final release of the project has a usable file (pip's rule: then
+        prereleases are candidates)."""
+        known = self._prerelease_only.get(name)
+        if known is None:
+            known = self._prerelease_only[name] = not any(
+                not v.is_prerelease and self.usable_files(name, v) for v in versions
+            )
+        return known
+
+    def _verdict(
+        self, name: NormalizedName, version: Version, targets: frozenset[Target], pinned: bool
+    ) -> tuple[DistFile, ...] | None:
+        """The files a candidate of ``version`` carries on ``targets`` (yanked ones dropped
+        unless every file is yanked and the version is pinned), or None when it is refused;
+        the reasons are recorded once, when first seen."""
+        key = (name, version, targets)
+        if not pinned and key in self._verdicts:
+            return self._verdicts[key]
+        files = self.usable_files(name, version)
+        if not files:
+            return None  # nothing usable: rejections recorded by usable_files
+        if all(f.yanked is not None for f in files):
+            if not pinned:
+                self._reject(name, version, "yanked (pin it with == to use it)")
+                self._verdicts[key] = None
+                return None
+        else:
+            files = [f for f in files if f.yanked is None]
+        missing = [
+            t for t in sorted(targets) if choose_artifact(files, t, self.request.prefer) is None
+        ]
+        result: tuple[DistFile, ...] | None = None
+        if missing:
+            for t in missing:
+                self._reject(name, version, no_artifact_reason(files, t))
+        else:
+            result = tuple(files)
+        if not pinned:
+            self._verdicts[key] = result
+        return result
 
     def _reject(self, name: NormalizedName, version: Version, why: str) -> None:
         with self.lock:
@@ -488,10 +603,15 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
                 if not files:
                     continue
                 cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
+                unyanked = [f for f in files if f.yanked is None] or files
+                # the build requirements of an sdist some system would build: the longest
+                # wait after the resolution (a PEP 517 hook), so started as early as can be
+                every = frozenset(self.request.targets)
+                self._warm_builds(Candidate(name, version, frozenset(), tuple(unyanked), every))
                 file = self.metadata_file(cand)
                 if file.kind == "sdist":
-                    # speculation never reads an sdist (it may need a build backend run for
-                    # a package, or a system, the resolution turns out not to need)
+                    # speculation never reads an sdist's metadata (it may need a build
+                    # backend run for a package the resolution turns out not to need)
                     return
                 meta = self.index.metadata(file)
                 targets = frozenset(self.request.targets)
@@ -500,7 +620,62 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         except BotError:
             return  # the resolver meets the same error and reports it properly
 
+    def build_requirements(self, sdist: DistFile) -> tuple[tuple[Requirement, ...], ...]:
+        """(``[build-system] requires``, what the backend asks for while building) of an
+        sdist, found once per file (a PEP 517 hook run takes seconds: it may already be
+        under way since the candidate was pinned, see :meth:`_warm_builds`)."""
+        return self._build_future(sdist).result()
+
+    def _build_future(self, sdist: DistFile) -> Future[tuple[tuple[Requirement, ...], ...]]:
+        with self.lock:
+            known = self._builds.get(sdist.sha256)
+            if known is None:
+                known = self._builds[sdist.sha256] = Future()
+                mine = True
+            else:
+                mine = False
+        if mine:
+            try:
+                static = tuple(self.index.build_requires(sdist))
+                known.set_result((static, tuple(self.index.dynamic_build_requires(sdist))))
+            except Exception as exc:  # noqa: BLE001 - handed to whoever waits, as if they asked
+                known.set_exception(exc)
+            except BaseException as exc:  # an interrupt: nobody may wait for ever
+                known.set_exception(exc)
+                raise
+        return known
+
+    def _warm_builds(self, candidate: Candidate) -> None:
+        """Start finding the build requirements of the sdist a target of ``candidate``
+        builds, in the background: they are asked for after the resolution, and finding
+        them (a download, a PEP 517 hook in a fresh environment) would otherwise wait
+        until then.  A candidate dropped later has only cost the pool's time."""
+        sdists = {
+            f.sha256: f
+            for t in sorted(candidate.targets)
+            if (f := choose_artifact(candidate.files, t, self.request.prefer)) is not None
+            and f.kind == "sdist"
+        }
+        for sdist in sdists.values():
+            with self.lock:
+                if sdist.sha256 in self._builds:
+                    continue
+            self.pool.submit(self._quiet_builds, sdist)
+
+    def _quiet_builds(self, sdist: DistFile) -> None:
+        try:
+            self._build_future(sdist).result()
+        except BotError:
+            return  # whoever needs them meets the same error
+
     def _warm_metadata(self, candidate: Candidate) -> None:
+        """Fetch the candidate's metadata in the background (once: the first candidate of
+        a project is offered again each time its criterion changes)."""
+        key = (candidate.name, candidate.version, candidate.targets)
+        with self.lock:
+            if key in self._metadata_warmed:
+                return
+            self._metadata_warmed.add(key)
         file = self.metadata_file(candidate)
         if file.kind == "wheel":
             self.pool.submit(self._quiet_metadata, file)
@@ -510,6 +685,37 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
             self.index.metadata(file)
         except BotError:
             return
+
+
+def _preference(
+    identifier: str,
+    information: Iterable[RequirementInformation[Req, Candidate]],
+    causes: set[str],
+) -> tuple[bool, bool, bool, str]:
+    """Backtrack causes first, then pinned (``==``) requirements, then the set's roots,
+    then by name."""
+    is_root = pinned = False
+    for info in information:
+        if info.parent is None:
+            is_root = True
+        if info.requirement.pinned:
+            pinned = True
+    return (identifier not in causes, not pinned, not is_root, identifier)
+
+
+_CONTAINS: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = {}
+
+
+def _contains(spec: SpecifierSet, version: Version) -> bool:
+    """``spec.contains(version, prereleases=True)``, memoised by the specifier's identity
+    (the entry keeps it alive, so ids stay unique; see bot.targets._allows)."""
+    key = (id(spec), version)
+    hit = _CONTAINS.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    result = spec.contains(version, prereleases=True)
+    _CONTAINS[key] = (spec, result)
+    return result
 
 
 def _pinned_version(text: str) -> Version | None:

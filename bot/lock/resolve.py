@@ -11,7 +11,7 @@ set's locks then contain everything needed to build it without the network.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import ResolutionTooDeep
+from resolvelib.resolvers import resolution as _resolution
+from resolvelib.resolvers.criterion import Criterion
 from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import BotError, PackageIndexError, ResolutionError
@@ -128,12 +130,48 @@ def resolve(
     )
 
 
+class _Resolution(_resolution.Resolution[Req, Candidate, str]):
+    """resolvelib's resolution, remembering whether the current pin satisfies a criterion.
+
+    Every round asks this of every criterion, and the criterion of the interpreter holds a
+    requirement from nearly every package: in a 225-package set that is half a million
+    questions with the same answers.  A criterion is never changed in place (resolvelib
+    makes a new one), and :meth:`Provider.is_satisfied_by` depends only on its arguments,
+    so an answer stands while the criterion object and the pin are the same ones.
+    """
+
+    def __init__(self, provider: Provider, reporter: BaseReporter) -> None:  # type: ignore[type-arg]
+        super().__init__(provider, reporter)
+        self._satisfying: dict[str, tuple[Criterion[Req, Candidate], Candidate, bool]] = {}
+
+    def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Candidate]) -> bool:
+        pin = self.state.mapping.get(name)
+        if pin is None:
+            return False
+        hit = self._satisfying.get(name)
+        if hit is not None and hit[0] is criterion and hit[1] is pin:
+            return hit[2]
+        satisfies = self._p.is_satisfied_by
+        result = all(satisfies(requirement=r, candidate=pin) for r in criterion.iter_requirement())
+        self._satisfying[name] = (criterion, pin, result)
+        return result
+
+
+class _Resolver(Resolver[Req, Candidate, str]):
+    def resolve(  # type: ignore[override]
+        self, requirements: Iterable[Req], max_rounds: int = 100
+    ) -> Any:
+        resolution = _Resolution(self.provider, self.reporter)  # type: ignore[arg-type]
+        state = resolution.resolve(requirements, max_rounds=max_rounds)
+        return _resolution._build_result(state)
+
+
 def _run(
     provider: Provider,
     requirements: list[Req],
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Candidate]:
-    resolver: Resolver[Req, Candidate, str] = Resolver(provider, _Reporter(progress))
+    resolver: Resolver[Req, Candidate, str] = _Resolver(provider, _Reporter(progress))
     try:
         result = resolver.resolve(requirements, max_rounds=20000)
     except ResolutionImpossible as exc:
@@ -361,11 +399,12 @@ def built_instead(
 
 
 def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:
-    reqs = list(provider.index.build_requires(sdist))
+    static, dynamic = provider.build_requirements(sdist)
+    reqs = list(static)
     # what the backend asks for while building (get_requires_for_build_wheel), locked with
     # the static requirements
     known = {str(r) for r in reqs}
-    reqs += [r for r in provider.index.dynamic_build_requires(sdist) if str(r) not in known]
+    reqs += [r for r in dynamic if str(r) not in known]
     if provider.index.in_tree_backend(sdist):
         # a backend that builds itself imports its own dependencies while building (and
         # hatchling's asks for them only through get_requires_for_build_wheel)

@@ -78,15 +78,49 @@ class Target:
         )
 
     def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
-        """Whether ``marker`` holds on this target for any of ``extras`` (or none)."""
+        """Whether ``marker`` holds on this target for any of ``extras`` (or none).
+
+        Memoised per (marker object, extras) on this target: a big resolution asks the same
+        question of the same requirement for every version it tries (a marker that cannot be
+        evaluated raises every time, it is never stored).
+        """
         if marker is None:
             return True
+        key = (id(marker), extras)
+        memo = self._markers
+        hit = memo.get(key)
+        # keyed by identity, like _allows: the entry keeps the marker alive, so ids stay unique
+        if hit is not None and hit[0] is marker:
+            return hit[1]
+        result = self._evaluate(marker, extras)
+        memo[key] = (marker, result)
+        return result
+
+    @functools.cached_property
+    def _markers(self) -> dict[tuple[int, frozenset[str]], tuple[Marker, bool]]:
+        return {}
+
+    @functools.cached_property
+    def _environments(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def _evaluate(self, marker: Marker, extras: frozenset[str]) -> bool:
+        envs = self._environments
         try:
-            return any(marker.evaluate(self.environment(extra)) for extra in ("", *sorted(extras)))
+            for extra in ("", *sorted(extras)):
+                env = envs.get(extra)
+                if env is None:
+                    env = envs[extra] = self.environment(extra)
+                if marker.evaluate(env):
+                    break
+            else:
+                return False
         except UndefinedEnvironmentName as exc:
             problem = f"no variable {exc.args[0]!r} in package metadata"
         except ValueError as exc:  # UndefinedComparison, or a version past int conversion
             problem = str(exc)
+        else:
+            return True
         raise MetadataError(
             f"the marker {str(marker)!r} cannot be evaluated on Python {self.python} "
             f"{self.system}: {problem}",

@@ -15,6 +15,7 @@ not one per lock (``--refresh`` tries again).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -26,6 +27,7 @@ import tomllib
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -135,18 +137,43 @@ def _unpack(data: bytes, filename: str, dest: Path) -> Path:
     return roots[0]
 
 
+@functools.cache
+def _discarder() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="discard")
+
+
+def _discard(path: str) -> None:
+    """Remove a scratch directory in the background: a build environment is thousands of
+    files, and the hook's answer need not wait for them to go.  The interpreter waits for
+    the removals before it exits (the executor's threads are joined then)."""
+    try:
+        _discarder().submit(shutil.rmtree, path, True)
+    except RuntimeError:  # the interpreter is shutting down: remove it here and now
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _scratch(prefix: str) -> Iterator[str]:
+    """A fresh temporary directory, removed after use (see :func:`_discard`)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield path
+    finally:
+        _discard(path)
+
+
 class TargetEnv:
     """A fresh virtual environment of a given interpreter (the lock's Python, not the bot's)."""
 
     def __init__(self, python: str, uv: str | None, timeout: float) -> None:
         self.base, self.uv, self.timeout = python, uv, timeout
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: str | None = None
         self.python_executable = ""
         self.scripts_dir = ""
 
     def __enter__(self) -> TargetEnv:
-        self._tmp = tempfile.TemporaryDirectory(prefix="nixpkgs-python-env-")
-        path = Path(self._tmp.name) / "env"
+        self._tmp = tempfile.mkdtemp(prefix="nixpkgs-python-env-")
+        path = Path(self._tmp) / "env"
         if self.uv:
             argv = [*_without_installer_config(), self.uv, "venv", "--no-config", "--quiet"]
             argv += ["--python", self.base, str(path)]
@@ -164,7 +191,8 @@ class TargetEnv:
 
     def __exit__(self, *exc: object) -> None:
         if self._tmp is not None:
-            self._tmp.cleanup()
+            _discard(self._tmp)
+            self._tmp = None
 
     def make_extra_environ(self) -> dict[str, str]:
         return {"PATH": os.pathsep.join([self.scripts_dir, os.environ.get("PATH", "")])}
@@ -424,7 +452,7 @@ def pep517_build_requires(
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
-    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
+    with _scratch("nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)
         try:
             source = _unpack(data, file.filename, work / "src")
@@ -476,7 +504,7 @@ def pep517_metadata(
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
-    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
+    with _scratch("nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)
         try:
             source = _unpack(data, file.filename, work / "src")
