@@ -299,7 +299,7 @@ def night_set(
         changed = [o for o in outcomes if o.status != "unchanged"]
         paths = sorted({p for r in results for p in r.store_paths})
         progress(f"{pset.name}: pushing {len(paths)} paths")
-        cache.push(
+        pushed = cache.push(
             [r.out_path for r in results if r.out_path],
             to=store,
             signing_key=signing_key,
@@ -339,6 +339,7 @@ def night_set(
             failing_package=holds[0].name if holds else None,
             log_tail=hold_log(held, search) if holds else None,
             freshness=_freshness(outcomes, [h.name for h in holds]),
+            pushed_bytes=_closure_bytes(pushed.copied) if pushed.copied else 0,
         ),
         commit=sha,
         built=True,
