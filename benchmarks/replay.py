@@ -278,12 +278,16 @@ def upkeep(
 
     empty: dict[str, Any] = {"releases": 0, "on_time": 0, "share": None, "longest": None}
     if not reports:
-        return {**empty, "late": [], "pending": [], "nightly_share": None, "failing_streak": {}}
+        return {
+            **empty, "late": [], "pending": [], "nightly_share": None, "failing_streak": {},
+            "unknown_upload": [],
+        }  # fmt: skip
     start = _when(reports[0][0]["snapshot"])
     last = _when(reports[-1][0]["snapshot"])
     waiting: dict[tuple[str, str], list[Release]] = {}
     done: list[Release] = []
     known: set[tuple[str, str, str]] = set()
+    unknown: list[str] = []  #: releases the index gave no upload time for (left out)
     shares: list[float] = []
     streak: dict[str, int] = {}
     longest_streak: dict[str, int] = {}
@@ -305,7 +309,9 @@ def upkeep(
                     continue
                 known.add((set_name, name, version))
                 up = uploaded(name, version)
-                if up is not None and up > start:
+                if up is None:
+                    unknown.append(f"{set_name}/{name} {version}")
+                elif up > start:
                     release = Release(set_name, name, version, up, night["day"])
                     waiting.setdefault((set_name, name), []).append(release)
             held = {h["name"] for h in s.get("held") or []}
@@ -342,6 +348,7 @@ def upkeep(
         #: mean over nights of the report's own figure (members at the newest allowed version)
         "nightly_share": round(sum(shares) / len(shares), 4) if shares else None,
         "failing_streak": {k: v for k, v in sorted(longest_streak.items()) if v},
+        "unknown_upload": unknown,
     }
 
 

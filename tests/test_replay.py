@@ -107,6 +107,7 @@ def test_upkeep(replay: ModuleType) -> None:
     assert up["longest"]["name"] == "y"
     assert up["longest"]["locked"] == "2026-11-03"
     assert up["failing_streak"] == {"b": 1}
+    assert up["unknown_upload"] == []
     assert up["nightly_share"] is None  # these reports carry no overall figure
     with_share = [(n, {**r, "freshness": {"current": c, "total": 10}})
                   for (n, r), c in zip(NIGHTS, (10, 9, 10), strict=True)]  # fmt: skip
@@ -118,12 +119,13 @@ def test_upkeep_unlocked_release_is_late_only_after_its_grace(replay: ModuleType
         NIGHTS[0],
         (night(2), {"sets": [st("a", "ok", freshness=fresh(("y", "2.0", "2.1")))]}),
         (night(3), {"sets": [st("a", "ok", freshness=fresh(("y", "2.0", "2.1"),
-                                                            ("w", "1", "2")))]}),
+                                                            ("w", "1", "2"), ("v", "8", "9")))]}),
     ]  # fmt: skip
     uploads = {**UPLOADS, ("w", "2"): START + timedelta(hours=47)}
     up = replay.upkeep(nights, lambda n, v: uploads.get((n, v)))
     assert [(r["name"], r["locked"], r["why"]) for r in up["late"]] == [("y", None, "constrained")]
     assert [r["name"] for r in up["pending"]] == ["w"]  # 1 h old at the last night
+    assert up["unknown_upload"] == ["a/v 9"]  # no upload time: left out, and listed
     assert up["share"] == 0.0
 
 
