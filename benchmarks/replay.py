@@ -20,7 +20,7 @@ exists is not run again: an interrupted replay resumes where it stopped.
 
 ``summarize`` reads those files and writes ``DIR/replay.json`` and ``DIR/replay.md``: the
 per-night table and the month's Upkeep figures (see :func:`upkeep`).  Upload times come from
-the index client (``bot.index.client``), the same pages the nightly read.
+the index client (``bot.lock.index.client``), the same pages the nightly read.
 """
 
 from __future__ import annotations
@@ -410,7 +410,7 @@ def index_upload_times(cache_dir: Path) -> Callable[[str, str], datetime | None]
     project page the index client fetches (cached under ``cache_dir``; PyPI by default)."""
     from packaging.utils import canonicalize_name
 
-    from bot.index.client import IndexClient
+    from bot.lock.index.client import IndexClient
 
     client = IndexClient(cache_dir=cache_dir)
     memo: dict[tuple[str, str], datetime | None] = {}
@@ -427,7 +427,7 @@ def index_upload_times(cache_dir: Path) -> Callable[[str, str], datetime | None]
 def _first_upload(client: Any, name: str, version: str) -> datetime | None:
     from packaging.version import InvalidVersion, Version
 
-    from bot.errors import BotError
+    from bot.core.errors import BotError
 
     try:
         want = Version(version)
