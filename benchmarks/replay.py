@@ -246,8 +246,8 @@ def _night_versions(s: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str
     else:
         committed.update({r["name"]: r["new"] for r in rows})
     fresh = s.get("freshness") or {}
-    for name, _locked, newest in fresh.get("behind") or []:
-        wanted.setdefault(name, newest)
+    for behind in fresh.get("behind") or []:  # {"name", "locked", "newest"} (report.py)
+        wanted.setdefault(behind["name"], behind["newest"])
     return committed, wanted
 
 

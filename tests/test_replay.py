@@ -39,7 +39,8 @@ def held(name: str, kept: str, wanted: str) -> dict[str, Any]:
 
 
 def fresh(*behind: tuple[str, str, str], total: int = 10) -> dict[str, Any]:
-    return {"behind": [list(b) for b in behind], "current": total - len(behind), "total": total}
+    rows = [{"name": n, "locked": old, "newest": new} for n, old, new in behind]  # report.py's
+    return {"behind": rows, "current": total - len(behind), "total": total}
 
 
 def st(name: str, status: str, **kw: Any) -> dict[str, Any]:
@@ -147,3 +148,15 @@ def test_holds(replay: ModuleType) -> None:
 
 def test_upkeep_of_nothing(replay: ModuleType) -> None:
     assert replay.upkeep([], uploaded)["share"] is None
+
+
+def test_reads_the_reports_own_shape(replay: ModuleType) -> None:
+    """The figures read what bot.nightly.report writes, not a shape of their own."""
+    import json
+
+    from bot.nightly.report import Freshness, NightReport, SetReport, to_json
+
+    fr = Freshness(current=9, total=10, behind=(("y", "2.0", "2.1"),))
+    text = to_json(NightReport("2026-11-02", (SetReport("a", ("3.12",), "ok", freshness=fr),)))
+    committed, wanted = replay._night_versions(json.loads(text)["sets"][0])
+    assert (committed, wanted) == ({}, {"y": "2.1"})
