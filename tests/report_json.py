@@ -44,6 +44,7 @@ def from_json(text: str) -> NightReport:
                 commit=s["commit"],
                 freshness=_freshness_from(s.get("freshness")),
                 suggestions=tuple(str(x) for x in s.get("suggestions", [])),
+                pushed_bytes=s.get("pushed_bytes"),
             )
         )
     return NightReport(

@@ -127,6 +127,7 @@ def test_nights(
     assert night1["build"]["source"] == "standalone"
     assert "3.12" in night1["build"]["interpreters"]
     assert night1["sets"][0]["freshness"]["total"] == night1["sets"][0]["freshness"]["current"]
+    assert night1["sets"][0]["pushed_bytes"] > 0  # the whole closure went to an empty cache
     assert git(work, "log", "-1", "--format=%s").startswith("demo: ")
     assert git(work, "status", "--porcelain") == ""
     assert (tmp_path / "binary-cache" / "nix-cache-info").exists()
@@ -137,6 +138,10 @@ def test_nights(
     result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
     assert result.exit_code == 0, result.errors
     assert git(work, "log", "-1", "--format=%s") == "demo: nb-lib 1.0 → 1.1"
+    night2 = result.report.sets[0]
+    assert night2.pushed_bytes is not None
+    assert night2.closure_bytes is not None
+    assert 0 < night2.pushed_bytes < night2.closure_bytes  # only what the bump changed
     assert "2025-03-04T00:00:00Z" in git(work, "log", "-1", "--format=%b")
     assert int(git(work, "rev-list", "--count", "HEAD")) == commits + 1
     assert len(fake_github.pulls[REPO]) == 1

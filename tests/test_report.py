@@ -279,3 +279,13 @@ def test_freshness_hand_count() -> None:
     data = json.loads(to_json(report))
     assert data["freshness"] == {"current": 3, "total": 5, "share": 0.6}
     assert from_json(to_json(report)) == report
+
+
+def test_pushed_bytes_roundtrip() -> None:
+    pushed = NightReport(
+        date="2026-11-21", sets=(SetReport("demo", ("3.12",), "ok", pushed_bytes=4096),)
+    )
+    text = to_json(pushed)
+    assert json.loads(text)["sets"][0]["pushed_bytes"] == 4096
+    assert from_json(text) == pushed
+    assert "pushed_bytes" not in json.loads(to_json(night()))["sets"][1]  # nothing pushed

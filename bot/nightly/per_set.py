@@ -180,7 +180,7 @@ class SetNight:
             changed = [o for o in self.outcomes if o.status != "unchanged"]
             paths = sorted({p for r in self.results for p in r.store_paths})
             progress(f"{pset.name}: pushing {len(paths)} paths")
-            cache.push(
+            pushed = cache.push(
                 [r.out_path for r in self.results if r.out_path],
                 to=store,
                 signing_key=signing_key,
@@ -208,6 +208,7 @@ class SetNight:
                 failing_package=holds[0].name if holds else None,
                 log_tail=hold_log(self.held, search) if holds else None,
                 freshness=_freshness(self.outcomes, [h.name for h in holds]),
+                pushed_bytes=_closure_bytes(pushed.copied) if pushed.copied else 0,
             ),
             commit=sha,
             built=True,

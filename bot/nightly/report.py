@@ -136,6 +136,8 @@ class SetReport:
     freshness: Freshness | None = None
     #: override entries suggested by the failing package's log (bot/build/suggest.py), one line each
     suggestions: tuple[str, ...] = ()
+    #: NAR bytes of the store paths pushed to the cache tonight (None: nothing pushed)
+    pushed_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,7 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
         "log_tail": s.log_tail,
         # only with a failure that has them (reports without keep their shape)
         **({"suggestions": list(s.suggestions)} if s.suggestions else {}),
+        **({"pushed_bytes": s.pushed_bytes} if s.pushed_bytes is not None else {}),
         "held": [
             {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
         ],
