@@ -207,6 +207,7 @@ def night_set(
         index_url=opts.index_url,
         cache_dir=opts.cache_dir,
         refresh=True,  # the night exists to see what is new: always ask the index
+        night_memo=True,  # ... and a night where the index serves the same pages resolves nothing
     )
 
     lock_paths = [pset.lock_path(p) for p in pythons]
@@ -243,6 +244,8 @@ def night_set(
                     freshness=_freshness(outcomes),
                 )
             )
+    for o in outcomes:
+        o.load()  # a quiet night's lock, taken as it is, is read for the build's bookkeeping
     sha = None
     t0 = time.monotonic()
     try:
@@ -266,6 +269,8 @@ def night_set(
                 held = holds_for(sorted(names), moved, previous, reason, today)
                 progress(f"{pset.name}: building with {', '.join(sorted(names)) or 'nothing'} held")
                 outcomes = relock(held)
+                for o in outcomes:
+                    o.load()
                 _write(tx, outcomes)
                 results = builder.build_sets(bopts)
                 return all(r.ok for r in results)

@@ -4,6 +4,7 @@ remote and the fake GitHub; several nights in a row."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import tomllib
@@ -116,7 +117,11 @@ def github(fake: FakeGitHub, **extra: object) -> dict[str, object]:
 
 
 def test_nights(
-    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path, fake_github: FakeGitHub
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     work, remote = night_repo
     dist = tmp_path / "dist"
@@ -176,15 +181,26 @@ def test_nights(
     result = run_nightly(options(work, night_index, tmp_path, 8, **gh))
     assert result.exit_code == 0, result.errors
     assert git(work, "log", "-1", "--format=%s") == "demo: +nb-broken 1.1"
+    night4_freshness = result.report.sets[0].freshness
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert [i["state"] for i in failures] == ["closed"]
 
-    # night 5: nothing new: nothing built, pushed or committed
+    # night 5: nothing new: nothing resolved, built, pushed or committed
     head = git(work, "rev-parse", "HEAD")
     cached = sorted(p.name for p in (tmp_path / "binary-cache").iterdir())
-    result = run_nightly(options(work, night_index, tmp_path, 9))
+    lock = (work / "sets" / "demo" / "pylock.py312.toml").read_bytes()
+    seen = len(night_index.requests)
+    with caplog.at_level(logging.DEBUG, logger="bot.locker"):
+        caplog.clear()
+        result = run_nightly(options(work, night_index, tmp_path, 9))
     assert result.exit_code == 0
     assert [s.status for s in result.report.sets] == ["unchanged"]
+    locker = [r.getMessage() for r in caplog.records if r.name == "bot.locker"]
+    assert "demo (Python 3.12): every page unchanged: not resolving" in locker
+    assert "demo (Python 3.12): resolving" not in locker
+    assert all(r.path.startswith("/simple/") for r in night_index.requests[seen:])
+    assert (work / "sets" / "demo" / "pylock.py312.toml").read_bytes() == lock
+    assert result.report.sets[0].freshness == night4_freshness
     assert git(work, "rev-parse", "HEAD") == head
     assert sorted(p.name for p in (tmp_path / "binary-cache").iterdir()) == cached
 
