@@ -22,7 +22,7 @@ from bot import cache, git, publish, report, revalidate
 from bot import lock as lockfile
 from bot.errors import BotError
 from bot.index.client import IndexClient
-from bot.locker import index_routes
+from bot.locker import LockOutcome, index_routes
 from bot.nightly import (
     NightlyOptions,
     NightResult,
@@ -30,8 +30,11 @@ from bot.nightly import (
     _signing_key,
     choose_nixpkgs,
     github_client,
+    lock_set,
     night_set,
+    quiet_sets,
 )
+from bot.overrides import load_overrides
 from bot.repolock import Transaction, recover
 from bot.sets import PackageSet, load_sets
 
@@ -126,8 +129,41 @@ def _sets(
     stray: set[str],
 ) -> None:
     clients: dict[Any, IndexClient] = {}
+
+    def client_for(pset: PackageSet) -> IndexClient:
+        key = tuple(index_routes(pset, opts.index_url))
+        if key not in clients:
+            clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
+        return clients[key]
+
+    def skipped(pset: PackageSet) -> bool:
+        return any(p.startswith(f"sets/{pset.name}/") for p in stray)
+
     try:
+        # every set is locked first; those whose locks stand and whose outputs the cache
+        # has are settled with one evaluation and one cache query for all of them
+        locked: dict[str, list[LockOutcome]] = {}
+        failed: dict[str, Exception] = {}
+        try:
+            library = load_overrides(opts.repo)
+        except BotError:
+            library = None  # each set meets the error and reports it
         for pset in psets:
+            if skipped(pset):
+                continue
+            say(f"{pset.name}: locking")
+            try:
+                locked[pset.name] = lock_set(
+                    pset, opts, client_for(pset), started, tx, library=library
+                )
+            except Exception as exc:  # noqa: BLE001 (reported below, as the set's failure)
+                failed[pset.name] = exc
+        quiet = quiet_sets(opts, [(p, locked[p.name]) for p in psets if p.name in locked],
+                           store, say)  # fmt: skip
+        for pset in psets:
+            if pset.name in quiet:
+                outcomes.append(quiet[pset.name])
+                continue
             changed = sorted(p for p in stray if p.startswith(f"sets/{pset.name}/"))
             if changed:
                 log.error("set %s skipped: %s has uncommitted changes", pset.name, changed[0])
@@ -142,10 +178,10 @@ def _sets(
                 )
                 continue
             try:
-                key = tuple(index_routes(pset, opts.index_url))
-                if key not in clients:
-                    clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
-                outcome = night_set(pset, opts, clients[key], started, store, signing_key, say, tx)
+                if pset.name in failed:
+                    raise failed[pset.name]  # noqa: TRY301 (handled as the one-set path's own)
+                outcome = night_set(pset, opts, client_for(pset), started, store, signing_key,
+                                    say, tx, locked.get(pset.name))  # fmt: skip
             except BotError as exc:
                 log.debug("set %s failed", pset.name, exc_info=True)
                 outcome = _failed(pset, str(exc))

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import NormalizedName
+
 from bot import build as builder
 from bot import cache, git, report, revalidate
 from bot.diff import commit_body, commit_subject, diff_locks
@@ -31,7 +33,7 @@ from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
 from bot.locker import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
 from bot.nix import run_nix
-from bot.overrides import load_overrides
+from bot.overrides import Override, load_overrides
 from bot.repolock import Transaction, repository_lock
 from bot.sets import PackageSet
 
@@ -149,24 +151,53 @@ def choose_nixpkgs(opts: NightlyOptions) -> str | None:
 
 def out_paths(opts: builder.BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
     """The store paths a set's environments would have, by evaluation only (no build)."""
+    found = many_out_paths(
+        opts, [(set_name, p) for p in pythons], what=f"evaluating set {set_name}"
+    )
+    return [found[(set_name, p)] for p in pythons]
+
+
+def many_out_paths(
+    opts: builder.BuildOptions, wanted: Sequence[tuple[str, str]], *, what: str
+) -> dict[tuple[str, str], str]:
+    """The store paths of these (set, Python) environments, by one evaluation (one
+    ``nix-instantiate --eval`` with an ``-A`` for each; no build)."""
+    if not wanted:
+        return {}
     interpreters = load_local(opts.repo) or detect()
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-eval-") as tmp:
         file = Path(tmp) / "interpreters.json"
         file.write_text(json.dumps({"interpreters": dict(interpreters)}))
-        paths = []
-        for python in pythons:
-            argv = builder.nix_build_args(opts, set_name, python, None if opts.nixpkgs else file)
-            argv = [a for a in argv if a not in ("--no-out-link", "--keep-going")]
-            attr = argv.index("-A") + 1
-            argv[attr] += ".outPath"
-            proc = run_nix(
-                "nix-instantiate",
-                ["--eval", "--json", *argv],
-                options={} if opts.nixpkgs else build_options(interpreters.values()),
-                what=f"evaluating set {set_name}",
-            )
-            paths.append(json.loads(proc.stdout))
-    return paths
+        first, python = wanted[0]
+        argv = builder.nix_build_args(opts, first, python, None if opts.nixpkgs else file)
+        argv = [a for a in argv if a not in ("--no-out-link", "--keep-going")]
+        at = argv.index("-A")
+        attrs = [f"{s}.py3{p.split('.')[1]}.python.outPath" for s, p in wanted]
+        argv[at : at + 2] = [x for attr in attrs for x in ("-A", attr)]
+        proc = run_nix(
+            "nix-instantiate",
+            ["--eval", "--json", *argv],
+            options={} if opts.nixpkgs else build_options(interpreters.values()),
+            what=what,
+        )
+    values = _json_values(proc.stdout)
+    if len(values) != len(wanted) or not all(isinstance(v, str) for v in values):
+        raise BotError(f"{what}: nix-instantiate printed {len(values)} values for {len(wanted)}")
+    return {w: str(v) for w, v in zip(wanted, values, strict=True)}
+
+
+def _json_values(text: str) -> list[Any]:
+    """The JSON values nix-instantiate printed one after another (one per ``-A``)."""
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    i = 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
 
 
 def _closure_bytes(paths: Sequence[str]) -> int | None:
@@ -184,22 +215,17 @@ def _write(tx: Transaction, outcomes: Sequence[LockOutcome]) -> None:
             tx.write(o.path, o.text)
 
 
-def night_set(
+def lock_set(
     pset: PackageSet,
     opts: NightlyOptions,
     client: IndexClient,
     started: datetime,
-    store: str,
-    signing_key: Path | None,
-    progress: Callable[[str], None],
-    tx: Transaction | None = None,
-) -> SetOutcome:
-    """Lock, and if needed build, push and commit one set; hold back what breaks it.
-
-    The locks are written through ``tx``; whatever goes wrong (an exception, Ctrl-C,
-    SIGTERM), what was written and not committed is put back before this returns or raises.
-    """
-    tx = tx or Transaction(opts.repo)
+    tx: Transaction,
+    holds: Mapping[str, Mapping[str, Hold]] | None = None,
+    library: Mapping[NormalizedName, list[Override]] | None = None,
+) -> list[LockOutcome]:
+    """Lock one set for each of its Pythons, not written (``tx`` first puts back what this
+    night wrote for it: the locks are compared with, and diffed against, the last night's)."""
     pythons = [opts.python] if opts.python else list(pset.python)
     lock_opts = LockOptions(
         repo=opts.repo,
@@ -209,28 +235,54 @@ def night_set(
         refresh=True,  # the night exists to see what is new: always ask the index
         night_memo=True,  # ... and a night where the index serves the same pages resolves nothing
     )
+    tx.undo([pset.lock_path(p) for p in pythons])
+    if library is None:
+        library = load_overrides(opts.repo)
+    return [
+        lock_one(
+            pset,
+            p,
+            client,
+            lock_opts,
+            started,
+            write=False,
+            holds=(holds or {}).get(p),
+            library=library,
+        )
+        for p in pythons
+    ]
 
+
+def night_set(
+    pset: PackageSet,
+    opts: NightlyOptions,
+    client: IndexClient,
+    started: datetime,
+    store: str,
+    signing_key: Path | None,
+    progress: Callable[[str], None],
+    tx: Transaction | None = None,
+    locked: Sequence[LockOutcome] | None = None,
+) -> SetOutcome:
+    """Lock, and if needed build, push and commit one set; hold back what breaks it.
+
+    ``locked``: the set's locks when the caller has made them already (:func:`lock_set`).
+    The locks are written through ``tx``; whatever goes wrong (an exception, Ctrl-C,
+    SIGTERM), what was written and not committed is put back before this returns or raises.
+    """
+    tx = tx or Transaction(opts.repo)
+    pythons = [opts.python] if opts.python else list(pset.python)
     lock_paths = [pset.lock_path(p) for p in pythons]
     library = load_overrides(opts.repo)  # once for every (re)lock of the set
 
     def relock(holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
-        tx.undo(lock_paths)  # compare with, and diff against, the locks of the last night
-        return [
-            lock_one(
-                pset,
-                p,
-                client,
-                lock_opts,
-                started,
-                write=False,
-                holds=holds.get(p),
-                library=library,
-            )
-            for p in pythons
-        ]
+        return lock_set(pset, opts, client, started, tx, holds, library)
 
-    progress(f"{pset.name}: locking")
-    outcomes = relock({})
+    if locked is None:
+        progress(f"{pset.name}: locking")
+        outcomes = relock({})
+    else:
+        outcomes = list(locked)
     bopts = _build_options(opts, pset)
     if all(o.status == "unchanged" for o in outcomes):
         progress(f"{pset.name}: checking the cache")
@@ -351,6 +403,39 @@ def night_set(
             (p, h.name, hold_log(held, search)) for p, hs in held.items() for h in hs.values()
         ],
     )
+
+
+def quiet_sets(
+    opts: NightlyOptions,
+    locked: Sequence[tuple[PackageSet, Sequence[LockOutcome]]],
+    store: str,
+    progress: Callable[[str], None],
+) -> dict[str, SetOutcome]:
+    """The sets among ``locked`` whose locks did not change and whose environments the cache
+    has: one evaluation and one cache query for all of them.  Anything going wrong here
+    returns no set (each then takes the one-set path, which reports its own errors)."""
+    quiet = [(pset, outs) for pset, outs in locked if all(o.status == "unchanged" for o in outs)]
+    if not quiet:
+        return {}
+    progress(f"checking the cache for {len(quiet)} unchanged set(s)")
+    wanted = [(pset.name, o.python) for pset, outs in quiet for o in outs]
+    try:
+        paths = many_out_paths(
+            _build_options(opts, quiet[0][0]), wanted, what="evaluating the unchanged sets"
+        )
+        have = cache.has_paths(store, sorted(set(paths.values())), ssh_config=opts.ssh_config)
+    except BotError as exc:
+        log.debug("the unchanged sets are checked one by one: %s", exc)
+        return {}
+    return {
+        pset.name: SetOutcome(
+            report.SetReport(
+                pset.name, tuple(o.python for o in outs), "unchanged", freshness=_freshness(outs)
+            )
+        )
+        for pset, outs in quiet
+        if all(paths[(pset.name, o.python)] in have for o in outs)
+    }
 
 
 def _freshness(outcomes: Sequence[LockOutcome], held: Sequence[str] = ()) -> report.Freshness:
