@@ -611,3 +611,36 @@ def test_nightly_with_nixpkgs_substitutes_the_interpreter_and_pushes_the_closure
     narinfo = tmp_path / "binary-cache" / f"{Path(python).name.split('-')[0]}.narinfo"
     assert narinfo.exists()  # the interpreter came with the set's closure
     assert "Sig: nightly-test-1:" in narinfo.read_text()
+
+
+def test_a_quiet_night_evaluates_every_unchanged_set_at_once(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two sets, nothing new: no resolution, one evaluation and one cache query for both."""
+    work, _ = night_repo
+    (work / "sets" / "other").mkdir()
+    (work / "sets" / "other" / "set.yaml").write_text(
+        "description: other\npython: ['3.12']\nrequirements: ['nb-lib']\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "other")
+    result = run_nightly(options(work, night_index, tmp_path, 2))
+    assert [s.status for s in result.report.sets] == ["ok", "ok"]
+    head = git(work, "rev-parse", "HEAD")
+    with caplog.at_level(logging.DEBUG, logger="bot"):
+        caplog.clear()
+        result = run_nightly(options(work, night_index, tmp_path, 3))
+    assert result.exit_code == 0
+    assert [s.status for s in result.report.sets] == ["unchanged", "unchanged"]
+    assert all(s.freshness.total for s in result.report.sets)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if m.endswith("): resolving")]
+    evaluations = [m for m in messages if m.startswith("$ nix-instantiate ")]
+    assert len(evaluations) == 1
+    assert "demo.py312.python.outPath" in evaluations[0]
+    assert "other.py312.python.outPath" in evaluations[0]
+    assert not [m for m in messages if m.startswith("$ nix-build ")]
+    assert git(work, "rev-parse", "HEAD") == head
