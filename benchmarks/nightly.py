@@ -168,6 +168,8 @@ def phases(lines: list[tuple[float, str]], total: float) -> list[dict[str, Any]]
     cur: dict[str, Any] | None = None
     start = 0.0
     requests = 0
+    if any(ln.startswith("$ nix-instantiate ") and ln.count(" -A ") > 1 for _, ln in lines):
+        return []  # the unchanged sets were evaluated together: see split()
     for t, line in lines:
         if _HTTP.search(line):
             requests += 1

@@ -310,6 +310,8 @@ class IndexClient:
     def _page_digest(self, route: IndexRoute, name: NormalizedName) -> str | None:
         url = f"{route.url}{name}/"
         cached = self.cache.get_page(url, with_body=False)
+        if self.offline:
+            return cached.sha256 if cached is not None else None
         try:
             page, _ = self._fresh_page(route, name, cached)
         except NotFound:
