@@ -151,21 +151,25 @@ class NightEntry:
     before: float | None  #: ... and before this (None: no file was left out)
 
 
-def night_lookup(cache: Cache, key: str, snapshot: datetime) -> NightEntry | None:
+def night_lookup(
+    cache: Cache, key: str, snapshot: datetime, *, warn: bool = True
+) -> NightEntry | None:
     """The entry for ``key`` when ``snapshot`` lies in its window (a corrupt entry is one
-    warning and a miss; the next resolution writes it again)."""
+    warning, unless not ``warn``, and a miss; the next resolution writes it again)."""
     path = cache._path(NIGHT_KIND, key, ".json")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        log.warning("cannot read the night memo %s (%s): resolving again", path, exc)
+        if warn:
+            log.warning("cannot read the night memo %s (%s): resolving again", path, exc)
         return None
     try:
         entry = _night_entry(json.loads(raw))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.warning("the night memo %s is corrupt (%s): resolving again", path, exc)
+        if warn:
+            log.warning("the night memo %s is corrupt (%s): resolving again", path, exc)
         return None
     t = snapshot.timestamp()
     if t < entry.after or (entry.before is not None and t >= entry.before):

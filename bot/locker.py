@@ -297,17 +297,7 @@ def lock_one(
     cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
     night_key = None
     if opts.night_memo and not opts.check:
-        night_key = lockcache.night_key(
-            {
-                "inputs": inputs_hash,
-                "set": [pset.description, list(pset.maintainers), _definition_digest(pset)],
-                "held": held,
-                "python": python,
-                "release": repr(release),
-                "targets": [t.system for t in set_targets(pset, python, release)],
-                "indexes": [repr(r) for r in routes],
-            }
-        )
+        night_key = _night_key(pset, python, inputs_hash, held, release, routes)
         if old_text is not None:
             snapshot = opts.exclude_newer or started
             quiet = _quiet_night(pset, python, path, client, cache, night_key, old_text,
@@ -378,6 +368,47 @@ def lock_one(
         log.debug("%s (Python %s): night memo %s", pset.name, python,
                   "stored" if stored else "not stored")  # fmt: skip
     return outcome
+
+
+def _night_key(
+    pset: PackageSet,
+    python: str,
+    inputs_hash: str,
+    held: Sequence[Mapping[str, str]],
+    release: Release,
+    routes: Sequence[IndexRoute],
+) -> str:
+    """The night memo's key of one lock (:func:`bot.lockcache.night_key`)."""
+    return lockcache.night_key(
+        {
+            "inputs": inputs_hash,
+            "set": [pset.description, list(pset.maintainers), _definition_digest(pset)],
+            "held": list(held),
+            "python": python,
+            "release": repr(release),
+            "targets": [t.system for t in set_targets(pset, python, release)],
+            "indexes": [repr(r) for r in routes],
+        }
+    )
+
+
+def night_pages(
+    pset: PackageSet,
+    python: str,
+    opts: LockOptions,
+    started: datetime,
+    library: Mapping[NormalizedName, list[Override]],
+    holds: Mapping[str, Hold] | None = None,
+) -> list[str]:
+    """The pages a quiet night of this lock would ask the index for (those its night memo
+    records; none without one), so that a caller can start fetching them early."""
+    inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
+    held = [h.to_toml() for _, h in sorted((holds or {}).items())]
+    release = release_of(opts.repo)
+    key = _night_key(pset, python, inputs_hash, held, release, index_routes(pset, opts.index_url))
+    cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
+    entry = lockcache.night_lookup(cache, key, opts.exclude_newer or started, warn=False)
+    return list(entry.pages) if entry is not None else []
 
 
 def _read_text(path: Path) -> str | None:

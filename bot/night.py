@@ -32,6 +32,7 @@ from bot.nightly import (
     github_client,
     lock_set,
     night_set,
+    prefetch_set,
     quiet_sets,
 )
 from bot.overrides import load_overrides
@@ -148,6 +149,13 @@ def _sets(
             library = load_overrides(opts.repo)
         except BotError:
             library = None  # each set meets the error and reports it
+        if library is not None:  # a quiet night's pages, for every set at once
+            for pset in psets:
+                if not skipped(pset):
+                    try:
+                        prefetch_set(pset, opts, client_for(pset), started, library)
+                    except Exception:  # an optimisation: locking meets the same error again
+                        log.debug("set %s: no early fetch", pset.name, exc_info=True)
         for pset in psets:
             if skipped(pset):
                 continue

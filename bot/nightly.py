@@ -31,7 +31,7 @@ from bot.errors import BotError
 from bot.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
 from bot.index.client import IndexClient
 from bot.interpreters import build_options, detect, load_local
-from bot.locker import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
+from bot.locker import Hold, LockOptions, LockOutcome, lock_one, night_pages, recorded_holds
 from bot.nix import run_nix
 from bot.overrides import Override, load_overrides
 from bot.repolock import Transaction, repository_lock
@@ -215,6 +215,30 @@ def _write(tx: Transaction, outcomes: Sequence[LockOutcome]) -> None:
             tx.write(o.path, o.text)
 
 
+def prefetch_set(
+    pset: PackageSet,
+    opts: NightlyOptions,
+    client: IndexClient,
+    started: datetime,
+    library: Mapping[NormalizedName, list[Override]],
+) -> None:
+    """Start fetching the pages a quiet night of this set asks for (its night memos')."""
+    pythons = [opts.python] if opts.python else list(pset.python)
+    urls = [u for p in pythons for u in night_pages(pset, p, _lock_options(opts), started, library)]
+    client.prefetch_page_digests(urls)
+
+
+def _lock_options(opts: NightlyOptions) -> LockOptions:
+    return LockOptions(
+        repo=opts.repo,
+        exclude_newer=opts.exclude_newer,
+        index_url=opts.index_url,
+        cache_dir=opts.cache_dir,
+        refresh=True,  # the night exists to see what is new: always ask the index
+        night_memo=True,  # ... and a night where the index serves the same pages resolves nothing
+    )
+
+
 def lock_set(
     pset: PackageSet,
     opts: NightlyOptions,
@@ -227,14 +251,7 @@ def lock_set(
     """Lock one set for each of its Pythons, not written (``tx`` first puts back what this
     night wrote for it: the locks are compared with, and diffed against, the last night's)."""
     pythons = [opts.python] if opts.python else list(pset.python)
-    lock_opts = LockOptions(
-        repo=opts.repo,
-        exclude_newer=opts.exclude_newer,
-        index_url=opts.index_url,
-        cache_dir=opts.cache_dir,
-        refresh=True,  # the night exists to see what is new: always ask the index
-        night_memo=True,  # ... and a night where the index serves the same pages resolves nothing
-    )
+    lock_opts = _lock_options(opts)
     tx.undo([pset.lock_path(p) for p in pythons])
     if library is None:
         library = load_overrides(opts.repo)

@@ -106,6 +106,7 @@ class IndexClient:
         self._digests: dict[str, str] = {}  #: page URL -> sha256 of the body served
         #: page URL -> the page as the index served it during this client's life
         self._fresh: dict[str, tuple[CachedPage, str]] = {}
+        self._page_digests: dict[str, Future[str | None]] = {}
         #: page URL -> digest of every page :meth:`files` served since :meth:`record` started
         self.recorded: dict[str, str] | None = None
         self.uv = uv
@@ -295,16 +296,25 @@ class IndexClient:
         gone, or the URL is on no route of this client), fetched concurrently on the kept-open
         connections; nothing is parsed.  A resolution with this client afterwards reads
         these same bodies."""
-        wanted: dict[str, Future[str | None]] = {}
-        for url in dict.fromkeys(urls):
-            found = self._route_of(url)
-            if found is None:
-                continue
-            route, name = found
-            wanted[url] = self._pool.submit(self._page_digest, route, name)
+        urls = list(dict.fromkeys(urls))
+        wanted = self._digest_futures(urls)
         out: dict[str, str | None] = dict.fromkeys(urls)
         for url, fut in wanted.items():
             out[url] = fut.result()
+        return out
+
+    def prefetch_page_digests(self, urls: Iterable[str]) -> None:
+        """Start :meth:`page_digests` of these pages in the background."""
+        self._digest_futures(urls)
+
+    def _digest_futures(self, urls: Iterable[str]) -> dict[str, Future[str | None]]:
+        out: dict[str, Future[str | None]] = {}
+        for url in urls:
+            found = self._route_of(url)
+            if found is not None:
+                route, name = found
+                work = functools.partial(self._page_digest, route, name)
+                out[url] = self._future(self._page_digests, url, work)
         return out
 
     def _page_digest(self, route: IndexRoute, name: NormalizedName) -> str | None:
