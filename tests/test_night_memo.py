@@ -157,11 +157,13 @@ def test_a_changed_page_body_resolves_again(
     assert ("nb-lib", "1.0", "0.9") in outcome.changes
 
 
+@pytest.mark.parametrize("pages", ["json", "html"])
 def test_an_upload_hidden_by_the_snapshot_counts_when_the_snapshot_passes_it(
-    night: Night, index: IndexServer, tmp_path: Path
+    night: Night, index: IndexServer, tmp_path: Path, pages: str
 ) -> None:
     """The page already lists 1.1 on the first night, uploaded after its snapshot: the next
     night's page is the same, but its snapshot sees 1.1 (the memo's window ends there)."""
+    index.json = pages == "json"
     index.publish(
         make_wheel(tmp_path / "dist", "nb-lib", "1.1"), upload_time="2025-03-05T00:00:00Z"
     )
@@ -226,3 +228,14 @@ def test_a_corrupt_memo_warns_once_and_heals(night: Night) -> None:
     _, messages = night(4)  # written again by that resolution
     assert not resolved(messages)
     assert not [r for r in night.caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_pages_without_upload_times_are_quiet_too(night: Night, index: IndexServer) -> None:
+    """A static PEP 503 index states no upload times: every file is seen whatever the
+    snapshot, so the same pages are the same resolution."""
+    index.json = False
+    index.upload_times = False
+    night(2)
+    outcome, messages = night(20)
+    assert not resolved(messages)
+    assert outcome.reused
