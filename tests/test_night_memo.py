@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.index.client import IndexClient
-from bot.index.models import IndexRoute
-from bot.lockcache import lock_digest
-from bot.locker import LockOptions, LockOutcome, lock_one
-from bot.sets import load_sets
+from bot.lock.command import LockOptions, LockOutcome, lock_one
+from bot.lock.index.client import IndexClient
+from bot.lock.index.models import IndexRoute
+from bot.lock.memo import lock_digest
+from bot.model.sets import load_sets
 from tests.plugins.pypi import IndexServer, make_wheel
 
 RESOLVING = "demo (Python 3.12): resolving"
@@ -77,7 +77,7 @@ class Night:
             IndexClient([IndexRoute(self.index.url)], cache_dir=opts.cache_dir) as client,
         ):
             outcome = lock_one(pset, "3.12", client, opts, when(day))
-        messages = [r.getMessage() for r in self.caplog.records if r.name == "bot.locker"]
+        messages = [r.getMessage() for r in self.caplog.records if r.name == "bot.lock.command"]
         return outcome, messages
 
     def memo_files(self) -> list[Path]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bot import cache
-from bot.errors import BotError
-from bot.nightly import NightlyOptions, run_nightly
+from bot.core.errors import BotError
+from bot.nightly.options import NightlyOptions
+from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
@@ -190,12 +191,12 @@ def test_nights(
     cached = sorted(p.name for p in (tmp_path / "binary-cache").iterdir())
     lock = (work / "sets" / "demo" / "pylock.py312.toml").read_bytes()
     seen = len(night_index.requests)
-    with caplog.at_level(logging.DEBUG, logger="bot.locker"):
+    with caplog.at_level(logging.DEBUG, logger="bot.lock.command"):
         caplog.clear()
         result = run_nightly(options(work, night_index, tmp_path, 9))
     assert result.exit_code == 0
     assert [s.status for s in result.report.sets] == ["unchanged"]
-    locker = [r.getMessage() for r in caplog.records if r.name == "bot.locker"]
+    locker = [r.getMessage() for r in caplog.records if r.name == "bot.lock.command"]
     assert "demo (Python 3.12): every page unchanged: not resolving" in locker
     assert "demo (Python 3.12): resolving" not in locker
     assert all(r.path.startswith("/simple/") for r in night_index.requests[seen:])
@@ -221,7 +222,7 @@ def test_commit_only_commits_what_ci_jobs_made(
     fake_github: FakeGitHub,
 ) -> None:
     """CI's final job: the (set, system) jobs left outcomes and locks; commit, PR, issues."""
-    from bot.locker import LockOptions, lock_sets
+    from bot.lock.command import LockOptions, lock_sets
 
     work, _ = night_repo
     outcomes = tmp_path / "outcomes"
