@@ -13,8 +13,8 @@ one and the live checkout and the user's config are never touched):
 2. the measured run: the same command without ``-v``, with the same ``TS`` and
    ``--report-json R2``.
 
-Target: the second run takes under 5 s in total, with 0 builds, 0 pushes and 0 commits (with
-``--rounds N``: the median under 5 s, and no work in any run).
+Target: the second run takes under 1.5 s in total, with 0 builds, 0 pushes and 0 commits (with
+``--rounds N``: the median under 1.5 s, and no work in any run).
 They are read from R2 (every set's status must be ``unchanged``; a set that was built has
 ``build_seconds``), from ``git rev-list --count HEAD`` before and after, and from the number
 of files under ``CLONE/binary-cache`` before and after.  ``--rounds N`` repeats the measured
@@ -52,7 +52,7 @@ from typing import Any
 import common
 from common import REPO, fmt, git, stats, table
 
-TARGET_SECONDS = 5.0
+TARGET_SECONDS = 1.5
 IDENTITY = {
     "GIT_AUTHOR_NAME": "nightly benchmark",
     "GIT_AUTHOR_EMAIL": "bench@example.invalid",
@@ -168,6 +168,8 @@ def phases(lines: list[tuple[float, str]], total: float) -> list[dict[str, Any]]
     cur: dict[str, Any] | None = None
     start = 0.0
     requests = 0
+    if any(ln.startswith("$ nix-instantiate ") and ln.count(" -A ") > 1 for _, ln in lines):
+        return []  # the unchanged sets were evaluated together: see split()
     for t, line in lines:
         if _HTTP.search(line):
             requests += 1
@@ -202,6 +204,40 @@ def phases(lines: list[tuple[float, str]], total: float) -> list[dict[str, Any]]
     for p in out:
         for k in [k for k in p if k.startswith("_")]:
             del p[k]
+    return out
+
+
+_LOCKER = re.compile(r"^\S+ \(Python [\d.]+\): ")
+
+
+def split(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
+    """The whole run in five parts, from the -v output: start-up (until the first index
+    answer or lock message: the interpreter, imports, the repository checks, loading the
+    sets), locking, evaluating (each ``nix-instantiate --eval`` up to the next line),
+    asking the cache (each cache query up to the next line), and after the last cache
+    query (re-validation, publishing, the reports).  Locking is the rest in between."""
+    first = next((t for t, ln in lines if _HTTP.search(ln) or _LOCKER.match(ln)), None)
+    if first is None:
+        return {"start-up": total}
+    out = {"start-up": first, "locking": 0.0, "evaluate": 0.0, "cache query": 0.0}
+    end = first
+    for i, (t, line) in enumerate(lines):
+        kind = (
+            "evaluate"
+            if line.startswith("$ nix-instantiate ")
+            else "cache query"
+            if _CACHE_QUERY.match(line)
+            else None
+        )
+        if kind is None or t < first:
+            continue
+        nxt = lines[i + 1][0] if i + 1 < len(lines) else total
+        out[kind] += nxt - t
+        if kind == "cache query":
+            end = max(end, nxt)
+    span = end - first
+    out["locking"] = max(0.0, span - out["evaluate"] - out["cache query"])
+    out["after the last cache query"] = total - end
     return out
 
 
@@ -249,6 +285,9 @@ def night(
         "cache_files": after["cache_files"],
         "dirty": [ln for ln in status.splitlines() if "binary-cache" not in ln],
         "phases": phases(lines, seconds) if verbose else [],
+        "split": split(lines, seconds) if verbose else {},
+        "reused": sum(1 for _, ln in lines if ln.endswith(": every page unchanged: not resolving")),
+        "resolved": sum(1 for _, ln in lines if _LOCKER.match(ln) and ln.endswith(": resolving")),
         "requests": sum(1 for _, ln in lines if _HTTP.search(ln)),
         "commands": sum(1 for _, ln in lines if ln.startswith("$ ")),
         "nix_builds": [ln[2:] for _, ln in lines if ln.startswith("$ nix-build ")],
@@ -317,8 +356,8 @@ def render(report: dict[str, Any]) -> str:
     lines.append(f"second run, wall seconds: {fmt(report['summary']['seconds'])} (median, min-max)")
     median = report["summary"]["seconds"]["median"]
     checks: dict[str, bool] = {
-        f"median under {TARGET_SECONDS:.0f} s": median < TARGET_SECONDS,
-        f"every run under {TARGET_SECONDS:.0f} s": all(r["seconds"] < TARGET_SECONDS for r in runs),
+        f"median under {TARGET_SECONDS:g} s": median < TARGET_SECONDS,
+        f"every run under {TARGET_SECONDS:g} s": all(r["seconds"] < TARGET_SECONDS for r in runs),
     }
     for r in runs:
         for k, v in met(r).items():
@@ -341,6 +380,13 @@ def render(report: dict[str, Any]) -> str:
             f"  nix-build -A {attr.group(1) if attr else '?'}"
             + (f" without override {off.group(1)}" if off else "")
         )
+    if last["split"]:
+        lines += [
+            "",
+            "where that run's time went (seconds, split at the lines of the -v output; "
+            f"locks taken from the night memo: {last['reused']}, resolved: {last['resolved']}):",
+        ]
+        lines += table([("part", "seconds"), *((k, f"{v:.2f}") for k, v in last["split"].items())])
     if last["phases"]:
         lines += [
             "",

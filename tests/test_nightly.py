@@ -4,6 +4,7 @@ remote and the fake GitHub; several nights in a row."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tomllib
 from datetime import UTC, datetime
@@ -111,7 +112,11 @@ def github(fake: FakeGitHub, **extra: object) -> dict[str, object]:
 
 
 def test_nights(
-    night_repo: tuple[Path, Path], night_index: IndexServer, tmp_path: Path, fake_github: FakeGitHub
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     work, remote = night_repo
     dist = tmp_path / "dist"
@@ -176,15 +181,26 @@ def test_nights(
     result = run_nightly(options(work, night_index, tmp_path, 8, **gh))
     assert result.exit_code == 0, result.errors
     assert git(work, "log", "-1", "--format=%s") == "demo: +nb-broken 1.1"
+    night4_freshness = result.report.sets[0].freshness
     failures = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert [i["state"] for i in failures] == ["closed"]
 
-    # night 5: nothing new: nothing built, pushed or committed
+    # night 5: nothing new: nothing resolved, built, pushed or committed
     head = git(work, "rev-parse", "HEAD")
     cached = sorted(p.name for p in (tmp_path / "binary-cache").iterdir())
-    result = run_nightly(options(work, night_index, tmp_path, 9))
+    lock = (work / "sets" / "demo" / "pylock.py312.toml").read_bytes()
+    seen = len(night_index.requests)
+    with caplog.at_level(logging.DEBUG, logger="bot.lock.command"):
+        caplog.clear()
+        result = run_nightly(options(work, night_index, tmp_path, 9))
     assert result.exit_code == 0
     assert [s.status for s in result.report.sets] == ["unchanged"]
+    locker = [r.getMessage() for r in caplog.records if r.name == "bot.lock.command"]
+    assert "demo (Python 3.12): every page unchanged: not resolving" in locker
+    assert "demo (Python 3.12): resolving" not in locker
+    assert all(r.path.startswith("/simple/") for r in night_index.requests[seen:])
+    assert (work / "sets" / "demo" / "pylock.py312.toml").read_bytes() == lock
+    assert result.report.sets[0].freshness == night4_freshness
     assert git(work, "rev-parse", "HEAD") == head
     assert sorted(p.name for p in (tmp_path / "binary-cache").iterdir()) == cached
 
@@ -595,3 +611,36 @@ def test_nightly_with_nixpkgs_substitutes_the_interpreter_and_pushes_the_closure
     narinfo = tmp_path / "binary-cache" / f"{Path(python).name.split('-')[0]}.narinfo"
     assert narinfo.exists()  # the interpreter came with the set's closure
     assert "Sig: nightly-test-1:" in narinfo.read_text()
+
+
+def test_a_quiet_night_evaluates_every_unchanged_set_at_once(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two sets, nothing new: no resolution, one evaluation and one cache query for both."""
+    work, _ = night_repo
+    (work / "sets" / "other").mkdir()
+    (work / "sets" / "other" / "set.yaml").write_text(
+        "description: other\npython: ['3.12']\nrequirements: ['nb-lib']\n"
+    )
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "other")
+    result = run_nightly(options(work, night_index, tmp_path, 2))
+    assert [s.status for s in result.report.sets] == ["ok", "ok"]
+    head = git(work, "rev-parse", "HEAD")
+    with caplog.at_level(logging.DEBUG, logger="bot"):
+        caplog.clear()
+        result = run_nightly(options(work, night_index, tmp_path, 3))
+    assert result.exit_code == 0
+    assert [s.status for s in result.report.sets] == ["unchanged", "unchanged"]
+    assert all(s.freshness.total for s in result.report.sets)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if m.endswith("): resolving")]
+    evaluations = [m for m in messages if m.startswith("$ nix-instantiate ")]
+    assert len(evaluations) == 1
+    assert "demo.py312.python.outPath" in evaluations[0]
+    assert "other.py312.python.outPath" in evaluations[0]
+    assert not [m for m in messages if m.startswith("$ nix-build ")]
+    assert git(work, "rev-parse", "HEAD") == head

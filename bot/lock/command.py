@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import sys
@@ -34,7 +35,7 @@ from bot.model.targets import Target, targets_for
 if TYPE_CHECKING:
     from bot.lock.index.client import IndexClient
     from bot.lock.provider import Request
-    from bot.lock.resolve import Resolved
+    from bot.lock.resolve import Resolution, Resolved
 
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ class LockOptions:
     #: ask the index for every page even when a cached copy fetched after the snapshot would
     #: do (an index or mirror that backdates upload times breaks that assumption)
     refresh: bool = False
+    #: the nightly's memo (:func:`bot.lockcache.night_lookup`): when the index serves every
+    #: page the last resolution of these inputs read unchanged, and the snapshot sees the same
+    #: files, the lock on disk stands without resolving (it must be that resolution's lock)
+    night_memo: bool = False
 
 
 @dataclass
@@ -121,8 +126,15 @@ class LockOutcome:
     #: taken from an earlier identical resolution (bot.lock.memo), not resolved again
     reused: bool = False
     #: packages held below their newest release by a wheel baseline, Requires-Python or a
-    #: missing artifact: {name, locked, newest, reason}, by name (empty when ``reused``)
+    #: missing artifact: {name, locked, newest, reason}, by name (empty when ``reused`` from
+    #: :func:`bot.lockcache.lookup`; the night memo keeps them)
     refusals: list[dict[str, str]] = field(default_factory=list)
+
+    def load(self) -> None:
+        """Parse the documents a quiet night left unparsed (``old`` and ``new`` are then the
+        lock on disk)."""
+        if self.new is None and self.text and self.status == "unchanged":
+            self.old = self.new = tomllib.loads(self.text)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -263,22 +275,32 @@ def lock_one(
     ``opts.refresh``).
     """
     path = pset.lock_path(python)
-    old = _read_existing(path)
-    exclude_newer = opts.exclude_newer
-    if exclude_newer is None:
-        recorded = locks.provenance(old or {}).get("exclude-newer")
-        exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     t0 = time.monotonic()
+    old_text = _read_text(path)
     if library is None:
         library = load_overrides(opts.repo)
     routes = index_routes(pset, opts.index_url)
     inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
     held = [h.to_toml() for _, h in sorted((holds or {}).items())]
     release = release_of(opts.repo)  # the pin's systems and wheel baselines
+    cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
+    night_key = None
+    if opts.night_memo and not opts.check:
+        night_key = _night_key(pset, python, inputs_hash, held, release, routes)
+        if old_text is not None:
+            snapshot = opts.exclude_newer or started
+            quiet = _quiet_night(pset, python, path, client, cache, night_key, old_text,
+                                 snapshot, t0)  # fmt: skip
+            if quiet is not None:
+                return quiet
+    old = _parse_lock(old_text)
+    exclude_newer: datetime | None = opts.exclude_newer
+    if exclude_newer is None:
+        recorded = locks.provenance(old or {}).get("exclude-newer")
+        exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     key = lockcache.result_key(
         inputs_hash + json.dumps(held) + release.name, python, exclude_newer, routes
     )
-    cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
     text = None if opts.refresh else lockcache.lookup(cache, key, exclude_newer)
     resolution = None
     if text is None:
@@ -298,6 +320,7 @@ def lock_one(
             request, hints=[NormalizedName(n) for n in locks.lock_packages(old or {})]
         )
         _configure_for(index, opts, python, exclude_newer)
+        log.debug("%s (Python %s): resolving", pset.name, python)
         resolution = resolve(index, request, progress=progress, concurrency=opts.concurrency)
         info = lockfile.LockInfo(
             set_name=pset.name,
@@ -316,6 +339,161 @@ def lock_one(
             lockcache.store(index.cache, key, exclude_newer, index.recorded, text)
     else:
         new = tomllib.loads(text)
+    outcome = _outcome(pset, python, path, old, new, text, resolution, opts, write, t0)
+    if night_key is not None and resolution is not None and index.recorded is not None:
+        stored = lockcache.night_store(
+            index.cache,
+            night_key,
+            exclude_newer,
+            index.recorded,
+            text,
+            outcome.packages,
+            outcome.freshness,
+            outcome.refusals,
+        )
+        log.debug("%s (Python %s): night memo %s", pset.name, python,
+                  "stored" if stored else "not stored")  # fmt: skip
+    return outcome
+
+
+def _night_key(
+    pset: PackageSet,
+    python: str,
+    inputs_hash: str,
+    held: Sequence[Mapping[str, str]],
+    release: Release,
+    routes: Sequence[IndexRoute],
+) -> str:
+    """The night memo's key of one lock (:func:`bot.lockcache.night_key`)."""
+    return lockcache.night_key(
+        {
+            "inputs": inputs_hash,
+            "set": [pset.description, list(pset.maintainers), _definition_digest(pset)],
+            "held": list(held),
+            "python": python,
+            "release": repr(release),
+            "targets": [t.system for t in set_targets(pset, python, release)],
+            "indexes": [repr(r) for r in routes],
+        }
+    )
+
+
+def night_pages(
+    pset: PackageSet,
+    python: str,
+    opts: LockOptions,
+    started: datetime,
+    library: Mapping[NormalizedName, list[Override]],
+    holds: Mapping[str, Hold] | None = None,
+) -> list[str]:
+    """The pages a quiet night of this lock would ask the index for (those its night memo
+    records; none without one), so that a caller can start fetching them early."""
+    inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
+    held = [h.to_toml() for _, h in sorted((holds or {}).items())]
+    release = release_of(opts.repo)
+    key = _night_key(pset, python, inputs_hash, held, release, index_routes(pset, opts.index_url))
+    cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
+    entry = lockcache.night_lookup(cache, key, opts.exclude_newer or started, warn=False)
+    return list(entry.pages) if entry is not None else []
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return ""  # unreadable: as if absent, and never the memo's lock
+
+
+def _parse_lock(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _definition_digest(pset: PackageSet) -> str:
+    """sha256 over the set directory's files other than its locks (set.yaml and what it
+    names), so any edit of the definition is a new night memo key."""
+    digest = hashlib.sha256()
+    try:
+        files = sorted(p for p in pset.path.iterdir() if p.is_file())
+        for p in files:
+            if not (p.name.startswith("pylock.") and p.suffix == ".toml"):
+                digest.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def _quiet_night(
+    pset: PackageSet,
+    python: str,
+    path: Path,
+    client: IndexClient | Callable[[], IndexClient],
+    cache: Cache,
+    key: str,
+    old_text: str,
+    exclude_newer: datetime,
+    t0: float,
+) -> LockOutcome | None:
+    """The lock on disk, unchanged, when the night memo says resolving would make it again:
+    an entry for these inputs whose window holds the snapshot, made for this lock's content,
+    and every page it read served with the same body now.  None: resolve."""
+    entry = lockcache.night_lookup(cache, key, exclude_newer)
+    if entry is None:
+        log.debug("%s (Python %s): no night memo", pset.name, python)
+        return None
+    if entry.lock != lockcache.lock_digest(old_text.encode()):
+        log.debug("%s (Python %s): the lock on disk is not the memo's", pset.name, python)
+        return None
+    index = client() if callable(client) else client
+    now = index.page_digests(entry.pages)
+    moved = sorted(url for url, digest in entry.pages.items() if now.get(url) != digest)
+    if moved:
+        log.debug("%s (Python %s): %d page(s) changed, e.g. %s", pset.name, python, len(moved),
+                  moved[0])  # fmt: skip
+        return None
+    log.debug("%s (Python %s): every page unchanged: not resolving", pset.name, python)
+    return LockOutcome(
+        pset.name,
+        python,
+        path,
+        "unchanged",
+        entry.packages,
+        seconds=time.monotonic() - t0,
+        text=old_text,
+        freshness={
+            k: (str(v[0]), _opt_str(v[1]), _opt_float(v[2])) for k, v in entry.freshness.items()
+        },
+        reused=True,
+        refusals=entry.refusals,
+    )
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _outcome(
+    pset: PackageSet,
+    python: str,
+    path: Path,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    text: str,
+    resolution: Resolution | None,
+    opts: LockOptions,
+    write: bool,
+    t0: float,
+) -> LockOutcome:
     diff = locks.package_changes(old, new)
     if old is not None and lockfile.same_content(old, new, tolerate_absent=opts.check):
         status: Status = "unchanged"

@@ -23,13 +23,20 @@ from bot.core import git
 from bot.core.errors import BotError
 from bot.core.repolock import Transaction, recover
 from bot.lock import document as lockfile
-from bot.lock.command import index_routes
+from bot.lock.command import LockOutcome, index_routes
 from bot.lock.index.client import IndexClient
 from bot.model import locks
+from bot.model.overrides import load_overrides
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report, revalidate
 from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
-from bot.nightly.per_set import choose_nixpkgs, night_set
+from bot.nightly.per_set import (
+    choose_nixpkgs,
+    lock_set,
+    night_set,
+    prefetch_set,
+    quiet_sets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +126,48 @@ def _sets(
     stray: set[str],
 ) -> None:
     clients: dict[Any, IndexClient] = {}
+
+    def client_for(pset: PackageSet) -> IndexClient:
+        key = tuple(index_routes(pset, opts.index_url))
+        if key not in clients:
+            clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
+        return clients[key]
+
+    def skipped(pset: PackageSet) -> bool:
+        return any(p.startswith(f"sets/{pset.name}/") for p in stray)
+
     try:
+        # every set is locked first; those whose locks stand and whose outputs the cache
+        # has are settled with one evaluation and one cache query for all of them
+        locked: dict[str, list[LockOutcome]] = {}
+        failed: dict[str, Exception] = {}
+        try:
+            library = load_overrides(opts.repo)
+        except BotError:
+            library = None  # each set meets the error and reports it
+        if library is not None:  # a quiet night's pages, for every set at once
+            for pset in psets:
+                if not skipped(pset):
+                    try:
+                        prefetch_set(pset, opts, client_for(pset), started, library)
+                    except Exception:  # an optimisation: locking meets the same error again
+                        log.debug("set %s: no early fetch", pset.name, exc_info=True)
         for pset in psets:
+            if skipped(pset):
+                continue
+            say(f"{pset.name}: locking")
+            try:
+                locked[pset.name] = lock_set(
+                    pset, opts, client_for(pset), started, tx, library=library
+                )
+            except Exception as exc:  # noqa: BLE001 (reported below, as the set's failure)
+                failed[pset.name] = exc
+        quiet = quiet_sets(opts, [(p, locked[p.name]) for p in psets if p.name in locked],
+                           store, say)  # fmt: skip
+        for pset in psets:
+            if pset.name in quiet:
+                outcomes.append(quiet[pset.name])
+                continue
             changed = sorted(p for p in stray if p.startswith(f"sets/{pset.name}/"))
             if changed:
                 log.error("set %s skipped: %s has uncommitted changes", pset.name, changed[0])
@@ -135,10 +182,10 @@ def _sets(
                 )
                 continue
             try:
-                key = tuple(index_routes(pset, opts.index_url))
-                if key not in clients:
-                    clients[key] = IndexClient(key, cache_dir=opts.cache_dir, retries=opts.retries)
-                outcome = night_set(pset, opts, clients[key], started, store, signing_key, say, tx)
+                if pset.name in failed:
+                    raise failed[pset.name]  # noqa: TRY301 (handled as the one-set path's own)
+                outcome = night_set(pset, opts, client_for(pset), started, store, signing_key,
+                                    say, tx, locked.get(pset.name))  # fmt: skip
             except BotError as exc:
                 log.debug("set %s failed", pset.name, exc_info=True)
                 outcome = _failed(pset, str(exc))

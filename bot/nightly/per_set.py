@@ -11,21 +11,31 @@ under ``binary-cache/``, local commits, no GitHub.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName
 
 from bot import cache
 from bot.build import command as builder
 from bot.core import git
+from bot.core.errors import BotError
 from bot.core.nix import run_nix
 from bot.core.repolock import Transaction
-from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, recorded_holds
+from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, night_pages, recorded_holds
 from bot.lock.index.client import IndexClient
-from bot.model.locks import commit_body, commit_subject, diff_locks
-from bot.model.overrides import load_overrides
+from bot.model.interpreters import (
+    build_options,
+    standalone_interpreters,
+    temporary_interpreters_file,
+)
+from bot.model.locks import commit_body, commit_subject, diff_locks, python_tag
+from bot.model.overrides import Override, load_overrides
 from bot.model.sets import PackageSet
 from bot.nightly import report
 from bot.nightly.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
@@ -69,6 +79,48 @@ def choose_nixpkgs(opts: NightlyOptions) -> str | None:
     return None
 
 
+def many_out_paths(
+    opts: builder.BuildOptions, wanted: Sequence[tuple[str, str]], *, what: str
+) -> dict[tuple[str, str], str]:
+    """The store paths of these (set, Python) environments, by one evaluation (one
+    ``nix-instantiate --eval`` with an ``-A`` for each; no build)."""
+    if not wanted:
+        return {}
+    interpreters = standalone_interpreters(opts.repo)
+    with temporary_interpreters_file(
+        None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"
+    ) as file:
+        first, python = wanted[0]
+        argv = builder.SetBuild(opts, first, python, file).out_path_args()
+        at = argv.index("-A")
+        attrs = [f"{s}.{python_tag(p)}.python.outPath" for s, p in wanted]
+        argv[at : at + 2] = [x for attr in attrs for x in ("-A", attr)]
+        proc = run_nix(
+            "nix-instantiate",
+            argv,
+            options={} if opts.nixpkgs else build_options(interpreters.values()),
+            what=what,
+        )
+    values = _json_values(proc.stdout)
+    if len(values) != len(wanted) or not all(isinstance(v, str) for v in values):
+        raise BotError(f"{what}: nix-instantiate printed {len(values)} values for {len(wanted)}")
+    return {w: str(v) for w, v in zip(wanted, values, strict=True)}
+
+
+def _json_values(text: str) -> list[Any]:
+    """The JSON values nix-instantiate printed one after another (one per ``-A``)."""
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    i = 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
+
+
 def _closure_bytes(paths: Sequence[str]) -> int | None:
     if not paths:
         return None
@@ -84,6 +136,61 @@ def _write(tx: Transaction, outcomes: Sequence[LockOutcome]) -> None:
             tx.write(o.path, o.text)
 
 
+def prefetch_set(
+    pset: PackageSet,
+    opts: NightlyOptions,
+    client: IndexClient,
+    started: datetime,
+    library: Mapping[NormalizedName, list[Override]],
+) -> None:
+    """Start fetching the pages a quiet night of this set asks for (its night memos')."""
+    pythons = [opts.python] if opts.python else list(pset.python)
+    urls = [u for p in pythons for u in night_pages(pset, p, _lock_options(opts), started, library)]
+    client.prefetch_page_digests(urls)
+
+
+def _lock_options(opts: NightlyOptions) -> LockOptions:
+    return LockOptions(
+        repo=opts.repo,
+        exclude_newer=opts.exclude_newer,
+        index_url=opts.index_url,
+        cache_dir=opts.cache_dir,
+        refresh=True,  # the night exists to see what is new: always ask the index
+        night_memo=True,  # ... and a night where the index serves the same pages resolves nothing
+    )
+
+
+def lock_set(
+    pset: PackageSet,
+    opts: NightlyOptions,
+    client: IndexClient,
+    started: datetime,
+    tx: Transaction,
+    holds: Mapping[str, Mapping[str, Hold]] | None = None,
+    library: Mapping[NormalizedName, list[Override]] | None = None,
+) -> list[LockOutcome]:
+    """Lock one set for each of its Pythons, not written (``tx`` first puts back what this
+    night wrote for it: the locks are compared with, and diffed against, the last night's)."""
+    pythons = [opts.python] if opts.python else list(pset.python)
+    lock_opts = _lock_options(opts)
+    tx.undo([pset.lock_path(p) for p in pythons])
+    if library is None:
+        library = load_overrides(opts.repo)
+    return [
+        lock_one(
+            pset,
+            p,
+            client,
+            lock_opts,
+            started,
+            write=False,
+            holds=(holds or {}).get(p),
+            library=library,
+        )
+        for p in pythons
+    ]
+
+
 def night_set(
     pset: PackageSet,
     opts: NightlyOptions,
@@ -93,14 +200,16 @@ def night_set(
     signing_key: Path | None,
     progress: Callable[[str], None],
     tx: Transaction | None = None,
+    locked: Sequence[LockOutcome] | None = None,
 ) -> SetOutcome:
     """Lock, and if needed build, push and commit one set; hold back what breaks it.
 
+    ``locked``: the set's locks when the caller has made them already (:func:`lock_set`).
     The locks are written through ``tx``; whatever goes wrong (an exception, Ctrl-C,
     SIGTERM), what was written and not committed is put back before this returns or raises.
     """
     night = SetNight(pset, opts, client, started, progress, tx or Transaction(opts.repo))
-    return night.run(store, signing_key)
+    return night.run(store, signing_key, locked)
 
 
 class SetNight:
@@ -119,13 +228,6 @@ class SetNight:
         self.pset, self.opts, self.client, self.started = pset, opts, client, started
         self.progress, self.tx = progress, tx
         self.pythons = [opts.python] if opts.python else list(pset.python)
-        self.lock_opts = LockOptions(
-            repo=opts.repo,
-            exclude_newer=opts.exclude_newer,
-            index_url=opts.index_url,
-            cache_dir=opts.cache_dir,
-            refresh=True,  # the night exists to see what is new: always ask the index
-        )
         self.lock_paths = [pset.lock_path(p) for p in self.pythons]
         self.library = load_overrides(opts.repo)  # once for every (re)lock of the set
         self.bopts = _build_options(opts, pset)
@@ -134,25 +236,19 @@ class SetNight:
         self.held: dict[str, dict[str, Hold]] = {}
 
     def relock(self, holds: Mapping[str, Mapping[str, Hold]]) -> list[LockOutcome]:
-        self.tx.undo(self.lock_paths)  # compare with, and diff against, the last night's locks
-        return [
-            lock_one(
-                self.pset,
-                p,
-                self.client,
-                self.lock_opts,
-                self.started,
-                write=False,
-                holds=holds.get(p),
-                library=self.library,
-            )
-            for p in self.pythons
-        ]
+        return lock_set(
+            self.pset, self.opts, self.client, self.started, self.tx, holds, self.library
+        )
 
-    def run(self, store: str, signing_key: Path | None) -> SetOutcome:
+    def run(
+        self, store: str, signing_key: Path | None, locked: Sequence[LockOutcome] | None = None
+    ) -> SetOutcome:
         pset, opts, tx, progress = self.pset, self.opts, self.tx, self.progress
-        progress(f"{pset.name}: locking")
-        self.outcomes = self.relock({})
+        if locked is None:
+            progress(f"{pset.name}: locking")
+            self.outcomes = self.relock({})
+        else:
+            self.outcomes = list(locked)
         if all(o.status == "unchanged" for o in self.outcomes):
             progress(f"{pset.name}: checking the cache")
             wanted = builder.out_paths(self.bopts, pset.name, self.pythons)
@@ -165,6 +261,8 @@ class SetNight:
                         freshness=_freshness(self.outcomes),
                     )
                 )
+        for o in self.outcomes:
+            o.load()  # a lock a quiet night took as it is, read for the build's bookkeeping
         sha = None
         t0 = time.monotonic()
         try:
@@ -232,6 +330,8 @@ class SetNight:
         held_names = ", ".join(sorted(names)) or "nothing"
         self.progress(f"{self.pset.name}: building with {held_names} held")
         self.outcomes = self.relock(self.held)
+        for o in self.outcomes:
+            o.load()
         _write(self.tx, self.outcomes)
         self.results = builder.build_sets(self.bopts)
         return all(r.ok for r in self.results)
@@ -291,6 +391,39 @@ class SetNight:
             )
         with self.tx.commit([o.path for o in changed]):
             return git.commit_set(self.opts.repo, name, [o.path for o in changed], subject, body)
+
+
+def quiet_sets(
+    opts: NightlyOptions,
+    locked: Sequence[tuple[PackageSet, Sequence[LockOutcome]]],
+    store: str,
+    progress: Callable[[str], None],
+) -> dict[str, SetOutcome]:
+    """The sets among ``locked`` whose locks did not change and whose environments the cache
+    has: one evaluation and one cache query for all of them.  Anything going wrong here
+    returns no set (each then takes the one-set path, which reports its own errors)."""
+    quiet = [(pset, outs) for pset, outs in locked if all(o.status == "unchanged" for o in outs)]
+    if not quiet:
+        return {}
+    progress(f"checking the cache for {len(quiet)} unchanged set(s)")
+    wanted = [(pset.name, o.python) for pset, outs in quiet for o in outs]
+    try:
+        paths = many_out_paths(
+            _build_options(opts, quiet[0][0]), wanted, what="evaluating the unchanged sets"
+        )
+        have = cache.has_paths(store, sorted(set(paths.values())), ssh_config=opts.ssh_config)
+    except BotError as exc:
+        log.debug("the unchanged sets are checked one by one: %s", exc)
+        return {}
+    return {
+        pset.name: SetOutcome(
+            report.SetReport(
+                pset.name, tuple(o.python for o in outs), "unchanged", freshness=_freshness(outs)
+            )
+        )
+        for pset, outs in quiet
+        if all(paths[(pset.name, o.python)] in have for o in outs)
+    }
 
 
 def _freshness(outcomes: Sequence[LockOutcome], held: Sequence[str] = ()) -> report.Freshness:

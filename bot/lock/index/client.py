@@ -8,7 +8,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
@@ -104,6 +104,9 @@ class IndexClient:
         #: it is complete for it, and is used without asking the index again
         self.snapshot: datetime | None = None
         self._digests: dict[str, str] = {}  #: page URL -> sha256 of the body served
+        #: page URL -> the page as the index served it during this client's life
+        self._fresh: dict[str, tuple[CachedPage, str]] = {}
+        self._page_digests: dict[str, Future[str | None]] = {}
         #: page URL -> digest of every page :meth:`files` served since :meth:`record` started
         self.recorded: dict[str, str] | None = None
         self.uv = uv
@@ -240,6 +243,22 @@ class IndexClient:
             base = _base(cached.final_url, url)
             self._digests[url] = cached.sha256 or ""
             return parse_page(cached.body, cached.content_type, base, route.url, name)
+        page, base = self._fresh_page(route, name, cached)
+        self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
+        return parse_page(page.body, page.content_type, base, route.url, name)
+
+    def _fresh_page(
+        self, route: IndexRoute, name: NormalizedName, cached: CachedPage | None
+    ) -> tuple[CachedPage, str]:
+        """The page as the index serves it now and the base of its links, fetched at most
+        once per client (a later ask in the same run, e.g. resolving after
+        :meth:`page_digests`, gets the same body).  An unchanged body is not written to the
+        cache again."""
+        url = f"{route.url}{name}/"
+        with self._lock:
+            known = self._fresh.get(url)
+        if known is not None:
+            return known
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
@@ -258,10 +277,67 @@ class IndexClient:
                 last_modified=resp.headers.get("Last-Modified"),
                 final_url=str(resp.url),
                 fetched=time.time(),
+                sha256=hashlib.sha256(resp.content).hexdigest(),
             )
-            page = dataclasses.replace(page, sha256=self.cache.put_page(page))
-        self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
-        return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
+            final = without_credentials(page.final_url or url)
+            if cached is None or (cached.sha256, cached.content_type, cached.final_url) != (
+                page.sha256,
+                page.content_type,
+                final,
+            ):
+                self.cache.put_page(page)
+        fresh = (page, str(resp.url))
+        with self._lock:
+            self._fresh[url] = fresh
+        return fresh
+
+    def page_digests(self, urls: Iterable[str]) -> dict[str, str | None]:
+        """The sha256 of each page's body as the index serves it now (None: the page is
+        gone, or the URL is on no route of this client), fetched concurrently on the kept-open
+        connections; nothing is parsed.  A resolution with this client afterwards reads
+        these same bodies."""
+        urls = list(dict.fromkeys(urls))
+        wanted = self._digest_futures(urls)
+        out: dict[str, str | None] = dict.fromkeys(urls)
+        for url, fut in wanted.items():
+            out[url] = fut.result()
+        return out
+
+    def prefetch_page_digests(self, urls: Iterable[str]) -> None:
+        """Start :meth:`page_digests` of these pages in the background."""
+        self._digest_futures(urls)
+
+    def _digest_futures(self, urls: Iterable[str]) -> dict[str, Future[str | None]]:
+        out: dict[str, Future[str | None]] = {}
+        for url in urls:
+            found = self._route_of(url)
+            if found is not None:
+                route, name = found
+                work = functools.partial(self._page_digest, route, name)
+                out[url] = self._future(self._page_digests, url, work)
+        return out
+
+    def _page_digest(self, route: IndexRoute, name: NormalizedName) -> str | None:
+        url = f"{route.url}{name}/"
+        cached = self.cache.get_page(url, with_body=False)
+        if self.offline:
+            return cached.sha256 if cached is not None else None
+        try:
+            page, _ = self._fresh_page(route, name, cached)
+        except NotFound:
+            return None
+        return page.sha256 or hashlib.sha256(page.body).hexdigest()
+
+    def _route_of(self, url: str) -> tuple[IndexRoute, NormalizedName] | None:
+        """The route and project of a page URL as :attr:`recorded` states it (without
+        credentials), if the page is one this client would read."""
+        for route in self.routes:
+            prefix = without_credentials(route.url)
+            if url.startswith(prefix) and url.endswith("/"):
+                name = canonicalize_name(url[len(prefix) : -1])
+                if f"{prefix}{name}/" == url and route in self.routes_for(name):
+                    return route, name
+        return None
 
     def _get_page(
         self, url: str, route: IndexRoute, name: NormalizedName, headers: dict[str, str]
