@@ -21,10 +21,10 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from bot import __version__
 from bot.index.cache import SNAPSHOT_SLACK, Cache
+from bot.index.models import IndexRoute
 
 KIND = "results"
 
@@ -40,7 +40,7 @@ def code_digest() -> str:
 
 
 def result_key(
-    inputs_hash: str, python: str, exclude_newer: datetime, indexes: Sequence[Any]
+    inputs_hash: str, python: str, exclude_newer: datetime, indexes: Sequence[IndexRoute]
 ) -> str:
     """The memo key of one lock: everything it depends on except the index pages."""
     blob = json.dumps(

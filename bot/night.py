@@ -16,12 +16,14 @@ import re
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot import cache, git, publish, report, revalidate
 from bot import lock as lockfile
 from bot.errors import BotError
 from bot.index.client import IndexClient
+from bot.index.models import IndexRoute
 from bot.locker import index_routes
 from bot.nightly import (
     NightlyOptions,
@@ -34,6 +36,9 @@ from bot.nightly import (
 )
 from bot.repolock import Transaction, recover
 from bot.sets import PackageSet, load_sets
+
+if TYPE_CHECKING:
+    from bot.github import GitHubClient
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +124,13 @@ def _sets(
     psets: Sequence[PackageSet],
     started: datetime,
     store: str,
-    signing_key: Any,
+    signing_key: Path | None,
     say: Callable[[str], None],
     tx: Transaction,
     outcomes: list[SetOutcome],
     stray: set[str],
 ) -> None:
-    clients: dict[Any, IndexClient] = {}
+    clients: dict[tuple[IndexRoute, ...], IndexClient] = {}
     try:
         for pset in psets:
             changed = sorted(p for p in stray if p.startswith(f"sets/{pset.name}/"))
@@ -161,7 +166,7 @@ def _publish(
     opts: NightlyOptions,
     night_report: report.NightReport,
     outcomes: Sequence[SetOutcome],
-    gh: Any,
+    gh: GitHubClient | None,
     say: Callable[[str], None],
     findings: Sequence[revalidate.Finding],
     notes: list[str],

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot import build as builder
 from bot import cache, git, report, revalidate
@@ -34,6 +34,9 @@ from bot.nix import run_nix
 from bot.overrides import load_overrides
 from bot.repolock import Transaction, repository_lock
 from bot.sets import PackageSet
+
+if TYPE_CHECKING:
+    from bot.github import GitHubClient
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +376,7 @@ def _rows(outcomes: Sequence[LockOutcome]) -> tuple[report.DiffRow, ...]:
     return report.rows_from_diffs([diff_locks(o.old, o.new or {}) for o in changed], urls)
 
 
-def github_client(opts: NightlyOptions) -> Any:
+def github_client(opts: NightlyOptions) -> GitHubClient | None:
     """The GitHub client when a token and a repository are given, else None."""
     token = opts.github_token or next(
         (os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot import git, report, revalidate
 from bot import lock as lockfile
@@ -17,6 +17,7 @@ from bot.interpreters import detect, load_local
 
 if TYPE_CHECKING:
     from bot.advisories import NightAdvisories
+    from bot.github import GitHubClient
     from bot.nightly import NightlyOptions, SetOutcome
 
 
@@ -63,7 +64,7 @@ def publish(
     opts: NightlyOptions,
     night: report.NightReport,
     outcomes: Sequence[SetOutcome],
-    gh: Any,
+    gh: GitHubClient | None,
     say: Callable[[str], None],
     findings: Sequence[revalidate.Finding] = (),
     provenance: Mapping[str, Any] | None = None,
@@ -107,7 +108,9 @@ def publish(
         for o in outcomes:
             for python, package, tail in o.failures:
                 gh.report_failure(o.report.name, python, package, tail, opts.run_url)
-            state = "failure" if o.report.status == "failed" else "success"
+            state: Literal["failure", "success"] = (
+                "failure" if o.report.status == "failed" else "success"
+            )
             gh.set_status(
                 sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
             )
