@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -203,7 +203,7 @@ def no_artifact_reason(files: Iterable[DistFile], target: Target) -> str:
     return f"no wheel or sdist usable on {target.system} ({detail})"
 
 
-class Provider(AbstractProvider):  # type: ignore[type-arg]
+class Provider(AbstractProvider[Req, Candidate, str]):
     """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
 
     def __init__(self, index: PackageIndex, request: Request, pool: ThreadPoolExecutor) -> None:
@@ -234,7 +234,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         candidates: Mapping[str, Iterator[Candidate]],
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
-    ) -> Any:
+    ) -> tuple[bool, bool, bool, str]:
         infos = list(information[identifier])
         is_root = any(i.parent is None for i in infos)
         pinned = any(

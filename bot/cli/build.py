@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +21,9 @@ from bot.cli.base import (
     ssh_config_option,
 )
 from bot.errors import BotError
+
+if TYPE_CHECKING:
+    from bot.build import BuildOptions
 
 max_jobs_option = click.option(
     "--max-jobs",
@@ -41,7 +44,7 @@ def _build_options(
     keep_going: bool = False,
     max_jobs: int | None = None,
     system: str | None = None,
-) -> Any:
+) -> BuildOptions:
     from bot.build import BuildOptions
 
     return BuildOptions(
