@@ -29,6 +29,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not hasattr(config, "workerinput"):  # the controller or a plain run
         return
     items.sort(key=lambda item: "act" not in getattr(item, "fixturenames", ()))  # stable
+
+
 @pytest.fixture(autouse=True)
 def _hermetic_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
