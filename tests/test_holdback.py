@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.holdback import find_holds, holds_for
-from bot.locker import Hold
+from bot.lock.command import Hold
+from bot.nightly.holdback import find_holds, holds_for
 
 BUMPS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bot import __version__
-from bot.errors import BotError, without_credentials
+from bot.core.errors import BotError, without_credentials
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -121,7 +121,7 @@ def _redact(record: logging.LogRecord) -> bool:
 def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
-    from bot.lock import parse_time  # heavy (resolver, index client): only when used
+    from bot.lock.document import parse_time  # heavy (resolver, index client): only when used
 
     try:
         return parse_time(value)
