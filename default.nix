@@ -3,6 +3,7 @@
 #   nix-build -A pytest.python          the set's interpreter environment (newest Python)
 #   nix-build -A pytest.py312.python    the same for Python 3.12
 #   nix-build -A pytest.packages.pytest one package
+#   nix-build -A bot                    the bot (bin/nixpkgs-python; nix/bot.nix), not a set
 #
 # pkgs: the nixpkgs to build with (its python3XY, stdenv, fetchurl, autoPatchelfHook).  By
 # default the nixpkgs pinned in nix/nixpkgs.json: what the nightly builds and the binary cache
@@ -29,4 +30,13 @@
 , overridesDir ? ./overrides
 , disabledOverrides ? [ ]
 }:
-(import ./nix/sets.nix).all { inherit setsDir overridesDir pkgs interpreters overrides disabledOverrides; }
+let
+  sets = (import ./nix/sets.nix).all { inherit setsDir overridesDir pkgs interpreters overrides disabledOverrides; };
+in
+if sets ? bot then throw "nixpkgs-python: a set may not be named 'bot' (${toString setsDir}/bot): `bot` is the bot's attribute; rename the set"
+else sets // {
+  # the bot (`nix-build -A bot && ./result/bin/nixpkgs-python sets`), built by nix/bot.nix from
+  # this repository's source and its own set sets/bot-runtime (whatever setsDir says), with
+  # this repository's overrides and the same pkgs/interpreters as the sets
+  bot = import ./nix/bot.nix { inherit pkgs interpreters; src = ./.; };
+}

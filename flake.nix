@@ -39,10 +39,11 @@
       forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) systems);
 
       pkgsFor = system: import ./nix/nixpkgs.nix { inherit system; };
-      # the sets as default.nix gives them (pure: no standalone interpreters from nix/local.json)
-      setsFor = system: import ./default.nix { inherit system; pkgs = pkgsFor system; interpreters = { }; };
-
-      setsBySystem = forAll setsFor;
+      # default.nix as it is for a system (pure: no standalone interpreters from nix/local.json):
+      # every set, and `bot`
+      defaultFor = system: import ./default.nix { inherit system; pkgs = pkgsFor system; interpreters = { }; };
+      defaultBySystem = forAll defaultFor;
+      setsBySystem = builtins.mapAttrs (_: d: builtins.removeAttrs d [ "bot" ]) defaultBySystem;
 
       # { "<set>-py3XY" = env; "<set>" = env of the newest Python; }
       environments = system:
@@ -55,36 +56,17 @@
       # evaluated once per system, shared by packages, checks and hydraJobs
       envsBySystem = forAll environments;
 
-      # the bot, from the pinned nixpkgs' Python packages
-      botFor = system:
-        let
-          pkgs = pkgsFor system;
-          ps = pkgs.python3.pkgs;
-        in
-        ps.buildPythonApplication {
-          pname = "nixpkgs-python";
-          version = (builtins.fromTOML (builtins.readFile ./pyproject.toml)).project.version;
-          pyproject = true;
-          src = builtins.path {
-            path = ./.;
-            name = "nixpkgs-python-source";
-            filter = path: _type:
-              builtins.elem (baseNameOf path) [ "bot" "pyproject.toml" "README.md" ]
-              || builtins.match ".*/bot/.*" path != null;
-          };
-          build-system = [ ps.setuptools ];
-          dependencies = with ps; [ click pyyaml packaging resolvelib rich pygithub gitpython tomli-w build pyproject-hooks ];
-          pythonRelaxDeps = true;
-          # the bot drives nix, git, rsync and ssh: the user's own
-          meta.mainProgram = "nixpkgs-python";
-        };
+      # the bot, as default.nix's `bot`: built by this repository's library (nix/bot.nix) from
+      # its source and the lock of its dependencies (sets/bot-runtime), no pip
+      botBySystem = builtins.mapAttrs (_: d: d.bot) defaultBySystem;
     in
     {
-      # every set's environment per Python, plus the bot
-      packages = builtins.mapAttrs (system: envs: envs // { default = botFor system; }) envsBySystem;
+      # every set's environment per Python, plus the bot (default, bot)
+      packages = builtins.mapAttrs (system: envs: envs // { default = botBySystem.${system}; bot = botBySystem.${system}; }) envsBySystem;
 
-      # the sets as today's tree: legacyPackages.<system>.pytest.py312.packages.pytest
-      legacyPackages = setsBySystem;
+      # the sets as today's tree: legacyPackages.<system>.pytest.py312.packages.pytest (and
+      # .bot), exactly default.nix's
+      legacyPackages = defaultBySystem;
 
       # pythonSets (the pinned nixpkgs: what the cache has) and pythonSetsFromThisNixpkgs
       overlays.default = import ./overlay.nix;
@@ -114,18 +96,19 @@
       };
 
       apps = forAll (system: {
-        default = { type = "app"; program = "${botFor system}/bin/nixpkgs-python"; };
+        default = { type = "app"; program = "${botBySystem.${system}}/bin/nixpkgs-python"; };
       });
 
-      # building a set's environment import-checks every package against it
-      checks = envsBySystem;
+      # building a set's environment import-checks every package against it; the bot's too
+      checks = builtins.mapAttrs (system: envs: envs // { bot = botBySystem.${system}; }) envsBySystem;
 
-      # hydraJobs.<set>-py3XY.<system>: every set x Python x system
+      # hydraJobs.<set>-py3XY.<system>: every set x Python x system; hydraJobs.bot.<system>
       hydraJobs =
         builtins.listToAttrs (map
           (job: { name = job; value = builtins.mapAttrs (_: envs: envs.${job}) envsBySystem; })
           (builtins.filter (n: builtins.match ".*-py3[0-9]+" n != null)
-            (builtins.attrNames envsBySystem.${builtins.head systems})));
+            (builtins.attrNames envsBySystem.${builtins.head systems})))
+        // { bot = botBySystem; };
 
       devShells = forAll (system:
         let pkgs = pkgsFor system; in

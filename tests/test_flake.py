@@ -7,8 +7,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
-import sys
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,22 +18,24 @@ from pathlib import Path
 import pytest
 
 from bot.core.nix import run_nix
+from bot.model.sets import list_sets
+from tests.plugins.bot_wheels import SET_DIR, hashed_mirror
 from tests.plugins.nixenv import demo_entries, write_lock
 from tests.plugins.pypi import IndexServer
 from tests.plugins.standin import ROOT, SOURCE, Standin, make_standin, serve
+from tests.plugins.static_http import serve_directory
 
 pytestmark = pytest.mark.nix
 
 
-# What the flake needs of nixpkgs beyond what the stand-in has (the set library only needs
-# python3XY, stdenv, fetchurl and autoPatchelfHook): mkShell, python3.pkgs for the bot, a few
-# tools.  The bot is wrapped to run this checkout's bot/ with the stand-in's interpreter and
-# the test environment's dependencies (pure Python; the real flake uses nixpkgs' packages).
+# What the flake needs of nixpkgs beyond what the stand-in has (the set library, and so the
+# bot, only needs python3XY, stdenv, fetchurl and autoPatchelfHook): python312.withPackages and
+# mkShell for the dev shell, a few tools, and the inputs the overrides library gives the bot's
+# cffi and pyyaml (their manylinux wheels bundle the libraries; only their sdists need them).
 WRAPPER = r"""
 args:
 let
   base = import ./standin.nix args;
-  cfg = builtins.fromJSON (builtins.readFile ./flake-standin.json);
   inherit (base) system;
   plain = name: script: derivation {
     inherit name system;
@@ -41,24 +44,13 @@ let
     PATH = "/usr/bin:/bin";
   };
   marker = name: plain "flake-standin-${name}" "echo ${name} > $out";
-  python = base.python312;
-  buildPythonApplication = a: plain "${a.pname}-${a.version}" ''
-    mkdir -p $out/bin
-    printf '#!/bin/sh\nPYTHONPATH=%s:%s exec %s -m bot.cli "$@"\n' \
-      ${a.src} ${cfg.deps} ${python.interpreter} > $out/bin/${a.meta.mainProgram}
-    chmod +x $out/bin/${a.meta.mainProgram}
-  '';
-  names = [ "setuptools" "click" "pyyaml" "packaging" "resolvelib" "rich" "pygithub"
-            "gitpython" "tomli-w" "build" "pyproject-hooks" "pytest" "mypy" ];
-  pyPkgs = builtins.listToAttrs (map (n: { name = n; value = marker n; }) names)
-    // { inherit buildPythonApplication; };
 in
 base // {
   python312 = base.python312 // { withPackages = f: base.python312; };
-  python3 = base.python312 // { pkgs = pyPkgs; };
   mkShell = a: plain "flake-standin-shell" "echo > $out";
+  libffi = marker "libffi" // { dev = marker "libffi-dev"; };
 } // builtins.listToAttrs (map (n: { name = n; value = marker n; })
-  [ "ruff" "uv" "rsync" "openssh" "git" "nixpkgs-fmt" ])
+  [ "ruff" "uv" "rsync" "openssh" "git" "nixpkgs-fmt" "libyaml" "pkg-config" ])
 """
 
 
@@ -68,6 +60,12 @@ class Flake:
 
     root: Path
     standin: Standin
+    #: a hashed mirror (``<url>/sha256/<hex>``) of the bot's locked files
+    mirror: str
+
+    def env(self) -> dict[str, str]:
+        config = self.standin.nix_config + f"hashed-mirrors = {self.mirror}\n"
+        return {**os.environ, "NIX_CONFIG": config}
 
     @property
     def ref(self) -> str:
@@ -79,7 +77,7 @@ class Flake:
             list(args),
             substituters=None,
             options={"experimental-features": "nix-command flakes"},
-            env={**os.environ, **self.standin.env()},
+            env=self.env(),
             cwd=self.root,
             check=check,
             timeout=1800,
@@ -111,15 +109,15 @@ def flake(
     if shutil.which("nix") is None:
         pytest.skip("nix is not installed")
     tmp = tmp_path_factory.mktemp("flake")
-    standin = make_standin(tmp / "standin", {"3.12": interpreters["3.12"]})
+    if "3.13" not in interpreters:
+        pytest.skip("no standalone Python 3.13: the bot is built on bot-runtime's newest lock")
+    standin = make_standin(tmp / "standin", {v: interpreters[v] for v in ("3.12", "3.13")})
     # the stand-in as a pinned tarball, wrapped with what the flake's other outputs need
     src = tmp / "pin"
     src.mkdir()
     shutil.copy(SOURCE, src / "standin.nix")
     shutil.copy(standin.path / "standin.json", src / "standin.json")
     (src / "default.nix").write_text(WRAPPER)
-    site = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
-    (src / "flake-standin.json").write_text(json.dumps({"deps": str(site)}))
     _tarball(src, tmp / "nixpkgs.tar.gz")
     url = f"file://{tmp / 'nixpkgs.tar.gz'}"
 
@@ -143,6 +141,12 @@ def flake(
             }
         )
     )
+    # the bot's own set with the lock nix/bot.nix builds the bot on (the newest Python's; the
+    # other one's environment would only lengthen the flake check)
+    bot_set = root / "sets" / SET_DIR.name
+    bot_set.mkdir(parents=True)
+    shutil.copy(SET_DIR / "set.yaml", bot_set)
+    shutil.copy(max(SET_DIR.glob("pylock.py3*.toml"), key=lambda p: int(p.stem[9:])), bot_set)
     (root / "sets" / "demo").mkdir(parents=True)
     (root / "sets" / "demo" / "set.yaml").write_text(
         "description: demo\npython: ['3.12']\nrequirements: [alpha, gamma]\n"
@@ -154,21 +158,31 @@ def flake(
         set_name="demo",
         roots=["alpha", "gamma"],
     )
-    with serve(standin):
-        yield Flake(root, standin)
+    # the bot's locked files (downloaded before the tests), each checked against the lock
+    hashed_mirror(tmp / "mirror")
+    with serve(standin), serve_directory(tmp / "mirror") as mirror:
+        yield Flake(root, standin, mirror)
 
 
 def test_flake_check(flake: Flake) -> None:
     # evaluates every output for every system and builds this system's checks
     out = flake.nix("flake", "check", flake.ref, check=False)
     assert "running flake checks" in out
-    assert "error:" not in out, out
+    # (a warning may quote an error, e.g. of a busy database: only an error line fails)
+    assert not [line for line in out.splitlines() if line.startswith("error:")], out
     checks = json.loads(
         flake.nix(
             "eval", "--json", f"{flake.ref}#checks.x86_64-linux", "--apply", "builtins.attrNames"
         )
     )
-    assert checks == ["demo", "demo-py312"]
+    # the sets' environments and the bot
+    assert checks == [
+        "bot",
+        "bot-runtime",
+        "bot-runtime-py313",
+        "demo",
+        "demo-py312",
+    ]
     systems = json.loads(flake.nix("eval", "--json", f"{flake.ref}#lib.systems"))
     assert systems == ["aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux"]
     names = json.loads(
@@ -176,7 +190,14 @@ def test_flake_check(flake: Flake) -> None:
             "eval", "--json", f"{flake.ref}#packages.x86_64-linux", "--apply", "builtins.attrNames"
         )
     )
-    assert names == ["default", "demo", "demo-py312"]
+    assert names == [
+        "bot",
+        "bot-runtime",
+        "bot-runtime-py313",
+        "default",
+        "demo",
+        "demo-py312",
+    ]
     jobs = json.loads(
         flake.nix(
             "eval",
@@ -186,7 +207,11 @@ def test_flake_check(flake: Flake) -> None:
             "j: builtins.mapAttrs (_: builtins.attrNames) j",
         )
     )
-    assert jobs == {"demo-py312": systems}
+    assert jobs == {
+        "bot": systems,
+        "bot-runtime-py313": systems,
+        "demo-py312": systems,
+    }
 
 
 def test_nix_build_a_set_environment(flake: Flake) -> None:
@@ -208,7 +233,7 @@ def test_the_flake_and_default_nix_give_the_same_set(flake: Flake) -> None:
         "nix-instantiate",
         ["--eval", "--json", "-E", f"builtins.unsafeDiscardStringContext ({expr}).outPath"],
         substituters=None,
-        env={**os.environ, **flake.standin.env()},
+        env=flake.env(),
     ).stdout
     assert json.loads(via_default) == via_flake  # the same derivation: parity, not likeness
     pins = json.loads(
@@ -235,15 +260,71 @@ def test_lib_builds_a_set_from_a_pylock(flake: Flake) -> None:
     assert mine == theirs  # the same derivation as the flake's (and default.nix's) set
 
 
+def _run(exe: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _names_the_shipped_sets(out: str) -> None:
+    listed = {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert set(list_sets(ROOT)) <= listed, out
+    assert "bot-runtime" in listed
+
+
 def test_nix_run_the_bot(flake: Flake) -> None:
-    out = flake.nix("run", flake.ref, "--", "--repo", str(flake.root), "sets")
-    assert "demo" in out
+    # built by the library from sets/bot-runtime's lock (its files from the hashed mirror: the
+    # lock's hashes) and the repository's own source; run on this checkout's sets
+    out = flake.nix("run", flake.ref, "--", "--repo", str(ROOT), "sets")
+    _names_the_shipped_sets(out)
+    # and on the copy's, found from the current directory
+    assert "demo" in flake.nix("run", flake.ref, "--", "sets")
+
+
+def test_nix_build_a_bot_from_default_nix(flake: Flake, tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    run_nix(
+        "nix-build",
+        [str(flake.root / "default.nix"), "-A", "bot", "--out-link", str(out)],
+        substituters=None,
+        env=flake.env(),
+        timeout=1800,
+    )
+    proc = _run(out / "bin" / "nixpkgs-python", "--repo", str(ROOT), "sets")
+    _names_the_shipped_sets(proc.stdout)
+    # the Python the bot runs on: the stand-in's 3.13 (the newest of bot-runtime's locks)
+    closure = run_nix("nix-store", ["-qR", str(out)]).stdout.split()
+    python = next(p for p in flake.standin.outputs if p.endswith("python3-3.13-standin"))
+    assert python in closure
+    # the library files it reads at run time are beside its package (where a checkout has
+    # them): `generate` copies generated.nix
+    code = "from bot.generate.command import DEFAULT_NIX; print(DEFAULT_NIX)"
+    where = _run(out / "bin" / "python", "-I", "-c", code, cwd=tmp_path).stdout.strip()
+    assert where.startswith("/nix/store/")
+    assert Path(where).read_bytes() == (ROOT / "nix" / "generated.nix").read_bytes()
+    # the same derivation as the flake's
+    drv = run_nix(
+        "nix-instantiate",
+        [str(flake.root / "default.nix"), "-A", "bot", "--argstr", "system", "x86_64-linux"],
+        substituters=None,
+        env=flake.env(),
+    ).stdout.strip()
+    assert drv == flake.nix("eval", "--raw", f"{flake.ref}#default.drvPath")
+    assert drv == flake.nix("eval", "--raw", f"{flake.ref}#bot.drvPath")
 
 
 def test_nix_config_advertises_the_cache_key() -> None:
     text = (ROOT / "flake.nix").read_text()
     key = (ROOT / "nix" / "cache-key.pub").read_text().strip()
     assert f'extra-trusted-public-keys = [ "{key}" ]' in text
+    # the substituter is documented where users are told to add it (and the key) to nix.conf
+    (url,) = re.findall(r'extra-substituters = \[ "([^"]+)" \]', text)
+    readme = (ROOT / "README.md").read_text()
+    assert f"extra-trusted-public-keys = {key}" in readme
+    assert f"`{url}`" in readme
+    assert "trusted-substituters" in readme
 
 
 def test_the_overlay_gives_the_cached_sets(flake: Flake) -> None:
