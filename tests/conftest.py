@@ -22,17 +22,29 @@ pytest_plugins = [
 ]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (README's ``-n``), the workflow runs under act go first: they take
+    minutes each, and started last one of them would keep a worker busy long after the other
+    has run out of tests.  A plain run keeps the file order."""
+    if not hasattr(config, "workerinput"):  # the controller or a plain run
+        return
+    items.sort(key=lambda item: "act" not in getattr(item, "fixturenames", ()))  # stable
+
+
 @pytest.fixture(autouse=True)
 def _hermetic_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """No test reads the developer's git/XDG configuration or caches, nor goes through the
-    machine's HTTP proxy (every server a test talks to is on loopback)."""
+    machine's HTTP proxy (every server a test talks to is on loopback).  Each test has its own
+    XDG directories: nothing is shared between tests or between pytest-xdist workers (the
+    default signing key, made on first use in the config directory, included)."""
     for name in list(os.environ):
         if name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "nixpkgs-python tests")

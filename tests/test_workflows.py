@@ -427,6 +427,7 @@ def test_ci_under_act(
     for job in ("tests", "locks are up to date", "every set evaluates"):
         assert run.succeeded(job), f"{job}:\n" + "\n".join(run.job_lines(job)[-40:])
     assert re.search(r"\d+ passed", "\n".join(run.job_lines("tests")))
+    assert "gates passed" in "\n".join(run.job_lines("tests"))  # .ci/gates ran before it
     assert any(line.endswith("| demo evaluates") for line in run.job_lines("every set evaluates"))
 
     # a set changed without re-locking: the locks job fails and names the set

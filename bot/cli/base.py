@@ -9,8 +9,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,6 +20,10 @@ from bot.core.errors import BotError, without_credentials
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+R = TypeVar("R")
+#: a command's function, before or after click's decorators
+CommandFunction = TypeVar("CommandFunction", bound=Callable[..., Any])
 
 
 @functools.cache
@@ -113,7 +118,7 @@ def _redact(record: logging.LogRecord) -> bool:
     return True
 
 
-def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
     from bot.lock.document import parse_time  # heavy (resolver, index client): only when used
@@ -138,7 +143,7 @@ python_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def exclude_newer_option(default: str = "now") -> Callable[[Any], Any]:
+def exclude_newer_option(default: str = "now") -> Callable[[CommandFunction], CommandFunction]:
     """``--exclude-newer TIMESTAMP`` (parsed into an aware datetime)."""
     return click.option(
         "--exclude-newer",
@@ -170,11 +175,11 @@ class NixpkgsChoice:
     explicit: bool = False  #: the user chose one of the two
 
 
-def nixpkgs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def nixpkgs_option(f: Callable[..., R]) -> Callable[..., R]:
     """``--standalone`` and ``--nixpkgs PATH``, handed to the command as ``nixpkgs``."""
 
     @functools.wraps(f)
-    def wrapper(*args: Any, standalone: bool, nixpkgs_path: Path | None, **kw: Any) -> Any:
+    def wrapper(*args: Any, standalone: bool, nixpkgs_path: Path | None, **kw: Any) -> R:
         if standalone and nixpkgs_path is not None:
             raise click.UsageError("use either --standalone or --nixpkgs, not both")
         choice = NixpkgsChoice(

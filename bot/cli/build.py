@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +20,9 @@ from bot.cli.base import (
     ssh_config_option,
 )
 from bot.core.errors import BotError
+
+if TYPE_CHECKING:
+    from bot.build.command import BuildOptions
 
 max_jobs_option = click.option(
     "--max-jobs",
@@ -40,7 +43,7 @@ def _build_options(
     keep_going: bool = False,
     max_jobs: int | None = None,
     system: str | None = None,
-) -> Any:
+) -> BuildOptions:
     from bot.build.command import BuildOptions
 
     return BuildOptions(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -71,7 +71,7 @@ def lock_command(
     obj: Context,
     sets: tuple[str, ...],
     python: str | None,
-    exclude_newer: Any,
+    exclude_newer: datetime | None,
     index_url: str | None,
     cache_dir: Path | None,
     check: bool,
@@ -193,7 +193,7 @@ def generate_command(
     requirements: Path,
     python: str | None,
     out: Path,
-    exclude_newer: Any,
+    exclude_newer: datetime | None,
     index_url: str | None,
     default_overrides: bool,
     default_overrides_url: str | None,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -129,7 +129,7 @@ def nightly_command(
     obj: Context,
     sets: tuple[str, ...],
     python: str | None,
-    exclude_newer: Any,
+    exclude_newer: datetime | None,
     index_url: str | None,
     cache_dir: Path | None,
     store: str | None,

@@ -30,6 +30,7 @@ from typing import Any
 from bot import __version__
 from bot.lock.index.cache import SNAPSHOT_SLACK, Cache
 from bot.lock.index.fields import Malformed, upload_time
+from bot.lock.index.models import IndexRoute
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def code_digest() -> str:
 
 
 def result_key(
-    inputs_hash: str, python: str, exclude_newer: datetime, indexes: Sequence[Any]
+    inputs_hash: str, python: str, exclude_newer: datetime, indexes: Sequence[IndexRoute]
 ) -> str:
     """The memo key of one lock: everything it depends on except the index pages."""
     blob = json.dumps(

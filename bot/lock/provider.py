@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -220,7 +220,7 @@ def no_artifact_reason(files: Iterable[DistFile], target: Target) -> str:
     return f"no wheel or sdist usable on {target.system} ({detail})"
 
 
-class Provider(AbstractProvider):  # type: ignore[type-arg]
+class Provider(AbstractProvider[Req, Candidate, str]):
     """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
 
     def __init__(self, index: PackageIndex, request: Request, pool: ThreadPoolExecutor) -> None:
@@ -270,7 +270,7 @@ class Provider(AbstractProvider):  # type: ignore[type-arg]
         candidates: Mapping[str, Iterator[Candidate]],
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
-    ) -> Any:
+    ) -> tuple[bool, bool, bool, str]:
         causes = {c.requirement.identifier for c in backtrack_causes}
         return _preference(identifier, information[identifier], causes)
 

@@ -79,11 +79,11 @@ class Resolution:
     rounds: int = 1
 
 
-class _Reporter(BaseReporter):  # type: ignore[type-arg]
+class _Reporter(BaseReporter[Req, Candidate, str]):
     def __init__(self, progress: Callable[[str], None] | None) -> None:
         self.progress = progress
 
-    def pinning(self, candidate: Any) -> None:
+    def pinning(self, candidate: Candidate) -> None:
         if self.progress:
             self.progress(str(candidate))
 

@@ -103,8 +103,9 @@ class PackageSet:
             ],
         } | ({"systems": list(self.systems)} if self.systems else {})
 
-    def inputs_hash(self, python: str, extra: Any = None) -> str:
-        """A stable hash of one lock's inputs (``extra``: e.g. overrides' build requirements)."""
+    def inputs_hash(self, python: str, extra: object = None) -> str:
+        """A stable hash of one lock's inputs (``extra``: JSON data, e.g. the overrides' build
+        requirements)."""
         blob = json.dumps(
             {"set": self.inputs(), "python": python, "extra": extra}, sort_keys=True
         ).encode()

@@ -16,7 +16,8 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot import cache
 from bot.core import git
@@ -25,6 +26,7 @@ from bot.core.repolock import Transaction, recover
 from bot.lock import document as lockfile
 from bot.lock.command import LockOutcome, index_routes
 from bot.lock.index.client import IndexClient
+from bot.lock.index.models import IndexRoute
 from bot.model import locks
 from bot.model.overrides import load_overrides
 from bot.model.sets import PackageSet, load_sets
@@ -37,6 +39,9 @@ from bot.nightly.per_set import (
     prefetch_set,
     quiet_sets,
 )
+
+if TYPE_CHECKING:
+    from bot.nightly.github import GitHubClient
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +124,13 @@ def _sets(
     psets: Sequence[PackageSet],
     started: datetime,
     store: str,
-    signing_key: Any,
+    signing_key: Path | None,
     say: Callable[[str], None],
     tx: Transaction,
     outcomes: list[SetOutcome],
     stray: set[str],
 ) -> None:
-    clients: dict[Any, IndexClient] = {}
+    clients: dict[tuple[IndexRoute, ...], IndexClient] = {}
 
     def client_for(pset: PackageSet) -> IndexClient:
         key = tuple(index_routes(pset, opts.index_url))
@@ -201,7 +206,7 @@ def _publish(
     opts: NightlyOptions,
     night_report: report.NightReport,
     outcomes: Sequence[SetOutcome],
-    gh: Any,
+    gh: GitHubClient | None,
     say: Callable[[str], None],
     findings: Sequence[revalidate.Finding],
     notes: list[str],

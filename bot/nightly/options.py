@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.nightly import report, revalidate
+
+if TYPE_CHECKING:
+    from bot.nightly.github import GitHubClient
 
 TOKEN_ENVS = ("NIXPKGS_PYTHON_GITHUB_TOKEN", "GITHUB_TOKEN")
 
@@ -86,7 +89,7 @@ class NightResult:
     findings: list[revalidate.Finding] = field(default_factory=list)
 
 
-def github_client(opts: NightlyOptions) -> Any:
+def github_client(opts: NightlyOptions) -> GitHubClient | None:
     """The GitHub client when a token and a repository are given, else None."""
     token = opts.github_token or next(
         (os.environ[e] for e in TOKEN_ENVS if os.environ.get(e)), None

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.core import files, git
 from bot.core.errors import BotError
@@ -20,6 +20,7 @@ from bot.nightly.options import NightResult
 
 if TYPE_CHECKING:
     from bot.nightly.advisories import NightAdvisories
+    from bot.nightly.github import GitHubClient
     from bot.nightly.options import NightlyOptions, SetOutcome
 
 
@@ -66,7 +67,7 @@ def publish(
     opts: NightlyOptions,
     night: report.NightReport,
     outcomes: Sequence[SetOutcome],
-    gh: Any,
+    gh: GitHubClient | None,
     say: Callable[[str], None],
     findings: Sequence[revalidate.Finding] = (),
     provenance: Mapping[str, Any] | None = None,
@@ -110,7 +111,9 @@ def publish(
         for o in outcomes:
             for python, package, tail in o.failures:
                 gh.report_failure(o.report.name, python, package, tail, opts.run_url)
-            state = "failure" if o.report.status == "failed" else "success"
+            state: Literal["failure", "success"] = (
+                "failure" if o.report.status == "failed" else "success"
+            )
             gh.set_status(
                 sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
             )

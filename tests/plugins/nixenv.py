@@ -355,13 +355,18 @@ def demo_entries(dists: Mapping[str, Path]) -> list[LockEntry]:
 
 
 def lock_demo(
-    repo: NixRepo, index: IndexServer, dists: Mapping[str, Path], python: str = "3.12", **kw: object
+    repo: NixRepo,
+    index: IndexServer,
+    dists: Mapping[str, Path],
+    python: str = "3.12",
+    *,
+    entries: Iterable[LockEntry] | None = None,
+    **kw: object,
 ) -> None:
     """Write ``sets/demo/pylock.py3XY.toml`` (``entries=`` replaces the demo entries)."""
-    entries = kw.pop("entries", None) or demo_entries(dists)
     write_lock(
         repo.sets / "demo" / lock_name(python),
-        entries,
+        entries or demo_entries(dists),
         base_url=f"{index.root_url}/files/",
         set_name="demo",
         python=python,

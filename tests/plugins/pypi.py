@@ -190,10 +190,10 @@ def read_dist_metadata(path: Path) -> str:
             )
             return zf.read(member).decode()
     with tarfile.open(path) as tf:
-        member = next(
+        info = next(
             m for m in tf.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
         )
-        data = tf.extractfile(member)
+        data = tf.extractfile(info)
         assert data is not None
         return data.read().decode()
 

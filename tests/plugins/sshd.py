@@ -85,7 +85,10 @@ def _keygen(path: Path) -> None:
 
 
 def start_sshd(root: Path) -> SshServer:
-    """Start sshd with all its files under ``root``; wait until it accepts connections."""
+    """Start sshd with all its files under ``root``; wait until it accepts connections.
+
+    The port is a free one when chosen; should another process (a parallel test worker) bind
+    it before sshd does, sshd exits and a new port is tried."""
     root.mkdir(parents=True, exist_ok=True)
     host_key, client_key = root / "host_key", root / "client_key"
     _keygen(host_key)
@@ -93,7 +96,19 @@ def start_sshd(root: Path) -> SshServer:
     shutil.copy(client_key.with_suffix(".pub"), root / "authorized_keys")
     nix_conf_dir = root / "remote-nix"
     nix_conf_dir.mkdir()
-    port = _free_port()
+    # sshd insists on its privilege separation directory (normally made by the service unit)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    for _attempt in range(5):
+        server = _start_on(root, _free_port(), host_key, client_key, nix_conf_dir)
+        if server is not None:
+            return server
+    raise RuntimeError(f"sshd found no free port in 5 tries:\n{(root / 'sshd.log').read_text()}")
+
+
+def _start_on(
+    root: Path, port: int, host_key: Path, client_key: Path, nix_conf_dir: Path
+) -> SshServer | None:
+    """sshd on ``port``, once it listens there; None when the port was taken meanwhile."""
     config = root / "sshd_config"
     config.write_text(
         f"""\
@@ -130,8 +145,6 @@ Host {HOST_ALIAS}
   ConnectTimeout 10
 """
     )
-    # sshd insists on its privilege separation directory (normally made by the service unit)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     log = root / "sshd.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -139,20 +152,26 @@ Host {HOST_ALIAS}
         )
     server = SshServer(HOST_ALIAS, port, ssh_config, client_key, nix_conf_dir, log, process)
     server.trust()
+    # our sshd holds the port once it says so: only then can a connection reach no other
+    listening = f"Server listening on 127.0.0.1 port {port}."
     deadline = time.monotonic() + 15
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"sshd exited with {process.returncode}:\n{log.read_text()}")
+            text = log.read_text()
+            if "Address already in use" in text:
+                return None
+            raise RuntimeError(f"sshd exited with {process.returncode}:\n{text}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                if sock.recv(4).startswith(b"SSH-"):
-                    break
+            if listening in log.read_text():
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    if sock.recv(4).startswith(b"SSH-"):
+                        return server
         except OSError:
-            if time.monotonic() > deadline:
-                stop_sshd(server)
-                raise RuntimeError(f"sshd did not start:\n{log.read_text()}") from None
-            time.sleep(0.05)
-    return server
+            pass
+        if time.monotonic() > deadline:
+            stop_sshd(server)
+            raise RuntimeError(f"sshd did not start:\n{log.read_text()}")
+        time.sleep(0.05)
 
 
 def stop_sshd(server: SshServer) -> None:

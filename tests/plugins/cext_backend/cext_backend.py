@@ -17,26 +17,36 @@ missing header, library or command fails the way real builds fail.  Wheels come 
 fixture_backend (shipped beside it in the same wheel).
 """
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
 import sysconfig
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fixture_backend import core_metadata, write_wheel
+if TYPE_CHECKING:  # the same module, as mypy sees it from the repository
+    from tests.plugins.pypi_backend.fixture_backend import core_metadata, write_wheel
+else:  # shipped beside this one in the backend's wheel
+    from fixture_backend import core_metadata, write_wheel
 
 
-def _config():
+def _config() -> tuple[dict[str, Any], dict[str, Any]]:
     data = tomllib.loads(Path("pyproject.toml").read_text())
     return data["project"], data.get("tool", {}).get("cext", {})
 
 
-def get_requires_for_build_wheel(config_settings=None):
+def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
     return []
 
 
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+def build_wheel(
+    wheel_directory: str,
+    config_settings: dict[str, Any] | None = None,
+    metadata_directory: str | None = None,
+) -> str:
     project, cext = _config()
     for argv in cext.get("run", []):
         print("$", " ".join(argv), flush=True)

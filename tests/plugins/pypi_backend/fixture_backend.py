@@ -18,13 +18,14 @@ import io
 import itertools
 import re
 import tarfile
+import tomllib
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-try:
-    import tomllib
-except ImportError:  # pragma: no cover - Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+#: a ``[project]`` or ``[tool.*]`` table of pyproject.toml
+Table = dict[str, Any]
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 #: pyproject ``dynamic`` keys -> core metadata fields
@@ -42,16 +43,16 @@ def dist_name(name: str) -> str:
 
 
 def core_metadata(
-    name,
-    version,
+    name: str,
+    version: str,
     *,
-    requires_dist=(),
-    requires_python=None,
-    project_urls=None,
-    metadata_version="2.1",
-    dynamic=(),
-    summary="A test distribution",
-):
+    requires_dist: Iterable[str] = (),
+    requires_python: str | None = None,
+    project_urls: Mapping[str, str] | None = None,
+    metadata_version: str = "2.1",
+    dynamic: Iterable[str] = (),
+    summary: str = "A test distribution",
+) -> str:
     """METADATA / PKG-INFO text."""
     lines = [
         f"Metadata-Version: {metadata_version}",
@@ -63,6 +64,7 @@ def core_metadata(
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     lines += [f"Project-URL: {label}, {url}" for label, url in (project_urls or {}).items()]
+    requires_dist = list(requires_dist)
     extras = sorted(
         {m for r in requires_dist for m in re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", r)}
     )
@@ -71,15 +73,21 @@ def core_metadata(
     return "\n".join(lines) + "\n\n"
 
 
-def _expand_tag(tag):
+def _expand_tag(tag: str) -> list[str]:
     return [("-".join(t)) for t in itertools.product(*(p.split(".") for p in tag.split("-")))]
 
 
-def _record_hash(data):
+def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def dist_info_files(name, version, metadata, scripts=None, tag="py3-none-any"):
+def dist_info_files(
+    name: str,
+    version: str,
+    metadata: str,
+    scripts: Mapping[str, str] | None = None,
+    tag: str = "py3-none-any",
+) -> dict[str, bytes]:
     """The .dist-info members except RECORD, as {relative path: bytes}."""
     info = f"{dist_name(name)}-{version}.dist-info"
     purelib = tag.endswith("-any")
@@ -100,8 +108,15 @@ def dist_info_files(name, version, metadata, scripts=None, tag="py3-none-any"):
 
 
 def write_wheel(
-    wheel_directory, name, version, *, metadata, files, scripts=None, tag="py3-none-any"
-):
+    wheel_directory: str | Path,
+    name: str,
+    version: str,
+    *,
+    metadata: str,
+    files: Mapping[str, bytes],
+    scripts: Mapping[str, str] | None = None,
+    tag: str = "py3-none-any",
+) -> str:
     """Write a wheel of ``files`` ({path in wheel: bytes}); return its filename."""
     info = f"{dist_name(name)}-{version}.dist-info"
     members = dict(sorted(files.items()))
@@ -117,7 +132,7 @@ def write_wheel(
     return filename
 
 
-def write_tar_gz(path, members):
+def write_tar_gz(path: str | Path, members: Mapping[str, bytes]) -> None:
     """A reproducible .tar.gz of {member name: bytes}."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
@@ -132,7 +147,7 @@ def write_tar_gz(path, members):
 # --- the backend proper ---------------------------------------------------------------------
 
 
-def _load(root=Path()):
+def _load(root: Path = Path()) -> tuple[Table, Table, list[str]]:
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     project, tool = data["project"], data.get("tool", {}).get("fixture-backend", {})
     dynamic = project.get("dynamic", [])
@@ -144,7 +159,7 @@ def _load(root=Path()):
     return project, tool, deps
 
 
-def _sources(root=Path()):
+def _sources(root: Path = Path()) -> dict[str, bytes]:
     _, tool, _ = _load(root)
     include = tool.get("include")
     if include is None:
@@ -153,7 +168,7 @@ def _sources(root=Path()):
             for p in root.iterdir()
             if p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists())
         )
-    files = {}
+    files: dict[str, bytes] = {}
     for entry in include:
         top = root / entry
         paths = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
@@ -163,7 +178,7 @@ def _sources(root=Path()):
     return files
 
 
-def _metadata(metadata_version="2.1"):
+def _metadata(metadata_version: str = "2.1") -> str:
     project, _, deps = _load()
     dynamic = [DYNAMIC_FIELDS[d] for d in project.get("dynamic", []) if d in DYNAMIC_FIELDS]
     return core_metadata(
@@ -177,15 +192,17 @@ def _metadata(metadata_version="2.1"):
     )
 
 
-def get_requires_for_build_wheel(config_settings=None):
+def get_requires_for_build_wheel(config_settings: Table | None = None) -> list[str]:
     return []
 
 
-def get_requires_for_build_sdist(config_settings=None):
+def get_requires_for_build_sdist(config_settings: Table | None = None) -> list[str]:
     return []
 
 
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+def prepare_metadata_for_build_wheel(
+    metadata_directory: str, config_settings: Table | None = None
+) -> str:
     project, _, _ = _load()
     name, version = project["name"], project["version"]
     for path, data in dist_info_files(name, version, _metadata(), project.get("scripts")).items():
@@ -195,7 +212,11 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     return f"{dist_name(name)}-{version}.dist-info"
 
 
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+def build_wheel(
+    wheel_directory: str,
+    config_settings: Table | None = None,
+    metadata_directory: str | None = None,
+) -> str:
     project, _, _ = _load()
     return write_wheel(
         wheel_directory,
@@ -207,7 +228,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     )
 
 
-def build_sdist(sdist_directory, config_settings=None):
+def build_sdist(sdist_directory: str, config_settings: Table | None = None) -> str:
     project, _, _ = _load()
     base = f"{dist_name(project['name'])}-{project['version']}"
     members = {f"{base}/{p}": d for p, d in _sources().items()}
