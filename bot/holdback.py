@@ -323,9 +323,9 @@ def system_hold_back(
     committed locks record holds, those holds are built too (one build): the commit job can
     only commit holds another system needs once every system has built them.
 
-    Each configuration that built gets its locks under ``configs_dir/<n>/`` (the job pushes
-    each); ``sets/<name>/`` is left with the configuration this system needs.  Nothing is
-    committed here.
+    The configurations kept get their locks under ``configs_dir/<n>/`` (the job pushes each):
+    ``0`` the one this system needs, ``1`` the recorded holds when they built too and differ.
+    ``sets/<name>/`` is left with the first.  Nothing is committed here.
     """
     import tomllib
     from datetime import UTC, datetime

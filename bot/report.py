@@ -136,6 +136,9 @@ class SetReport:
     freshness: Freshness | None = None
     #: override entries suggested by the failing package's log (bot/suggest.py), one line each
     suggestions: tuple[str, ...] = ()
+    #: one line per system CI built it for (``x86_64-linux: built and pushed``, what was held
+    #: there, what failed), and for the systems it was not built for; empty outside CI
+    systems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,9 @@ def _set_section(s: SetReport) -> list[str]:
             )
     elif s.status != "failed":
         lines += ["", "No version changes."]
+    if s.systems:
+        lines += ["", "Systems:", ""]
+        lines += [f"- {_cell(line)}" for line in s.systems]
     if s.held:
         lines += ["", "Held back (the newer version did not build):", ""]
         for h in s.held:
@@ -354,6 +360,7 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
         "log_tail": s.log_tail,
         # only with a failure that has them (reports without keep their shape)
         **({"suggestions": list(s.suggestions)} if s.suggestions else {}),
+        **({"systems": list(s.systems)} if s.systems else {}),
         "held": [
             {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
         ],
@@ -423,6 +430,7 @@ def from_json(text: str) -> NightReport:
                 commit=s["commit"],
                 freshness=_freshness_from(s.get("freshness")),
                 suggestions=tuple(str(x) for x in s.get("suggestions", [])),
+                systems=tuple(str(x) for x in s.get("systems", [])),
             )
         )
     return NightReport(
