@@ -14,8 +14,10 @@ Systems: every (set, system) job runs on this x86_64-linux machine; NIX_CONFIG's
 builders are this machine's /bin/sh and interpreters, so they run here), so each system's
 job really substitutes its own interpreter, builds its own derivations and pushes its own
 store paths.  That is chosen over reporting them as not built because the per-system
-machinery (matrix, outcomes, commit gating) is then exercised for real on three systems;
-x86_64-darwin, which hosted runners lack, is reported as not built (no remote builders).
+machinery (matrix, outcomes, commit gating, per-system hold-back) is then exercised for real
+on three systems; x86_64-darwin, which hosted runners lack, is reported as not built (no
+remote builders), except in the test that gives it one: NIX_BUILDERS naming an ssh-ng builder
+on the loopback sshd, which builds it in its own store.
 """
 
 from __future__ import annotations
@@ -439,6 +441,84 @@ def test_nightly_plan_with_remote_builders(act: Act, tmp_path: Path) -> None:
         ("demo", "x86_64-darwin", "ubuntu-latest"),
     }
     assert plan["not-built"] == []
+
+
+@pytest.mark.nix
+def test_x86_64_darwin_through_a_remote_builder_under_act(
+    act: Act,
+    tmp_path: Path,
+    wf_index: IndexServer,
+    sshd: SshServer,
+    interpreters: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    record_property: Any,
+) -> None:
+    """x86_64-darwin has no hosted runner: with NIX_BUILDERS its job runs on ubuntu-latest and
+    its derivations go through Nix's remote-build path for real: ssh-ng to the loopback sshd
+    (NIX_SSHOPTS gives the port and keys), built in the builder's own store (remote-store=DIR,
+    its interpreter substituted there from the stand-in's cache), copied back, then pushed.
+    This machine cannot build x86_64-darwin itself (not in its extra-platforms)."""
+    every = (*HOSTED, "x86_64-darwin")
+    with monkeypatch.context() as patch:
+        # only to prepare the stand-in's outputs: the runs below cannot build x86_64-darwin
+        patch.setenv("NIX_CONFIG", EXTRA_PLATFORMS.rstrip("\n") + " x86_64-darwin\n")
+        made = make_standin(tmp_path / "standin", {"3.12": interpreters["3.12"]}, systems=every)
+    work, remote = project_repo(
+        tmp_path, {"demo": "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"}
+    )
+    secret, public = tmp_path / "keys" / "cache.sec", tmp_path / "keys" / "cache.pub"
+    key_text = cache.cache_keygen("workflow-test-1", secret, public)
+    builder_store, store_root = tmp_path / "builder-store", tmp_path / "cache-store"
+    prefix = Path(interpreters["3.12"]).resolve().parent.parent
+    with serve(made) as standin:
+        # the builder's nix: builds x86_64-darwin, substitutes from the stand-in's cache; its
+        # sandbox (a store at another root always builds in one) sees the host's /bin/sh and
+        # the interpreter's libraries, as the stand-in's derivations expect
+        (sshd.nix_conf_dir / "nix.conf").write_text(
+            "require-sigs = true\n"
+            f"trusted-public-keys = {key_text} {standin.public_key}\n"
+            f"substituters = {standin.url}\n"
+            "narinfo-cache-negative-ttl = 0\n"
+            "extra-platforms = x86_64-darwin\n"
+            "build-users-group = \n"
+            f"extra-sandbox-paths = /bin /usr /lib /lib64 {prefix}\n"
+        )
+        try:
+            run = act.run(
+                WORKFLOWS / "nightly.yml", "workflow_dispatch", workdir=work, remote=remote,
+                secrets={
+                    "CACHE_SSH_KEY": sshd.client_key.read_text(),
+                    "CACHE_SSH_KNOWN_HOSTS": (sshd.ssh_config.parent / "known_hosts").read_text(),
+                    "CACHE_SIGNING_KEY": secret.read_text(),
+                    "NIX_BUILDERS": f"ssh-ng://{sshd.host}?remote-store={builder_store} "
+                    "x86_64-darwin",
+                },
+                variables={
+                    "CACHE_URI": f"ssh-ng://root@127.0.0.1?remote-store={store_root}",
+                    "CACHE_SSH_PORT": str(sshd.port),
+                },
+                env=runner_env(standin, NIXPKGS_PYTHON_INDEX_URL=wf_index.url,
+                               NIX_SSHOPTS=f"-F {sshd.ssh_config}"),
+                timeout=900,
+            )  # fmt: skip
+        finally:
+            sshd.trust()  # the session's sshd as the other tests expect it
+    record_property("act_remote_builder_seconds", round(run.seconds, 1))
+    print(f"act nightly with a remote builder: {run.seconds:.1f}s")
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert sorted(s for _, s in found) == sorted(every)
+    darwin = found[("demo", "x86_64-darwin")]
+    assert (darwin["build"], darwin["push"], darwin["pushed"]) == ("success", "success", True)
+    result = darwin["build.json"]["results"][0]
+    assert (result["ok"], result["system"]) == (True, "x86_64-darwin")
+    out = result["out_path"].lstrip("/")
+    # the builder's own store has the environment: built there (this machine cannot)
+    assert (builder_store / out).exists(), "not built on the remote builder"
+    assert (store_root / out).exists(), "not pushed"
+    for system in HOSTED:  # the hosted systems built here, not on the builder
+        other = found[("demo", system)]["build.json"]["results"][0]["out_path"].lstrip("/")
+        assert not (builder_store / other).exists()
 
 
 def test_build_outcome_file(tmp_path: Path) -> None:
