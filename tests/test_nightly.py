@@ -292,6 +292,31 @@ def test_commit_only_commits_what_ci_jobs_made(
     assert git(work, "rev-parse", "HEAD") == head
     assert git(work, "status", "--porcelain") == ""
 
+    # the hold-back step broke after a good build: that system failed (not "built")
+    job(4, "x86_64-linux", "success")
+    step = json.loads((outcomes / "outcome-demo-x86_64-linux" / "outcome.json").read_text())
+    (outcomes / "outcome-demo-x86_64-linux" / "outcome.json").write_text(
+        json.dumps({**step, "holdback": "failure"})
+    )
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "x86_64-linux: hold-back failed" in (result.report.sets[0].log_tail or "")
+    # a malformed holdback.json is no hold: the failed build stays a failure
+    job(4, "x86_64-linux", "success")
+    job(4, "aarch64-linux", "failure", "nb-lib")
+    folder = outcomes / "outcome-demo-aarch64-linux"
+    step = json.loads((folder / "outcome.json").read_text())
+    (folder / "outcome.json").write_text(json.dumps({**step, "holdback": "success"}))
+    (folder / "holdback.json").write_text(json.dumps({"held": "nb-lib", "configs": "0"}))
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "aarch64-linux: build failed (package nb-lib)" in (result.report.sets[0].log_tail or "")
+    assert result.report.sets[0].systems[:2] == (
+        "x86_64-linux: built and pushed", "aarch64-linux: build failed (package nb-lib)",
+    )  # fmt: skip
+    assert git(work, "rev-parse", "HEAD") == head
+    job(4, "aarch64-linux", "success")
+
     # a lock a job uploaded that does not parse fails that set, and the tree is left clean
     for system in systems:
         (outcomes / f"outcome-demo-{system}" / "locks" / "pylock.py312.toml").write_text("[x")

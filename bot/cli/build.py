@@ -297,7 +297,7 @@ def verify_command(
     required=True,
     metavar="SYSTEM",
     callback=_check_system,
-    help="The Nix system whose build failed (CI's matrix job builds one).",
+    help="The Nix system this job built SET for (CI's matrix job builds one).",
 )
 @exclude_newer_option("now (pass the night's snapshot: every system must lock alike)")
 @index_url_option
@@ -320,7 +320,7 @@ def verify_command(
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     metavar="DIR",
-    help="Where to put the locks of each configuration that built (DIR/<n>/).",
+    help="Where to put the locks of each configuration kept, built here (DIR/<n>/).",
 )
 @max_jobs_option
 @nixpkgs_option
@@ -340,7 +340,8 @@ def hold_back_command(
 ) -> None:
     """CI's per-system hold-back: when tonight's locks of SET (in sets/, as `lock` wrote them)
     do not build on SYSTEM, find the bumps since the committed locks to hold back, as the
-    nightly does (at most 8 builds).  Commits nothing; exit 2 when nothing builds."""
+    nightly does (at most 8 builds); when they do, also build the holds the committed locks
+    record.  Commits nothing; exit 2 when nothing builds."""
     from datetime import UTC, datetime
 
     from bot.holdback import system_hold_back
