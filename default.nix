@@ -9,7 +9,7 @@
 # serves.  `nixpkgs` (a path, e.g. --argstr nixpkgs ~/src/nixpkgs) or `pkgs` selects another
 # one, whose outputs the binary cache does not have.  pkgs = null builds with a standalone
 # interpreter from `interpreters` (by default nix/local.json, written by
-# `python -m bot.interpreters`): outputs for this machine only.
+# `python -m bot.model.interpreters`): outputs for this machine only.
 # system: the system to build for (passed to the pinned nixpkgs or `nixpkgs`).
 # overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
 # every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix.

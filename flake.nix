@@ -27,7 +27,7 @@
       lib = import ./nix/lib.nix;
       setsLib = import ./nix/sets.nix;
       # The systems are the ones the locks were made for (the pinned release's row in
-      # bot/nixpkgs.py, recorded in every lock's [tool.nixpkgs-python].systems).
+      # bot/model/nixpkgs.py, recorded in every lock's [tool.nixpkgs-python].systems).
       found = setsLib.discover ./sets;
       lockOf = name: version: ./sets + "/${name}/pylock.py${lib.versionTag version}.toml";
       lockSystems = builtins.concatMap

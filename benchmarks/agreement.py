@@ -38,14 +38,71 @@ from typing import Any
 
 import common
 
-PACKAGES = (
-    "aiohttp attrs bcrypt black boto3 certifi cffi charset-normalizer click contourpy coverage "
-    "cryptography django fastapi flask fonttools greenlet grpcio h5py httpx idna jinja2 "
-    "kiwisolver lxml markupsafe matplotlib msgpack mypy numpy orjson packaging pandas pillow "
-    "protobuf psutil psycopg2-binary pyarrow pydantic pynacl pytest python-dateutil pytz pyyaml "
-    "pyzmq regex requests rich ruff scikit-learn scipy setuptools shapely six sqlalchemy "
-    "tornado typer ujson urllib3 uvicorn watchdog websockets wrapt zstandard"
-).split()
+PACKAGES = [
+    "aiohttp",
+    "attrs",
+    "bcrypt",
+    "black",
+    "boto3",
+    "certifi",
+    "cffi",
+    "charset-normalizer",
+    "click",
+    "contourpy",
+    "coverage",
+    "cryptography",
+    "django",
+    "fastapi",
+    "flask",
+    "fonttools",
+    "greenlet",
+    "grpcio",
+    "h5py",
+    "httpx",
+    "idna",
+    "jinja2",
+    "kiwisolver",
+    "lxml",
+    "markupsafe",
+    "matplotlib",
+    "msgpack",
+    "mypy",
+    "numpy",
+    "orjson",
+    "packaging",
+    "pandas",
+    "pillow",
+    "protobuf",
+    "psutil",
+    "psycopg2-binary",
+    "pyarrow",
+    "pydantic",
+    "pynacl",
+    "pytest",
+    "python-dateutil",
+    "pytz",
+    "pyyaml",
+    "pyzmq",
+    "regex",
+    "requests",
+    "rich",
+    "ruff",
+    "scikit-learn",
+    "scipy",
+    "setuptools",
+    "shapely",
+    "six",
+    "sqlalchemy",
+    "tornado",
+    "typer",
+    "ujson",
+    "urllib3",
+    "uvicorn",
+    "watchdog",
+    "websockets",
+    "wrapt",
+    "zstandard",
+]
 
 PLATFORMS = {
     "x86_64-linux": ("x86_64-manylinux_2_40", {}),

@@ -96,9 +96,9 @@ class Store:
 
     def __init__(self, repo: Path, set_name: str, python: str, tmp: Path) -> None:
         sys.path.insert(0, str(repo))  # the snapshot's bot: the bot's own nix arguments
-        from bot.build import BuildOptions, nix_build_args
-        from bot.interpreters import build_options, detect, load_local
-        from bot.nix import nix_command
+        from bot.build.command import BuildOptions, nix_build_args
+        from bot.core.nix import nix_command
+        from bot.model.interpreters import build_options, detect, load_local
 
         interpreters = load_local(repo) or detect()
         file = tmp / "interpreters.json"

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from bot.index.http import Http
+    from bot.lock.index.http import Http
 
     http = Http(retries=1)
     headers = {"Accept": ACCEPT}

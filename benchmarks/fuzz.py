@@ -8,7 +8,7 @@ counts per input kind:
 
 * tried: inputs generated;
 * clean: parsed into something every later step can use, or one error of the project's own
-  type that says where (a :class:`bot.errors.BotError`);
+  type that says where (a :class:`bot.core.errors.BotError`);
 * wrong: an assertion of the check failed: the project's error without saying where, or a
   result a later step cannot use (e.g. a file whose URL has no valid port);
 * tracebacks: any other exception, grouped by type and the line that raised it.
@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from bot.index.simple import JSON_TYPE
+from bot.lock.index.simple import JSON_TYPE
 from tests import test_properties as props
 from tests import test_untrusted_pages as pages
 

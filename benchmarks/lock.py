@@ -113,7 +113,7 @@ class Workload:
 
 def load_workload(name: str, scratch: Path, python: str) -> Workload:
     """Read ``sets/<name>/set.yaml`` of the scratch copy with the bot's own loader."""
-    from bot.sets import load_set
+    from bot.model.sets import load_set
 
     pset = load_set(scratch, name)
     if python not in pset.python:
@@ -314,8 +314,8 @@ class Bench:
         else:
             cache = self.caches / f"warm-{tool}-{w.name}"
         if mode == OFFLINE:
-            from bot import lockcache  # of the snapshot (on sys.path by now)
-            from bot.index.cache import VERSION_DIR
+            from bot.lock import memo as lockcache  # of the snapshot (on sys.path by now)
+            from bot.lock.index.cache import VERSION_DIR
 
             # the memo of past results would answer without resolving
             shutil.rmtree(cache / "bot" / VERSION_DIR / lockcache.KIND, ignore_errors=True)
@@ -657,11 +657,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         (scratch / "sets").mkdir(exist_ok=True)
         (scratch / "nix").mkdir(exist_ok=True)
-        sys.path.insert(0, str(scratch / "code"))  # bot.sets of the snapshot reads set.yaml
+        sys.path.insert(0, str(scratch / "code"))  # bot.model.sets of the snapshot reads set.yaml
         for name in args.sets:
             for old in (scratch / "sets" / name).glob("pylock.*.toml"):
                 old.unlink()
-        from bot.errors import BotError
+        from bot.core.errors import BotError
 
         try:
             workloads = [load_workload(name, scratch, args.python) for name in args.sets]

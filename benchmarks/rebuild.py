@@ -152,7 +152,7 @@ def timed_builds(root: Path, tmp: Path, spec: str, jobs: list[str], rounds: int,
     """Rebuild times of ``SET:PKG`` (see the module's docstring)."""
     set_name, _, pkg = spec.partition(":")
     sys.path.insert(0, str(common.REPO))
-    from bot.interpreters import build_options, detect
+    from bot.model.interpreters import build_options, detect
 
     python = detect(("3.12",))["3.12"]
     interpreters = tmp / "interpreters-real.json"
@@ -201,7 +201,7 @@ def check_passes(root: Path, tmp: Path, set_name: str, rounds: int, say: Any) ->
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(common.REPO))
-    from bot.interpreters import build_options, detect
+    from bot.model.interpreters import build_options, detect
 
     python = detect(("3.12",))["3.12"]
     interpreters = tmp / "interpreters-real.json"

@@ -227,7 +227,7 @@ def run(argv: list[str], *, cwd: Path | None = None, what: str) -> None:
 
 def log_external(source: Path) -> None:
     """Log the sdist's PEP 725 ``[external]`` table (the DepURLs of what it needs from outside
-    PyPI): a failed build's suggestions (bot/suggest.py) map them to nixpkgs attributes."""
+    PyPI): a failed build's suggestions (bot/build/suggest.py) map them to nixpkgs attributes."""
     import tomllib
 
     try:
@@ -319,7 +319,7 @@ def build_cores() -> int:
 
 
 def check_failed(pname: str, what: str, detail: str) -> str:
-    """The line bot/build.py reads to name the package whose check failed an environment."""
+    """The line bot/build/command.py reads to name the package whose check failed an environment."""
     return f"{TAG}: package '{pname}' {what} check failed: {detail}"
 
 
@@ -489,7 +489,7 @@ _NAME = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[[^\]]*\]
 
 
 def metadata_headers(data: bytes) -> dict[str, list[str]]:
-    """The header fields of METADATA, exactly as bot.index.metadata.headers reads them."""
+    """The header fields of METADATA, exactly as bot.lock.index.metadata.headers reads them."""
     end = len(data)
     for blank in (b"\n\n", b"\r\n\r\n"):
         at = data.find(blank)

@@ -3,7 +3,7 @@
 # then the checks of every package in it, in one pass against the whole environment (the
 # imports checks in one interpreter, what fails there again alone, in parallel; then the
 # opt-in tests checks; see builder.py env_checks).  A failure names the package (`nixpkgs-python: package 'foo'
-# imports check failed`), which bot/build.py reads to attribute the failed build.
+# imports check failed`), which bot/build/command.py reads to attribute the failed build.
 let
   lib = import ./lib.nix;
 in

@@ -16,11 +16,11 @@ in
     };
 
   # An interpreter already on the machine, from { "3.12" = "/abs/python3.12"; }, used impurely
-  # (`sandbox = false`).  Written to nix/local.json by `python -m bot.interpreters`.
+  # (`sandbox = false`).  Written to nix/local.json by `python -m bot.model.interpreters`.
   standalone = interpreters: version:
     let
       executable = interpreters.${version} or (throw
-        "nixpkgs-python: no interpreter configured for Python ${version}; run `python -m bot.interpreters` to write nix/local.json, or pass pkgs");
+        "nixpkgs-python: no interpreter configured for Python ${version}; run `python -m bot.model.interpreters` to write nix/local.json, or pass pkgs");
     in
     {
       inherit version executable;

@@ -1,4 +1,4 @@
-# The pinned nixpkgs (nix/nixpkgs.json, see bot/nixpkgs.py for its format), as the function
+# The pinned nixpkgs (nix/nixpkgs.json, see bot/model/nixpkgs.py for its format), as the function
 # nixpkgs is: import ./nixpkgs.nix { system = "aarch64-linux"; }.
 let
   pin = builtins.fromJSON (builtins.readFile ./nixpkgs.json);

@@ -1,4 +1,5 @@
 # Discovering sets: every `<setsDir>/<name>/pylock.py3XY.toml`.
+# The Python side of the same layout is bot/model/locks.py: keep the two in step.
 let
   lib = import ./lib.nix;
   setLib = import ./set.nix;

@@ -44,7 +44,7 @@ def _hermetic_env(
 # --- fake GitHub REST API -------------------------------------------------------------------
 # The one fake boundary (DESIGN.md): a stateful REST server on loopback that PyGithub talks to
 # through ``Github(base_url=fake_github.base_url)``.  It implements only the endpoints
-# bot/github.py uses, checks request bodies against the shapes GitHub's OpenAPI description
+# bot/nightly/github.py uses, checks request bodies against the shapes GitHub's OpenAPI description
 # publishes for them (required fields, types, enums; unknown fields are refused too, which is
 # stricter than GitHub, so a misspelt field fails a test instead of being silently ignored),
 # and records every request.  Imports sit here so the section stays self-contained.

@@ -18,8 +18,8 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from bot.errors import PackageIndexError
-from bot.index.models import CoreMetadata, DistFile, Releases
+from bot.core.errors import PackageIndexError
+from bot.lock.index.models import CoreMetadata, DistFile, Releases
 
 INDEX = "https://frozen.invalid/simple/"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from bot.advisories import (
+from bot.nightly.advisories import (
     Affected,
     for_sets,
     in_range,
@@ -18,7 +18,7 @@ from bot.advisories import (
     parse_advisory,
     to_markdown,
 )
-from bot.nightly import run_nightly
+from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.test_nightly import REPO, git, github, night_index, night_repo, options

@@ -1,4 +1,5 @@
-"""bot.build.build_sets: real nix-build of sets, failures named by package with a log tail."""
+"""bot.build.command.build_sets:
+real nix-build of sets, failures named by package with a log tail."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.build import (
+from bot.build.command import (
     BuildOptions,
+    SetBuild,
     build_sets,
     failed_checks,
     failed_derivations,
@@ -17,7 +19,7 @@ from bot.build import (
     package_of,
     summary,
 )
-from bot.errors import BotError
+from bot.core.errors import BotError
 from tests.plugins.nixenv import NixRepo, demo_entries, entry, lock_demo
 from tests.plugins.pypi import IndexServer, make_wheel
 
@@ -175,6 +177,25 @@ def test_builds_use_every_core(nix_repo: NixRepo) -> None:
     argv = nix_build_args(options(nix_repo, max_jobs=3), "demo", "3.12", None)
     assert argv[argv.index("--max-jobs") + 1] == "3"
     assert jobs_args(1) == ["--max-jobs", "1", "--cores", "0"]
+
+
+def test_one_set_build_gives_the_build_and_the_out_path_evaluation(
+    nix_repo: NixRepo, tmp_path: Path
+) -> None:
+    """The evaluation is the build's own expression with ``.outPath``: no argv surgery."""
+    file = tmp_path / "interpreters.json"
+    opts = options(nix_repo, keep_going=True, system="x86_64-linux")
+    one = SetBuild(opts, "demo", "3.12", file, disabled_overrides=["x#0"])
+    build = one.build_args()
+    assert build == nix_build_args(opts, "demo", "3.12", file, disabled_overrides=["x#0"])
+    assert build[build.index("-A") + 1] == "demo.py312.python"
+    assert build[build.index("interpretersFile") + 1] == str(file)
+    assert {"--keep-going", "--no-out-link"} <= set(build)
+    evaluation = one.out_path_args()
+    assert evaluation[:2] == ["--eval", "--json"]
+    expected = [a for a in build if a not in ("--no-out-link", "--keep-going")]
+    expected[expected.index("-A") + 1] += ".outPath"
+    assert evaluation[2:] == expected
 
 
 def test_an_import_that_kills_the_interpreter_is_still_named(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.build import BuildOptions, build_sets
-from bot.locker import LockOptions, lock_sets
+from bot.build.command import BuildOptions, build_sets
+from bot.lock.command import LockOptions, lock_sets
 from tests.plugins.nixenv import NixRepo
 from tests.plugins.pypi import IndexServer
 

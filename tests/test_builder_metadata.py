@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from bot.index.metadata import headers
+from bot.lock.index.metadata import headers
 from tests.plugins.pypi import make_wheel
 
 BUILDER = Path(__file__).resolve().parents[1] / "nix" / "builder.py"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot import cache
-from bot.errors import CacheError
+from bot.core.errors import CacheError
 
 if TYPE_CHECKING:
     from tests.plugins.sshd import SshServer

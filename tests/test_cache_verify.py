@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot import cache
-from bot.errors import CacheError
+from bot.core.errors import CacheError
 from tests.plugins.static_http import serve_directory
 from tests.test_cache import Keys, build_closure, nix
 

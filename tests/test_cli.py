@@ -71,9 +71,10 @@ def test_max_jobs_option(
 
 def test_nightly_builds_and_probes_with_max_jobs(tmp_path: Path) -> None:
     """The night's set builds and its hold-back probes share one BuildOptions."""
-    from bot import build
-    from bot.nightly import NightlyOptions, _build_options
-    from bot.sets import PackageSet
+    from bot.build import command as build
+    from bot.model.sets import PackageSet
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.per_set import _build_options
 
     pset = PackageSet("demo", tmp_path / "sets" / "demo", "d", (), ("3.12",), ())
     opts = _build_options(NightlyOptions(repo=tmp_path, max_jobs=3), pset)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from bot.resolve import Request, resolve
-from bot.targets import targets_for
+from bot.lock.resolve import Request, resolve
+from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.test_lock_cli import lock, make_repo

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.nix import run_nix
+from bot.core.nix import run_nix
 from tests.plugins.nixenv import demo_entries, write_lock
 from tests.plugins.pypi import IndexServer
 from tests.plugins.standin import ROOT, SOURCE, Standin, make_standin, serve

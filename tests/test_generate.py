@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.interpreters import build_options
-from bot.nix import eval_json, run_nix
+from bot.core.nix import eval_json, run_nix
+from bot.model.interpreters import build_options
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent

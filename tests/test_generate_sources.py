@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BotError
-from bot.generate import read_requirements
-from bot.generate_sources import Source, check_rev, parse_source
+from bot.core.errors import BotError
+from bot.generate.command import read_requirements
+from bot.generate.sources import Source, check_rev, parse_source
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 

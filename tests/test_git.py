@@ -1,4 +1,4 @@
-"""bot.git against real git: a temp clone pushing to a bare remote (hermetic identity)."""
+"""bot.core.git against real git: a temp clone pushing to a bare remote (hermetic identity)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import bot.git as gitmod
-from bot.errors import GitError
-from bot.git import (
+import bot.core.git as gitmod
+from bot.core.errors import GitError
+from bot.core.git import (
     commit_set,
     ensure_clean,
     head_sha,

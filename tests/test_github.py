@@ -1,11 +1,12 @@
-"""bot.github against the fake GitHub REST server (real HTTP on 127.0.0.1, real PyGithub)."""
+"""bot.nightly.github against the fake GitHub REST server
+(real HTTP on 127.0.0.1, real PyGithub)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.errors import GitHubError
-from bot.github import GitHubClient, failure_body, failure_title
+from bot.core.errors import GitHubError
+from bot.nightly.github import GitHubClient, failure_body, failure_title
 from tests.conftest import FakeGitHub
 
 REPO = "nixpkgs-python/nixpkgs-python"
@@ -223,7 +224,7 @@ def test_fake_rejects_malformed_bodies(fake_github: FakeGitHub) -> None:
 
 
 def test_client_from_env(fake_github: FakeGitHub) -> None:
-    from bot.github import client_from_env
+    from bot.nightly.github import client_from_env
 
     assert client_from_env({}) is None
     assert client_from_env({"GITHUB_TOKEN": "x"}) is None

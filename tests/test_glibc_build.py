@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from bot.build import BuildOptions, build_sets, glibc_shortfall, host_glibc, standalone_glibc_error
+from bot.build.command import (
+    BuildOptions,
+    build_sets,
+    glibc_shortfall,
+    host_glibc,
+    standalone_glibc_error,
+)
 from tests.plugins.nixenv import NixRepo, lock_demo
 from tests.plugins.pypi import IndexServer
 

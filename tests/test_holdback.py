@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.holdback import SystemResult, find_holds, holds_for, merge_systems, with_held
-from bot.locker import Hold
+from bot.lock.command import Hold
+from bot.nightly.holdback import SystemResult, find_holds, holds_for, merge_systems, with_held
 
 BUMPS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
@@ -66,7 +66,7 @@ def test_holds_keep_their_first_failure_and_date() -> None:
     assert Hold.from_toml(out["3.13"]["alpha"].to_toml()) == out["3.13"]["alpha"]
 
 
-# --- the commit job's rule across systems (bot.holdback.merge_systems) -----------------------
+# --- the commit job's rule across systems (bot.nightly.holdback.merge_systems) ---------------
 
 LIB = Hold("nb-lib", "1.0", "1.2", "nb-lib failed to build on aarch64-linux", "2026-12-01")
 APP = Hold("nb-app", "1.0", "1.1", "nb-app failed to build on x86_64-linux", "2026-12-01")

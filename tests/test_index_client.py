@@ -11,9 +11,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bot.errors import IndexError_, MetadataError
-from bot.index import IndexClient, IndexRoute, ProjectNotFound
-from bot.index.models import DistFile
+from bot.core.errors import IndexError_, MetadataError
+from bot.lock.index import IndexClient, IndexRoute, ProjectNotFound
+from bot.lock.index.models import DistFile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 MakeClient = Callable[..., IndexClient]
@@ -415,7 +415,7 @@ def test_unsupported_index_url_fails_at_once(make_client: MakeClient, tmp_path: 
 
 
 def test_page_parsers_refuse_odd_entries() -> None:
-    from bot.index.simple import parse_html, parse_json
+    from bot.lock.index.simple import parse_html, parse_json
 
     name = canonicalize_name("demo")
     sha = "ab" * 32

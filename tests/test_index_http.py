@@ -1,4 +1,4 @@
-"""The index client's HTTP layer (bot/index/http.py) against a real loopback server: keep-alive
+"""The index client's HTTP layer (bot/lock/index/http.py) against a real loopback server: keep-alive
 reuse, one DNS look-up per host, redirects, gzip, a server closing an idle connection, and TLS
 verified against a configured bundle."""
 
@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bot.errors import IndexError_
-from bot.index.http import Http
+from bot.core.errors import IndexError_
+from bot.lock.index.http import Http
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -279,7 +279,7 @@ def test_tls_is_verified_against_the_configured_bundle(
 def test_certificates_loading_in_the_background_are_used_and_their_errors_reported(
     tls_server: tuple[_Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.index.http import load_certificates
+    from bot.lock.index.http import load_certificates
 
     srv, cert = tls_server
     url = f"https://localhost:{srv.port}/early"
@@ -455,7 +455,7 @@ def test_an_unusable_proxy_setting_is_one_clear_error(
     ],
 )
 def test_no_proxy_matching(host: str, port: int, no_proxy: str, bypassed: bool) -> None:
-    from bot.index.proxies import Proxies
+    from bot.lock.index.proxies import Proxies
 
     proxies = Proxies({"https_proxy": "http://proxy:3128", "http_proxy": "http://proxy:3128"})
     proxies_with = Proxies({"all_proxy": "http://proxy:3128", "no_proxy": no_proxy})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from bot.index import IndexClient
+from bot.lock.index import IndexClient
 
 pytestmark = pytest.mark.live
 

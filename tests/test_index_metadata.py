@@ -6,9 +6,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bot.errors import MetadataError
-from bot.index.metadata import headers, parse_core_metadata, pkg_info_trusted
-from bot.index.models import DistFile
+from bot.core.errors import MetadataError
+from bot.lock.index.metadata import headers, parse_core_metadata, pkg_info_trusted
+from bot.lock.index.models import DistFile
 
 FILE = DistFile(
     name=canonicalize_name("demo-pkg"),

@@ -9,9 +9,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bot.index.client import IndexClient, IndexRoute
-from bot.index.models import DistFile, Releases
-from bot.index.simple import foreign_wheel, parse_json, version_text
+from bot.lock.index.client import IndexClient, IndexRoute
+from bot.lock.index.models import DistFile, Releases
+from bot.lock.index.simple import foreign_wheel, parse_json, version_text
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 PAGE = "https://index.example/simple/demo/"
@@ -83,7 +83,7 @@ def test_several_indexes_first_listing_wins() -> None:
 
 
 def test_odd_json_pages_are_one_clear_error() -> None:
-    from bot.errors import IndexError_
+    from bot.core.errors import IndexError_
 
     for body in (b"not json", b'{"files": 3}', b'{"meta": {}}'):
         with pytest.raises(IndexError_, match="not valid PEP 691 JSON"):

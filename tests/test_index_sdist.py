@@ -10,10 +10,10 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bot.errors import IndexError_, MetadataError
-from bot.index import IndexClient, IndexRoute
-from bot.index.models import DistFile
-from bot.index.pep517 import install_command
+from bot.core.errors import IndexError_, MetadataError
+from bot.lock.index import IndexClient, IndexRoute
+from bot.lock.index.models import DistFile
+from bot.lock.index.pep517 import install_command
 from tests.plugins.pypi import IndexServer, make_sdist
 
 

@@ -26,12 +26,12 @@ from urllib.parse import quote
 import pytest
 from packaging.utils import canonicalize_name
 
-from bot.errors import IndexError_, MetadataError, register_secrets, without_credentials
-from bot.index import IndexClient, IndexRoute
-from bot.index.cache import Cache
-from bot.index.limits import LimitExceeded, Limits
-from bot.index.models import DistFile
-from bot.locker import LockOptions, lock_sets
+from bot.core.errors import IndexError_, MetadataError, register_secrets, without_credentials
+from bot.lock.command import LockOptions, lock_sets
+from bot.lock.index import IndexClient, IndexRoute
+from bot.lock.index.cache import Cache
+from bot.lock.index.limits import LimitExceeded, Limits
+from bot.lock.index.models import DistFile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 MakeClient = Callable[..., IndexClient]

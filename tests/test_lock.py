@@ -13,10 +13,11 @@ import pytest
 from packaging.pylock import Pylock
 from packaging.requirements import Requirement
 
-from bot import lock as lockfile
-from bot.errors import LockError
-from bot.resolve import Request, resolve
-from bot.targets import targets_for
+from bot.core.errors import LockError
+from bot.core.files import write_atomic
+from bot.lock import document as lockfile
+from bot.lock.resolve import Request, resolve
+from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
 from tests.test_resolve import FRONTEND
 
@@ -115,8 +116,8 @@ def test_nix_reads_the_lock(tmp_path: Path) -> None:
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "pylock.py312.toml"
-    lockfile.write_atomic(path, "a = 1\n")
-    lockfile.write_atomic(path, "a = 2\n")
+    write_atomic(path, "a = 1\n")
+    write_atomic(path, "a = 2\n")
     assert path.read_text() == "a = 2\n"
     assert [p.name for p in path.parent.iterdir()] == ["pylock.py312.toml"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.build import BuildOptions, BuildResult, build_sets
-from bot.locker import LockOptions, lock_sets
-from bot.overrides import load_overrides
+from bot.build.command import BuildOptions, BuildResult, build_sets
+from bot.lock.command import LockOptions, lock_sets
+from bot.model.overrides import load_overrides
 from tests.plugins.nixenv import NixRepo, entry, frontend_entries, write_lock
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 from tests.plugins.pypi_backend import fixture_backend
@@ -563,8 +563,8 @@ def test_standalone_build_names_each_entry_it_cannot_honour(
 
 
 def test_standalone_revalidation_leaves_native_entries_inconclusive(tmp_path: Path) -> None:
-    from bot.overrides import parse_entry
-    from bot.revalidate import Locked, _check, native_only
+    from bot.model.overrides import parse_entry
+    from bot.nightly.revalidate import Locked, _check, native_only
 
     def override(**data: object) -> object:
         return parse_entry("psycopg2", {"reason": "r", **data}, "t", tmp_path)  # type: ignore[arg-type]

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from bot import cache
-from bot.nightly import run_nightly
-from bot.repolock import JOURNAL_NAME, LOCK_NAME
+from bot.core.repolock import JOURNAL_NAME, LOCK_NAME
+from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.test_nightly import REPO, git, github, night_index, night_repo, options  # noqa: F401
@@ -370,7 +370,7 @@ def test_unexpected_exception_is_contained_and_reported(
 ) -> None:
     """A set whose lock raises a non-BotError (a bug) fails alone; the other set advances,
     the console gets one line, the report file the traceback."""
-    import bot.nightly
+    import bot.nightly.per_set
     from bot.cli import main
 
     work, remote = night_repo
@@ -380,14 +380,14 @@ def test_unexpected_exception_is_contained_and_reported(
     )
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "add set other")
-    real = bot.nightly.lock_one
+    real = bot.nightly.per_set.lock_one
 
     def lock_one(pset, *args, **kwargs):  # type: ignore[no-untyped-def]
         if pset.name == "demo":
             raise ZeroDivisionError("a bug in locking demo")
         return real(pset, *args, **kwargs)
 
-    monkeypatch.setattr(bot.nightly, "lock_one", lock_one)
+    monkeypatch.setattr(bot.nightly.per_set, "lock_one", lock_one)
     argv = nightly_argv(work, night_index, tmp_path, 2)[3:]
     argv.remove("-v")
     argv += ["--report-markdown", str(tmp_path / "report.md")]

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot import cache
-from bot.errors import BotError
-from bot.nightly import NightlyOptions, run_nightly
+from bot.core.errors import BotError
+from bot.nightly.options import NightlyOptions
+from bot.nightly.run import run_nightly
 from tests.conftest import FakeGitHub
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
@@ -205,7 +206,7 @@ def test_commit_only_commits_what_ci_jobs_made(
     fake_github: FakeGitHub,
 ) -> None:
     """CI's final job: the (set, system) jobs left outcomes and locks; commit, PR, issues."""
-    from bot.locker import LockOptions, lock_sets
+    from bot.lock.command import LockOptions, lock_sets
 
     work, _ = night_repo
     outcomes = tmp_path / "outcomes"
@@ -374,7 +375,7 @@ def test_hold_back_one_bump_advance_the_other(
     }
     assert git(work, "status", "--porcelain") == ""
     # `lock --check` (ci.yml) resolves with the holds the lock records: the held lock is current
-    from bot.locker import LockOptions, lock_sets
+    from bot.lock.command import LockOptions, lock_sets
 
     check = LockOptions(repo=work, index_url=night_index.url, cache_dir=tmp_path / "metadata-cache",
                         check=True)  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import NixError
+from bot.core.errors import NixError
 from tests.plugins.nixenv import NixRepo, demo_entries, lock_demo, nix_build_cmd
 from tests.plugins.pypi import IndexServer
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.nix import eval_json, run_nix
-from bot.overrides import load_overrides
+from bot.core.nix import eval_json, run_nix
+from bot.model.overrides import load_overrides
 
 TESTS = Path(__file__).resolve().parents[1] / "nix" / "tests"
 CASE = re.compile(r"^  ([a-z][A-Za-z0-9-]*) = \{", re.MULTILINE)

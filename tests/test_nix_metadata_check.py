@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.build import BuildOptions, BuildResult, build_sets
-from bot.locker import LockOptions, lock_sets
+from bot.build.command import BuildOptions, BuildResult, build_sets
+from bot.lock.command import LockOptions, lock_sets
 from tests.plugins.nixenv import NixRepo
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 

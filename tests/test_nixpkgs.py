@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.nix import run_nix
-from bot.nixpkgs import PinError, PinUnavailableError, ensure_pin, read_pin, release_of
+from bot.core.nix import run_nix
+from bot.model.nixpkgs import PinError, PinUnavailableError, ensure_pin, read_pin, release_of
 from tests.plugins.nixenv import NixRepo, lock_demo
 from tests.plugins.pypi import IndexServer
 from tests.plugins.standin import make_standin, serve

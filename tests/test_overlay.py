@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.nix import run_nix
+from bot.core.nix import run_nix
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""bot.overrides: the overrides library as the bot reads it."""
+"""bot.model.overrides: the overrides library as the bot reads it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from bot.overrides import (
+from bot.model.overrides import (
     OverrideError,
     extra_build_requires,
     load_overrides,

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from bot import SUPPORTED_PYTHONS
-from bot.errors import BotError, SetError
-from bot.sets import Located, PackageSet, load_set, parse_requirement, read_requirements_file
-from bot.targets import targets_for
+from bot.core.errors import BotError, SetError
+from bot.model.sets import Located, PackageSet, load_set, parse_requirement, read_requirements_file
+from bot.model.targets import targets_for
 
 #: bounded so the whole file runs in a few seconds; benchmarks/fuzz.py runs thousands
 SETTINGS = settings(

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from bot import report
-from bot.errors import ResolutionError
-from bot.resolve import Request, resolve
-from bot.targets import targets_for
+from bot.core.errors import ResolutionError
+from bot.lock.resolve import Request, resolve
+from bot.model.targets import targets_for
+from bot.nightly import report
 from tests.frozen_index import FrozenIndex
 from tests.plugins.pypi import IndexServer
 from tests.test_lock_cli import CUTOFF, demo_index, lock, make_repo  # noqa: F401

@@ -1,5 +1,5 @@
-"""bot.repolock against real git and real processes: the writer lock, the journalled
-transaction, recovery of what a killed run left, and bot.proc's gentle stop."""
+"""bot.core.repolock against real git and real processes: the writer lock, the journalled
+transaction, recovery of what a killed run left, and bot.core.proc's gentle stop."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BotError, GitError
-from bot.git import commit_set
-from bot.proc import run
-from bot.repolock import (
+from bot.core.errors import BotError, GitError
+from bot.core.git import commit_set
+from bot.core.proc import run
+from bot.core.repolock import (
     BUSY_EXIT,
     JOURNAL_NAME,
     LOCK_NAME,
@@ -34,7 +34,8 @@ ALPHA = "sets/alpha/pylock.py312.toml"
 def hold_lock(repo: Path) -> subprocess.Popen[str]:
     """Another process holding the repository lock until it is killed."""
     code = (
-        "import sys, time; from pathlib import Path; from bot.repolock import repository_lock\n"
+        "import sys, time; from pathlib import Path;\n"
+        "from bot.core.repolock import repository_lock\n"
         "with repository_lock(Path(sys.argv[1]), 'holder', wait=0):\n"
         "    print('held', flush=True); time.sleep(600)\n"
     )
@@ -138,7 +139,7 @@ def test_recover_heals_a_killed_commit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A run killed inside ``git commit``: its lock written and staged, the index locked."""
-    monkeypatch.setattr("bot.repolock.INDEX_LOCK_GRACE", 0.0)  # no git survives here
+    monkeypatch.setattr("bot.core.repolock.INDEX_LOCK_GRACE", 0.0)  # no git survives here
     tx = Transaction(work)
     tx.write(work / ALPHA, "# alpha 2\n")
     tx.write(work / "sets/new/pylock.py312.toml", "# new\n")
@@ -194,7 +195,7 @@ def test_sigterm_unwinds_like_ctrl_c() -> None:
 
 
 def test_interrupted_child_gets_sigterm_first(tmp_path: Path) -> None:
-    """bot.proc stops a child gently (git removes its index.lock on SIGTERM, not SIGKILL)."""
+    """bot.core.proc stops a child gently (git removes its index.lock on SIGTERM, not SIGKILL)."""
     done = tmp_path / "terminated"
     script = f"trap 'echo term > {done}; kill $!; exit 0' TERM; sleep 600 & wait"
     with pytest.raises(BotError, match="timed out"):

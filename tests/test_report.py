@@ -1,4 +1,4 @@
-"""bot.report: golden Markdown and JSON for a night's report."""
+"""bot.nightly.report: golden Markdown and JSON for a night's report."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.diff import diff_locks
-from bot.report import (
+from bot.model.locks import diff_locks
+from bot.nightly.report import (
     DiffRow,
     HeldPackage,
     NightReport,
@@ -252,7 +252,7 @@ def test_table_cells_escape_pipes() -> None:
 
 
 def test_append_step_summary(tmp_path: Path) -> None:
-    from bot.report import append_step_summary
+    from bot.nightly.report import append_step_summary
 
     summary = tmp_path / "summary.md"
     assert not append_step_summary("x", {})

@@ -1,11 +1,11 @@
-"""bot.diff: version diffs between locks, commit subject and body (golden expectations)."""
+"""bot.model.locks: version diffs between locks, commit subject and body (golden expectations)."""
 
 from __future__ import annotations
 
 import tomllib
 from typing import Any
 
-from bot.diff import VersionChange, combine, commit_body, commit_subject, diff_locks
+from bot.model.locks import VersionChange, combine, commit_body, commit_subject, diff_locks
 
 
 def lock(

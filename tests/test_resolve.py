@@ -10,9 +10,9 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from bot.errors import ResolutionError
-from bot.resolve import Request, resolve
-from bot.targets import targets_for
+from bot.core.errors import ResolutionError
+from bot.lock.resolve import Request, resolve
+from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "resolve_cases.yaml").read_text())

@@ -1,4 +1,5 @@
-"""bot.revalidate: which overrides still change the outcome (real nix-builds of a loopback set).
+"""bot.nightly.revalidate: which overrides still change the outcome
+(real nix-builds of a loopback set).
 
 The set ``demo`` (Python 3.12) locks two packages of the loopback index:
 
@@ -17,9 +18,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 
-from bot.overrides import Override, OverrideError, load_overrides
-from bot.overrides_edit import header_lines
-from bot.revalidate import (
+from bot.model.overrides import Override, OverrideError, load_overrides
+from bot.nightly.overrides_edit import header_lines
+from bot.nightly.revalidate import (
     Finding,
     apply_findings,
     commit_message,
@@ -276,7 +277,7 @@ def test_unmatched_without_locks(tmp_path: Path) -> None:
 
 
 def test_a_needed_verdict_is_kept_only_while_its_inputs_stay() -> None:
-    from bot.revalidate import Locked, _fingerprint
+    from bot.nightly.revalidate import Locked, _fingerprint
 
     entry = Override(name=NormalizedName("foo"), reason="r", where="overrides/packages/foo.toml")
     at_1 = [Locked("demo", "3.12", "1.0", frozenset({"x86_64-linux"}))]

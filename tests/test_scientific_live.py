@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.nixpkgs import release_of
+from bot.model.nixpkgs import release_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from bot.errors import MetadataError
-from bot.index import IndexClient, IndexRoute
-from bot.index.models import DistFile
-from bot.interpreters import detect
+from bot.core.errors import MetadataError
+from bot.lock.index import IndexClient, IndexRoute
+from bot.lock.index.models import DistFile
+from bot.model.interpreters import detect
 from tests.plugins.pypi import IndexServer
 from tests.plugins.pypi_backend import fixture_backend
 

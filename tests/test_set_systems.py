@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from bot.errors import ResolutionError, SetError
-from bot.resolve import Request, resolve
-from bot.sets import load_set
-from bot.targets import targets_for
+from bot.core.errors import ResolutionError, SetError
+from bot.lock.resolve import Request, resolve
+from bot.model.sets import load_set
+from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.test_generate import gen_index, generate, library, project  # noqa: F401

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import SetError
-from bot.sets import list_sets, load_set, load_sets
+from bot.core.errors import SetError
+from bot.model.sets import list_sets, load_set, load_sets
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.errors import BotError
-from bot.static_index import (
+from bot.core.errors import BotError
+from bot.nightly.static_index import (
     MANIFEST,
     IndexContent,
     StaticIndexError,
     constraints,
     write_index,
 )
-from bot.static_index_mirror import FILE_MTIME
-from bot.static_index_push import publish_index
+from bot.nightly.static_index_mirror import FILE_MTIME
+from bot.nightly.static_index_push import publish_index
 from tests.plugins.nixenv import entry, write_lock
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.plugins.sshd import SshServer
@@ -341,8 +341,8 @@ def test_published_beside_an_rsync_cache(demo_repo: Path, tmp_path: Path, sshd: 
 def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     demo_repo: Path, tmp_path: Path
 ) -> None:
-    from bot.nightly import NightlyOptions
-    from bot.publish import static_index
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.publish import static_index
 
     said: list[str] = []
     opts = NightlyOptions(repo=demo_repo, store=f"file://{tmp_path / 'cache'}")
@@ -390,7 +390,7 @@ def test_names_that_would_leave_the_index_are_refused(
 
 
 def test_the_index_checks_the_names_it_writes_itself() -> None:
-    from bot.static_index import _add_package
+    from bot.nightly.static_index import _add_package
 
     sha = "a" * 64
     record = {"name": "x-1.0-py3-none-any.whl", "url": "https://h/x.whl", "hashes": {"sha256": sha}}

@@ -1,4 +1,4 @@
-"""bot/suggest.py: a failed build's log -> the override entry that fixes it.
+"""bot/build/suggest.py: a failed build's log -> the override entry that fixes it.
 
 The cases in tests/data/build-logs are real logs captured here (see cases.toml); the rest are
 the exact lines the builder and common tools print."""
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.build import BuildResult, summary
-from bot.overrides import parse_entry
-from bot.report import NightReport, SetReport, from_json, to_json, to_markdown
-from bot.suggest import NativeMap, SuggestError, load_map, render, repo_map, suggest
+from bot.build.command import BuildResult, summary
+from bot.build.suggest import NativeMap, SuggestError, load_map, render, repo_map, suggest
+from bot.model.overrides import parse_entry
+from bot.nightly.report import NightReport, SetReport, from_json, to_json, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "tests" / "data" / "build-logs"

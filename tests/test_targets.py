@@ -8,8 +8,8 @@ import sys
 import pytest
 from packaging.tags import Tag
 
-from bot.nixpkgs import RELEASES
-from bot.targets import Target, systems_marker, targets_for
+from bot.model.nixpkgs import RELEASES
+from bot.model.targets import Target, systems_marker, targets_for
 
 
 @pytest.mark.parametrize("python", ["3.12", "3.13"])
@@ -53,7 +53,8 @@ def test_baselines_and_systems_follow_the_release() -> None:
 
 def test_tags_do_not_read_this_interpreters_build_config() -> None:
     code = (
-        "import sys; from bot.targets import Target; Target('3.13', 'x86_64-linux').tag_priority;"
+        "import sys; from bot.model.targets import Target;"
+        "Target('3.13', 'x86_64-linux').tag_priority;"
         "print(any(m.startswith('_sysconfigdata') for m in sys.modules))"
     )
     out = subprocess.run(

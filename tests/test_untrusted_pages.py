@@ -25,10 +25,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 
-from bot.errors import PackageIndexError
-from bot.index.models import DistFile, Releases
-from bot.index.simple import JSON_TYPE, parse_page
-from bot.targets import targets_for
+from bot.core.errors import PackageIndexError
+from bot.lock.index.models import DistFile, Releases
+from bot.lock.index.simple import JSON_TYPE, parse_page
+from bot.model.targets import targets_for
 from tests.plugins.pypi import IndexServer, make_wheel
 from tests.test_properties import SETTINGS, VALUES, VERSIONS
 

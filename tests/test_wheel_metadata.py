@@ -11,10 +11,10 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from bot.errors import MetadataError
-from bot.index.models import CoreMetadata, DistFile
-from bot.resolve import Request, resolve
-from bot.targets import targets_for
+from bot.core.errors import MetadataError
+from bot.lock.index.models import CoreMetadata, DistFile
+from bot.lock.resolve import Request, resolve
+from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
 from tests.test_resolve import FRONTEND as BASE
 

@@ -39,8 +39,8 @@ import pytest
 import yaml
 
 from bot import cache
-from bot import lock as lockfile
-from bot.errors import BotError
+from bot.core.errors import BotError
+from bot.model import locks as lockfile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 from tests.plugins.standin import Standin, make_standin, serve
 from tests.plugins.static_http import serve_directory

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 
-from bot.errors import CacheError, CommandError, NixError
-from bot.proc import tail
+from bot.core.errors import CacheError, CommandError, NixError
+from bot.core.proc import tail
 
 
 class CacheNixError(NixError, CacheError):

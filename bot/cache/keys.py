@@ -7,7 +7,7 @@ disk: it lives in an anonymous memory file (``memfd_create``) that child process
 (SIGKILL included).  Nix 2.8's ``nix store sign --key-file``, ``ssh -F``/``IdentityFile``
 and ``rsync -e ssh`` all read such a path.  Only where there is no memfd (not Linux) a 0600
 temporary file is used, removed on every exit path that runs Python (SIGTERM included, see
-:mod:`bot.repolock`), not after SIGKILL.  No function here logs, prints or returns secret key
+:mod:`bot.core.repolock`), not after SIGKILL.  No function here logs, prints or returns secret key
 text, and error messages never quote it.
 """
 
@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot import nix
 from bot.cache.errors import CacheNixError
-from bot.errors import CacheError
+from bot.core import nix
+from bot.core.errors import CacheError
 
 log = logging.getLogger(__name__)
 

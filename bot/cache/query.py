@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import nix
 from bot.cache.errors import CacheCommandError, CacheNixError, command_failed
 from bot.cache.stores import CacheStore, parse_store, rsync_shell, ssh_options
-from bot.errors import CacheError
-from bot.proc import run
+from bot.core import nix
+from bot.core.errors import CacheError
+from bot.core.proc import run
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def nix_path_infos(
 ) -> dict[str, dict[str, Any]]:
     """``nix path-info --json --store`` keyed by path; missing paths get ``valid: False``.
 
-    Validity is checked first in one round trip (:func:`bot.nix.valid_paths`), so only
+    Validity is checked first in one round trip (:func:`bot.core.nix.valid_paths`), so only
     paths the store has are asked about.
     """
     valid = nix.valid_paths(paths, store=store, env=env, timeout=timeout, error=CacheNixError)

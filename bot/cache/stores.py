@@ -28,7 +28,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bot.cache.keys import SIGNING_KEY_ENV, private_file
-from bot.errors import CacheError
+from bot.core.errors import CacheError
 
 StoreKind = Literal["ssh-ng", "ssh", "file", "rsync", "http"]
 

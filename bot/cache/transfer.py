@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot import nix
 from bot.cache.errors import CacheCommandError, CacheNixError, command_failed
 from bot.cache.keys import signing_key_file
 from bot.cache.query import (
@@ -24,8 +23,9 @@ from bot.cache.query import (
     store_paths,
 )
 from bot.cache.stores import CacheStore, parse_store, rsync_shell, ssh_options
-from bot.errors import CacheError, CommandError
-from bot.proc import run
+from bot.core import nix
+from bot.core.errors import CacheError, CommandError
+from bot.core.proc import run
 
 log = logging.getLogger(__name__)
 

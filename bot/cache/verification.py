@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot import nix
 from bot.cache.errors import CacheNixError
 from bot.cache.keys import parse_key, public_key_text
 from bot.cache.query import NARINFO_SUFFIX, fetch_files, hash_part, nix_path_infos, store_paths
 from bot.cache.stores import CacheStore, parse_store, ssh_options
-from bot.errors import CacheError, NixError
-from bot.proc import tail
+from bot.core import nix
+from bot.core.errors import CacheError, NixError
+from bot.core.proc import tail
 
 log = logging.getLogger(__name__)
 

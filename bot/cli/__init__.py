@@ -2,7 +2,7 @@
 
 Each command lives in a module of this package (``lock``, ``build``, ``nightly``); shared
 options are in :mod:`bot.cli.base`.  The error boundary is :func:`main`: every expected
-failure is a :class:`bot.errors.BotError`, printed as one message (what, where, what to do)
+failure is a :class:`bot.core.errors.BotError`, printed as one message (what, where, what to do)
 with a non-zero exit, never a traceback.
 """
 
@@ -14,7 +14,7 @@ import click
 
 from bot.cli import build, index, lock, nightly, pins  # noqa: F401 (importing registers the commands)
 from bot.cli.base import cli, err_console, print_error
-from bot.errors import BotError
+from bot.core.errors import BotError
 
 __all__ = ["cli", "main"]
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:  # noqa: PLR0911 (one exit per outcome)
-    from bot.repolock import Terminated, handle_signals
+    from bot.core.repolock import Terminated, handle_signals
 
     try:
         # SIGTERM unwinds like Ctrl-C: every command puts back what it wrote

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot import __version__
-from bot.errors import BotError, without_credentials
+from bot.core.errors import BotError, without_credentials
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -116,7 +116,7 @@ def _redact(record: logging.LogRecord) -> bool:
 def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None
-    from bot.lock import parse_time  # heavy (resolver, index client): only when used
+    from bot.lock.document import parse_time  # heavy (resolver, index client): only when used
 
     try:
         return parse_time(value)

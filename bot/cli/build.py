@@ -23,7 +23,7 @@ from bot.cli.base import (
     python_option,
     ssh_config_option,
 )
-from bot.errors import BotError
+from bot.core.errors import BotError
 
 max_jobs_option = click.option(
     "--max-jobs",
@@ -45,7 +45,7 @@ def _build_options(
     max_jobs: int | None = None,
     system: str | None = None,
 ) -> Any:
-    from bot.build import BuildOptions
+    from bot.build.command import BuildOptions
 
     return BuildOptions(
         sets=list(sets),
@@ -61,7 +61,7 @@ def _build_options(
 
 
 def _check_system(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from bot.targets import SYSTEMS
+    from bot.model.targets import SYSTEMS
 
     if value is not None and value not in SYSTEMS:
         raise click.BadParameter(f"{value!r} is not one of {', '.join(SYSTEMS)}")
@@ -111,8 +111,8 @@ def build_command(
     as_json: bool,
 ) -> None:
     """Build sets from their locks with Nix and print the store paths."""
-    from bot.build import build_sets, outcome_document, summary
-    from bot.lock import write_atomic
+    from bot.build.command import build_sets, outcome_document, summary
+    from bot.core.files import write_atomic
 
     opts = _build_options(
         obj, sets, python, nixpkgs, out_link, keep_going, max_jobs=max_jobs, system=system
@@ -138,7 +138,7 @@ def _built_paths(
     progress: Callable[[str], None],
     system: str | None = None,
 ) -> list[str]:
-    from bot.build import build_sets, summary
+    from bot.build.command import build_sets, summary
 
     opts = _build_options(obj, sets, python, nixpkgs, system=system)
     results = build_sets(opts, progress=progress)
@@ -266,8 +266,7 @@ def verify_command(
 ) -> None:
     """Substitute the sets into a fresh store that trusts only PUBLIC_KEY."""
     from bot import cache
-    from bot.build import _targets, prepare_nixpkgs
-    from bot.nightly import out_paths
+    from bot.build.command import _targets, out_paths, prepare_nixpkgs
 
     opts = _build_options(obj, sets, python, nixpkgs, system=system)
     prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
@@ -344,11 +343,11 @@ def hold_back_command(
     record.  Commits nothing; exit 2 when nothing builds."""
     from datetime import UTC, datetime
 
-    from bot.holdback import system_hold_back
-    from bot.lock import write_atomic
-    from bot.locker import LockOptions
-    from bot.repolock import repository_lock
-    from bot.sets import load_sets
+    from bot.core.files import write_atomic
+    from bot.core.repolock import repository_lock
+    from bot.lock.command import LockOptions
+    from bot.model.sets import load_sets
+    from bot.nightly.holdback import system_hold_back
 
     document: Any = None
     if build_outcome is not None and build_outcome.is_file():

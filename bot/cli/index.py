@@ -36,8 +36,8 @@ def write_command(
     """
     import json
 
-    from bot.index.cache import default_cache_dir
-    from bot.static_index import write_index
+    from bot.lock.index.cache import default_cache_dir
+    from bot.nightly.static_index import write_index
 
     downloads = default_cache_dir() / "index-files" if mirror else None
     with obj.progress("index", enabled=not as_json) as progress:

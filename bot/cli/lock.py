@@ -20,7 +20,7 @@ from bot.cli.base import (
     print_error,
     python_option,
 )
-from bot.sets import KNOWN_SYSTEMS
+from bot.model.sets import KNOWN_SYSTEMS
 
 
 @cli.command("sets")
@@ -28,7 +28,7 @@ from bot.sets import KNOWN_SYSTEMS
 @pass_ctx
 def sets_command(obj: Context, as_json: bool) -> None:
     """List the sets and their Python versions."""
-    from bot.sets import load_sets
+    from bot.model.sets import load_sets
 
     psets = load_sets(obj.repo)
     if as_json:
@@ -81,7 +81,7 @@ def lock_command(
     as_json: bool,
 ) -> None:
     """Resolve sets against the index and write their PEP 751 locks."""
-    from bot.locker import LockOptions, lock_sets
+    from bot.lock.command import LockOptions, lock_sets
 
     opts = LockOptions(
         repo=obj.repo,
@@ -207,7 +207,7 @@ def generate_command(
     """Lock your own requirements and write a directory that nix-build builds."""
     import shlex
 
-    from bot.generate import PROJECT_URL, GenerateOptions, generate
+    from bot.generate.command import PROJECT_URL, GenerateOptions, generate
 
     opts = GenerateOptions(
         requirements=requirements,

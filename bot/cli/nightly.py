@@ -157,8 +157,9 @@ def nightly_command(
     as_json: bool,
 ) -> None:
     """Re-lock, build, push and commit every set (the scheduled job)."""
-    from bot import report
-    from bot.nightly import NightlyOptions, run_nightly
+    from bot.nightly import report
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.run import run_nightly
 
     if push_to and pull_request:
         raise click.UsageError("use either --push-to or --pull-request, not both")
@@ -194,7 +195,7 @@ def nightly_command(
         max_jobs=max_jobs,
     )
     if not commit_only:
-        from bot.nightly import choose_nixpkgs
+        from bot.nightly.per_set import choose_nixpkgs
 
         note = choose_nixpkgs(opts)  # once, before the night; run_nightly then has nothing to do
         if note is not None:

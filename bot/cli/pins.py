@@ -60,14 +60,14 @@ def update_command(
     """Move the pin to the newest commit of its release branch (hash checked by unpacking)."""
     import json
 
-    from bot.nixpkgs import update_pin
-    from bot.repolock import repository_lock
+    from bot.core.repolock import repository_lock
+    from bot.model.nixpkgs import update_pin
 
     with repository_lock(obj.repo, "nixpkgs update"):
         result = update_pin(obj.repo, branch=branch, remote=upstream, archive=archive_url)
         proposal = None
         if pull_request and result.changed:
-            from bot.pin_update import propose
+            from bot.nightly.pin_update import propose
 
             proposal = propose(obj.repo, result, remote=git_remote, base=base)
     if as_json:

@@ -10,7 +10,7 @@ nothing reaches the network.
 - :func:`write_lock`: a lock in the README format from a few :class:`LockEntry` values.
 - :func:`nix_build_cmd`: nix-build of an attribute of a :class:`NixRepo` (standalone, or
   with the fake nixpkgs of tests/nix/fake-nixpkgs); ``NixRepo.eval`` evaluates one.
-- Fixtures: ``interpreters`` (the standalone Pythons, from :mod:`bot.interpreters`),
+- Fixtures: ``interpreters`` (the standalone Pythons, from :mod:`bot.model.interpreters`),
   ``frontend_wheels``, ``nix_repo`` (a repository layout in tmp whose ``default.nix`` is the
   real one), ``demo_dists`` / ``demo_index`` (the demo set's distributions on a loopback
   index) with :func:`lock_demo` to write its lock.
@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 import tomli_w
 
-from bot.interpreters import build_options, detect
-from bot.nix import eval_json, run_nix
+from bot.core.nix import eval_json, run_nix
+from bot.model.interpreters import build_options, detect
 from tests.plugins.pypi import IndexServer, make_backend_wheel, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]

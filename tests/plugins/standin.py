@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from bot.cache import cache_keygen
-from bot.nix import run_nix
+from bot.core.nix import run_nix
 from tests.plugins.static_http import serve_directory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,252 @@
+"""The one place that runs nix commands.
+
+Every nix invocation goes through :func:`nix_command`, which pins the options this project
+relies on (no substituters unless asked, no negative narinfo caching, experimental features
+for ``nix copy`` / ``nix store``), so behaviour does not depend on the caller's nix.conf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.core.errors import NixError
+from bot.core.proc import run
+
+#: options passed to every nix command
+COMMON_OPTIONS: tuple[tuple[str, str], ...] = (("narinfo-cache-negative-ttl", "0"),)
+
+NEW_CLI = {"nix"}
+
+
+def nix_command(
+    tool: str,
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    substituters: str | None = "",
+    options: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Build an argv for ``tool`` (``nix``, ``nix-build``, ``nix-instantiate``, ``nix-store``...).
+
+    ``substituters=""`` (the default) disables substitution; pass a URL list to allow it, or
+    ``None`` to leave the machine's setting alone.
+    """
+    argv: list[str] = [tool]
+    if tool in NEW_CLI:
+        argv += ["--extra-experimental-features", "nix-command"]
+    opts = dict(COMMON_OPTIONS)
+    if substituters is not None:
+        opts["substituters"] = substituters
+    opts.update(options or {})
+    for key, value in opts.items():
+        argv += ["--option", key, value]
+    argv += [os.fspath(a) for a in args]
+    return argv
+
+
+def run_nix(
+    tool: str,
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    substituters: str | None = "",
+    options: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = 3600,
+    check: bool = True,
+    what: str | None = None,
+    hint: str | None = None,
+    error: type[NixError] = NixError,
+) -> subprocess.CompletedProcess[str]:
+    """Run a nix tool; failures raise ``error`` carrying the command and its stderr tail."""
+    return run(
+        nix_command(tool, args, substituters=substituters, options=options),
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=check,
+        error=error,
+        what=what or tool,
+        hint=hint,
+    )
+
+
+def eval_json(
+    file: Path,
+    *,
+    attr: str | None = None,
+    args: Mapping[str, str] | None = None,
+    argstrs: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """``nix-instantiate --eval --strict --json`` of ``file`` (optionally ``-A attr``)."""
+    argv: list[str] = ["--eval", "--strict", "--json", os.fspath(file)]
+    if attr:
+        argv += ["-A", attr]
+    for key, value in (args or {}).items():
+        argv += ["--arg", key, value]
+    for key, value in (argstrs or {}).items():
+        argv += ["--argstr", key, value]
+    proc = run_nix("nix-instantiate", argv, env=env, what="nix-instantiate --eval")
+    return json.loads(proc.stdout)
+
+
+# --- store paths, signing and copying (used by bot.cache) ---------------------------------
+
+
+def path_info(
+    paths: Sequence[str],
+    *,
+    store: str | None = None,
+    recursive: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 600,
+    error: type[NixError] = NixError,
+) -> list[dict[str, Any]]:
+    """``nix path-info --json`` of ``paths`` in ``store`` (the local store when ``None``).
+
+    Paths the store does not have come back as ``{"path": ..., "valid": false}``.
+    """
+    if not paths:
+        return []
+    argv: list[str] = ["path-info", "--json"]
+    if store is not None:
+        argv += ["--store", store]
+    if recursive:
+        argv.append("--recursive")
+    proc = run_nix(
+        "nix",
+        [*argv, *paths],
+        env=env,
+        timeout=timeout,
+        error=error,
+        what=f"nix path-info --store {store or 'local'}",
+    )
+    infos: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    return infos
+
+
+def store_sign(
+    paths: Sequence[str],
+    *,
+    key_file: Path,
+    store: str | None = None,
+    recursive: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 600,
+    error: type[NixError] = NixError,
+) -> None:
+    """``nix store sign --key-file`` ``paths`` (the key is read from a file, never argv)."""
+    if not paths:
+        return
+    argv: list[str] = ["store", "sign", "--key-file", os.fspath(key_file)]
+    if store is not None:
+        argv += ["--store", store]
+    if recursive:
+        argv.append("--recursive")
+    run_nix("nix", [*argv, *paths], env=env, timeout=timeout, error=error, what="nix store sign")
+
+
+def copy_paths(
+    paths: Sequence[str],
+    *,
+    to: str | None = None,
+    from_: str | None = None,
+    recursive: bool = True,
+    options: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 3600,
+    check: bool = True,
+    error: type[NixError] = NixError,
+) -> subprocess.CompletedProcess[str]:
+    """``nix copy [--from URI] [--to URI] paths`` (their closures unless ``recursive=False``)."""
+    argv: list[str] = ["copy"]
+    if from_ is not None:
+        argv += ["--from", from_]
+    if to is not None:
+        argv += ["--to", to]
+    if not recursive:
+        argv.append("--no-recursive")
+    return run_nix(
+        "nix",
+        [*argv, *paths],
+        options=options,
+        env=env,
+        timeout=timeout,
+        check=check,
+        error=error,
+        what="nix copy",
+    )
+
+
+def store_verify(
+    paths: Sequence[str],
+    *,
+    store: str,
+    trusted_public_keys: str,
+    contents: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 3600,
+) -> subprocess.CompletedProcess[str]:
+    """``nix store verify`` ``paths`` in ``store`` trusting only ``trusted_public_keys``.
+
+    Never raises on a verification failure: the caller parses stderr (``path 'X' is
+    untrusted`` / ``path 'X' was modified! ...``) and the exit code.
+    """
+    argv: list[str] = ["store", "verify", "--store", store]
+    if not contents:
+        argv.append("--no-contents")
+    return run_nix(
+        "nix",
+        [*argv, *paths],
+        env=env,
+        timeout=timeout,
+        check=False,
+        what="nix store verify",
+        options={"trusted-public-keys": trusted_public_keys, "secret-key-files": ""},
+    )
+
+
+def generate_binary_cache_key(
+    name: str, secret_key: Path, public_key: Path, *, error: type[NixError] = NixError
+) -> None:
+    """``nix-store --generate-binary-cache-key name secret public``."""
+    run_nix(
+        "nix-store",
+        ["--generate-binary-cache-key", name, secret_key, public_key],
+        timeout=60,
+        error=error,
+        what="nix-store --generate-binary-cache-key",
+    )
+
+
+def valid_paths(
+    paths: Sequence[str],
+    *,
+    store: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = 600,
+    error: type[NixError] = NixError,
+) -> set[str]:
+    """Which of ``paths`` are valid in ``store``, in one round trip.
+
+    Uses ``nix-store --check-validity --print-invalid``: unlike ``nix path-info``, it does not
+    reconnect after every missing path over ``ssh-ng://`` (about a second per path in 2.8).
+    """
+    if not paths:
+        return set()
+    argv: list[str] = [] if store is None else ["--store", store]
+    proc = run_nix(
+        "nix-store",
+        [*argv, "--check-validity", "--print-invalid", *paths],
+        env=env,
+        timeout=timeout,
+        error=error,
+        what=f"nix-store --check-validity --store {store or 'local'}",
+    )
+    invalid = set(proc.stdout.split())
+    return {p for p in paths if p not in invalid}

@@ -1,0 +1,451 @@
+"""``nixpkgs-python lock``: resolve each set for each of its Python versions and write locks."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from bot.core import files
+from bot.core.errors import BotError
+from bot.lock import document as lockfile
+from bot.lock import memo as lockcache
+from bot.lock.index.cache import Cache, default_cache_dir
+from bot.lock.index.models import IndexRoute
+from bot.model import locks
+from bot.model.nixpkgs import Release, release_of
+from bot.model.overrides import Override, extra_build_requires, load_overrides
+from bot.model.sets import DEFAULT_INDEX, PackageSet, load_sets
+from bot.model.targets import Target, targets_for
+
+if TYPE_CHECKING:
+    from bot.lock.index.client import IndexClient
+    from bot.lock.provider import Request
+
+
+log = logging.getLogger(__name__)
+
+Status = Literal["created", "updated", "unchanged", "would-change", "failed"]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A package kept at its last good version because a newer one broke the set's build."""
+
+    name: str
+    version: str  #: the version kept
+    first_failing: str  #: the first version that did not build
+    reason: str
+    since: str  #: date of the first night it was held (YYYY-MM-DD)
+    #: the systems whose build needed it (CI's commit job records them; empty: not said)
+    systems: tuple[str, ...] = ()
+
+    def to_toml(self) -> dict[str, Any]:
+        """The record in ``[tool.nixpkgs-python].held``."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "first-failing": self.first_failing,
+            "reason": self.reason,
+            "since": self.since,
+        }
+        if self.systems:
+            out["systems"] = list(self.systems)
+        return out
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> Hold:
+        """Read a record back."""
+        systems = data.get("systems", [])
+        return cls(
+            str(data["name"]),
+            str(data["version"]),
+            str(data.get("first-failing", "")),
+            str(data.get("reason", "")),
+            str(data.get("since", "")),
+            tuple(str(s) for s in systems) if isinstance(systems, list) else (),
+        )
+
+
+def recorded_holds(document: Mapping[str, Any] | None) -> dict[str, Hold]:
+    """The holds a lock records."""
+    return {h.name: h for h in (Hold.from_toml(d) for d in locks.held(document))}
+
+
+@dataclass
+class LockOptions:
+    """Parsed options of ``nixpkgs-python lock``."""
+
+    repo: Path
+    sets: Sequence[str] = ()
+    python: str | None = None
+    exclude_newer: datetime | None = None  #: None: the run's start (or the lock's, with check)
+    index_url: str | None = None
+    cache_dir: Path | None = None
+    check: bool = False
+    offline: bool = False
+    concurrency: int = 16
+    retries: int = 4
+    #: ask the index for every page even when a cached copy fetched after the snapshot would
+    #: do (an index or mirror that backdates upload times breaks that assumption)
+    refresh: bool = False
+
+
+@dataclass
+class LockOutcome:
+    """What happened to one lock file."""
+
+    set: str
+    python: str
+    path: Path
+    status: Status
+    packages: int = 0
+    changes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    #: the parsed old and new lock documents and the new file's text (for the nightly)
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+    text: str = ""
+    #: Project-URLs of the packages that changed (for changelog links)
+    project_urls: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: name -> (locked version, newest allowed version, days behind) of every package
+    freshness: dict[str, tuple[str, str | None, float | None]] = field(default_factory=dict)
+    #: taken from an earlier identical resolution (bot.lock.memo), not resolved again
+    reused: bool = False
+    #: packages held below their newest release by a wheel baseline, Requires-Python or a
+    #: missing artifact: {name, locked, newest, reason}, by name (empty when ``reused``)
+    refusals: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "set": self.set,
+            "python": self.python,
+            "path": str(self.path),
+            "status": self.status,
+            "packages": self.packages,
+            "changes": [{"name": n, "old": o, "new": v} for n, o, v in self.changes],
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "reused": self.reused,
+            "refusals": self.refusals,
+        }
+
+
+def index_routes(pset: PackageSet, index_url: str | None) -> list[IndexRoute]:
+    """The default index (``--index-url`` or PyPI) plus the set's extra indexes."""
+    routes = [IndexRoute(index_url or DEFAULT_INDEX, None)]
+    routes += [IndexRoute(i.url, i.packages) for i in pset.indexes]
+    return routes
+
+
+def build_request(
+    pset: PackageSet,
+    python: str,
+    exclude_newer: datetime | None,
+    extra: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None,
+    holds: Mapping[str, Hold] | None = None,
+    release: Release | None = None,
+) -> Request:
+    """The resolver request for one set and Python version (held packages pinned), for the
+    systems and wheel baselines of ``release`` (default:
+    :data:`bot.model.nixpkgs.DEFAULT_RELEASE`)."""
+
+    def extra_build(name: NormalizedName, version: Version) -> list[Requirement]:
+        out = [loc.value for loc in pset.build_requirements.get(name, ())]
+        if extra is not None:
+            out += extra(name, version)
+        return out
+
+    from bot.lock.provider import Request  # the resolver's modules load only when resolving
+
+    return Request(
+        requirements=[(r.value, r.where) for r in pset.requirements],
+        constraints=[(c.value, c.where) for c in pset.constraints],
+        held=[
+            (Requirement(f"{h.name}=={h.version}"), f"held back: {h.reason}")
+            for h in (holds or {}).values()
+        ],
+        targets=set_targets(pset, python, release),
+        prefer="sdist" if pset.prefer == "sdist" else "wheel",
+        exclude_newer=exclude_newer,
+        extra_build_requires=extra_build,
+    )
+
+
+@functools.cache
+def _detected(python: str) -> str:
+    from bot.model.interpreters import detect
+
+    return detect([python]).get(python, "")
+
+
+def hook_python(repo: Path, python: str) -> tuple[str, str]:
+    """(``python``, executable) that sdist metadata hooks run with: the interpreter recorded
+    for that version in ``nix/local.json``, else one :func:`bot.model.interpreters.detect` finds,
+    else this one if it is that version ("" when there is none)."""
+    from bot.model.interpreters import load_local
+
+    given = load_local(repo).get(python)
+    if given:
+        return python, given
+    found = _detected(python)
+    if not found and f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
+        found = sys.executable
+    return python, found
+
+
+def set_targets(
+    pset: PackageSet, python: str, release: Release | None = None
+) -> tuple[Target, ...]:
+    """The targets of one lock: ``python`` on the set's ``systems`` (default: every system of
+    ``release``); a system the release does not support is an error naming it."""
+    every = targets_for(python) if release is None else targets_for(python, release)
+    if not pset.systems:
+        return every
+    have = {t.system for t in every}
+    unsupported = [s for s in pset.systems if s not in have]
+    if unsupported:
+        name = every[0].release.name
+        raise BotError(
+            f"set {pset.name!r} lists {', '.join(unsupported)}, which nixpkgs {name} does not "
+            "support",
+            where=str(pset.path / "set.yaml"),
+            hint=f"nixpkgs {name} has {', '.join(sorted(have))}",
+        )
+    return tuple(t for t in every if t.system in pset.systems)
+
+
+def overrides_inputs(library: Mapping[NormalizedName, list[Override]]) -> dict[str, list[str]]:
+    """The part of the overrides library that can change a lock: its build requirements."""
+    out: dict[str, list[str]] = {}
+    for name, entries in sorted(library.items()):
+        reqs = [f"{o.from_ or ''}..{o.until or ''}:{r}" for o in entries for r in o.build_requires]
+        if reqs:
+            out[name] = sorted(reqs)
+    return out
+
+
+def _read_existing(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
+def lock_one(
+    pset: PackageSet,
+    python: str,
+    client: IndexClient | Callable[[], IndexClient],
+    opts: LockOptions,
+    started: datetime,
+    *,
+    progress: Callable[[str], None] | None = None,
+    write: bool = True,
+    holds: Mapping[str, Hold] | None = None,
+    library: Mapping[NormalizedName, list[Override]] | None = None,
+) -> LockOutcome:
+    """Resolve and (unless checking, or ``write=False``) write one lock atomically.
+
+    ``library`` is the overrides library (read from ``opts.repo`` when not given: callers
+    locking many sets read it once).  A lock at a past snapshot whose every input is
+    unchanged is taken from :mod:`bot.lock.memo` instead of being resolved again (not with
+    ``opts.refresh``).
+    """
+    path = pset.lock_path(python)
+    old = _read_existing(path)
+    exclude_newer = opts.exclude_newer
+    if exclude_newer is None:
+        recorded = locks.provenance(old or {}).get("exclude-newer")
+        exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
+    t0 = time.monotonic()
+    if library is None:
+        library = load_overrides(opts.repo)
+    routes = index_routes(pset, opts.index_url)
+    inputs_hash = pset.inputs_hash(python, overrides_inputs(library))
+    held = [h.to_toml() for _, h in sorted((holds or {}).items())]
+    release = release_of(opts.repo)  # the pin's systems and wheel baselines
+    key = lockcache.result_key(
+        inputs_hash + json.dumps(held) + release.name, python, exclude_newer, routes
+    )
+    cache = Cache(opts.cache_dir if opts.cache_dir is not None else default_cache_dir())
+    text = None if opts.refresh else lockcache.lookup(cache, key, exclude_newer)
+    resolution = None
+    if text is None:
+        # first the client (an online one starts loading certificates in the background)
+        index = client() if callable(client) else client
+        from bot.lock.resolve import resolve  # the resolver is only needed on a miss
+
+        request = build_request(
+            pset,
+            python,
+            exclude_newer,
+            lambda n, v: extra_build_requires(library, n, v),
+            holds,
+            release,
+        )
+        request = dataclasses.replace(
+            request, hints=[NormalizedName(n) for n in locks.lock_packages(old or {})]
+        )
+        index.snapshot = None if opts.refresh else exclude_newer
+        index.build_python = hook_python(opts.repo, python)
+        index.refresh = opts.refresh
+        index.record()
+        resolution = resolve(index, request, progress=progress, concurrency=opts.concurrency)
+        info = lockfile.LockInfo(
+            set_name=pset.name,
+            python=python,
+            exclude_newer=exclude_newer,
+            indexes=[r.url for r in routes],
+            inputs_hash=inputs_hash,
+            description=pset.description,
+            maintainers=pset.maintainers,
+            held=held,
+        )
+        text = lockfile.dumps(lockfile.build_lock(resolution, info, request.targets))
+        new = tomllib.loads(text)
+        lockfile.validate(new, str(path))
+        if not opts.refresh and index.recorded is not None:
+            lockcache.store(index.cache, key, exclude_newer, index.recorded, text)
+    else:
+        new = tomllib.loads(text)
+    diff = locks.package_changes(old, new)
+    if old is not None and lockfile.same_content(old, new, tolerate_absent=opts.check):
+        status: Status = "unchanged"
+    elif opts.check:
+        status = "would-change"
+    else:
+        if write:
+            files.write_atomic(path, text)
+        status = "created" if old is None else "updated"
+    packages = resolution.packages if resolution is not None else {}
+    return LockOutcome(
+        pset.name,
+        python,
+        path,
+        status,
+        len(new.get("packages", [])),
+        diff,
+        seconds=time.monotonic() - t0,
+        old=old,
+        new=new,
+        text=text,
+        project_urls={
+            name: dict(pkg.metadata.project_urls)
+            for name, _, new_version in diff
+            if new_version is not None and (pkg := packages.get(NormalizedName(name)))
+        },
+        freshness={
+            name: (
+                str(pkg.version),
+                str(pkg.newest) if pkg.newest is not None else None,
+                pkg.lag_days,
+            )
+            for name, pkg in packages.items()
+        },
+        reused=resolution is None,
+        refusals=[
+            {
+                "name": name,
+                "locked": str(pkg.version),
+                "newest": str(pkg.refused[0]),
+                "reason": pkg.refused[1],
+            }
+            for name, pkg in sorted(packages.items())
+            if pkg.refused is not None
+        ],
+    )
+
+
+def lock_sets(
+    opts: LockOptions, *, progress: Callable[[str], None] | None = None
+) -> list[LockOutcome]:
+    """Lock every requested set and Python version; one failure never stops the others.
+
+    Bad set names or definitions raise before anything is resolved, so nothing is written.
+    """
+    if opts.check:  # reads only
+        return _lock_sets(opts, progress)
+    from bot.core.repolock import repository_lock
+
+    with repository_lock(opts.repo, "lock"):
+        return _lock_sets(opts, progress)
+
+
+def _lock_sets(opts: LockOptions, progress: Callable[[str], None] | None) -> list[LockOutcome]:
+    started = datetime.now(UTC).replace(microsecond=0)
+    psets = load_sets(opts.repo, list(opts.sets))
+    library = load_overrides(opts.repo)
+    outcomes: list[LockOutcome] = []
+    clients: dict[tuple[IndexRoute, ...], IndexClient] = {}
+
+    def client_for(key: tuple[IndexRoute, ...]) -> IndexClient:
+        if key not in clients:
+            from bot.lock.index.client import IndexClient  # slow to import: only when resolving
+
+            clients[key] = IndexClient(
+                key,
+                cache_dir=opts.cache_dir,
+                offline=opts.offline,
+                concurrency=opts.concurrency,
+                retries=opts.retries,
+            )
+        return clients[key]
+
+    try:
+        for pset in psets:
+            pythons = [opts.python] if opts.python else list(pset.python)
+            for python in pythons:
+                if python not in pset.python:
+                    raise BotError(
+                        f"set {pset.name!r} is not defined for Python {python}",
+                        where=str(pset.path / "set.yaml"),
+                        hint=f"it lists {', '.join(pset.python)}",
+                    )
+            key = tuple(index_routes(pset, opts.index_url))
+            for python in pythons:
+                if progress:
+                    progress(f"{pset.name} (Python {python})")
+                # --check resolves with the holds the lock records (they are its inputs too)
+                holds = (
+                    recorded_holds(_read_existing(pset.lock_path(python))) if opts.check else None
+                )
+                try:
+                    outcomes.append(
+                        lock_one(
+                            pset,
+                            python,
+                            functools.partial(client_for, key),
+                            opts,
+                            started,
+                            progress=progress,
+                            holds=holds,
+                            library=library,
+                        )
+                    )
+                except BotError as exc:
+                    outcomes.append(
+                        LockOutcome(
+                            pset.name, python, pset.lock_path(python), "failed", error=str(exc)
+                        )
+                    )
+    finally:
+        for client in clients.values():
+            client.close()
+    return outcomes

@@ -1,0 +1,524 @@
+"""The index client the resolver uses: project pages and core metadata, fast and cached."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from bot.core.errors import IndexError_, MetadataError, register_secrets, without_credentials
+from bot.lock.index import cache as c
+from bot.lock.index import metadata as md
+from bot.lock.index.cache import Cache, CachedPage, default_cache_dir
+from bot.lock.index.limits import LimitExceeded, Limits
+from bot.lock.index.models import (
+    CoreMetadata,
+    DistFile,
+    IndexRoute,
+    NotFound,
+    Releases,
+    UnverifiedMetadata,
+)
+from bot.lock.index.simple import ACCEPT, parse_page
+
+__all__ = ["IndexClient", "IndexRoute", "ProjectNotFound"]
+
+if TYPE_CHECKING:
+    import ssl
+    from datetime import datetime
+
+    from bot.lock.index.http import Http, Response
+
+log = logging.getLogger(__name__)
+
+PYPI = "https://pypi.org/simple/"
+T = TypeVar("T")
+
+
+def _load_certificates() -> Future[ssl.SSLContext]:
+    from bot.lock.index.certificates import load_certificates  # ssl: only when online
+
+    return load_certificates()
+
+
+class ProjectNotFound(IndexError_):
+    """No routed index knows the project (the resolver reports an unknown package)."""
+
+
+class IndexClient:
+    """:class:`~bot.lock.index.models.PackageIndex` over real simple-API indexes.
+
+    Projects routed to an index (``IndexRoute.packages``) are looked up only there; every
+    other project on all the unrestricted routes, merged (the first route listing a filename
+    wins).  Use as a context manager: it owns one HTTP client and one thread pool.
+
+    ``cache_dir`` defaults to ``$XDG_CACHE_HOME/nixpkgs-python``; ``offline`` serves
+    everything from it; ``uv`` is the installer for PEP 517 build environments (None: find
+    uv, else pip; "": always pip); ``backoff`` is the first retry delay in seconds;
+    ``limits`` bound what the indexes may send (default: :meth:`Limits.from_env`).
+
+    Core metadata decides a lock, so every entry says how its bytes were bound to the file
+    (:data:`bot.lock.index.cache.VERIFICATIONS`).  Metadata no hash binds (range reads of a wheel
+    on an index without PEP 658 hashes) comes with :attr:`CoreMetadata.unverified` set: the
+    lock records it and the Nix build compares it with the file's own.
+    """
+
+    def __init__(
+        self,
+        indexes: Sequence[IndexRoute] = (IndexRoute(PYPI),),
+        *,
+        cache_dir: Path | None = None,
+        offline: bool = False,
+        concurrency: int = 16,
+        timeout: float = 30,
+        retries: int = 4,
+        backoff: float = 0.5,
+        uv: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        if not indexes:
+            raise IndexError_("no package index configured", hint="configure at least one index")
+        self.routes = tuple(indexes)
+        register_secrets(r.url for r in self.routes)  # kept out of every message and log
+        self.limits = limits if limits is not None else Limits.from_env()
+        self.offline = offline
+        self.cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
+        self._http_options = (float(timeout), retries, float(backoff), concurrency)
+        self._http: Http | None = None
+        #: an online client will need the certificates: they load while the run goes on
+        self._certificates = None if offline else _load_certificates()
+        #: the index snapshot being resolved (exclude-newer): a cached page fetched well after
+        #: it is complete for it, and is used without asking the index again
+        self.snapshot: datetime | None = None
+        self._digests: dict[str, str] = {}  #: page URL -> sha256 of the body served
+        #: page URL -> digest of every page :meth:`files` served since :meth:`record` started
+        self.recorded: dict[str, str] | None = None
+        self.uv = uv
+        #: (minor version, executable) sdist metadata hooks run with: the lock's Python
+        self.build_python: tuple[str, str] | None = None
+        self.refresh = False  #: retry remembered metadata hook failures
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
+        self._lock = threading.Lock()
+        self._pages: dict[str, Future[Releases]] = {}
+        self._metadata: dict[str, Future[CoreMetadata]] = {}
+        self._build_systems: dict[str, tuple[tuple[Requirement, ...], bool]] = {}
+        self._sdist_locks: dict[str, threading.Lock] = {}
+
+    # --- lifecycle ---
+
+    @property
+    def http(self) -> Http:
+        """The HTTP client, made on first use (a run served from the cache never needs it)."""
+        with self._lock:
+            if self._http is None:
+                from bot.lock.index.http import Http  # http.client and ssl: only when online
+
+                timeout, retries, backoff, concurrency = self._http_options
+                self._http = Http(
+                    timeout=timeout,
+                    retries=retries,
+                    backoff=backoff,
+                    max_connections=concurrency,
+                    certificates=self._certificates,
+                    limits=self.limits,
+                )
+            return self._http
+
+    def close(self) -> None:
+        """Stop background work and close connections."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- futures bookkeeping ---
+
+    def _future(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> Future[T]:
+        with self._lock:
+            fut = table.get(key)
+            if fut is None:
+                fut = self._pool.submit(work)
+                table[key] = fut
+            return fut
+
+    # --- project pages ---
+
+    def routes_for(self, name: NormalizedName) -> list[IndexRoute]:
+        """The indexes a project is looked up on."""
+        pinned = [r for r in self.routes if r.packages is not None and name in r.packages]
+        return pinned or [r for r in self.routes if r.packages is None]
+
+    def prefetch(self, names: list[NormalizedName]) -> None:
+        """Start fetching these project pages in the background."""
+        for name in names:
+            key = canonicalize_name(name)
+            self._future(self._pages, key, functools.partial(self._fetch_releases, key))
+
+    def releases(self, name: NormalizedName) -> Releases:
+        """Every usable file of a project across the indexes routed to it (yanked included),
+        by version."""
+        key = canonicalize_name(name)
+        releases = self._future(self._pages, key, lambda: self._fetch_releases(key)).result()
+        if self.recorded is not None:
+            with self._lock:
+                for route in self.routes_for(key):
+                    url = f"{route.url}{key}/"
+                    self.recorded[without_credentials(url)] = self._digests.get(url, "")
+        return releases
+
+    def files(self, name: NormalizedName) -> list[DistFile]:
+        """Every usable file of a project, newest version first (builds them all)."""
+        return self.releases(name).all_files()
+
+    def record(self) -> None:
+        """Start recording which pages (and which versions of them) :meth:`files` serves."""
+        self.recorded = {}
+
+    def _fetch_releases(self, name: NormalizedName) -> Releases:
+        routes = self.routes_for(name)
+        if not routes:
+            raise ProjectNotFound(
+                f"no index is configured for {name}",
+                hint="every index has a package list; add an unrestricted index or route it",
+            )
+        pages: list[Releases] = []
+        missing: list[str] = []
+        for route in routes:
+            try:
+                pages.append(self._fetch_page(route, name))
+            except NotFound:
+                missing.append(route.url)
+        if not pages:
+            raise ProjectNotFound(
+                f"no project named {name} on {', '.join(missing)}",
+                where=name,
+                hint="check the spelling, or route the package to the index that has it",
+            )
+        return Releases.merge(pages)
+
+    def _complete_for_snapshot(self, page: CachedPage | None) -> bool:
+        return page is not None and self.snapshot is not None and page.complete_for(self.snapshot)
+
+    def _fetch_page(self, route: IndexRoute, name: NormalizedName) -> Releases:
+        url = f"{route.url}{name}/"
+        cached = self.cache.get_page(url, with_body=False)
+        if cached is not None and not self.offline and self._complete_for_snapshot(cached):
+            full = self.cache.get_page(url)
+            if full is not None:
+                log.debug("%s: cached page is newer than the snapshot", url)
+                self._digests[url] = full.sha256 or ""
+                base = _base(full.final_url, url)
+                return parse_page(full.body, full.content_type, base, route.url, name)
+        if self.offline:
+            cached = self.cache.get_page(url)
+            if cached is None:
+                raise IndexError_(
+                    f"offline, and the page of {name} is not in the cache",
+                    where=url,
+                    hint="run once online with the same cache directory, or drop --offline",
+                )
+            base = _base(cached.final_url, url)
+            self._digests[url] = cached.sha256 or ""
+            return parse_page(cached.body, cached.content_type, base, route.url, name)
+        headers = {"Accept": ACCEPT}
+        if cached is not None and cached.etag:
+            headers["If-None-Match"] = cached.etag
+        elif cached is not None and cached.last_modified:
+            headers["If-Modified-Since"] = cached.last_modified
+        resp = self._get_page(url, route, name, headers)
+        page = self.cache.get_page(url) if resp.status_code == 304 else None
+        if page is None:
+            if resp.status_code == 304:  # the cached body vanished: fetch the page whole
+                resp = self._get_page(url, route, name, {"Accept": ACCEPT})
+            page = CachedPage(
+                url=url,
+                content_type=resp.headers.get("Content-Type", ""),
+                body=resp.content,
+                etag=resp.headers.get("ETag"),
+                last_modified=resp.headers.get("Last-Modified"),
+                final_url=str(resp.url),
+                fetched=time.time(),
+            )
+            page = dataclasses.replace(page, sha256=self.cache.put_page(page))
+        self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
+        return parse_page(page.body, page.content_type, str(resp.url), route.url, name)
+
+    def _get_page(
+        self, url: str, route: IndexRoute, name: NormalizedName, headers: dict[str, str]
+    ) -> Response:
+        try:
+            return self.http.get(
+                url, headers=headers, what=f"the project page of {name}", kind="page"
+            )
+        except NotFound:
+            raise NotFound(f"no project named {name} on {route.url}", where=url) from None
+
+    # --- metadata ---
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        """Start fetching the core metadata of these files in the background."""
+        for file in files:
+            self._future(self._metadata, file.sha256, functools.partial(self._fetch_metadata, file))
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        """Core metadata of one file (cached by ``file.sha256``)."""
+        return self._future(
+            self._metadata, file.sha256, lambda: self._fetch_metadata(file)
+        ).result()
+
+    def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
+        data, how = self._cached_metadata(file)
+        if data is None:
+            if self.offline:
+                state = "not in the cache" if not how else "in the cache unverified (" + how + ")"
+                raise MetadataError(
+                    f"offline, and the metadata of {file.filename} is {state}",
+                    where=file.url,
+                    hint="run once online with the same cache directory, or drop --offline",
+                )
+            data, how = self._download_metadata(file)
+            self.cache.put_metadata(file.sha256, data, how)
+        meta = md.parse_core_metadata(data, file)
+        if how in c.VERIFIED:
+            return meta
+        log.debug("%s: metadata not bound to the file by a hash (%s)", file.filename, how)
+        unverified = UnverifiedMetadata(
+            file=file.filename,
+            sha256=hashlib.sha256(data).hexdigest(),
+            requires_dist=tuple(md.headers(data).get("requires-dist", ())),
+        )
+        return dataclasses.replace(meta, unverified=unverified)
+
+    def _cached_metadata(self, file: DistFile) -> tuple[bytes | None, str]:
+        """Cached metadata of ``file`` and how it was verified, re-checked against the PEP 658
+        hash the index states now; (None, why) when there is none to use (why: "" when
+        there is none at all)."""
+        cached = self.cache.get_metadata(file.sha256)
+        if cached is None:
+            return None, ""
+        data, how = cached
+        if how != c.WHOLE_FILE_HASH and file.core_metadata:
+            # the index states the metadata's hash (only bytes read out of the file itself
+            # are bound closer): a cached copy must match it
+            if hashlib.sha256(data).hexdigest() != file.core_metadata:
+                log.debug("%s: cached metadata does not match its PEP 658 hash", file.filename)
+                return None, "not matching its PEP 658 hash"
+            if how != c.PEP658_HASH:
+                self.cache.put_metadata(file.sha256, data, c.PEP658_HASH)
+            how = c.PEP658_HASH
+        elif how is None:  # an older cache's entry: only an sdist's came from the file itself
+            if file.kind != "sdist" or file.core_metadata is not None:
+                return None, "an older cache's entry"
+            how = c.WHOLE_FILE_HASH
+        return data, how
+
+    def _download_metadata(self, file: DistFile) -> tuple[bytes, str]:
+        if file.core_metadata is not None:
+            data = self._pep658(file)
+            if data is not None:
+                return data, c.PEP658_HASH if file.core_metadata else c.UNVERIFIED_PEP658
+        if file.kind != "wheel":
+            return self._sdist_metadata(file), c.WHOLE_FILE_HASH
+        data, how = self._wheel_metadata(file)
+        if how == c.UNVERIFIED_RANGE and file.core_metadata:
+            if hashlib.sha256(data).hexdigest() != file.core_metadata:
+                raise MetadataError(
+                    f"the METADATA of {file.filename} read with range requests does not match "
+                    "the sha256 the index states for it (PEP 658)",
+                    where=file.url,
+                    hint="the index (or a proxy) serves ranges of the file inconsistent with "
+                    "it; report it, or use another index",
+                )
+            how = c.PEP658_HASH
+        return data, how
+
+    def _pep658(self, file: DistFile) -> bytes | None:
+        url = file.url + ".metadata"
+        try:
+            data = self.http.get(
+                url, what=f"the metadata of {file.filename}", kind="metadata"
+            ).content
+        except NotFound:
+            log.debug("%s advertised but missing; reading the file instead", url)
+            return None
+        if file.core_metadata and hashlib.sha256(data).hexdigest() != file.core_metadata:
+            raise MetadataError(
+                f"the .metadata of {file.filename} does not match its advertised sha256",
+                where=url,
+                hint="the index is inconsistent or the download was tampered with",
+            )
+        return data
+
+    def _range(self, file: DistFile, first: int | None, last: int) -> tuple[bytes, int, bool]:
+        spec = f"bytes=-{last}" if first is None else f"bytes={first}-{last}"
+        # identity: Content-Range must count the file's own bytes, not a compressed stream
+        headers = {"Range": spec, "Accept-Encoding": "identity"}
+        resp = self.http.get(file.url, headers=headers, what=f"a range of {file.filename}")
+        if resp.status_code != 206:
+            self._check_hash(file, resp.content)
+            return resp.content, len(resp.content), False
+        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+        wanted = last if first is None else last - first + 1
+        if not total.isdigit() or len(resp.content) > wanted:
+            raise IndexError_(f"bad Content-Range for {file.filename}", where=file.url)
+        return resp.content, int(total), True
+
+    def _wheel_metadata(self, file: DistFile) -> tuple[bytes, str]:
+        limit = self.limits.metadata
+        try:
+            reader = md.RangeReader(
+                lambda first, last: self._range(file, first, last), max_span=limit
+            )
+        except NotFound:
+            raise
+        except IndexError_ as exc:
+            if isinstance(exc, LimitExceeded):
+                raise
+            # e.g. 416/501 for a suffix range: read the whole file instead
+            log.debug("%s: range read refused (%s); downloading it whole", file.filename, exc)
+            data = self.http.get(file.url, what=f"download of {file.filename}").content
+            self._check_hash(file, data)
+            return md.wheel_metadata(BytesIO(data), file, limit=limit), c.WHOLE_FILE_HASH
+        if reader.whole:
+            data = md.wheel_metadata(BytesIO(reader.read()), file, limit=limit)
+            return data, c.WHOLE_FILE_HASH
+        data = md.wheel_metadata(reader, file, limit=limit)
+        log.debug("%s: METADATA in %d range requests", file.filename, reader.requests)
+        return data, c.UNVERIFIED_RANGE
+
+    def _check_hash(self, file: DistFile, data: bytes) -> None:
+        if hashlib.sha256(data).hexdigest() != file.sha256:
+            raise IndexError_(
+                f"{file.filename} does not match its sha256 on the index",
+                where=file.url,
+                hint="the index or a proxy served different bytes; retry, or report it",
+            )
+
+    def _sdist_bytes(self, file: DistFile) -> bytes:
+        """The sdist, from the cache or downloaded once (concurrent callers wait)."""
+        with self._lock:
+            lock = self._sdist_locks.setdefault(file.sha256, threading.Lock())
+        with lock:
+            data = self.cache.get_sdist(file.sha256)
+            if data is not None:
+                return data
+            if self.offline:
+                raise MetadataError(
+                    f"offline, and {file.filename} is not in the cache",
+                    where=file.url,
+                    hint="run once online with the same cache directory, or drop --offline",
+                )
+            data = self.http.get(file.url, what=f"download of {file.filename}").content
+            self._check_hash(file, data)
+            self.cache.put_sdist(file.sha256, data)
+            return data
+
+    def _sdist_metadata(self, file: DistFile) -> bytes:
+        data = self._sdist_bytes(file)
+        pkg_info, _ = md.sdist_files(data, file, limit=self.limits.metadata)
+        if pkg_info is not None and md.pkg_info_trusted(pkg_info):
+            return pkg_info
+        log.debug("%s: PKG-INFO not reliable (PEP 643); asking the PEP 517 backend", file.filename)
+        from bot.lock.index.pep517 import cached_metadata  # imports the hook machinery
+
+        return cached_metadata(
+            self.cache,
+            data,
+            file,
+            self.build_index_urls(),
+            python=self.build_python,
+            uv=self.uv,
+            refresh=self.refresh,
+        )
+
+    def build_index_urls(self) -> list[str]:
+        """Indexes build requirements are installed from: routed indexes first (a name they
+        carry is taken from them), then the unrestricted ones."""
+        routed = [r.url for r in self.routes if r.packages is not None]
+        general = [r.url for r in self.routes if r.packages is None]
+        return list(dict.fromkeys(routed + general))
+
+    # --- build requirements ---
+
+    def build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
+        return self._build_system(file)[0]
+
+    def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
+        """What an sdist's backend asks for while building (get_requires_for_build_wheel)."""
+        if file.kind != "sdist":
+            return ()
+        from bot.lock.index.pep517 import cached_build_requires
+
+        return cached_build_requires(
+            self.cache,
+            lambda: self._sdist_bytes(file),
+            file,
+            self.build_index_urls(),
+            python=self.build_python,
+            uv=self.uv,
+            refresh=self.refresh,
+            offline=self.offline,
+        )
+
+    def in_tree_backend(self, file: DistFile) -> bool:
+        """Whether an sdist's build backend is the package itself (``backend-path``)."""
+        return self._build_system(file)[1]
+
+    def _build_system(self, file: DistFile) -> tuple[tuple[Requirement, ...], bool]:
+        if file.kind != "sdist":
+            return (), False
+        with self._lock:
+            known = self._build_systems.get(file.sha256)
+        if known is not None:
+            return known
+        cached = self.cache.get_json("build-system", file.sha256)
+        if isinstance(cached, dict) and isinstance(cached.get("requires"), list):
+            result = (
+                tuple(Requirement(r) for r in cached["requires"]),
+                bool(cached.get("in-tree")),
+            )
+        else:
+            data = self._sdist_bytes(file)
+            _, pyproject = md.sdist_files(data, file, limit=self.limits.metadata)
+            result = (md.build_requires_of(pyproject, file), md.in_tree_backend_of(pyproject))
+            self.cache.put_json(
+                "build-system",
+                file.sha256,
+                {"requires": [str(r) for r in result[0]], "in-tree": result[1]},
+            )
+        with self._lock:
+            self._build_systems[file.sha256] = result
+        return result
+
+
+def _base(stored: str | None, url: str) -> str:
+    """The base of a cached page's links: where its redirects ended (stored without
+    credentials), with the page URL's credentials again when on the same origin."""
+    if not stored:
+        return url
+    page, final = urlsplit(url), urlsplit(stored)
+    host = page.netloc.rpartition("@")[2]
+    if "@" not in page.netloc or "@" in final.netloc or final[:2] != (page.scheme, host):
+        return stored
+    return urlunsplit(final._replace(netloc=page.netloc))

@@ -1,0 +1,90 @@
+"""Bounds on what an index may send: everything it answers is untrusted input.
+
+Each limit has a default generous enough for PyPI and can be set in the environment
+(README.md, "Index limits"):
+
+=====================================  ===========  ==========================================
+variable                               default      bounds
+=====================================  ===========  ==========================================
+``NIXPKGS_PYTHON_MAX_PAGE_BYTES``      64 MiB       a project page, as sent and once decoded
+``NIXPKGS_PYTHON_MAX_DOWNLOAD_BYTES``  1 GiB        a downloaded file (sdist, a whole wheel)
+``NIXPKGS_PYTHON_MAX_METADATA_BYTES``  16 MiB       a ``.metadata`` file, METADATA in a wheel,
+                                                    PKG-INFO / pyproject.toml in an sdist
+``NIXPKGS_PYTHON_RESPONSE_DEADLINE``   900 s        one whole response (connect to last byte)
+=====================================  ===========  ==========================================
+
+The decoded size of a compressed answer counts against the same limit as its raw size, so a
+gzip bomb stops at the limit.  Exceeding a limit is one error naming the URL; nothing of that
+answer is cached.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.core.errors import IndexError_
+
+MIB = 1024 * 1024
+
+ENV = {
+    "page": "NIXPKGS_PYTHON_MAX_PAGE_BYTES",
+    "download": "NIXPKGS_PYTHON_MAX_DOWNLOAD_BYTES",
+    "metadata": "NIXPKGS_PYTHON_MAX_METADATA_BYTES",
+    "deadline": "NIXPKGS_PYTHON_RESPONSE_DEADLINE",
+}
+
+
+class LimitExceeded(IndexError_):
+    """An index answered more (or more slowly) than a limit allows."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on index answers (bytes; ``deadline`` in seconds)."""
+
+    page: int = 64 * MIB
+    download: int = 1024 * MIB
+    metadata: int = 16 * MIB
+    deadline: float = 900.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+        """The defaults, overridden by the ``NIXPKGS_PYTHON_*`` variables that are set."""
+        env = os.environ if environ is None else environ
+        values: dict[str, float] = {}
+        for field, var in ENV.items():
+            text = env.get(var, "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text) if field == "deadline" else int(text)
+            except ValueError:
+                value = -1
+            if value <= 0:
+                raise IndexError_(
+                    f"${var} must be a positive {'number' if field == 'deadline' else 'integer'}",
+                    where=f"{var}={text}",
+                    hint="give a number of seconds" if field == "deadline" else "give bytes",
+                )
+            values[field] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def too_big(what: str, url: str, limit: int, field: str) -> LimitExceeded:
+    """The error for an answer larger than ``limit`` bytes."""
+    return LimitExceeded(
+        f"{what} is larger than the limit of {limit} bytes",
+        where=url,
+        hint=f"the index sent too much; if it is trusted and this is expected, raise ${ENV[field]}",
+    )
+
+
+def too_slow(what: str, url: str, deadline: float) -> LimitExceeded:
+    """The error for an answer not complete within ``deadline`` seconds."""
+    return LimitExceeded(
+        f"{what}: no complete answer within {deadline:g} s",
+        where=url,
+        hint=f"the index is too slow or stalling; retry later, or raise ${ENV['deadline']}",
+    )

@@ -1,0 +1,525 @@
+"""Core metadata of an sdist whose PKG-INFO cannot be trusted: ask its PEP 517 backend.
+
+The sdist is unpacked into a temporary directory.  When its ``pyproject.toml`` states every
+field the resolver reads statically (PEP 621: ``dependencies``, ``optional-dependencies`` and
+``requires-python`` not ``dynamic``), that is the metadata, whatever the backend.  Otherwise
+its build requirements are installed into a fresh isolated environment made from the LOCK'S
+interpreter (the Python minor version being locked: a backend may refuse any other), from the
+SAME indexes the bot resolves against (never from any other index, find-links directory or
+configuration file), and the backend's ``prepare_metadata_for_build_wheel`` hook runs (falling
+back to ``build_wheel``), each step within a bounded time.  :func:`cached_metadata` remembers
+a failure by the sdist's sha256 and the Python version, so a broken sdist costs one attempt,
+not one per lock (``--refresh`` tries again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import tomllib
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from pyproject_hooks import (
+    BackendUnavailable,
+    BuildBackendHookCaller,
+    BuildBackendWarning,
+    HookMissing,
+    UnsupportedOperation,
+)
+
+from bot.core.errors import CommandError, MetadataError
+from bot.core.proc import run
+from bot.lock.index.cache import Cache
+from bot.lock.index.models import DistFile
+
+log = logging.getLogger(__name__)
+
+_INDEX_WORDS = ("INDEX", "FIND_LINKS", "CONFIG", "TRUSTED_HOST", "PREFER_BINARY")
+LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
+BUILD_TIMEOUT = 900.0
+#: bound on each step of a metadata hook run (installing, asking the backend)
+HOOK_TIMEOUT = 600.0
+#: cache kind of remembered hook failures (key: sdist sha256 and Python minor version)
+FAILURES = "pep517-failure"
+#: cache kind of get_requires_for_build_wheel answers (same key)
+DYNAMIC = "pep517-build-requires"
+
+
+def find_uv() -> str | None:
+    """The uv executable next to this interpreter or on PATH, if any."""
+    beside = Path(sys.executable).parent / "uv"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("uv")
+
+
+def _without_installer_config() -> list[str]:
+    """An ``env`` prefix that drops every setting that could point an installer (or a legacy
+    backend fetching setup_requires) at another index or find-links directory, and stops
+    pip from reading configuration files.  TLS settings (PIP_CERT, SSL_CERT_FILE) stay."""
+    drop = sorted(
+        k
+        for k in os.environ
+        if (k.startswith(("PIP_", "UV_")) and any(w in k for w in _INDEX_WORDS))
+        or k in ("PYTHONPATH", "VIRTUAL_ENV")
+    )
+    return ["env", *(arg for k in drop for arg in ("-u", k)), f"PIP_CONFIG_FILE={os.devnull}"]
+
+
+def install_command(
+    python: str, requirements_file: Path, index_urls: Sequence[str], uv: str | None
+) -> list[str]:
+    """The installer command line; the first index is --index-url, the rest extra indexes."""
+    first, *rest = index_urls
+    indexes = ["--index-url", first]
+    for url in rest:
+        indexes += ["--extra-index-url", url]
+    if not uv:
+        # pip ignores plain-http indexes unless told to trust them; these are configured ones
+        for host in dict.fromkeys(
+            urlsplit(u).hostname for u in index_urls if u.startswith("http:")
+        ):
+            indexes += ["--trusted-host", str(host)]
+    if uv:
+        return [
+            *_without_installer_config(),
+            uv,
+            "pip",
+            "install",
+            "--no-config",
+            "--python",
+            python,
+            *indexes,
+            "-r",
+            str(requirements_file),
+        ]
+    return [
+        *_without_installer_config(),
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "--no-input",
+        "--no-warn-script-location",
+        "--no-compile",
+        *indexes,
+        "-r",
+        str(requirements_file),
+    ]
+
+
+def _unpack(data: bytes, filename: str, dest: Path) -> Path:
+    if filename.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            zf.extractall(dest)  # noqa: S202 - zipfile sanitises member paths
+    else:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+            tf.extractall(dest, filter="data")
+    roots = [p for p in dest.iterdir() if p.is_dir()]
+    if len(roots) != 1:
+        raise ValueError("an sdist must contain exactly one top-level directory")
+    return roots[0]
+
+
+class TargetEnv:
+    """A fresh virtual environment of a given interpreter (the lock's Python, not the bot's)."""
+
+    def __init__(self, python: str, uv: str | None, timeout: float) -> None:
+        self.base, self.uv, self.timeout = python, uv, timeout
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.python_executable = ""
+        self.scripts_dir = ""
+
+    def __enter__(self) -> TargetEnv:
+        self._tmp = tempfile.TemporaryDirectory(prefix="nixpkgs-python-env-")
+        path = Path(self._tmp.name) / "env"
+        if self.uv:
+            argv = [*_without_installer_config(), self.uv, "venv", "--no-config", "--quiet"]
+            argv += ["--python", self.base, str(path)]
+        else:
+            argv = [self.base, "-m", "venv", "--without-pip", str(path)]
+        run(
+            argv,
+            timeout=self.timeout,
+            what=f"creating a build environment with {self.base}",
+            hint="check the interpreter the lock's Python version is built with",
+        )
+        self.scripts_dir = str(path / "bin")
+        self.python_executable = str(path / "bin" / "python")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def make_extra_environ(self) -> dict[str, str]:
+        return {"PATH": os.pathsep.join([self.scripts_dir, os.environ.get("PATH", "")])}
+
+
+class _Env:
+    """An isolated build environment that installs only from the configured indexes."""
+
+    def __init__(
+        self,
+        env: TargetEnv,
+        index_urls: Sequence[str],
+        uv: str | None,
+        file: DistFile,
+        timeout: float,
+    ) -> None:
+        self.env, self.index_urls, self.uv, self.file = env, index_urls, uv, file
+        self.timeout = timeout
+
+    def install(self, requirements: Sequence[str]) -> None:
+        if not requirements:
+            return
+        with tempfile.TemporaryDirectory(prefix="nixpkgs-python-reqs-") as tmp:
+            reqs = Path(tmp) / "requirements.txt"
+            reqs.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            argv = install_command(self.env.python_executable, reqs, self.index_urls, self.uv)
+            run(
+                argv,
+                timeout=self.timeout,
+                what="installing build requirements",
+                hint=f"the build requirements of {self.file.filename} must be on the "
+                f"configured indexes: {', '.join(self.index_urls)}",
+            )
+
+    def runner(
+        self,
+        cmd: Sequence[str],
+        cwd: str | None = None,
+        extra_environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = {**self.env.make_extra_environ(), **(extra_environ or {})}
+        proc = run(
+            [*_without_installer_config(), *cmd],
+            cwd=Path(cwd) if cwd else None,
+            env=env,
+            timeout=self.timeout,
+            what="the PEP 517 backend",
+        )
+        log.debug("%s", proc.stdout)
+
+
+def _quiet_backends() -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        # setuptools' deprecation chatter from the backends we ask: not ours to fix, and it
+        # buries the bot's own output (-v shows it)
+        warnings.filterwarnings("ignore", category=BuildBackendWarning)
+
+
+def static_metadata(pyproject: Mapping[str, Any], file: DistFile) -> bytes | None:
+    """Core metadata from a static PEP 621 ``[project]`` table, or None when any field the
+    resolver reads is ``dynamic`` (then only the backend knows it)."""
+    project = pyproject.get("project")
+    if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+        return None
+    dynamic = project.get("dynamic", [])
+    if not isinstance(dynamic, list):
+        return None
+    if {"dependencies", "optional-dependencies", "requires-python"} & set(map(str, dynamic)):
+        return None
+    deps = project.get("dependencies", [])
+    extras = project.get("optional-dependencies", {})
+    requires_python = project.get("requires-python")
+    if not isinstance(deps, list) or not isinstance(extras, dict):
+        return None
+    lines = ["Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {file.version}"]
+    if isinstance(requires_python, str):
+        lines.append(f"Requires-Python: {requires_python}")
+    try:
+        lines += [f"Requires-Dist: {Requirement(str(d))}" for d in deps]
+        for extra, reqs in sorted(extras.items()):
+            lines.append(f"Provides-Extra: {extra}")
+            for text in reqs if isinstance(reqs, list) else []:
+                req = Requirement(str(text))
+                cond = f'extra == "{extra}"'
+                marker = f"({req.marker}) and {cond}" if req.marker else cond
+                req.marker = None
+                lines.append(f"Requires-Dist: {req}; {marker}")
+    except InvalidRequirement as exc:
+        raise MetadataError(
+            f"invalid requirement in the pyproject.toml of {file.filename}: {exc}",
+            where=file.url,
+        ) from exc
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def cached_metadata(
+    cache: Cache,
+    data: bytes,
+    file: DistFile,
+    index_urls: Sequence[str],
+    *,
+    python: tuple[str, str] | None,
+    uv: str | None = None,
+    refresh: bool = False,
+    timeout: float = HOOK_TIMEOUT,
+) -> bytes:
+    """:func:`pep517_metadata` for ``python`` = (minor version, executable), with a failure
+    remembered by the sdist's sha256 and that version (``refresh`` forgets it)."""
+    version = python[0] if python else f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if python is not None and not python[1]:
+        raise MetadataError(
+            f"no Python {version} interpreter to run the build backend of {file.filename} "
+            "with (its metadata is not in the sdist)",
+            where=file.url,
+            hint=f"install CPython {version} (e.g. `pyenv install {version}`) or record one "
+            "in nix/local.json with `python -m bot.model.interpreters`",
+        )
+    key = f"{file.sha256}-py{version}"
+    if not refresh:
+        known = cache.get_json(FAILURES, key)
+        if isinstance(known, dict) and isinstance(known.get("reason"), str):
+            raise MetadataError(
+                f"{known['reason']} (remembered from an earlier run)",
+                where=file.url,
+                hint=f"{known.get('hint') or ''}\nrun with --refresh to try again".strip(),
+            )
+    dynamic: list[str] = []
+    try:
+        meta = pep517_metadata(
+            data,
+            file,
+            index_urls,
+            uv=uv,
+            python=python[1] if python else None,
+            timeout=timeout,
+            requires_out=dynamic,
+        )
+    except MetadataError as exc:
+        cache.put_json(FAILURES, key, {"reason": exc.message, "hint": exc.hint or ""})
+        raise
+    if dynamic or cache.get_json(DYNAMIC, key) is None:
+        cache.put_json(DYNAMIC, key, {"requires": dynamic})
+    return meta
+
+
+#: backends whose get_requires_for_build_wheel adds nothing to [build-system] requires
+STATIC_BACKENDS = frozenset(
+    {"flit_core.buildapi", "poetry.core.masonry.api", "pdm.backend", "uv_build"}
+)
+
+
+def cached_build_requires(
+    cache: Cache,
+    data: Callable[[], bytes],
+    file: DistFile,
+    index_urls: Sequence[str],
+    *,
+    python: tuple[str, str] | None,
+    uv: str | None = None,
+    refresh: bool = False,
+    offline: bool = False,
+    timeout: float = HOOK_TIMEOUT,
+) -> tuple[Requirement, ...]:
+    """What the sdist's backend asks for beyond ``[build-system] requires`` when building a
+    wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
+    installer for setuptools-rust...), asked once per sha256 and Python version and cached.
+    A backend that cannot answer here is logged and counts as asking for nothing (the build
+    meets the same problem and names it)."""
+    version = python[0] if python else f"{sys.version_info[0]}.{sys.version_info[1]}"
+    key = f"{file.sha256}-py{version}"
+    known = None if refresh else cache.get_json(DYNAMIC, key)
+    if not (isinstance(known, dict) and isinstance(known.get("requires"), list)):
+        if offline or (python is not None and not python[1]):
+            log.warning("%s: build requirements of its backend not known here", file.filename)
+            return ()
+        try:
+            found = pep517_build_requires(
+                data(),
+                file,
+                index_urls,
+                uv=uv,
+                python=python[1] if python else None,
+                timeout=timeout,
+            )
+            known = {"requires": found}
+        except MetadataError as exc:
+            log.warning("%s: %s", file.filename, exc.message)
+            known = {"requires": [], "error": exc.message}
+        cache.put_json(DYNAMIC, key, known)
+    try:
+        return tuple(Requirement(str(r)) for r in known["requires"])
+    except InvalidRequirement as exc:
+        log.warning("%s: invalid build requirement from its backend: %s", file.filename, exc)
+        return ()
+
+
+class BuildSystem(NamedTuple):
+    """An sdist's ``[build-system]`` table, with PEP 517's defaults for what it leaves out."""
+
+    requires: list[str]
+    backend: str
+    backend_path: list[str] | None
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> BuildSystem:
+        table = document.get("build-system", {})
+        if not isinstance(table, dict):
+            table = {}
+        path = table.get("backend-path")
+        requires = table.get("requires", ["setuptools>=40.8.0"])
+        return cls(
+            # a malformed `requires` is no list of requirements: the backend then says so
+            [str(r) for r in requires] if isinstance(requires, list) else [],
+            str(table.get("build-backend") or LEGACY_BACKEND),
+            [str(p) for p in path] if isinstance(path, list) and path else None,
+        )
+
+
+@contextlib.contextmanager
+def _backend(
+    source: Path,
+    system: BuildSystem,
+    interpreter: str,
+    uv: str | None,
+    index_urls: Sequence[str],
+    file: DistFile,
+    timeout: float,
+) -> Iterator[tuple[_Env, BuildBackendHookCaller]]:
+    """An isolated environment of ``interpreter`` with the static build requirements
+    installed, and the backend's hooks running in it."""
+    with TargetEnv(interpreter, uv, timeout) as isolated:
+        env = _Env(isolated, index_urls, uv, file, timeout)
+        env.install(system.requires)
+        yield (
+            env,
+            BuildBackendHookCaller(
+                str(source),
+                system.backend,
+                backend_path=system.backend_path,
+                runner=env.runner,
+                python_executable=isolated.python_executable,
+            ),
+        )
+
+
+def pep517_build_requires(
+    data: bytes,
+    file: DistFile,
+    index_urls: Sequence[str],
+    *,
+    uv: str | None = None,
+    python: str | None = None,
+    timeout: float = HOOK_TIMEOUT,
+) -> list[str]:
+    """``get_requires_for_build_wheel`` of the sdist ``data``, asked in an isolated
+    environment of ``python`` with its ``[build-system] requires`` installed."""
+    _quiet_backends()
+    uv = find_uv() if uv is None else (uv or None)
+    interpreter = python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
+        work = Path(tmp)
+        try:
+            source = _unpack(data, file.filename, work / "src")
+            document = (
+                tomllib.loads((source / "pyproject.toml").read_text("utf-8"))
+                if (source / "pyproject.toml").is_file()
+                else {}
+            )
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise MetadataError(f"cannot read {file.filename}: {exc}", where=file.url) from exc
+        system = BuildSystem.of(document)
+        backend = system.backend
+        if backend in STATIC_BACKENDS and not system.backend_path:
+            return []
+        try:
+            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (_, hooks):
+                return [str(r) for r in hooks.get_requires_for_build_wheel()]
+        except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
+            raise MetadataError(
+                f"the PEP 517 backend {backend!r} of {file.filename} is unusable: "
+                f"{exc or type(exc).__name__}",
+                where=file.url,
+            ) from exc
+        except CommandError as exc:
+            raise MetadataError(
+                f"the PEP 517 backend of {file.filename} could not say its build requirements "
+                f"with {interpreter}: {exc.message}",
+                where=file.url,
+                hint=exc.stderr_tail,
+            ) from exc
+
+
+def pep517_metadata(
+    data: bytes,
+    file: DistFile,
+    index_urls: Sequence[str],
+    *,
+    uv: str | None = None,
+    python: str | None = None,
+    timeout: float = HOOK_TIMEOUT,
+    requires_out: list[str] | None = None,
+) -> bytes:
+    """METADATA of the sdist ``data``: static PEP 621 metadata, else from its PEP 517 backend
+    in an isolated environment of ``python`` (an interpreter executable; default: this one).
+
+    ``uv``: the uv executable to install build requirements with; None finds it, "" means
+    use pip.  ``timeout`` bounds each step (environment, install, hook).
+    """
+    _quiet_backends()
+    uv = find_uv() if uv is None else (uv or None)
+    interpreter = python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="nixpkgs-python-pep517-") as tmp:
+        work = Path(tmp)
+        try:
+            source = _unpack(data, file.filename, work / "src")
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise MetadataError(f"cannot unpack {file.filename}: {exc}", where=file.url) from exc
+        document: dict[str, Any] = {}
+        pyproject = source / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                document = tomllib.loads(pyproject.read_text("utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise MetadataError(
+                    f"invalid pyproject.toml in {file.filename}: {exc}", where=file.url
+                ) from exc
+        static = static_metadata(document, file)
+        if static is not None:
+            log.debug("%s: static [project] metadata; no backend run", file.filename)
+            return static
+        system = BuildSystem.of(document)
+        backend = system.backend
+        try:
+            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (
+                env,
+                hooks,
+            ):
+                dynamic = [str(r) for r in hooks.get_requires_for_build_wheel()]
+                if requires_out is not None:
+                    requires_out.extend(dynamic)
+                env.install(dynamic)
+                out = work / "metadata"
+                out.mkdir()
+                dist_info = hooks.prepare_metadata_for_build_wheel(str(out), _allow_fallback=True)
+                return (out / dist_info / "METADATA").read_bytes()
+        except CommandError as exc:
+            raise MetadataError(
+                f"the PEP 517 backend of {file.filename} failed to produce metadata "
+                f"with {interpreter}",
+                where=file.url,
+                hint=f"{exc.message}; command: {exc.command}\n{exc.stderr_tail}",
+            ) from exc
+        except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
+            raise MetadataError(
+                f"cannot get metadata of {file.filename} from its backend {backend!r}: "
+                f"{exc or type(exc).__name__}",
+                where=file.url,
+            ) from exc

@@ -1,0 +1,446 @@
+"""Parse simple-API project pages: PEP 691 JSON and PEP 503 HTML, into :class:`DistFile`."""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import unquote, urljoin
+
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag, parse_tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from bot import SUPPORTED_PYTHONS
+from bot.core.errors import IndexError_
+from bot.lock.index.fields import (
+    MAX_FILENAME,
+    MAX_VERSION,
+    BadMetadata,
+    Malformed,
+    download_url,
+    json_sha256,
+    metadata_hash,
+    plain_filename,
+    requires_python,
+    sha256,
+    shown,
+    size,
+    upload_time,
+    yanked,
+)
+from bot.lock.index.models import Builder, DistFile, Releases, cached_version
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "text/html")
+#: what we ask for: JSON first, HTML as the fallback every index speaks
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+
+_ANCHOR = re.compile(r"<a\s+([^>]*)>([^<]*)</a\s*>", re.IGNORECASE | re.DOTALL)
+_BASE = re.compile(r"<base\s+[^>]*href\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
+_ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+_WHEEL_NAME = re.compile(r"^[\w\d._]*$", re.UNICODE)
+#: sdist formats we accept (PEP 625 .tar.gz, and legacy .zip)
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags(text: str) -> frozenset[Tag]:
+    return parse_tag(text)
+
+
+def parse_filename(
+    filename: str,
+) -> tuple[NormalizedName, Version, Literal["wheel", "sdist"], frozenset[Tag]] | None:
+    """(name, version, kind, tags) of a wheel or sdist filename; None for anything else.
+
+    Equivalent to :func:`packaging.utils.parse_wheel_filename` /
+    :func:`~packaging.utils.parse_sdist_filename`, with versions and tag sets memoised
+    (a project page repeats them thousands of times).  A wheel whose tags cannot be parsed
+    raises :class:`Malformed`.
+    """
+    try:
+        if filename.endswith(".whl"):
+            parts = filename[:-4].split("-")
+            if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[2][:1].isdigit()):
+                return None
+            if not _WHEEL_NAME.match(parts[0]) or len(parts[1]) > MAX_VERSION:
+                return None
+            version = cached_version(parts[1])
+            tag_text = "-".join(parts[-3:])
+            try:
+                tags = _tags(tag_text)
+            except ValueError as exc:  # packaging.tags.InvalidTag
+                raise Malformed("tags", str(exc)) from None
+            return canonicalize_name(parts[0]), version, "wheel", tags
+        if filename.endswith(SDIST_SUFFIXES):
+            name, version = parse_sdist_filename(filename)
+            return name, version, "sdist", frozenset()
+    except (InvalidSdistFilename, InvalidVersion):
+        pass
+    return None
+
+
+#: wheel platform tags no Nix system of a lock can use (Windows, musl, other architectures)
+_FOREIGN_PLATFORMS = ("win", "musllinux", "cygwin", "android", "ios", "emscripten", "pyodide")
+_FOREIGN_ARCHES = (
+    "_i686",
+    "_i386",
+    "_ppc64le",
+    "_ppc64",
+    "_ppc",
+    "_s390x",
+    "_armv7l",
+    "_armv6l",
+    "_riscv64",
+    "_loongarch64",
+    "_x86",
+)
+
+
+#: the oldest Python 3 minor version a lock can be for
+_OLDEST_MINOR = min(int(v.split(".")[1]) for v in SUPPORTED_PYTHONS)
+
+
+@functools.lru_cache(maxsize=1024)
+def _old_python(tag: str) -> bool:
+    if tag.startswith(("pp", "cp2", "py2", "graalpy", "ip")):
+        return True
+    digits = tag[3:]
+    return tag.startswith("cp3") and digits.isdigit() and int(digits) < _OLDEST_MINOR
+
+
+@functools.lru_cache(maxsize=4096)
+def _foreign_tags(python: str, abi: str, platform: str) -> bool:
+    if all(
+        p.startswith(_FOREIGN_PLATFORMS) or p.endswith(_FOREIGN_ARCHES) for p in platform.split(".")
+    ):
+        return True
+    if "abi3" in abi.split("."):
+        return False  # a stable-ABI wheel built for an older CPython still works
+    return all(_old_python(t) for t in python.split("."))
+
+
+def foreign_wheel(filename: str) -> bool:
+    """Whether a wheel can never be used by a lock (every target is a supported CPython on
+    Linux or macOS, x86_64 or aarch64).  Big projects list thousands of such wheels;
+    skipping them before parsing is most of the cost of reading their pages."""
+    if not filename.endswith(".whl"):
+        return False
+    # the last three dash-separated fields are the tag triple; a page repeats few triples
+    head, _, platform = filename[:-4].rpartition("-")
+    head, _, abi = head.rpartition("-")
+    head, _, python = head.rpartition("-")
+    if not head:
+        return False
+    return _foreign_tags(python, abi, platform)
+
+
+def make_file(
+    project: NormalizedName,
+    index: str,
+    url: str,
+    *,
+    filename: str,
+    sha256: str | None,
+    requires_python: SpecifierSet | None = None,
+    yanked: str | None = None,
+    size: int | None = None,
+    upload_time: datetime | None = None,
+    core_metadata: str | None = None,
+) -> DistFile | None:
+    """A :class:`DistFile`, or None (logged at debug) for files the bot must not use
+    (no sha256, not a wheel or sdist, another project's); a malformed field raises
+    :class:`Malformed`."""
+    if sha256 is None:
+        log.debug("refusing %s: no sha256 on %s", filename, index)
+        return None
+    parsed = parse_filename(filename)
+    if parsed is None:
+        log.debug("skipping %s: not a wheel or sdist, or an unparsable name", filename)
+        return None
+    name, version, kind, tags = parsed
+    if name != project:
+        log.debug("skipping %s: not a file of %s", filename, project)
+        return None
+    return DistFile(
+        name=project,
+        version=version,
+        kind=kind,
+        filename=filename,
+        url=url,
+        sha256=sha256,
+        index=index,
+        size=size,
+        requires_python=requires_python,
+        yanked=yanked,
+        upload_time=upload_time,
+        core_metadata=core_metadata,
+        tags=tags,
+    )
+
+
+def _filename(url: str) -> str:
+    return unquote(url.partition("#")[0].partition("?")[0].rsplit("/", 1)[-1])
+
+
+def version_text(filename: str) -> str | None:
+    """The version part of a wheel or sdist filename, unparsed; None for other files."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return parts[1] if len(parts) in (5, 6) else None
+    for suffix in SDIST_SUFFIXES:
+        if filename.endswith(suffix):
+            name, _, version = filename[: -len(suffix)].rpartition("-")
+            return version if name else None
+    return None
+
+
+def _printable(name: str) -> str:
+    return name if name.isprintable() and len(name) <= MAX_FILENAME else shown(name)
+
+
+def _skipping(project: str, index: str, what: str, exc: Malformed) -> None:
+    log.warning(
+        "%s: skipping %s on %s: invalid %r: %s",
+        project,
+        _printable(what),
+        index,
+        exc.field,
+        exc.problem,
+    )
+
+
+def _checked(project: NormalizedName, index: str, build: Builder) -> Builder:
+    """``build``, with a malformed field turned into one warning and a skipped file."""
+
+    def checked(raw: Any) -> DistFile | None:
+        try:
+            return build(raw)
+        except Malformed as exc:
+            _skipping(project, index, _entry_name(raw), exc)
+            return None
+
+    return checked
+
+
+def _entry_name(raw: Any) -> str:
+    """The file name of a raw entry (a JSON object or an HTML anchor's attributes), for a
+    warning."""
+    if isinstance(raw, dict):
+        name = raw.get("filename")
+        return name if isinstance(name, str) and name else _filename(str(raw.get("url")))
+    quick = _HREF.search(str(raw))
+    return _filename(html.unescape(quick.group(1))) if quick else shown(raw)
+
+
+class _Grouper:
+    """Collects a page's raw entries by the version text of their filenames."""
+
+    def __init__(self, project: NormalizedName, index: str) -> None:
+        self.groups: dict[str, list[tuple[Builder, Any]]] = {}
+        self.project = project
+        self.index = index
+
+    def add(self, filename: str, build: Builder, raw: Any) -> None:
+        text = version_text(filename)
+        if text is None:
+            log.debug("skipping %s: not a wheel or sdist, or an unparsable name", filename)
+            return
+        if len(text) > MAX_VERSION:
+            problem = f"{shown(text, 40)} is longer than {MAX_VERSION} characters"
+            _skipping(self.project, self.index, filename, Malformed("version", problem))
+            return
+        entries = self.groups.get(text)
+        if entries is None:
+            self.groups[text] = [(build, raw)]
+        else:
+            entries.append((build, raw))
+
+    def releases(self) -> Releases:
+        return Releases.from_texts(self.groups)
+
+
+def _metadata(value: object, project: str, index: str, filename: str) -> str | None:
+    try:
+        return metadata_hash(value)
+    except BadMetadata as exc:
+        log.warning(
+            "%s: %s on %s: invalid %r: %s; not trusting it",
+            project,
+            _printable(filename),
+            index,
+            exc.field,
+            exc.problem,
+        )
+        return exc.use
+
+
+def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) -> Releases:
+    """Files of a PEP 691 JSON project page, by version (each version's built on first use).
+
+    A malformed file entry is skipped with a warning naming the file and the field; a page
+    that is not a PEP 691 object with a list of files is a :class:`PackageIndexError`.
+    """
+    try:
+        data: Any = json.loads(body)
+    except RecursionError:
+        raise IndexError_(
+            "the project page is nested deeper than a PEP 691 page can be",
+            where=page_url,
+            hint="the index answered junk; report it to the index's operators",
+        ) from None
+    except ValueError as exc:
+        raise IndexError_(
+            f"the project page is not valid PEP 691 JSON: {exc}", where=page_url
+        ) from None
+    entries = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise IndexError_(
+            "the project page is not valid PEP 691 JSON: no list of 'files'", where=page_url
+        )
+
+    def build(entry: dict[str, Any]) -> DistFile | None:
+        filename = entry.get("filename")
+        filename = plain_filename(
+            filename if filename not in (None, "") else _filename(entry["url"])
+        )
+        if foreign_wheel(filename):
+            return None
+        digest = json_sha256(entry)
+        if digest is None:  # before the other fields: a file without a hash is never used
+            log.debug("refusing %s: no sha256 on %s", filename, index)
+            return None
+        return make_file(
+            project,
+            index,
+            download_url(page_url, entry["url"]),
+            filename=filename,
+            sha256=digest,
+            requires_python=requires_python(entry.get("requires-python")),
+            yanked=yanked(entry.get("yanked")),
+            size=size(entry.get("size")),
+            upload_time=upload_time(entry.get("upload-time")),
+            core_metadata=_metadata(
+                entry.get("core-metadata", entry.get("dist-info-metadata")),
+                project,
+                index,
+                filename,
+            ),
+        )
+
+    grouper = _Grouper(project, index)
+    checked = _checked(project, index, build)
+    odd = 0
+    for entry in entries:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if not isinstance(url, str):
+            odd += 1
+            continue
+        filename = entry.get("filename")
+        if not isinstance(filename, str) or not filename:
+            filename = _filename(url)
+        grouper.add(filename, checked, entry)
+    if odd:
+        log.warning(
+            "%s: skipping %d entr%s on %s: not an object with a 'url' string",
+            project,
+            odd,
+            "y" if odd == 1 else "ies",
+            index,
+        )
+    return grouper.releases()
+
+
+def _attrs(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for match in _ATTR.finditer(text):
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        if value is None:
+            value = match.group(4)
+        out[match.group(1).lower()] = html.unescape(value) if "&" in value else value
+    if "data-yanked" not in out and "data-yanked" in text.lower():
+        out["data-yanked"] = ""  # a bare boolean attribute
+    return out
+
+
+def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) -> Releases:
+    """Files of a PEP 503 HTML project page (with PEP 592/658/714 data attributes), by
+    version (each version's built on first use); malformed links are skipped as in
+    :func:`parse_json`."""
+    text = body.decode("utf-8", errors="replace")
+    base = _BASE.search(text)
+    base_url = page_url
+    if base:
+        try:
+            base_url = urljoin(page_url, html.unescape(base.group(1)))
+        except ValueError as exc:
+            raise IndexError_(
+                f"the page's <base href> {shown(base.group(1))} is not a URL: {exc}",
+                where=page_url,
+            ) from None
+
+    def build(anchor: str) -> DistFile | None:
+        attrs = _attrs(anchor)
+        href = attrs.get("href")
+        if not href:
+            return None
+        filename = plain_filename(_filename(href))
+        if foreign_wheel(filename):
+            return None
+        algo, _, digest = href.partition("#")[2].partition("=")
+        if algo != "sha256":  # before the other fields: a file without a hash is never used
+            log.debug("refusing %s: no sha256 on %s", filename, index)
+            return None
+        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        return make_file(
+            project,
+            index,
+            download_url(base_url, href),
+            filename=filename,
+            sha256=sha256(digest),
+            requires_python=requires_python(attrs.get("data-requires-python")),
+            yanked=attrs.get("data-yanked"),
+            upload_time=upload_time(attrs.get("data-upload-time")),
+            core_metadata=_metadata(meta, project, index, filename),
+        )
+
+    grouper = _Grouper(project, index)
+    checked = _checked(project, index, build)
+    for match in _ANCHOR.finditer(text):
+        quick = _HREF.search(match.group(1))
+        href = quick.group(1) if quick is not None else _attrs(match.group(1)).get("href")
+        if href:
+            href = html.unescape(href) if "&" in href else href
+            grouper.add(_filename(href), checked, match.group(1))
+    return grouper.releases()
+
+
+def parse_page(body: bytes, content_type: str, page_url: str, index: str, project: str) -> Releases:
+    """Files of a project page in whichever format the index answered, by version."""
+    name = canonicalize_name(project)
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == JSON_TYPE or media.endswith("+json") or media == "application/json":
+        return parse_json(body, page_url, index, name)
+    if media in HTML_TYPES or media.endswith("+html") or not media:
+        return parse_html(body, page_url, index, name)
+    if body.lstrip()[:1] == b"{":
+        return parse_json(body, page_url, index, name)
+    raise IndexError_(
+        f"unexpected content type {content_type!r} for a project page",
+        where=page_url,
+        hint="is this URL a PEP 503/691 simple index?",
+    )

@@ -1,0 +1,562 @@
+"""The resolvelib provider: requirements and candidates that carry their Nix systems.
+
+A requirement is active on the targets where its marker holds; a candidate is a version with
+a usable file (wheel or sdist) on every target that needs it.  The provider also walks ahead
+of resolvelib, fetching the pages and metadata it will most likely ask for next.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib.providers import AbstractProvider
+from resolvelib.structs import RequirementInformation
+
+from bot.core.errors import BotError, MetadataError, PackageIndexError, ResolutionError
+from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex, Releases
+from bot.model.targets import Target
+
+log = logging.getLogger(__name__)
+
+#: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
+PYTHON = NormalizedName("python")
+
+Kind = Literal["root", "dependency", "build", "frontend"]
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement on one identifier, active on ``targets``."""
+
+    name: NormalizedName
+    extras: frozenset[NormalizedName]
+    specifier: SpecifierSet
+    targets: frozenset[Target]
+    why: str  #: who asks, for explanations ("pytest 9.0.1", "sets/x/set.yaml:3")
+    kind: Kind = "dependency"
+
+    @classmethod
+    def of(
+        cls, req: Requirement, targets: frozenset[Target], why: str, kind: Kind = "dependency"
+    ) -> Req:
+        """The requirement ``req`` (its marker already applied) on ``targets``."""
+        return cls(
+            canonicalize_name(req.name),
+            frozenset(canonicalize_name(e) for e in req.extras),
+            req.specifier,
+            targets,
+            why,
+            kind,
+        )
+
+    @property
+    def identifier(self) -> str:
+        return _identifier(self.name, self.extras)
+
+    def __str__(self) -> str:
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version of a project (with extras), acceptable on ``targets``."""
+
+    name: NormalizedName
+    version: Version
+    extras: frozenset[NormalizedName]
+    files: tuple[DistFile, ...]
+    targets: frozenset[Target]
+
+    @property
+    def identifier(self) -> str:
+        return _identifier(self.name, self.extras)
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.version}"
+
+
+def _identifier(name: str, extras: frozenset[NormalizedName]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to resolve: requirements with where they were written."""
+
+    requirements: Sequence[tuple[Requirement, str]]
+    constraints: Sequence[tuple[Requirement, str]] = ()
+    targets: tuple[Target, ...] = ()
+    prefer: Literal["wheel", "sdist"] = "wheel"
+    exclude_newer: datetime | None = None
+    #: pins of held-back packages: constraints that do not count for freshness
+    held: Sequence[tuple[Requirement, str]] = ()
+    #: projects the resolution will likely need (the previous lock's): fetched up front, in
+    #: parallel, instead of one dependency level at a time
+    hints: Sequence[NormalizedName] = ()
+    #: extra build requirements per package (set.yaml build-requirements, overrides library)
+    extra_build_requires: Callable[[NormalizedName, Version], Sequence[Requirement]] | None = None
+    max_build_rounds: int = 8
+
+
+def choose_artifact(
+    files: Iterable[DistFile], target: Target, prefer: str, *, wheel_only: bool = False
+) -> DistFile | None:
+    """The file to use on ``target``: the most specific compatible wheel, or the sdist.
+
+    With ``prefer="sdist"`` the sdist wins when there is one (unless ``wheel_only``).
+    """
+    best: tuple[int, str, DistFile] | None = None
+    sdist: DistFile | None = None
+    for f in files:
+        if f.kind == "sdist":
+            if sdist is None or f.filename < sdist.filename:
+                sdist = f
+            continue
+        prio = min((target.tag_priority.get(t, 1 << 30) for t in f.tags), default=1 << 30)
+        if prio < 1 << 30 and (best is None or (prio, f.filename) < best[:2]):
+            best = (prio, f.filename, f)
+    wheel = best[2] if best else None
+    if wheel_only:
+        return wheel
+    if prefer == "sdist" and sdist is not None:
+        return sdist
+    return wheel or sdist
+
+
+_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
+_MACOS = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
+_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def _platform_need(platform: str, target: Target) -> tuple[str, tuple[int, int]] | None:
+    """("glibc"|"macOS", version) a wheel platform tag of ``target``'s OS and architecture
+    needs, or None for a tag of another OS or architecture."""
+    linux = target.kernel == "linux"
+    m = _MANYLINUX.fullmatch(platform)
+    if m and linux:
+        arch = m.group(3)
+        return ("glibc", (int(m.group(1)), int(m.group(2)))) if arch == target.arch else None
+    legacy, _, arch = platform.partition("_")
+    if legacy in _LEGACY and linux:
+        return ("glibc", _LEGACY[legacy]) if arch == target.arch else None
+    m = _MACOS.fullmatch(platform)
+    if m and not linux:
+        archs = {"universal2": ("x86_64", "aarch64"), "universal": ("x86_64",)}.get(
+            m.group(3), ("aarch64",) if m.group(3) == "arm64" else (m.group(3),)
+        )
+        if target.arch in archs or m.group(3) in ("intel", "fat", "fat3", "fat64"):
+            return ("macOS", (int(m.group(1)), int(m.group(2))))
+    return None
+
+
+def refused_wheels(files: Iterable[DistFile], target: Target) -> list[str]:
+    """Why the wheels of ``target``'s OS and architecture are not usable on it (wheels of
+    other platforms are not mentioned): a wheel baseline above the release's, or another
+    Python."""
+    release = target.release
+    out: dict[str, list[str]] = {}
+    for f in files:
+        if f.kind != "wheel":
+            continue
+        fits = any(t in target.tag_priority for t in f.tags)
+        if fits and not target.allows_python(f.requires_python):
+            out.setdefault(f"requires Python {f.requires_python}", []).append(f.filename)
+            continue
+        if fits:
+            continue
+        for tag in sorted(f.tags, key=str):
+            need = _platform_need(tag.platform, target)
+            if need is None:
+                continue
+            what, version = need
+            have = release.glibc if what == "glibc" else release.macos_min
+            if version > have:
+                have_text = f"{have[0]}.{have[1]}"
+                why = f"needs {what} {version[0]}.{version[1]}, nixpkgs {release.name} " + (
+                    f"has {have_text}" if what == "glibc" else f"targets {have_text}"
+                )
+            else:
+                why = f"is for {tag.interpreter}-{tag.abi}, not cp{target.python.replace('.', '')}"
+            out.setdefault(why, []).append(f.filename)
+            break
+    return [f"{', '.join(sorted(names))} {why}" for why, names in sorted(out.items())]
+
+
+def no_artifact_reason(files: Iterable[DistFile], target: Target) -> str:
+    """Why no file of a version is usable on ``target`` (for refusals and errors)."""
+    files = list(files)
+    refused = refused_wheels(files, target)
+    detail = "; ".join(refused) if refused else "no wheel for it and no sdist"
+    return f"no wheel or sdist usable on {target.system} ({detail})"
+
+
+class Provider(AbstractProvider):  # type: ignore[type-arg]
+    """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
+
+    def __init__(self, index: PackageIndex, request: Request, pool: ThreadPoolExecutor) -> None:
+        self.index = index
+        self.request = request
+        self.pool = pool
+        self.constraints: dict[NormalizedName, list[tuple[SpecifierSet, str]]] = {}
+        for req, where in [*request.constraints, *request.held]:
+            if any(t.evaluate(req.marker) for t in request.targets):
+                self.constraints.setdefault(canonicalize_name(req.name), []).append(
+                    (req.specifier, where)
+                )
+        self.warmed: set[NormalizedName] = set()
+        self._releases: dict[NormalizedName, Releases] = {}
+        self._usable_cache: dict[tuple[NormalizedName, Version], list[DistFile]] = {}
+        self.lock = threading.Lock()
+        #: per project: why versions were rejected (for conflict explanations)
+        self.rejections: dict[NormalizedName, dict[str, list[str]]] = {}
+
+    # -- resolvelib API -------------------------------------------------------------------
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Any:
+        infos = list(information[identifier])
+        is_root = any(i.parent is None for i in infos)
+        pinned = any(
+            str(spec.operator) in ("==", "===") for i in infos for spec in i.requirement.specifier
+        )
+        causes = {c.requirement.identifier for c in backtrack_causes}
+        return (identifier not in causes, not pinned, not is_root, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> Callable[[], Iterator[Candidate]] | list[Candidate]:
+        reqs = list(requirements[identifier])
+        if not reqs:
+            return []
+        name, extras = reqs[0].name, reqs[0].extras
+        if name == PYTHON:
+            return self._python_matches(reqs)
+        targets = frozenset().union(*(r.targets for r in reqs))
+        bad = {c.version for c in incompatibilities[identifier]}
+        specs = [r.specifier for r in reqs] + [s for s, _ in self.constraints.get(name, [])]
+        pinned = {
+            v
+            for r in reqs
+            for s in r.specifier
+            if s.operator in ("==", "===")
+            and "*" not in s.version
+            and (v := _pinned_version(s.version)) is not None
+        }
+        try:
+            versions = self.releases(name).versions()
+        except PackageIndexError as exc:
+            asked = "; ".join(sorted({r.why for r in reqs}))
+            raise ResolutionError(
+                f"cannot get {name!r} (needed by {asked}): {exc.message}",
+                where=exc.where,
+                hint=exc.hint or "check the package name, or the index with --index-url",
+            ) from None
+        prerelease_ok = any(s.prereleases for s in specs) or not any(
+            # pip's rule: prereleases when nothing else exists
+            not v.is_prerelease and self.usable_files(name, v)
+            for v in versions
+        )
+
+        def candidates() -> Iterator[Candidate]:
+            # lazy: resolvelib usually needs only the first few of hundreds of versions
+            first = True
+            for version in versions:
+                if version in bad or (version.is_prerelease and not prerelease_ok):
+                    continue
+                if not all(s.contains(version, prereleases=True) for s in specs):
+                    continue
+                files = self.usable_files(name, version)
+                if not files:
+                    continue  # nothing usable: rejections recorded by usable_files
+                if all(f.yanked is not None for f in files):
+                    if version not in pinned:
+                        self._reject(name, version, "yanked (pin it with == to use it)")
+                        continue
+                else:
+                    files = [f for f in files if f.yanked is None]
+                missing = [
+                    t
+                    for t in sorted(targets)
+                    if choose_artifact(files, t, self.request.prefer) is None
+                ]
+                if missing:
+                    for t in missing:
+                        self._reject(name, version, no_artifact_reason(files, t))
+                    continue
+                candidate = Candidate(name, version, extras, tuple(files), targets)
+                if first:
+                    self._warm_metadata(candidate)
+                    first = False
+                yield candidate
+
+        return candidates
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if candidate.name == PYTHON:
+            return requirement.specifier.contains(candidate.version, prereleases=True)
+        return (
+            requirement.specifier.contains(candidate.version, prereleases=True)
+            and requirement.targets <= candidate.targets
+        )
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON:
+            return []
+        deps: list[Req] = []
+        if candidate.extras:
+            deps.append(
+                Req(
+                    candidate.name,
+                    frozenset(),
+                    SpecifierSet(f"=={candidate.version}"),
+                    candidate.targets,
+                    str(candidate),
+                )
+            )
+        for meta, targets in self.dependencies_on(candidate, candidate.targets):
+            if meta.requires_python is not None:
+                # Requires-Python from the metadata (the index may not state it): a dependency
+                # on the interpreter, so a mismatch backtracks and shows up in explanations
+                deps.append(Req(PYTHON, frozenset(), meta.requires_python, targets, str(candidate)))
+            deps += dependency_reqs(meta, candidate.extras, targets, str(candidate))
+        self.warm([d.name for d in deps])
+        return deps
+
+    # -- helpers --------------------------------------------------------------------------
+    def _python_matches(self, reqs: list[Req]) -> list[Candidate]:
+        python = self.request.targets[0]
+        version = Version(python.python_full_version)
+        if all(r.specifier.contains(version, prereleases=True) for r in reqs):
+            return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
+        return []
+
+    def _reject(self, name: NormalizedName, version: Version, why: str) -> None:
+        with self.lock:
+            self.rejections.setdefault(name, {}).setdefault(why, []).append(str(version))
+
+    def releases(self, name: NormalizedName) -> Releases:
+        """A project's files by version, from the index (memoized)."""
+        known = self._releases.get(name)
+        if known is None:
+            known = self._releases[name] = self.index.releases(name)
+        return known
+
+    def usable_files(self, name: NormalizedName, version: Version) -> list[DistFile]:
+        """A version's files after exclude-newer and requires-python (memoized); why files
+        were left out is recorded for explanations.  Files without an upload time (a static
+        PEP 503 index states none) are kept."""
+        key = (name, version)
+        known = self._usable_cache.get(key)
+        if known is not None:
+            return known
+        usable: list[DistFile] = []
+        cutoff = self.request.exclude_newer
+        python = self.request.targets[0]
+        for f in self.releases(name).files(version):
+            # a file the index states no upload time for is taken as it is: the snapshot cannot
+            # apply to it (the lock says so: bot.lock.document, "snapshot-not-applied")
+            if cutoff is not None and f.upload_time is not None and f.upload_time > cutoff:
+                self._reject(name, version, "uploaded after --exclude-newer")
+                continue
+            if not python.allows_python(f.requires_python):
+                self._reject(name, version, f"requires Python {f.requires_python}")
+                continue
+            usable.append(f)
+        with self.lock:
+            return self._usable_cache.setdefault(key, usable)
+
+    def usable(self, name: NormalizedName) -> dict[Version, list[DistFile]]:
+        """Every version with usable files (builds every file of the project: explanations)."""
+        out = {v: self.usable_files(name, v) for v in self.releases(name).versions()}
+        return {v: files for v, files in out.items() if files}
+
+    def metadata_file(self, candidate: Candidate) -> DistFile:
+        """The file whose metadata stands for the candidate: a wheel whenever the version has
+        one (a pure wheel first, then the best wheel of the first target that has one); the
+        sdist only when there is no wheel at all."""
+        wheels = sorted((f for f in candidate.files if f.kind == "wheel"), key=_by_name)
+        for f in wheels:
+            if any(t.platform == "any" for t in f.tags):
+                return f
+        for target in sorted(candidate.targets) or sorted(self.request.targets):
+            chosen = choose_artifact(wheels, target, "wheel", wheel_only=True)
+            if chosen is not None:
+                return chosen
+        if wheels:
+            return wheels[0]
+        return candidate.files[0]
+
+    def metadata(self, candidate: Candidate) -> CoreMetadata:
+        """The candidate's metadata (see :meth:`metadata_file`); when it must come from the
+        sdist and cannot, the error says which systems needed it and why they have no wheel."""
+        file = self.metadata_file(candidate)
+        try:
+            return self.index.metadata(file)
+        except MetadataError as exc:
+            if file.kind != "sdist" or candidate.name == PYTHON:
+                raise
+            targets = sorted(candidate.targets) or sorted(self.request.targets)
+            every = self.releases(candidate.name).files(candidate.version)
+            why = "; ".join(
+                f"{t.system}: {'; '.join(refused_wheels(every, t)) or 'no wheel'}" for t in targets
+            )
+            raise MetadataError(
+                f"{candidate} has no wheel, so its metadata must come from its sdist "
+                f"for {', '.join(t.system for t in targets)} ({why}); {exc.message}",
+                where=exc.where,
+                hint=exc.hint,
+            ) from None
+
+    def metadata_for(self, candidate: Candidate, target: Target) -> CoreMetadata:
+        """The metadata that holds on ``target``: the wheel's, unless ``target`` builds the
+        sdist of a version that also has wheels and the sdist's metadata says otherwise."""
+        main = self.metadata_file(candidate)
+        meta = self.metadata(candidate)
+        if main.kind == "sdist":
+            return meta
+        chosen = choose_artifact(candidate.files, target, self.request.prefer)
+        if chosen is None or chosen.kind != "sdist":
+            return meta
+        try:
+            built = self.index.metadata(chosen)
+        except BotError as exc:
+            # the wheels' metadata stands in; the build on that system meets the same error
+            log.debug("%s: sdist metadata for %s unavailable: %s", candidate, target.system, exc)
+            return meta
+        if _same_requirements(built, meta):
+            return meta
+        return built
+
+    def dependencies_on(
+        self, candidate: Candidate, targets: frozenset[Target]
+    ) -> list[tuple[CoreMetadata, frozenset[Target]]]:
+        """The candidate's metadata grouped by the targets each one holds on."""
+        groups: dict[int, tuple[CoreMetadata, set[Target]]] = {}
+        for target in sorted(targets):
+            meta = self.metadata_for(candidate, target)
+            groups.setdefault(id(meta), (meta, set()))[1].add(target)
+        if not groups:
+            return [(self.metadata(candidate), frozenset())]
+        return [(m, frozenset(ts)) for m, ts in groups.values()]
+
+    def warm(self, names: list[NormalizedName]) -> None:
+        """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
+        with self.lock:
+            new = [n for n in dict.fromkeys(names) if n not in self.warmed and n != PYTHON]
+            self.warmed.update(new)
+        if not new:
+            return
+        self.index.prefetch(new)
+        for name in new:
+            self.pool.submit(self._warm_one, name)
+
+    def _warm_one(self, name: NormalizedName) -> None:
+        """Speculatively walk ahead: page, newest version's metadata, then its dependencies.
+
+        The resolver is sequential; this crawl keeps the connection pool busy with what it
+        will most likely ask next, so the dependency depth costs one round trip, not many.
+        """
+        try:
+            for version in self.releases(name).versions():
+                if version.is_prerelease:
+                    continue
+                files = self.usable_files(name, version)
+                if not files:
+                    continue
+                cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
+                file = self.metadata_file(cand)
+                if file.kind == "sdist":
+                    # speculation never reads an sdist (it may need a build backend run for
+                    # a package, or a system, the resolution turns out not to need)
+                    return
+                meta = self.index.metadata(file)
+                targets = frozenset(self.request.targets)
+                self.warm([d.name for d in dependency_reqs(meta, frozenset(), targets, "")])
+                return
+        except BotError:
+            return  # the resolver meets the same error and reports it properly
+
+    def _warm_metadata(self, candidate: Candidate) -> None:
+        file = self.metadata_file(candidate)
+        if file.kind == "wheel":
+            self.pool.submit(self._quiet_metadata, file)
+
+    def _quiet_metadata(self, file: DistFile) -> None:
+        try:
+            self.index.metadata(file)
+        except BotError:
+            return
+
+
+def _pinned_version(text: str) -> Version | None:
+    """The version an ``==``/``===`` pin names; None when ``===`` names no PEP 440 version
+    (a dependency's metadata may say anything; such a pin matches no candidate anyway)."""
+    try:
+        return Version(text)
+    except ValueError:
+        return None
+
+
+def _by_name(f: DistFile) -> str:
+    return f.filename
+
+
+def _same_requirements(a: CoreMetadata, b: CoreMetadata) -> bool:
+    """Whether two metadata agree on everything the resolution reads."""
+    return (
+        sorted(map(str, a.requires_dist)) == sorted(map(str, b.requires_dist))
+        and str(a.requires_python or "") == str(b.requires_python or "")
+        and sorted(a.provides_extra) == sorted(b.provides_extra)
+    )
+
+
+def dependency_reqs(
+    meta: CoreMetadata,
+    extras: frozenset[NormalizedName],
+    targets: frozenset[Target],
+    why: str,
+) -> list[Req]:
+    """The requirements of a distribution (with ``extras``) on each of ``targets``."""
+    out = []
+    for req in meta.requires_dist:
+        try:
+            active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+        except MetadataError as exc:  # the metadata's own marker: name whose it is
+            raise MetadataError(
+                f"{meta.name} {meta.version} requires {str(req)!r}: {exc.message}", hint=exc.hint
+            ) from None
+        if active:
+            out.append(Req.of(req, active, why))
+    return out
+
+
+def _applies(marker: Marker | None, target: Target, extras: frozenset[NormalizedName]) -> bool:
+    if marker is None:
+        return True
+    if not extras:
+        return target.evaluate(marker)
+    return target.evaluate(marker, frozenset(extras))

@@ -1,0 +1,379 @@
+"""Resolve a set for one Python minor version on every Nix system, with resolvelib.
+
+One resolution covers all targets of a lock (the four Nix systems), so a package has one
+version everywhere; each requirement carries the targets where its marker holds, and a
+candidate is acceptable only if it has a usable file on each target that needs it.  After
+the runtime resolution, the PEP 518 build requirements of every package that will be built
+from source are added as requirements of the same resolution, until nothing new appears: a
+set's locks then contain everything needed to build it without the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import BaseReporter, ResolutionImpossible, Resolver
+from resolvelib.resolvers import ResolutionTooDeep
+from resolvelib.structs import RequirementInformation
+
+from bot.core.errors import BotError, PackageIndexError, ResolutionError
+from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex
+from bot.lock.provider import (
+    PYTHON,
+    Candidate,
+    Provider,
+    Req,
+    Request,
+    choose_artifact,
+    dependency_reqs,
+    no_artifact_reason,
+    refused_wheels,
+)
+from bot.model.targets import Target
+
+log = logging.getLogger(__name__)
+
+#: the PEP 517 frontend and wheel installer the Nix library bootstraps from wheels
+FRONTEND: tuple[Requirement, ...] = (Requirement("build>=1.2"), Requirement("installer>=0.7"))
+
+__all__ = ["FRONTEND", "Request", "Resolution", "Resolved", "choose_artifact", "resolve"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One package of a resolution, as the lock writer needs it."""
+
+    name: NormalizedName
+    version: Version
+    metadata: CoreMetadata
+    files: tuple[DistFile, ...]
+    artifacts: dict[Target, DistFile]  #: the file used on each target that needs the package
+    dependencies: frozenset[NormalizedName]
+    build_requires: frozenset[NormalizedName]  #: set members needed to build it from source
+    #: the newest version the set's own requirements and constraints allow (freshness)
+    newest: Version | None = None
+    #: days between the upload of the locked version and of the newest one
+    lag_days: float | None = None
+    #: (newest release, why it cannot be used) when the newest release at the snapshot is
+    #: refused by a wheel baseline, Requires-Python or a missing artifact on some system
+    refused: tuple[Version, str] | None = None
+
+
+@dataclass
+class Resolution:
+    """The result of :func:`resolve`."""
+
+    packages: dict[NormalizedName, Resolved]
+    roots: tuple[NormalizedName, ...]
+    frontend: tuple[NormalizedName, ...]
+    indexes: tuple[str, ...] = ()
+    rounds: int = 1
+
+
+class _Reporter(BaseReporter):  # type: ignore[type-arg]
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+
+    def pinning(self, candidate: Any) -> None:
+        if self.progress:
+            self.progress(str(candidate))
+
+
+def resolve(
+    index: PackageIndex,
+    request: Request,
+    *,
+    progress: Callable[[str], None] | None = None,
+    concurrency: int = 16,
+) -> Resolution:
+    """Resolve ``request`` against ``index``, including build-system requirements."""
+    if not request.targets:
+        raise ValueError("a request needs at least one target")
+    all_targets = frozenset(request.targets)
+    roots: list[Req] = []
+    for req, where in request.requirements:
+        active = frozenset(t for t in request.targets if t.evaluate(req.marker))
+        if active:
+            roots.append(Req.of(req, active, where, "root"))
+    frontend = [Req.of(r, all_targets, "the Nix library", "frontend") for r in FRONTEND]
+    build_roots: list[Req] = []
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="warm") as pool:
+        provider = Provider(index, request, pool)
+        provider.warm([r.name for r in roots + frontend] + list(request.hints))
+        rounds = 0
+        while True:
+            rounds += 1
+            mapping = _run(provider, [*roots, *frontend, *build_roots], progress)
+            packages, needed = _assemble(provider, mapping, roots, frontend)
+            if needed == build_roots:
+                break
+            if rounds >= request.max_build_rounds:
+                raise ResolutionError(
+                    f"build requirements did not settle after {rounds} rounds",
+                    hint="report this set; a build backend may require itself in a loop",
+                )
+            build_roots = needed
+    return Resolution(
+        packages=packages,
+        roots=tuple(sorted({r.name for r in roots})),
+        frontend=tuple(sorted({r.name for r in frontend})),
+        rounds=rounds,
+    )
+
+
+def _run(
+    provider: Provider,
+    requirements: list[Req],
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Candidate]:
+    resolver: Resolver[Req, Candidate, str] = Resolver(provider, _Reporter(progress))
+    try:
+        result = resolver.resolve(requirements, max_rounds=20000)
+    except ResolutionImpossible as exc:
+        raise explain(provider, list(exc.causes)) from None
+    except ResolutionTooDeep:
+        raise ResolutionError(
+            "the resolver gave up after too many backtracking rounds",
+            hint="add constraints to the set to narrow the search",
+        ) from None
+    except PackageIndexError as exc:
+        raise ResolutionError(str(exc.message), where=exc.where, hint=exc.hint) from None
+    return dict(result.mapping)
+
+
+def explain(
+    provider: Provider, causes: Sequence[RequirementInformation[Req, Candidate]]
+) -> ResolutionError:
+    """Turn resolvelib's causes into a readable explanation."""
+    lines: list[str] = []
+    names: dict[NormalizedName, None] = {}
+    for info in causes:
+        req = info.requirement
+        names[req.name] = None
+        if info.parent is not None:
+            lines.append(f"{info.parent} requires {req}")
+        else:
+            lines.append(f"{req} is requested ({req.why})")
+    for name in names:
+        for spec, where in provider.constraints.get(name, []):
+            lines.append(f"constraint {name}{spec} ({where})")
+        if name != PYTHON:
+            try:
+                available = sorted(provider.usable(name))
+            except BotError:
+                available = []
+            if available:
+                lines.append(
+                    f"{name} has {len(available)} usable release(s) at this snapshot, "
+                    f"{available[0]} to {available[-1]}"
+                )
+        for why, versions in sorted(provider.rejections.get(name, {}).items()):
+            shown = ", ".join(sorted(set(versions), key=Version, reverse=True)[:6])
+            more = len(set(versions)) - 6
+            lines.append(f"{name} {shown}{f' (+{more} more)' if more > 0 else ''}: {why}")
+    subject = " and ".join(sorted(names)) or "the requirements"
+    return ResolutionError(
+        f"no versions of {subject} satisfy every requirement",
+        causes=list(dict.fromkeys(lines)),
+        hint="relax a version bound or add a constraint in set.yaml; "
+        "check --exclude-newer if a needed release is recent",
+    )
+
+
+def _assemble(
+    provider: Provider,
+    mapping: Mapping[str, Candidate],
+    roots: list[Req],
+    frontend: list[Req],
+) -> tuple[dict[NormalizedName, Resolved], list[Req]]:
+    """Walk the pinned graph per target; choose artifacts; collect build requirements."""
+    request = provider.request
+    pins: dict[NormalizedName, Candidate] = {c.name: c for c in mapping.values() if not c.extras}
+    edges: dict[NormalizedName, set[NormalizedName]] = {n: set() for n in pins}
+    build_edges: dict[NormalizedName, set[NormalizedName]] = {n: set() for n in pins}
+    artifacts: dict[NormalizedName, dict[Target, DistFile]] = {n: {} for n in pins}
+    needed: list[Req] = []
+    wheel_only: set[NormalizedName] = set()
+
+    for target in request.targets:
+        seen: dict[NormalizedName, set[NormalizedName]] = {}
+        stack: list[tuple[NormalizedName, frozenset[NormalizedName], bool]] = [
+            (r.name, r.extras, r.kind == "frontend")
+            for r in roots + frontend
+            if target in r.targets
+        ]
+        while stack:
+            name, extras, is_frontend = stack.pop()
+            if is_frontend:
+                wheel_only.add(name)
+            have = seen.get(name)
+            if have is not None and extras <= have and (not is_frontend or name in wheel_only):
+                continue
+            seen.setdefault(name, set()).update(extras)
+            cand = pins[name]
+            meta = provider.metadata_for(cand, target)
+            for dep in dependency_reqs(meta, frozenset(seen[name]), frozenset({target}), ""):
+                if dep.name == PYTHON:
+                    continue
+                edges[name].add(dep.name)
+                stack.append((dep.name, dep.extras, is_frontend))
+            chosen = choose_artifact(
+                cand.files, target, request.prefer, wheel_only=name in wheel_only
+            )
+            if chosen is None:
+                raise ResolutionError(
+                    f"{cand.name} {cand.version} has no wheel for {target.system}, "
+                    "but the Nix library needs it as a wheel to bootstrap the build frontend",
+                )
+            artifacts[name][target] = chosen
+            if chosen.kind == "sdist":
+                why = f"building {cand.name} {cand.version}"
+                for breq in _build_requirements(provider, cand, chosen):
+                    if not target.evaluate(breq.marker):
+                        continue
+                    bname = canonicalize_name(breq.name)
+                    build_edges[name].add(bname)
+                    extras_b = frozenset(canonicalize_name(e) for e in breq.extras)
+                    needed.append(
+                        Req(bname, extras_b, breq.specifier, frozenset({target}), why, "build")
+                    )
+                    if bname in pins:
+                        stack.append((bname, extras_b, False))
+    # one requirement per (name, parent, specifier), its targets merged
+    merged: dict[tuple[NormalizedName, str, str], Req] = {}
+    for r in needed:
+        key = (r.name, r.why, str(r))
+        old = merged.get(key)
+        merged[key] = (
+            r
+            if old is None
+            else Req(r.name, r.extras, r.specifier, old.targets | r.targets, r.why, "build")
+        )
+    packages: dict[NormalizedName, Resolved] = {}
+    for name, arts in artifacts.items():
+        if not arts:
+            continue  # pinned only on a path that no target reaches in the end
+        cand = pins[name]
+        packages[name] = Resolved(
+            name=name,
+            version=cand.version,
+            metadata=provider.metadata(cand),
+            files=cand.files,
+            artifacts=arts,
+            dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
+            build_requires=frozenset(build_edges[name]),
+            **_freshness(provider, cand),
+            refused=refusal(provider, cand, frozenset(arts)) or built_instead(provider, cand, arts),
+        )
+    return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
+
+
+def _freshness(provider: Provider, cand: Candidate) -> dict[str, Any]:
+    """The newest version the set allows for ``cand``'s project, and how far behind it is."""
+    request = provider.request
+    specs = [
+        req.specifier
+        for req, _ in [*request.requirements, *request.constraints]
+        if canonicalize_name(req.name) == cand.name
+    ]
+    newest = None
+    for version in provider.releases(cand.name).versions():  # newest first
+        if version.is_prerelease and not cand.version.is_prerelease:
+            continue
+        if not all(s.contains(version, prereleases=True) for s in specs):
+            continue
+        if any(f.yanked is None for f in provider.usable_files(cand.name, version)):
+            newest = version
+            break
+    lag = None
+    if newest is not None and newest > cand.version:
+        new_files = provider.usable_files(cand.name, newest)
+        old_files = provider.usable_files(cand.name, cand.version)
+        times_new = [f.upload_time for f in new_files if f.upload_time]
+        times_old = [f.upload_time for f in old_files if f.upload_time]
+        if times_new and times_old:
+            lag = max((min(times_new) - min(times_old)).total_seconds() / 86400, 0.0)
+    elif newest is not None:
+        lag = 0.0
+    return {"newest": newest, "lag_days": lag}
+
+
+def refusal(
+    provider: Provider, cand: Candidate, targets: frozenset[Target]
+) -> tuple[Version, str] | None:
+    """Why the newest release of ``cand``'s project at the snapshot (not yanked; a
+    prerelease only for a prerelease) is not the one locked, when a wheel baseline,
+    Requires-Python or a missing artifact on one of ``targets`` refuses it.  None when the
+    newest release is locked, or only the set's requirements keep it out."""
+    request = provider.request
+    cutoff = request.exclude_newer
+    python = request.targets[0]
+    releases = provider.releases(cand.name)
+    for version in releases.versions():  # newest first
+        if version <= cand.version:
+            return None
+        if version.is_prerelease and not cand.version.is_prerelease:
+            continue
+        files = [
+            f
+            for f in releases.files(version)
+            if f.yanked is None
+            and (cutoff is None or (f.upload_time is not None and f.upload_time <= cutoff))
+        ]
+        if not files:
+            continue  # not released (or yanked) at the snapshot
+        allowed = [f for f in files if python.allows_python(f.requires_python)]
+        if not allowed:
+            needs = sorted({str(f.requires_python) for f in files})
+            return version, f"requires Python {' / '.join(needs)} (the lock is for {python.python})"
+        missing = [
+            t for t in sorted(targets) if choose_artifact(allowed, t, request.prefer) is None
+        ]
+        if missing:
+            return version, "; ".join(no_artifact_reason(allowed, t) for t in missing)
+        return None
+    return None
+
+
+def built_instead(
+    provider: Provider, cand: Candidate, artifacts: Mapping[Target, DistFile]
+) -> tuple[Version, str] | None:
+    """(locked version, why) when a system builds the sdist although the version has wheels
+    for it that a baseline or the Python refuses (with ``prefer: wheel``): said like a
+    refusal, since building from source is the slow and fragile path."""
+    if provider.request.prefer != "wheel":
+        return None
+    notes = []
+    for target in sorted(artifacts):
+        if artifacts[target].kind != "sdist":
+            continue
+        refused = refused_wheels(provider.releases(cand.name).files(cand.version), target)
+        if refused:
+            notes.append(f"{target.system} builds the sdist ({'; '.join(refused)})")
+    return (cand.version, "; ".join(notes)) if notes else None
+
+
+def _build_requirements(provider: Provider, cand: Candidate, sdist: DistFile) -> list[Requirement]:
+    reqs = list(provider.index.build_requires(sdist))
+    # what the backend asks for while building (get_requires_for_build_wheel), locked with
+    # the static requirements
+    known = {str(r) for r in reqs}
+    reqs += [r for r in provider.index.dynamic_build_requires(sdist) if str(r) not in known]
+    if provider.index.in_tree_backend(sdist):
+        # a backend that builds itself imports its own dependencies while building (and
+        # hatchling's asks for them only through get_requires_for_build_wheel)
+        reqs += [
+            r
+            for r in provider.metadata(cand).requires_dist
+            if canonicalize_name(r.name) != cand.name
+        ]
+    if provider.request.extra_build_requires is not None:
+        reqs += provider.request.extra_build_requires(cand.name, cand.version)
+    return reqs

@@ -1,0 +1,252 @@
+"""Publishing a night: push the commits, open or update the pull request, file and close
+failure issues, set commit statuses, and write the reports (Markdown, JSON, step summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.core import files, git
+from bot.core.errors import BotError
+from bot.lock import document as lockfile
+from bot.model import locks
+from bot.model.interpreters import detect, load_local
+from bot.nightly import report, revalidate
+
+if TYPE_CHECKING:
+    from bot.nightly.advisories import NightAdvisories
+    from bot.nightly.options import NightlyOptions, SetOutcome
+
+
+def build_provenance(opts: NightlyOptions) -> dict[str, Any]:
+    """What the night built with: the pinned nixpkgs revision, or the standalone interpreters."""
+    if opts.nixpkgs and opts.nixpkgs_path is not None:
+        return {"source": "nixpkgs", "path": str(opts.nixpkgs_path), "rev": None}
+    if opts.nixpkgs:
+        pin = json.loads((opts.repo / "nix" / "nixpkgs.json").read_text(encoding="utf-8"))
+        return {
+            "source": "nixpkgs",
+            "release": pin.get("release"),
+            "rev": pin.get("rev"),
+            "url": pin.get("url"),
+        }
+    return {"source": "standalone", "interpreters": dict(load_local(opts.repo) or detect())}
+
+
+def _provenance_line(provenance: Mapping[str, Any]) -> str:
+    if provenance.get("source") == "nixpkgs" and provenance.get("path"):
+        return f"Built with the nixpkgs at `{provenance['path']}` (not the pin)."
+    if provenance.get("source") == "nixpkgs":
+        return f"Built with nixpkgs {provenance.get('release')} `{provenance.get('rev')}`."
+    pythons = ", ".join(
+        f"{k}: `{v}`" for k, v in sorted(provenance.get("interpreters", {}).items())
+    )
+    return f"Built with standalone interpreters ({pythons})."
+
+
+def markdown(
+    night: report.NightReport,
+    findings: Sequence[revalidate.Finding],
+    provenance: Mapping[str, Any] | None = None,
+) -> str:
+    """The night's report in Markdown, with the overrides findings and what it built with."""
+    text = report.to_markdown(night)
+    if provenance:
+        text += "\n" + _provenance_line(provenance) + "\n"
+    section = revalidate.to_markdown([f for f in findings if f.kind != "needed"])
+    return text + ("\n" + section if section else "")
+
+
+def publish(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    gh: Any,
+    say: Callable[[str], None],
+    findings: Sequence[revalidate.Finding] = (),
+    provenance: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
+) -> list[str]:
+    """Push commits, open/update the pull request, file/close issues, set statuses.
+
+    Commits an interrupted night left unpublished are pushed too, even when no set changed
+    tonight (noted in ``notes``).  Returns the errors met (each a full message); the commits
+    stay local when a push fails.
+    """
+    commits = [o.commit for o in outcomes if o.commit]
+    errors: list[str] = static_index(opts, say)
+    try:
+        if opts.push_to and (commits or _left_over(opts, opts.push_to, notes)):
+            say(f"pushing to {opts.remote}/{opts.push_to}")
+            git.push(opts.repo, opts.remote, opts.push_to)
+        branch = git.night_branch(datetime.fromisoformat(night.date).date())
+        if opts.pull_request and (
+            commits or (not _on_night_branch(opts) and _left_over(opts, opts.base, notes))
+        ):
+            say(f"pushing {opts.remote}/{branch}")
+            git.push_pull_request_branch(opts.repo, opts.remote, branch)
+            if gh is not None:
+                names = (
+                    ", ".join(o.report.name for o in outcomes if o.commit) or "left-over commits"
+                )
+                title = f"Nightly update {night.date}: {names}"
+                gh.upsert_pull_request(
+                    branch,
+                    opts.base,
+                    title[:250],
+                    markdown(night, findings, provenance) + advisories_markdown(opts, night),
+                )
+    except BotError as exc:
+        errors.append(str(exc))
+    if gh is None:
+        return errors
+    try:
+        sha = git.head_sha(opts.repo)
+        for o in outcomes:
+            for python, package, tail in o.failures:
+                gh.report_failure(o.report.name, python, package, tail, opts.run_url)
+            state = "failure" if o.report.status == "failed" else "success"
+            gh.set_status(
+                sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
+            )
+        gh.close_fixed(
+            [o.report.name for o in outcomes if o.report.status in ("ok", "unchanged")],
+            opts.run_url,
+        )
+    except BotError as exc:
+        errors.append(str(exc))
+    finally:
+        gh.close()
+    return errors
+
+
+def _left_over(opts: NightlyOptions, branch: str, notes: list[str] | None = None) -> bool:
+    """Whether HEAD has commits ``opts.remote``/``branch`` lacks; noted for the report."""
+    ahead = git.unpublished(opts.repo, opts.remote, branch)
+    if ahead is None:
+        return False
+    if ahead and notes is not None:
+        notes.append(f"publishing {ahead} commit(s) an earlier run left unpublished")
+    return ahead > 0
+
+
+def _on_night_branch(opts: NightlyOptions) -> bool:
+    """Whether HEAD already is the tip of a pull-request branch (an earlier night's)."""
+    head = git.head_sha(opts.repo)
+    return head in git.remote_heads(opts.repo, opts.remote, "nightly/*").values()
+
+
+def report_path(opts: NightlyOptions) -> Path:
+    """Where the night's report is read: ``--report-markdown``, ``--report-json``, or else
+    ``<git dir>/nixpkgs-python-report.md`` (outside the tree, never committed)."""
+    if opts.report_markdown is not None:
+        return opts.report_markdown
+    if opts.report_json is not None:
+        return opts.report_json
+    from bot.core.repolock import git_dir
+
+    return (git_dir(opts.repo) or opts.repo / ".git") / "nixpkgs-python-report.md"
+
+
+def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
+    """Write the sets' static package index to --static-index-to, else beside the binary
+    cache (file:// or rsync+ssh://); returns the error met, if any (the night's other
+    publishing goes on)."""
+    if not opts.static_index:
+        return []
+    from bot.cache import default_store
+    from bot.nightly.static_index import CACHE_SUBDIR
+    from bot.nightly.static_index_push import publish_index
+
+    target = opts.static_index_to or opts.store or default_store(opts.repo)
+    sets = _indexable_sets(opts.repo)
+    if not sets:
+        say("static index: no set has a readable lock")
+        return []
+    try:
+        result = publish_index(
+            opts.repo,
+            target,
+            ssh_config=opts.ssh_config,
+            mirror=opts.static_index_mirror,
+            subdir="" if opts.static_index_to else CACHE_SUBDIR,
+            sets=sets,
+        )
+    except BotError as exc:
+        return [f"static index: {exc}"]
+    if result is None and opts.static_index_to:
+        return [f"static index: {target} is not a directory (use file:// or rsync+ssh://)"]
+    if result is None:
+        say(f"static index: not written ({target} is no directory; see --static-index-to)")
+    else:
+        say(f"static index: {result.files} files of {len(result.sets)} sets at {result.path}")
+    return []
+
+
+def _indexable_sets(repo: Path) -> list[str]:
+    """The sets whose every lock reads: a set with a broken lock is failing tonight already
+    (and reported once, as that set's failure); the index carries the others."""
+    from bot.model.sets import list_sets
+
+    out = []
+    for name in list_sets(repo):
+        try:
+            for path in locks.locks_in(repo / "sets" / name):
+                lockfile.read_lock(path)
+        except BotError:
+            continue
+        out.append(name)
+    return out
+
+
+def write_reports(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    findings: Sequence[revalidate.Finding] = (),
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
+    """The night's report as JSON and Markdown files (when asked) and the step summary."""
+    text = markdown(night, findings, provenance)
+    if opts.report_json is None and opts.report_markdown is None:
+        files.write_atomic(report_path(opts), text)  # none asked for: the git dir keeps one
+
+    text = markdown(night, findings, provenance) + advisories_markdown(opts, night)
+    if opts.report_json is not None:
+        data = json.loads(report.to_json(night))
+        found = night_advisories(opts, night)
+        data["advisories"] = None if found is None else found.to_json()
+        data["overrides"] = [f.to_json() for f in findings]
+        data["build"] = provenance
+        files.write_atomic(opts.report_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    if opts.report_markdown is not None:
+        files.write_atomic(opts.report_markdown, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
+def night_advisories(opts: NightlyOptions, night: report.NightReport) -> NightAdvisories | None:
+    """The advisories of the night's sets before and after (None without --advisories)."""
+    if opts.advisories is None:
+        return None
+    from bot.nightly import advisories
+
+    sets = [(s.name, s.commit) for s in night.sets]
+    try:
+        locks = advisories.night_locks(opts.repo, sets)
+    except (OSError, BotError) as exc:  # never a failed night: one warning instead
+        return advisories.NightAdvisories(warning=f"advisories: cannot read the locks: {exc}")
+    return advisories.for_sets(opts.advisories, locks)
+
+
+def advisories_markdown(opts: NightlyOptions, night: report.NightReport) -> str:
+    """The report's "Advisories" section ("" without --advisories)."""
+    from bot.nightly import advisories
+
+    found = night_advisories(opts, night)
+    return "" if found is None else "\n" + advisories.to_markdown(found)

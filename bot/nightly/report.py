@@ -1,0 +1,486 @@
+"""The report of a night: what each set did, as Markdown (PR body, step summary) and JSON.
+
+The orchestrator fills the dataclasses; this module only renders.  Renderers are pure and
+deterministic (no clock, no environment), so their output is tested against golden text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from bot.model.locks import LockDiff, combine
+
+SetStatus = Literal["ok", "failed", "unchanged", "held"]
+STATUSES: tuple[SetStatus, ...] = ("ok", "failed", "unchanged", "held")
+_STATUS_TEXT = {"ok": "✅ ok", "failed": "❌ failed", "unchanged": "⚪ unchanged", "held": "⏸️ held"}
+LOG_TAIL_CHARS = 20_000  # per set, so a PR body stays under GitHub's 65536 characters
+
+# Project-URL labels that point at release notes, best first (matched case-insensitively).
+_CHANGELOG_LABELS = [
+    re.compile(r"change\s*-?\s*log", re.IGNORECASE),
+    re.compile(r"release\s*-?\s*notes", re.IGNORECASE),
+    re.compile(r"changes", re.IGNORECASE),
+    re.compile(r"history", re.IGNORECASE),
+]
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One package's version change in a set; ``pythons`` is empty when it applies to all."""
+
+    name: str
+    old: str | None
+    new: str | None
+    pythons: tuple[str, ...] = ()
+    changelog: str | None = None
+
+
+@dataclass(frozen=True)
+class HeldPackage:
+    """A package kept at its previous version because the newer one did not build."""
+
+    name: str
+    kept: str | None
+    wanted: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How close a set is to the newest versions its constraints allow."""
+
+    current: int  #: members at the newest allowed version
+    total: int
+    #: the member furthest behind: (name, locked, newest, days between their uploads)
+    oldest: tuple[str, str, str, float] | None = None
+    behind: tuple[tuple[str, str, str], ...] = ()  #: (name, locked, newest), by name
+    held: tuple[str, ...] = ()
+    #: (name, locked, newest, reason) of members whose newest release a wheel baseline,
+    #: Requires-Python or a missing artifact refuses, by name
+    refused: tuple[tuple[str, str, str, str], ...] = ()
+
+    @property
+    def share(self) -> float:
+        """Fraction of members at the newest allowed version (1.0 for an empty set)."""
+        return self.current / self.total if self.total else 1.0
+
+
+def freshness_of(
+    packages: Mapping[str, tuple[str, str | None, float | None]],
+    held: Iterable[str] = (),
+    refused: Iterable[tuple[str, str, str, str]] = (),
+) -> Freshness:
+    """Freshness from name -> (locked, newest allowed, days behind)."""
+    from packaging.version import Version
+
+    behind = sorted(
+        (name, locked, newest)
+        for name, (locked, newest, _) in packages.items()
+        if newest is not None and Version(newest) > Version(locked)
+    )
+    lags = [
+        (lag or 0.0, name)
+        for name, (locked, newest, lag) in packages.items()
+        if (name, locked, newest) in behind
+    ]
+    oldest = None
+    if lags:
+        lag, name = max(lags)
+        locked, newest, _ = packages[name]
+        oldest = (name, locked, newest or "", lag)
+    return Freshness(
+        current=len(packages) - len(behind),
+        total=len(packages),
+        oldest=oldest,
+        behind=tuple(behind),
+        held=tuple(sorted(held)),
+        refused=tuple(sorted(set(refused))),
+    )
+
+
+def freshness_line(f: Freshness) -> str:
+    """One sentence for people."""
+    text = f"{f.current} of {f.total} at the newest allowed version ({f.share:.0%})"
+    if f.oldest is not None:
+        name, locked, newest, lag = f.oldest
+        text += f"; oldest lag: {name} {locked} (newest {newest}, {lag:.0f} days newer)"
+    if f.held:
+        text += f"; held: {', '.join(f.held)}"
+    return text
+
+
+def overall_freshness(report: NightReport) -> tuple[int, int]:
+    """Repository-wide (members at newest, members) over the sets that report freshness."""
+    sets = [s.freshness for s in report.sets if s.freshness is not None]
+    return sum(f.current for f in sets), sum(f.total for f in sets)
+
+
+@dataclass(frozen=True)
+class SetReport:
+    """What happened to one set tonight."""
+
+    name: str
+    pythons: tuple[str, ...]
+    status: SetStatus
+    diff: tuple[DiffRow, ...] = ()
+    build_seconds: float | None = None
+    closure_bytes: int | None = None
+    failing_package: str | None = None
+    log_tail: str | None = None
+    held: tuple[HeldPackage, ...] = ()
+    commit: str | None = None
+    freshness: Freshness | None = None
+    #: override entries suggested by the failing package's log (bot/build/suggest.py), one line each
+    suggestions: tuple[str, ...] = ()
+    #: one line per system CI built it for (``x86_64-linux: built and pushed``, what was held
+    #: there, what failed), and for the systems it was not built for; empty outside CI
+    systems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NightReport:
+    """The whole night: one :class:`SetReport` per set, in the order given."""
+
+    date: str
+    sets: tuple[SetReport, ...] = field(default=())
+    exclude_newer: str | None = None
+    run_url: str | None = None
+    #: what the night did besides the sets: repairs of an interrupted run, unexpected errors
+    notes: tuple[str, ...] = ()
+
+
+def changelog_url(project_urls: Mapping[str, str] | None) -> str | None:
+    """The URL whose Project-URL label names a changelog, release notes, changes or history."""
+    if not project_urls:
+        return None
+    for pattern in _CHANGELOG_LABELS:
+        for label in sorted(project_urls):
+            if pattern.search(label):
+                return project_urls[label]
+    return None
+
+
+def rows_from_diffs(
+    diffs: Iterable[LockDiff], project_urls: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[DiffRow, ...]:
+    """Diff rows for a set from its per-Python lock diffs (roots first, then by name).
+
+    ``project_urls`` maps a package name to its metadata's Project-URLs (label -> URL).
+    """
+    urls = project_urls or {}
+    rows: list[DiffRow] = []
+    for combined in combine(diffs):
+        link = changelog_url(urls.get(combined.name))
+        for change, pythons in combined.variants:
+            rows.append(DiffRow(combined.name, change.old, change.new, pythons, link))
+    return tuple(rows)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42s``, ``1m 02s``, ``2h 05m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_size(size: int | None) -> str:
+    """Binary units: ``512 B``, ``1.5 KiB``, ``123.4 MiB``; ``-`` when unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _version_cell(row: DiffRow) -> tuple[str, str]:
+    return (row.old or "(added)", row.new or "(removed)")
+
+
+def _status_cell(s: SetReport) -> str:
+    text = _STATUS_TEXT[s.status]
+    if s.status == "failed" and s.failing_package:
+        text += f" (`{s.failing_package}`)"
+    if s.held:
+        text += f", {len(s.held)} held"
+    return text
+
+
+def _fence(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _summary(report: NightReport) -> list[str]:
+    lines = [
+        "| set | python | status | changes | build | closure |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in report.sets:
+        lines.append(
+            f"| {_cell(s.name)} | {', '.join(s.pythons)} | {_status_cell(s)} | {len(s.diff)} "
+            f"| {format_duration(s.build_seconds)} | {format_size(s.closure_bytes)} |"
+        )
+    counts = {status: sum(1 for s in report.sets if s.status == status) for status in STATUSES}
+    lines += ["", ", ".join(f"{counts[k]} {k}" for k in STATUSES if counts[k]) or "no sets"]
+    current, total = overall_freshness(report)
+    if total:
+        lines += [
+            "",
+            f"Freshness: {current} of {total} members at the newest allowed version "
+            f"({current / total:.0%}).",
+        ]
+    return lines
+
+
+def _set_section(s: SetReport) -> list[str]:
+    lines = ["", f"## {s.name} — {_STATUS_TEXT[s.status]}", ""]
+    facts = [f"Python {', '.join(s.pythons)}"]
+    if s.build_seconds is not None:
+        facts.append(f"build {format_duration(s.build_seconds)}")
+    if s.closure_bytes is not None:
+        facts.append(f"closure {format_size(s.closure_bytes)}")
+    if s.commit:
+        facts.append(f"commit {s.commit[:12]}")
+    lines.append(" · ".join(facts))
+    if s.freshness is not None:
+        lines += ["", f"Freshness: {freshness_line(s.freshness)}."]
+        if s.freshness.refused:
+            lines += ["", "Refused by a wheel baseline, Requires-Python or a missing file:", ""]
+            lines += [
+                f"- `{name}` {locked}{'' if newest == locked else f', not {newest}'}: "
+                f"{_cell(reason)}"
+                for name, locked, newest, reason in s.freshness.refused
+            ]
+    if s.diff:
+        lines += ["", "| package | old | new | python | changelog |", "|---|---|---|---|---|"]
+        for row in s.diff:
+            old, new = _version_cell(row)
+            link = f"[changelog]({row.changelog})" if row.changelog else ""
+            pythons = ", ".join(row.pythons) or "all"
+            lines.append(
+                f"| {_cell(row.name)} | {_cell(old)} | {_cell(new)} | {pythons} | {link} |"
+            )
+    elif s.status != "failed":
+        lines += ["", "No version changes."]
+    if s.systems:
+        lines += ["", "Systems:", ""]
+        lines += [f"- {_cell(line)}" for line in s.systems]
+    if s.held:
+        lines += ["", "Held back (the newer version did not build):", ""]
+        for h in s.held:
+            reason = f": {h.reason}" if h.reason else ""
+            lines.append(
+                f"- `{h.name}` kept at {h.kept or '(not in the set)'}, not {h.wanted}{reason}"
+            )
+    if s.status == "failed":
+        lines += ["", f"Failing package: `{s.failing_package or 'unknown'}`"]
+        if s.suggestions:
+            lines += ["", "Suggested override (from its build log):", ""]
+            lines += [f"- {line}" for line in s.suggestions]
+        if s.log_tail:
+            tail = s.log_tail[-LOG_TAIL_CHARS:].rstrip()
+            fence = _fence(tail)
+            lines += [
+                "",
+                "<details><summary>Build log (last lines)</summary>",
+                "",
+                fence,
+                tail,
+                fence,
+                "",
+                "</details>",
+            ]
+    return lines
+
+
+def to_markdown(report: NightReport) -> str:
+    """The report for a pull request body or ``$GITHUB_STEP_SUMMARY``.
+
+    A summary table of every set, then one section per set with its version changes (and
+    changelog links), held packages, and for a failed set the failing package and log tail.
+    """
+    lines = [f"# nixpkgs-python nightly {report.date}", ""]
+    meta = []
+    if report.exclude_newer:
+        meta.append(f"Index snapshot (exclude-newer): {report.exclude_newer}")
+    if report.run_url:
+        meta.append(f"[Run log]({report.run_url})")
+    if meta:
+        lines += [" · ".join(meta), ""]
+    lines += _summary(report)
+    if report.notes:
+        lines += ["", "## Notes", ""]
+        for note in report.notes:
+            first, _, rest = note.partition("\n")
+            lines.append(f"- {first}")
+            if rest.strip():
+                fence = _fence(rest)
+                lines += ["", f"  {fence}", *(f"  {ln}" for ln in rest.splitlines()), f"  {fence}"]
+    for s in report.sets:
+        lines += _set_section(s)
+    return "\n".join(lines) + "\n"
+
+
+def _set_dict(s: SetReport) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "pythons": list(s.pythons),
+        "status": s.status,
+        "diff": [
+            {
+                "name": r.name,
+                "old": r.old,
+                "new": r.new,
+                "pythons": list(r.pythons),
+                "changelog": r.changelog,
+            }
+            for r in s.diff
+        ],
+        "build_seconds": s.build_seconds,
+        "closure_bytes": s.closure_bytes,
+        "failing_package": s.failing_package,
+        "log_tail": s.log_tail,
+        # only with a failure that has them (reports without keep their shape)
+        **({"suggestions": list(s.suggestions)} if s.suggestions else {}),
+        **({"systems": list(s.systems)} if s.systems else {}),
+        "held": [
+            {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
+        ],
+        "commit": s.commit,
+        "freshness": None
+        if s.freshness is None
+        else {
+            "current": s.freshness.current,
+            "total": s.freshness.total,
+            "share": round(s.freshness.share, 4),
+            "oldest": None
+            if s.freshness.oldest is None
+            else dict(
+                zip(("name", "locked", "newest", "lag_days"), s.freshness.oldest, strict=True)
+            ),
+            "behind": [
+                dict(zip(("name", "locked", "newest"), b, strict=True)) for b in s.freshness.behind
+            ],
+            "held": list(s.freshness.held),
+            "refused": [
+                dict(zip(("name", "locked", "newest", "reason"), r, strict=True))
+                for r in s.freshness.refused
+            ],
+        },
+    }
+
+
+def to_json(report: NightReport) -> str:
+    """The report as JSON with sorted, stable keys (every field present, ``null`` if unknown)."""
+    data: dict[str, Any] = {
+        "date": report.date,
+        "exclude_newer": report.exclude_newer,
+        "run_url": report.run_url,
+        "sets": [_set_dict(s) for s in report.sets],
+    }
+    if report.notes:
+        data["notes"] = list(report.notes)
+    current, total = overall_freshness(report)
+    if total:
+        data["freshness"] = {"current": current, "total": total, "share": round(current / total, 4)}
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def from_json(text: str) -> NightReport:
+    """Read back what :func:`to_json` wrote (e.g. per-set reports from matrix jobs)."""
+    data = json.loads(text)
+    sets = []
+    for s in data["sets"]:
+        if s["status"] not in STATUSES:
+            raise ValueError(f"set {s['name']}: unknown status {s['status']!r}")
+        sets.append(
+            SetReport(
+                name=s["name"],
+                pythons=tuple(s["pythons"]),
+                status=cast(SetStatus, s["status"]),
+                diff=tuple(
+                    DiffRow(r["name"], r["old"], r["new"], tuple(r["pythons"]), r["changelog"])
+                    for r in s["diff"]
+                ),
+                build_seconds=s["build_seconds"],
+                closure_bytes=s["closure_bytes"],
+                failing_package=s["failing_package"],
+                log_tail=s["log_tail"],
+                held=tuple(
+                    HeldPackage(h["name"], h["kept"], h["wanted"], h["reason"]) for h in s["held"]
+                ),
+                commit=s["commit"],
+                freshness=_freshness_from(s.get("freshness")),
+                suggestions=tuple(str(x) for x in s.get("suggestions", [])),
+                systems=tuple(str(x) for x in s.get("systems", [])),
+            )
+        )
+    return NightReport(
+        date=data["date"],
+        sets=tuple(sets),
+        exclude_newer=data["exclude_newer"],
+        run_url=data["run_url"],
+        notes=tuple(str(n) for n in data.get("notes", [])),
+    )
+
+
+def _freshness_from(data: Any) -> Freshness | None:
+    if not data:
+        return None
+    oldest = data.get("oldest")
+    return Freshness(
+        current=data["current"],
+        total=data["total"],
+        oldest=None
+        if oldest is None
+        else (oldest["name"], oldest["locked"], oldest["newest"], float(oldest["lag_days"])),
+        behind=tuple((b["name"], b["locked"], b["newest"]) for b in data.get("behind", [])),
+        held=tuple(data.get("held", [])),
+        refused=tuple(
+            (r["name"], r["locked"], r["newest"], r["reason"]) for r in data.get("refused", [])
+        ),
+    )
+
+
+def merge(reports: Iterable[NightReport]) -> NightReport:
+    """Combine per-set reports of one night (matrix jobs) into one, sets sorted by name."""
+    reports = list(reports)
+    if not reports:
+        raise ValueError("no reports to merge")
+    first = reports[0]
+    sets = sorted((s for r in reports for s in r.sets), key=lambda s: s.name)
+    return NightReport(
+        date=first.date,
+        sets=tuple(sets),
+        exclude_newer=next((r.exclude_newer for r in reports if r.exclude_newer), None),
+        run_url=next((r.run_url for r in reports if r.run_url), None),
+        notes=tuple(n for r in reports for n in r.notes),
+    )
+
+
+def append_step_summary(markdown: str, env: Mapping[str, str]) -> bool:
+    """Append ``markdown`` to ``$GITHUB_STEP_SUMMARY`` if the environment names one."""
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(markdown)
+    return True

@@ -1,0 +1,525 @@
+"""Re-validating the overrides library: which entries still change the outcome?
+
+Two checks, reported as :class:`Finding` values with a suggested edit:
+
+- ``unmatched`` (cheap, every night, every entry): the entry's ``[from, until)`` range
+  matches no version of its package in any lock of the repository; suggested edit: remove it.
+- ``unneeded`` / ``needed`` (a Nix build, at most ``budget`` entries a night, rotating through
+  the library across nights): the package's own derivation, in one set and Python whose lock
+  has a version the entry matches (the newest such version), is built with the entry left
+  out (``default.nix``'s ``disabledOverrides``) as a throwaway attempt (``--no-out-link``).
+  It builds and passes its import check: ``unneeded``, suggested edit ``until = "<version>"``
+  (older versions may still need it; once no locked version is in range the entry turns
+  ``unmatched`` and is removed).  It fails while the build with the entry succeeds:
+  ``needed``.  Anything else (a timeout, a failure with the entry too, no interpreter) is
+  ``inconclusive``: nothing to suggest.
+
+Where the last night stopped is kept outside the repository, in ``state_file`` (by default
+``<cache dir>/revalidate.json``).  An entry's id is ``"<package>#<n>"``, ``n`` its 1-based
+position among the ``[[override]]`` tables of ``overrides/packages/<package>.toml`` (as in
+:mod:`bot.model.overrides`' ``(override #n)``).
+
+Limits: an entry's build requirements are already in the lock (the resolver added them);
+without the entry they are left out of the package's build, which also drops them when the
+package's own build system requires them (then ``needed`` is reported although the entry
+is redundant: the error is on the safe side).  ``overrides/default.nix`` and the sets'
+``overrides.nix`` are not re-validated.
+
+The suggested edits are made as text by :mod:`bot.nightly.overrides_edit` (:meth:`Finding.apply`,
+:func:`apply_findings`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import sys
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from bot.build import command as builder
+from bot.core.errors import BotError
+from bot.lock.index.cache import default_cache_dir
+from bot.model import locks
+from bot.model.interpreters import detect, load_local, temporary_interpreters_file
+from bot.model.overrides import Override, load_overrides
+from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
+from bot.nightly.revalidate_state import load_state, rotate, save_state
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["unneeded", "unmatched", "needed", "inconclusive"]
+KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "inconclusive")
+STATE_FILE = "revalidate.json"
+BUILD_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One package version in one lock."""
+
+    set: str
+    python: str
+    version: str
+    systems: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What re-validation found out about one ``[[override]]`` entry."""
+
+    package: str
+    index: int  #: 1-based position of the entry in its file
+    file: str  #: repository-relative path of the TOML file
+    line: int | None  #: line of the entry's ``[[override]]`` header
+    kind: Kind
+    reason: str  #: the entry's own reason
+    versions: tuple[str, ...]  #: locked versions involved (unmatched: every locked version)
+    suggestion: str = ""  #: the suggested edit, for people ("" when there is none)
+    edit: Literal["remove", "until"] | None = None
+    until: str | None = None  #: the new ``until`` when ``edit == "until"``
+    set: str | None = None  #: where it was built
+    python: str | None = None
+    tested_version: str | None = None
+    log_tail: str = ""
+    detail: str = ""
+
+    @property
+    def id(self) -> str:
+        """``"<package>#<n>"``, as ``default.nix``'s ``disabledOverrides`` takes it."""
+        return f"{self.package}#{self.index}"
+
+    @property
+    def where(self) -> str:
+        """``file:line`` (or ``file (override #n)``)."""
+        return f"{self.file}:{self.line}" if self.line else f"{self.file} (override #{self.index})"
+
+    def apply(self, repo: Path) -> Path | None:
+        """Make the suggested edit in ``repo`` (text-level, comments kept); the file changed
+        or removed, ``None`` when there is nothing to edit.
+
+        Removing the last entry of a file removes the file.  Raises :class:`OverrideError`
+        when the file no longer has this entry at this position (it was edited meanwhile) or
+        the text edit would not give the intended TOML (see
+        :func:`bot.nightly.overrides_edit.apply_edit`).
+        """
+        return apply_edit(repo, self)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready record."""
+        return {
+            "id": self.id,
+            "package": self.package,
+            "index": self.index,
+            "file": self.file,
+            "line": self.line,
+            "kind": self.kind,
+            "reason": self.reason,
+            "versions": list(self.versions),
+            "suggestion": self.suggestion,
+            "edit": self.edit,
+            "until": self.until,
+            "set": self.set,
+            "python": self.python,
+            "tested_version": self.tested_version,
+            "log_tail": self.log_tail,
+            "detail": self.detail,
+        }
+
+
+# --- what is locked ---------------------------------------------------------------------------
+
+
+def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
+    """Every package of every lock of ``repo`` (``sets/*/pylock.py3XY.toml``), by normalized
+    name; each with the systems its lock has an artifact for."""
+    out: dict[NormalizedName, list[Locked]] = {}
+    for path in locks.repo_locks(repo):
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            log.warning("%s: skipped, cannot read: %s", path, exc)
+            continue
+        python = str(locks.python_of(path))
+        for pkg in document.get("packages", []):
+            if "name" not in pkg or "version" not in pkg:
+                continue
+            tool = pkg.get("tool", {}).get("nixpkgs-python", {})
+            out.setdefault(canonicalize_name(pkg["name"]), []).append(
+                Locked(
+                    path.parent.name,
+                    python,
+                    str(pkg["version"]),
+                    frozenset(tool.get("artifacts", {})),
+                )
+            )
+    return out
+
+
+def _matches(entry: Override, version: str) -> bool:
+    try:
+        return entry.matches(version)
+    except InvalidVersion:
+        return False
+
+
+def _vkey(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
+def _sorted_versions(versions: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(versions), key=_vkey))
+
+
+def current_system() -> str:
+    """This machine's Nix system (``x86_64-linux``, ``aarch64-darwin`` ...)."""
+    machine = platform.machine().lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return f"{arch}-{'darwin' if sys.platform == 'darwin' else 'linux'}"
+
+
+# --- the night's re-validation ----------------------------------------------------------------
+
+
+def _file_of(entry: Override) -> str:
+    return f"overrides/packages/{entry.name}.toml"
+
+
+def _describe_range(entry: Override) -> str:
+    parts = []
+    if entry.from_ is not None:
+        parts.append(f'from = "{entry.from_}"')
+    if entry.until is not None:
+        parts.append(f'until = "{entry.until}"')
+    return ", ".join(parts) or "no range"
+
+
+def _finding(
+    entry: Override,
+    index: int,
+    lines: Mapping[str, list[int]],
+    kind: Kind,
+    versions: Iterable[str],
+    **kw: Any,
+) -> Finding:
+    headers = lines.get(entry.name, [])
+    line = headers[index - 1] + 1 if index <= len(headers) else None
+    return Finding(
+        entry.name,
+        index,
+        _file_of(entry),
+        line,
+        kind,
+        entry.reason,
+        _sorted_versions(versions),
+        **kw,
+    )
+
+
+def unmatched(
+    repo: Path,
+    library: Mapping[NormalizedName, list[Override]] | None = None,
+    locked: Mapping[NormalizedName, list[Locked]] | None = None,
+) -> list[Finding]:
+    """Entries whose version range matches no locked version of their package."""
+    library = load_overrides(repo) if library is None else library
+    locked = locked_versions(repo) if locked is None else locked
+    lines = _header_index(repo, library)
+    out = []
+    for name, entries in sorted(library.items()):
+        versions = [lk.version for lk in locked.get(name, [])]
+        for i, entry in enumerate(entries, 1):
+            if any(_matches(entry, v) for v in versions):
+                continue
+            finding = _finding(entry, i, lines, "unmatched", versions, edit="remove")
+            why = (
+                f"{_describe_range(entry)} matches no locked version (locked: "
+                f"{', '.join(finding.versions)})"
+                if versions
+                else f"{name} is in no lock"
+            )
+            out.append(
+                replace(
+                    finding,
+                    detail=why,
+                    suggestion=(
+                        f"remove the [[override]] entry at {finding.where} "
+                        f"(reason: {json.dumps(entry.reason)}): {why}"
+                    ),
+                )
+            )
+    return out
+
+
+def _header_index(
+    repo: Path, library: Mapping[NormalizedName, list[Override]]
+) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for name in library:
+        try:
+            out[name] = header_lines(
+                (repo / "overrides" / "packages" / f"{name}.toml").read_text(encoding="utf-8")
+            )
+        except OSError:
+            out[name] = []
+    return out
+
+
+def _fingerprint(entry: Override, where: Sequence[Locked]) -> str:
+    """What a verdict depends on: the entry and the locked versions it applies to."""
+    blob = repr((entry, sorted((lk.set, lk.python, lk.version) for lk in where)))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _unneeded(base: Finding, entry: Override, version: str) -> Finding:
+    tested = Version(version)
+    if entry.from_ is not None and entry.from_ >= tested:
+        edit: Literal["remove", "until"] = "remove"
+        suggestion = (
+            f"remove the [[override]] entry at {base.where} (reason: {json.dumps(entry.reason)})"
+        )
+    else:
+        edit = "until"
+        suggestion = (
+            f'set until = "{version}" in the [[override]] entry at {base.where} '
+            f"(reason: {json.dumps(entry.reason)}), or remove it if no older "
+            "version needs it"
+        )
+    why = (
+        f"{entry.name} {version} builds and passes its import check without it "
+        f"(set {base.set}, Python {base.python})"
+    )
+    return replace(
+        base,
+        kind="unneeded",
+        edit=edit,
+        until=version if edit == "until" else None,
+        suggestion=f"{suggestion}: {why}",
+        detail=why,
+    )
+
+
+def revalidate(
+    repo: Path,
+    *,
+    sets: Sequence[str] = (),
+    budget: int = 3,
+    state_file: Path | None = None,
+    interpreters: Mapping[str, str] | None = None,
+    nixpkgs: bool = False,
+    nixpkgs_path: Path | None = None,
+    timeout: float = BUILD_TIMEOUT,
+    progress: Callable[[str], None] | None = None,
+) -> list[Finding]:
+    """Re-validate the overrides library of ``repo``: every ``unmatched`` entry, then up to
+    ``budget`` Nix builds of entries that apply to a locked package of ``sets`` (all sets
+    when empty), continuing where the last run stopped (``state_file``).
+
+    Builds use the standalone ``interpreters`` (default: ``nix/local.json``, else detected)
+    or, with ``nixpkgs``, the pinned nixpkgs (or ``nixpkgs_path``); each build is bounded by
+    ``timeout`` seconds.
+    Nothing in the repository is changed (see :meth:`Finding.apply`, :func:`apply_findings`).
+    """
+    say = progress or (lambda _msg: None)
+    library = load_overrides(repo)
+    locked = locked_versions(repo)
+    findings = unmatched(repo, library, locked)
+    lines = _header_index(repo, library)
+    system = current_system()
+    wanted = set(sets)
+    # entry id -> (entry, index, the lock entries it matches that can be built here)
+    candidates: dict[str, tuple[Override, int, list[Locked]]] = {}
+    for name, entries in library.items():
+        for i, entry in enumerate(entries, 1):
+            where = [
+                lk
+                for lk in locked.get(name, [])
+                if _matches(entry, lk.version)
+                and (not wanted or lk.set in wanted)
+                and system in lk.systems
+            ]
+            if where:
+                candidates[f"{name}#{i}"] = (entry, i, where)
+    state = state_file or default_cache_dir() / STATE_FILE
+    key = str(repo.resolve())
+    # an entry found needed stays needed until it or the versions it applies to change:
+    # skip it rather than repeat a failing build every night
+    saved = load_state(state, key)
+    fingerprints = {i: _fingerprint(c[0], c[2]) for i, c in candidates.items()}
+    needed = {i: f for i, f in saved.needed.items() if fingerprints.get(i) == f}
+    chosen = rotate([i for i in candidates if i not in needed], saved.last, budget)
+    if not chosen:
+        return findings
+    if not nixpkgs and interpreters is None:
+        interpreters = load_local(repo) or detect()
+    interps: Mapping[str, str] = {} if nixpkgs else dict(interpreters or {})
+    opts = builder.BuildOptions(
+        sets=[],
+        python=None,
+        out_link=None,
+        keep_going=False,
+        repo=repo,
+        nixpkgs=nixpkgs,
+        nixpkgs_path=nixpkgs_path,
+        timeout=timeout,
+    )
+    with temporary_interpreters_file(
+        None if nixpkgs else interps, prefix="nixpkgs-python-revalidate-"
+    ) as file:
+        for entry_id in chosen:
+            entry, index, where = candidates[entry_id]
+            say(f"re-validating override {entry_id} ({entry.reason})")
+            finding = _check(opts, entry, index, where, lines, interps, file)
+            findings.append(finding)
+            if finding.kind == "needed":
+                needed[entry_id] = fingerprints[entry_id]
+            save_state(state, key, entry_id, needed)
+    return findings
+
+
+def native_only(entry: Override) -> bool:
+    """Whether ``entry`` says nothing but nixpkgs inputs (which standalone builds ignore)."""
+    native = entry.native_build_inputs or entry.build_inputs or entry.system_libraries
+    other = (
+        entry.build_requires
+        or entry.env
+        or entry.patches
+        or entry.imports_check is not None
+        or entry.check_command
+    )
+    return bool(native) and not other
+
+
+def _check(
+    opts: builder.BuildOptions,
+    entry: Override,
+    index: int,
+    where: Sequence[Locked],
+    lines: Mapping[str, list[int]],
+    interps: Mapping[str, str],
+    interpreters_file: Path | None,
+) -> Finding:
+    """Build ``entry``'s package without it (and, when that fails, with it)."""
+    versions = [lk.version for lk in where]
+    newest = max(versions, key=_vkey)
+    at = [lk for lk in where if lk.version == newest]
+    runnable = [lk for lk in at if opts.nixpkgs or lk.python in interps]
+    detail = None
+    if not runnable:
+        pythons = " or ".join(sorted({lk.python for lk in at}))
+        detail = f"no standalone Python {pythons} on this machine to build it with"
+    elif not opts.nixpkgs and native_only(entry):
+        # standalone builds ignore native inputs: "builds without it" would prove nothing
+        detail = (
+            "its nixpkgs inputs are not honoured by a standalone build; "
+            "only a build with nixpkgs can tell whether it is still needed"
+        )
+    if detail is not None:
+        return _finding(
+            entry, index, lines, "inconclusive", versions, tested_version=newest, detail=detail
+        )
+    # newest Python first: the one most likely to show a change upstream made
+    lk = sorted(runnable, key=lambda x: (_vkey(x.python), x.set), reverse=True)[0]
+    base = _finding(
+        entry,
+        index,
+        lines,
+        "inconclusive",
+        versions,
+        set=lk.set,
+        python=lk.python,
+        tested_version=newest,
+    )
+    # the package with its runtime closure: where its imports and tests checks run
+    attr = f"packages.{entry.name}.env"
+    try:
+        without = builder.build_one(
+            opts,
+            lk.set,
+            lk.python,
+            interps,
+            interpreters_file,
+            attr=attr,
+            disabled_overrides=[base.id],
+        )
+    except BotError as exc:
+        return replace(base, detail=f"building without the entry: {exc}")
+    if without.ok:
+        return _unneeded(base, entry, newest)
+    try:
+        with_entry = builder.build_one(
+            opts, lk.set, lk.python, interps, interpreters_file, attr=attr
+        )
+    except BotError as exc:
+        return replace(base, log_tail=without.log_tail, detail=f"building with the entry: {exc}")
+    at_set = f"(set {lk.set}, Python {lk.python})"
+    if not with_entry.ok:
+        return replace(
+            base,
+            log_tail=with_entry.log_tail or with_entry.error or "",
+            detail=f"{entry.name} {newest} fails with the entry too {at_set}",
+        )
+    failed = (
+        ""
+        if without.failed_package in (None, entry.name)
+        else (f" ({without.failed_package} failed)")
+    )
+    return replace(
+        base,
+        kind="needed",
+        log_tail=without.log_tail or without.error or "",
+        detail=f"{entry.name} {newest} fails without it{failed} {at_set}",
+    )
+
+
+# --- using the findings -----------------------------------------------------------------------
+
+
+def apply_findings(repo: Path, findings: Iterable[Finding]) -> list[Path]:
+    """Make every suggested edit (later entries of a file first, so positions hold); the
+    files changed or removed, for a commit."""
+    return apply_edits(repo, findings)
+
+
+def commit_message(findings: Sequence[Finding]) -> tuple[str, str]:
+    """(subject, body) of the commit that makes the suggested edits."""
+    edits = [f for f in findings if f.edit is not None]
+    names = ", ".join(sorted({f.package for f in edits}))
+    subject = f"overrides: drop or narrow entries no longer needed ({names})"
+    body = "\n".join(f"- {f.suggestion}" for f in edits)
+    return subject[:200], body
+
+
+def to_markdown(findings: Sequence[Finding]) -> str:
+    """A report section ("" when there is nothing to say)."""
+    if not findings:
+        return ""
+    titles = {
+        "unneeded": "no longer needed",
+        "unmatched": "match no locked version",
+        "needed": "still needed",
+        "inconclusive": "could not tell",
+    }
+    out = ["### Overrides re-validation", ""]
+    for kind in KINDS:
+        group = [f for f in findings if f.kind == kind]
+        if not group:
+            continue
+        out.append(f"**{titles[kind]}**")
+        out.append("")
+        for f in group:
+            text = f.suggestion or f"`{f.id}` at {f.where}: {f.detail}"
+            out.append(f"- {text}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,383 @@
+"""A static Python package index of the sets: pip and uv install a tested set without Nix.
+
+``write_index(repo, dest)`` writes, for every set's locks::
+
+    DEST/simple/index.html, index.json             the project list (PEP 503 / PEP 691)
+    DEST/simple/<project>/index.html, index.json   every locked file of the project
+    DEST/files/<project>/<file>[.metadata]         with ``mirror``: the files themselves and,
+                                                   beside each wheel, its core metadata
+    DEST/<set>/constraints.txt                     ``pip install -c``: the set's exact pins
+    DEST/<set>/pylock.py3XY.toml                   the set's locks (``uv pip install -r``)
+    DEST/.nixpkgs-python-index.json                what this module wrote (the manifest)
+
+Files are the locked ones: each link carries the lock's sha256 (``#sha256=`` and PEP 691
+``hashes``), so an installer checks every byte; mirrored downloads are checked against it
+before they are written.  A static server cannot negotiate content types, so (following PEP
+691's advice for static hosting) HTML ``index.html`` is what a directory URL serves and the
+JSON form sits beside it as ``index.json`` for clients and servers configured to map
+``Accept: application/vnd.pypi.simple.v1+json`` to it (README: "Static index").
+
+The directory is replaced atomically (written beside it, then renamed); a directory holding
+anything this module did not write is refused.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from packaging.utils import canonicalize_name
+
+from bot.core.errors import without_credentials
+from bot.lock import document as lockfile
+from bot.model import locks
+from bot.model.sets import list_sets
+from bot.nightly.static_index_content import IndexContent, IndexFile, StaticIndexError
+
+MANIFEST = ".nixpkgs-python-index.json"
+PEP691_TYPE = "application/vnd.pypi.simple.v1+json"
+#: the directory name of the index inside a file:// or rsync+ssh:// binary cache
+CACHE_SUBDIR = "python-index"
+RESERVED = frozenset({"simple", "files"})
+_PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What :func:`write_index` wrote."""
+
+    path: Path
+    sets: tuple[str, ...]
+    projects: int
+    files: int
+    mirrored: int  #: files downloaded (or reused from the previous index) into files/
+    size: int  #: bytes under ``path``
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``--json``)."""
+        return {
+            "path": str(self.path),
+            "sets": list(self.sets),
+            "projects": self.projects,
+            "files": self.files,
+            "mirrored": self.mirrored,
+            "size": self.size,
+        }
+
+
+def collect(repo: Path, names: Sequence[str] = ()) -> IndexContent:
+    """Read every lock of the named sets (all by default); files must agree on their hashes."""
+    content = IndexContent()
+    known = list_sets(repo)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise StaticIndexError(
+            f"no such set: {', '.join(unknown)}",
+            where=str(repo / "sets"),
+            hint=f"the sets are: {', '.join(known) or 'none'}",
+        )
+    for name in names or known:
+        if name in RESERVED:
+            raise StaticIndexError(
+                f"a set named {name!r} would shadow the index's {name}/ directory",
+                where=str(repo / "sets" / name),
+                hint="rename the set",
+            )
+        directory = repo / "sets" / name
+        set_locks = locks.locks_in(directory)
+        if not set_locks:
+            continue
+        for path in set_locks:
+            document = lockfile.read_lock(path)
+            python = str(locks.provenance(document).get("python") or locks.python_of(path))
+            content.locks.setdefault(name, {})[python] = path
+            pins = content.pins.setdefault(name, {})
+            for package in document.get("packages", []):
+                _add_package(content, package, str(path))
+                project = str(canonicalize_name(str(package["name"])))
+                pins.setdefault(project, {})[python] = (
+                    str(package.get("version", "")),
+                    package.get("marker"),
+                )
+    return content
+
+
+def _add_package(content: IndexContent, package: Mapping[str, Any], where: str) -> None:
+    project = str(canonicalize_name(str(package["name"])))
+    if not _PROJECT.fullmatch(project):
+        # it names directories of the index
+        raise StaticIndexError(f"not a project name: {package['name']!r}", where=where)
+    files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+    for record in files:
+        filename = str(record.get("name") or "")
+        url = str(record.get("url") or "")
+        sha256 = str(record.get("hashes", {}).get("sha256") or "")
+        if not filename or "/" in filename or filename.startswith(".") or not url:
+            raise StaticIndexError(
+                f"package {project}: a file without a plain name and a URL", where=where
+            )
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise StaticIndexError(f"{filename}: no sha256 in the lock", where=where)
+        item = IndexFile(project, filename, url, sha256, package.get("requires-python"))
+        known = content.projects.setdefault(project, {}).get(filename)
+        if known is not None and known.sha256 != sha256:
+            raise StaticIndexError(
+                f"{filename}: two locks name it with different hashes "
+                f"({known.sha256[:12]}... and {sha256[:12]}...)",
+                where=where,
+                hint="re-lock the sets against the same index",
+            )
+        content.projects[project][filename] = item
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _href(f: IndexFile, mirrored: bool) -> str:
+    if mirrored:
+        return f"../../files/{quote(f.project)}/{quote(f.filename)}"
+    return without_credentials(f.url).split("#", 1)[0]
+
+
+def project_html(project: str, files: Iterable[IndexFile], mirrored: bool) -> str:
+    """A PEP 503 project page (with PEP 658/714 metadata attributes where known)."""
+    lines = []
+    for f in sorted(files, key=lambda f: f.filename):
+        attrs = [f'href="{html.escape(_href(f, mirrored))}#sha256={f.sha256}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
+        if f.metadata_sha256:
+            value = f"sha256={f.metadata_sha256}"
+            attrs += [f'data-core-metadata="{value}"', f'data-dist-info-metadata="{value}"']
+        lines.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
+    title = html.escape(f"Links for {project}")
+    return _page(title, "\n".join(lines))
+
+
+def project_json(project: str, files: Iterable[IndexFile], mirrored: bool) -> str:
+    """A PEP 691 project page."""
+    entries = []
+    for f in sorted(files, key=lambda f: f.filename):
+        entry: dict[str, Any] = {
+            "filename": f.filename,
+            "url": _href(f, mirrored),
+            "hashes": {"sha256": f.sha256},
+        }
+        if f.requires_python:
+            entry["requires-python"] = f.requires_python
+        if f.metadata_sha256:
+            entry["core-metadata"] = {"sha256": f.metadata_sha256}
+            entry["dist-info-metadata"] = {"sha256": f.metadata_sha256}
+        entries.append(entry)
+    data = {"meta": {"api-version": "1.0"}, "name": project, "files": entries}
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def root_html(projects: Iterable[str]) -> str:
+    """The PEP 503 project list."""
+    links = "\n".join(f'    <a href="{quote(p)}/">{html.escape(p)}</a><br/>' for p in projects)
+    return _page("Simple index", links)
+
+
+def root_json(projects: Iterable[str]) -> str:
+    """The PEP 691 project list."""
+    data = {"meta": {"api-version": "1.0"}, "projects": [{"name": p} for p in projects]}
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html>\n  <head>\n    <meta name="pypi:repository-version" '
+        f'content="1.0">\n    <title>{title}</title>\n  </head>\n  <body>\n'
+        f"    <h1>{title}</h1>\n{body}\n  </body>\n</html>\n"
+    )
+
+
+def constraints(
+    pins: Mapping[str, Mapping[str, tuple[str, str | None]]], pythons: Sequence[str] = ()
+) -> str:
+    """``pip install -c`` pins of one set: one line per project, per Python where they differ.
+
+    No hashes: a constraints file with hashes puts pip in hash-checking mode for every
+    requirement; the index's ``#sha256=`` links check each file instead.
+    """
+    lines = ["# pins of the tested set: pip install --index-url .../simple/ -c constraints.txt"]
+    for project in sorted(pins):
+        by_python = pins[project]
+        # one line for all Pythons when they agree, else one per Python
+        split = len({v for v, _ in by_python.values()}) > 1 or not set(pythons) <= set(by_python)
+        for python in sorted(by_python, key=_python_key):
+            version, marker = by_python[python]
+            parts = [f"python_version == '{python}'"] if split else []
+            if marker:
+                parts.append(f"({marker})" if split else marker)
+            line = f"{project}=={version}" + (f" ; {' and '.join(parts)}" if parts else "")
+            if line not in lines:
+                lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _python_key(python: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in python.split(".") if p.isdigit())
+
+
+# --- the directory ---------------------------------------------------------------------------
+
+
+def _listing(root: Path) -> list[str]:
+    out = []
+    for base, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            out.append(Path(base, name).relative_to(root).as_posix())
+    return out
+
+
+def check_ours(dest: Path) -> None:
+    """Refuse a directory that holds anything but an index this module wrote."""
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise StaticIndexError("not a directory", where=str(dest))
+    present = _listing(dest)
+    if not present:
+        return
+    try:
+        manifest = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+        written = set(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StaticIndexError(
+            "the directory holds files but no static index manifest",
+            where=str(dest),
+            hint=f"choose an empty or new directory (it is replaced as a whole), or remove "
+            f"its contents; an index written here has {MANIFEST}",
+        ) from None
+    foreign = [p for p in present if p not in written and p != MANIFEST]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise StaticIndexError(
+            f"the static index directory holds files it did not write: {shown}",
+            where=str(dest),
+            hint="move them elsewhere: the directory is replaced as a whole",
+        )
+
+
+def _heal(dest: Path) -> None:
+    # leftovers of an interrupted write: the new tree not yet renamed, the old not yet removed
+    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in dest.parent.glob(f".{dest.name}.*.old"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def render(
+    content: IndexContent,
+    tmp: Path,
+    *,
+    mirror: bool = False,
+    previous: Path | None = None,
+    fetch: Callable[[str], bytes] | None = None,
+    downloads: Path | None = None,
+) -> int:
+    """Write the index tree into ``tmp`` (an empty directory); returns the files mirrored."""
+    if mirror:
+        from bot.nightly.static_index_mirror import mirror_files
+
+        projects, mirrored = mirror_files(content, tmp, previous, fetch, downloads)
+    else:
+        projects, mirrored = content.projects, 0
+    names = sorted(projects)
+    simple = tmp / "simple"
+    simple.mkdir(parents=True, exist_ok=True)
+    (simple / "index.html").write_text(root_html(names), encoding="utf-8")
+    (simple / "index.json").write_text(root_json(names), encoding="utf-8")
+    for project in names:
+        page = simple / project
+        page.mkdir()
+        entries = list(projects[project].values())
+        (page / "index.html").write_text(project_html(project, entries, mirror), encoding="utf-8")
+        (page / "index.json").write_text(project_json(project, entries, mirror), encoding="utf-8")
+    for set_name, by_python in sorted(content.locks.items()):
+        directory = tmp / set_name
+        directory.mkdir()
+        (directory / "constraints.txt").write_text(
+            constraints(content.pins[set_name], list(by_python)), encoding="utf-8"
+        )
+        for _python, path in sorted(by_python.items()):
+            text = path.read_text(encoding="utf-8")
+            if mirror:
+                text = _local_lock(text, projects)
+            (directory / path.name).write_text(text, encoding="utf-8")
+    files = _listing(tmp)
+    manifest = {"format": 1, "mirrored": mirror, "files": files}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return mirrored
+
+
+def _local_lock(text: str, projects: Mapping[str, Mapping[str, IndexFile]]) -> str:
+    """A mirrored index's copy of a lock: each file's ``url`` becomes a ``path`` into files/."""
+    document = tomllib.loads(text)
+    for package in document.get("packages", []):
+        project = str(canonicalize_name(str(package["name"])))
+        records = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+        for record in records:
+            if record.get("name") in projects.get(project, {}):
+                record.pop("url", None)
+                record["path"] = f"../files/{project}/{record['name']}"
+    return lockfile.dumps(document)
+
+
+def write_index(
+    repo: Path,
+    dest: Path,
+    *,
+    sets: Sequence[str] = (),
+    mirror: bool = False,
+    fetch: Callable[[str], bytes] | None = None,
+    downloads: Path | None = None,
+) -> IndexResult:
+    """Write the static index of ``sets`` (all by default) to ``dest``, replacing it whole.
+
+    ``downloads``: a directory keeping mirrored files by sha256 between runs (the nightly and
+    ``index write`` use ``$XDG_CACHE_HOME/nixpkgs-python/index-files``)."""
+    dest = dest.absolute()
+    content = collect(repo, sets)
+    _heal(dest)
+    check_ours(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
+    old = dest.parent / f".{dest.name}.{os.getpid()}.old"
+    tmp.mkdir()
+    try:
+        previous = dest if dest.is_dir() else None
+        mirrored = render(
+            content, tmp, mirror=mirror, previous=previous, fetch=fetch, downloads=downloads
+        )
+        for directory in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
+            directory.chmod(0o755)
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    size = sum((dest / p).stat().st_size for p in _listing(dest))
+    return IndexResult(
+        dest,
+        tuple(sorted(content.locks)),
+        len(content.projects),
+        content.file_count,
+        mirrored,
+        size,
+    )
