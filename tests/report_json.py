@@ -45,6 +45,7 @@ def from_json(text: str) -> NightReport:
                 freshness=_freshness_from(s.get("freshness")),
                 suggestions=tuple(str(x) for x in s.get("suggestions", [])),
                 pushed_bytes=s.get("pushed_bytes"),
+                systems=tuple(str(x) for x in s.get("systems", [])),
             )
         )
     return NightReport(

@@ -14,6 +14,7 @@ COMMANDS = [
     ["lock"],
     ["build"],
     ["push"],
+    ["hold-back"],
     ["cache", "keygen"],
     ["cache", "verify"],
     ["nightly"],

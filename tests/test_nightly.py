@@ -308,6 +308,31 @@ def test_commit_only_commits_what_ci_jobs_made(
     assert git(work, "rev-parse", "HEAD") == head
     assert git(work, "status", "--porcelain") == ""
 
+    # the hold-back step broke after a good build: that system failed (not "built")
+    job(4, "x86_64-linux", "success")
+    step = json.loads((outcomes / "outcome-demo-x86_64-linux" / "outcome.json").read_text())
+    (outcomes / "outcome-demo-x86_64-linux" / "outcome.json").write_text(
+        json.dumps({**step, "holdback": "failure"})
+    )
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "x86_64-linux: hold-back failed" in (result.report.sets[0].log_tail or "")
+    # a malformed holdback.json is no hold: the failed build stays a failure
+    job(4, "x86_64-linux", "success")
+    job(4, "aarch64-linux", "failure", "nb-lib")
+    folder = outcomes / "outcome-demo-aarch64-linux"
+    step = json.loads((folder / "outcome.json").read_text())
+    (folder / "outcome.json").write_text(json.dumps({**step, "holdback": "success"}))
+    (folder / "holdback.json").write_text(json.dumps({"held": "nb-lib", "configs": "0"}))
+    result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
+    assert result.exit_code == 2
+    assert "aarch64-linux: build failed (package nb-lib)" in (result.report.sets[0].log_tail or "")
+    assert result.report.sets[0].systems[:2] == (
+        "x86_64-linux: built and pushed", "aarch64-linux: build failed (package nb-lib)",
+    )  # fmt: skip
+    assert git(work, "rev-parse", "HEAD") == head
+    job(4, "aarch64-linux", "success")
+
     # a lock a job uploaded that does not parse fails that set, and the tree is left clean
     for system in systems:
         (outcomes / f"outcome-demo-{system}" / "locks" / "pylock.py312.toml").write_text("[x")
@@ -345,6 +370,7 @@ def test_hold_back_one_bump_advance_the_other(
         upload_time="2025-03-03T00:00:00Z",
     )
     night_index.publish(make_wheel(dist, "nb-extra", "1.1"), upload_time="2025-03-03T00:00:00Z")
+    before = datetime.now(UTC).date()
     result = run_nightly(options(work, night_index, tmp_path, 4, **gh))
     assert result.exit_code == 0, result.errors
     demo = result.report.sets[0]
@@ -361,9 +387,17 @@ def test_hold_back_one_bump_advance_the_other(
         "version": "1.0",
         "first-failing": "2.0",
         "reason": "nb-lib failed to build",
-        "since": datetime.now(UTC).date().isoformat(),
+        "since": record["since"],
     }
+    # the date the night started (one running across midnight keeps its start date)
+    assert record["since"] in {before.isoformat(), datetime.now(UTC).date().isoformat()}
     assert git(work, "status", "--porcelain") == ""
+    # `lock --check` (ci.yml) resolves with the holds the lock records: the held lock is current
+    from bot.lock.command import LockOptions, lock_sets
+
+    check = LockOptions(repo=work, index_url=night_index.url, cache_dir=tmp_path / "metadata-cache",
+                        check=True)  # fmt: skip
+    assert [o.status for o in lock_sets(check)] == ["unchanged"]
     # freshness by hand: every member is at its newest version except the held nb-lib
     fresh = demo.freshness
     assert fresh is not None

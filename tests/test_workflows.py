@@ -14,8 +14,10 @@ Systems: every (set, system) job runs on this x86_64-linux machine; NIX_CONFIG's
 builders are this machine's /bin/sh and interpreters, so they run here), so each system's
 job really substitutes its own interpreter, builds its own derivations and pushes its own
 store paths.  That is chosen over reporting them as not built because the per-system
-machinery (matrix, outcomes, commit gating) is then exercised for real on three systems;
-x86_64-darwin, which hosted runners lack, is reported as not built (no remote builders).
+machinery (matrix, outcomes, commit gating, per-system hold-back) is then exercised for real
+on three systems; x86_64-darwin, which hosted runners lack, is reported as not built (no
+remote builders), except in the test that gives it one: NIX_BUILDERS naming an ssh-ng builder
+on the loopback sshd, which builds it in its own store.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +40,7 @@ import yaml
 
 from bot import cache
 from bot.core.errors import BotError
+from bot.model import locks as lockfile
 from tests.harness import git
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 from tests.plugins.standin import Standin, make_standin, serve
@@ -159,14 +163,20 @@ def free_port() -> int:
 
 
 def outcomes(run: ActRun) -> dict[tuple[str, str], dict[str, Any]]:
-    """(set, system) -> outcome.json + build.json of every build job."""
+    """(set, system) -> outcome.json + build.json and holdback.json of every build job."""
     found = {}
     for path in run.artifacts.glob("outcome-*/outcome.json"):
         data = json.loads(path.read_text())
-        build = path.parent / "build.json"
-        data["build.json"] = json.loads(build.read_text()) if build.exists() else None
+        for name in ("build.json", "holdback.json"):
+            file = path.parent / name
+            data[name] = json.loads(file.read_text()) if file.exists() else None
         found[(data["set"], data["system"])] = data
     return found
+
+
+def members(lock: dict[str, Any]) -> dict[str, str]:
+    """The set's own packages in a lock (not the build frontend's): name -> version."""
+    return {k: v for k, v in lockfile.lock_packages(lock).items() if k.startswith("nb-")}
 
 
 @pytest.fixture
@@ -295,13 +305,17 @@ def test_nightly_under_act(
     assert git(remote, "rev-parse", "main") == head
     assert len(fake_github.pulls[REPO]) == 1
 
-    # night 3: nb-lib 1.2 has a wheel for x86_64-linux only; elsewhere its sdist does not
-    # build, so those systems fail; and the cache host does not answer, so x86_64-linux builds
-    # but its push fails.  Each is recorded and reported per system; nothing is committed.
+    # night 3: nb-app 1.1 (builds everywhere) and nb-lib 1.2, whose wheels cover x86_64-linux
+    # and aarch64-darwin only: on aarch64-linux its sdist does not build, so that job holds
+    # nb-lib back (its own bisection, on that system).  And the cache host does not answer:
+    # every push fails.  Each is recorded and reported per system; nothing is committed.
     wf_index.publish(
-        make_wheel(dist, "nb-lib", "1.2", tag="py3-none-manylinux_2_17_x86_64"),
+        make_wheel(dist, "nb-app", "1.1", requires_dist=["nb-lib"]),
         upload_time="2025-03-05T00:00:00Z",
     )
+    for tag in ("py3-none-manylinux_2_17_x86_64", "py3-none-macosx_11_0_arm64"):
+        wf_index.publish(make_wheel(dist, "nb-lib", "1.2", tag=tag),
+                         upload_time="2025-03-05T00:00:00Z")  # fmt: skip
     wf_index.publish(
         make_sdist(dist, "nb-lib", "1.2", build_backend="no_such_backend"),
         upload_time="2025-03-05T00:00:00Z",
@@ -310,23 +324,89 @@ def test_nightly_under_act(
     run = night("failing_system", variables=closed_port)
     assert run.returncode != 0  # the failing jobs fail the run
     found = outcomes(run)
-    x86 = found[("demo", "x86_64-linux")]
-    assert (x86["build"], x86["push"], x86["pushed"]) == ("success", "failure", False)
+    for system in ("x86_64-linux", "aarch64-darwin"):
+        data = found[("demo", system)]
+        assert (data["build"], data["holdback"], data["push"]) == ("success", "success", "failure")
+        assert data["holdback.json"]["held"] == []
+    arm = found[("demo", "aarch64-linux")]
+    assert (arm["build"], arm["holdback"], arm["push"]) == ("failure", "success", "failure")
+    assert arm["build.json"]["results"][0]["failed_package"] == "nb-lib"
+    held = arm["holdback.json"]
+    assert held["held"] == ["nb-lib"], held
+    assert held["culprits"] == [
+        {"name": "nb-lib", "python": "3.12", "kept": "1.0", "first_failing": "1.2"}
+    ]
+    assert 1 <= held["builds"] <= held["limit"] == 8
+    assert "no_such_backend" in held["log_tail"]
     push_log = (run.artifacts / "outcome-demo-x86_64-linux" / "push.log").read_text()
     assert "127.0.0.1" in push_log, push_log  # the error names the cache
-    for system in ("aarch64-linux", "aarch64-darwin"):
-        assert found[("demo", system)]["build"] == "failure"
-        assert found[("demo", system)]["push"] == "skipped"
-        assert found[("demo", system)]["build.json"]["results"][0]["failed_package"] == "nb-lib"
     assert git(remote, "rev-parse", "main") == head
-    assert all("1.2" not in git(remote, "log", "-1", "--format=%s", b["head"]["ref"])
+    assert all("1.1" not in git(remote, "log", "-1", "--format=%s", b["head"]["ref"])
                for b in fake_github.pulls[REPO])  # fmt: skip
     issues = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
     assert len(issues) == 1
-    assert "aarch64-linux: build failed (package nb-lib)" in issues[0]["body"]
-    assert "aarch64-darwin: build failed (package nb-lib)" in issues[0]["body"]
-    assert "x86_64-linux: push failed" in issues[0]["body"]
+    for system in HOSTED:
+        assert f"{system}: push failed" in issues[0]["body"]
     assert "x86_64-darwin: not built" in issues[0]["body"]
+
+    # night 4, the cache back: aarch64-linux still needs nb-lib held; the other systems built
+    # the lock as it came.  That held lock was built on aarch64-linux only, so it is not
+    # committed: the committed lock's packages are kept, with the hold recorded (naming the
+    # system); nb-app waits a night.  The failure issue says per system what was held.
+    run = night("held_on_one_system")
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert found[("demo", "aarch64-linux")]["holdback.json"]["held"] == ["nb-lib"]
+    assert {found[("demo", s)]["holdback.json"]["held"] == [] for s in HOSTED} == {True, False}
+    branch = fake_github.pulls[REPO][0]["head"]["ref"]
+    subject = git(remote, "log", "-1", "--format=%s", branch)
+    assert subject == "demo: hold nb-lib at 1.0 (1.2 fails on aarch64-linux)", subject
+    lock = tomllib.loads(git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml"))
+    assert members(lock) == {"nb-app": "1.0", "nb-lib": "1.0"}
+    [record] = lock["tool"]["nixpkgs-python"]["held"]
+    assert (record["name"], record["version"], record["first-failing"], record["systems"]) == (
+        "nb-lib", "1.0", "1.2", ["aarch64-linux"],
+    )  # fmt: skip
+    [issue] = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert issue["state"] == "open"
+    assert (
+        "aarch64-linux: built and pushed with nb-lib held (nb-lib 1.2 does not build"
+        in (issue["body"])
+    )
+    assert "x86_64-linux: built and pushed\n" in issue["body"]
+    assert "held on every system: nb-lib (needed on aarch64-linux)" in issue["body"]
+    body = fake_github.pulls[REPO][0]["body"]  # the night's report, per system
+    assert "- aarch64-linux: built and pushed with nb-lib held" in body, body
+    assert "`nb-lib` kept at 1.0, not 1.2" in body
+    git(remote, "update-ref", "refs/heads/main", branch)  # merged
+
+    # night 5: every system now builds the recorded hold too, so the lock with nb-lib held
+    # was built everywhere: it is committed, and nb-app advances
+    run = night("held_everywhere")
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    for system in ("x86_64-linux", "aarch64-darwin"):
+        configs = found[("demo", system)]["holdback.json"]["configs"]
+        assert [c["held"] for c in configs] == [[], ["nb-lib"]]
+    branch = fake_github.pulls[REPO][0]["head"]["ref"]
+    subject = git(remote, "log", "-1", "--format=%s", branch)
+    assert subject.startswith("demo: nb-app 1.0 → 1.1"), subject
+    lock = tomllib.loads(git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml"))
+    assert members(lock) == {"nb-app": "1.1", "nb-lib": "1.0"}
+    assert [r["systems"] for r in lock["tool"]["nixpkgs-python"]["held"]] == [["aarch64-linux"]]
+    git(remote, "update-ref", "refs/heads/main", branch)  # merged
+
+    # night 6: nb-lib 1.3 builds on every system: the hold is released, the issue closed
+    wf_index.publish(make_wheel(dist, "nb-lib", "1.3"), upload_time="2025-03-07T00:00:00Z")
+    run = night("released")
+    assert run.returncode == 0, run.log[-8000:]
+    branch = fake_github.pulls[REPO][0]["head"]["ref"]
+    assert git(remote, "log", "-1", "--format=%s", branch).startswith("demo: nb-lib 1.0 → 1.3")
+    lock = tomllib.loads(git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml"))
+    assert members(lock) == {"nb-app": "1.1", "nb-lib": "1.3"}
+    assert "held" not in lock["tool"]["nixpkgs-python"]
+    [issue] = [i for i in fake_github.issues[REPO] if "set-failure" in str(i["labels"])]
+    assert issue["state"] == "closed"
     print("act wall times (s):", times)
 
 
@@ -358,6 +438,84 @@ def test_nightly_plan_with_remote_builders(act: Act, tmp_path: Path) -> None:
     assert plan["not-built"] == []
 
 
+@pytest.mark.nix
+def test_x86_64_darwin_through_a_remote_builder_under_act(
+    act: Act,
+    tmp_path: Path,
+    wf_index: IndexServer,
+    sshd: SshServer,
+    interpreters: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    record_property: Any,
+) -> None:
+    """x86_64-darwin has no hosted runner: with NIX_BUILDERS its job runs on ubuntu-latest and
+    its derivations go through Nix's remote-build path for real: ssh-ng to the loopback sshd
+    (NIX_SSHOPTS gives the port and keys), built in the builder's own store (remote-store=DIR,
+    its interpreter substituted there from the stand-in's cache), copied back, then pushed.
+    This machine cannot build x86_64-darwin itself (not in its extra-platforms)."""
+    every = (*HOSTED, "x86_64-darwin")
+    with monkeypatch.context() as patch:
+        # only to prepare the stand-in's outputs: the runs below cannot build x86_64-darwin
+        patch.setenv("NIX_CONFIG", EXTRA_PLATFORMS.rstrip("\n") + " x86_64-darwin\n")
+        made = make_standin(tmp_path / "standin", {"3.12": interpreters["3.12"]}, systems=every)
+    work, remote = project_repo(
+        tmp_path, {"demo": "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"}
+    )
+    secret, public = tmp_path / "keys" / "cache.sec", tmp_path / "keys" / "cache.pub"
+    key_text = cache.cache_keygen("workflow-test-1", secret, public)
+    builder_store, store_root = tmp_path / "builder-store", tmp_path / "cache-store"
+    prefix = Path(interpreters["3.12"]).resolve().parent.parent
+    with serve(made) as standin:
+        # the builder's nix: builds x86_64-darwin, substitutes from the stand-in's cache; its
+        # sandbox (a store at another root always builds in one) sees the host's /bin/sh and
+        # the interpreter's libraries, as the stand-in's derivations expect
+        (sshd.nix_conf_dir / "nix.conf").write_text(
+            "require-sigs = true\n"
+            f"trusted-public-keys = {key_text} {standin.public_key}\n"
+            f"substituters = {standin.url}\n"
+            "narinfo-cache-negative-ttl = 0\n"
+            "extra-platforms = x86_64-darwin\n"
+            "build-users-group = \n"
+            f"extra-sandbox-paths = /bin /usr /lib /lib64 {prefix}\n"
+        )
+        try:
+            run = act.run(
+                WORKFLOWS / "nightly.yml", "workflow_dispatch", workdir=work, remote=remote,
+                secrets={
+                    "CACHE_SSH_KEY": sshd.client_key.read_text(),
+                    "CACHE_SSH_KNOWN_HOSTS": (sshd.ssh_config.parent / "known_hosts").read_text(),
+                    "CACHE_SIGNING_KEY": secret.read_text(),
+                    "NIX_BUILDERS": f"ssh-ng://{sshd.host}?remote-store={builder_store} "
+                    "x86_64-darwin",
+                },
+                variables={
+                    "CACHE_URI": f"ssh-ng://root@127.0.0.1?remote-store={store_root}",
+                    "CACHE_SSH_PORT": str(sshd.port),
+                },
+                env=runner_env(standin, NIXPKGS_PYTHON_INDEX_URL=wf_index.url,
+                               NIX_SSHOPTS=f"-F {sshd.ssh_config}"),
+                timeout=900,
+            )  # fmt: skip
+        finally:
+            sshd.trust()  # the session's sshd as the other tests expect it
+    record_property("act_remote_builder_seconds", round(run.seconds, 1))
+    print(f"act nightly with a remote builder: {run.seconds:.1f}s")
+    assert run.returncode == 0, run.log[-8000:]
+    found = outcomes(run)
+    assert sorted(s for _, s in found) == sorted(every)
+    darwin = found[("demo", "x86_64-darwin")]
+    assert (darwin["build"], darwin["push"], darwin["pushed"]) == ("success", "success", True)
+    result = darwin["build.json"]["results"][0]
+    assert (result["ok"], result["system"]) == (True, "x86_64-darwin")
+    out = result["out_path"].lstrip("/")
+    # the builder's own store has the environment: built there (this machine cannot)
+    assert (builder_store / out).exists(), "not built on the remote builder"
+    assert (store_root / out).exists(), "not pushed"
+    for system in HOSTED:  # the hosted systems built here, not on the builder
+        other = found[("demo", system)]["build.json"]["results"][0]["out_path"].lstrip("/")
+        assert not (builder_store / other).exists()
+
+
 def test_build_outcome_file(tmp_path: Path) -> None:
     """`build --outcome` writes the structured results even when nothing can be built; a bad
     `--system` is one clear error."""
@@ -387,6 +545,40 @@ def test_build_outcome_file(tmp_path: Path) -> None:
     alone = CliRunner().invoke(cli, standalone)  # bot.cli.main prints a BotError as one message
     assert isinstance(alone.exception, BotError)
     assert "cannot build for aarch64-linux with --standalone" in str(alone.exception)
+
+
+def test_hold_back_bad_input(tmp_path: Path) -> None:
+    """`hold-back`: an unreadable build outcome is one clear error naming the file; a set
+    with no new lock records why nothing can be held (exit 2), with nothing built."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    (tmp_path / "sets" / "demo").mkdir(parents=True)
+    (tmp_path / "sets" / "demo" / "set.yaml").write_text(
+        "description: demo\npython: ['3.12']\nrequirements: ['nb-app']\n"
+    )
+    (tmp_path / "nix").mkdir()
+    git(tmp_path, "init", "-q", "-b", "main")
+    out = tmp_path / "out"
+    argv = ["--repo", str(tmp_path), "hold-back", "demo", "--system", "aarch64-linux",
+            "--outcome", str(out / "holdback.json"), "--configs", str(out / "configs")]  # fmt: skip
+    for text, problem in [("{not json", "not JSON"), ("[1, 2]", "not a JSON object")]:
+        (tmp_path / "build.json").write_text(text)
+        bad = CliRunner().invoke(cli, [*argv, "--build-outcome", str(tmp_path / "build.json")])
+        assert isinstance(bad.exception, BotError), bad.output
+        assert f"unreadable build outcome: {problem}" in str(bad.exception)
+        assert str(tmp_path / "build.json") in str(bad.exception)
+        assert not (out / "holdback.json").exists()
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2, result.output
+    data = json.loads((out / "holdback.json").read_text())
+    assert data["held"] is None
+    assert data["error"].startswith("no new lock to hold back from")
+    assert not (out / "configs").exists()
+    bad_system = CliRunner().invoke(cli, [*argv[:4], "--system", "mips-linux", *argv[6:]])
+    assert bad_system.exit_code == 2
+    assert "'mips-linux' is not one of" in bad_system.output
 
 
 @pytest.mark.nix

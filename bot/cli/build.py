@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bot.cli.base import (
     Context,
     NixpkgsChoice,
+    cache_dir_option,
     cli,
+    exclude_newer_option,
+    index_url_option,
     json_option,
     nixpkgs_option,
     pass_ctx,
@@ -22,6 +25,8 @@ from bot.cli.base import (
 from bot.core.errors import BotError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.build.command import BuildOptions
 
 max_jobs_option = click.option(
@@ -279,3 +284,104 @@ def verify_command(
             click.echo(f"FAILED {failure.path}: {failure.reason}: {failure.detail}", err=True)
     if not result.ok:
         raise SystemExit(2)
+
+
+@cli.command("hold-back")
+@click.argument("set_name", metavar="SET")
+@click.option(
+    "--system",
+    required=True,
+    metavar="SYSTEM",
+    callback=_check_system,
+    help="The Nix system this job built SET for (CI's matrix job builds one).",
+)
+@exclude_newer_option("now (pass the night's snapshot: every system must lock alike)")
+@index_url_option
+@cache_dir_option
+@click.option(
+    "--build-outcome",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="The `build --outcome` file of tonight's locks on SYSTEM (missing: not built).",
+)
+@click.option(
+    "--outcome",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    metavar="FILE",
+    help="Where to write what was found (holdback.json, read by CI's commit job).",
+)
+@click.option(
+    "--configs",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    metavar="DIR",
+    help="Where to put the locks of each configuration kept, built here (DIR/<n>/).",
+)
+@max_jobs_option
+@nixpkgs_option
+@pass_ctx
+def hold_back_command(
+    obj: Context,
+    set_name: str,
+    system: str,
+    exclude_newer: datetime | None,
+    index_url: str | None,
+    cache_dir: Path | None,
+    build_outcome: Path | None,
+    outcome: Path,
+    configs: Path,
+    max_jobs: int | None,
+    nixpkgs: NixpkgsChoice,
+) -> None:
+    """CI's per-system hold-back: when tonight's locks of SET (in sets/, as `lock` wrote them)
+    do not build on SYSTEM, find the bumps since the committed locks to hold back, as the
+    nightly does (at most 8 builds); when they do, also build the holds the committed locks
+    record.  Commits nothing; exit 2 when nothing builds."""
+    from datetime import UTC, datetime
+
+    from bot.core.files import write_atomic
+    from bot.core.repolock import repository_lock
+    from bot.lock.command import LockOptions
+    from bot.model.sets import load_sets
+    from bot.nightly.holdback import system_hold_back
+
+    document: Any = None
+    if build_outcome is not None and build_outcome.is_file():
+        limit = 4 * 1024 * 1024
+        with build_outcome.open("rb") as handle:
+            data = handle.read(limit + 1)
+        try:
+            document = json.loads(data) if len(data) <= limit else None
+        except ValueError as exc:
+            document = exc
+        if not isinstance(document, dict):
+            raise BotError(
+                "unreadable build outcome: "
+                + (
+                    f"larger than {limit} bytes"
+                    if document is None
+                    else f"not JSON: {document}"
+                    if isinstance(document, ValueError)
+                    else "not a JSON object"
+                ),
+                where=str(build_outcome),
+                hint="pass the file `nixpkgs-python build --outcome` wrote, or none",
+            )
+    [pset] = load_sets(obj.repo, [set_name])
+    when = exclude_newer or datetime.now(UTC).replace(microsecond=0)
+    lock_opts = LockOptions(repo=obj.repo, exclude_newer=when, index_url=index_url,
+                            cache_dir=cache_dir)  # fmt: skip
+    build_opts = _build_options(obj, (set_name,), None, nixpkgs, max_jobs=max_jobs, system=system)
+    with repository_lock(obj.repo, "hold-back"):  # a CI log: one line per probe
+        found = system_hold_back(
+            pset, system, document, configs, lock_opts=lock_opts, build_opts=build_opts,
+            today=when.date().isoformat(), progress=lambda msg: click.echo(msg, err=True),
+        )  # fmt: skip
+    outcome.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(outcome, json.dumps(found, indent=2) + "\n")
+    if found["held"] is None:
+        click.echo(f"{set_name} on {system}: {found['error']}", err=True)
+        raise SystemExit(2)
+    held = ", ".join(found["held"]) or "nothing"
+    click.echo(f"{set_name} on {system}: builds with {held} held ({found['builds']} build(s))")

@@ -52,26 +52,33 @@ class Hold:
     first_failing: str  #: the first version that did not build
     reason: str
     since: str  #: date of the first night it was held (YYYY-MM-DD)
+    #: the systems whose build needed it (CI's commit job records them; empty: not said)
+    systems: tuple[str, ...] = ()
 
-    def to_toml(self) -> dict[str, str]:
+    def to_toml(self) -> dict[str, Any]:
         """The record in ``[tool.nixpkgs-python].held``."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "first-failing": self.first_failing,
             "reason": self.reason,
             "since": self.since,
         }
+        if self.systems:
+            out["systems"] = list(self.systems)
+        return out
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any]) -> Hold:
         """Read a record back."""
+        systems = data.get("systems", [])
         return cls(
             str(data["name"]),
             str(data["version"]),
             str(data.get("first-failing", "")),
             str(data.get("reason", "")),
             str(data.get("since", "")),
+            tuple(str(s) for s in systems) if isinstance(systems, list) else (),
         )
 
 
@@ -620,6 +627,10 @@ def _lock_sets(opts: LockOptions, progress: Callable[[str], None] | None) -> lis
             for python in pythons:
                 if progress:
                     progress(f"{pset.name} (Python {python})")
+                # --check resolves with the holds the lock records (they are its inputs too)
+                holds = (
+                    recorded_holds(_read_existing(pset.lock_path(python))) if opts.check else None
+                )
                 try:
                     outcomes.append(
                         lock_one(
@@ -629,6 +640,7 @@ def _lock_sets(opts: LockOptions, progress: Callable[[str], None] | None) -> lis
                             opts,
                             started,
                             progress=progress,
+                            holds=holds,
                             library=library,
                         )
                     )

@@ -11,13 +11,18 @@ results are read as data, never from their logs: under ``--outcomes DIR``,
 - one folder per (set, system), any name: ``outcome.json`` (``{"set", "system", "lock",
   "build", "push"}``: the steps' outcomes, ``success``/``failure``/``cancelled``/``skipped``),
   ``build.json`` (``nixpkgs-python build --outcome``), ``locks/pylock.*.toml`` (the set's new
-  locks) and the steps' logs (``lock.log``, ``build.log``, ``push.log``), kept for people.
+  locks) and the steps' logs (``lock.log``, ``build.log``, ``push.log``), kept for people;
+  ``holdback.json`` (``nixpkgs-python hold-back``: the holds that system's build needed, the
+  culprit releases, the probes, the failing log's tail) with ``configs/<n>/``, the locks of
+  each configuration that built and was pushed there.  Holds that differ by system are
+  decided by :func:`bot.nightly.holdback.merge_systems`.
 
 Without ``--outcomes`` the locks already in ``sets/`` are committed as they are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -31,10 +36,12 @@ from bot.core import git
 from bot.core.errors import BotError
 from bot.core.proc import tail
 from bot.lock import document as lockfile
+from bot.lock.command import Hold
 from bot.model import locks
 from bot.model.locks import LockDiff, commit_body, commit_subject, diff_locks
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report
+from bot.nightly.holdback import Merged, SystemResult, merge_systems, with_held
 from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
 
 #: the largest outcome file read (they are a few kilobytes)
@@ -53,6 +60,16 @@ class SystemOutcome:
     folder: Path | None = None
     #: (python, failing package, log tail) per failed Python version
     failures: list[tuple[str, str | None, str]] = field(default_factory=list)
+    #: what its build needed held (empty: nothing), python -> name -> Hold of those holds
+    held: frozenset[str] = frozenset()
+    holds: dict[str, dict[str, Hold]] = field(default_factory=dict)
+    #: the configurations (held names) built and pushed there -> the folder of their locks
+    built: dict[frozenset[str], Path] = field(default_factory=dict)
+    hold_log: str = ""  #: how the holds were found there, for people
+
+    def result(self) -> SystemResult:
+        """What :func:`bot.nightly.holdback.merge_systems` reads."""
+        return SystemResult(self.system, self.held if self.ok else None, self.holds, self.built)
 
 
 def _read_json(path: Path) -> Any:
@@ -102,6 +119,80 @@ def _plan(outcomes_dir: Path) -> dict[str, Any] | None:
     )
 
 
+def _holdback(folder: Path) -> dict[str, Any] | None:
+    """The job's ``holdback.json``, checked field by field (None: absent or malformed)."""
+    path = folder / "holdback.json"
+    try:
+        data = _read_json(path) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    held, configs, holds = data.get("held"), data.get("configs", []), data.get("holds", {})
+    names_ok = held is None or (isinstance(held, list) and all(isinstance(n, str) for n in held))
+    configs_ok = isinstance(configs, list) and all(
+        isinstance(c, dict)
+        and isinstance(c.get("held"), list)
+        and all(isinstance(n, str) for n in c["held"])
+        and isinstance(c.get("dir"), str)
+        and c["dir"].isdigit()
+        for c in configs
+    )
+    holds_ok = isinstance(holds, dict) and all(
+        isinstance(v, list)
+        and all(isinstance(h, dict) and "name" in h and "version" in h for h in v)
+        for v in holds.values()
+    )
+    return data if names_ok and configs_ok and holds_ok else None
+
+
+def _hold_log(system: str, data: Mapping[str, Any]) -> str:
+    """How one system's holds were found (or not), probe by probe."""
+    probes = [p for p in data.get("probes", []) if isinstance(p, dict)]
+    held = data.get("held")
+    head = (
+        f"on {system}: held back {', '.join(held) or 'nothing'}"
+        if isinstance(held, list)
+        else f"on {system}: nothing to hold: {data.get('error') or 'no configuration built'}"
+    )
+    lines = [head]
+    culprits = [c for c in data.get("culprits", []) if isinstance(c, dict)]
+    lines += [
+        f"  {c.get('name')} {c.get('first_failing')} does not build (Python {c.get('python')}), "
+        f"kept at {c.get('kept')}"
+        for c in culprits
+    ]
+    if probes:
+        limit = f" (limit {data.get('limit')})" + (
+            ", budget exhausted" if data.get("exhausted") else ""
+        )
+        lines.append(f"  {data.get('builds', len(probes))} build(s){limit}:")
+        lines += [
+            f"    held [{', '.join(map(str, p.get('held', []))) or 'nothing'}]: "
+            f"{'builds' if p.get('ok') else 'fails'}"
+            for p in probes
+        ]
+    tail = str(data.get("log_tail") or "")
+    if tail:
+        lines += ["  the failing build's log (last lines):", tail]
+    return "\n".join(lines)
+
+
+def _configs(folder: Path, data: Mapping[str, Any] | None) -> dict[frozenset[str], Path]:
+    if data is None:
+        return {frozenset(): folder / "locks"}
+    return {frozenset(c["held"]): folder / "configs" / c["dir"] for c in data.get("configs", [])}
+
+
+def _holds(data: Mapping[str, Any]) -> dict[str, dict[str, Hold]]:
+    out: dict[str, dict[str, Hold]] = {}
+    for python, records in data.get("holds", {}).items():
+        for record in records:
+            hold = Hold.from_toml(record)
+            out.setdefault(str(python), {})[hold.name] = hold
+    return out
+
+
 def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcome:
     if folder is None:
         return SystemOutcome(
@@ -115,7 +206,11 @@ def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcom
     if data.get("lock") != "success":
         log = _log(folder, "lock.log") or "the lock step did not succeed"
         return SystemOutcome(name, system, False, "lock failed", folder, [("", None, log)])
-    if data.get("build") != "success":
+    hb = _holdback(folder)
+    held_ok = (
+        hb is not None and isinstance(hb.get("held"), list) and data.get("holdback") == "success"
+    )
+    if data.get("build") != "success" and not held_ok:
         failures: list[tuple[str, str | None, str]] = []
         try:
             results = _read_json(folder / "build.json")["results"]
@@ -127,14 +222,47 @@ def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcom
             pass
         if not failures:
             failures = [("", None, _log(folder, "build.log") or "the build step did not succeed")]
+        if hb is not None:  # the search found nothing to hold: say how it looked
+            failures = [(p, pkg, f"{text}\n\n{_hold_log(system, hb)}") for p, pkg, text in failures]
         packages = sorted({p for _, p, _ in failures if p})
         what = f" (package {', '.join(packages)})" if packages else ""
-        return SystemOutcome(name, system, False, f"build failed{what}", folder, failures)
+        nothing = ", nothing to hold" if hb is not None else ""
+        return SystemOutcome(name, system, False, f"build failed{what}{nothing}", folder, failures)
+    if data.get("holdback") not in (None, "", "success"):  # it built, then the step broke
+        log = _log(folder, "holdback.log") or "the hold-back step did not succeed"
+        return SystemOutcome(name, system, False, "hold-back failed", folder, [("", None, log)])
     if data.get("push") not in ("success", "skipped", ""):
         log = _log(folder, "push.log") or "the push step did not succeed"
         return SystemOutcome(name, system, False, "push failed", folder, [("", None, log)])
     pushed = "built and pushed" if data.get("pushed") else "built (not pushed)"
-    return SystemOutcome(name, system, True, pushed, folder)
+    outcome = SystemOutcome(name, system, True, pushed, folder, built=_configs(folder, hb))
+    return _with_holds(outcome, hb) if hb is not None and hb.get("held") else outcome
+
+
+def _with_holds(outcome: SystemOutcome, hb: Mapping[str, Any]) -> SystemOutcome:
+    """A system that built with holds: which, why, and how they were found."""
+    folder, system = outcome.folder, outcome.system
+    outcome.held = frozenset(hb["held"])
+    try:
+        outcome.holds = _holds(hb)
+    except (KeyError, TypeError, ValueError):
+        bad: list[tuple[str, str | None, str]] = [
+            ("", None, f"{folder}/holdback.json: malformed holds")
+        ]
+        return SystemOutcome(outcome.set, system, False, "unreadable holdback.json", folder, bad)
+    culprits = ", ".join(
+        dict.fromkeys(
+            f"{c.get('name')} {c.get('first_failing')}"
+            for c in hb.get("culprits", [])
+            if isinstance(c, dict)
+        )
+    )
+    outcome.summary = (
+        f"{outcome.summary} with {', '.join(sorted(outcome.held))} held ({culprits} does not "
+        f"build there; {hb.get('builds', '?')} build(s))"
+    )
+    outcome.hold_log = _hold_log(system, hb)
+    return outcome
 
 
 def _systems_text(outcomes: Sequence[SystemOutcome], not_built: Sequence[Mapping[str, Any]]) -> str:
@@ -143,21 +271,42 @@ def _systems_text(outcomes: Sequence[SystemOutcome], not_built: Sequence[Mapping
     return "\n".join(lines)
 
 
-def _place_locks(pset: PackageSet, outcomes: Sequence[SystemOutcome]) -> str | None:
-    """Copy the set's new locks into ``sets/<name>/``; an error when the systems disagree."""
-    by_name: dict[str, tuple[bytes, str]] = {}
-    for o in outcomes:
-        if o.folder is None:
-            continue
-        for path in locks.locks_in(o.folder / "locks"):
-            data = path.read_bytes()
-            if path.name in by_name and by_name[path.name][0] != data:
-                return (
-                    f"the {path.name} locked on {o.system} differs from the one locked on "
-                    f"{by_name[path.name][1]} (same snapshot time: the resolution must agree)"
-                )
-            by_name.setdefault(path.name, (data, o.system))
-    for name, (data, _) in by_name.items():
+def _place_locks(
+    repo: Path, pset: PackageSet, outcomes: Sequence[SystemOutcome], merged: Merged
+) -> str | None:
+    """Put the set's lock as decided by ``merged`` into ``sets/<name>/``: the locks every
+    system built (which must agree), or for "hold-now" the committed lock with the holds
+    recorded.  Each hold names the systems that needed it.  An error when that cannot be."""
+    chosen: dict[str, bytes] = {}
+    if merged.decision == "hold-now":
+        for python in pset.python:
+            path = pset.lock_path(python)
+            text = git.show_head(repo, path)
+            if text is None:
+                return f"{path.name} has no committed lock to keep with the holds"
+            document = with_held(tomllib.loads(text), merged.table(python))
+            chosen[path.name] = lockfile.dumps(document).encode()
+    else:
+        by_name: dict[str, tuple[bytes, str]] = {}
+        for o in outcomes:
+            folder = o.built.get(merged.held)
+            if folder is None:
+                continue
+            for path in locks.locks_in(folder):
+                data = path.read_bytes()
+                if path.name in by_name and by_name[path.name][0] != data:
+                    return (
+                        f"the {path.name} locked on {o.system} differs from the one locked on "
+                        f"{by_name[path.name][1]} (same snapshot time: the resolution must agree)"
+                    )
+                by_name.setdefault(path.name, (data, o.system))
+        pythons = {pset.lock_path(p).name: p for p in pset.python}
+        for name, (data, _) in by_name.items():
+            chosen[name] = data
+            if merged.held and name in pythons:  # each record names the systems needing it
+                document = with_held(tomllib.loads(data.decode()), merged.table(pythons[name]))
+                chosen[name] = lockfile.dumps(document).encode()
+    for name, data in chosen.items():
         target = pset.path / name
         tmp = target.with_name(f".{name}.tmp")
         tmp.write_bytes(data)
@@ -219,14 +368,28 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
             outcome = _failed(pset, [], systems_text, f"set {pset.name} was built on no system")
         elif not all(o.ok for o in per_system):
             outcome = _failed(pset, [o for o in per_system if not o.ok], systems_text)
-        elif (error := _place_locks(pset, per_system)) is not None:
-            outcome = _failed(pset, [], systems_text, error)
         else:
-            try:
-                outcome, moved = _commit_set(opts, pset)
-                snapshot = moved or snapshot
-            except BotError as exc:  # e.g. a lock the job uploaded does not parse
-                outcome = _failed(pset, [], systems_text, str(exc))
+            merged = merge_systems([o.system for o in per_system],
+                                   {o.system: o.result() for o in per_system})  # fmt: skip
+            if per_system and merged.held:
+                systems_text += "\n" + _merge_line(merged, per_system)
+                summaries.append(f"{pset.name}: {_merge_line(merged, per_system)}")
+            if per_system and merged.decision == "failed":
+                outcome = _failed(pset, [], systems_text, merged.problem)
+            elif per_system and (error := _place_locks(opts.repo, pset, per_system, merged)):
+                outcome = _failed(pset, [], systems_text, error)
+            else:
+                try:
+                    outcome, moved = _commit_set(opts, pset, merged if per_system else None)
+                    snapshot = moved or snapshot
+                except BotError as exc:  # e.g. a lock the job uploaded does not parse
+                    outcome = _failed(pset, [], systems_text, str(exc))
+                else:
+                    if per_system and merged.held:
+                        outcome = _held(outcome, merged, per_system, systems_text)
+        outcome.report = dataclasses.replace(
+            outcome.report, systems=tuple(systems_text.splitlines())
+        )
         if outcome.report.status == "failed":
             for path in locks.locks_in(pset.path):
                 git.restore(opts.repo, path)
@@ -246,6 +409,54 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
     return result
 
 
+def _merge_line(merged: Merged, outcomes: Sequence[SystemOutcome]) -> str:
+    """One line for people: what is held across the systems, and why it was committed so."""
+    needed = "; ".join(
+        f"{name} (needed on {', '.join(merged.systems_of.get(name, []))})"
+        for name in sorted(merged.held)
+    )
+    if merged.decision == "commit":
+        return f"held on every system: {needed}; that lock built on every system"
+    missing = ", ".join(o.system for o in outcomes if merged.held not in o.built)
+    return (
+        f"held on every system: {needed}; that lock was not built on {missing}, so the "
+        "committed lock's packages are kept with these holds recorded (every system builds "
+        "them next night)"
+    )
+
+
+def _held(
+    outcome: SetOutcome, merged: Merged, per_system: Sequence[SystemOutcome], systems: str
+) -> SetOutcome:
+    """The committed (or unchanged) set as held: the held packages, and one failure per Python
+    (the failure issue says per system what failed and what was held)."""
+    held: dict[str, report.HeldPackage] = {}
+    for hs in merged.holds.values():
+        for h in hs.values():
+            where = ", ".join(merged.systems_of.get(h.name, []))
+            held.setdefault(
+                h.name,
+                report.HeldPackage(
+                    h.name, h.version, h.first_failing,
+                    f"({h.reason}; needed on {where}; held since {h.since})",
+                ),
+            )  # fmt: skip
+    logs = "\n\n".join(o.hold_log for o in per_system if o.hold_log)
+    text = f"{logs}\n\nper system:\n{systems}"
+    rows = [held[n] for n in sorted(held)]
+    outcome.report = dataclasses.replace(
+        outcome.report,
+        status="held",
+        held=tuple(rows),
+        failing_package=rows[0].name if rows else None,
+        log_tail=text,
+    )
+    outcome.failures = [  # one issue per Python, naming its first held package
+        (python, sorted(hs)[0], text) for python, hs in sorted(merged.holds.items()) if hs
+    ]
+    return outcome
+
+
 def _write_systems(lines: Sequence[str]) -> None:
     """The per-system outcomes in the step summary (the report has one row per set)."""
     if lines:
@@ -254,8 +465,11 @@ def _write_systems(lines: Sequence[str]) -> None:
         )
 
 
-def _commit_set(opts: NightlyOptions, pset: PackageSet) -> tuple[SetOutcome, str | None]:
-    """Commit the set's locks now in ``sets/<name>/`` when their content moved."""
+def _commit_set(
+    opts: NightlyOptions, pset: PackageSet, merged: Merged | None = None
+) -> tuple[SetOutcome, str | None]:
+    """Commit the set's locks now in ``sets/<name>/`` when their content moved (the holds of
+    ``merged`` named in the message)."""
     diffs: list[LockDiff] = []
     paths: list[Path] = []
     snapshot: str | None = None
@@ -275,13 +489,20 @@ def _commit_set(opts: NightlyOptions, pset: PackageSet) -> tuple[SetOutcome, str
         snapshot = locks.provenance(new).get("exclude-newer", snapshot)
     if not paths:
         return SetOutcome(report.SetReport(pset.name, pset.python, "unchanged")), None
-    sha = git.commit_set(
-        opts.repo,
-        pset.name,
-        paths,
-        commit_subject(pset.name, diffs),
-        commit_body(pset.name, diffs),
-    )
+    subject, body = commit_subject(pset.name, diffs), commit_body(pset.name, diffs)
+    if merged is not None and merged.holds:
+        holds = {h.name: h for hs in merged.holds.values() for h in hs.values()}
+        on = {n: ", ".join(merged.systems_of.get(n, [])) for n in holds}
+        body += "\n\nHeld back:\n" + "\n".join(
+            f"- {h.name} kept at {h.version}: {h.first_failing} does not build on {on[n]}"
+            for n, h in sorted(holds.items())
+        )
+        if not any(d.changes for d in diffs):
+            subject = f"{pset.name}: hold " + ", ".join(
+                f"{h.name} at {h.version} ({h.first_failing} fails on {on[n]})"
+                for n, h in sorted(holds.items())
+            )
+    sha = git.commit_set(opts.repo, pset.name, paths, subject, body)
     return (
         SetOutcome(
             report.SetReport(

@@ -138,6 +138,9 @@ class SetReport:
     suggestions: tuple[str, ...] = ()
     #: NAR bytes of the store paths pushed to the cache tonight (None: nothing pushed)
     pushed_bytes: int | None = None
+    #: one line per system CI built it for (``x86_64-linux: built and pushed``, what was held
+    #: there, what failed), and for the systems it was not built for; empty outside CI
+    systems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,9 @@ def _set_section(s: SetReport) -> list[str]:
             )
     elif s.status != "failed":
         lines += ["", "No version changes."]
+    if s.systems:
+        lines += ["", "Systems:", ""]
+        lines += [f"- {_cell(line)}" for line in s.systems]
     if s.held:
         lines += ["", "Held back (the newer version did not build):", ""]
         for h in s.held:
@@ -357,6 +363,7 @@ def _set_dict(s: SetReport) -> dict[str, Any]:
         # only with a failure that has them (reports without keep their shape)
         **({"suggestions": list(s.suggestions)} if s.suggestions else {}),
         **({"pushed_bytes": s.pushed_bytes} if s.pushed_bytes is not None else {}),
+        **({"systems": list(s.systems)} if s.systems else {}),
         "held": [
             {"name": h.name, "kept": h.kept, "wanted": h.wanted, "reason": h.reason} for h in s.held
         ],
