@@ -68,3 +68,44 @@ def test_lock_holds_what_the_backend_asks_for(
     # asked once: a second lock takes both answers from the cache
     assert lock(repo, index, "--exclude-newer", "2025-06-02T00:00:00Z") == 0
     assert hook_log.read_text().count("hook") == runs
+
+
+def test_refresh_keeps_an_answer_and_asks_again_after_a_failure(tmp_path: Path) -> None:
+    """The nightly locks with ``refresh``: a backend's answer, kept by the sdist's sha256, is
+    not asked for again (that re-ran every sdist's hook each night); a failure is."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    from bot.lock.index.cache import Cache
+    from bot.lock.index.models import DistFile
+    from bot.lock.index.pep517 import DYNAMIC, cached_build_requires
+
+    cache = Cache(tmp_path / "cache")
+    asked: list[str] = []
+
+    def file(sha: str) -> DistFile:
+        return DistFile(
+            name=canonicalize_name("demo"),
+            version=Version("1.0"),
+            kind="sdist",
+            filename="demo-1.0.tar.gz",
+            url="http://127.0.0.1:9/demo-1.0.tar.gz",
+            sha256=sha,
+            index="http://127.0.0.1:9/simple/",
+        )
+
+    def data() -> bytes:
+        asked.append("hook")
+        return b"not an sdist"
+
+    known, failed = file("a" * 64), file("b" * 64)
+    cache.put_json(DYNAMIC, f"{known.sha256}-py3.12", {"requires": ["ninja>=1.8"]})
+    cache.put_json(DYNAMIC, f"{failed.sha256}-py3.12", {"requires": [], "error": "no backend"})
+    python = ("3.12", "/nonexistent/python3.12")
+    got = cached_build_requires(cache, data, known, [], python=python, refresh=True)
+    assert [str(r) for r in got] == ["ninja>=1.8"]
+    assert asked == []  # the kept answer stands, refresh or not
+    assert cached_build_requires(cache, data, failed, [], python=python, refresh=True) == ()
+    assert asked == ["hook"]  # the failure was asked again (and failed again: bad bytes)
+    assert cached_build_requires(cache, data, failed, [], python=python) == ()
+    assert asked == ["hook"]  # without refresh the remembered failure stands

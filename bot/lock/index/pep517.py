@@ -360,10 +360,16 @@ def cached_build_requires(
     wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
     installer for setuptools-rust...), asked once per sha256 and Python version and cached.
     A backend that cannot answer here is logged and counts as asking for nothing (the build
-    meets the same problem and names it)."""
+    meets the same problem and names it).
+
+    The answer is kept by the sdist's sha256: ``refresh`` (which the nightly always sets, to
+    see new uploads) asks again only where the backend could not answer last time, so a night
+    does not re-run every sdist's hook in a fresh environment."""
     version = python[0] if python else f"{sys.version_info[0]}.{sys.version_info[1]}"
     key = f"{file.sha256}-py{version}"
-    known = None if refresh else cache.get_json(DYNAMIC, key)
+    known = cache.get_json(DYNAMIC, key)
+    if refresh and isinstance(known, dict) and "error" in known:
+        known = None  # the backend failed last time: try it again
     if not (isinstance(known, dict) and isinstance(known.get("requires"), list)):
         if offline or (python is not None and not python[1]):
             log.warning("%s: build requirements of its backend not known here", file.filename)
