@@ -232,13 +232,14 @@ class SetBuild:
     attr: str = "python"
     disabled_overrides: Sequence[str] = ()
 
-    def expression(self, attr: str) -> list[str]:
-        """``default.nix -A <set>.py3XY.<attr>`` and the arguments that choose what it builds."""
+    def expression(self, attr: str, *more: tuple[str, str]) -> list[str]:
+        """``default.nix -A <set>.py3XY.<attr>`` and the arguments that choose what it builds;
+        ``more``: further (set, Python) pairs whose same attribute one evaluation also gives."""
         opts = self.opts
-        argv: list[str] = [
-            str(opts.repo / "default.nix"),
-            "-A",
-            f"{self.set_name}.{python_tag(self.python)}.{attr}",
+        argv: list[str] = [str(opts.repo / "default.nix")]
+        for set_name, python in ((self.set_name, self.python), *more):
+            argv += ["-A", f"{set_name}.{python_tag(python)}.{attr}"]
+        argv += [
             "--argstr",
             "setsDir",
             str(opts.repo.resolve() / "sets"),
@@ -275,12 +276,13 @@ class SetBuild:
             argv.append("--no-out-link")
         return argv
 
-    def out_path_args(self) -> list[str]:
-        """The nix-instantiate arguments that print the attribute's out path (JSON)."""
+    def out_path_args(self, *more: tuple[str, str]) -> list[str]:
+        """The nix-instantiate arguments that print the attribute's out path (JSON), and the
+        same attribute's of the (set, Python) pairs in ``more``, one value after another."""
         return [
             "--eval",
             "--json",
-            *self.expression(f"{self.attr}.outPath"),
+            *self.expression(f"{self.attr}.outPath", *more),
             *jobs_args(self.opts.max_jobs),
         ]
 
@@ -302,20 +304,48 @@ def nix_build_args(
 
 def out_paths(opts: BuildOptions, set_name: str, pythons: Sequence[str]) -> list[str]:
     """The store paths a set's environments would have, by evaluation only (no build)."""
+    found = many_out_paths(
+        opts, [(set_name, p) for p in pythons], what=f"evaluating set {set_name}"
+    )
+    return [found[(set_name, p)] for p in pythons]
+
+
+def many_out_paths(
+    opts: BuildOptions, wanted: Sequence[tuple[str, str]], *, what: str
+) -> dict[tuple[str, str], str]:
+    """The store paths of these (set, Python) environments, by one evaluation (one
+    ``nix-instantiate --eval`` with an ``-A`` for each; no build)."""
+    if not wanted:
+        return {}
     interpreters = standalone_interpreters(opts.repo)
-    paths = []
     with temporary_interpreters_file(
         None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"
     ) as file:
-        for python in pythons:
-            proc = run_nix(
-                "nix-instantiate",
-                SetBuild(opts, set_name, python, file).out_path_args(),
-                options={} if opts.nixpkgs else build_options(interpreters.values()),
-                what=f"evaluating set {set_name}",
-            )
-            paths.append(json.loads(proc.stdout))
-    return paths
+        (first, python), *more = wanted
+        proc = run_nix(
+            "nix-instantiate",
+            SetBuild(opts, first, python, file).out_path_args(*more),
+            options={} if opts.nixpkgs else build_options(interpreters.values()),
+            what=what,
+        )
+    values = _json_values(proc.stdout)
+    if len(values) != len(wanted) or not all(isinstance(v, str) for v in values):
+        raise BotError(f"{what}: nix-instantiate printed {len(values)} values for {len(wanted)}")
+    return {w: str(v) for w, v in zip(wanted, values, strict=True)}
+
+
+def _json_values(text: str) -> list[object]:
+    """The JSON values nix-instantiate printed one after another (one per ``-A``)."""
+    decoder = json.JSONDecoder()
+    out: list[object] = []
+    i = 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
 
 
 def substituters(opts: BuildOptions) -> str | None:

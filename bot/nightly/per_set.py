@@ -11,13 +11,11 @@ under ``binary-cache/``, local commits, no GitHub.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import NormalizedName
 
@@ -29,12 +27,7 @@ from bot.core.nix import run_nix
 from bot.core.repolock import Transaction
 from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, night_pages, recorded_holds
 from bot.lock.index.client import IndexClient
-from bot.model.interpreters import (
-    build_options,
-    standalone_interpreters,
-    temporary_interpreters_file,
-)
-from bot.model.locks import commit_body, commit_subject, diff_locks, python_tag
+from bot.model.locks import commit_body, commit_subject, diff_locks
 from bot.model.overrides import Override, load_overrides
 from bot.model.sets import PackageSet
 from bot.nightly import report
@@ -77,48 +70,6 @@ def choose_nixpkgs(opts: NightlyOptions) -> str | None:
             "using the standalone interpreters: the outputs are for this machine only"
         )
     return None
-
-
-def many_out_paths(
-    opts: builder.BuildOptions, wanted: Sequence[tuple[str, str]], *, what: str
-) -> dict[tuple[str, str], str]:
-    """The store paths of these (set, Python) environments, by one evaluation (one
-    ``nix-instantiate --eval`` with an ``-A`` for each; no build)."""
-    if not wanted:
-        return {}
-    interpreters = standalone_interpreters(opts.repo)
-    with temporary_interpreters_file(
-        None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"
-    ) as file:
-        first, python = wanted[0]
-        argv = builder.SetBuild(opts, first, python, file).out_path_args()
-        at = argv.index("-A")
-        attrs = [f"{s}.{python_tag(p)}.python.outPath" for s, p in wanted]
-        argv[at : at + 2] = [x for attr in attrs for x in ("-A", attr)]
-        proc = run_nix(
-            "nix-instantiate",
-            argv,
-            options={} if opts.nixpkgs else build_options(interpreters.values()),
-            what=what,
-        )
-    values = _json_values(proc.stdout)
-    if len(values) != len(wanted) or not all(isinstance(v, str) for v in values):
-        raise BotError(f"{what}: nix-instantiate printed {len(values)} values for {len(wanted)}")
-    return {w: str(v) for w, v in zip(wanted, values, strict=True)}
-
-
-def _json_values(text: str) -> list[Any]:
-    """The JSON values nix-instantiate printed one after another (one per ``-A``)."""
-    decoder = json.JSONDecoder()
-    out: list[Any] = []
-    i = 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return out
-        value, i = decoder.raw_decode(text, i)
-        out.append(value)
 
 
 def _closure_bytes(paths: Sequence[str]) -> int | None:
@@ -408,7 +359,7 @@ def quiet_sets(
     progress(f"checking the cache for {len(quiet)} unchanged set(s)")
     wanted = [(pset.name, o.python) for pset, outs in quiet for o in outs]
     try:
-        paths = many_out_paths(
+        paths = builder.many_out_paths(
             _build_options(opts, quiet[0][0]), wanted, what="evaluating the unchanged sets"
         )
         have = cache.has_paths(store, sorted(set(paths.values())), ssh_config=opts.ssh_config)
