@@ -340,7 +340,7 @@ def hold_back_command(
     record.  Commits nothing; exit 2 when nothing builds."""
     from datetime import UTC, datetime
 
-    from bot.core.files import write_atomic
+    from bot.core.files import read_json, write_atomic
     from bot.core.repolock import repository_lock
     from bot.lock.command import LockOptions
     from bot.model.sets import load_sets
@@ -348,23 +348,16 @@ def hold_back_command(
 
     document: Any = None
     if build_outcome is not None and build_outcome.is_file():
-        limit = 4 * 1024 * 1024
-        with build_outcome.open("rb") as handle:
-            data = handle.read(limit + 1)
         try:
-            document = json.loads(data) if len(data) <= limit else None
-        except ValueError as exc:
-            document = exc
-        if not isinstance(document, dict):
+            document = read_json(build_outcome)
+            problem = "" if isinstance(document, dict) else "not a JSON object"
+        except json.JSONDecodeError as exc:
+            problem = f"not JSON: {exc}"
+        except ValueError as exc:  # too large, or not UTF-8
+            problem = str(exc)
+        if problem:
             raise BotError(
-                "unreadable build outcome: "
-                + (
-                    f"larger than {limit} bytes"
-                    if document is None
-                    else f"not JSON: {document}"
-                    if isinstance(document, ValueError)
-                    else "not a JSON object"
-                ),
+                f"unreadable build outcome: {problem}",
                 where=str(build_outcome),
                 hint="pass the file `nixpkgs-python build --outcome` wrote, or none",
             )

@@ -3,9 +3,11 @@ the next run after a kill) sees the old content or the new, never half of it."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -39,3 +41,17 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 __all__ = ["write_atomic", "write_bytes_atomic"]
+
+
+#: the largest JSON file a job hands another (outcome, plan and hold-back files: kilobytes)
+MAX_JSON_BYTES = 4 * 1024 * 1024
+
+
+def read_json(path: Path, *, limit: int = MAX_JSON_BYTES) -> Any:
+    """The JSON document in ``path``; ValueError when it is larger than ``limit`` bytes or
+    not JSON (:class:`json.JSONDecodeError`, a ValueError, says where)."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than {limit} bytes")
+    return json.loads(data)

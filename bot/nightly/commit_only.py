@@ -23,7 +23,6 @@ Without ``--outcomes`` the locks already in ``sets/`` are committed as they are.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 
 from bot.core import git
 from bot.core.errors import BotError
+from bot.core.files import read_json
 from bot.core.proc import tail
 from bot.lock import document as lockfile
 from bot.lock.command import Hold
@@ -44,8 +44,6 @@ from bot.nightly import publish, report
 from bot.nightly.holdback import Merged, SystemResult, merge_systems, with_held
 from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
 
-#: the largest outcome file read (they are a few kilobytes)
-MAX_OUTCOME_BYTES = 4 * 1024 * 1024
 LOG_LINES = 40
 
 
@@ -72,12 +70,6 @@ class SystemOutcome:
         return SystemResult(self.system, self.held if self.ok else None, self.holds, self.built)
 
 
-def _read_json(path: Path) -> Any:
-    if path.stat().st_size > MAX_OUTCOME_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_OUTCOME_BYTES} bytes")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _log(folder: Path, name: str) -> str:
     path = folder / name
     if not path.is_file():
@@ -90,7 +82,7 @@ def _recorded(outcomes_dir: Path) -> dict[tuple[str, str], Path]:
     found: dict[tuple[str, str], Path] = {}
     for path in sorted(outcomes_dir.glob("*/outcome.json")):
         try:
-            data = _read_json(path)
+            data = read_json(path)
             key = (str(data["set"]), str(data["system"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # unreadable: the (set, system) it belonged to counts as unrecorded
@@ -104,7 +96,7 @@ def _plan(outcomes_dir: Path) -> dict[str, Any] | None:
         return None
     problem = "not an object with a list 'built' of {set, system} objects"
     try:
-        plan = _read_json(path)
+        plan = read_json(path)
     except (OSError, ValueError) as exc:
         plan, problem = None, str(exc)
     if isinstance(plan, dict) and isinstance(plan.get("built", []), list):
@@ -123,7 +115,7 @@ def _holdback(folder: Path) -> dict[str, Any] | None:
     """The job's ``holdback.json``, checked field by field (None: absent or malformed)."""
     path = folder / "holdback.json"
     try:
-        data = _read_json(path) if path.is_file() else None
+        data = read_json(path) if path.is_file() else None
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
@@ -202,7 +194,7 @@ def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcom
             summary="no outcome recorded (its job did not finish)",
             failures=[("", None, f"no outcome was recorded for set {name} on {system}")],
         )
-    data = _read_json(folder / "outcome.json")
+    data = read_json(folder / "outcome.json")
     if data.get("lock") != "success":
         log = _log(folder, "lock.log") or "the lock step did not succeed"
         return SystemOutcome(name, system, False, "lock failed", folder, [("", None, log)])
@@ -213,7 +205,7 @@ def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcom
     if data.get("build") != "success" and not held_ok:
         failures: list[tuple[str, str | None, str]] = []
         try:
-            results = _read_json(folder / "build.json")["results"]
+            results = read_json(folder / "build.json")["results"]
             for r in results:
                 if not r.get("ok"):
                     text = str(r.get("log_tail") or r.get("error") or "")
