@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/replay.py run [--from 2026-11-01] [--to 2026-11-30] [--sets pytest,attrs]
                                     [--workdir DIR] [--hour 2]
-    python benchmarks/replay.py summarize [--workdir DIR]
+    python benchmarks/replay.py summarize [--workdir DIR [--workdir DIR2 ...]] [--out DIR]
+                                          [--cache-dir DIR]
 
 ``run`` clones this repository (``git clone``, committed state only) into ``DIR/repo`` once,
 then for each day runs the real CLI, ``python -m bot.cli --repo DIR/repo nightly
@@ -20,7 +21,11 @@ exists is not run again: an interrupted replay resumes where it stopped.
 
 ``summarize`` reads those files and writes ``DIR/replay.json`` and ``DIR/replay.md``: the
 per-night table and the month's Upkeep figures (see :func:`upkeep`).  Upload times come from
-the index client (``bot.lock.index.client``), the same pages the nightly read.
+the index client (``bot.lock.index.client``), the same pages the nightly read.  Several
+``--workdir`` are replays of the same nights run side by side, each with its own ``--sets``
+(the nightly's sets are independent): they are summarized as one month (:func:`merge`), the
+per-night rows summing every replay's sets and the Upkeep figures over all of them;
+``--out`` says where the files go, ``--cache-dir`` which index cache the upload times use.
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ def run_night(
     env = dict(os.environ, PYTHONPATH=str(repo))
     before = _git(repo, "rev-parse", "HEAD")
     cache_before = _dir_bytes(repo / "binary-cache")
+    started_at = datetime.now(UTC)
     t0 = time.monotonic()
     with (out / "stderr.log").open("w") as err, (out / "stdout.log").open("w") as std:
         rc = subprocess.run(argv, cwd=repo, env=env, stdout=std, stderr=err, check=False)
@@ -113,6 +119,7 @@ def run_night(
         "snapshot": snapshot,
         "exit_code": rc.returncode,
         "wall_seconds": round(wall, 1),
+        "started_at": _iso(started_at),
         "commits": len(commits),
         "head": after,
         "cache_bytes_added": _dir_bytes(repo / "binary-cache") - cache_before,
@@ -147,6 +154,7 @@ class NightRow:
     """One line of the per-night table."""
 
     day: str
+    sets: int = 0  #: sets the night reported
     sets_bumped: int = 0
     packages_bumped: int = 0
     builds: int = 0
@@ -159,6 +167,7 @@ class NightRow:
     exit_code: int | None = None
     failed_sets: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  #: "set/name kept (wanted)"
+    replays: list[str] = field(default_factory=list)  #: merged replays that ran it (merge())
 
 
 def _held_names(report: Mapping[str, Any]) -> dict[str, set[str]]:
@@ -180,6 +189,8 @@ def night_rows(
     for night, rep in reports:
         row = NightRow(day=night["day"], wall_seconds=night.get("wall_seconds"))
         row.exit_code = night.get("exit_code")
+        row.sets = len(rep["sets"])
+        row.replays = list(night.get("replays") or [])
         now = _held_names(rep)
         for s in rep["sets"]:
             name, status = s["name"], s["status"]
@@ -262,13 +273,13 @@ def upkeep(
     A *release* is a (set, member, version) that some night named: committed as a bump, or
     named by the resolution as the member's newest allowed version (its constraints, the
     wheel baseline and Requires-Python admit it) without locking it, or wanted by a set that
-    failed.  Only releases uploaded after the first night's snapshot count: the first night
-    only re-locks whatever the repository held (the baseline).  A release is *on time* when
+    failed.  Only releases uploaded after a set's first night's snapshot count: that night only
+    re-locks whatever the repository held (the set's baseline).  A release is *on time* when
     the first night whose committed lock has it or a newer version runs within ``grace`` of
     its upload (``uploaded(name, version)``: the earliest upload time the index reports for
     the version's files).  A release superseded before it was locked is locked when a newer
     one is.  One still unlocked after the last night is late once the last snapshot is past
-    its grace, else left out (too recent to judge).
+    its grace at the set's last night, else left out (too recent to judge).
 
     Each night a release waits, the set's report gives the reason: *held* (the set holds the
     package), *failed* (the set failed), else *constrained* (locked older although newest
@@ -282,8 +293,14 @@ def upkeep(
             **empty, "late": [], "pending": [], "nightly_share": None, "failing_streak": {},
             "unknown_upload": [],
         }  # fmt: skip
-    start = _when(reports[0][0]["snapshot"])
-    last = _when(reports[-1][0]["snapshot"])
+    # each set's own first night (its baseline) and last night: several replays merged
+    # (:func:`merge`) need not have run every set every night
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    for night, rep in reports:
+        for s in rep["sets"]:
+            first.setdefault(s["name"], _when(night["snapshot"]))
+            last[s["name"]] = _when(night["snapshot"])
     waiting: dict[tuple[str, str], list[Release]] = {}
     done: list[Release] = []
     known: set[tuple[str, str, str]] = set()
@@ -301,8 +318,8 @@ def upkeep(
             failed = s["status"] == "failed"
             streak[set_name] = streak.get(set_name, 0) + 1 if failed else 0
             longest_streak[set_name] = max(longest_streak.get(set_name, 0), streak[set_name])
-            if night is reports[0][0]:
-                continue  # the baseline night
+            if at == first[set_name]:
+                continue  # the set's baseline night
             committed, wanted = _night_versions(s)
             for name, version in [*committed.items(), *wanted.items()]:
                 if (set_name, name, version) in known:
@@ -311,7 +328,7 @@ def upkeep(
                 up = uploaded(name, version)
                 if up is None:
                     unknown.append(f"{set_name}/{name} {version}")
-                elif up > start:
+                elif up > first[set_name]:
                     release = Release(set_name, name, version, up, night["day"])
                     waiting.setdefault((set_name, name), []).append(release)
             held = {h["name"] for h in s.get("held") or []}
@@ -331,7 +348,7 @@ def upkeep(
                 rels[:] = still
     pending = [r for rs in waiting.values() for r in rs]
     for r in pending:
-        r.lag_hours = round((last - r.uploaded).total_seconds() / 3600, 1)
+        r.lag_hours = round((last[r.set] - r.uploaded).total_seconds() / 3600, 1)
     hours = grace.total_seconds() / 3600
     judged = done + [r for r in pending if (r.lag_hours or 0) > hours]
     late = sorted(
@@ -405,14 +422,101 @@ def load(workdir: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return out
 
 
-def index_upload_times(cache_dir: Path) -> Callable[[str, str], datetime | None]:
+def merge(
+    replays: Sequence[tuple[str, Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]]],
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Several replays of the same period, each of its own sets (``(name, nights)``), as one:
+    per day, the sets of every replay that ran that night side by side in one report, the
+    night's wall time, commits and set-member counts summed.  A night only some replays ran
+    names them (``replays``).  Two replays with different snapshots for one day, or one set in
+    two replays the same night, are not one month: that is an error."""
+    by_day: dict[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]] = {}
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for name, nights in replays:
+        for one, rep in nights:
+            by_day.setdefault(one["day"], []).append((name, one, rep))
+    for day in sorted(by_day):
+        parts = by_day[day]
+        snapshots = {n["snapshot"] for _, n, _ in parts}
+        if len(snapshots) > 1:
+            which = ", ".join(f"{w} ({n['snapshot']})" for w, n, _ in parts)
+            raise SystemExit(
+                f"replay: the night of {day} has different snapshots in {which}: not one "
+                "month; summarize replays of the same nights (the same --hour)"
+            )
+        sets: list[Mapping[str, Any]] = []
+        owner: dict[str, str] = {}
+        for w, _, rep in parts:
+            for s in rep["sets"]:
+                if s["name"] in owner:
+                    raise SystemExit(
+                        f"replay: set {s['name']} was replayed on the night of {day} in both "
+                        f"{owner[s['name']]} and {w}; give each set to one replay (--sets)"
+                    )
+                owner[s["name"]] = w
+                sets.append(s)
+        codes = [n.get("exit_code") for _, n, _ in parts]
+        night: dict[str, Any] = {
+            "day": day,
+            "snapshot": snapshots.pop(),
+            "wall_seconds": round(sum(n.get("wall_seconds") or 0 for _, n, _ in parts), 1),
+            "exit_code": max((c for c in codes if c is not None), default=None, key=abs),
+            "commits": sum(n.get("commits") or 0 for _, n, _ in parts),
+            "replays": [w for w, _, _ in parts],
+        }
+        report: dict[str, Any] = {"sets": sets}
+        fresh = [r.get("freshness") for _, _, r in parts]
+        if all(f and f.get("total") for f in fresh):
+            current = sum(f["current"] for f in fresh if f)
+            total = sum(f["total"] for f in fresh if f)
+            report["freshness"] = {"current": current, "total": total,
+                                   "share": round(current / total, 4)}  # fmt: skip
+        out.append((night, report))
+    return out
+
+
+def _times(night: Mapping[str, Any], path: Path) -> tuple[datetime, datetime]:
+    """When a night ran: its recorded start (``started_at``; older replays did not record
+    it: then its ``night.json`` written at its end, less its wall time) and its end."""
+    wall = timedelta(seconds=night.get("wall_seconds") or 0)
+    if night.get("started_at"):
+        start = _when(night["started_at"])
+        return start, start + wall
+    end = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return end - wall, end
+
+
+def span(workdir: Path) -> dict[str, Any] | None:
+    """A replay's nights, wall time and span on the clock (first start, last end)."""
+    times = []
+    for path in sorted((workdir / "nights").glob("*/night.json")):
+        night = json.loads(path.read_text())
+        times.append((night, _times(night, path)))
+    if not times:
+        return None
+    return {
+        "workdir": str(workdir),
+        "nights": len(times),
+        "first": times[0][0]["day"],
+        "last": times[-1][0]["day"],
+        "wall_seconds": round(sum(n.get("wall_seconds") or 0 for n, _ in times), 1),
+        "started": _iso(min(t[0] for _, t in times)),
+        "ended": _iso(max(t[1] for _, t in times)),
+    }
+
+
+def index_upload_times(
+    cache_dir: Path, index_url: str | None = None
+) -> Callable[[str, str], datetime | None]:
     """``uploaded(name, version)``: the earliest upload time of the version's files, from the
     project page the index client fetches (cached under ``cache_dir``; PyPI by default)."""
     from packaging.utils import canonicalize_name
 
     from bot.lock.index.client import IndexClient
+    from bot.lock.index.models import IndexRoute
 
-    client = IndexClient(cache_dir=cache_dir)
+    routes = [IndexRoute(index_url)] if index_url else None
+    client = IndexClient(*([routes] if routes else []), cache_dir=cache_dir)
     memo: dict[tuple[str, str], datetime | None] = {}
 
     def uploaded(name: str, version: str) -> datetime | None:
@@ -438,41 +542,79 @@ def _first_upload(client: Any, name: str, version: str) -> datetime | None:
     return min(times) if times else None
 
 
-def table(rows: Iterable[NightRow]) -> str:
-    """The per-night table in Markdown."""
+def table(rows: Iterable[NightRow], replays: Sequence[str] = ()) -> str:
+    """The per-night table in Markdown; with the merged ``replays``' names, a night only some
+    of them ran says which."""
     lines = [
-        "| night | sets bumped | packages bumped | builds | holds placed | holds released "
-        "| failures | build min | pushed MiB | wall min |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| night | sets | sets bumped | packages bumped | builds | holds placed "
+        "| holds released | failures | build min | pushed MiB | wall min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         failed = f" ({', '.join(r.failed_sets)})" if r.failed_sets else ""
         wall = "" if r.wall_seconds is None else f"{r.wall_seconds / 60:.1f}"
+        only = f" ({' + '.join(r.replays)} only)" if replays and r.replays != list(replays) else ""
         lines.append(
-            f"| {r.day} | {r.sets_bumped} | {r.packages_bumped} | {r.builds} | {r.holds_placed} "
+            f"| {r.day}{only} | {r.sets} | {r.sets_bumped} | {r.packages_bumped} | {r.builds} "
+            f"| {r.holds_placed} "
             f"| {r.holds_released} | {r.failures}{failed} | {r.build_minutes:.1f} "
             f"| {r.pushed_bytes / 2**20:.1f} | {wall} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def _name(workdir: Path, others: Sequence[Path]) -> str:
+    """A replay's short name: its directory's name (the whole path if two share it)."""
+    same = [w for w in others if w.name == workdir.name]
+    return workdir.name if len(same) == 1 else str(workdir)
+
+
 def summarize(args: argparse.Namespace) -> int:
-    workdir: Path = args.workdir
-    reports = load(workdir)
+    workdirs: list[Path] = args.workdir or [DEFAULT_WORKDIR]
+    for w in workdirs:
+        if not (w / "nights").is_dir():
+            raise SystemExit(f"replay: {w} has no nights/ (not a replay's --workdir)")
+    names = [_name(w, workdirs) for w in workdirs]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"replay: a --workdir is given twice: {', '.join(map(str, workdirs))}")
+    if len(workdirs) == 1:
+        reports = load(workdirs[0])
+    else:
+        reports = merge([(n, load(w)) for n, w in zip(names, workdirs, strict=True)])
+    out: Path = args.out or workdirs[0]
+    cache_dir: Path = args.cache_dir or workdirs[0] / "cache"
     rows = night_rows(reports)
-    up = upkeep(reports, index_upload_times(workdir / "cache"))
-    data = {
+    up = upkeep(reports, index_upload_times(cache_dir, args.index_url))
+    spans = [{"name": n, **x} for n, w in zip(names, workdirs, strict=True) if (x := span(w))]
+    data: dict[str, Any] = {
+        "replays": spans,
         "nights": [asdict(r) for r in rows],
         "wall_seconds": round(sum(r.wall_seconds or 0 for r in rows), 1),
+        #: the clock from the first night's start to the last one's end, over every replay
+        "elapsed_seconds": _elapsed(spans),
         "upkeep": up,
         "holds": holds(reports),
     }
-    (workdir / "replay.json").write_text(json.dumps(data, indent=2) + "\n")
-    md = table(rows)
-    (workdir / "replay.md").write_text(md)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "replay.json").write_text(json.dumps(data, indent=2) + "\n")
+    md = table(rows, names if len(workdirs) > 1 else ())
+    (out / "replay.md").write_text(md)
     print(md)
+    for x in data["replays"]:
+        print(
+            f"{x['name']}: {x['nights']} night(s) {x['first']} .. {x['last']}, "
+            f"{x['wall_seconds'] / 60:.1f} min wall, {x['started']} -> {x['ended']}"
+        )
     print(json.dumps({k: v for k, v in up.items() if k not in ("late", "pending")}, indent=2))
     return 0
+
+
+def _elapsed(spans: Sequence[Mapping[str, Any]]) -> float | None:
+    if not spans:
+        return None
+    start = min(_when(x["started"]) for x in spans)
+    end = max(_when(x["ended"]) for x in spans)
+    return round((end - start).total_seconds(), 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -486,8 +628,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                        default=today - timedelta(days=1))  # fmt: skip
     p_run.add_argument("--sets", help="comma-separated sets (default: every shipped set)")
     p_run.add_argument("--hour", type=int, default=2, help="the nights' UTC hour [2]")
-    for p in (p_run, sub.add_parser("summarize", help="the table and the Upkeep figures")):
-        p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    p_run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    p_sum = sub.add_parser("summarize", help="the table and the Upkeep figures")
+    p_sum.add_argument("--workdir", type=Path, action="append",
+                       help="a replay's directory; several: replays of the same nights, each "
+                            "of its own sets, summarized as one month "
+                            f"[{DEFAULT_WORKDIR}]")  # fmt: skip
+    p_sum.add_argument("--out", type=Path,
+                       help="where replay.json and replay.md go [the first --workdir]")  # fmt: skip
+    p_sum.add_argument("--cache-dir", type=Path,
+                       help="the index client's cache for the upload times "
+                            "[the first --workdir's cache/]")  # fmt: skip
+    p_sum.add_argument("--index-url", help="the index whose pages give the upload times [PyPI]")
     args = parser.parse_args(argv)
     return run(args) if args.command == "run" else summarize(args)
 

@@ -92,7 +92,7 @@ def test_night_rows(replay: ModuleType) -> None:
     assert rows[0].build_minutes == 2.0
     assert rows[0].pushed_bytes == 2**20
     table = replay.table(rows)
-    assert "| 2026-11-02 | 1 | 1 | 2 | 1 | 0 | 1 (b) | 1.5 | 0.0 | 1.0 |" in table
+    assert "| 2026-11-02 | 2 | 1 | 1 | 2 | 1 | 0 | 1 (b) | 1.5 | 0.0 | 1.0 |" in table
 
 
 def test_upkeep(replay: ModuleType) -> None:
@@ -160,3 +160,105 @@ def test_reads_the_reports_own_shape(replay: ModuleType) -> None:
     text = to_json(NightReport("2026-11-02", (SetReport("a", ("3.12",), "ok", freshness=fr),)))
     committed, wanted = replay._night_versions(json.loads(text)["sets"][0])
     assert (committed, wanted) == ({}, {"y": "2.1"})
+
+
+# Two replays of the same nights, each its own sets: "a" ran nights 1-3, "b" (slower) only
+# nights 1-2.  b's z 3.2, uploaded 1 h before b's last night, is too recent to judge there,
+# although the merged month goes on a night longer (a's).
+B_NIGHTS = [
+    (night(1), {"sets": [st("b", "ok", diff=[row("z", "2.0", "3.0")], build_seconds=600,
+                             freshness=fresh(total=5))],
+                "freshness": {"current": 5, "total": 5}}),
+    (night(2), {"sets": [st("b", "unchanged", freshness=fresh(("z", "3.0", "3.2"), total=5))],
+                "freshness": {"current": 4, "total": 5}}),
+]  # fmt: skip
+A_NIGHTS = [
+    (n, {**r, "sets": [s for s in r["sets"] if s["name"] == "a"],
+         "freshness": {"current": 10 - len(s["freshness"]["behind"]), "total": 10}})
+    for n, r in NIGHTS for s in r["sets"] if s["name"] == "a"
+]  # fmt: skip
+
+
+def test_merge_sums_each_night_over_the_replays(replay: ModuleType) -> None:
+    merged = replay.merge([("a", A_NIGHTS), ("b", B_NIGHTS)])
+    assert [n["day"] for n, _ in merged] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert [n["replays"] for n, _ in merged] == [["a", "b"], ["a", "b"], ["a"]]
+    assert [n["wall_seconds"] for n, _ in merged] == [120, 120, 60]
+    assert [[s["name"] for s in r["sets"]] for _, r in merged] == [["a", "b"], ["a", "b"], ["a"]]
+    assert merged[1][1]["freshness"] == {"current": 9 + 4, "total": 15, "share": 0.8667}
+    rows = replay.night_rows(merged)
+    assert [(r.sets, r.builds, r.sets_bumped) for r in rows] == [(2, 2, 2), (2, 1, 1), (1, 1, 1)]
+    assert rows[0].build_minutes == 2.0 + 10.0
+    table = replay.table(rows, ["a", "b"])
+    assert "| 2026-11-02 | 2 | 1 | 1 | 1 | 1 | 0 | 0 | 1.0 | 0.0 | 2.0 |" in table
+    assert "| 2026-11-03 (a only) | 1 |" in table
+
+
+def test_merged_upkeep_judges_each_set_by_its_own_nights(replay: ModuleType) -> None:
+    uploads = {**UPLOADS, ("z", "3.2"): START + timedelta(hours=23)}
+    merged = replay.merge([("a", A_NIGHTS), ("b", B_NIGHTS)])
+    up = replay.upkeep(merged, lambda n, v: uploads.get((n, v)))
+    # a's releases as in a's month alone; b's z 3.2 is 1 h old at b's last night: pending,
+    # not late (the month's last night, a's, is 25 h after its upload)
+    alone = replay.upkeep(A_NIGHTS, lambda n, v: uploads.get((n, v)))
+    assert (up["releases"], up["on_time"]) == (alone["releases"], alone["on_time"]) == (3, 2)
+    assert [(r["set"], r["name"], r["version"], r["lag_hours"]) for r in up["pending"]] == [
+        ("b", "z", "3.2", 1.0)
+    ]
+    assert [(r["name"], r["version"]) for r in up["late"]] == [("y", "2.1")]
+    assert up["nightly_share"] == pytest.approx((1 + 13 / 15 + 1) / 3, abs=1e-4)
+
+
+def test_merge_refuses_what_is_not_one_month(replay: ModuleType) -> None:
+    other = [({**n, "snapshot": n["snapshot"].replace("T02", "T03")}, r) for n, r in B_NIGHTS]
+    with pytest.raises(SystemExit, match=r"2026-11-01 has different snapshots in a .*, b "):
+        replay.merge([("a", A_NIGHTS), ("b", other)])
+    with pytest.raises(SystemExit, match=r"set a was replayed on the night of 2026-11-01 in both"):
+        replay.merge([("a", A_NIGHTS), ("c", A_NIGHTS)])
+
+
+def write_replay(workdir: Path, nights: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    import json
+
+    for n, r in nights:
+        d = workdir / "nights" / n["day"]
+        d.mkdir(parents=True)
+        (d / "night.json").write_text(json.dumps({**n, "started_at": n["snapshot"]}))
+        (d / "report.json").write_text(json.dumps(r))
+
+
+def test_summarize_several_workdirs(
+    replay: ModuleType, tmp_path: Path, pypi_index: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command end to end: two replays' directories, the upload times from a (loopback)
+    index, one month written where --out says."""
+    import json
+
+    from tests.plugins.pypi import make_wheel
+
+    for (name, version), when in UPLOADS.items():
+        pypi_index.publish(make_wheel(tmp_path / "dists", name, version), upload_time=when)
+    write_replay(tmp_path / "a", A_NIGHTS)
+    write_replay(tmp_path / "b", B_NIGHTS)
+    argv = ["summarize", "--workdir", str(tmp_path / "a"), "--workdir", str(tmp_path / "b"),
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+            "--index-url", pypi_index.url]  # fmt: skip
+    assert replay.main(argv) == 0
+    data = json.loads((tmp_path / "out" / "replay.json").read_text())
+    assert [n["sets"] for n in data["nights"]] == [2, 2, 1]
+    assert [(r["name"], r["nights"], r["first"], r["last"]) for r in data["replays"]] == [
+        ("a", 3, "2026-11-01", "2026-11-03"),
+        ("b", 2, "2026-11-01", "2026-11-02"),
+    ]
+    # started_at + wall: a from night 1 02:00 to night 3 02:01; b ends night 2 02:01
+    assert data["elapsed_seconds"] == 2 * 86400 + 60
+    assert (data["upkeep"]["releases"], data["upkeep"]["on_time"]) == (3, 2)
+    assert [h["package"] for h in data["holds"]] == ["y"]
+    assert "| 2026-11-03 (a only) |" in (tmp_path / "out" / "replay.md").read_text()
+    assert not (tmp_path / "a" / "replay.json").exists()
+    assert "b: 2 night(s) 2026-11-01 .. 2026-11-02" in capsys.readouterr().out
+
+
+def test_summarize_without_nights_is_one_clear_error(replay: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"has no nights/ \(not a replay's --workdir\)"):
+        replay.main(["summarize", "--workdir", str(tmp_path)])
