@@ -42,7 +42,13 @@ from bot.model.locks import LockDiff, commit_body, commit_subject, diff_locks
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report
 from bot.nightly.holdback import Merged, SystemResult, merge_systems, with_held
-from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
+from bot.nightly.options import (
+    NightlyOptions,
+    NightResult,
+    SetOutcome,
+    github_client,
+    night_date,
+)
 
 LOG_LINES = 40
 
@@ -387,7 +393,7 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
                 git.restore(opts.repo, path)
         outcomes.append(outcome)
     night = report.NightReport(
-        date=started.date().isoformat(),
+        date=night_date(opts, started),
         sets=tuple(o.report for o in outcomes),
         exclude_newer=snapshot,
         run_url=opts.run_url,

@@ -31,7 +31,13 @@ from bot.model import locks
 from bot.model.overrides import load_overrides
 from bot.model.sets import PackageSet, load_sets
 from bot.nightly import publish, report, revalidate
-from bot.nightly.options import NightlyOptions, NightResult, SetOutcome, github_client
+from bot.nightly.options import (
+    NightlyOptions,
+    NightResult,
+    SetOutcome,
+    github_client,
+    night_date,
+)
 from bot.nightly.per_set import (
     choose_nixpkgs,
     lock_set,
@@ -69,7 +75,7 @@ def _report(
     opts: NightlyOptions, started: datetime, outcomes: Sequence[SetOutcome], notes: Sequence[str]
 ) -> report.NightReport:
     return report.NightReport(
-        date=started.date().isoformat(),
+        date=night_date(opts, started),
         sets=tuple(o.report for o in outcomes),
         exclude_newer=lockfile.format_time(opts.exclude_newer or started),
         run_url=opts.run_url,

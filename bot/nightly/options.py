@@ -89,6 +89,15 @@ class NightResult:
     findings: list[revalidate.Finding] = field(default_factory=list)
 
 
+def night_date(opts: NightlyOptions, started: datetime) -> str:
+    """The day the night is of (YYYY-MM-DD): its snapshot's, ``--exclude-newer``, which is
+    when it starts unless given.  A night run later at an earlier snapshot (a replay, a re-run
+    of a failed night) is the night of that day: its report's date, its night branch and the
+    ``since`` of the holds it places are that day's, as CI's hold-back jobs date theirs by the
+    snapshot (``nixpkgs-python hold-back --exclude-newer``)."""
+    return (opts.exclude_newer or started).date().isoformat()
+
+
 def github_client(opts: NightlyOptions) -> GitHubClient | None:
     """The GitHub client when a token and a repository are given, else None."""
     token = opts.github_token or next(
@@ -103,4 +112,11 @@ def github_client(opts: NightlyOptions) -> GitHubClient | None:
     )
 
 
-__all__ = ["TOKEN_ENVS", "NightResult", "NightlyOptions", "SetOutcome", "github_client"]
+__all__ = [
+    "TOKEN_ENVS",
+    "NightResult",
+    "NightlyOptions",
+    "SetOutcome",
+    "github_client",
+    "night_date",
+]

@@ -32,7 +32,7 @@ from bot.model.overrides import Override, load_overrides
 from bot.model.sets import PackageSet
 from bot.nightly import report
 from bot.nightly.holdback import Search, bumps, find_holds, held_report, hold_log, holds_for
-from bot.nightly.options import NightlyOptions, SetOutcome
+from bot.nightly.options import NightlyOptions, SetOutcome, night_date
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class SetNight:
         moved: Mapping[str, Mapping[str, tuple[str, str]]],
     ) -> bool:
         """Re-lock holding ``names`` back and build: whether every Python's build succeeds."""
-        today = self.started.date().isoformat()
+        today = night_date(self.opts, self.started)
         self.held = holds_for(sorted(names), moved, previous, reason, today)
         held_names = ", ".join(sorted(names)) or "nothing"
         self.progress(f"{self.pset.name}: building with {held_names} held")
