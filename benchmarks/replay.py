@@ -359,8 +359,10 @@ def upkeep(
         "releases": len(judged),
         "on_time": on_time,
         "share": round(on_time / len(judged), 4) if judged else None,
-        "longest": _release_json(late[0]) if late else None,
+        #: the release that waited longest, on time or late
+        "longest": _release_json(max(judged, key=lambda r: r.lag_hours or 0)) if judged else None,
         "late": [_release_json(r) for r in late],
+        "judged": [_release_json(r) for r in sorted(judged, key=lambda r: (r.set, r.name))],
         "pending": [_release_json(r) for r in pending if r not in judged],
         #: mean over nights of the report's own figure (members at the newest allowed version)
         "nightly_share": round(sum(shares) / len(shares), 4) if shares else None,
@@ -605,7 +607,8 @@ def summarize(args: argparse.Namespace) -> int:
             f"{x['name']}: {x['nights']} night(s) {x['first']} .. {x['last']}, "
             f"{x['wall_seconds'] / 60:.1f} min wall, {x['started']} -> {x['ended']}"
         )
-    print(json.dumps({k: v for k, v in up.items() if k not in ("late", "pending")}, indent=2))
+    print(json.dumps({k: v for k, v in up.items() if k not in ("late", "pending", "judged")},
+                     indent=2))  # fmt: skip
     return 0
 
 

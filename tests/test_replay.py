@@ -106,6 +106,9 @@ def test_upkeep(replay: ModuleType) -> None:
     assert late[("z", "3.1")]["lag_hours"] == 25.0
     assert late[("z", "3.1")]["why"] == "failed"
     assert up["longest"]["name"] == "y"
+    assert [(r["name"], r["version"], r["lag_hours"]) for r in up["judged"]] == [
+        ("x", "1.1", 4.0), ("y", "2.1", 38.0), ("y", "2.2", 8.0), ("z", "3.1", 25.0)
+    ]  # fmt: skip
     assert up["longest"]["locked"] == "2026-11-03"
     assert up["failing_streak"] == {"b": 1}
     assert up["unknown_upload"] == []
@@ -127,6 +130,7 @@ def test_upkeep_unlocked_release_is_late_only_after_its_grace(replay: ModuleType
     assert [(r["name"], r["locked"], r["why"]) for r in up["late"]] == [("y", None, "constrained")]
     assert [r["name"] for r in up["pending"]] == ["w"]  # 1 h old at the last night
     assert up["unknown_upload"] == ["a/v 9"]  # no upload time: left out, and listed
+    assert up["longest"]["name"] == "y"
     assert up["share"] == 0.0
 
 
