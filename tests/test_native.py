@@ -564,7 +564,7 @@ def test_standalone_build_names_each_entry_it_cannot_honour(
 
 def test_standalone_revalidation_leaves_native_entries_inconclusive(tmp_path: Path) -> None:
     from bot.model.overrides import parse_entry
-    from bot.nightly.revalidate import Locked, _check, native_only
+    from bot.nightly.revalidate import Locked, _check, current_system, native_only
 
     def override(**data: object) -> object:
         return parse_entry("psycopg2", {"reason": "r", **data}, "t", tmp_path)  # type: ignore[arg-type]
@@ -576,7 +576,8 @@ def test_standalone_revalidation_leaves_native_entries_inconclusive(tmp_path: Pa
     opts = BuildOptions(
         sets=[], python=None, out_link=None, keep_going=False, repo=tmp_path, nixpkgs=False
     )
-    where = [Locked("native", "3.13", "2.9.13", frozenset({"x86_64-linux"}))]
+    here = frozenset({current_system()})
+    where = [Locked("native", "3.13", "2.9.13", here, sdists=here)]  # built from its sdist
     finding = _check(opts, native, 1, where, {}, {"3.13": sys.executable}, None)  # type: ignore[arg-type]
     assert finding.kind == "inconclusive"
     assert "only a build with nixpkgs can tell" in (finding.detail or "")

@@ -30,7 +30,13 @@ from bot.nightly.revalidate import (
     unmatched,
 )
 from tests.plugins.nixenv import NixRepo, entry, frontend_entries, write_lock
-from tests.plugins.pypi import IndexServer, make_wheel, published_index
+from tests.plugins.pypi import (
+    IndexServer,
+    make_backend_wheel,
+    make_sdist,
+    make_wheel,
+    published_index,
+)
 
 BROKEN_TOML = """\
 # broken: a test package whose import fails
@@ -50,6 +56,21 @@ MENDED_TOML = """\
 [[override]]
 reason = "mended 1.0 raises on import"  # fixed upstream in 1.1
 imports-check = false
+"""
+
+
+SRCFIX = "raise ImportError('srcfix needs its patch')\n"
+SRCFIX_PATCH = f"""\
+--- a/srcfix/__init__.py
++++ b/srcfix/__init__.py
+@@ -1 +1 @@
+-{SRCFIX.strip()}
++OK = 1
+"""
+SRCFIX_TOML = """\
+[[override]]
+reason = "srcfix's sdist does not import without the patch"
+patches = ["patches/srcfix.patch"]
 """
 
 
@@ -73,6 +94,10 @@ def dists(
             "2.0",
             modules={"broken/__init__.py": "raise ImportError('broken is broken')\n"},
         ),
+        # srcfix 1.0: its wheel imports; its sdist only with the library's patch
+        "srcfix-wheel": make_wheel(d, "srcfix", "1.0", modules={"srcfix/__init__.py": "OK = 1\n"}),
+        "srcfix-sdist": make_sdist(d, "srcfix", "1.0", modules={"srcfix/__init__.py": SRCFIX}),
+        "fixture-backend": make_backend_wheel(d),
     }
 
 
@@ -165,6 +190,42 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo, tmp_p
     markdown = to_markdown(findings)
     assert "**no longer needed**" in markdown
     assert "**still needed**" in markdown
+
+
+@pytest.mark.nix
+def test_an_entry_for_building_from_source_is_judged_on_the_sdist(
+    nix_repo: NixRepo, index: IndexServer, dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """The month's replay: pyyaml's ``env = { PYYAML_FORCE_LIBYAML = "1" }`` (for its sdist,
+    in the native set) was found "unneeded" by building the pyyaml *wheel* the sphinx set
+    locks, and ``until`` was suggested.  Here srcfix 1.0 is locked as a wheel in the set
+    ``wheels`` (tried first: the same Python, the later name) and from its sdist in
+    ``source``, whose build needs the entry's patch: the verdict comes from the sdist."""
+    url = f"{index.root_url}/files/"
+    write_lock(nix_repo.sets / "wheels" / "pylock.py312.toml",
+               [*frontend_entries(dists), entry(dists["srcfix-wheel"])],
+               base_url=url, set_name="wheels", roots=["srcfix"])  # fmt: skip
+    write_lock(nix_repo.sets / "source" / "pylock.py312.toml",
+               [*frontend_entries(dists), entry(dists["fixture-backend"]),
+                entry(dists["srcfix-sdist"], build_requires=["fixture-backend"])],
+               base_url=url, set_name="source", roots=["srcfix"])  # fmt: skip
+    (nix_repo.overrides / "patches").mkdir()
+    (nix_repo.overrides / "patches" / "srcfix.patch").write_text(SRCFIX_PATCH)
+    (nix_repo.overrides / "packages" / "srcfix.toml").write_text(SRCFIX_TOML)
+
+    state = tmp_path / "revalidate.json"
+    [found] = revalidate(nix_repo.root, state_file=state, interpreters=nix_repo.interpreters)
+    assert (found.id, found.kind, found.set, found.edit) == ("srcfix#1", "needed", "source", None)
+    assert "srcfix needs its patch" in found.log_tail
+
+    # only wheels locked: nothing to tell, and no build is spent on it
+    [wheels_only] = revalidate(nix_repo.root, sets=["wheels"], state_file=tmp_path / "s2.json",
+                               interpreters=nix_repo.interpreters)  # fmt: skip
+    assert (wheels_only.kind, wheels_only.edit) == ("inconclusive", None)
+    assert wheels_only.detail.startswith(
+        "every lock here installs srcfix from a wheel (set wheels), and the entry only "
+        "changes a build from its sdist"
+    )
 
 
 def test_sets_filter_and_zero_budget(repo: NixRepo, tmp_path: Path) -> None:

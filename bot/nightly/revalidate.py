@@ -70,6 +70,8 @@ class Locked:
     python: str
     version: str
     systems: frozenset[str]
+    #: the systems whose artifact is the sdist (built from source there; else a wheel)
+    sdists: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -153,12 +155,14 @@ def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
             if "name" not in pkg or "version" not in pkg:
                 continue
             tool = pkg.get("tool", {}).get("nixpkgs-python", {})
+            artifacts = tool.get("artifacts", {})
             out.setdefault(canonicalize_name(pkg["name"]), []).append(
                 Locked(
                     path.parent.name,
                     python,
                     str(pkg["version"]),
-                    frozenset(tool.get("artifacts", {})),
+                    frozenset(artifacts),
+                    frozenset(s for s, f in artifacts.items() if not str(f).endswith(".whl")),
                 )
             )
     return out
@@ -401,6 +405,39 @@ def native_only(entry: Override) -> bool:
     return bool(native) and not other
 
 
+def changes_wheels(entry: Override, *, nixpkgs: bool) -> bool:
+    """Whether ``entry`` can change a package installed from a wheel: its imports or tests
+    check (the check's ``env`` included), the system libraries a wheel is patched against,
+    or, with nixpkgs, the inputs its linkage is checked against.  An entry that only changes
+    a build from the sdist (``env``, ``patches``, ``build-requires``) cannot: a wheel builds
+    "without it" whether or not the sdist needs it."""
+    return bool(
+        entry.imports_check is not None
+        or entry.check_command
+        or entry.check_requires
+        or entry.system_libraries
+        or (nixpkgs and (entry.build_inputs or entry.native_build_inputs))
+    )
+
+
+def _from_source(
+    entry: Override, where: Sequence[Locked], *, nixpkgs: bool
+) -> tuple[list[Locked], str | None]:
+    """The locks that can judge ``entry``: all of them, or for an entry that only changes a
+    build from the sdist, those built from the sdist on this system; and when none can, why."""
+    if changes_wheels(entry, nixpkgs=nixpkgs):
+        return list(where), None
+    system = current_system()
+    from_source = [lk for lk in where if system in lk.sdists]
+    if from_source:
+        return from_source, None
+    sets = ", ".join(sorted({lk.set for lk in where}))
+    return [], (
+        f"every lock here installs {entry.name} from a wheel (set {sets}), and the entry only "
+        "changes a build from its sdist: a wheel cannot tell whether it is still needed"
+    )
+
+
 def _check(
     opts: builder.BuildOptions,
     entry: Override,
@@ -412,14 +449,14 @@ def _check(
 ) -> Finding:
     """Build ``entry``'s package without it (and, when that fails, with it)."""
     versions = [lk.version for lk in where]
-    newest = max(versions, key=_vkey)
+    where, detail = _from_source(entry, where, nixpkgs=opts.nixpkgs)
+    newest = max((lk.version for lk in where), key=_vkey) if where else max(versions, key=_vkey)
     at = [lk for lk in where if lk.version == newest]
     runnable = [lk for lk in at if opts.nixpkgs or lk.python in interps]
-    detail = None
-    if not runnable:
+    if detail is None and not runnable:
         pythons = " or ".join(sorted({lk.python for lk in at}))
         detail = f"no standalone Python {pythons} on this machine to build it with"
-    elif not opts.nixpkgs and native_only(entry):
+    elif detail is None and not opts.nixpkgs and native_only(entry):
         # standalone builds ignore native inputs: "builds without it" would prove nothing
         detail = (
             "its nixpkgs inputs are not honoured by a standalone build; "
