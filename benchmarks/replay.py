@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -544,9 +544,9 @@ def _first_upload(client: Any, name: str, version: str) -> datetime | None:
     return min(times) if times else None
 
 
-def table(rows: Iterable[NightRow], replays: Sequence[str] = ()) -> str:
-    """The per-night table in Markdown; with the merged ``replays``' names, a night only some
-    of them ran says which."""
+def table(rows: Sequence[NightRow], replays: Sequence[str] = ()) -> str:
+    """The per-night table in Markdown, and a last row of the sums; with the merged
+    ``replays``' names, a night only some of them ran says which."""
     lines = [
         "| night | sets | sets bumped | packages bumped | builds | holds placed "
         "| holds released | failures | build min | pushed MiB | wall min |",
@@ -561,6 +561,15 @@ def table(rows: Iterable[NightRow], replays: Sequence[str] = ()) -> str:
             f"| {r.holds_placed} "
             f"| {r.holds_released} | {r.failures}{failed} | {r.build_minutes:.1f} "
             f"| {r.pushed_bytes / 2**20:.1f} | {wall} |"
+        )
+    if rows:
+        lines.append(
+            f"| **{len(rows)} nights** | | {sum(r.sets_bumped for r in rows)} "
+            f"| {sum(r.packages_bumped for r in rows)} | {sum(r.builds for r in rows)} "
+            f"| {sum(r.holds_placed for r in rows)} | {sum(r.holds_released for r in rows)} "
+            f"| {sum(r.failures for r in rows)} | {sum(r.build_minutes for r in rows):.1f} "
+            f"| {sum(r.pushed_bytes for r in rows) / 2**20:.1f} "
+            f"| {sum(r.wall_seconds or 0 for r in rows) / 60:.1f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -196,6 +196,7 @@ def test_merge_sums_each_night_over_the_replays(replay: ModuleType) -> None:
     table = replay.table(rows, ["a", "b"])
     assert "| 2026-11-02 | 2 | 1 | 1 | 1 | 1 | 0 | 0 | 1.0 | 0.0 | 2.0 |" in table
     assert "| 2026-11-03 (a only) | 1 |" in table
+    assert table.endswith("| **3 nights** | | 4 | 4 | 4 | 1 | 1 | 0 | 14.0 | 1.0 | 5.0 |\n")
 
 
 def test_merged_upkeep_judges_each_set_by_its_own_nights(replay: ModuleType) -> None:
