@@ -283,3 +283,40 @@ def test_a_needed_verdict_is_kept_only_while_its_inputs_stay() -> None:
     assert _fingerprint(entry, at_1) != _fingerprint(entry, at_2)
     changed = Override(name=NormalizedName("foo"), reason="other", where=entry.where)
     assert _fingerprint(entry, at_1) != _fingerprint(changed, at_1)
+
+
+def test_the_locked_versions_are_kept_for_the_locks_bytes(
+    tmp_path: Path, dists: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.nightly import revalidate_state
+    from bot.nightly.revalidate_state import locked_versions
+
+    lock = write_lock(
+        tmp_path / "sets" / "demo" / "pylock.py312.toml",
+        [entry(dists["mended"]), entry(dists["broken"])],
+        base_url="http://127.0.0.1:9/files/",
+        set_name="demo",
+    )
+    memo = tmp_path / "cache" / "revalidate-locked.json"
+    first = locked_versions(tmp_path, memo=memo)
+    assert sorted(first) == ["broken", "mended"]
+    assert [(lk.set, lk.python, lk.version) for lk in first["mended"]] == [("demo", "3.12", "1.1")]
+    assert memo.is_file()
+
+    def no_parse(text: str) -> object:
+        raise AssertionError("a lock was parsed although its bytes did not change")
+
+    with monkeypatch.context() as m:
+        m.setattr(revalidate_state.tomllib, "loads", no_parse)
+        assert locked_versions(tmp_path, memo=memo) == first
+    # changed bytes are read again
+    lock.write_text(lock.read_text().replace('version = "1.1"', 'version = "1.2"'))
+    assert [lk.version for lk in locked_versions(tmp_path, memo=memo)["mended"]] == ["1.2"]
+    # a damaged memo is no answer, only a miss
+    memo.write_text("{not json")
+    assert [lk.version for lk in locked_versions(tmp_path, memo=memo)["mended"]] == ["1.2"]
+    # an unreadable lock is skipped with a warning every time: nothing is kept for it
+    lock.write_text("not = [toml")
+    memo.unlink()
+    assert locked_versions(tmp_path, memo=memo) == {}
+    assert not memo.exists()

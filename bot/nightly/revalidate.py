@@ -36,23 +36,28 @@ import json
 import logging
 import platform
 import sys
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from bot.build import command as builder
 from bot.core.errors import BotError
 from bot.lock.index.cache import default_cache_dir
-from bot.model import locks
 from bot.model.interpreters import standalone_interpreters, temporary_interpreters_file
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
-from bot.nightly.revalidate_state import load_state, rotate, save_state
+from bot.nightly.revalidate_state import (
+    LOCKED_FILE,
+    Locked,
+    load_state,
+    locked_versions,
+    rotate,
+    save_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +65,6 @@ Kind = Literal["unneeded", "unmatched", "needed", "inconclusive"]
 KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "inconclusive")
 STATE_FILE = "revalidate.json"
 BUILD_TIMEOUT = 1800.0
-
-
-@dataclass(frozen=True)
-class Locked:
-    """One package version in one lock."""
-
-    set: str
-    python: str
-    version: str
-    systems: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -133,35 +128,6 @@ class Finding:
             "log_tail": self.log_tail,
             "detail": self.detail,
         }
-
-
-# --- what is locked ---------------------------------------------------------------------------
-
-
-def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
-    """Every package of every lock of ``repo`` (``sets/*/pylock.py3XY.toml``), by normalized
-    name; each with the systems its lock has an artifact for."""
-    out: dict[NormalizedName, list[Locked]] = {}
-    for path in locks.repo_locks(repo):
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            log.warning("%s: skipped, cannot read: %s", path, exc)
-            continue
-        python = str(locks.python_of(path))
-        for pkg in document.get("packages", []):
-            if "name" not in pkg or "version" not in pkg:
-                continue
-            tool = pkg.get("tool", {}).get("nixpkgs-python", {})
-            out.setdefault(canonicalize_name(pkg["name"]), []).append(
-                Locked(
-                    path.parent.name,
-                    python,
-                    str(pkg["version"]),
-                    frozenset(tool.get("artifacts", {})),
-                )
-            )
-    return out
 
 
 def _matches(entry: Override, version: str) -> bool:
@@ -333,7 +299,8 @@ def revalidate(
     """
     say = progress or (lambda _msg: None)
     library = load_overrides(repo)
-    locked = locked_versions(repo)
+    state = state_file or default_cache_dir() / STATE_FILE
+    locked = locked_versions(repo, memo=state.with_name(LOCKED_FILE))
     findings = unmatched(repo, library, locked)
     lines = _header_index(repo, library)
     system = current_system()
@@ -351,7 +318,6 @@ def revalidate(
             ]
             if where:
                 candidates[f"{name}#{i}"] = (entry, i, where)
-    state = state_file or default_cache_dir() / STATE_FILE
     key = str(repo.resolve())
     # an entry found needed stays needed until it or the versions it applies to change:
     # skip it rather than repeat a failing build every night

@@ -23,6 +23,15 @@ from bot.nightly.static_index import (
 from bot.nightly.static_index_content import StaticIndexError
 
 
+def local_index_dir(store_uri: str, subdir: str = CACHE_SUBDIR) -> Path | None:
+    """The directory :func:`publish_index` writes in place for ``store_uri`` (a ``file://``
+    cache), else None."""
+    store = parse_store(store_uri)
+    if store.kind == "file" and store.path is not None:
+        return (Path(store.path) / subdir).absolute()
+    return None
+
+
 def publish_index(
     repo: Path,
     store_uri: str,
