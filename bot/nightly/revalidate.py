@@ -46,7 +46,7 @@ from packaging.version import InvalidVersion, Version
 
 from bot.build import command as builder
 from bot.core.errors import BotError
-from bot.lock.index.cache import default_cache_dir
+from bot.core.files import default_cache_dir
 from bot.model.interpreters import standalone_interpreters, temporary_interpreters_file
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines

@@ -11,8 +11,8 @@ from pathlib import Path
 from bot.cache.query import fetch_files
 from bot.cache.stores import parse_store, rsync_shell, ssh_options
 from bot.core.errors import CommandError
+from bot.core.files import default_cache_dir
 from bot.core.proc import run
-from bot.lock.index.cache import default_cache_dir
 from bot.nightly.static_index import (
     CACHE_SUBDIR,
     MANIFEST,
