@@ -320,3 +320,40 @@ def test_the_locked_versions_are_kept_for_the_locks_bytes(
     memo.unlink()
     assert locked_versions(tmp_path, memo=memo) == {}
     assert not memo.exists()
+
+
+@pytest.mark.nix
+def test_a_verdict_built_with_the_same_inputs_is_not_built_again(
+    repo: NixRepo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    state = tmp_path / "state" / "revalidate.json"
+
+    def night() -> tuple[list[Finding], list[str]]:
+        with caplog.at_level(logging.DEBUG, logger="bot"):
+            caplog.clear()
+            found = revalidate(
+                repo.root, budget=5, state_file=state, interpreters=repo.interpreters
+            )
+        messages = [r.getMessage() for r in caplog.records]
+        return found, [m for m in messages if m.startswith("$ nix-build ")]
+
+    first, builds = night()
+    assert {f.id: f.kind for f in first if f.kind != "unmatched"} == {
+        "broken#2": "needed",
+        "mended#1": "unneeded",
+    }
+    assert builds
+    # nothing changed: broken#2 stays needed (as before), mended#1's verdict is the one built
+    second, builds = night()
+    assert builds == []
+    [again] = [f for f in second if f.id == "mended#1"]
+    assert again == next(f for f in first if f.id == "mended#1")
+    # any input of the builds changed (here the set's lock, by a comment): built again
+    lock = repo.sets / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# touched\n")
+    third, builds = night()
+    assert len(builds) == 1
+    assert "demo.py312.packages.mended.env" in builds[0]
+    assert [f.kind for f in third if f.id == "mended#1"] == ["unneeded"]

@@ -45,6 +45,7 @@ from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from bot.build import command as builder
+from bot.build.evaluation import evaluation_key
 from bot.core.errors import BotError
 from bot.core.files import default_cache_dir
 from bot.model.interpreters import standalone_interpreters, temporary_interpreters_file
@@ -52,7 +53,10 @@ from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
 from bot.nightly.revalidate_state import (
     LOCKED_FILE,
+    VERDICTS_FILE,
     Locked,
+    keep_verdict,
+    kept_verdict,
     load_state,
     locked_versions,
     rotate,
@@ -340,18 +344,43 @@ def revalidate(
         nixpkgs_path=nixpkgs_path,
         timeout=timeout,
     )
+    verdicts = state.with_name(VERDICTS_FILE)
     with temporary_interpreters_file(
         None if nixpkgs else interps, prefix="nixpkgs-python-revalidate-"
     ) as file:
         for entry_id in chosen:
             entry, index, where = candidates[entry_id]
-            say(f"re-validating override {entry_id} ({entry.reason})")
-            finding = _check(opts, entry, index, where, lines, interps, file)
+            # standalone: the builds' outcome follows from what they evaluate (as an
+            # evaluation's out paths do): the same inputs, the verdict of the last build
+            vkey = None
+            if not nixpkgs:
+                vkey = evaluation_key(
+                    repo, ["revalidate", entry_id, fingerprints[entry_id]], interps
+                )
+            finding = _from_json(kept_verdict(verdicts, entry_id, vkey)) if vkey else None
+            if finding is not None:
+                say(f"override {entry_id}: {finding.kind}, as built with these inputs before")
+            else:
+                say(f"re-validating override {entry_id} ({entry.reason})")
+                finding = _check(opts, entry, index, where, lines, interps, file)
+                if vkey is not None and finding.kind in ("needed", "unneeded"):
+                    keep_verdict(verdicts, entry_id, vkey, finding.to_json())
             findings.append(finding)
             if finding.kind == "needed":
                 needed[entry_id] = fingerprints[entry_id]
             save_state(state, key, entry_id, needed)
     return findings
+
+
+def _from_json(data: Mapping[str, Any] | None) -> Finding | None:
+    """A finding read back from :meth:`Finding.to_json` (None: not one)."""
+    if data is None:
+        return None
+    try:
+        fields = {k: v for k, v in data.items() if k != "id"}
+        return Finding(**{**fields, "versions": tuple(fields["versions"])})
+    except (KeyError, TypeError):
+        return None
 
 
 def native_only(entry: Override) -> bool:

@@ -6,7 +6,10 @@ repository: the last entry checked (the next night continues after it) and, for 
 found needed, a fingerprint of what the verdict depended on (so the failing build is not
 repeated until the entry or the versions it applies to change).  Beside it
 (``revalidate-locked.json``), the packages of the locks, kept for the locks' bytes
-(:func:`locked_versions`).
+(:func:`locked_versions`), and (``revalidate-verdicts.json``) each entry's last verdict of a
+standalone build, with the key of everything those builds read
+(:func:`bot.build.evaluation.evaluation_key`), so a night with the same inputs does not
+build again (:func:`kept_verdict`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: beside the state: the packages of the locks, by the locks' bytes (see locked_versions)
 LOCKED_FILE = "revalidate-locked.json"
+#: beside the state: the last built verdict of each entry, with the key of its inputs
+VERDICTS_FILE = "revalidate-verdicts.json"
 
 
 @dataclass
@@ -71,6 +76,32 @@ def save_state(
     repos[key] = {"last": last, "needed": dict(needed or {})}
     state_file.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(state_file, json.dumps({"repos": repos}, indent=2, sort_keys=True) + "\n")
+
+
+def kept_verdict(file: Path, entry_id: str, key: str) -> dict[str, Any] | None:
+    """The finding (its JSON) last built for ``entry_id`` when its inputs' key was ``key``."""
+    try:
+        record = json.loads(file.read_bytes())[entry_id]
+        if record["key"] != key or not isinstance(record["finding"], dict):
+            return None
+        return dict(record["finding"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def keep_verdict(file: Path, entry_id: str, key: str, finding: Mapping[str, Any]) -> None:
+    """Remember ``finding`` as the verdict of ``entry_id``'s builds for the inputs ``key``."""
+    try:
+        data = json.loads(file.read_bytes())
+        records = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        records = {}
+    records[entry_id] = {"key": key, "finding": dict(finding)}
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(file, json.dumps(records, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:  # a cache: the entry is built again next time
+        log.debug("cannot write %s: %s", file, exc)
 
 
 def _id_key(entry_id: str) -> tuple[str, int]:
