@@ -132,10 +132,16 @@ def child_env(root: Path, repo: Path) -> dict[str, str]:
 
 
 def nightly_argv(
-    python: str, repo: str, args: argparse.Namespace, meta: str, report: str, *verbose: str
+    python: str,
+    repo: str,
+    args: argparse.Namespace,
+    meta: str,
+    report: str,
+    *verbose: str,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """``python -m bot.cli --repo REPO [-v] nightly --exclude-newer TS --cache-dir META
-    --report-json REPORT [--nightly-arg...]``."""
+    --report-json REPORT [EXTRA...] [--nightly-arg...]``."""
     return common.bot_argv(
         python,
         repo,
@@ -147,6 +153,7 @@ def nightly_argv(
         meta,
         "--report-json",
         report,
+        *extra,
         *args.nightly_arg,
     )
 
@@ -220,7 +227,12 @@ def split(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
     if first is None:
         return {"start-up": total}
     out = {"start-up": first, "locking": 0.0, "evaluate": 0.0, "cache query": 0.0}
+    # locking ends with the last index answer or lock message (a remembered evaluation and a
+    # file cache's narinfo files leave no command line behind)
     end = first
+    for i, (_t, line) in enumerate(lines):
+        if _HTTP.search(line) or _LOCKER.match(line):
+            end = max(end, lines[i + 1][0] if i + 1 < len(lines) else total)
     for i, (t, line) in enumerate(lines):
         kind = (
             "evaluate"
@@ -245,8 +257,17 @@ def split(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
 
 
 def night(
-    args: argparse.Namespace, root: Path, repo: Path, name: str, *, verbose: bool = False
+    args: argparse.Namespace,
+    root: Path,
+    repo: Path,
+    name: str,
+    *,
+    verbose: bool = False,
+    bot: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """One night on the clone ``repo``, with the bot in ``bot`` (default: the clone's own)
+    and ``extra`` nightly arguments before ``--nightly-arg``'s."""
     report = root / f"{name}.json"
     argv = nightly_argv(
         sys.executable,
@@ -255,10 +276,12 @@ def night(
         str(root / "meta-cache"),
         str(report),
         *(["-v"] if verbose else []),
+        extra=extra,
     )
+    bot_dir = bot or repo  # the working directory too: `python -m` puts it first on sys.path
     before = {"commits": commits(repo), "cache_files": cache_files(repo)}
     seconds, rss, code, lines = measure(
-        argv, cwd=repo, env=child_env(root, repo), timeout=args.timeout, log_dir=root / name
+        argv, cwd=bot_dir, env=child_env(root, bot_dir), timeout=args.timeout, log_dir=root / name
     )
     after = {"commits": commits(repo), "cache_files": cache_files(repo)}
     try:
@@ -293,6 +316,7 @@ def night(
         "nix_builds": [ln[2:] for _, ln in lines if ln.startswith("$ nix-build ")],
         "stderr_tail": "\n".join(ln for _, ln in lines[-15:]) if code != 0 else "",
         "argv": argv,
+        "pin_note": next((ln for _, ln in lines if "pinned nixpkgs is not available" in ln), ""),
     }
 
 
@@ -416,6 +440,117 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- before and after, interleaved ------------------------------------------------------------
+
+MODES = {"standalone": ["--standalone"], "embedded": []}
+
+
+def compare(args: argparse.Namespace, say: Any) -> tuple[dict[str, Any], int]:
+    """``--against OLD``: the same primed clone, the bot of OLD and of ``--ref`` in turn.
+
+    The clone is of ``--ref``; each code (a ``git archive`` of its ``bot/``) primes it once
+    per mode (its own night memo and caches: the memo is keyed by the bot's code), then the
+    measured rounds alternate old/new within each mode, and each (code, mode) gets one more
+    ``-v`` run for the split.  Embedded defaults: no ``--standalone``; on a machine that
+    cannot fetch the pin the priming run is where the new code first fails to fetch it.
+    """
+    with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-nightly-") as root:
+        repo = root / "repo"
+        codes = {"before": args.against, "after": args.ref}
+        described = {"after": clone(args.ref, repo)}
+        dirs: dict[str, Path] = {"after": root / "code-after"}
+        dirs["before"] = root / "code-before"
+        for label, ref in codes.items():
+            common.extract(common.commit_of(ref), dirs[label], ["bot"])
+        described["before"] = common.describe(common.commit_of(args.against))
+        started = datetime.now(UTC)
+        load_start = os.getloadavg()
+        modes = [m for m in args.modes.split(",") if m]
+        primes: dict[str, dict[str, Any]] = {}
+        for mode in modes:
+            for label in codes:
+                say(f"priming: {label}, {mode}")
+                r = night(args, root, repo, f"prime-{label}-{mode}", verbose=True,
+                          bot=dirs[label], extra=MODES[mode])  # fmt: skip
+                say(f"  {r['seconds']:.1f} s, exit {r['returncode']}, {r['statuses']}")
+                primes[f"{label} {mode}"] = r
+        runs: dict[str, list[dict[str, Any]]] = {f"{c} {m}": [] for m in modes for c in codes}
+        for rnd in range(1, args.rounds + 1):
+            for mode in modes:
+                order = list(codes) if rnd % 2 else list(reversed(codes))
+                for label in order:
+                    r = night(args, root, repo, f"R{rnd}-{label}-{mode}",
+                              bot=dirs[label], extra=MODES[mode])  # fmt: skip
+                    say(f"round {rnd} {label} {mode}: {r['seconds']:.2f} s, exit "
+                        f"{r['returncode']}")  # fmt: skip
+                    runs[f"{label} {mode}"].append(r)
+        verbose = {}
+        for key in runs:
+            label, mode = key.split(" ", 1)
+            verbose[key] = night(args, root, repo, f"V-{label}-{mode}", verbose=True,
+                                 bot=dirs[label], extra=MODES[mode])  # fmt: skip
+        report = {
+            "meta": {
+                "date": common.date(started),
+                "exclude_newer": args.exclude_newer,
+                **common.machine(load_start),
+                "codes": described,
+                "command": shlex.join(nightly_argv("python", "CLONE", args, "META", "R")),
+            },
+            "primes": primes,
+            "runs": runs,
+            "verbose": verbose,
+            "summary": {k: stats([r["seconds"] for r in v]) for k, v in runs.items()},
+        }
+    failed = any(r["returncode"] != 0 for v in runs.values() for r in v)
+    return report, 2 if failed else 0
+
+
+def render_compare(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"{meta['date']}  exclude-newer {meta['exclude_newer']}  {common.load(meta)}",
+        f"before: {meta['codes']['before']}",
+        f"after:  {meta['codes']['after']}",
+        f"command: {meta['command']} [--standalone]",
+        "",
+    ]
+    rows: list[tuple[str, ...]] = [
+        ("code, mode", "runs", "wall s median (min-max)", "RSS MB", "work", "locks from memo")
+    ]
+    for key, runs in report["runs"].items():
+        work = all(all(met(r).values()) for r in runs)
+        rows.append(
+            (
+                key,
+                str(len(runs)),
+                fmt(report["summary"][key]),
+                f"{max(r['rss_mb'] for r in runs):.0f}",
+                "none (all unchanged)" if work else "SOME WORK OR FAILURE",
+                str(report["verbose"][key]["reused"]),
+            )
+        )
+    lines += table(rows)
+    lines += ["", "where the -v run of each went (seconds):"]
+    parts = list(next(iter(report["verbose"].values()))["split"])
+    for v in report["verbose"].values():
+        parts += [k for k in v["split"] if k not in parts]
+    header = ("part", *report["verbose"])
+    body = [
+        (part, *(f"{v['split'].get(part, 0.0):.2f}" for v in report["verbose"].values()))
+        for part in parts
+    ]
+    totals = ("total", *(f"{v['seconds']:.2f}" for v in report["verbose"].values()))
+    lines += table([header, *body, totals])
+    for key, r in report["primes"].items():
+        if r["pin_note"]:
+            lines.append(f"priming {key}: {r['pin_note'][:160]}")
+    for key, v in report["verbose"].items():
+        if v["pin_note"]:
+            lines.append(f"-v run {key}: {v['pin_note'][:160]}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="benchmarks/nightly.py",
@@ -442,6 +577,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=float, default=4 * 3600, help="seconds per run [default: 14400]"
     )
+    p.add_argument(
+        "--against",
+        metavar="REF",
+        help="also run the bot of REF on the same primed clone, interleaved with --ref's "
+        "(each primes it once per mode first); reports both side by side",
+    )
+    p.add_argument(
+        "--modes",
+        default="standalone,embedded",
+        help="with --against: comma-separated modes, 'standalone' (--standalone) and "
+        "'embedded' (the embedded defaults) [default: standalone,embedded]",
+    )
     common.add_output_options(p, "no progress on stderr")
     return common.parse(p, argv)
 
@@ -449,6 +596,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     say = common.progress(args.quiet)
+    if args.against:
+        compared, status = compare(args, say)
+        common.emit(compared, args.json, render_compare)
+        return status
     with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-nightly-") as root:
         repo = root / "repo"
         code = clone(args.ref, repo)
