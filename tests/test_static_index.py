@@ -436,6 +436,9 @@ def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     opts.static_index_to = "ssh-ng://cache.invalid"
     [error] = static_index(opts, said.append)
     assert "is not a directory" in error
+    opts.static_index_to = "bogus:nothing"  # one error line, as before, not an exception
+    [error] = static_index(opts, said.append)
+    assert "unsupported cache URL scheme" in error
 
 
 @pytest.mark.parametrize(

@@ -168,7 +168,10 @@ def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
 
     target = opts.static_index_to or opts.store or default_store(opts.repo)
     subdir = "" if opts.static_index_to else CACHE_SUBDIR
-    local = local_index_dir(target, subdir)
+    try:
+        local = local_index_dir(target, subdir)
+    except BotError:
+        local = None  # publish_index meets the same error and reports it
     # an index made from the locks as they are names its sets: not every lock read again
     recorded = None if local is None else recorded_sets(opts.repo, local, opts.static_index_mirror)
     sets = recorded if recorded is not None else _indexable_sets(opts.repo)
