@@ -265,15 +265,18 @@ def night(
     verbose: bool = False,
     bot: Path | None = None,
     extra: Sequence[str] = (),
+    state: Path | None = None,
 ) -> dict[str, Any]:
     """One night on the clone ``repo``, with the bot in ``bot`` (default: the clone's own)
-    and ``extra`` nightly arguments before ``--nightly-arg``'s."""
+    and ``extra`` nightly arguments before ``--nightly-arg``'s; ``state`` holds its metadata
+    cache and XDG directories (default: ``root``)."""
     report = root / f"{name}.json"
+    state = state or root
     argv = nightly_argv(
         sys.executable,
         str(repo),
         args,
-        str(root / "meta-cache"),
+        str(state / "meta-cache"),
         str(report),
         *(["-v"] if verbose else []),
         extra=extra,
@@ -281,7 +284,7 @@ def night(
     bot_dir = bot or repo  # the working directory too: `python -m` puts it first on sys.path
     before = {"commits": commits(repo), "cache_files": cache_files(repo)}
     seconds, rss, code, lines = measure(
-        argv, cwd=bot_dir, env=child_env(root, bot_dir), timeout=args.timeout, log_dir=root / name
+        argv, cwd=bot_dir, env=child_env(state, bot_dir), timeout=args.timeout, log_dir=root / name
     )
     after = {"commits": commits(repo), "cache_files": cache_files(repo)}
     try:
@@ -446,23 +449,29 @@ MODES = {"standalone": ["--standalone"], "embedded": []}
 
 
 def compare(args: argparse.Namespace, say: Any) -> tuple[dict[str, Any], int]:
-    """``--against OLD``: the same primed clone, the bot of OLD and of ``--ref`` in turn.
+    """``--against OLD``: the bot of OLD and of ``--ref`` in turn, each on its own clone of
+    ``--ref`` with its own caches (a night keeps state between nights: the night memo, the
+    static index's manifest, the re-validation's rotation; sharing one clone would make each
+    code undo the other's), primed alike.
 
-    The clone is of ``--ref``; each code (a ``git archive`` of its ``bot/``) primes it once
-    per mode (its own night memo and caches: the memo is keyed by the bot's code), then the
+    Each code (a ``git archive`` of its ``bot/``) primes its clone once per mode, then the
     measured rounds alternate old/new within each mode, and each (code, mode) gets one more
     ``-v`` run for the split.  Embedded defaults: no ``--standalone``; on a machine that
     cannot fetch the pin the priming run is where the new code first fails to fetch it.
     """
     with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-nightly-") as root:
-        repo = root / "repo"
         codes = {"before": args.against, "after": args.ref}
-        described = {"after": clone(args.ref, repo)}
-        dirs: dict[str, Path] = {"after": root / "code-after"}
-        dirs["before"] = root / "code-before"
+        described = {}
+        dirs: dict[str, Path] = {}
+        repos: dict[str, Path] = {}
+        states: dict[str, Path] = {}
         for label, ref in codes.items():
+            states[label] = root / f"state-{label}"
+            repos[label] = root / f"repo-{label}"
+            clone(args.ref, repos[label])
+            dirs[label] = root / f"code-{label}"
             common.extract(common.commit_of(ref), dirs[label], ["bot"])
-        described["before"] = common.describe(common.commit_of(args.against))
+            described[label] = common.describe(common.commit_of(ref))
         started = datetime.now(UTC)
         load_start = os.getloadavg()
         modes = [m for m in args.modes.split(",") if m]
@@ -470,8 +479,8 @@ def compare(args: argparse.Namespace, say: Any) -> tuple[dict[str, Any], int]:
         for mode in modes:
             for label in codes:
                 say(f"priming: {label}, {mode}")
-                r = night(args, root, repo, f"prime-{label}-{mode}", verbose=True,
-                          bot=dirs[label], extra=MODES[mode])  # fmt: skip
+                r = night(args, root, repos[label], f"prime-{label}-{mode}", verbose=True,
+                          bot=dirs[label], extra=MODES[mode], state=states[label])  # fmt: skip
                 say(f"  {r['seconds']:.1f} s, exit {r['returncode']}, {r['statuses']}")
                 primes[f"{label} {mode}"] = r
         runs: dict[str, list[dict[str, Any]]] = {f"{c} {m}": [] for m in modes for c in codes}
@@ -479,16 +488,17 @@ def compare(args: argparse.Namespace, say: Any) -> tuple[dict[str, Any], int]:
             for mode in modes:
                 order = list(codes) if rnd % 2 else list(reversed(codes))
                 for label in order:
-                    r = night(args, root, repo, f"R{rnd}-{label}-{mode}",
-                              bot=dirs[label], extra=MODES[mode])  # fmt: skip
+                    r = night(args, root, repos[label], f"R{rnd}-{label}-{mode}",
+                              bot=dirs[label], extra=MODES[mode], state=states[label])  # fmt: skip
                     say(f"round {rnd} {label} {mode}: {r['seconds']:.2f} s, exit "
                         f"{r['returncode']}")  # fmt: skip
                     runs[f"{label} {mode}"].append(r)
         verbose = {}
         for key in runs:
             label, mode = key.split(" ", 1)
-            verbose[key] = night(args, root, repo, f"V-{label}-{mode}", verbose=True,
-                                 bot=dirs[label], extra=MODES[mode])  # fmt: skip
+            verbose[key] = night(args, root, repos[label], f"V-{label}-{mode}", verbose=True,
+                                 bot=dirs[label], extra=MODES[mode],
+                                 state=states[label])  # fmt: skip
         report = {
             "meta": {
                 "date": common.date(started),
@@ -580,8 +590,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--against",
         metavar="REF",
-        help="also run the bot of REF on the same primed clone, interleaved with --ref's "
-        "(each primes it once per mode first); reports both side by side",
+        help="also run the bot of REF, interleaved with --ref's, each on its own primed "
+        "clone of --ref with its own caches; reports both side by side",
     )
     p.add_argument(
         "--modes",
