@@ -63,8 +63,9 @@ IDENTITY = {
 
 def measure(
     argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
-) -> tuple[float, float, int, list[tuple[float, str]]]:
-    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stamped stderr lines).
+) -> tuple[float, float, int, list[tuple[float, str]], float]:
+    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stamped stderr lines,
+    CPU seconds).
 
     The child is reaped with ``os.wait4`` so its own rusage is read, not the script's.
     Each stderr line is stamped with the seconds since the start when it arrived.
@@ -83,6 +84,7 @@ def measure(
         reader.start()
         readers.append(reader)
 
+    cpu: list[float] = []
     with (log_dir / "stdout").open("wb") as out:
         seconds, rss, code, _ = common.run_child(
             argv,
@@ -92,11 +94,12 @@ def measure(
             stdout=out,
             stderr=subprocess.PIPE,
             started=started,
+            cpu=cpu,
         )
         for reader in readers:
             reader.join(timeout=10)
     (log_dir / "stderr").write_text("".join(f"{t:8.3f} {ln}\n" for t, ln in lines))
-    return seconds, rss, code, lines
+    return seconds, rss, code, lines, cpu[0] if cpu else 0.0
 
 
 def clone(ref: str, root: Path) -> str:
@@ -283,7 +286,7 @@ def night(
     )
     bot_dir = bot or repo  # the working directory too: `python -m` puts it first on sys.path
     before = {"commits": commits(repo), "cache_files": cache_files(repo)}
-    seconds, rss, code, lines = measure(
+    seconds, rss, code, lines, cpu = measure(
         argv, cwd=bot_dir, env=child_env(state, bot_dir), timeout=args.timeout, log_dir=root / name
     )
     after = {"commits": commits(repo), "cache_files": cache_files(repo)}
@@ -301,6 +304,7 @@ def night(
     return {
         "name": name,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "rss_mb": rss,
         "returncode": code,
         "statuses": {s["name"]: s["status"] for s in sets},
@@ -526,15 +530,25 @@ def render_compare(report: dict[str, Any]) -> str:
         "",
     ]
     rows: list[tuple[str, ...]] = [
-        ("code, mode", "runs", "wall s median (min-max)", "RSS MB", "work", "locks from memo")
+        (
+            "code, mode",
+            "runs",
+            "wall s median (min-max)",
+            "CPU s median",
+            "RSS MB",
+            "work",
+            "locks from memo",
+        )
     ]
     for key, runs in report["runs"].items():
         work = all(all(met(r).values()) for r in runs)
+        cpu = stats([r["cpu_seconds"] for r in runs])
         rows.append(
             (
                 key,
                 str(len(runs)),
                 fmt(report["summary"][key]),
+                f"{cpu['median']:.2f}" if cpu else "-",
                 f"{max(r['rss_mb'] for r in runs):.0f}",
                 "none (all unchanged)" if work else "SOME WORK OR FAILURE",
                 str(report["verbose"][key]["reused"]),
