@@ -30,6 +30,11 @@ Wall time and peak RSS come from ``os.wait4`` of the bot's process.  The bot run
 clone (``PYTHONPATH``), i.e. the committed ``--ref`` (default ``HEAD``).  Only the standard
 library is used.  It talks to the live index.
 
+``--against OLD`` compares two bots instead: OLD's and ``--ref``'s, each on its own clone of
+``--ref`` with its own caches, primed once per mode (``--modes standalone,embedded``), then
+alternating round by round; it reports wall and CPU seconds side by side and each one's
+split (exit status 2 when a run failed, else 0).
+
 Exit status: 0 target met; 1 the run was slower than the target or did work; 2 a run failed.
 """
 
