@@ -46,6 +46,7 @@ def run_child(
     stdout: IO[bytes] | int,
     stderr: IO[bytes] | int,
     started: Callable[[subprocess.Popen[bytes], float], None] | None = None,
+    cpu: list[float] | None = None,
 ) -> tuple[float, float, int, bool]:
     """Run ``argv`` in its own session; return (wall seconds, peak RSS in MB, exit status,
     timed out).
@@ -54,6 +55,8 @@ def run_child(
     Linux ``ru_maxrss`` also covers the children it waited for).  After ``timeout`` seconds
     its process group is killed and the exit status is -9.  ``started(proc, t0)`` is called
     right after the start (``t0`` from ``time.perf_counter``), e.g. to read a piped stderr.
+    ``cpu``: gets the child's user + system CPU seconds appended (with the children it waited
+    for), which the machine's load does not inflate as it does the wall time.
     """
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -83,6 +86,8 @@ def run_child(
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen quiet
     code = proc.returncode if not timed_out.is_set() else -9
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     return seconds, usage.ru_maxrss * 1024 / 1e6, code, timed_out.is_set()
 
 

@@ -30,6 +30,11 @@ Wall time and peak RSS come from ``os.wait4`` of the bot's process.  The bot run
 clone (``PYTHONPATH``), i.e. the committed ``--ref`` (default ``HEAD``).  Only the standard
 library is used.  It talks to the live index.
 
+``--against OLD`` compares two bots instead: OLD's and ``--ref``'s, each on its own clone of
+``--ref`` with its own caches, primed once per mode (``--modes standalone,embedded``), then
+alternating round by round; it reports wall and CPU seconds side by side and each one's
+split (exit status 2 when a run failed, else 0).
+
 Exit status: 0 target met; 1 the run was slower than the target or did work; 2 a run failed.
 """
 
@@ -63,8 +68,9 @@ IDENTITY = {
 
 def measure(
     argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
-) -> tuple[float, float, int, list[tuple[float, str]]]:
-    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stamped stderr lines).
+) -> tuple[float, float, int, list[tuple[float, str]], float]:
+    """Run ``argv``; return (wall seconds, peak RSS in MB, exit status, stamped stderr lines,
+    CPU seconds).
 
     The child is reaped with ``os.wait4`` so its own rusage is read, not the script's.
     Each stderr line is stamped with the seconds since the start when it arrived.
@@ -83,6 +89,7 @@ def measure(
         reader.start()
         readers.append(reader)
 
+    cpu: list[float] = []
     with (log_dir / "stdout").open("wb") as out:
         seconds, rss, code, _ = common.run_child(
             argv,
@@ -92,11 +99,12 @@ def measure(
             stdout=out,
             stderr=subprocess.PIPE,
             started=started,
+            cpu=cpu,
         )
         for reader in readers:
             reader.join(timeout=10)
     (log_dir / "stderr").write_text("".join(f"{t:8.3f} {ln}\n" for t, ln in lines))
-    return seconds, rss, code, lines
+    return seconds, rss, code, lines, cpu[0] if cpu else 0.0
 
 
 def clone(ref: str, root: Path) -> str:
@@ -132,10 +140,16 @@ def child_env(root: Path, repo: Path) -> dict[str, str]:
 
 
 def nightly_argv(
-    python: str, repo: str, args: argparse.Namespace, meta: str, report: str, *verbose: str
+    python: str,
+    repo: str,
+    args: argparse.Namespace,
+    meta: str,
+    report: str,
+    *verbose: str,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """``python -m bot.cli --repo REPO [-v] nightly --exclude-newer TS --cache-dir META
-    --report-json REPORT [--nightly-arg...]``."""
+    --report-json REPORT [EXTRA...] [--nightly-arg...]``."""
     return common.bot_argv(
         python,
         repo,
@@ -147,6 +161,7 @@ def nightly_argv(
         meta,
         "--report-json",
         report,
+        *extra,
         *args.nightly_arg,
     )
 
@@ -220,7 +235,12 @@ def split(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
     if first is None:
         return {"start-up": total}
     out = {"start-up": first, "locking": 0.0, "evaluate": 0.0, "cache query": 0.0}
+    # locking ends with the last index answer or lock message (a remembered evaluation and a
+    # file cache's narinfo files leave no command line behind)
     end = first
+    for i, (_t, line) in enumerate(lines):
+        if _HTTP.search(line) or _LOCKER.match(line):
+            end = max(end, lines[i + 1][0] if i + 1 < len(lines) else total)
     for i, (t, line) in enumerate(lines):
         kind = (
             "evaluate"
@@ -245,20 +265,34 @@ def split(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
 
 
 def night(
-    args: argparse.Namespace, root: Path, repo: Path, name: str, *, verbose: bool = False
+    args: argparse.Namespace,
+    root: Path,
+    repo: Path,
+    name: str,
+    *,
+    verbose: bool = False,
+    bot: Path | None = None,
+    extra: Sequence[str] = (),
+    state: Path | None = None,
 ) -> dict[str, Any]:
+    """One night on the clone ``repo``, with the bot in ``bot`` (default: the clone's own)
+    and ``extra`` nightly arguments before ``--nightly-arg``'s; ``state`` holds its metadata
+    cache and XDG directories (default: ``root``)."""
     report = root / f"{name}.json"
+    state = state or root
     argv = nightly_argv(
         sys.executable,
         str(repo),
         args,
-        str(root / "meta-cache"),
+        str(state / "meta-cache"),
         str(report),
         *(["-v"] if verbose else []),
+        extra=extra,
     )
+    bot_dir = bot or repo  # the working directory too: `python -m` puts it first on sys.path
     before = {"commits": commits(repo), "cache_files": cache_files(repo)}
-    seconds, rss, code, lines = measure(
-        argv, cwd=repo, env=child_env(root, repo), timeout=args.timeout, log_dir=root / name
+    seconds, rss, code, lines, cpu = measure(
+        argv, cwd=bot_dir, env=child_env(state, bot_dir), timeout=args.timeout, log_dir=root / name
     )
     after = {"commits": commits(repo), "cache_files": cache_files(repo)}
     try:
@@ -275,6 +309,7 @@ def night(
     return {
         "name": name,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "rss_mb": rss,
         "returncode": code,
         "statuses": {s["name"]: s["status"] for s in sets},
@@ -293,6 +328,7 @@ def night(
         "nix_builds": [ln[2:] for _, ln in lines if ln.startswith("$ nix-build ")],
         "stderr_tail": "\n".join(ln for _, ln in lines[-15:]) if code != 0 else "",
         "argv": argv,
+        "pin_note": next((ln for _, ln in lines if "pinned nixpkgs is not available" in ln), ""),
     }
 
 
@@ -416,6 +452,134 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- before and after, interleaved ------------------------------------------------------------
+
+MODES = {"standalone": ["--standalone"], "embedded": []}
+
+
+def compare(args: argparse.Namespace, say: Any) -> tuple[dict[str, Any], int]:
+    """``--against OLD``: the bot of OLD and of ``--ref`` in turn, each on its own clone of
+    ``--ref`` with its own caches (a night keeps state between nights: the night memo, the
+    static index's manifest, the re-validation's rotation; sharing one clone would make each
+    code undo the other's), primed alike.
+
+    Each code (a ``git archive`` of its ``bot/``) primes its clone once per mode, then the
+    measured rounds alternate old/new within each mode, and each (code, mode) gets one more
+    ``-v`` run for the split.  Embedded defaults: no ``--standalone``; on a machine that
+    cannot fetch the pin the priming run is where the new code first fails to fetch it.
+    """
+    with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-nightly-") as root:
+        codes = {"before": args.against, "after": args.ref}
+        described = {}
+        dirs: dict[str, Path] = {}
+        repos: dict[str, Path] = {}
+        states: dict[str, Path] = {}
+        for label, ref in codes.items():
+            states[label] = root / f"state-{label}"
+            repos[label] = root / f"repo-{label}"
+            clone(args.ref, repos[label])
+            dirs[label] = root / f"code-{label}"
+            common.extract(common.commit_of(ref), dirs[label], ["bot"])
+            described[label] = common.describe(common.commit_of(ref))
+        started = datetime.now(UTC)
+        load_start = os.getloadavg()
+        modes = [m for m in args.modes.split(",") if m]
+        primes: dict[str, dict[str, Any]] = {}
+        for mode in modes:
+            for label in codes:
+                say(f"priming: {label}, {mode}")
+                r = night(args, root, repos[label], f"prime-{label}-{mode}", verbose=True,
+                          bot=dirs[label], extra=MODES[mode], state=states[label])  # fmt: skip
+                say(f"  {r['seconds']:.1f} s, exit {r['returncode']}, {r['statuses']}")
+                primes[f"{label} {mode}"] = r
+        runs: dict[str, list[dict[str, Any]]] = {f"{c} {m}": [] for m in modes for c in codes}
+        for rnd in range(1, args.rounds + 1):
+            for mode in modes:
+                order = list(codes) if rnd % 2 else list(reversed(codes))
+                for label in order:
+                    r = night(args, root, repos[label], f"R{rnd}-{label}-{mode}",
+                              bot=dirs[label], extra=MODES[mode], state=states[label])  # fmt: skip
+                    say(f"round {rnd} {label} {mode}: {r['seconds']:.2f} s, exit "
+                        f"{r['returncode']}")  # fmt: skip
+                    runs[f"{label} {mode}"].append(r)
+        verbose = {}
+        for key in runs:
+            label, mode = key.split(" ", 1)
+            verbose[key] = night(args, root, repos[label], f"V-{label}-{mode}", verbose=True,
+                                 bot=dirs[label], extra=MODES[mode],
+                                 state=states[label])  # fmt: skip
+        report = {
+            "meta": {
+                "date": common.date(started),
+                "exclude_newer": args.exclude_newer,
+                **common.machine(load_start),
+                "codes": described,
+                "command": shlex.join(nightly_argv("python", "CLONE", args, "META", "R")),
+            },
+            "primes": primes,
+            "runs": runs,
+            "verbose": verbose,
+            "summary": {k: stats([r["seconds"] for r in v]) for k, v in runs.items()},
+        }
+    failed = any(r["returncode"] != 0 for v in runs.values() for r in v)
+    return report, 2 if failed else 0
+
+
+def render_compare(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"{meta['date']}  exclude-newer {meta['exclude_newer']}  {common.load(meta)}",
+        f"before: {meta['codes']['before']}",
+        f"after:  {meta['codes']['after']}",
+        f"command: {meta['command']} [--standalone]",
+        "",
+    ]
+    rows: list[tuple[str, ...]] = [
+        (
+            "code, mode",
+            "runs",
+            "wall s median (min-max)",
+            "CPU s median",
+            "RSS MB",
+            "work",
+            "locks from memo",
+        )
+    ]
+    for key, runs in report["runs"].items():
+        work = all(all(met(r).values()) for r in runs)
+        cpu = stats([r["cpu_seconds"] for r in runs])
+        rows.append(
+            (
+                key,
+                str(len(runs)),
+                fmt(report["summary"][key]),
+                f"{cpu['median']:.2f}" if cpu else "-",
+                f"{max(r['rss_mb'] for r in runs):.0f}",
+                "none (all unchanged)" if work else "SOME WORK OR FAILURE",
+                str(report["verbose"][key]["reused"]),
+            )
+        )
+    lines += table(rows)
+    lines += ["", "where the -v run of each went (seconds):"]
+    parts = list(next(iter(report["verbose"].values()))["split"])
+    for v in report["verbose"].values():
+        parts += [k for k in v["split"] if k not in parts]
+    header = ("part", *report["verbose"])
+    body = [
+        (part, *(f"{v['split'].get(part, 0.0):.2f}" for v in report["verbose"].values()))
+        for part in parts
+    ]
+    totals = ("total", *(f"{v['seconds']:.2f}" for v in report["verbose"].values()))
+    lines += table([header, *body, totals])
+    for key, r in report["primes"].items():
+        if r["pin_note"]:
+            lines.append(f"priming {key}: {r['pin_note'][:160]}")
+    for key, v in report["verbose"].items():
+        if v["pin_note"]:
+            lines.append(f"-v run {key}: {v['pin_note'][:160]}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="benchmarks/nightly.py",
@@ -442,6 +606,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeout", type=float, default=4 * 3600, help="seconds per run [default: 14400]"
     )
+    p.add_argument(
+        "--against",
+        metavar="REF",
+        help="also run the bot of REF, interleaved with --ref's, each on its own primed "
+        "clone of --ref with its own caches; reports both side by side",
+    )
+    p.add_argument(
+        "--modes",
+        default="standalone,embedded",
+        help="with --against: comma-separated modes, 'standalone' (--standalone) and "
+        "'embedded' (the embedded defaults) [default: standalone,embedded]",
+    )
     common.add_output_options(p, "no progress on stderr")
     return common.parse(p, argv)
 
@@ -449,6 +625,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     say = common.progress(args.quiet)
+    if args.against:
+        compared, status = compare(args, say)
+        common.emit(compared, args.json, render_compare)
+        return status
     with common.scratch_dir(args.keep_scratch, "nixpkgs-python-bench-nightly-") as root:
         repo = root / "repo"
         code = clone(args.ref, repo)

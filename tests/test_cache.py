@@ -236,6 +236,16 @@ def test_push_to_file_cache_then_noop(keys: Keys, tmp_path: Path) -> None:
     assert all("Sig: test-cache-1:" in n.read_text() for n in narinfos)
     assert cache.push([top], to=uri, signing_key=keys.secret).copied_count == 0
     assert cache.has_paths(uri, [*closure]) == set(closure)
+    # the cache has a path when its narinfo names it: a missing or foreign one is not
+    first, second, *_ = closure
+    (tmp_path / "cache" / f"{Path(first).name.split('-')[0]}.narinfo").unlink()
+    other = tmp_path / "cache" / f"{Path(second).name.split('-')[0]}.narinfo"
+    other.write_text(other.read_text().replace(f"StorePath: {second}", f"StorePath: {first}"))
+    assert cache.has_paths(uri, [*closure]) == set(closure) - {first, second}
+    assert cache.has_paths(f"file://{tmp_path / 'nowhere'}", [*closure]) == set()
+    other.unlink()
+    assert cache.push([top], to=uri, signing_key=keys.secret).copied_count == 2
+    assert cache.has_paths(uri, [*closure]) == set(closure)
 
 
 def test_push_rsync_file_cache_nars_first(server: SshServer, keys: Keys, tmp_path: Path) -> None:

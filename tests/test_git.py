@@ -315,3 +315,36 @@ def test_show_head_and_restore(work: Path) -> None:
     gitmod.restore(work, path)
     gitmod.restore(work, new)
     assert status(work) == ""
+
+
+def test_the_checks_before_a_night_run_git_without_loading_gitpython(
+    work: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from bot.core import git\n"
+        "repo = sys.argv[1]\n"
+        "git.ensure_clean(repo)\n"
+        "print(git.dirty_paths(repo))\n"
+        "git.ensure_identity(repo)\n"
+        "print(type(sys.modules['git']).__name__)\n"
+        "print(len(git.head_sha(repo)))\n"
+        "print(type(sys.modules['git']).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(work)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["[]", "_LazyModule", "40", "module"]  # loaded by the first real use
+    # the same refusals as before
+    (work / "stray.txt").write_text("x")
+    with pytest.raises(GitError, match=r"uncommitted changes: stray\.txt"):
+        gitmod.ensure_clean(work)
+    assert gitmod.dirty_paths(work) == ["stray.txt"]
+    (work / "sub").mkdir()
+    with pytest.raises(GitError, match="not a git repository"):
+        gitmod.dirty_paths(work / "sub")
+    with pytest.raises(GitError, match="not a git repository"):
+        gitmod.ensure_clean(tmp_path / "nowhere")

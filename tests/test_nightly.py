@@ -680,3 +680,20 @@ def test_a_quiet_night_evaluates_every_unchanged_set_at_once(
     assert "other.py312.python.outPath" in evaluations[0]
     assert not [m for m in messages if m.startswith("$ nix-build ")]
     assert git(work, "rev-parse", "HEAD") == head
+
+    # the next quiet night takes the out paths of that identical evaluation: no evaluation
+    def quiet_night(n: int) -> list[str]:
+        with caplog.at_level(logging.DEBUG, logger="bot"):
+            caplog.clear()
+            result = run_nightly(options(work, night_index, tmp_path, n))
+        assert [s.status for s in result.report.sets] == ["unchanged", "unchanged"]
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("$ nix-")]
+
+    assert not [m for m in quiet_night(4) if m.startswith("$ nix-instantiate ")]
+    # any file the evaluation reads changed (here one more file in a set's directory, which
+    # Nix never looks at, but the rule does not know that): evaluated again
+    (work / "sets" / "other" / "NOTES").write_text("notes\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "notes")
+    assert len([m for m in quiet_night(5) if m.startswith("$ nix-instantiate ")]) == 1
+    assert not [m for m in quiet_night(6) if m.startswith("$ nix-instantiate ")]

@@ -132,6 +132,63 @@ def test_the_pin_is_fetched_and_checked_against_its_hash(
     assert "--standalone" in str(unavailable.value)
 
 
+def test_a_pin_this_machine_cannot_fetch_is_tried_again_later(
+    nix_repo: NixRepo, tarball_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """On the embedded defaults the night remembers that the pin could not be fetched: it
+    says so every run, fetches again only after the retry time (an hour, doubling), and a
+    changed pin or an explicit one is fetched at once."""
+    from bot.model.nixpkgs import PIN_FAILURE_FILE, remembered_failure
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.per_set import choose_nixpkgs
+
+    base, www = tarball_server
+    rev = os.urandom(20).hex()
+    tarball = www / f"{rev}.tar.gz"
+    _tarball(tarball, f"nixpkgs-{rev}", {"default.nix": f"# {rev}\n{{ ... }}: {{ }}\n"})
+    good = _prefetch(f"{base}/{rev}.tar.gz")
+    _own_pin(nix_repo, rev=rev, url=f"{base}/{rev}.tar.gz", sha256=good)
+    tarball.rename(www / "away")  # the pin's host is unreachable
+    memo = tmp_path / "cache" / PIN_FAILURE_FILE
+
+    def night(now: float, *, fallback: bool = True) -> tuple[str | None, bool]:
+        opts = NightlyOptions(
+            repo=nix_repo.root, cache_dir=tmp_path / "cache", standalone_fallback=fallback
+        )
+        note = choose_nixpkgs(opts, now=now)
+        return note, opts.nixpkgs
+
+    t0 = 1_800_000_000.0
+    note, with_pin = night(t0)
+    assert not with_pin
+    assert note is not None
+    assert "the pinned nixpkgs is not available on this machine (cannot fetch" in note
+    assert "using the standalone interpreters" in note
+    assert json.loads(memo.read_text())["failures"] == 1
+
+    (www / "away").rename(tarball)  # it could be fetched now, but is not tried yet
+    note, with_pin = night(t0 + 600)
+    assert not with_pin
+    assert note is not None
+    assert "at 2027-01-15 08:00 UTC, tried again after 2027-01-15 09:00 UTC" in note
+    assert str(memo) in note
+
+    # after the retry time it is fetched: the pin is used and the failure forgotten
+    assert night(t0 + 3601) == (None, True)
+    assert not memo.exists()
+
+    # a new pin that cannot be fetched either: a failure of its own, then the wait doubles
+    _own_pin(nix_repo, rev=os.urandom(20).hex(), url=f"{base}/gone.tar.gz", sha256=good)
+    assert night(t0 + 4000)[1] is False
+    assert night(t0 + 4000 + 3601)[1] is False
+    assert json.loads(memo.read_text())["failures"] == 2
+    assert remembered_failure(memo, nix_repo.root, t0 + 4000 + 3601 + 7199) is not None
+    assert remembered_failure(memo, nix_repo.root, t0 + 4000 + 3601 + 7201) is None
+    # asked for explicitly (not the embedded defaults), the pin is always fetched: an error
+    with pytest.raises(PinUnavailableError, match="cannot fetch"):
+        night(t0 + 4000 + 3700, fallback=False)
+
+
 def test_nixpkgs_update_follows_the_branch(
     nix_repo: NixRepo, tarball_server: tuple[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -344,3 +344,77 @@ def test_a_needed_verdict_is_kept_only_while_its_inputs_stay() -> None:
     assert _fingerprint(entry, at_1) != _fingerprint(entry, at_2)
     changed = Override(name=NormalizedName("foo"), reason="other", where=entry.where)
     assert _fingerprint(entry, at_1) != _fingerprint(changed, at_1)
+
+
+def test_the_locked_versions_are_kept_for_the_locks_bytes(
+    tmp_path: Path, dists: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.nightly import revalidate_state
+    from bot.nightly.revalidate_state import locked_versions
+
+    lock = write_lock(
+        tmp_path / "sets" / "demo" / "pylock.py312.toml",
+        [entry(dists["mended"]), entry(dists["broken"])],
+        base_url="http://127.0.0.1:9/files/",
+        set_name="demo",
+    )
+    memo = tmp_path / "cache" / "revalidate-locked.json"
+    first = locked_versions(tmp_path, memo=memo)
+    assert sorted(first) == ["broken", "mended"]
+    assert [(lk.set, lk.python, lk.version) for lk in first["mended"]] == [("demo", "3.12", "1.1")]
+    assert memo.is_file()
+
+    def no_parse(text: str) -> object:
+        raise AssertionError("a lock was parsed although its bytes did not change")
+
+    with monkeypatch.context() as m:
+        m.setattr(revalidate_state.tomllib, "loads", no_parse)
+        assert locked_versions(tmp_path, memo=memo) == first
+    # changed bytes are read again
+    lock.write_text(lock.read_text().replace('version = "1.1"', 'version = "1.2"'))
+    assert [lk.version for lk in locked_versions(tmp_path, memo=memo)["mended"]] == ["1.2"]
+    # a damaged memo is no answer, only a miss
+    memo.write_text("{not json")
+    assert [lk.version for lk in locked_versions(tmp_path, memo=memo)["mended"]] == ["1.2"]
+    # an unreadable lock is skipped with a warning every time: nothing is kept for it
+    lock.write_text("not = [toml")
+    memo.unlink()
+    assert locked_versions(tmp_path, memo=memo) == {}
+    assert not memo.exists()
+
+
+@pytest.mark.nix
+def test_a_verdict_built_with_the_same_inputs_is_not_built_again(
+    repo: NixRepo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    state = tmp_path / "state" / "revalidate.json"
+
+    def night() -> tuple[list[Finding], list[str]]:
+        with caplog.at_level(logging.DEBUG, logger="bot"):
+            caplog.clear()
+            found = revalidate(
+                repo.root, budget=5, state_file=state, interpreters=repo.interpreters
+            )
+        messages = [r.getMessage() for r in caplog.records]
+        return found, [m for m in messages if m.startswith("$ nix-build ")]
+
+    first, builds = night()
+    assert {f.id: f.kind for f in first if f.kind != "unmatched"} == {
+        "broken#2": "needed",
+        "mended#1": "unneeded",
+    }
+    assert builds
+    # nothing changed: broken#2 stays needed (as before), mended#1's verdict is the one built
+    second, builds = night()
+    assert builds == []
+    [again] = [f for f in second if f.id == "mended#1"]
+    assert again == next(f for f in first if f.id == "mended#1")
+    # any input of the builds changed (here the set's lock, by a comment): built again
+    lock = repo.sets / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# touched\n")
+    third, builds = night()
+    assert len(builds) == 1
+    assert "demo.py312.packages.mended.env" in builds[0]
+    assert [f.kind for f in third if f.id == "mended#1"] == ["unneeded"]

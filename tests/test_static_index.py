@@ -211,12 +211,93 @@ def test_a_mirrored_file_that_does_not_match_the_lock_is_refused(
 
 def test_mirroring_reuses_the_previous_files(demo_repo: Path, tmp_path: Path) -> None:
     write_index(demo_repo, tmp_path / "index", mirror=True)
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# edited: the index is written again\n")
 
     def offline(url: str) -> bytes:
         raise AssertionError(f"downloaded {url} although the previous index had it")
 
     result = write_index(demo_repo, tmp_path / "index", mirror=True, fetch=offline)
-    assert result.mirrored == 2
+    assert (result.mirrored, result.unchanged) == (2, False)  # written again, not downloaded
+
+
+def _inodes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_ino for p in root.rglob("*")}
+
+
+def test_an_unchanged_index_is_left_as_it_is(demo_repo: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    first = write_index(demo_repo, index)
+    before = _inodes(index)
+    again = write_index(demo_repo, index)
+    assert again.unchanged
+    assert not first.unchanged
+    assert (again.sets, again.projects, again.files, again.size) == (
+        first.sets,
+        first.projects,
+        first.files,
+        first.size,
+    )
+    assert _inodes(index) == before  # not one file or directory written again
+
+
+@pytest.mark.parametrize("damage", ["edited", "removed", "added"])
+def test_a_damaged_index_is_written_again(demo_repo: Path, tmp_path: Path, damage: str) -> None:
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    page = index / "simple" / "alpha" / "index.html"
+    good = page.read_bytes()
+    if damage == "edited":
+        page.write_bytes(good.replace(b"alpha", b"alphx"))
+    elif damage == "removed":
+        page.unlink()
+    else:  # a file of the index's own layout the manifest does not list
+        (index / "simple" / "alpha" / "index.htm").write_bytes(good)
+    if damage == "added":  # anything the index did not write is still refused, not replaced
+        with pytest.raises(StaticIndexError, match="did not write"):
+            write_index(demo_repo, index)
+        return
+    result = write_index(demo_repo, index)
+    assert not result.unchanged
+    assert page.read_bytes() == good
+
+
+def test_a_changed_lock_or_mode_writes_the_index_again(demo_repo: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    text = lock.read_text()
+    sha = text.split('sha256 = "', 2)[1][:64]
+    lock.write_text(text.replace(sha, "f" * 64))
+    assert not write_index(demo_repo, index).unchanged
+    assert "f" * 64 in (index / "simple" / "alpha" / "index.html").read_text()
+    assert write_index(demo_repo, index).unchanged
+    # an index written by an older bot (a manifest of format 1) is written again once
+    manifest = json.loads((index / MANIFEST).read_text())
+    (index / MANIFEST).write_text(json.dumps({**manifest, "format": 1}))
+    assert not write_index(demo_repo, index).unchanged
+    assert json.loads((index / MANIFEST).read_text())["format"] == 2
+
+
+def test_the_night_reads_no_lock_for_an_unchanged_index(demo_repo: Path, tmp_path: Path) -> None:
+    from bot.nightly import publish
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.static_index import recorded_sets
+
+    opts = NightlyOptions(repo=demo_repo, store=f"file://{tmp_path / 'cache'}")
+    said: list[str] = []
+    assert publish.static_index(opts, said.append) == []
+    index = tmp_path / "cache" / "python-index"
+    assert recorded_sets(demo_repo, index, mirror=False) == ["demo"]
+    assert recorded_sets(demo_repo, index, mirror=True) is None  # another mode: write again
+    assert publish.static_index(opts, said.append) == []
+    assert said[-1] == f"static index: unchanged, 2 files of 1 sets at {index}"
+    # a new set (even one without locks) is a change: the sets are found again
+    (demo_repo / "sets" / "other").mkdir()
+    (demo_repo / "sets" / "other" / "set.yaml").write_text(
+        'description: other\npython: ["3.12"]\nrequirements: [alpha]\n'
+    )
+    assert recorded_sets(demo_repo, index, mirror=False) is None
 
 
 def test_a_directory_with_foreign_files_is_refused(demo_repo: Path, tmp_path: Path) -> None:
@@ -355,6 +436,9 @@ def test_the_night_writes_it_beside_its_cache_and_reports_a_failure(
     opts.static_index_to = "ssh-ng://cache.invalid"
     [error] = static_index(opts, said.append)
     assert "is not a directory" in error
+    opts.static_index_to = "bogus:nothing"  # one error line, as before, not an exception
+    [error] = static_index(opts, said.append)
+    assert "unsupported cache URL scheme" in error
 
 
 @pytest.mark.parametrize(

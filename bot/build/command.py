@@ -24,6 +24,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from bot.build import evaluation
 from bot.build.suggest import SuggestError, Suggestion, render, repo_map, suggest
 from bot.core.errors import BotError, NixError
 from bot.core.nix import run_nix
@@ -318,10 +319,18 @@ def many_out_paths(
     if not wanted:
         return {}
     interpreters = standalone_interpreters(opts.repo)
+    (first, python), *more = wanted
+    key = None
+    if not opts.nixpkgs:  # standalone: the paths follow from the repository's files alone
+        key = evaluation.evaluation_key(
+            opts.repo, SetBuild(opts, first, python).out_path_args(*more), interpreters
+        )
+        known = evaluation.remembered(key, len(wanted)) if key is not None else None
+        if known is not None:
+            return dict(zip(wanted, known, strict=True))
     with temporary_interpreters_file(
         None if opts.nixpkgs else interpreters, prefix="nixpkgs-python-eval-"
     ) as file:
-        (first, python), *more = wanted
         proc = run_nix(
             "nix-instantiate",
             SetBuild(opts, first, python, file).out_path_args(*more),
@@ -331,6 +340,8 @@ def many_out_paths(
     values = _json_values(proc.stdout)
     if len(values) != len(wanted) or not all(isinstance(v, str) for v in values):
         raise BotError(f"{what}: nix-instantiate printed {len(values)} values for {len(wanted)}")
+    if key is not None:
+        evaluation.remember(key, [str(v) for v in values])
     return {w: str(v) for w, v in zip(wanted, values, strict=True)}
 
 

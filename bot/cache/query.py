@@ -106,8 +106,8 @@ def has_paths(
 ) -> set[str]:
     """Which of ``paths`` (store paths) the cache ``store`` already has.
 
-    For nix-readable stores this asks nix (``nix path-info --store``); for an rsync+ssh cache
-    it checks which narinfo files exist in the remote directory.
+    For nix-readable stores this asks nix (``nix path-info --store``); for a file or
+    rsync+ssh cache it checks which narinfo files exist in the directory.
     """
     cache = parse_store(store)
     wanted = store_paths(paths)
@@ -128,8 +128,26 @@ def _has_paths(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return {names[n] for n in found}
-    if cache.kind == "file" and not Path(cache.path or "").is_dir():
-        return set()
+    if cache.kind == "file":
+        return _file_cache_has(Path(cache.path or ""), paths)
     return nix.valid_paths(
         paths, store=cache.nix_uri, env=env, timeout=timeout, error=CacheNixError
     )
+
+
+def _file_cache_has(root: Path, paths: Sequence[str]) -> set[str]:
+    """The paths a ``file://`` binary cache at ``root`` has: those with a narinfo naming
+    them (``<hash>.narinfo`` with their ``StorePath:`` line), which is what nix itself asks of
+    such a cache, read directly (nix-store --check-validity --store file://... took ~0.2 s
+    a quiet night, for a few dozen small files)."""
+    found: set[str] = set()
+    for path in paths:
+        try:
+            text = (root / (hash_part(path) + NARINFO_SUFFIX)).read_text(
+                encoding="utf-8", errors="replace"
+            )
+        except OSError:
+            continue
+        if f"StorePath: {path}" in text.splitlines():
+            found.add(path)
+    return found

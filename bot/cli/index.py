@@ -36,7 +36,7 @@ def write_command(
     """
     import json
 
-    from bot.lock.index.cache import default_cache_dir
+    from bot.core.files import default_cache_dir
     from bot.nightly.static_index import write_index
 
     downloads = default_cache_dir() / "index-files" if mirror else None

@@ -35,12 +35,19 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> N
         raise
 
 
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/nixpkgs-python``, else ``~/.cache/nixpkgs-python`` (at call time)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return root / "nixpkgs-python"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically, readable by all (it is committed)."""
     write_bytes_atomic(path, text.encode("utf-8"), mode=0o644)
 
 
-__all__ = ["write_atomic", "write_bytes_atomic"]
+__all__ = ["default_cache_dir", "write_atomic", "write_bytes_atomic"]
 
 
 #: the largest JSON file a job hands another (outcome, plan and hold-back files: kilobytes)

@@ -22,11 +22,35 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import CommandError, GitError, without_credentials
 from bot.core.proc import run
+
+
+def _lazy_gitpython() -> Any:
+    """The ``git`` (GitPython) module, loaded on its first attribute access: the checks a
+    quiet night makes (:func:`ensure_clean`, :func:`dirty_paths`, :func:`ensure_identity`)
+    run git itself and never touch it."""
+    import importlib.util
+    import sys
+
+    if "git" in sys.modules:
+        return sys.modules["git"]
+    spec = importlib.util.find_spec("git")
+    if spec is None or spec.loader is None:
+        raise ImportError("GitPython is not installed")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["git"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    import git
+else:  # GitPython (~0.1 s to import) loads when a commit, push or query first needs it
+    git = _lazy_gitpython()
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +123,46 @@ def _network(repo: git.Repo, command: str, *args: str) -> str:
 
 
 def _in_progress(repo: git.Repo) -> str | None:
-    git_dir = Path(repo.git_dir)
+    return _operation_in(Path(repo.git_dir))
+
+
+def _plain(repo_path: Path | str) -> Path:
+    """The working tree ``repo_path`` (its top directory) checked with git itself, not
+    GitPython: the same "not a git repository" error as :func:`_open`; its git directory."""
+    root = Path(repo_path)
+    proc = None
+    if root.is_dir():
+        proc = run(
+            ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir"],
+            cwd=root,
+            env=_ENV,
+            check=False,
+            timeout=60,
+        )
+    lines = proc.stdout.splitlines() if proc is not None and proc.returncode == 0 else []
+    if len(lines) != 2 or Path(lines[0]) != root.resolve():
+        raise GitError(
+            "not a git repository",
+            where=str(repo_path),
+            hint="run the bot inside a clone of the nixpkgs-python repository",
+        )
+    return Path(lines[1])
+
+
+def _plain_dirty(repo_path: Path | str) -> list[str]:
+    out = run(
+        ["git", "status", "--porcelain=v1", "--untracked-files=all"],
+        cwd=Path(repo_path),
+        env=_ENV,
+        check=False,
+        timeout=COMMIT_TIMEOUT,
+    )
+    if out.returncode != 0:
+        raise GitError(f"git status failed: {_mask(out.stderr.strip())}", where=str(repo_path))
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
+def _operation_in(git_dir: Path) -> str | None:
     for name, what in (
         ("rebase-merge", "a rebase"),
         ("rebase-apply", "a rebase"),
@@ -119,31 +182,28 @@ def ensure_clean(repo_path: Path | str, *, allow: Iterable[str] = ()) -> None:
     repository-relative paths that may differ (CI's commit job: the locks other jobs made).
     """
     allowed = set(allow)
-    with _open(repo_path) as repo:
-        what = _in_progress(repo)
-        if what:
-            raise GitError(
-                f"{what} is in progress",
-                where=str(repo_path),
-                hint="finish or abort it (e.g. `git rebase --abort`) before running the bot",
-            )
-        dirty = [p for p in _dirty_paths(repo) if p not in allowed]
-        if dirty:
-            shown = ", ".join(dirty[:10]) + (
-                f" and {len(dirty) - 10} more" if len(dirty) > 10 else ""
-            )
-            raise GitError(
-                f"the working tree has uncommitted changes: {shown}",
-                where=str(repo_path),
-                hint="commit or stash them (`git stash --include-untracked`), "
-                "or run the bot in a fresh clone",
-            )
+    what = _operation_in(_plain(repo_path))
+    if what:
+        raise GitError(
+            f"{what} is in progress",
+            where=str(repo_path),
+            hint="finish or abort it (e.g. `git rebase --abort`) before running the bot",
+        )
+    dirty = [p for p in _plain_dirty(repo_path) if p not in allowed]
+    if dirty:
+        shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
+        raise GitError(
+            f"the working tree has uncommitted changes: {shown}",
+            where=str(repo_path),
+            hint="commit or stash them (`git stash --include-untracked`), "
+            "or run the bot in a fresh clone",
+        )
 
 
 def dirty_paths(repo_path: Path | str) -> list[str]:
     """Repository-relative paths with uncommitted changes (staged or not, or untracked)."""
-    with _open(repo_path) as repo:
-        return _dirty_paths(repo)
+    _plain(repo_path)
+    return _plain_dirty(repo_path)
 
 
 def _relative(repo: git.Repo, paths: Sequence[Path | str]) -> list[str]:
@@ -474,19 +534,23 @@ def ensure_identity(repo_path: Path | str) -> None:
     A fresh machine has no ``user.name``; the embedded-default nightly must still commit.
     Only unset variables are filled in, so a configured identity always wins.
     """
-    with _open(repo_path) as repo:
-        for role in ("AUTHOR", "COMMITTER"):
-            for key, default in zip(("NAME", "EMAIL"), BOT_IDENTITY, strict=True):
-                env = f"GIT_{role}_{key}"
-                if os.environ.get(env):
-                    continue
-                # ask git itself: it honours GIT_CONFIG_GLOBAL and friends
-                try:
-                    if repo.git.config("--get", f"user.{key.lower()}").strip():
-                        continue
-                except git.GitCommandError:
-                    pass  # exit status 1: not set
-                os.environ[env] = default
+    _plain(repo_path)
+    for role in ("AUTHOR", "COMMITTER"):
+        for key, default in zip(("NAME", "EMAIL"), BOT_IDENTITY, strict=True):
+            env = f"GIT_{role}_{key}"
+            if os.environ.get(env):
+                continue
+            # ask git itself: it honours GIT_CONFIG_GLOBAL and friends (exit 1: not set)
+            proc = run(
+                ["git", "config", "--get", f"user.{key.lower()}"],
+                cwd=Path(repo_path),
+                env=_ENV,
+                check=False,
+                timeout=60,
+            )
+            if proc.returncode == 0 and proc.stdout.strip():
+                continue
+            os.environ[env] = default
 
 
 def head_sha(repo_path: Path | str) -> str:

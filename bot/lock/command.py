@@ -22,9 +22,10 @@ from packaging.version import Version
 
 from bot.core import files
 from bot.core.errors import BotError
+from bot.core.files import default_cache_dir
 from bot.lock import document as lockfile
 from bot.lock import memo as lockcache
-from bot.lock.index.cache import Cache, default_cache_dir
+from bot.lock.index.cache import Cache
 from bot.lock.index.models import IndexRoute
 from bot.model import locks
 from bot.model.nixpkgs import Release, release_of

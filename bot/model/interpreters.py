@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bot import SUPPORTED_PYTHONS
 from bot.core.errors import BotError, CommandError
+from bot.core.files import default_cache_dir, write_atomic
 from bot.core.proc import run
 
 #: path of the generated file, relative to the repository
@@ -54,8 +55,65 @@ def _candidates(version: str, pyenv_root: Path | None, path: str | None) -> Iter
         yield Path(which)
 
 
+#: the file of :func:`probe`'s answers, under the user's cache directory
+PROBE_CACHE = "interpreters.json"
+#: answers of this process: (candidate, its file's identity) -> the answer
+_PROBED: dict[tuple[str, tuple[int, ...]], tuple[str, str]] = {}
+
+
+def _identity(path: Path) -> tuple[str, tuple[int, ...]] | None:
+    """The file ``path`` runs (symlinks resolved) and what changes when it is replaced."""
+    try:
+        real = path.resolve()
+        st = real.stat()
+    except (OSError, RuntimeError):
+        return None
+    return str(real), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cache_file() -> Path:
+    return default_cache_dir() / PROBE_CACHE
+
+
+def _kept(key: tuple[str, tuple[int, ...]]) -> tuple[str, str] | None:
+    try:
+        data = json.loads(_cache_file().read_bytes())
+        entry = data["probes"][key[0]]
+        if tuple(entry["file"]) != key[1]:
+            return None
+        return str(entry["executable"]), str(entry["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _keep(key: tuple[str, tuple[int, ...]], answer: tuple[str, str]) -> None:
+    path = _cache_file()
+    try:
+        try:
+            data = json.loads(path.read_bytes())
+            probes = dict(data["probes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            probes = {}
+        probes[key[0]] = {"file": list(key[1]), "executable": answer[0], "version": answer[1]}
+        write_atomic(path, json.dumps({"probes": probes}, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # a cache: the next run probes again
+
+
 def probe(executable: Path) -> tuple[str, str] | None:
-    """(real executable, "X.Y") of an interpreter, or None when it does not run."""
+    """(real executable, "X.Y") of an interpreter, or None when it does not run.
+
+    An interpreter that is its own executable (it reports the file it was started as, not a
+    shim or wrapper that runs another) is asked once: its answer is kept, for this process
+    and in the user's cache directory, for as long as that file is the same one (device,
+    inode, size, mtime).  Shims and wrappers are asked every time.
+    """
+    key = _identity(executable)
+    if key is not None:
+        known = _PROBED.get(key) or _kept(key)
+        if known is not None:
+            _PROBED[key] = known
+            return known
     try:
         proc = run([executable, "-c", _PROBE], timeout=30, check=False, what=str(executable))
     except CommandError:
@@ -63,7 +121,11 @@ def probe(executable: Path) -> tuple[str, str] | None:
     lines = proc.stdout.split()
     if proc.returncode != 0 or len(lines) != 2:
         return None
-    return lines[0], lines[1]
+    answer = (lines[0], lines[1])
+    if key is not None and _identity(Path(answer[0])) == key:
+        _PROBED[key] = answer
+        _keep(key, answer)
+    return answer
 
 
 def detect(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BotError, CommandError, NixError
+from bot.core.files import write_atomic
 from bot.core.nix import run_nix
 from bot.core.proc import run
 
@@ -256,6 +257,82 @@ def ensure_pin(repo: Path, *, timeout: float = 900) -> str:
         _prefetch(pin.url, pin.store_name, pin.sha256, timeout=timeout)
     _ENSURED[pin] = path
     return path
+
+
+# --- a pin this machine could not fetch -----------------------------------------------------
+#
+# A machine without a route to the pin's host (GitHub) fails to fetch it every run, after the
+# connect timeout (~5 s here), before building with its standalone interpreters instead.  The
+# nightly remembers the failure of this very pin and does not try again until a while later:
+# an hour after the first failure, doubling with each one after, at most a week.  A changed
+# pin is tried at once; removing the file tries at once too.
+
+#: the file of the remembered failure, in the user's (or the night's) cache directory
+PIN_FAILURE_FILE = "pin-unavailable.json"
+PIN_RETRY_FIRST = 3600.0
+PIN_RETRY_MAX = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class PinFailure:
+    """The remembered failure to fetch one pin."""
+
+    reason: str  #: the error's message
+    last: float  #: when it last failed (epoch seconds)
+    failures: int  #: how many times in a row
+    file: Path  #: where it is remembered
+
+    @property
+    def retry_at(self) -> float:
+        """When the pin is tried again."""
+        return self.last + min(PIN_RETRY_FIRST * 2.0 ** (self.failures - 1), PIN_RETRY_MAX)
+
+
+def _failure_key(pin: Pin) -> dict[str, str]:
+    return {"rev": pin.rev, "url": pin.url, "sha256": pin.sha256}
+
+
+def remembered_failure(file: Path, repo: Path, now: float) -> PinFailure | None:
+    """The failure to fetch the repository's pin remembered in ``file``, while it stands (the
+    same pin, the retry time not reached); None: try fetching it."""
+    try:
+        data = json.loads(file.read_bytes())
+        pin = read_pin(repo)
+        if data["pin"] != _failure_key(pin):
+            return None
+        failure = PinFailure(str(data["reason"]), float(data["last"]), int(data["failures"]), file)
+    except (OSError, ValueError, KeyError, TypeError, BotError):
+        return None
+    if failure.failures < 1 or not failure.last <= now < failure.retry_at:
+        return None
+    return failure
+
+
+def remember_failure(file: Path, repo: Path, reason: str, now: float) -> PinFailure:
+    """Record that fetching the repository's pin failed now (one more in a row when the same
+    pin failed before)."""
+    pin = read_pin(repo)
+    failures = 1
+    try:
+        data = json.loads(file.read_bytes())
+        if data["pin"] == _failure_key(pin):
+            failures = int(data["failures"]) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    record = {"pin": _failure_key(pin), "reason": reason, "last": now, "failures": failures}
+    try:
+        write_atomic(file, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:  # not remembered: the next run tries again
+        log.debug("cannot write %s: %s", file, exc)
+    return PinFailure(reason, now, failures, file)
+
+
+def forget_failure(file: Path) -> None:
+    """The pin was fetched: no failure stands."""
+    try:
+        file.unlink(missing_ok=True)
+    except OSError as exc:
+        log.debug("cannot remove %s: %s", file, exc)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -23,6 +23,7 @@ from bot import cache
 from bot.build import command as builder
 from bot.core import git
 from bot.core.errors import BotError
+from bot.core.files import default_cache_dir
 from bot.core.nix import run_nix
 from bot.core.repolock import Transaction
 from bot.lock.command import Hold, LockOptions, LockOutcome, lock_one, night_pages, recorded_holds
@@ -50,26 +51,45 @@ def _build_options(opts: NightlyOptions, pset: PackageSet) -> builder.BuildOptio
     )
 
 
-def choose_nixpkgs(opts: NightlyOptions) -> str | None:
+def choose_nixpkgs(opts: NightlyOptions, now: float | None = None) -> str | None:
     """Fetch and check the pin once for the night.  On the embedded defaults, a machine that
     cannot fetch it builds with its standalone interpreters instead: ``opts`` is changed and
-    the returned line says so (None: nothing to say)."""
-    from bot.model.nixpkgs import PinUnavailableError
+    the returned line says so (None: nothing to say).
+
+    That failure is remembered (:func:`bot.model.nixpkgs.remembered_failure`, in the cache
+    directory): until its retry time the pin is not fetched again, and the line says when
+    it failed and when it is tried again.  A pin asked for explicitly is always fetched."""
+    from bot.model import nixpkgs
 
     if not opts.nixpkgs:
         return None
     store = opts.store or cache.default_store(opts.repo)
-    try:
-        builder.prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
-    except PinUnavailableError as exc:
-        if not (opts.standalone_fallback and store == cache.default_store(opts.repo)):
-            raise
-        opts.nixpkgs = False
-        return (
-            f"the pinned nixpkgs is not available on this machine ({exc.message}); "
-            "using the standalone interpreters: the outputs are for this machine only"
-        )
-    return None
+    fallback = opts.standalone_fallback and store == cache.default_store(opts.repo)
+    memo = (opts.cache_dir or default_cache_dir()) / nixpkgs.PIN_FAILURE_FILE
+    now = time.time() if now is None else now
+    failure = nixpkgs.remembered_failure(memo, opts.repo, now) if fallback else None
+    if failure is None:
+        try:
+            builder.prepare_nixpkgs(opts.repo, nixpkgs=opts.nixpkgs, path=opts.nixpkgs_path)
+        except nixpkgs.PinUnavailableError as exc:
+            if not fallback:
+                raise
+            failure = nixpkgs.remember_failure(memo, opts.repo, exc.message, now)
+        else:
+            if fallback:
+                nixpkgs.forget_failure(memo)
+            return None
+    opts.nixpkgs = False
+    when = "" if failure.last == now else f"at {_utc(failure.last)}, "
+    return (
+        f"the pinned nixpkgs is not available on this machine ({failure.reason}; {when}tried "
+        f"again after {_utc(failure.retry_at)}, or at once without {failure.file}); "
+        "using the standalone interpreters: the outputs are for this machine only"
+    )
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _closure_bytes(paths: Sequence[str]) -> int | None:

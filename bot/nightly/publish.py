@@ -163,11 +163,18 @@ def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
     if not opts.static_index:
         return []
     from bot.cache import default_store
-    from bot.nightly.static_index import CACHE_SUBDIR
-    from bot.nightly.static_index_push import publish_index
+    from bot.nightly.static_index import CACHE_SUBDIR, recorded_sets
+    from bot.nightly.static_index_push import local_index_dir, publish_index
 
     target = opts.static_index_to or opts.store or default_store(opts.repo)
-    sets = _indexable_sets(opts.repo)
+    subdir = "" if opts.static_index_to else CACHE_SUBDIR
+    try:
+        local = local_index_dir(target, subdir)
+    except BotError:
+        local = None  # publish_index meets the same error and reports it
+    # an index made from the locks as they are names its sets: not every lock read again
+    recorded = None if local is None else recorded_sets(opts.repo, local, opts.static_index_mirror)
+    sets = recorded if recorded is not None else _indexable_sets(opts.repo)
     if not sets:
         say("static index: no set has a readable lock")
         return []
@@ -177,7 +184,7 @@ def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
             target,
             ssh_config=opts.ssh_config,
             mirror=opts.static_index_mirror,
-            subdir="" if opts.static_index_to else CACHE_SUBDIR,
+            subdir=subdir,
             sets=sets,
         )
     except BotError as exc:
@@ -187,7 +194,8 @@ def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
     if result is None:
         say(f"static index: not written ({target} is no directory; see --static-index-to)")
     else:
-        say(f"static index: {result.files} files of {len(result.sets)} sets at {result.path}")
+        how = "unchanged, " if result.unchanged else ""
+        say(f"static index: {how}{result.files} files of {len(result.sets)} sets at {result.path}")
     return []
 
 

@@ -36,23 +36,32 @@ import json
 import logging
 import platform
 import sys
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from bot.build import command as builder
+from bot.build.evaluation import evaluation_key
 from bot.core.errors import BotError
-from bot.lock.index.cache import default_cache_dir
-from bot.model import locks
+from bot.core.files import default_cache_dir
 from bot.model.interpreters import standalone_interpreters, temporary_interpreters_file
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
-from bot.nightly.revalidate_state import load_state, rotate, save_state
+from bot.nightly.revalidate_state import (
+    LOCKED_FILE,
+    VERDICTS_FILE,
+    Locked,
+    keep_verdict,
+    kept_verdict,
+    load_state,
+    locked_versions,
+    rotate,
+    save_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +69,6 @@ Kind = Literal["unneeded", "unmatched", "needed", "inconclusive"]
 KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "inconclusive")
 STATE_FILE = "revalidate.json"
 BUILD_TIMEOUT = 1800.0
-
-
-@dataclass(frozen=True)
-class Locked:
-    """One package version in one lock."""
-
-    set: str
-    python: str
-    version: str
-    systems: frozenset[str]
-    #: the systems whose artifact is the sdist (built from source there; else a wheel)
-    sdists: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -135,37 +132,6 @@ class Finding:
             "log_tail": self.log_tail,
             "detail": self.detail,
         }
-
-
-# --- what is locked ---------------------------------------------------------------------------
-
-
-def locked_versions(repo: Path) -> dict[NormalizedName, list[Locked]]:
-    """Every package of every lock of ``repo`` (``sets/*/pylock.py3XY.toml``), by normalized
-    name; each with the systems its lock has an artifact for."""
-    out: dict[NormalizedName, list[Locked]] = {}
-    for path in locks.repo_locks(repo):
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            log.warning("%s: skipped, cannot read: %s", path, exc)
-            continue
-        python = str(locks.python_of(path))
-        for pkg in document.get("packages", []):
-            if "name" not in pkg or "version" not in pkg:
-                continue
-            tool = pkg.get("tool", {}).get("nixpkgs-python", {})
-            artifacts = tool.get("artifacts", {})
-            out.setdefault(canonicalize_name(pkg["name"]), []).append(
-                Locked(
-                    path.parent.name,
-                    python,
-                    str(pkg["version"]),
-                    frozenset(artifacts),
-                    frozenset(s for s, f in artifacts.items() if not str(f).endswith(".whl")),
-                )
-            )
-    return out
 
 
 def _matches(entry: Override, version: str) -> bool:
@@ -281,8 +247,17 @@ def _header_index(
 
 
 def _fingerprint(entry: Override, where: Sequence[Locked]) -> str:
-    """What a verdict depends on: the entry and the locked versions it applies to."""
-    blob = repr((entry, sorted((lk.set, lk.python, lk.version) for lk in where)))
+    """What a verdict depends on: the entry and the locked versions it applies to (with the
+    systems each is built from its sdist on: an sdist-only override is judged on those)."""
+    blob = repr(
+        (
+            entry,
+            sorted(
+                (lk.set, lk.python, lk.version, sorted(lk.systems), sorted(lk.sdists))
+                for lk in where
+            ),
+        )
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -337,7 +312,8 @@ def revalidate(
     """
     say = progress or (lambda _msg: None)
     library = load_overrides(repo)
-    locked = locked_versions(repo)
+    state = state_file or default_cache_dir() / STATE_FILE
+    locked = locked_versions(repo, memo=state.with_name(LOCKED_FILE))
     findings = unmatched(repo, library, locked)
     lines = _header_index(repo, library)
     system = current_system()
@@ -355,7 +331,6 @@ def revalidate(
             ]
             if where:
                 candidates[f"{name}#{i}"] = (entry, i, where)
-    state = state_file or default_cache_dir() / STATE_FILE
     key = str(repo.resolve())
     # an entry found needed stays needed until it or the versions it applies to change:
     # skip it rather than repeat a failing build every night
@@ -378,18 +353,43 @@ def revalidate(
         nixpkgs_path=nixpkgs_path,
         timeout=timeout,
     )
+    verdicts = state.with_name(VERDICTS_FILE)
     with temporary_interpreters_file(
         None if nixpkgs else interps, prefix="nixpkgs-python-revalidate-"
     ) as file:
         for entry_id in chosen:
             entry, index, where = candidates[entry_id]
-            say(f"re-validating override {entry_id} ({entry.reason})")
-            finding = _check(opts, entry, index, where, lines, interps, file)
+            # standalone: the builds' outcome follows from what they evaluate (as an
+            # evaluation's out paths do): the same inputs, the verdict of the last build
+            vkey = None
+            if not nixpkgs:
+                vkey = evaluation_key(
+                    repo, ["revalidate", entry_id, fingerprints[entry_id]], interps
+                )
+            finding = _from_json(kept_verdict(verdicts, entry_id, vkey)) if vkey else None
+            if finding is not None:
+                say(f"override {entry_id}: {finding.kind}, as built with these inputs before")
+            else:
+                say(f"re-validating override {entry_id} ({entry.reason})")
+                finding = _check(opts, entry, index, where, lines, interps, file)
+                if vkey is not None and finding.kind in ("needed", "unneeded"):
+                    keep_verdict(verdicts, entry_id, vkey, finding.to_json())
             findings.append(finding)
             if finding.kind == "needed":
                 needed[entry_id] = fingerprints[entry_id]
             save_state(state, key, entry_id, needed)
     return findings
+
+
+def _from_json(data: Mapping[str, Any] | None) -> Finding | None:
+    """A finding read back from :meth:`Finding.to_json` (None: not one)."""
+    if data is None:
+        return None
+    try:
+        fields = {k: v for k, v in data.items() if k != "id"}
+        return Finding(**{**fields, "versions": tuple(fields["versions"])})
+    except (KeyError, TypeError):
+        return None
 
 
 def native_only(entry: Override) -> bool:

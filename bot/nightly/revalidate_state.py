@@ -1,20 +1,40 @@
-"""Where the overrides re-validation stopped, and which entries it found needed.
+"""Where the overrides re-validation stopped, which entries it found needed, and what is
+locked.
 
 The state lives outside the repository (``<cache dir>/revalidate.json``), one record per
 repository: the last entry checked (the next night continues after it) and, for entries
 found needed, a fingerprint of what the verdict depended on (so the failing build is not
-repeated until the entry or the versions it applies to change).
+repeated until the entry or the versions it applies to change).  Beside it
+(``revalidate-locked.json``), the packages of the locks, kept for the locks' bytes
+(:func:`locked_versions`), and (``revalidate-verdicts.json``) each entry's last verdict of a
+standalone build, with the key of everything those builds read
+(:func:`bot.build.evaluation.evaluation_key`), so a night with the same inputs does not
+build again (:func:`kept_verdict`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import NormalizedName, canonicalize_name
+
 from bot.core.files import write_atomic
+from bot.lock.memo import code_digest
+from bot.model import locks
+
+log = logging.getLogger(__name__)
+
+#: beside the state: the packages of the locks, by the locks' bytes (see locked_versions)
+LOCKED_FILE = "revalidate-locked.json"
+#: beside the state: the last built verdict of each entry, with the key of its inputs
+VERDICTS_FILE = "revalidate-verdicts.json"
 
 
 @dataclass
@@ -58,6 +78,32 @@ def save_state(
     write_atomic(state_file, json.dumps({"repos": repos}, indent=2, sort_keys=True) + "\n")
 
 
+def kept_verdict(file: Path, entry_id: str, key: str) -> dict[str, Any] | None:
+    """The finding (its JSON) last built for ``entry_id`` when its inputs' key was ``key``."""
+    try:
+        record = json.loads(file.read_bytes())[entry_id]
+        if record["key"] != key or not isinstance(record["finding"], dict):
+            return None
+        return dict(record["finding"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def keep_verdict(file: Path, entry_id: str, key: str, finding: Mapping[str, Any]) -> None:
+    """Remember ``finding`` as the verdict of ``entry_id``'s builds for the inputs ``key``."""
+    try:
+        data = json.loads(file.read_bytes())
+        records = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        records = {}
+    records[entry_id] = {"key": key, "finding": dict(finding)}
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(file, json.dumps(records, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:  # a cache: the entry is built again next time
+        log.debug("cannot write %s: %s", file, exc)
+
+
 def _id_key(entry_id: str) -> tuple[str, int]:
     name, _, index = entry_id.rpartition("#")
     return (name, int(index) if index.isdigit() else 0)
@@ -73,3 +119,111 @@ def rotate(ids: Sequence[str], last: str | None, budget: int) -> list[str]:
     if last is not None:
         start = next((i for i, x in enumerate(ordered) if _id_key(x) > _id_key(last)), 0)
     return [ordered[(start + i) % len(ordered)] for i in range(min(budget, len(ordered)))]
+
+
+# --- what is locked ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One package version in one lock."""
+
+    set: str
+    python: str
+    version: str
+    systems: frozenset[str]
+    #: the systems whose artifact is the sdist (built from source there; else a wheel)
+    sdists: frozenset[str] = frozenset()
+
+
+def locked_versions(repo: Path, memo: Path | None = None) -> dict[NormalizedName, list[Locked]]:
+    """Every package of every lock of ``repo`` (``sets/*/pylock.py3XY.toml``), by normalized
+    name; each with the systems its lock has an artifact for.
+
+    ``memo``: a file keeping the answer for the locks' bytes (and the bot's code), so that a
+    night whose locks did not change reads them without parsing them; a lock that cannot be
+    read is a warning on every call (nothing is kept then)."""
+    paths = locks.repo_locks(repo)
+    texts: list[tuple[Path, str | None]] = []
+    digest = hashlib.sha256(code_digest().encode())
+    for path in paths:
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("%s: skipped, cannot read: %s", path, exc)
+            texts.append((path, None))
+            continue
+        digest.update(f"\0{path.relative_to(repo).as_posix()}\0".encode() + data)
+        texts.append((path, text))
+    key = digest.hexdigest()
+    if memo is not None and all(t is not None for _, t in texts):
+        kept = _kept_versions(memo, key)
+        if kept is not None:
+            return kept
+    out: dict[NormalizedName, list[Locked]] = {}
+    readable = True
+    for path, body in texts:
+        if body is None:  # warned above
+            readable = False
+            continue
+        try:
+            document = tomllib.loads(body)
+        except tomllib.TOMLDecodeError as exc:
+            log.warning("%s: skipped, cannot read: %s", path, exc)
+            readable = False
+            continue
+        python = str(locks.python_of(path))
+        for pkg in document.get("packages", []):
+            if "name" not in pkg or "version" not in pkg:
+                continue
+            tool = pkg.get("tool", {}).get("nixpkgs-python", {})
+            artifacts = tool.get("artifacts", {})
+            out.setdefault(canonicalize_name(pkg["name"]), []).append(
+                Locked(
+                    path.parent.name,
+                    python,
+                    str(pkg["version"]),
+                    frozenset(artifacts),
+                    frozenset(s for s, f in artifacts.items() if not str(f).endswith(".whl")),
+                )
+            )
+    if memo is not None and readable:
+        _keep_versions(memo, key, out)
+    return out
+
+
+def _kept_versions(memo: Path, key: str) -> dict[NormalizedName, list[Locked]] | None:
+    try:
+        data = json.loads(memo.read_bytes())
+        if data.get("key") != key:
+            return None
+        return {
+            NormalizedName(name): [
+                Locked(
+                    str(s),
+                    str(p),
+                    str(v),
+                    frozenset(str(x) for x in systems),
+                    frozenset(str(x) for x in sdists),
+                )
+                for s, p, v, systems, sdists in rows
+            ]
+            for name, rows in data["locked"].items()
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # absent or damaged: the locks are read again
+
+
+def _keep_versions(memo: Path, key: str, locked: Mapping[NormalizedName, list[Locked]]) -> None:
+    rows = {
+        name: [
+            [lk.set, lk.python, lk.version, sorted(lk.systems), sorted(lk.sdists)] for lk in entries
+        ]
+        for name, entries in locked.items()
+    }
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(memo, json.dumps({"key": key, "locked": rows}, sort_keys=True) + "\n")
+    except OSError as exc:  # a cache: the next night reads the locks again
+        log.debug("cannot keep %s: %s", memo, exc)

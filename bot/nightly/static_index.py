@@ -18,7 +18,10 @@ JSON form sits beside it as ``index.json`` for clients and servers configured to
 ``Accept: application/vnd.pypi.simple.v1+json`` to it (README: "Static index").
 
 The directory is replaced atomically (written beside it, then renamed); a directory holding
-anything this module did not write is refused.
+anything this module did not write is refused.  The manifest records what the index was made
+from (the bot's code, the mode, the sets and the bytes of every lock) and the sha256 of every
+file written: when the sources are the same and every file is still as written, the index is
+left as it is (a quiet night rewrites nothing).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import re
 import shutil
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,8 +44,17 @@ from bot.lock import document as lockfile
 from bot.model import locks
 from bot.model.sets import list_sets
 from bot.nightly.static_index_content import IndexContent, IndexFile, StaticIndexError
+from bot.nightly.static_index_manifest import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    IndexResult,
+    current,
+    file_sha256,
+    listing,
+    recorded_sets,
+    sources,
+)
 
-MANIFEST = ".nixpkgs-python-index.json"
 PEP691_TYPE = "application/vnd.pypi.simple.v1+json"
 #: the directory name of the index inside a file:// or rsync+ssh:// binary cache
 CACHE_SUBDIR = "python-index"
@@ -51,32 +62,8 @@ RESERVED = frozenset({"simple", "files"})
 _PROJECT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
-@dataclass(frozen=True)
-class IndexResult:
-    """What :func:`write_index` wrote."""
-
-    path: Path
-    sets: tuple[str, ...]
-    projects: int
-    files: int
-    mirrored: int  #: files downloaded (or reused from the previous index) into files/
-    size: int  #: bytes under ``path``
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``--json``)."""
-        return {
-            "path": str(self.path),
-            "sets": list(self.sets),
-            "projects": self.projects,
-            "files": self.files,
-            "mirrored": self.mirrored,
-            "size": self.size,
-        }
-
-
-def collect(repo: Path, names: Sequence[str] = ()) -> IndexContent:
-    """Read every lock of the named sets (all by default); files must agree on their hashes."""
-    content = IndexContent()
+def _chosen(repo: Path, names: Sequence[str]) -> list[str]:
+    """The named sets (all by default); an unknown name is an error naming the known ones."""
     known = list_sets(repo)
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -85,7 +72,13 @@ def collect(repo: Path, names: Sequence[str] = ()) -> IndexContent:
             where=str(repo / "sets"),
             hint=f"the sets are: {', '.join(known) or 'none'}",
         )
-    for name in names or known:
+    return list(names or known)
+
+
+def collect(repo: Path, names: Sequence[str] = ()) -> IndexContent:
+    """Read every lock of the named sets (all by default); files must agree on their hashes."""
+    content = IndexContent()
+    for name in _chosen(repo, names):
         if name in RESERVED:
             raise StaticIndexError(
                 f"a set named {name!r} would shadow the index's {name}/ directory",
@@ -233,22 +226,13 @@ def _python_key(python: str) -> tuple[int, ...]:
 # --- the directory ---------------------------------------------------------------------------
 
 
-def _listing(root: Path) -> list[str]:
-    out = []
-    for base, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            out.append(Path(base, name).relative_to(root).as_posix())
-    return out
-
-
 def check_ours(dest: Path) -> None:
     """Refuse a directory that holds anything but an index this module wrote."""
     if not dest.exists():
         return
     if not dest.is_dir():
         raise StaticIndexError("not a directory", where=str(dest))
-    present = _listing(dest)
+    present = listing(dest)
     if not present:
         return
     try:
@@ -289,8 +273,10 @@ def render(
     previous: Path | None = None,
     fetch: Callable[[str], bytes] | None = None,
     downloads: Path | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> int:
-    """Write the index tree into ``tmp`` (an empty directory); returns the files mirrored."""
+    """Write the index tree into ``tmp`` (an empty directory); returns the files mirrored.
+    ``source``: what the index is made from (:func:`sources`), recorded in the manifest."""
     if mirror:
         from bot.nightly.static_index_mirror import mirror_files
 
@@ -319,8 +305,20 @@ def render(
             if mirror:
                 text = _local_lock(text, projects)
             (directory / path.name).write_text(text, encoding="utf-8")
-    files = _listing(tmp)
-    manifest = {"format": 1, "mirrored": mirror, "files": files}
+    files = listing(tmp)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "mirrored": mirror,
+        "files": files,
+        "sha256": {f: file_sha256(tmp / f) for f in files},
+        "source": dict(source or {}),
+        "summary": {
+            "sets": sorted(content.locks),
+            "projects": len(content.projects),
+            "files": content.file_count,
+            "mirrored": mirrored,
+        },
+    }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return mirrored
 
@@ -350,10 +348,19 @@ def write_index(
     """Write the static index of ``sets`` (all by default) to ``dest``, replacing it whole.
 
     ``downloads``: a directory keeping mirrored files by sha256 between runs (the nightly and
-    ``index write`` use ``$XDG_CACHE_HOME/nixpkgs-python/index-files``)."""
+    ``index write`` use ``$XDG_CACHE_HOME/nixpkgs-python/index-files``).
+
+    An index at ``dest`` made from the same sources (:func:`sources`) and still intact
+    (:func:`current`) is left as it is: nothing is read beyond the locks' bytes, nothing is
+    written (the result says ``unchanged``)."""
     dest = dest.absolute()
-    content = collect(repo, sets)
+    names = _chosen(repo, sets)
     _heal(dest)
+    source = sources(repo, names, mirror)
+    unchanged = current(dest, source)
+    if unchanged is not None:
+        return unchanged
+    content = collect(repo, names)
     check_ours(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
@@ -362,7 +369,13 @@ def write_index(
     try:
         previous = dest if dest.is_dir() else None
         mirrored = render(
-            content, tmp, mirror=mirror, previous=previous, fetch=fetch, downloads=downloads
+            content,
+            tmp,
+            mirror=mirror,
+            previous=previous,
+            fetch=fetch,
+            downloads=downloads,
+            source=source,
         )
         for directory in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
             directory.chmod(0o755)
@@ -372,7 +385,7 @@ def write_index(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-    size = sum((dest / p).stat().st_size for p in _listing(dest))
+    size = sum((dest / p).stat().st_size for p in listing(dest))
     return IndexResult(
         dest,
         tuple(sorted(content.locks)),
@@ -381,3 +394,17 @@ def write_index(
         mirrored,
         size,
     )
+
+
+__all__ = [
+    "CACHE_SUBDIR",
+    "MANIFEST",
+    "IndexContent",
+    "IndexResult",
+    "StaticIndexError",
+    "collect",
+    "constraints",
+    "current",
+    "recorded_sets",
+    "write_index",
+]

@@ -11,8 +11,8 @@ from pathlib import Path
 from bot.cache.query import fetch_files
 from bot.cache.stores import parse_store, rsync_shell, ssh_options
 from bot.core.errors import CommandError
+from bot.core.files import default_cache_dir
 from bot.core.proc import run
-from bot.lock.index.cache import default_cache_dir
 from bot.nightly.static_index import (
     CACHE_SUBDIR,
     MANIFEST,
@@ -21,6 +21,15 @@ from bot.nightly.static_index import (
     write_index,
 )
 from bot.nightly.static_index_content import StaticIndexError
+
+
+def local_index_dir(store_uri: str, subdir: str = CACHE_SUBDIR) -> Path | None:
+    """The directory :func:`publish_index` writes in place for ``store_uri`` (a ``file://``
+    cache), else None."""
+    store = parse_store(store_uri)
+    if store.kind == "file" and store.path is not None:
+        return (Path(store.path) / subdir).absolute()
+    return None
 
 
 def publish_index(

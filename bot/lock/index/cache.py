@@ -1,6 +1,7 @@
 """A content-addressed on-disk cache for the index client.
 
-Layout under the cache root (``$XDG_CACHE_HOME/nixpkgs-python`` by default)::
+Layout under the cache root (``$XDG_CACHE_HOME/nixpkgs-python`` by default,
+:func:`bot.core.files.default_cache_dir`)::
 
     index-v1/metadata/ab/<sha256 of the dist file>        METADATA / PKG-INFO bytes
     index-v1/metadata/ab/<sha256 of the dist file>.json   {verified, sha256 of those bytes}
@@ -23,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,13 +43,6 @@ UNVERIFIED_RANGE = "unverified-range"
 UNVERIFIED_PEP658 = "unverified-pep658"
 VERIFICATIONS = frozenset({PEP658_HASH, WHOLE_FILE_HASH, UNVERIFIED_RANGE, UNVERIFIED_PEP658})
 VERIFIED = frozenset({PEP658_HASH, WHOLE_FILE_HASH})
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/nixpkgs-python``, else ``~/.cache/nixpkgs-python`` (at call time)."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "nixpkgs-python"
 
 
 #: how long after a snapshot a page must have been fetched to be trusted for it (slack for

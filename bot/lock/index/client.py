@@ -20,9 +20,10 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from bot.core.errors import IndexError_, MetadataError, register_secrets, without_credentials
+from bot.core.files import default_cache_dir
 from bot.lock.index import cache as c
 from bot.lock.index import metadata as md
-from bot.lock.index.cache import Cache, CachedPage, default_cache_dir
+from bot.lock.index.cache import Cache, CachedPage
 from bot.lock.index.limits import LimitExceeded, Limits
 from bot.lock.index.models import (
     CoreMetadata,

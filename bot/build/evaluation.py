@@ -1,0 +1,130 @@
+"""Remembered evaluations: the out paths one ``nix-instantiate --eval`` gave, for its inputs.
+
+A quiet night evaluates every unchanged set's environment (one ``nix-instantiate`` for all
+of them, ~0.7 s here) only to learn the out paths it asks the binary cache for.  With the
+standalone interpreters those paths are a function of what the evaluation reads: the files
+of the repository's Nix library and data (``default.nix``, ``pyproject.toml``, ``nix/``,
+``sets/``, ``overrides/``: every byte of every file under them), the arguments (the
+interpreters by path, the attributes, the directories), the Nix installation that evaluates
+(the ``nix-instantiate`` binary, by its file's identity) and its ``NIX_*`` environment, and
+the bot's own code.  An evaluation whose every input is the same gives the same paths, so
+they are kept (``<cache dir>/evaluations.json``, the :data:`KEEP` stored last) and taken
+from there.
+
+Builds with nixpkgs are never remembered: importing nixpkgs reads the user's nixpkgs
+configuration and overlays from outside the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bot.core.files import default_cache_dir, write_atomic
+
+log = logging.getLogger(__name__)
+
+FILE = "evaluations.json"
+KEEP = 32  #: evaluations kept (those stored last)
+#: what the evaluation reads from the repository, relative to it: files, or trees walked whole
+READS = ("default.nix", "pyproject.toml", "nix", "sets", "overrides")
+
+
+def _tree_digest(repo: Path) -> str | None:
+    """sha256 over the path and bytes of every file the evaluation can read (None: one that
+    cannot be read, so nothing is remembered)."""
+    digest = hashlib.sha256()
+    for top in READS:
+        root = repo / top
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return None
+            digest.update(f"\0{path.relative_to(repo).as_posix()}\0{len(data)}\0".encode())
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def _nix_identity() -> list[object] | None:
+    found = shutil.which("nix-instantiate")
+    if found is None:
+        return None
+    try:
+        real = Path(found).resolve()
+        st = real.stat()
+    except OSError:
+        return None
+    return [str(real), st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def evaluation_key(repo: Path, argv: Sequence[str], interpreters: Mapping[str, str]) -> str | None:
+    """The key of one standalone evaluation (``argv`` without its interpreters file, which is
+    a new temporary file every run: ``interpreters`` stands for it); None: not memoisable."""
+    from bot.lock.memo import code_digest
+
+    tree = _tree_digest(repo)
+    nix = _nix_identity()
+    if tree is None or nix is None:
+        return None
+    blob = json.dumps(
+        {
+            "argv": list(argv),
+            "interpreters": dict(sorted(interpreters.items())),
+            "tree": tree,
+            "nix": nix,
+            "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("NIX_")},
+            "code": code_digest(),
+            "format": 1,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _read(path: Path) -> dict[str, dict[str, object]]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("evaluations") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def remembered(key: str, count: int) -> list[str] | None:
+    """The ``count`` out paths kept for ``key``, if any (a damaged file is a miss)."""
+    entry = _read(default_cache_dir() / FILE).get(key)
+    paths = entry.get("paths") if isinstance(entry, dict) else None
+    if not isinstance(paths, list) or len(paths) != count:
+        return None
+    if not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        return None
+    log.debug("the out paths of an identical evaluation: not evaluating")
+    return [str(p) for p in paths]
+
+
+def remember(key: str, paths: Sequence[str]) -> None:
+    """Keep the out paths of ``key`` (and the :data:`KEEP` newest others)."""
+    file = default_cache_dir() / FILE
+    entries = _read(file)
+    entries[key] = {"paths": list(paths), "used": time.time()}
+
+    def used(item: tuple[str, dict[str, object]]) -> float:
+        value = item[1].get("used") if isinstance(item[1], dict) else None
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    kept = dict(sorted(entries.items(), key=used, reverse=True)[:KEEP])
+    try:
+        write_atomic(file, json.dumps({"evaluations": kept}, sort_keys=True) + "\n")
+    except OSError as exc:  # a cache: the next run evaluates again
+        log.debug("cannot write %s: %s", file, exc)
+
+
+__all__ = ["evaluation_key", "remember", "remembered"]
