@@ -22,6 +22,16 @@ from packaging.utils import NormalizedName, canonicalize_name
 from bot.core.errors import IndexError_, MetadataError, register_secrets, without_credentials
 from bot.lock.index import cache as c
 from bot.lock.index import metadata as md
+from bot.lock.index.buildenv import (
+    WHEELS,
+    Unpacked,
+    WheelCache,
+    WheelIndex,
+    check_metadata,
+    interpreter,
+    requirement_text,
+    resolve_wheels,
+)
 from bot.lock.index.cache import Cache, CachedPage, default_cache_dir
 from bot.lock.index.limits import LimitExceeded, Limits
 from bot.lock.index.models import (
@@ -66,8 +76,10 @@ class IndexClient:
     wins).  Use as a context manager: it owns one HTTP client and one thread pool.
 
     ``cache_dir`` defaults to ``$XDG_CACHE_HOME/nixpkgs-python``; ``offline`` serves
-    everything from it; ``uv`` is the installer for PEP 517 build environments (None: find
-    uv, else pip; "": always pip); ``backoff`` is the first retry delay in seconds;
+    everything from it; PEP 517 build environments are composed from verified wheels
+    (:meth:`provision`), and ``uv`` is the installer for them when ``compose_builds`` is off
+    or a backend has no wheels (None: find uv, else pip; "": always pip); ``backoff`` is the
+    first retry delay in seconds;
     ``limits`` bound what the indexes may send (default: :meth:`Limits.from_env`).
 
     Core metadata decides a lock, so every entry says how its bytes were bound to the file
@@ -88,6 +100,7 @@ class IndexClient:
         backoff: float = 0.5,
         uv: str | None = None,
         limits: Limits | None = None,
+        compose_builds: bool = True,
     ) -> None:
         if not indexes:
             raise IndexError_("no package index configured", hint="configure at least one index")
@@ -113,6 +126,10 @@ class IndexClient:
         #: (minor version, executable) sdist metadata hooks run with: the lock's Python
         self.build_python: tuple[str, str] | None = None
         self.refresh = False  #: retry remembered metadata hook failures
+        #: the lock's exclude-newer: build backends are installed as of it (None: the newest)
+        self.build_cutoff: datetime | None = None
+        self.compose_builds = compose_builds
+        self._wheels = WheelCache(self.cache.root / WHEELS, self._wheel_bytes)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
         self._pages: dict[str, Future[Releases]] = {}
@@ -520,6 +537,7 @@ class IndexClient:
             python=self.build_python,
             uv=self.uv,
             refresh=self.refresh,
+            provision=self.provision if self.compose_builds else None,
         )
 
     def build_index_urls(self) -> list[str]:
@@ -528,6 +546,39 @@ class IndexClient:
         routed = [r.url for r in self.routes if r.packages is not None]
         general = [r.url for r in self.routes if r.packages is None]
         return list(dict.fromkeys(routed + general))
+
+    # --- build environments ---
+
+    def provision(self, requirements: Sequence[str], python: str) -> list[Unpacked]:
+        """Build requirements resolved for the interpreter ``python`` (wheels only, as of
+        :attr:`build_cutoff`, from these indexes), each wheel downloaded with its sha256
+        checked and unpacked once into the cache: what a PEP 517 hook's environment is
+        composed of (:mod:`bot.lock.index.buildenv`)."""
+        # a metadata hook runs on one of this client's own threads: it must not wait for
+        # work queued behind it on the same pool
+        index: WheelIndex = _Direct(self) if _on_pool_thread() else self
+        files, used = resolve_wheels(
+            index, requirement_text(requirements), interpreter(python), self.build_cutoff
+        )
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="wheel") as pool:
+            wheels = list(pool.map(self._wheels.get, files))
+        for file, wheel in zip(files, wheels, strict=True):
+            meta = used.get(file.sha256)
+            if meta is not None and meta.unverified is not None:
+                check_metadata(wheel, file, meta)
+        log.debug("build environment: %s", ", ".join(f.filename for f in files))
+        return wheels
+
+    def _wheel_bytes(self, file: DistFile) -> bytes:
+        if self.offline:
+            raise MetadataError(
+                f"offline, and {file.filename} (a build requirement) is not in the cache",
+                where=file.url,
+                hint="run once online with the same cache directory, or drop --offline",
+            )
+        data = self.http.get(file.url, what=f"download of {file.filename}").content
+        self._check_hash(file, data)
+        return data
 
     # --- build requirements ---
 
@@ -550,6 +601,7 @@ class IndexClient:
             uv=self.uv,
             refresh=self.refresh,
             offline=self.offline,
+            provision=self.provision if self.compose_builds else None,
         )
 
     def in_tree_backend(self, file: DistFile) -> bool:
@@ -581,6 +633,33 @@ class IndexClient:
         with self._lock:
             self._build_systems[file.sha256] = result
         return result
+
+
+def _on_pool_thread() -> bool:
+    return threading.current_thread().name.startswith("index")
+
+
+class _Direct:
+    """The client's pages and metadata for a caller on the client's own pool: what is
+    already known is used, the rest fetched on the calling thread (never queued)."""
+
+    def __init__(self, client: IndexClient) -> None:
+        self.client = client
+
+    def releases(self, name: NormalizedName) -> Releases:
+        key = canonicalize_name(name)
+        with self.client._lock:
+            fut = self.client._pages.get(key)
+        if fut is not None and fut.done():
+            return fut.result()
+        return self.client._fetch_releases(key)
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        with self.client._lock:
+            fut = self.client._metadata.get(file.sha256)
+        if fut is not None and fut.done():
+            return fut.result()
+        return self.client._fetch_metadata(file)
 
 
 def _base(stored: str | None, url: str) -> str:

@@ -41,8 +41,9 @@ from pyproject_hooks import (
     UnsupportedOperation,
 )
 
-from bot.core.errors import CommandError, MetadataError
+from bot.core.errors import CommandError, MetadataError, PackageIndexError
 from bot.core.proc import run
+from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose
 from bot.lock.index.cache import Cache
 from bot.lock.index.models import DistFile
 
@@ -198,6 +199,11 @@ class TargetEnv:
         return {"PATH": os.pathsep.join([self.scripts_dir, os.environ.get("PATH", "")])}
 
 
+#: resolves build requirements for an interpreter to unpacked, verified wheels (the index
+#: client's :meth:`~bot.lock.index.client.IndexClient.provision`)
+Provision = Callable[[Sequence[str], str], Sequence[Unpacked]]
+
+
 class _Env:
     """An isolated build environment that installs only from the configured indexes."""
 
@@ -242,6 +248,54 @@ class _Env:
             what="the PEP 517 backend",
         )
         log.debug("%s", proc.stdout)
+
+
+class _ComposedEnv(_Env):
+    """The environment made of the wheels ``provision`` resolves and unpacks (see
+    :mod:`bot.lock.index.buildenv`): no installer runs.  Requirements that no set of wheels
+    installs (a backend published only as an sdist) fall back to the installer, for
+    everything this environment holds."""
+
+    def __init__(
+        self,
+        env: TargetEnv,
+        index_urls: Sequence[str],
+        uv: str | None,
+        file: DistFile,
+        timeout: float,
+        provision: Provision,
+    ) -> None:
+        super().__init__(env, index_urls, uv, file, timeout)
+        self.provision = provision
+        self.requirements: list[str] = []
+        self.fallback = False
+
+    def install(self, requirements: Sequence[str]) -> None:
+        if not requirements:
+            return
+        wanted = [*self.requirements, *requirements]
+        if not self.fallback:
+            try:
+                wheels = self.provision(wanted, self.env.base)
+            except UnresolvableError as exc:
+                log.info("%s: %s; installing them with the installer", self.file.filename, exc)
+                self.fallback = True
+                compose(Path(self.env.scripts_dir).parent, self.env.python_executable, [])
+                requirements = wanted
+            except (PackageIndexError, MetadataError) as exc:
+                # as an installer's failure reads: the hook's callers name the sdist
+                raise CommandError(
+                    f"installing the build requirements {', '.join(wanted)} from "
+                    f"{', '.join(self.index_urls)} failed: {exc}",
+                    hint=f"the build requirements of {self.file.filename} must be on the "
+                    f"configured indexes: {', '.join(self.index_urls)}",
+                ) from exc
+            else:
+                env = Path(self.env.scripts_dir).parent
+                compose(env, self.env.python_executable, wheels)
+        if self.fallback:
+            super().install(requirements)
+        self.requirements = wanted
 
 
 def _quiet_backends() -> None:
@@ -298,6 +352,7 @@ def cached_metadata(
     uv: str | None = None,
     refresh: bool = False,
     timeout: float = HOOK_TIMEOUT,
+    provision: Provision | None = None,
 ) -> bytes:
     """:func:`pep517_metadata` for ``python`` = (minor version, executable), with a failure
     remembered by the sdist's sha256 and that version (``refresh`` forgets it)."""
@@ -329,6 +384,7 @@ def cached_metadata(
             python=python[1] if python else None,
             timeout=timeout,
             requires_out=dynamic,
+            provision=provision,
         )
     except MetadataError as exc:
         cache.put_json(FAILURES, key, {"reason": exc.message, "hint": exc.hint or ""})
@@ -355,6 +411,7 @@ def cached_build_requires(
     refresh: bool = False,
     offline: bool = False,
     timeout: float = HOOK_TIMEOUT,
+    provision: Provision | None = None,
 ) -> tuple[Requirement, ...]:
     """What the sdist's backend asks for beyond ``[build-system] requires`` when building a
     wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
@@ -382,6 +439,7 @@ def cached_build_requires(
                 uv=uv,
                 python=python[1] if python else None,
                 timeout=timeout,
+                provision=provision,
             )
             known = {"requires": found}
         except MetadataError as exc:
@@ -426,11 +484,17 @@ def _backend(
     index_urls: Sequence[str],
     file: DistFile,
     timeout: float,
+    provision: Provision | None = None,
 ) -> Iterator[tuple[_Env, BuildBackendHookCaller]]:
     """An isolated environment of ``interpreter`` with the static build requirements
-    installed, and the backend's hooks running in it."""
+    installed (composed from wheels when ``provision`` is given, else by the installer),
+    and the backend's hooks running in it."""
     with TargetEnv(interpreter, uv, timeout) as isolated:
-        env = _Env(isolated, index_urls, uv, file, timeout)
+        env = (
+            _Env(isolated, index_urls, uv, file, timeout)
+            if provision is None
+            else _ComposedEnv(isolated, index_urls, uv, file, timeout, provision)
+        )
         env.install(system.requires)
         yield (
             env,
@@ -452,9 +516,11 @@ def pep517_build_requires(
     uv: str | None = None,
     python: str | None = None,
     timeout: float = HOOK_TIMEOUT,
+    provision: Provision | None = None,
 ) -> list[str]:
     """``get_requires_for_build_wheel`` of the sdist ``data``, asked in an isolated
-    environment of ``python`` with its ``[build-system] requires`` installed."""
+    environment of ``python`` with its ``[build-system] requires`` installed (``provision``:
+    see :func:`_backend`)."""
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
@@ -474,7 +540,9 @@ def pep517_build_requires(
         if backend in STATIC_BACKENDS and not system.backend_path:
             return []
         try:
-            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (_, hooks):
+            with _backend(
+                source, system, interpreter, uv, index_urls, file, timeout, provision
+            ) as (_, hooks):
                 return [str(r) for r in hooks.get_requires_for_build_wheel()]
         except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
             raise MetadataError(
@@ -500,12 +568,14 @@ def pep517_metadata(
     python: str | None = None,
     timeout: float = HOOK_TIMEOUT,
     requires_out: list[str] | None = None,
+    provision: Provision | None = None,
 ) -> bytes:
     """METADATA of the sdist ``data``: static PEP 621 metadata, else from its PEP 517 backend
     in an isolated environment of ``python`` (an interpreter executable; default: this one).
 
     ``uv``: the uv executable to install build requirements with; None finds it, "" means
-    use pip.  ``timeout`` bounds each step (environment, install, hook).
+    use pip.  ``timeout`` bounds each step (environment, install, hook).  ``provision``:
+    compose the environment from verified wheels instead (see :func:`_backend`).
     """
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
@@ -532,10 +602,9 @@ def pep517_metadata(
         system = BuildSystem.of(document)
         backend = system.backend
         try:
-            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (
-                env,
-                hooks,
-            ):
+            with _backend(
+                source, system, interpreter, uv, index_urls, file, timeout, provision
+            ) as (env, hooks):
                 dynamic = [str(r) for r in hooks.get_requires_for_build_wheel()]
                 if requires_out is not None:
                     requires_out.extend(dynamic)
