@@ -199,7 +199,7 @@ def test_a_composed_environment_runs_console_scripts_with_its_python(tmp_path: P
         sha256="ab" * 32,
         index="http://127.0.0.1:9/simple/",
     )
-    unpacked = unpack_wheel(tmp_path / "wheels", file, wheel.read_bytes())
+    unpacked = unpack_wheel(tmp_path / "wheels", file, wheel)
     env = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     python = str(env / "bin" / "python")

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
 import shutil
 import stat
@@ -37,7 +38,6 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from io import BytesIO
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -116,6 +116,8 @@ class WheelIndex(Protocol):
     def releases(self, name: NormalizedName) -> Releases: ...
 
     def metadata(self, file: DistFile) -> CoreMetadata: ...
+
+    def prefetch(self, names: list[NormalizedName]) -> None: ...
 
 
 # --- the backend's requirements, resolved to wheels ---------------------------------------
@@ -216,6 +218,9 @@ class _Provider(AbstractProvider[Requirement, _Candidate, str]):
                     not candidate.extras or not req.marker.evaluate({**env, "extra": ""})
                 ):
                     out.append(req)
+        # the resolver asks for one project at a time: fetch the pages it needs next now
+        # (only these: a backend's extras name dozens of test tools)
+        self.index.prefetch([canonicalize_name(r.name) for r in out])
         return out
 
 
@@ -229,6 +234,7 @@ def resolve_wheels(
     and the metadata each wheel's dependencies were read from (by sha256)."""
     env = {**python.markers, "extra": ""}
     wanted = [r for r in requirements if r.marker is None or r.marker.evaluate(env)]
+    index.prefetch([canonicalize_name(r.name) for r in wanted])
     provider = _Provider(index, python, cutoff)
     resolver: Resolver[Requirement, _Candidate, str] = Resolver(provider, BaseReporter())
     try:
@@ -306,9 +312,9 @@ def _member_target(name: str, data_dir: str) -> tuple[str, PurePosixPath] | None
     return None
 
 
-def unpack_wheel(root: Path, file: DistFile, data: bytes) -> Unpacked:
-    """Unpack a wheel whose sha256 the caller checked into ``root``'s directory for it
-    (already there: used as is)."""
+def unpack_wheel(root: Path, file: DistFile, wheel: Path) -> Unpacked:
+    """Unpack the wheel file ``wheel``, whose sha256 the caller checked, into ``root``'s
+    directory for it (already there: used as is)."""
     dest = root / file.sha256[:2] / file.sha256
     if dest.is_dir():
         return Unpacked(dest)
@@ -318,7 +324,7 @@ def unpack_wheel(root: Path, file: DistFile, data: bytes) -> Unpacked:
         project = file.filename.split("-")[0]
         version = file.filename.split("-")[1]
         data_dir = f"{project}-{version}.data"
-        with zipfile.ZipFile(BytesIO(data)) as zf:
+        with zipfile.ZipFile(wheel) as zf:
             for info in zf.infolist():
                 if info.is_dir():
                     continue
@@ -405,14 +411,15 @@ def _write_script(path: Path, body: bytes) -> None:
 class WheelCache:
     """Unpacked wheels under a cache root, each unpacked once however many threads ask."""
 
-    def __init__(self, root: Path, download: Callable[[DistFile], bytes]) -> None:
+    def __init__(self, root: Path, download: Callable[[DistFile, Path], None]) -> None:
         self.root = root
         self.download = download
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
     def get(self, file: DistFile) -> Unpacked:
-        """The wheel's tree, downloaded (sha256 checked by ``download``) and unpacked if new."""
+        """The wheel's tree, downloaded into a file (its sha256 checked by ``download``)
+        and unpacked if new."""
         dest = self.root / file.sha256[:2] / file.sha256
         if dest.is_dir():
             return Unpacked(dest)
@@ -421,13 +428,19 @@ class WheelCache:
         with lock:
             if dest.is_dir():
                 return Unpacked(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
+            os.close(fd)
             try:
-                return unpack_wheel(self.root, file, self.download(file))
+                self.download(file, Path(name))
+                return unpack_wheel(self.root, file, Path(name))
             except (zipfile.BadZipFile, ValueError, OSError) as exc:
                 raise MetadataError(
                     f"cannot unpack {file.filename} into the build environment cache: {exc}",
                     where=file.url,
                 ) from exc
+            finally:
+                Path(name).unlink(missing_ok=True)
 
 
 def check_metadata(wheel: Unpacked, file: DistFile, used: CoreMetadata) -> None:

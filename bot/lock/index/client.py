@@ -129,7 +129,7 @@ class IndexClient:
         #: the lock's exclude-newer: build backends are installed as of it (None: the newest)
         self.build_cutoff: datetime | None = None
         self.compose_builds = compose_builds
-        self._wheels = WheelCache(self.cache.root / WHEELS, self._wheel_bytes)
+        self._wheels = WheelCache(self.cache.root / WHEELS, self._download_wheel)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
         self._pages: dict[str, Future[Releases]] = {}
@@ -262,7 +262,13 @@ class IndexClient:
             return parse_page(cached.body, cached.content_type, base, route.url, name)
         page, base = self._fresh_page(route, name, cached)
         self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
-        return parse_page(page.body, page.content_type, base, route.url, name)
+        releases = parse_page(page.body, page.content_type, base, route.url, name)
+        if page.sha256:
+            # parsed: the body (a quarter of the run's memory in a big set) need not stay;
+            # its digest does, and the cache holds the bytes should anyone ask again
+            with self._lock:
+                self._fresh[url] = (dataclasses.replace(page, body=b""), base)
+        return releases
 
     def _fresh_page(
         self, route: IndexRoute, name: NormalizedName, cached: CachedPage | None
@@ -275,7 +281,12 @@ class IndexClient:
         with self._lock:
             known = self._fresh.get(url)
         if known is not None:
-            return known
+            if known[0].body or not known[0].sha256:
+                return known
+            # parsed already, its body dropped: the cache's copy if it is still those bytes
+            stored = self.cache.get_page(url)
+            if stored is not None and hashlib.sha256(stored.body).hexdigest() == known[0].sha256:
+                return dataclasses.replace(stored, sha256=known[0].sha256), known[1]
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
@@ -557,11 +568,10 @@ class IndexClient:
         # a metadata hook runs on one of this client's own threads: it must not wait for
         # work queued behind it on the same pool
         index: WheelIndex = _Direct(self) if _on_pool_thread() else self
-        files, used = resolve_wheels(
-            index, requirement_text(requirements), interpreter(python), self.build_cutoff
-        )
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="wheel") as pool:
-            wheels = list(pool.map(self._wheels.get, files))
+        wanted = requirement_text(requirements)
+        index.prefetch([canonicalize_name(r.name) for r in wanted])  # while the probe runs
+        files, used = resolve_wheels(index, wanted, interpreter(python), self.build_cutoff)
+        wheels = [self._wheels.get(f) for f in files]
         for file, wheel in zip(files, wheels, strict=True):
             meta = used.get(file.sha256)
             if meta is not None and meta.unverified is not None:
@@ -569,16 +579,27 @@ class IndexClient:
         log.debug("build environment: %s", ", ".join(f.filename for f in files))
         return wheels
 
-    def _wheel_bytes(self, file: DistFile) -> bytes:
+    def _download_wheel(self, file: DistFile, path: Path) -> None:
+        """Download ``file`` into ``path`` (streamed: a backend's wheel may be big), its
+        sha256 checked."""
         if self.offline:
             raise MetadataError(
                 f"offline, and {file.filename} (a build requirement) is not in the cache",
                 where=file.url,
                 hint="run once online with the same cache directory, or drop --offline",
             )
-        data = self.http.get(file.url, what=f"download of {file.filename}").content
-        self._check_hash(file, data)
-        return data
+        with path.open("wb") as out:
+            self.http.get(file.url, what=f"download of {file.filename}", sink=out)
+        digest = hashlib.sha256()
+        with path.open("rb") as written:
+            while chunk := written.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != file.sha256:
+            raise IndexError_(
+                f"{file.filename} does not match its sha256 on the index",
+                where=file.url,
+                hint="the index or a proxy served different bytes; retry, or report it",
+            )
 
     # --- build requirements ---
 
@@ -660,6 +681,9 @@ class _Direct:
         if fut is not None and fut.done():
             return fut.result()
         return self.client._fetch_metadata(file)
+
+    def prefetch(self, names: list[NormalizedName]) -> None:
+        """Nothing: a pool thread must not queue work it may then wait for."""
 
 
 def _base(stored: str | None, url: str) -> str:
