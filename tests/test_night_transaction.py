@@ -38,13 +38,23 @@ TRIALS = range(int(os.environ.get("NIXPKGS_PYTHON_TRIALS", "1")))
 PHASE_TIMEOUT = 300.0
 
 
+#: run argv with SIGINT at its default disposition, as from a terminal: a process started in
+#: the background by a non-interactive shell (``.ci/run &``) inherits SIGINT *ignored*, and a
+#: Python started that way keeps ignoring it (no KeyboardInterrupt), which is right for the bot
+#: but would make the SIGINT cases here test nothing
+SIGINT_DEFAULT_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
 class Night:
     """A ``nixpkgs-python -v nightly`` child in its own process group; stderr is read by a
     thread so the test can wait for the command it is running (``$ nix-build ...``)."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            argv,
+            [sys.executable, "-c", SIGINT_DEFAULT_EXEC, *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
