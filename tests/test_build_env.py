@@ -219,3 +219,28 @@ def test_a_composed_environment_runs_console_scripts_with_its_python(tmp_path: P
     me = interpreter(sys.executable)
     assert me.markers["python_version"] == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert min(me.tags.values()) == 0
+
+
+def test_the_sdists_own_requirements_win_over_the_early_guess(
+    client: IndexClient, demo_index: IndexServer
+) -> None:
+    """Wheels are provisioned while the sdist is unpacked, for the requirements the caller
+    read; when the unpacked sdist says otherwise, its own are what the hook gets."""
+    from bot.lock.index.pep517 import pep517_build_requires
+
+    file = sdist_of(client, "one")
+    data = client._sdist_bytes(file)
+    got = pep517_build_requires(
+        data,
+        file,
+        [demo_index.url],
+        provision=client.provision,
+        early=["intruder"],  # not what the sdist requires
+    )
+    assert got == ["helper-seen==2", "pth-ran", "script-ran", "data-script-ran"]
+    # and with the right guess, the same answer from the wheels fetched early
+    assert client._early_requires(file) == ["demo-backend"]
+    again = pep517_build_requires(
+        data, file, [demo_index.url], provision=client.provision, early=["demo-backend"]
+    )
+    assert again == got

@@ -135,6 +135,7 @@ class IndexClient:
         self._pages: dict[str, Future[Releases]] = {}
         self._metadata: dict[str, Future[CoreMetadata]] = {}
         self._build_systems: dict[str, tuple[tuple[Requirement, ...], bool]] = {}
+        self._backends: dict[str, str] = {}  #: sdist sha256 -> build-backend ("": none named)
         self._sdist_locks: dict[str, threading.Lock] = {}
 
     # --- lifecycle ---
@@ -623,7 +624,21 @@ class IndexClient:
             refresh=self.refresh,
             offline=self.offline,
             provision=self.provision if self.compose_builds else None,
+            early=self._early_requires(file) if self.compose_builds else None,
         )
+
+    def _early_requires(self, file: DistFile) -> list[str] | None:
+        """The static build requirements of an sdist whose backend will be asked (their
+        wheels are then fetched while the sdist is unpacked and its environment made);
+        None when it will not be (a backend known to add nothing) or it is not known."""
+        from bot.lock.index.pep517 import STATIC_BACKENDS
+
+        requires, in_tree = self._build_system(file)
+        with self._lock:
+            backend = self._backends.get(file.sha256)
+        if backend is None or (backend in STATIC_BACKENDS and not in_tree):
+            return None
+        return [str(r) for r in requires]
 
     def in_tree_backend(self, file: DistFile) -> bool:
         """Whether an sdist's build backend is the package itself (``backend-path``)."""
@@ -637,22 +652,28 @@ class IndexClient:
         if known is not None:
             return known
         cached = self.cache.get_json("build-system", file.sha256)
+        backend: str | None = None
         if isinstance(cached, dict) and isinstance(cached.get("requires"), list):
             result = (
                 tuple(Requirement(r) for r in cached["requires"]),
                 bool(cached.get("in-tree")),
             )
+            if isinstance(cached.get("backend"), str):  # (not in an older cache's entries)
+                backend = cached["backend"]
         else:
             data = self._sdist_bytes(file)
             _, pyproject = md.sdist_files(data, file, limit=self.limits.metadata)
             result = (md.build_requires_of(pyproject, file), md.in_tree_backend_of(pyproject))
+            backend = md.backend_of(pyproject)
             self.cache.put_json(
                 "build-system",
                 file.sha256,
-                {"requires": [str(r) for r in result[0]], "in-tree": result[1]},
+                {"requires": [str(r) for r in result[0]], "in-tree": result[1], "backend": backend},
             )
         with self._lock:
             self._build_systems[file.sha256] = result
+            if backend is not None:
+                self._backends[file.sha256] = backend
         return result
 
 
