@@ -130,6 +130,8 @@ class IndexClient:
         self.build_cutoff: datetime | None = None
         self.compose_builds = compose_builds
         self._wheels = WheelCache(self.cache.root / WHEELS, self._download_wheel)
+        #: downloads of build backends' wheels (their own pool: the callers may be on ours)
+        self._wheel_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wheel")
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
         self._pages: dict[str, Future[Releases]] = {}
@@ -161,6 +163,7 @@ class IndexClient:
     def close(self) -> None:
         """Stop background work and close connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._wheel_pool.shutdown(wait=True, cancel_futures=True)
         if self._http is not None:
             self._http.close()
 
@@ -572,7 +575,8 @@ class IndexClient:
         wanted = requirement_text(requirements)
         index.prefetch([canonicalize_name(r.name) for r in wanted])  # while the probe runs
         files, used = resolve_wheels(index, wanted, interpreter(python), self.build_cutoff)
-        wheels = [self._wheels.get(f) for f in files]
+        # fetched side by side (each streamed to disk, so memory stays flat)
+        wheels = list(self._wheel_pool.map(self._wheels.get, files))
         for file, wheel in zip(files, wheels, strict=True):
             meta = used.get(file.sha256)
             if meta is not None and meta.unverified is not None:
