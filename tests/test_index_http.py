@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from bot.core.errors import IndexError_
 from bot.lock.index.http import Http
+from bot.lock.index.limits import LimitExceeded, Limits
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -151,6 +152,29 @@ def test_redirects_gzip_and_identity(server: _Server) -> None:
         assert info.value.where == f"http://127.0.0.1:{server.port}/redirect/11"
     finally:
         http.close()
+
+
+def test_a_body_streams_into_a_sink_within_the_limits(server: _Server, tmp_path: Path) -> None:
+    http = Http()
+    try:
+        with (tmp_path / "body").open("w+b") as sink:
+            sink.write(b"left over from an earlier attempt")
+            resp = http.get(f"http://127.0.0.1:{server.port}/gzip", sink=sink)
+            assert resp.content == b""  # nothing kept in memory
+            sink.seek(0)
+            assert sink.read() == b"x" * 1000  # decoded, and only this answer's body
+            # through redirects: only the final response's body
+            http.get(f"http://127.0.0.1:{server.port}/redirect/2", sink=sink)
+            sink.seek(0)
+            assert sink.read() == b"/done"
+    finally:
+        http.close()
+    small = Http(retries=0, limits=Limits(download=500))
+    try:
+        with (tmp_path / "big").open("w+b") as sink, pytest.raises(LimitExceeded):
+            small.get(f"http://127.0.0.1:{server.port}/gzip", sink=sink)  # 1000 decoded
+    finally:
+        small.close()
 
 
 @pytest.mark.parametrize("path", ["/to-bad-port", "/to-bad-ipv6"])

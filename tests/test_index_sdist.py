@@ -32,6 +32,13 @@ def client_for(tmp_path: Path) -> Iterator[object]:
         client.close()
 
 
+def _installer(kind: str) -> dict[str, object]:
+    """IndexClient options: build environments composed from wheels, or made by uv or pip."""
+    if kind == "composed":
+        return {}
+    return {"uv": None if kind == "uv" else "", "compose_builds": False}
+
+
 def only_file(client: IndexClient, name: str) -> DistFile:
     (file,) = client.files(canonicalize_name(name))
     return file
@@ -75,7 +82,7 @@ def test_dynamic_requires_dist_goes_through_pep517(
     assert "/files/fixture_backend-1.0-py3-none-any.whl" in index.paths()
 
 
-@pytest.mark.parametrize("installer", ["uv", "pip"])
+@pytest.mark.parametrize("installer", ["composed", "uv", "pip"])
 def test_old_metadata_version_goes_through_pep517(
     pypi_index_with_backend: IndexServer, client_for, tmp_path: Path, installer: str
 ) -> None:
@@ -91,7 +98,7 @@ def test_old_metadata_version_goes_through_pep517(
             dynamic=("Requires-Dist",),
         )
     )
-    client = client_for(index, uv=None if installer == "uv" else "")
+    client = client_for(index, **_installer(installer))
     assert [str(r) for r in client.metadata(only_file(client, "old")).requires_dist] == ["dep"]
     assert "/simple/fixture-backend/" in index.paths()
 
@@ -107,7 +114,7 @@ def test_pep517_failure_names_the_file(pypi_index: IndexServer, client_for, tmp_
     assert "/simple/fixture-backend/" in pypi_index.paths()
 
 
-@pytest.mark.parametrize("installer", ["uv", "pip"])
+@pytest.mark.parametrize("installer", ["composed", "uv", "pip"])
 def test_build_requirements_never_come_from_elsewhere(
     pypi_index: IndexServer,
     client_for,
@@ -123,7 +130,7 @@ def test_build_requirements_never_come_from_elsewhere(
             monkeypatch.setenv(var, other.url)
         monkeypatch.setenv("PIP_FIND_LINKS", str(backend_wheel.parent))
         pypi_index.publish(make_sdist(tmp_path, "dyn", "1.0", dynamic=("Requires-Dist",)))
-        client = client_for(pypi_index, uv=None if installer == "uv" else "")
+        client = client_for(pypi_index, **_installer(installer))
         with pytest.raises(MetadataError, match="PEP 517 backend"):
             client.metadata(only_file(client, "dyn"))
         assert other.requests == []

@@ -535,9 +535,11 @@ def _configure_for(
     index: IndexClient, opts: LockOptions, python: str, exclude_newer: datetime
 ) -> None:
     """Set the client up for one lock.  One client serves every lock of a run (its pages and
-    metadata are shared), so each lock sets its own snapshot, sdist-hook interpreter and
-    refresh, and starts recording what it fetches (for the memo)."""
+    metadata are shared), so each lock sets its own snapshot (which its build backends are
+    also installed as of), sdist-hook interpreter and refresh, and starts recording what it
+    fetches (for the memo)."""
     index.snapshot = None if opts.refresh else exclude_newer
+    index.build_cutoff = exclude_newer
     index.build_python = hook_python(opts.repo, python)
     index.refresh = opts.refresh
     index.record()

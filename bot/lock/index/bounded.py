@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from bot.lock.index.limits import too_big
 
@@ -109,15 +109,24 @@ def _decoder(encoding: str, first: bytes) -> zlib._Decompress | None:
     raise DecodeError(f"an unsupported Content-Encoding {encoding!r}")
 
 
-def read_body(raw: http.client.HTTPResponse, url: str, limit: int, what: str, kind: str) -> bytes:
-    """The decoded body of ``raw``, refusing more than ``limit`` bytes sent or decoded."""
+def read_body(
+    raw: http.client.HTTPResponse,
+    url: str,
+    limit: int,
+    what: str,
+    kind: str,
+    sink: BinaryIO | None = None,
+) -> bytes:
+    """The decoded body of ``raw``, refusing more than ``limit`` bytes sent or decoded;
+    written to ``sink`` as it arrives instead when one is given (then b"" is returned, and
+    a big download never sits in memory whole)."""
     length = (raw.getheader("Content-Length") or "").strip()
     if length.isdigit() and int(length) > limit:
         raise too_big(what, url, limit, kind)
     encoding = (raw.getheader("Content-Encoding") or "identity").strip().lower()
     decoder: zlib._Decompress | None = None
     out = bytearray()
-    sent = 0
+    sent = decoded = 0  # decoded: what went to the sink
     first = True
     try:
         while chunk := raw.read(CHUNK):
@@ -128,16 +137,23 @@ def read_body(raw: http.client.HTTPResponse, url: str, limit: int, what: str, ki
                 decoder, first = _decoder(encoding, chunk), False
             if decoder is None:
                 out += chunk
-                continue
-            while chunk:  # a MiB of output at a time: no second copy of a big answer
-                out += decoder.decompress(chunk, min(limit + 1 - len(out), 1 << 20))
-                if len(out) > limit:
-                    raise too_big(f"{what} (decompressed)", url, limit, kind)
-                chunk = decoder.unconsumed_tail
+            else:
+                while chunk:  # a MiB of output at a time: no second copy of a big answer
+                    out += decoder.decompress(chunk, min(limit + 1 - decoded - len(out), 1 << 20))
+                    if decoded + len(out) > limit:
+                        raise too_big(f"{what} (decompressed)", url, limit, kind)
+                    chunk = decoder.unconsumed_tail
+            if sink is not None:
+                sink.write(out)
+                decoded += len(out)
+                out.clear()
         if decoder is not None:
             out += decoder.flush()
-            if len(out) > limit:
+            if decoded + len(out) > limit:
                 raise too_big(f"{what} (decompressed)", url, limit, kind)
+            if sink is not None:
+                sink.write(out)
+                out.clear()
     except zlib.error as exc:
         raise DecodeError(f"a corrupt {encoding} body: {exc}") from exc
     if raw.length:  # http.client ends a short read quietly: the body was cut off

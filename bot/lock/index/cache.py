@@ -7,6 +7,8 @@ Layout under the cache root (``$XDG_CACHE_HOME/nixpkgs-python`` by default,
     index-v1/metadata/ab/<sha256 of the dist file>.json   {verified, sha256 of those bytes}
     index-v1/build-requires/ab/<sha256 of the sdist>.json  ["setuptools>=61", ...]
     index-v1/sdists/ab/<sha256 of the sdist>               the sdist itself
+    index-v1/wheels/ab/<sha256 of the wheel>/              a build backend's wheel, unpacked
+                                                           (:mod:`bot.lock.index.buildenv`)
     index-v1/pages/ab/<sha256 of the page URL>.json        {url, content-type, etag, sha256}
     index-v1/pages/ab/<sha256 of the page URL>.body        the page as served
 

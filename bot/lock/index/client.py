@@ -23,6 +23,16 @@ from bot.core.errors import IndexError_, MetadataError, register_secrets, withou
 from bot.core.files import default_cache_dir
 from bot.lock.index import cache as c
 from bot.lock.index import metadata as md
+from bot.lock.index.buildenv import (
+    WHEELS,
+    Unpacked,
+    WheelCache,
+    WheelIndex,
+    check_metadata,
+    interpreter,
+    requirement_text,
+    resolve_wheels,
+)
 from bot.lock.index.cache import Cache, CachedPage
 from bot.lock.index.limits import LimitExceeded, Limits
 from bot.lock.index.models import (
@@ -67,8 +77,10 @@ class IndexClient:
     wins).  Use as a context manager: it owns one HTTP client and one thread pool.
 
     ``cache_dir`` defaults to ``$XDG_CACHE_HOME/nixpkgs-python``; ``offline`` serves
-    everything from it; ``uv`` is the installer for PEP 517 build environments (None: find
-    uv, else pip; "": always pip); ``backoff`` is the first retry delay in seconds;
+    everything from it; PEP 517 build environments are composed from verified wheels
+    (:meth:`provision`), and ``uv`` is the installer for them when ``compose_builds`` is off
+    or a backend has no wheels (None: find uv, else pip; "": always pip); ``backoff`` is the
+    first retry delay in seconds;
     ``limits`` bound what the indexes may send (default: :meth:`Limits.from_env`).
 
     Core metadata decides a lock, so every entry says how its bytes were bound to the file
@@ -89,6 +101,7 @@ class IndexClient:
         backoff: float = 0.5,
         uv: str | None = None,
         limits: Limits | None = None,
+        compose_builds: bool = True,
     ) -> None:
         if not indexes:
             raise IndexError_("no package index configured", hint="configure at least one index")
@@ -114,11 +127,18 @@ class IndexClient:
         #: (minor version, executable) sdist metadata hooks run with: the lock's Python
         self.build_python: tuple[str, str] | None = None
         self.refresh = False  #: retry remembered metadata hook failures
+        #: the lock's exclude-newer: build backends are installed as of it (None: the newest)
+        self.build_cutoff: datetime | None = None
+        self.compose_builds = compose_builds
+        self._wheels = WheelCache(self.cache.root / WHEELS, self._download_wheel)
+        #: downloads of build backends' wheels (their own pool: the callers may be on ours)
+        self._wheel_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wheel")
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
         self._lock = threading.Lock()
         self._pages: dict[str, Future[Releases]] = {}
         self._metadata: dict[str, Future[CoreMetadata]] = {}
         self._build_systems: dict[str, tuple[tuple[Requirement, ...], bool]] = {}
+        self._backends: dict[str, str] = {}  #: sdist sha256 -> build-backend ("": none named)
         self._sdist_locks: dict[str, threading.Lock] = {}
 
     # --- lifecycle ---
@@ -144,6 +164,7 @@ class IndexClient:
     def close(self) -> None:
         """Stop background work and close connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._wheel_pool.shutdown(wait=True, cancel_futures=True)
         if self._http is not None:
             self._http.close()
 
@@ -246,7 +267,13 @@ class IndexClient:
             return parse_page(cached.body, cached.content_type, base, route.url, name)
         page, base = self._fresh_page(route, name, cached)
         self._digests[url] = page.sha256 or hashlib.sha256(page.body).hexdigest()
-        return parse_page(page.body, page.content_type, base, route.url, name)
+        releases = parse_page(page.body, page.content_type, base, route.url, name)
+        if page.sha256:
+            # parsed: the body (a quarter of the run's memory in a big set) need not stay;
+            # its digest does, and the cache holds the bytes should anyone ask again
+            with self._lock:
+                self._fresh[url] = (dataclasses.replace(page, body=b""), base)
+        return releases
 
     def _fresh_page(
         self, route: IndexRoute, name: NormalizedName, cached: CachedPage | None
@@ -259,7 +286,12 @@ class IndexClient:
         with self._lock:
             known = self._fresh.get(url)
         if known is not None:
-            return known
+            if known[0].body or not known[0].sha256:
+                return known
+            # parsed already, its body dropped: the cache's copy if it is still those bytes
+            stored = self.cache.get_page(url)
+            if stored is not None and hashlib.sha256(stored.body).hexdigest() == known[0].sha256:
+                return dataclasses.replace(stored, sha256=known[0].sha256), known[1]
         headers = {"Accept": ACCEPT}
         if cached is not None and cached.etag:
             headers["If-None-Match"] = cached.etag
@@ -521,6 +553,7 @@ class IndexClient:
             python=self.build_python,
             uv=self.uv,
             refresh=self.refresh,
+            provision=self.provision if self.compose_builds else None,
         )
 
     def build_index_urls(self) -> list[str]:
@@ -529,6 +562,50 @@ class IndexClient:
         routed = [r.url for r in self.routes if r.packages is not None]
         general = [r.url for r in self.routes if r.packages is None]
         return list(dict.fromkeys(routed + general))
+
+    # --- build environments ---
+
+    def provision(self, requirements: Sequence[str], python: str) -> list[Unpacked]:
+        """Build requirements resolved for the interpreter ``python`` (wheels only, as of
+        :attr:`build_cutoff`, from these indexes), each wheel downloaded with its sha256
+        checked and unpacked once into the cache: what a PEP 517 hook's environment is
+        composed of (:mod:`bot.lock.index.buildenv`)."""
+        # a metadata hook runs on one of this client's own threads: it must not wait for
+        # work queued behind it on the same pool
+        index: WheelIndex = _Direct(self) if _on_pool_thread() else self
+        wanted = requirement_text(requirements)
+        index.prefetch([canonicalize_name(r.name) for r in wanted])  # while the probe runs
+        files, used = resolve_wheels(index, wanted, interpreter(python), self.build_cutoff)
+        # fetched side by side (each streamed to disk, so memory stays flat)
+        wheels = list(self._wheel_pool.map(self._wheels.get, files))
+        for file, wheel in zip(files, wheels, strict=True):
+            meta = used.get(file.sha256)
+            if meta is not None and meta.unverified is not None:
+                check_metadata(wheel, file, meta)
+        log.debug("build environment: %s", ", ".join(f.filename for f in files))
+        return wheels
+
+    def _download_wheel(self, file: DistFile, path: Path) -> None:
+        """Download ``file`` into ``path`` (streamed: a backend's wheel may be big), its
+        sha256 checked."""
+        if self.offline:
+            raise MetadataError(
+                f"offline, and {file.filename} (a build requirement) is not in the cache",
+                where=file.url,
+                hint="run once online with the same cache directory, or drop --offline",
+            )
+        with path.open("wb") as out:
+            self.http.get(file.url, what=f"download of {file.filename}", sink=out)
+        digest = hashlib.sha256()
+        with path.open("rb") as written:
+            while chunk := written.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != file.sha256:
+            raise IndexError_(
+                f"{file.filename} does not match its sha256 on the index",
+                where=file.url,
+                hint="the index or a proxy served different bytes; retry, or report it",
+            )
 
     # --- build requirements ---
 
@@ -551,7 +628,22 @@ class IndexClient:
             uv=self.uv,
             refresh=self.refresh,
             offline=self.offline,
+            provision=self.provision if self.compose_builds else None,
+            early=self._early_requires(file) if self.compose_builds else None,
         )
+
+    def _early_requires(self, file: DistFile) -> list[str] | None:
+        """The static build requirements of an sdist whose backend will be asked (their
+        wheels are then fetched while the sdist is unpacked and its environment made);
+        None when it will not be (a backend known to add nothing) or it is not known."""
+        from bot.lock.index.pep517 import STATIC_BACKENDS
+
+        requires, in_tree = self._build_system(file)
+        with self._lock:
+            backend = self._backends.get(file.sha256)
+        if backend is None or (backend in STATIC_BACKENDS and not in_tree):
+            return None
+        return [str(r) for r in requires]
 
     def in_tree_backend(self, file: DistFile) -> bool:
         """Whether an sdist's build backend is the package itself (``backend-path``)."""
@@ -565,23 +657,59 @@ class IndexClient:
         if known is not None:
             return known
         cached = self.cache.get_json("build-system", file.sha256)
+        backend: str | None = None
         if isinstance(cached, dict) and isinstance(cached.get("requires"), list):
             result = (
                 tuple(Requirement(r) for r in cached["requires"]),
                 bool(cached.get("in-tree")),
             )
+            if isinstance(cached.get("backend"), str):  # (not in an older cache's entries)
+                backend = cached["backend"]
         else:
             data = self._sdist_bytes(file)
             _, pyproject = md.sdist_files(data, file, limit=self.limits.metadata)
             result = (md.build_requires_of(pyproject, file), md.in_tree_backend_of(pyproject))
+            backend = md.backend_of(pyproject)
             self.cache.put_json(
                 "build-system",
                 file.sha256,
-                {"requires": [str(r) for r in result[0]], "in-tree": result[1]},
+                {"requires": [str(r) for r in result[0]], "in-tree": result[1], "backend": backend},
             )
         with self._lock:
             self._build_systems[file.sha256] = result
+            if backend is not None:
+                self._backends[file.sha256] = backend
         return result
+
+
+def _on_pool_thread() -> bool:
+    return threading.current_thread().name.startswith("index")
+
+
+class _Direct:
+    """The client's pages and metadata for a caller on the client's own pool: what is
+    already known is used, the rest fetched on the calling thread (never queued)."""
+
+    def __init__(self, client: IndexClient) -> None:
+        self.client = client
+
+    def releases(self, name: NormalizedName) -> Releases:
+        key = canonicalize_name(name)
+        with self.client._lock:
+            fut = self.client._pages.get(key)
+        if fut is not None and fut.done():
+            return fut.result()
+        return self.client._fetch_releases(key)
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        with self.client._lock:
+            fut = self.client._metadata.get(file.sha256)
+        if fut is not None and fut.done():
+            return fut.result()
+        return self.client._fetch_metadata(file)
+
+    def prefetch(self, names: list[NormalizedName]) -> None:
+        """Nothing: a pool thread must not queue work it may then wait for."""
 
 
 def _base(stored: str | None, url: str) -> str:

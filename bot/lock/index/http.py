@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from bot import __version__
@@ -309,18 +309,21 @@ class Http:
         what: str = "download",
         ok: frozenset[int] = frozenset({200, 206, 304}),
         kind: str = "download",
+        sink: BinaryIO | None = None,
     ) -> Response:
         """GET ``url``, retrying transient failures; 404/410 raise :class:`NotFound`.
 
         Any status in ``ok`` is returned; any other final status raises :class:`IndexError_`.
         The body is bounded by the ``kind`` limit (``page``, ``download`` or ``metadata``) and
         the response by the deadline: exceeding either raises :class:`LimitExceeded`, at once.
+        With a ``sink`` (a seekable file) the body is written there, not kept (``content``
+        is then empty); it holds the final response's body only.
         """
         last = ""
         for attempt in range(self.retries + 1):
             retry_after: float | None = None
             try:
-                resp = self._follow(url, headers or {}, what, kind)
+                resp = self._follow(url, headers or {}, what, kind, sink)
             except RequestTimeoutError as exc:
                 last = f"timed out ({exc})"
             except TransportError as exc:
@@ -351,7 +354,14 @@ class Http:
             hint="the index may be down or unreachable; check the network and retry later",
         )
 
-    def _follow(self, url: str, headers: Mapping[str, str], what: str, kind: str) -> Response:
+    def _follow(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        what: str,
+        kind: str,
+        sink: BinaryIO | None = None,
+    ) -> Response:
         """One GET, following redirects.
 
         Credentials in the URL (``https://user:token@host/simple/``, as private indexes are
@@ -382,7 +392,7 @@ class Http:
             hop_auth = basic_auth(parts) or (auth if key == origin else None)
             if hop_auth is not None:
                 sent.setdefault("Authorization", hop_auth)
-            resp = self._once(url, parts, key, sent, what, kind)
+            resp = self._once(url, parts, key, sent, what, kind, sink)
             location = resp.headers.get("Location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
@@ -409,9 +419,11 @@ class Http:
         headers: Mapping[str, str],
         what: str,
         kind: str,
+        sink: BinaryIO | None = None,
     ) -> Response:
         """One request on a pooled connection to ``key`` (a new one if a kept-alive one was
-        closed under it); the body read whole (within the limits) and decoded."""
+        closed under it); the body read whole (within the limits) and decoded (into
+        ``sink``, emptied first, when given)."""
         limit = int(getattr(self.limits, kind))
         deadline = self.limits.deadline
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -429,9 +441,12 @@ class Http:
                         if conn.proxy.auth:
                             request_headers = {**sent, "Proxy-Authorization": conn.proxy.auth}
                     try:
+                        if sink is not None:
+                            sink.seek(0)
+                            sink.truncate()
                         conn.request("GET", path, headers=request_headers)
                         raw = conn.getresponse()
-                        content = read_body(raw, url, limit, what, kind)
+                        content = read_body(raw, url, limit, what, kind, sink)
                     except _STALE:
                         if reused and not watch.fired:
                             raise _StaleError from None

@@ -302,6 +302,19 @@ def pkg_info_trusted(pkg_info: bytes) -> bool:
     return not (dynamic & RESOLUTION_FIELDS)
 
 
+def backend_of(pyproject: bytes | None) -> str:
+    """The ``[build-system] build-backend`` ("" when none is named, or unreadable)."""
+    if pyproject is None:
+        return ""
+    try:
+        data = tomllib.loads(pyproject.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return ""
+    system = data.get("build-system")
+    backend = system.get("build-backend") if isinstance(system, dict) else None
+    return backend if isinstance(backend, str) else ""
+
+
 def in_tree_backend_of(pyproject: bytes | None) -> bool:
     """Whether the sdist builds itself: its ``[build-system] backend-path`` points inside it.
 

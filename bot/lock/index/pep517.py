@@ -3,11 +3,13 @@
 The sdist is unpacked into a temporary directory.  When its ``pyproject.toml`` states every
 field the resolver reads statically (PEP 621: ``dependencies``, ``optional-dependencies`` and
 ``requires-python`` not ``dynamic``), that is the metadata, whatever the backend.  Otherwise
-its build requirements are installed into a fresh isolated environment made from the LOCK'S
+its build requirements are put into a fresh isolated environment made from the LOCK'S
 interpreter (the Python minor version being locked: a backend may refuse any other), from the
 SAME indexes the bot resolves against (never from any other index, find-links directory or
-configuration file), and the backend's ``prepare_metadata_for_build_wheel`` hook runs (falling
-back to ``build_wheel``), each step within a bounded time.  :func:`cached_metadata` remembers
+configuration file): composed of their wheels (:mod:`bot.lock.index.buildenv`), or installed
+by uv or pip where no wheels install them; and the backend's
+``prepare_metadata_for_build_wheel`` hook runs (falling back to ``build_wheel``), each step
+within a bounded time.  :func:`cached_metadata` remembers
 a failure by the sdist's sha256 and the Python version, so a broken sdist costs one attempt,
 not one per lock (``--refresh`` tries again).
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import logging
 import os
 import shutil
@@ -27,7 +28,7 @@ import tomllib
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -41,8 +42,9 @@ from pyproject_hooks import (
     UnsupportedOperation,
 )
 
-from bot.core.errors import CommandError, MetadataError
+from bot.core.errors import CommandError, MetadataError, PackageIndexError
 from bot.core.proc import run
+from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose
 from bot.lock.index.cache import Cache
 from bot.lock.index.models import DistFile
 
@@ -124,13 +126,41 @@ def install_command(
     ]
 
 
-def _unpack(data: bytes, filename: str, dest: Path) -> Path:
-    if filename.endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            zf.extractall(dest)  # noqa: S202 - zipfile sanitises member paths
+#: unpacks an sdist (argv: archive, destination); run by this interpreter as a child
+_UNPACK = """
+import sys, tarfile, zipfile
+archive, dest = sys.argv[1:3]
+try:
+    if archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(dest)
     else:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+        with tarfile.open(archive, mode="r:*") as tf:
             tf.extractall(dest, filter="data")
+except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    sys.exit(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def _unpack(data: bytes, filename: str, dest: Path) -> Path:
+    """Unpack an sdist into ``dest`` (zip members sanitised by zipfile, tar members by the
+    "data" filter) in a child process: it is a few hundred files of pure-Python work, which
+    in this process would take turns for the interpreter lock with the resolver (1.7-1.9 s
+    for cryptography's or libcst's sdist in a cold lock of a big set; 0.15-0.2 s of CPU in
+    a child)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest.parent / ("sdist.zip" if filename.endswith(".zip") else "sdist.tar")
+    archive.write_bytes(data)
+    try:
+        run(
+            [sys.executable, "-I", "-c", _UNPACK, str(archive), str(dest)],
+            timeout=HOOK_TIMEOUT,
+            what=f"unpacking {filename}",
+        )
+    except CommandError as exc:
+        raise ValueError(exc.stderr_tail or exc.message) from exc
+    finally:
+        archive.unlink(missing_ok=True)
     roots = [p for p in dest.iterdir() if p.is_dir()]
     if len(roots) != 1:
         raise ValueError("an sdist must contain exactly one top-level directory")
@@ -198,6 +228,11 @@ class TargetEnv:
         return {"PATH": os.pathsep.join([self.scripts_dir, os.environ.get("PATH", "")])}
 
 
+#: resolves build requirements for an interpreter to unpacked, verified wheels (the index
+#: client's :meth:`~bot.lock.index.client.IndexClient.provision`)
+Provision = Callable[[Sequence[str], str], Sequence[Unpacked]]
+
+
 class _Env:
     """An isolated build environment that installs only from the configured indexes."""
 
@@ -242,6 +277,92 @@ class _Env:
             what="the PEP 517 backend",
         )
         log.debug("%s", proc.stdout)
+
+
+@functools.cache
+def _provisioner() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="provision")
+
+
+class _Early(NamedTuple):
+    """Wheels being provisioned for the build requirements an sdist is known to have
+    (while it is unpacked and its environment made)."""
+
+    requirements: tuple[str, ...]
+    wheels: Future[Sequence[Unpacked]]
+
+
+def _normal(requirements: Sequence[str]) -> tuple[str, ...]:
+    out = []
+    for text in requirements:
+        try:
+            out.append(str(Requirement(text)))
+        except InvalidRequirement:
+            out.append(text)  # the provisioning says what is wrong with it
+    return tuple(out)
+
+
+def _start(provision: Provision | None, early: Sequence[str] | None, python: str) -> _Early | None:
+    if provision is None or early is None:
+        return None
+    wanted = _normal(early)
+    return _Early(wanted, _provisioner().submit(provision, list(wanted), python))
+
+
+class _ComposedEnv(_Env):
+    """The environment made of the wheels ``provision`` resolves and unpacks (see
+    :mod:`bot.lock.index.buildenv`): no installer runs.  Requirements that no set of wheels
+    installs (a backend published only as an sdist) fall back to the installer, for
+    everything this environment holds."""
+
+    def __init__(
+        self,
+        env: TargetEnv,
+        index_urls: Sequence[str],
+        uv: str | None,
+        file: DistFile,
+        timeout: float,
+        provision: Provision,
+        early: _Early | None = None,
+    ) -> None:
+        super().__init__(env, index_urls, uv, file, timeout)
+        self.provision = provision
+        self.early = early
+        self.requirements: list[str] = []
+        self.fallback = False
+
+    def _wheels(self, wanted: list[str]) -> Sequence[Unpacked]:
+        early, self.early = self.early, None
+        if early is not None and early.requirements == _normal(wanted):
+            return early.wheels.result()
+        return self.provision(wanted, self.env.base)
+
+    def install(self, requirements: Sequence[str]) -> None:
+        if not requirements:
+            return
+        wanted = [*self.requirements, *requirements]
+        if not self.fallback:
+            try:
+                wheels = self._wheels(wanted)
+            except UnresolvableError as exc:
+                log.info("%s: %s; installing them with the installer", self.file.filename, exc)
+                self.fallback = True
+                compose(Path(self.env.scripts_dir).parent, self.env.python_executable, [])
+                requirements = wanted
+            except (PackageIndexError, MetadataError) as exc:
+                # as an installer's failure reads: the hook's callers name the sdist
+                raise CommandError(
+                    f"installing the build requirements {', '.join(wanted)} from "
+                    f"{', '.join(self.index_urls)} failed: {exc}",
+                    hint=f"the build requirements of {self.file.filename} must be on the "
+                    f"configured indexes: {', '.join(self.index_urls)}",
+                ) from exc
+            else:
+                env = Path(self.env.scripts_dir).parent
+                compose(env, self.env.python_executable, wheels)
+        if self.fallback:
+            super().install(requirements)
+        self.requirements = wanted
 
 
 def _quiet_backends() -> None:
@@ -298,6 +419,7 @@ def cached_metadata(
     uv: str | None = None,
     refresh: bool = False,
     timeout: float = HOOK_TIMEOUT,
+    provision: Provision | None = None,
 ) -> bytes:
     """:func:`pep517_metadata` for ``python`` = (minor version, executable), with a failure
     remembered by the sdist's sha256 and that version (``refresh`` forgets it)."""
@@ -329,6 +451,7 @@ def cached_metadata(
             python=python[1] if python else None,
             timeout=timeout,
             requires_out=dynamic,
+            provision=provision,
         )
     except MetadataError as exc:
         cache.put_json(FAILURES, key, {"reason": exc.message, "hint": exc.hint or ""})
@@ -355,6 +478,8 @@ def cached_build_requires(
     refresh: bool = False,
     offline: bool = False,
     timeout: float = HOOK_TIMEOUT,
+    provision: Provision | None = None,
+    early: Sequence[str] | None = None,
 ) -> tuple[Requirement, ...]:
     """What the sdist's backend asks for beyond ``[build-system] requires`` when building a
     wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
@@ -382,6 +507,8 @@ def cached_build_requires(
                 uv=uv,
                 python=python[1] if python else None,
                 timeout=timeout,
+                provision=provision,
+                early=early,
             )
             known = {"requires": found}
         except MetadataError as exc:
@@ -426,11 +553,18 @@ def _backend(
     index_urls: Sequence[str],
     file: DistFile,
     timeout: float,
+    provision: Provision | None = None,
+    early: _Early | None = None,
 ) -> Iterator[tuple[_Env, BuildBackendHookCaller]]:
     """An isolated environment of ``interpreter`` with the static build requirements
-    installed, and the backend's hooks running in it."""
+    installed (composed from wheels when ``provision`` is given, else by the installer),
+    and the backend's hooks running in it."""
     with TargetEnv(interpreter, uv, timeout) as isolated:
-        env = _Env(isolated, index_urls, uv, file, timeout)
+        env = (
+            _Env(isolated, index_urls, uv, file, timeout)
+            if provision is None
+            else _ComposedEnv(isolated, index_urls, uv, file, timeout, provision, early)
+        )
         env.install(system.requires)
         yield (
             env,
@@ -452,12 +586,17 @@ def pep517_build_requires(
     uv: str | None = None,
     python: str | None = None,
     timeout: float = HOOK_TIMEOUT,
+    provision: Provision | None = None,
+    early: Sequence[str] | None = None,
 ) -> list[str]:
     """``get_requires_for_build_wheel`` of the sdist ``data``, asked in an isolated
-    environment of ``python`` with its ``[build-system] requires`` installed."""
+    environment of ``python`` with its ``[build-system] requires`` installed (``provision``:
+    see :func:`_backend`; ``early``: those requirements as the caller read them, provisioned
+    while the sdist is unpacked; the sdist's own are used if they differ)."""
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
+    pending = _start(provision, early, interpreter)
     with _scratch("nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)
         try:
@@ -474,7 +613,9 @@ def pep517_build_requires(
         if backend in STATIC_BACKENDS and not system.backend_path:
             return []
         try:
-            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (_, hooks):
+            with _backend(
+                source, system, interpreter, uv, index_urls, file, timeout, provision, pending
+            ) as (_, hooks):
                 return [str(r) for r in hooks.get_requires_for_build_wheel()]
         except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
             raise MetadataError(
@@ -500,12 +641,14 @@ def pep517_metadata(
     python: str | None = None,
     timeout: float = HOOK_TIMEOUT,
     requires_out: list[str] | None = None,
+    provision: Provision | None = None,
 ) -> bytes:
     """METADATA of the sdist ``data``: static PEP 621 metadata, else from its PEP 517 backend
     in an isolated environment of ``python`` (an interpreter executable; default: this one).
 
     ``uv``: the uv executable to install build requirements with; None finds it, "" means
-    use pip.  ``timeout`` bounds each step (environment, install, hook).
+    use pip.  ``timeout`` bounds each step (environment, install, hook).  ``provision``:
+    compose the environment from verified wheels instead (see :func:`_backend`).
     """
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
@@ -532,10 +675,9 @@ def pep517_metadata(
         system = BuildSystem.of(document)
         backend = system.backend
         try:
-            with _backend(source, system, interpreter, uv, index_urls, file, timeout) as (
-                env,
-                hooks,
-            ):
+            with _backend(
+                source, system, interpreter, uv, index_urls, file, timeout, provision
+            ) as (env, hooks):
                 dynamic = [str(r) for r in hooks.get_requires_for_build_wheel()]
                 if requires_out is not None:
                     requires_out.extend(dynamic)

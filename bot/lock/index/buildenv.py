@@ -1,0 +1,466 @@
+"""Build environments for PEP 517 hooks composed from verified wheels, without an installer.
+
+A hook run used to make a fresh virtual environment and have uv (or pip) resolve, download
+and install the backend into it: seconds per sdist, most of it the installer's own index
+traffic and file copying, repeated for every sdist with the same backend.  Here the
+backend's requirements are resolved by the bot itself (resolvelib, wheels only, for the
+hook's interpreter as it reports its tags and markers, at the lock's snapshot), each wheel
+is downloaded through the index client (its sha256 checked) and unpacked once into a
+content-addressed directory of the cache, and the environment is a bare virtual
+environment whose one ``.pth`` file adds exactly those directories as site directories
+(so the wheels' own ``.pth`` files, such as setuptools' distutils shim, take effect) and
+whose ``bin`` holds the wheels' console scripts.  The hook still runs in its own
+environment holding only its declared build requirements.
+
+Layout under the cache root::
+
+    index-v1/wheels/ab/<sha256 of the wheel>/site/     the wheel's importable tree
+    index-v1/wheels/ab/<sha256 of the wheel>/scripts/  its ``.data/scripts`` files
+
+A directory appears only complete (unpacked beside it, then renamed), from bytes whose
+sha256 was checked, so its name is the hash of what it was unpacked from.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import functools
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import packaging
+from packaging.requirements import Requirement
+from packaging.tags import Tag
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, ResolutionError, Resolver
+from resolvelib.structs import RequirementInformation
+
+from bot.core.errors import CommandError, MetadataError
+from bot.core.proc import run
+from bot.lock.index.models import CoreMetadata, DistFile, Releases
+
+log = logging.getLogger(__name__)
+
+#: cache kind of unpacked wheels (key: the wheel's sha256)
+WHEELS = "wheels"
+#: the one .pth file of a composed environment
+PTH_NAME = "_nixpkgs_python_build.pth"
+
+
+class UnresolvableError(MetadataError):
+    """The backend's requirements have no all-wheel solution for the hook's interpreter
+    (the caller may fall back to an installer that builds sdists)."""
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """What decides which wheels suit an interpreter: its tags (most specific first) and the
+    values of its environment markers, as the interpreter itself reports them."""
+
+    executable: str
+    tags: Mapping[Tag, int]  #: tag -> priority (0 is best)
+    markers: Mapping[str, str]
+
+    @property
+    def version(self) -> Version:
+        return Version(self.markers["python_full_version"])
+
+
+_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from packaging import markers, tags
+print(json.dumps({"tags": [str(t) for t in tags.sys_tags()],
+                  "markers": markers.default_environment()}))
+"""
+
+
+@functools.cache
+def interpreter(executable: str, timeout: float = 60.0) -> Interpreter:
+    """Ask ``executable`` for its tags and markers (once per run): the bot's own
+    ``packaging`` is put on its path, isolated from its environment and user site."""
+    where = str(Path(packaging.__file__).parent.parent)
+    try:
+        proc = run(
+            [executable, "-I", "-S", "-c", _PROBE, where],
+            timeout=timeout,
+            what=f"asking {executable} for its wheel tags",
+        )
+        data = json.loads(proc.stdout)
+        tags = {t: i for i, t in enumerate(Tag(*str(s).split("-")) for s in data["tags"])}
+        markers = {str(k): str(v) for k, v in data["markers"].items()}
+    except (CommandError, ValueError, KeyError, TypeError) as exc:
+        raise UnresolvableError(
+            f"cannot ask {executable} for its wheel tags: {exc}", where=executable
+        ) from exc
+    return Interpreter(executable, tags, markers)
+
+
+class WheelIndex(Protocol):
+    """What the backend resolution reads: the index client's pages and core metadata."""
+
+    def releases(self, name: NormalizedName) -> Releases: ...
+
+    def metadata(self, file: DistFile) -> CoreMetadata: ...
+
+    def prefetch(self, names: list[NormalizedName]) -> None: ...
+
+
+# --- the backend's requirements, resolved to wheels ---------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    name: NormalizedName
+    version: Version
+    extras: frozenset[NormalizedName]
+    file: DistFile
+
+
+def _key(name: str, extras: Iterable[str]) -> str:
+    names = sorted(canonicalize_name(e) for e in extras)
+    return f"{canonicalize_name(name)}[{','.join(names)}]" if names else canonicalize_name(name)
+
+
+class _Provider(AbstractProvider[Requirement, _Candidate, str]):
+    """resolvelib over the index for one interpreter: wheels only, newest first, not yanked,
+    uploaded by ``cutoff`` when one is given."""
+
+    def __init__(self, index: WheelIndex, python: Interpreter, cutoff: datetime | None) -> None:
+        self.index, self.python, self.cutoff = index, python, cutoff
+        self.used: dict[str, CoreMetadata] = {}  #: wheel sha256 -> the metadata it was read by
+
+    def identify(self, requirement_or_candidate: Requirement | _Candidate) -> str:
+        if isinstance(requirement_or_candidate, _Candidate):
+            return _key(requirement_or_candidate.name, requirement_or_candidate.extras)
+        return _key(requirement_or_candidate.name, requirement_or_candidate.extras)
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, _Candidate],
+        candidates: Mapping[str, Iterator[_Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Requirement, _Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Requirement, _Candidate]],
+    ) -> str:
+        return identifier
+
+    def _wheel(self, files: Iterable[DistFile]) -> DistFile | None:
+        best: tuple[int, str, DistFile] | None = None
+        version = self.python.version
+        for f in files:
+            if f.kind != "wheel" or f.yanked is not None:
+                continue
+            if self.cutoff is not None and (f.upload_time is None or f.upload_time > self.cutoff):
+                continue
+            if f.requires_python is not None and not f.requires_python.contains(
+                version, prereleases=True
+            ):
+                continue
+            prio = min((self.python.tags.get(t, 1 << 30) for t in f.tags), default=1 << 30)
+            if prio < 1 << 30 and (best is None or (prio, f.filename) < best[:2]):
+                best = (prio, f.filename, f)
+        return best[2] if best else None
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Requirement]],
+        incompatibilities: Mapping[str, Iterator[_Candidate]],
+    ) -> Callable[[], Iterator[_Candidate]]:
+        reqs = list(requirements[identifier])
+        name = canonicalize_name(reqs[0].name)
+        extras = frozenset(canonicalize_name(e) for r in reqs for e in r.extras)
+        bad = {c.version for c in incompatibilities[identifier]}
+        specs = [r.specifier for r in reqs]
+        releases = self.index.releases(name)
+
+        def matches() -> Iterator[_Candidate]:
+            for version in releases.versions():  # newest first
+                if version in bad or not all(s.contains(version) for s in specs):
+                    continue
+                wheel = self._wheel(releases.files(version))
+                if wheel is not None:
+                    yield _Candidate(name, version, extras, wheel)
+
+        return matches
+
+    def is_satisfied_by(self, requirement: Requirement, candidate: _Candidate) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: _Candidate) -> list[Requirement]:
+        meta = self.index.metadata(candidate.file)
+        self.used[candidate.file.sha256] = meta
+        out: list[Requirement] = []
+        if candidate.extras:  # the project itself, at the same version
+            out.append(Requirement(f"{candidate.name}=={candidate.version}"))
+        for extra in sorted(candidate.extras) or ("",):
+            env = {**self.python.markers, "extra": extra}
+            for req in meta.requires_dist:
+                if req.marker is None:
+                    if not candidate.extras:
+                        out.append(req)
+                elif req.marker.evaluate(env) and (
+                    not candidate.extras or not req.marker.evaluate({**env, "extra": ""})
+                ):
+                    out.append(req)
+        # the resolver asks for one project at a time: fetch the pages it needs next now
+        # (only these: a backend's extras name dozens of test tools)
+        self.index.prefetch([canonicalize_name(r.name) for r in out])
+        return out
+
+
+def resolve_wheels(
+    index: WheelIndex,
+    requirements: Sequence[Requirement],
+    python: Interpreter,
+    cutoff: datetime | None,
+) -> tuple[list[DistFile], dict[str, CoreMetadata]]:
+    """The wheels that install ``requirements`` for ``python`` (markers evaluated for it),
+    and the metadata each wheel's dependencies were read from (by sha256)."""
+    env = {**python.markers, "extra": ""}
+    wanted = [r for r in requirements if r.marker is None or r.marker.evaluate(env)]
+    index.prefetch([canonicalize_name(r.name) for r in wanted])
+    provider = _Provider(index, python, cutoff)
+    resolver: Resolver[Requirement, _Candidate, str] = Resolver(provider, BaseReporter())
+    try:
+        result = resolver.resolve(wanted, max_rounds=500)
+    except ResolutionError as exc:
+        raise UnresolvableError(
+            f"no wheels install {', '.join(map(str, wanted))} for {python.executable}: {exc}"
+        ) from exc
+    files = {c.file.sha256: c.file for c in result.mapping.values()}
+    return sorted(files.values(), key=lambda f: f.filename), provider.used
+
+
+# --- wheels unpacked once, by sha256 ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """One wheel's tree in the cache."""
+
+    root: Path
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def scripts(self) -> Path:
+        return self.root / "scripts"
+
+    def dist_info(self) -> Path | None:
+        found = sorted(self.site.glob("*.dist-info"))
+        return found[0] if found else None
+
+    def requires_dist(self) -> list[Requirement]:
+        """The Requires-Dist of the wheel's own METADATA."""
+        info = self.dist_info()
+        if info is None:
+            return []
+        from email.parser import BytesParser
+
+        headers = BytesParser().parsebytes((info / "METADATA").read_bytes(), headersonly=True)
+        return [Requirement(v) for v in headers.get_all("Requires-Dist") or []]
+
+    def entry_points(self) -> dict[str, str]:
+        """Console and GUI script name -> ``module:attr``."""
+        info = self.dist_info()
+        path = info / "entry_points.txt" if info is not None else None
+        if path is None or not path.is_file():
+            return {}
+        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string(path.read_text("utf-8"))
+        out: dict[str, str] = {}
+        for section in ("console_scripts", "gui_scripts"):
+            if parser.has_section(section):
+                out.update({k: v.strip() for k, v in parser.items(section)})
+        return out
+
+
+def _member_target(name: str, data_dir: str) -> tuple[str, PurePosixPath] | None:
+    """("site"|"scripts", relative path) of a wheel member, None for one not installed
+    here (headers, data), a ValueError for a path that leaves the tree."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in name:
+        raise ValueError(f"unsafe member path {name!r}")
+    if path.parts[0] != data_dir:
+        return "site", path
+    if len(path.parts) < 3:
+        return None
+    scheme, rest = path.parts[1], PurePosixPath(*path.parts[2:])
+    if scheme in ("purelib", "platlib"):
+        return "site", rest
+    if scheme == "scripts":
+        return "scripts", rest
+    return None
+
+
+def unpack_wheel(root: Path, file: DistFile, wheel: Path) -> Unpacked:
+    """Unpack the wheel file ``wheel``, whose sha256 the caller checked, into ``root``'s
+    directory for it (already there: used as is)."""
+    dest = root / file.sha256[:2] / file.sha256
+    if dest.is_dir():
+        return Unpacked(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
+    try:
+        project = file.filename.split("-")[0]
+        version = file.filename.split("-")[1]
+        data_dir = f"{project}-{version}.data"
+        with zipfile.ZipFile(wheel) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                where = _member_target(info.filename, data_dir)
+                if where is None:
+                    continue
+                target = tmp / where[0] / where[1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode & 0o111 or where[0] == "scripts":
+                    target.chmod(0o755)
+        (tmp / "site").mkdir(exist_ok=True)
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.is_dir():  # not another process's copy: a real failure
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Unpacked(dest)
+
+
+# --- the environment ---------------------------------------------------------------------
+
+
+_SCRIPT = """#!{python}
+import sys
+from {module} import {head}
+if __name__ == "__main__":
+    sys.exit({call}())
+"""
+_ENTRY = re.compile(r"^(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+))?\s*(\[.*\])?$")
+
+
+def _site_packages(env: Path) -> Path:
+    found = sorted(env.glob("lib/python*/site-packages")) or sorted(env.glob("Lib/site-packages"))
+    if not found:
+        raise MetadataError(f"no site-packages in the build environment {env}")
+    return found[0]
+
+
+def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
+    """Make the virtual environment ``env`` (its interpreter ``python``) see exactly
+    ``wheels``: one ``.pth`` adding each as a site directory, their scripts in ``bin``."""
+    site = _site_packages(env)
+    dirs = ", ".join(repr(str(w.site)) for w in wheels)
+    (site / PTH_NAME).write_text(
+        # one line (a .pth runs only lines that start with "import"), no comprehension (its
+        # scope does not see the line's names before Python 3.12)
+        f"import site; list(map(site.addsitedir, ({dirs},)))\n" if wheels else "",
+        encoding="utf-8",
+    )
+    bin_dir = env / "bin"
+    for wheel in wheels:
+        for name, spec in wheel.entry_points().items():
+            m = _ENTRY.match(spec)
+            if m is None or "/" in name:
+                log.debug("%s: entry point %s = %s not understood", wheel.root.name, name, spec)
+                continue
+            attr = m.group("attr") or ""
+            head = attr.split(".")[0] if attr else m.group("module")
+            module = m.group("module") if attr else m.group("module").rpartition(".")[0] or head
+            text = _SCRIPT.format(python=python, module=module, head=head, call=attr or head)
+            _write_script(bin_dir / name, text.encode())
+        if wheel.scripts.is_dir():
+            for script in sorted(wheel.scripts.iterdir()):
+                body = script.read_bytes()
+                if body.startswith((b"#!python", b"#!pythonw")):
+                    body = b"#!" + python.encode() + body[body.index(b"\n") :]
+                _write_script(bin_dir / script.name, body)
+
+
+def _write_script(path: Path, body: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    path.write_bytes(body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+class WheelCache:
+    """Unpacked wheels under a cache root, each unpacked once however many threads ask."""
+
+    def __init__(self, root: Path, download: Callable[[DistFile, Path], None]) -> None:
+        self.root = root
+        self.download = download
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def get(self, file: DistFile) -> Unpacked:
+        """The wheel's tree, downloaded into a file (its sha256 checked by ``download``)
+        and unpacked if new."""
+        dest = self.root / file.sha256[:2] / file.sha256
+        if dest.is_dir():
+            return Unpacked(dest)
+        with self._lock:
+            lock = self._locks.setdefault(file.sha256, threading.Lock())
+        with lock:
+            if dest.is_dir():
+                return Unpacked(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
+            os.close(fd)
+            try:
+                self.download(file, Path(name))
+                return unpack_wheel(self.root, file, Path(name))
+            except (zipfile.BadZipFile, ValueError, OSError) as exc:
+                raise MetadataError(
+                    f"cannot unpack {file.filename} into the build environment cache: {exc}",
+                    where=file.url,
+                ) from exc
+            finally:
+                Path(name).unlink(missing_ok=True)
+
+
+def check_metadata(wheel: Unpacked, file: DistFile, used: CoreMetadata) -> None:
+    """Refuse a wheel whose own METADATA (bytes bound to its sha256) names other
+    dependencies than the metadata the resolution read them from: that came without a hash
+    (range reads), and what decides the environment must be verified."""
+    mine = sorted(str(r) for r in wheel.requires_dist())
+    theirs = sorted(str(r) for r in used.requires_dist)
+    if mine != theirs:
+        raise MetadataError(
+            f"the METADATA inside {file.filename} does not match the metadata the index "
+            "served for it",
+            where=file.url,
+            hint="the index (or a proxy) serves inconsistent metadata; report it",
+        )
+
+
+def requirement_text(requirements: Iterable[str]) -> list[Requirement]:
+    """Parse build requirements (a bad one is the backend's error to name: refused here)."""
+    try:
+        return [Requirement(r) for r in requirements]
+    except ValueError as exc:
+        raise UnresolvableError(f"invalid build requirement: {exc}") from exc
