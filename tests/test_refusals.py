@@ -182,8 +182,61 @@ def test_night_report_lists_refusals() -> None:
         "2026-12-01", (report.SetReport("sci", ("3.12",), "ok", freshness=fresh),)
     )
     markdown = report.to_markdown(night)
-    assert "Refused by a wheel baseline, Requires-Python or a missing file:" in markdown
+    assert (
+        "Held below the newest by a wheel baseline, Requires-Python, a missing file or "
+        "another member's requirement:" in markdown
+    )
     assert "- `numpy` 2.3.0, not 2.4.0: Python 3.12: no wheel or sdist usable on x" in markdown
     back = from_json(report.to_json(night))
     assert back.sets[0].freshness is not None
     assert back.sets[0].freshness.refused == fresh.refused
+
+
+def test_a_member_held_below_by_another_members_requirement_says_by_whom() -> None:
+    """The month's replay: the report counted cython, docutils, pygments behind all month
+    without saying why; the reason is another member's upper bound, named with its version."""
+    resolution = run(
+        {
+            "app": {"1.0": {"files": ["py3-none-any"], "requires": ["lib<2", "other"]}},
+            "other": {"1.0": {"files": ["py3-none-any"], "requires": ["lib>=1"]}},
+            "lib": {"2.1": {"files": ["py3-none-any"]}, "1.5": {"files": ["py3-none-any"]}},
+        },
+        "app",
+        "lib",
+    )
+    lib = resolution.packages["lib"]
+    assert str(lib.version) == "1.5"
+    assert str(lib.newest) == "2.1"  # what the set's own requirements allow
+    assert lib.refused is not None
+    newest, reason = lib.refused
+    assert str(newest) == "2.1"
+    assert reason == "app 1.0 requires lib<2"  # only the bound that excludes 2.1 is named
+    assert resolution.packages["other"].refused is None  # at its newest
+
+
+def test_a_build_requirement_bound_is_named_as_one() -> None:
+    resolution = run(
+        {
+            # only an sdist: every system builds it, with its backend's bound on the tool
+            "ext": {"1.0": {"files": ["sdist"], "build-requires": ["tool>=3.2,<3.3"]}},
+            "tool": {"3.3.1": {"files": ["py3-none-any"]}, "3.2.9": {"files": ["py3-none-any"]}},
+        },
+        "ext",
+        "tool",
+    )
+    tool = resolution.packages["tool"]
+    assert str(tool.version) == "3.2.9"
+    assert tool.refused is not None
+    assert tool.refused[1] == "ext 1.0 requires tool<3.3,>=3.2 to build it"
+
+
+def test_no_single_holder_is_not_invented() -> None:
+    """lib 2.0 is kept out only by the set's own constraint: that is not 'held' by anyone."""
+    resolution = run(
+        {"lib": {"2.0": {"files": ["py3-none-any"]}, "1.0": {"files": ["py3-none-any"]}}},
+        "lib<2",
+    )
+    lib = resolution.packages["lib"]
+    assert str(lib.version) == "1.0"
+    assert str(lib.newest) == "1.0"
+    assert lib.refused is None

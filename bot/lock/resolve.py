@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, Resolver
@@ -64,7 +65,8 @@ class Resolved:
     #: days between the upload of the locked version and of the newest one
     lag_days: float | None = None
     #: (newest release, why it cannot be used) when the newest release at the snapshot is
-    #: refused by a wheel baseline, Requires-Python or a missing artifact on some system
+    #: refused by a wheel baseline, Requires-Python or a missing artifact on some system, or
+    #: the newest the set allows is excluded by other members' requirements (:func:`held_by`)
     refused: tuple[Version, str] | None = None
 
 
@@ -239,6 +241,8 @@ def _assemble(
     artifacts: dict[NormalizedName, dict[Target, DistFile]] = {n: {} for n in pins}
     needed: list[Req] = []
     wheel_only: set[NormalizedName] = set()
+    #: name -> (who asks, specifier, to build it) of every requirement on it in the graph
+    bounds: dict[NormalizedName, set[tuple[str, str, bool]]] = {}
 
     for target in request.targets:
         seen: dict[NormalizedName, set[NormalizedName]] = {}
@@ -261,6 +265,9 @@ def _assemble(
                 if dep.name == PYTHON:
                     continue
                 edges[name].add(dep.name)
+                bounds.setdefault(dep.name, set()).add(
+                    (f"{cand.name} {cand.version}", str(dep.specifier), False)
+                )
                 stack.append((dep.name, dep.extras, is_frontend))
             chosen = choose_artifact(
                 cand.files, target, request.prefer, wheel_only=name in wheel_only
@@ -278,6 +285,9 @@ def _assemble(
                         continue
                     bname = canonicalize_name(breq.name)
                     build_edges[name].add(bname)
+                    bounds.setdefault(bname, set()).add(
+                        (f"{cand.name} {cand.version}", str(breq.specifier), True)
+                    )
                     extras_b = frozenset(canonicalize_name(e) for e in breq.extras)
                     needed.append(
                         Req(bname, extras_b, breq.specifier, frozenset({target}), why, "build")
@@ -299,6 +309,7 @@ def _assemble(
         if not arts:
             continue  # pinned only on a path that no target reaches in the end
         cand = pins[name]
+        fresh = _freshness(provider, cand)
         packages[name] = Resolved(
             name=name,
             version=cand.version,
@@ -307,8 +318,10 @@ def _assemble(
             artifacts=arts,
             dependencies=frozenset(d for d in edges[name] if d in pins and artifacts[d]),
             build_requires=frozenset(build_edges[name]),
-            **_freshness(provider, cand),
-            refused=refusal(provider, cand, frozenset(arts)) or built_instead(provider, cand, arts),
+            **fresh,
+            refused=refusal(provider, cand, frozenset(arts))
+            or built_instead(provider, cand, arts)
+            or held_by(name, cand.version, fresh["newest"], bounds.get(name, set())),
         )
     return packages, sorted(merged.values(), key=lambda r: (r.why, str(r)))
 
@@ -378,6 +391,26 @@ def refusal(
             return version, "; ".join(no_artifact_reason(allowed, t) for t in missing)
         return None
     return None
+
+
+def held_by(
+    name: NormalizedName,
+    locked: Version,
+    newest: Version | None,
+    bounds: Iterable[tuple[str, str, bool]],
+) -> tuple[Version, str] | None:
+    """(newest, why) when the newest version the set's own requirements allow is newer than
+    the one locked and other members' requirements exclude it: which member asks for what
+    (``lxml 6.1.3 requires cython<3.3,>=3.2.9 to build it``).  None when none of them does
+    alone (a combination of choices the resolver made keeps it out)."""
+    if newest is None or newest <= locked:
+        return None
+    holders = sorted(
+        f"{who} requires {name}{spec}{' to build it' if build else ''}"
+        for who, spec, build in bounds
+        if spec and not SpecifierSet(spec).contains(newest, prereleases=True)
+    )
+    return (newest, "; ".join(holders)) if holders else None
 
 
 def built_instead(

@@ -60,7 +60,8 @@ class Freshness:
     behind: tuple[tuple[str, str, str], ...] = ()  #: (name, locked, newest), by name
     held: tuple[str, ...] = ()
     #: (name, locked, newest, reason) of members whose newest release a wheel baseline,
-    #: Requires-Python or a missing artifact refuses, by name
+    #: Requires-Python or a missing artifact refuses, or whose newest allowed version other
+    #: members' requirements exclude, by name
     refused: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
@@ -265,7 +266,12 @@ def _set_section(s: SetReport) -> list[str]:
     if s.freshness is not None:
         lines += ["", f"Freshness: {freshness_line(s.freshness)}."]
         if s.freshness.refused:
-            lines += ["", "Refused by a wheel baseline, Requires-Python or a missing file:", ""]
+            lines += [
+                "",
+                "Held below the newest by a wheel baseline, Requires-Python, a missing file or "
+                "another member's requirement:",
+                "",
+            ]
             lines += [
                 f"- `{name}` {locked}{'' if newest == locked else f', not {newest}'}: "
                 f"{_cell(reason)}"
