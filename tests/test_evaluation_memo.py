@@ -65,3 +65,33 @@ def test_kept_paths_and_a_damaged_file(repo: Path) -> None:
     assert evaluation.remembered("other-1", 1) is None
     evaluation.remember(key, ["/nix/store/abc-env"])
     assert evaluation.remembered(key, 1) == ["/nix/store/abc-env"]
+
+
+def test_a_symlink_in_what_nix_reads_is_never_remembered(repo: Path, tmp_path: Path) -> None:
+    """Nix follows a link to files outside the hashed tree (a shared patches directory):
+    edited there, the key would not move, so such a tree gives no key at all."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "fix.patch").write_text("--- a\n+++ b\n")
+    assert evaluation.evaluation_key(repo, ARGV, {}) is not None
+    (repo / "sets" / "demo" / "patches").symlink_to(shared, target_is_directory=True)
+    assert evaluation.evaluation_key(repo, ARGV, {}) is None
+    (repo / "sets" / "demo" / "patches").unlink()
+    (repo / "sets" / "demo" / "fix.patch").symlink_to(shared / "fix.patch")
+    assert evaluation.evaluation_key(repo, ARGV, {}) is None
+
+
+def test_nix_conf_is_an_input(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``system =`` line in a nix.conf changes builtins.currentSystem, so the paths."""
+    conf = tmp_path / "etc-nix"
+    conf.mkdir()
+    monkeypatch.setenv("NIX_CONF_DIR", str(conf))
+    key = evaluation.evaluation_key(repo, ARGV, {})
+    (conf / "nix.conf").write_text("system = aarch64-linux\n")
+    assert evaluation.evaluation_key(repo, ARGV, {}) not in (None, key)
+    user = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user))
+    before = evaluation.evaluation_key(repo, ARGV, {})
+    (user / "nix").mkdir(parents=True)
+    (user / "nix" / "nix.conf").write_text("system = x86_64-darwin\n")
+    assert evaluation.evaluation_key(repo, ARGV, {}) != before

@@ -36,13 +36,32 @@ KEEP = 32  #: evaluations kept (those stored last)
 READS = ("default.nix", "pyproject.toml", "nix", "sets", "overrides")
 
 
+def _files(root: Path) -> list[Path] | None:
+    """Every file under ``root`` (``root`` itself if a file), sorted; None when a symbolic
+    link is among them: Nix follows it to files outside what is hashed here."""
+    if root.is_symlink():
+        return None
+    if not root.is_dir():
+        return [root] if root.exists() else []
+    out: list[Path] = []
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(top, name)
+            if path.is_symlink():
+                return None
+            if name in files:
+                out.append(path)
+    return sorted(out)
+
+
 def _tree_digest(repo: Path) -> str | None:
     """sha256 over the path and bytes of every file the evaluation can read (None: one that
-    cannot be read, so nothing is remembered)."""
+    cannot be read, or a symbolic link, so nothing is remembered)."""
     digest = hashlib.sha256()
     for top in READS:
-        root = repo / top
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        paths = _files(repo / top)
+        if paths is None:
+            return None
         for path in paths:
             try:
                 data = path.read_bytes()
@@ -65,6 +84,23 @@ def _nix_identity() -> list[object] | None:
     return [str(real), st.st_size, st.st_mtime_ns, st.st_ino]
 
 
+def _nix_conf() -> list[list[str | None]]:
+    """The nix.conf files Nix reads (system and user), each with the sha256 of its bytes
+    (None: absent): a ``system =`` line there changes ``builtins.currentSystem``."""
+    conf_dir = os.environ.get("NIX_CONF_DIR", "/etc/nix")
+    user_dirs = [os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")]
+    user_dirs += [d for d in os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+    out: list[list[str | None]] = []
+    for path in [Path(conf_dir, "nix.conf"), *(Path(d, "nix", "nix.conf") for d in user_dirs)]:
+        try:
+            out.append([str(path), hashlib.sha256(path.read_bytes()).hexdigest()])
+        except FileNotFoundError:
+            out.append([str(path), None])
+        except OSError:
+            out.append([str(path), "unreadable"])
+    return out
+
+
 def evaluation_key(repo: Path, argv: Sequence[str], interpreters: Mapping[str, str]) -> str | None:
     """The key of one standalone evaluation (``argv`` without its interpreters file, which is
     a new temporary file every run: ``interpreters`` stands for it); None: not memoisable."""
@@ -80,9 +116,10 @@ def evaluation_key(repo: Path, argv: Sequence[str], interpreters: Mapping[str, s
             "interpreters": dict(sorted(interpreters.items())),
             "tree": tree,
             "nix": nix,
+            "nix.conf": _nix_conf(),
             "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("NIX_")},
             "code": code_digest(),
-            "format": 1,
+            "format": 2,
         },
         sort_keys=True,
     )
