@@ -3,6 +3,7 @@ remote and the fake GitHub; several nights in a row."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -263,14 +264,19 @@ def test_commit_only_commits_what_ci_jobs_made(
     outcomes.mkdir()
     (outcomes / "plan.json").write_text(json.dumps(plan))
 
-    # every system built: the lock is committed and the pull request opened
+    # every system built: the lock is committed and the pull request opened; the job runs
+    # without --exclude-newer, as CI's does, so the night is dated by its locks' snapshot
+    # (a re-run of the job the next day is still that night), not by the wall clock
     for system in systems:
         job(2, system, "success")
-    result = run_nightly(options(work, night_index, tmp_path, 2, **gh))
+    opts = dataclasses.replace(options(work, night_index, tmp_path, 2, **gh), exclude_newer=None)
+    result = run_nightly(opts)
     assert result.exit_code == 0, result.errors
     assert git(work, "log", "-1", "--format=%s").startswith("demo: +nb-app 1.0")
     assert git(work, "status", "--porcelain") == ""
     assert len(fake_github.pulls[REPO]) == 1
+    assert result.report.date == "2025-03-02"
+    assert fake_github.pulls[REPO][0]["head"]["ref"].endswith("2025-03-02")
 
     # one system failed: nothing is committed; one failure issue names the package and
     # every system's outcome

@@ -392,8 +392,11 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
             for path in locks.locks_in(pset.path):
                 git.restore(opts.repo, path)
         outcomes.append(outcome)
+    # the night of its snapshot: the locks the jobs made say it when --exclude-newer is not
+    # given (CI's commit job), so a re-run the next day is still that night
+    of = started if opts.exclude_newer or snapshot is None else lockfile.parse_time(snapshot)
     night = report.NightReport(
-        date=night_date(opts, started),
+        date=night_date(opts, of),
         sets=tuple(o.report for o in outcomes),
         exclude_newer=snapshot,
         run_url=opts.run_url,
@@ -467,7 +470,7 @@ def _commit_set(
     opts: NightlyOptions, pset: PackageSet, merged: Merged | None = None
 ) -> tuple[SetOutcome, str | None]:
     """Commit the set's locks now in ``sets/<name>/`` when their content moved (the holds of
-    ``merged`` named in the message)."""
+    ``merged`` named in the message); also the snapshot time the locks say."""
     diffs: list[LockDiff] = []
     paths: list[Path] = []
     snapshot: str | None = None
@@ -476,6 +479,7 @@ def _commit_set(
         if not path.exists():
             continue
         new = lockfile.read_lock(path)
+        snapshot = locks.provenance(new).get("exclude-newer", snapshot)
         old_text = git.show_head(opts.repo, path)
         old = tomllib.loads(old_text) if old_text is not None else None
         if lockfile.same_content(old, new):
@@ -484,9 +488,8 @@ def _commit_set(
             continue
         diffs.append(diff_locks(old, new))
         paths.append(path)
-        snapshot = locks.provenance(new).get("exclude-newer", snapshot)
     if not paths:
-        return SetOutcome(report.SetReport(pset.name, pset.python, "unchanged")), None
+        return SetOutcome(report.SetReport(pset.name, pset.python, "unchanged")), snapshot
     subject, body = commit_subject(pset.name, diffs), commit_body(pset.name, diffs)
     if merged is not None and merged.holds:
         holds = {h.name: h for hs in merged.holds.values() for h in hs.values()}

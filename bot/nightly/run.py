@@ -25,11 +25,10 @@ def run_nightly(
     """
     say = progress or (lambda _msg: None)
     started = datetime.now(UTC).replace(microsecond=0)
-    exclude_newer = opts.exclude_newer or started
-    opts.exclude_newer = exclude_newer
     with repository_lock(opts.repo, "nightly"):
-        if opts.commit_only:
+        if opts.commit_only:  # locks nothing: its snapshot is the one the jobs' locks say
             return commit_only(opts, started)
+        opts.exclude_newer = opts.exclude_newer or started
         return night(opts, started, say)
 
 
