@@ -279,7 +279,10 @@ def test_a_changed_lock_or_mode_writes_the_index_again(demo_repo: Path, tmp_path
     assert json.loads((index / MANIFEST).read_text())["format"] == 2
 
 
-def test_the_night_reads_no_lock_for_an_unchanged_index(demo_repo: Path, tmp_path: Path) -> None:
+def test_the_night_reads_no_lock_for_an_unchanged_index(
+    demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.lock import document
     from bot.nightly import publish
     from bot.nightly.options import NightlyOptions
     from bot.nightly.static_index import recorded_sets
@@ -290,7 +293,13 @@ def test_the_night_reads_no_lock_for_an_unchanged_index(demo_repo: Path, tmp_pat
     index = tmp_path / "cache" / "python-index"
     assert recorded_sets(demo_repo, index, mirror=False) == ["demo"]
     assert recorded_sets(demo_repo, index, mirror=True) is None  # another mode: write again
-    assert publish.static_index(opts, said.append) == []
+
+    def no_parse(path: Path) -> object:
+        raise AssertionError(f"a lock was parsed for an unchanged index: {path}")
+
+    with monkeypatch.context() as m:  # the second night parses no lock at all
+        m.setattr(document, "read_lock", no_parse)
+        assert publish.static_index(opts, said.append) == []
     assert said[-1] == f"static index: unchanged, 2 files of 1 sets at {index}"
     # a new set (even one without locks) is a change: the sets are found again
     (demo_repo / "sets" / "other").mkdir()

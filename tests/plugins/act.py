@@ -182,6 +182,9 @@ class Act:
                 continue
             shutil.copytree(ACTIONS / folder, clone)
             git = ["git", "-C", str(clone), "-c", "user.name=stand-in", "-c", "user.email=s@i"]
+            # whatever the developer's own git configuration says (signing, hooks)
+            git += ["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
+            git += ["-c", "core.hooksPath=/dev/null"]
             for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", action], ["tag", ref]):
                 subprocess.run(git + args, check=True, stdout=subprocess.DEVNULL)
         return cache
