@@ -244,3 +244,18 @@ def test_the_sdists_own_requirements_win_over_the_early_guess(
         data, file, [demo_index.url], provision=client.provision, early=["demo-backend"]
     )
     assert again == got
+
+
+# --- the snapshot, as the lock reads it ----------------------------------------------------
+
+
+def test_an_index_without_upload_times_still_composes(
+    client: IndexClient, demo_index: IndexServer
+) -> None:
+    """No PEP 700 upload times (a static index): its files count as inside the snapshot, as
+    in the lock's own resolution, so the backend still resolves to wheels."""
+    demo_index.upload_times = False
+    wheels = client.provision(["demo-backend"], sys.executable)
+    names = sorted(info.name for w in wheels if (info := w.dist_info()) is not None)
+    # the newest helper-lib: without upload times the cutoff cannot hold it back
+    assert names == ["demo_backend-1.0.dist-info", "helper_lib-3.0.dist-info"]

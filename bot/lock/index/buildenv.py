@@ -138,7 +138,8 @@ def _key(name: str, extras: Iterable[str]) -> str:
 
 class _Provider(AbstractProvider[Requirement, _Candidate, str]):
     """resolvelib over the index for one interpreter: wheels only, newest first, not yanked,
-    uploaded by ``cutoff`` when one is given."""
+    uploaded by ``cutoff`` when one is given (as the lock's resolution reads it: a file
+    without an upload time is taken)."""
 
     def __init__(self, index: WheelIndex, python: Interpreter, cutoff: datetime | None) -> None:
         self.index, self.python, self.cutoff = index, python, cutoff
@@ -165,7 +166,7 @@ class _Provider(AbstractProvider[Requirement, _Candidate, str]):
         for f in files:
             if f.kind != "wheel" or f.yanked is not None:
                 continue
-            if self.cutoff is not None and (f.upload_time is None or f.upload_time > self.cutoff):
+            if not f.uploaded_by(self.cutoff):  # the lock's rule (files without a time: in)
                 continue
             if f.requires_python is not None and not f.requires_python.contains(
                 version, prereleases=True
