@@ -3,6 +3,7 @@ hook runs against a loopback index, no installer involved."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from bot.lock.index.buildenv import (
     interpreter,
     unpack_wheel,
 )
+from bot.lock.index.limits import MIB, Limits
 from bot.lock.index.models import DistFile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
@@ -259,3 +261,85 @@ def test_an_index_without_upload_times_still_composes(
     names = sorted(info.name for w in wheels if (info := w.dist_info()) is not None)
     # the newest helper-lib: without upload times the cutoff cannot hold it back
     assert names == ["demo_backend-1.0.dist-info", "helper_lib-3.0.dist-info"]
+
+
+# --- what an archive unpacks to is bounded ----------------------------------------------
+
+
+def leftovers(cache: Path) -> list[str]:
+    """Everything under the cache's unpacked wheels (hidden temporaries included)."""
+    root = cache / "index-v1" / WHEELS
+    return sorted(
+        str(Path(d).relative_to(root) / n) for d, dirs, files in os.walk(root) for n in dirs + files
+    )
+
+
+def test_a_wheel_bomb_is_refused_and_leaves_nothing(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """A wheel of a few KB that unpacks to 8 MiB, against a 2 MiB bound: refused by name,
+    with nothing of it left in the cache (the download limit bounds only what is sent)."""
+    dist = tmp_path / "dists"
+    bomb = make_wheel(dist, "bomb-backend", "1.0", modules={"bomb_backend/blob": "\0" * (8 * MIB)})
+    assert bomb.stat().st_size < 64 * 1024
+    pypi_index.publish(bomb)
+    many = {f"many_backend/m{i}.py": "" for i in range(30)}
+    pypi_index.publish(make_wheel(dist, "many-backend", "1.0", modules=many))
+    pypi_index.publish(make_wheel(dist, "fine-backend", "1.0"))
+    limits = Limits(unpacked=2 * MIB, members=20)
+    cache = tmp_path / "cache"
+    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=cache, limits=limits) as client:
+        with pytest.raises(MetadataError, match="unpacks to more than the limit") as info:
+            client.provision(["bomb-backend"], sys.executable)
+        message = str(info.value)
+        assert bomb.name in message
+        assert f"{2 * MIB} bytes" in message
+        assert "NIXPKGS_PYTHON_MAX_UNPACKED_BYTES" in message
+        assert [p for p in leftovers(cache) if "/" in p] == []  # nothing below wheels/ab/
+        with pytest.raises(MetadataError, match="more than the limit of 20 members") as info:
+            client.provision(["many-backend"], sys.executable)
+        assert "many_backend-1.0-py3-none-any.whl" in str(info.value)
+        assert "NIXPKGS_PYTHON_MAX_ARCHIVE_MEMBERS" in str(info.value)
+        assert [p for p in leftovers(cache) if "/" in p] == []
+        # within the bounds: unpacked as before
+        (fine,) = client.provision(["fine-backend"], sys.executable)
+        assert (fine.site / "fine_backend" / "__init__.py").is_file()
+
+
+def test_an_sdist_bomb_is_refused_in_its_unpacking_child(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """An sdist whose metadata only its backend knows, unpacking beyond the bounds: one
+    MetadataError naming it (the child enforces the bounds it is given and exits)."""
+    dist = tmp_path / "dists"
+    pypi_index.publish(
+        make_sdist(
+            dist,
+            "fat",
+            "1.0",
+            dynamic=("Requires-Dist",),
+            extra_files={"blob": "\0" * (8 * MIB)},
+        )
+    )
+    pypi_index.publish(
+        make_sdist(
+            dist,
+            "crowded",
+            "1.0",
+            dynamic=("Requires-Dist",),
+            extra_files={f"f{i}.txt": "" for i in range(30)},
+        )
+    )
+    assert (pypi_index.files_dir / "fat-1.0.tar.gz").stat().st_size < 64 * 1024
+    limits = Limits(unpacked=2 * MIB, members=20)
+    with IndexClient(
+        [IndexRoute(pypi_index.url)], cache_dir=tmp_path / "cache", limits=limits
+    ) as client:
+        with pytest.raises(MetadataError, match="unpacks to more than the limit") as info:
+            client.metadata(sdist_of(client, "fat"))
+        assert "fat-1.0.tar.gz" in str(info.value)
+        assert f"{2 * MIB} bytes" in str(info.value)
+        assert "NIXPKGS_PYTHON_MAX_UNPACKED_BYTES" in str(info.value)
+        with pytest.raises(MetadataError, match="more than the limit of 20 members") as info:
+            client.metadata(sdist_of(client, "crowded"))
+        assert "crowded-1.0.tar.gz" in str(info.value)

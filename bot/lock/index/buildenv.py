@@ -51,6 +51,7 @@ from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import CommandError, MetadataError
 from bot.core.proc import run
+from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.models import CoreMetadata, DistFile, Releases
 
 log = logging.getLogger(__name__)
@@ -253,9 +254,11 @@ def resolve_wheels(
 
 @dataclass(frozen=True)
 class Unpacked:
-    """One wheel's tree in the cache."""
+    """One wheel's tree in the cache (``file``: the wheel it was unpacked from, which its
+    errors name)."""
 
     root: Path
+    file: DistFile | None = None
 
     @property
     def site(self) -> Path:
@@ -313,32 +316,52 @@ def _member_target(name: str, data_dir: str) -> tuple[str, PurePosixPath] | None
     return None
 
 
-def unpack_wheel(root: Path, file: DistFile, wheel: Path) -> Unpacked:
+def _extract(wheel: Path, tmp: Path, file: DistFile, bounds: Limits) -> None:
+    """Write the wheel's installed members into ``tmp`` (``site``, ``scripts``), within
+    ``bounds``: its member count, the sizes it states, then the bytes actually written."""
+    project = file.filename.split("-")[0]
+    version = file.filename.split("-")[1]
+    data_dir = f"{project}-{version}.data"
+    with zipfile.ZipFile(wheel) as zf:
+        members = zf.infolist()
+        if len(members) > bounds.members:
+            raise too_much_unpacked(file.filename, file.url, bounds.members, "members")
+        budget = bounds.unpacked
+        if sum(info.file_size for info in members) > budget:  # a cheap early refusal
+            raise too_much_unpacked(file.filename, file.url, bounds.unpacked, "unpacked")
+        for info in members:
+            if info.is_dir():
+                continue
+            where = _member_target(info.filename, data_dir)
+            if where is None:
+                continue
+            target = tmp / where[0] / where[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    budget -= len(chunk)
+                    if budget < 0:
+                        raise too_much_unpacked(
+                            file.filename, file.url, bounds.unpacked, "unpacked"
+                        )
+                    out.write(chunk)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode & 0o111 or where[0] == "scripts":
+                target.chmod(0o755)
+
+
+def unpack_wheel(root: Path, file: DistFile, wheel: Path, limits: Limits | None = None) -> Unpacked:
     """Unpack the wheel file ``wheel``, whose sha256 the caller checked, into ``root``'s
-    directory for it (already there: used as is)."""
+    directory for it (already there: used as is).  What it unpacks to is bounded by
+    ``limits`` (its members, and the bytes written: a zip bomb is refused, a MetadataError
+    naming it, and nothing of it is kept)."""
     dest = root / file.sha256[:2] / file.sha256
     if dest.is_dir():
-        return Unpacked(dest)
+        return Unpacked(dest, file)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
     try:
-        project = file.filename.split("-")[0]
-        version = file.filename.split("-")[1]
-        data_dir = f"{project}-{version}.data"
-        with zipfile.ZipFile(wheel) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                where = _member_target(info.filename, data_dir)
-                if where is None:
-                    continue
-                target = tmp / where[0] / where[1]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                mode = (info.external_attr >> 16) & 0o777
-                if mode & 0o111 or where[0] == "scripts":
-                    target.chmod(0o755)
+        _extract(wheel, tmp, file, limits if limits is not None else Limits())
         (tmp / "site").mkdir(exist_ok=True)
         try:
             tmp.rename(dest)
@@ -349,7 +372,7 @@ def unpack_wheel(root: Path, file: DistFile, wheel: Path) -> Unpacked:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Unpacked(dest)
+    return Unpacked(dest, file)
 
 
 # --- the environment ---------------------------------------------------------------------
@@ -410,11 +433,18 @@ def _write_script(path: Path, body: bytes) -> None:
 
 
 class WheelCache:
-    """Unpacked wheels under a cache root, each unpacked once however many threads ask."""
+    """Unpacked wheels under a cache root, each unpacked once however many threads ask, each
+    bounded by ``limits``."""
 
-    def __init__(self, root: Path, download: Callable[[DistFile, Path], None]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        download: Callable[[DistFile, Path], None],
+        limits: Limits | None = None,
+    ) -> None:
         self.root = root
         self.download = download
+        self.limits = limits if limits is not None else Limits()
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
@@ -423,18 +453,18 @@ class WheelCache:
         and unpacked if new."""
         dest = self.root / file.sha256[:2] / file.sha256
         if dest.is_dir():
-            return Unpacked(dest)
+            return Unpacked(dest, file)
         with self._lock:
             lock = self._locks.setdefault(file.sha256, threading.Lock())
         with lock:
             if dest.is_dir():
-                return Unpacked(dest)
+                return Unpacked(dest, file)
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
             os.close(fd)
             try:
                 self.download(file, Path(name))
-                return unpack_wheel(self.root, file, Path(name))
+                return unpack_wheel(self.root, file, Path(name), self.limits)
             except (zipfile.BadZipFile, ValueError, OSError) as exc:
                 raise MetadataError(
                     f"cannot unpack {file.filename} into the build environment cache: {exc}",
