@@ -19,13 +19,15 @@ from bot.lock.index import IndexClient, IndexRoute
 from bot.lock.index.buildenv import (
     WHEELS,
     _member_target,
+    check_metadata,
     compose,
     interpreter,
     unpack_wheel,
 )
 from bot.lock.index.limits import MIB, Limits
-from bot.lock.index.models import DistFile
+from bot.lock.index.models import CoreMetadata, DistFile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+from tests.plugins.pypi_backend import fixture_backend
 
 #: a backend that reports what its environment lets it see, as its build requirements
 DEMO_BACKEND = """
@@ -246,6 +248,120 @@ def test_the_sdists_own_requirements_win_over_the_early_guess(
         data, file, [demo_index.url], provision=client.provision, early=["demo-backend"]
     )
     assert again == got
+
+
+# --- a malformed wheel is one error naming it ---------------------------------------------
+
+
+def raw_wheel(dest: Path, name: str, files: dict[str, bytes], requires: list[str]) -> Path:
+    """A wheel of exactly ``files`` (bytes as given) and a METADATA requiring ``requires``."""
+    metadata = fixture_backend.core_metadata(name, "1.0", requires_dist=requires)
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest / fixture_backend.write_wheel(dest, name, "1.0", metadata=metadata, files=files)
+
+
+def local_file(wheel: Path) -> DistFile:
+    import hashlib
+
+    name, version = wheel.name.split("-")[:2]
+    return DistFile(
+        name=canonicalize_name(name),
+        version=Version(version),
+        kind="wheel",
+        filename=wheel.name,
+        url="http://127.0.0.1:9/files/" + wheel.name,
+        sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        index="http://127.0.0.1:9/simple/",
+    )
+
+
+def venv(path: Path) -> str:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return str(path / "bin" / "python")
+
+
+@pytest.mark.parametrize(
+    ("entry_points", "what"),
+    [
+        (b"[console_scripts]\ntool = a:b\ntool = a:c\n", "DuplicateOptionError"),
+        (b"[console_scripts]\ntool = caf\xe9:main\n", "UnicodeDecodeError"),
+    ],
+)
+def test_malformed_entry_points_are_one_error_naming_the_wheel(
+    tmp_path: Path, entry_points: bytes, what: str
+) -> None:
+    wheel = raw_wheel(
+        tmp_path / "dist", "odd-tool", {"odd_tool-1.0.dist-info/entry_points.txt": entry_points}, []
+    )
+    unpacked = unpack_wheel(tmp_path / "wheels", local_file(wheel), wheel)
+    python = venv(tmp_path / "env")
+    with pytest.raises(MetadataError, match=r"entry_points\.txt in odd_tool-1\.0") as info:
+        compose(tmp_path / "env", python, [unpacked])
+    assert what in str(info.value)
+    assert str(info.value).startswith(local_file(wheel).url)
+    assert "hint:" in str(info.value)
+
+
+def test_a_bad_requires_dist_in_the_wheel_is_one_error_naming_it(tmp_path: Path) -> None:
+    wheel = raw_wheel(tmp_path / "dist", "odd-deps", {"odd_deps.py": b""}, ["good", "bad (("])
+    file = local_file(wheel)
+    unpacked = unpack_wheel(tmp_path / "wheels", file, wheel)
+    served = CoreMetadata(canonicalize_name("odd-deps"), Version("1.0"))
+    with pytest.raises(MetadataError, match=r"METADATA in odd_deps-1\.0") as info:
+        check_metadata(unpacked, file, served)
+    assert "InvalidRequirement" in str(info.value)
+
+
+def test_a_python_script_of_its_shebang_alone_is_composed(tmp_path: Path) -> None:
+    """``#!python`` without a newline (an installer would rewrite it): the script is that
+    interpreter's, not a traceback."""
+    wheel = raw_wheel(
+        tmp_path / "dist",
+        "bare-script",
+        {"bare_script-1.0.data/scripts/bare": b"#!python", "bare_script.py": b""},
+        [],
+    )
+    unpacked = unpack_wheel(tmp_path / "wheels", local_file(wheel), wheel)
+    python = venv(tmp_path / "env")
+    compose(tmp_path / "env", python, [unpacked])
+    script = tmp_path / "env" / "bin" / "bare"
+    assert script.read_bytes() == f"#!{python}\n".encode()
+    assert subprocess.run([str(script)], check=False).returncode == 0
+
+
+def test_a_hook_whose_backend_wheel_is_malformed_fails_with_one_error(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """Through a real hook run: the malformed wheel's error, inside the sdist's."""
+    from bot.lock.index.pep517 import pep517_build_requires
+
+    dist = tmp_path / "dists"
+    broken = b"[console_scripts]\ntool = a:b\ntool = a:c\n"
+    pypi_index.publish(
+        raw_wheel(
+            dist,
+            "broken-backend",
+            {
+                "broken_backend.py": DEMO_BACKEND.encode(),
+                "broken_backend-1.0.dist-info/entry_points.txt": broken,
+            },
+            [],
+        )
+    )
+    pypi_index.publish(
+        make_sdist(
+            dist, "user", "1.0", build_requires=["broken-backend"], build_backend="broken_backend"
+        )
+    )
+    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=tmp_path / "cache") as client:
+        file = sdist_of(client, "user")
+        with pytest.raises(MetadataError) as info:
+            pep517_build_requires(
+                client._sdist_bytes(file), file, [pypi_index.url], provision=client.provision
+            )
+    message = str(info.value)
+    assert "user-1.0.tar.gz" in message
+    assert "entry_points.txt in broken_backend-1.0-py3-none-any.whl is malformed" in message
 
 
 # --- the snapshot, as the lock reads it ----------------------------------------------------

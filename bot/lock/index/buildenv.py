@@ -268,6 +268,16 @@ class Unpacked:
     def scripts(self) -> Path:
         return self.root / "scripts"
 
+    def malformed(self, what: str, exc: Exception) -> MetadataError:
+        """The error for a part of the wheel that cannot be used: one message naming it."""
+        name = self.file.filename if self.file is not None else f"the wheel {self.root.name}"
+        return MetadataError(
+            f"{what} in {name} is malformed: {type(exc).__name__}: {exc}",
+            where=self.file.url if self.file is not None else str(self.root),
+            hint="the wheel is broken (report it to its project); until a fixed release, "
+            "exclude that version of it, or the version of the build backend requiring it",
+        )
+
     def dist_info(self) -> Path | None:
         found = sorted(self.site.glob("*.dist-info"))
         return found[0] if found else None
@@ -279,8 +289,12 @@ class Unpacked:
             return []
         from email.parser import BytesParser
 
-        headers = BytesParser().parsebytes((info / "METADATA").read_bytes(), headersonly=True)
-        return [Requirement(v) for v in headers.get_all("Requires-Dist") or []]
+        try:
+            data = (info / "METADATA").read_bytes()
+            headers = BytesParser().parsebytes(data, headersonly=True)
+            return [Requirement(str(v)) for v in headers.get_all("Requires-Dist") or []]
+        except (OSError, ValueError) as exc:  # InvalidRequirement is a ValueError
+            raise self.malformed(f"{info.name}/METADATA", exc) from exc
 
     def entry_points(self) -> dict[str, str]:
         """Console and GUI script name -> ``module:attr``."""
@@ -290,7 +304,10 @@ class Unpacked:
             return {}
         parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
-        parser.read_string(path.read_text("utf-8"))
+        try:
+            parser.read_string(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            raise self.malformed(f"{path.parent.name}/{path.name}", exc) from exc
         out: dict[str, str] = {}
         for section in ("console_scripts", "gui_scripts"):
             if parser.has_section(section):
@@ -409,7 +426,7 @@ def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
     for wheel in wheels:
         for name, spec in wheel.entry_points().items():
             m = _ENTRY.match(spec)
-            if m is None or "/" in name:
+            if m is None or "/" in name or name in ("", ".", ".."):
                 log.debug("%s: entry point %s = %s not understood", wheel.root.name, name, spec)
                 continue
             attr = m.group("attr") or ""
@@ -419,9 +436,13 @@ def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
             _write_script(bin_dir / name, text.encode())
         if wheel.scripts.is_dir():
             for script in sorted(wheel.scripts.iterdir()):
+                if not script.is_file():
+                    continue
                 body = script.read_bytes()
-                if body.startswith((b"#!python", b"#!pythonw")):
-                    body = b"#!" + python.encode() + body[body.index(b"\n") :]
+                if body.startswith(b"#!python"):  # also #!pythonw: the installer's placeholder
+                    # its first line is replaced (a script of that line alone: by this one)
+                    end = body.find(b"\n")
+                    body = b"#!" + python.encode() + (body[end:] if end >= 0 else b"\n")
                 _write_script(bin_dir / script.name, body)
 
 

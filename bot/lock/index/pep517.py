@@ -378,6 +378,8 @@ class _ComposedEnv(_Env):
         if not self.fallback:
             try:
                 wheels = self._wheels(wanted)
+                # a malformed wheel (its entry points, scripts) is refused here, by name
+                compose(Path(self.env.scripts_dir).parent, self.env.python_executable, wheels)
             except UnresolvableError as exc:
                 log.info("%s: %s; installing them with the installer", self.file.filename, exc)
                 self.fallback = True
@@ -391,9 +393,6 @@ class _ComposedEnv(_Env):
                     hint=f"the build requirements of {self.file.filename} must be on the "
                     f"configured indexes: {', '.join(self.index_urls)}",
                 ) from exc
-            else:
-                env = Path(self.env.scripts_dir).parent
-                compose(env, self.env.python_executable, wheels)
         if self.fallback:
             super().install(requirements)
         self.requirements = wanted
