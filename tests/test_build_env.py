@@ -18,6 +18,7 @@ from bot.core.errors import MetadataError
 from bot.lock.index import IndexClient, IndexRoute
 from bot.lock.index.buildenv import (
     WHEELS,
+    WheelCache,
     _member_target,
     check_metadata,
     compose,
@@ -459,3 +460,41 @@ def test_an_sdist_bomb_is_refused_in_its_unpacking_child(
         with pytest.raises(MetadataError, match="more than the limit of 20 members") as info:
             client.metadata(sdist_of(client, "crowded"))
         assert "crowded-1.0.tar.gz" in str(info.value)
+
+
+# --- leftovers of killed runs ------------------------------------------------------------
+
+
+def test_leftovers_of_killed_runs_are_removed_once_old(tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    wheel = helper_wheel(tmp_path / "dist", "2.0")
+    file = local_file(wheel)
+    root = tmp_path / "wheels"
+    shard = root / file.sha256[:2]
+    (shard / ".unpack-old" / "site").mkdir(parents=True)
+    (shard / ".unpack-old" / "site" / "x.py").write_text("")
+    (shard / ".download-old").write_bytes(b"partial")
+    (shard / ".unpack-live").mkdir()
+    (shard / ".download-live").write_bytes(b"partial")
+    (shard / "keep-me").write_bytes(b"not ours")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for name in (".unpack-old", ".download-old", "keep-me"):
+        os.utime(shard / name, (two_days_ago, two_days_ago))
+    cache = WheelCache(root, lambda f, path: shutil.copyfile(wheel, path))
+    got = cache.get(file)
+    assert (got.site / "helper_lib.py").is_file()
+    # a live process's temporaries (recent) and anything not a temporary stay
+    assert sorted(p.name for p in shard.iterdir()) == [
+        ".download-live",
+        ".unpack-live",
+        file.sha256,
+        "keep-me",
+    ]
+    # a later process finding the wheel already unpacked clears its directory too
+    (shard / ".download-old").write_bytes(b"partial")
+    os.utime(shard / ".download-old", (two_days_ago, two_days_ago))
+    again = WheelCache(root, lambda f, path: pytest.fail("no download for a cached wheel"))
+    assert again.get(file) == got
+    assert not (shard / ".download-old").exists()

@@ -34,6 +34,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -453,6 +454,41 @@ def _write_script(path: Path, body: bytes) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
+#: a temporary file or directory a process left in the cache (killed mid-download or
+#: mid-unpack) older than this is removed: no live process takes a day over one wheel
+STALE_TEMPORARY = 24 * 3600.0
+_TEMPORARY = (".download-", ".unpack-")
+
+
+def remove_stale_temporaries(directory: Path, older_than: float = STALE_TEMPORARY) -> list[str]:
+    """Remove what killed processes left in ``directory`` (``.download-*`` files,
+    ``.unpack-*`` directories) last changed more than ``older_than`` seconds ago; a live
+    process's, being newer, stay.  The names removed."""
+    removed: list[str] = []
+    deadline = time.time() - older_than
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(_TEMPORARY):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= deadline:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError as exc:  # another process removed it first, or it cannot be: harmless
+            log.debug("leftover %s not removed: %s", entry.path, exc)
+            continue
+        removed.append(entry.name)
+    if removed:
+        log.debug("removed leftovers of killed runs in %s: %s", directory, ", ".join(removed))
+    return removed
+
+
 class WheelCache:
     """Unpacked wheels under a cache root, each unpacked once however many threads ask, each
     bounded by ``limits``."""
@@ -468,11 +504,22 @@ class WheelCache:
         self.limits = limits if limits is not None else Limits()
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._swept: set[Path] = set()  #: directories cleared of leftovers by this process
+
+    def _sweep(self, path: Path) -> None:
+        """The first time this process uses ``path`` (a ``wheels/ab`` directory), remove
+        what killed processes left in it."""
+        with self._lock:
+            if path in self._swept:
+                return
+            self._swept.add(path)
+        remove_stale_temporaries(path)
 
     def get(self, file: DistFile) -> Unpacked:
         """The wheel's tree, downloaded into a file (its sha256 checked by ``download``)
         and unpacked if new."""
         dest = self.root / file.sha256[:2] / file.sha256
+        self._sweep(dest.parent)
         if dest.is_dir():
             return Unpacked(dest, file)
         with self._lock:
