@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from bot.core.errors import MetadataError
 from bot.lock.index import IndexClient, IndexRoute
 from bot.lock.index.buildenv import (
     WHEELS,
+    Unpacked,
     WheelCache,
     _member_target,
     check_metadata,
@@ -235,20 +236,32 @@ def test_the_sdists_own_requirements_win_over_the_early_guess(
 
     file = sdist_of(client, "one")
     data = client._sdist_bytes(file)
+    calls: list[list[str]] = []
+
+    def counting(requirements: Sequence[str], python: str) -> list[Unpacked]:
+        calls.append(list(requirements))
+        return client.provision(requirements, python)
+
     got = pep517_build_requires(
         data,
         file,
         [demo_index.url],
-        provision=client.provision,
+        provision=counting,
         early=["intruder"],  # not what the sdist requires
     )
     assert got == ["helper-seen==2", "pth-ran", "script-ran", "data-script-ran"]
-    # and with the right guess, the same answer from the wheels fetched early
+    assert calls == [["intruder"], ["demo-backend"]]  # the guess, then the sdist's own
+    # and with the right guess, the same answer from the wheels fetched early: provisioned
+    # once, early, and no wheel downloaded again
     assert client._early_requires(file) == ["demo-backend"]
+    calls.clear()
+    downloads = len(demo_index.paths("/files/"))
     again = pep517_build_requires(
-        data, file, [demo_index.url], provision=client.provision, early=["demo-backend"]
+        data, file, [demo_index.url], provision=counting, early=["demo-backend"]
     )
     assert again == got
+    assert calls == [["demo-backend"]]
+    assert len(demo_index.paths("/files/")) == downloads
 
 
 # --- a malformed wheel is one error naming it ---------------------------------------------
