@@ -3,9 +3,10 @@ hook runs against a loopback index, no installer involved."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,13 +18,18 @@ from bot.core.errors import MetadataError
 from bot.lock.index import IndexClient, IndexRoute
 from bot.lock.index.buildenv import (
     WHEELS,
+    Unpacked,
+    WheelCache,
     _member_target,
+    check_metadata,
     compose,
     interpreter,
     unpack_wheel,
 )
-from bot.lock.index.models import DistFile
+from bot.lock.index.limits import MIB, Limits
+from bot.lock.index.models import CoreMetadata, DistFile
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
+from tests.plugins.pypi_backend import fixture_backend
 
 #: a backend that reports what its environment lets it see, as its build requirements
 DEMO_BACKEND = """
@@ -230,17 +236,278 @@ def test_the_sdists_own_requirements_win_over_the_early_guess(
 
     file = sdist_of(client, "one")
     data = client._sdist_bytes(file)
+    calls: list[list[str]] = []
+
+    def counting(requirements: Sequence[str], python: str) -> list[Unpacked]:
+        calls.append(list(requirements))
+        return client.provision(requirements, python)
+
     got = pep517_build_requires(
         data,
         file,
         [demo_index.url],
-        provision=client.provision,
+        provision=counting,
         early=["intruder"],  # not what the sdist requires
     )
     assert got == ["helper-seen==2", "pth-ran", "script-ran", "data-script-ran"]
-    # and with the right guess, the same answer from the wheels fetched early
+    assert calls == [["intruder"], ["demo-backend"]]  # the guess, then the sdist's own
+    # and with the right guess, the same answer from the wheels fetched early: provisioned
+    # once, early, and no wheel downloaded again
     assert client._early_requires(file) == ["demo-backend"]
+    calls.clear()
+    downloads = len(demo_index.paths("/files/"))
     again = pep517_build_requires(
-        data, file, [demo_index.url], provision=client.provision, early=["demo-backend"]
+        data, file, [demo_index.url], provision=counting, early=["demo-backend"]
     )
     assert again == got
+    assert calls == [["demo-backend"]]
+    assert len(demo_index.paths("/files/")) == downloads
+
+
+# --- a malformed wheel is one error naming it ---------------------------------------------
+
+
+def raw_wheel(dest: Path, name: str, files: dict[str, bytes], requires: list[str]) -> Path:
+    """A wheel of exactly ``files`` (bytes as given) and a METADATA requiring ``requires``."""
+    metadata = fixture_backend.core_metadata(name, "1.0", requires_dist=requires)
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest / fixture_backend.write_wheel(dest, name, "1.0", metadata=metadata, files=files)
+
+
+def local_file(wheel: Path) -> DistFile:
+    import hashlib
+
+    name, version = wheel.name.split("-")[:2]
+    return DistFile(
+        name=canonicalize_name(name),
+        version=Version(version),
+        kind="wheel",
+        filename=wheel.name,
+        url="http://127.0.0.1:9/files/" + wheel.name,
+        sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        index="http://127.0.0.1:9/simple/",
+    )
+
+
+def venv(path: Path) -> str:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return str(path / "bin" / "python")
+
+
+@pytest.mark.parametrize(
+    ("entry_points", "what"),
+    [
+        (b"[console_scripts]\ntool = a:b\ntool = a:c\n", "DuplicateOptionError"),
+        (b"[console_scripts]\ntool = caf\xe9:main\n", "UnicodeDecodeError"),
+    ],
+)
+def test_malformed_entry_points_are_one_error_naming_the_wheel(
+    tmp_path: Path, entry_points: bytes, what: str
+) -> None:
+    wheel = raw_wheel(
+        tmp_path / "dist", "odd-tool", {"odd_tool-1.0.dist-info/entry_points.txt": entry_points}, []
+    )
+    unpacked = unpack_wheel(tmp_path / "wheels", local_file(wheel), wheel)
+    python = venv(tmp_path / "env")
+    with pytest.raises(MetadataError, match=r"entry_points\.txt in odd_tool-1\.0") as info:
+        compose(tmp_path / "env", python, [unpacked])
+    assert what in str(info.value)
+    assert str(info.value).startswith(local_file(wheel).url)
+    assert "hint:" in str(info.value)
+
+
+def test_a_bad_requires_dist_in_the_wheel_is_one_error_naming_it(tmp_path: Path) -> None:
+    wheel = raw_wheel(tmp_path / "dist", "odd-deps", {"odd_deps.py": b""}, ["good", "bad (("])
+    file = local_file(wheel)
+    unpacked = unpack_wheel(tmp_path / "wheels", file, wheel)
+    served = CoreMetadata(canonicalize_name("odd-deps"), Version("1.0"))
+    with pytest.raises(MetadataError, match=r"METADATA in odd_deps-1\.0") as info:
+        check_metadata(unpacked, file, served)
+    assert "InvalidRequirement" in str(info.value)
+
+
+def test_a_python_script_of_its_shebang_alone_is_composed(tmp_path: Path) -> None:
+    """``#!python`` without a newline (an installer would rewrite it): the script is that
+    interpreter's, not a traceback."""
+    wheel = raw_wheel(
+        tmp_path / "dist",
+        "bare-script",
+        {"bare_script-1.0.data/scripts/bare": b"#!python", "bare_script.py": b""},
+        [],
+    )
+    unpacked = unpack_wheel(tmp_path / "wheels", local_file(wheel), wheel)
+    python = venv(tmp_path / "env")
+    compose(tmp_path / "env", python, [unpacked])
+    script = tmp_path / "env" / "bin" / "bare"
+    assert script.read_bytes() == f"#!{python}\n".encode()
+    assert subprocess.run([str(script)], check=False).returncode == 0
+
+
+def test_a_hook_whose_backend_wheel_is_malformed_fails_with_one_error(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """Through a real hook run: the malformed wheel's error, inside the sdist's."""
+    from bot.lock.index.pep517 import pep517_build_requires
+
+    dist = tmp_path / "dists"
+    broken = b"[console_scripts]\ntool = a:b\ntool = a:c\n"
+    pypi_index.publish(
+        raw_wheel(
+            dist,
+            "broken-backend",
+            {
+                "broken_backend.py": DEMO_BACKEND.encode(),
+                "broken_backend-1.0.dist-info/entry_points.txt": broken,
+            },
+            [],
+        )
+    )
+    pypi_index.publish(
+        make_sdist(
+            dist, "user", "1.0", build_requires=["broken-backend"], build_backend="broken_backend"
+        )
+    )
+    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=tmp_path / "cache") as client:
+        file = sdist_of(client, "user")
+        with pytest.raises(MetadataError) as info:
+            pep517_build_requires(
+                client._sdist_bytes(file), file, [pypi_index.url], provision=client.provision
+            )
+    message = str(info.value)
+    assert "user-1.0.tar.gz" in message
+    assert "entry_points.txt in broken_backend-1.0-py3-none-any.whl is malformed" in message
+
+
+# --- the snapshot, as the lock reads it ----------------------------------------------------
+
+
+def test_an_index_without_upload_times_still_composes(
+    client: IndexClient, demo_index: IndexServer
+) -> None:
+    """No PEP 700 upload times (a static index): its files count as inside the snapshot, as
+    in the lock's own resolution, so the backend still resolves to wheels."""
+    demo_index.upload_times = False
+    wheels = client.provision(["demo-backend"], sys.executable)
+    names = sorted(info.name for w in wheels if (info := w.dist_info()) is not None)
+    # the newest helper-lib: without upload times the cutoff cannot hold it back
+    assert names == ["demo_backend-1.0.dist-info", "helper_lib-3.0.dist-info"]
+
+
+# --- what an archive unpacks to is bounded ----------------------------------------------
+
+
+def leftovers(cache: Path) -> list[str]:
+    """Everything under the cache's unpacked wheels (hidden temporaries included)."""
+    root = cache / "index-v1" / WHEELS
+    return sorted(
+        str(Path(d).relative_to(root) / n) for d, dirs, files in os.walk(root) for n in dirs + files
+    )
+
+
+def test_a_wheel_bomb_is_refused_and_leaves_nothing(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """A wheel of a few KB that unpacks to 8 MiB, against a 2 MiB bound: refused by name,
+    with nothing of it left in the cache (the download limit bounds only what is sent)."""
+    dist = tmp_path / "dists"
+    bomb = make_wheel(dist, "bomb-backend", "1.0", modules={"bomb_backend/blob": "\0" * (8 * MIB)})
+    assert bomb.stat().st_size < 64 * 1024
+    pypi_index.publish(bomb)
+    many = {f"many_backend/m{i}.py": "" for i in range(30)}
+    pypi_index.publish(make_wheel(dist, "many-backend", "1.0", modules=many))
+    pypi_index.publish(make_wheel(dist, "fine-backend", "1.0"))
+    limits = Limits(unpacked=2 * MIB, members=20)
+    cache = tmp_path / "cache"
+    with IndexClient([IndexRoute(pypi_index.url)], cache_dir=cache, limits=limits) as client:
+        with pytest.raises(MetadataError, match="unpacks to more than the limit") as info:
+            client.provision(["bomb-backend"], sys.executable)
+        message = str(info.value)
+        assert bomb.name in message
+        assert f"{2 * MIB} bytes" in message
+        assert "NIXPKGS_PYTHON_MAX_UNPACKED_BYTES" in message
+        assert [p for p in leftovers(cache) if "/" in p] == []  # nothing below wheels/ab/
+        with pytest.raises(MetadataError, match="more than the limit of 20 members") as info:
+            client.provision(["many-backend"], sys.executable)
+        assert "many_backend-1.0-py3-none-any.whl" in str(info.value)
+        assert "NIXPKGS_PYTHON_MAX_ARCHIVE_MEMBERS" in str(info.value)
+        assert [p for p in leftovers(cache) if "/" in p] == []
+        # within the bounds: unpacked as before
+        (fine,) = client.provision(["fine-backend"], sys.executable)
+        assert (fine.site / "fine_backend" / "__init__.py").is_file()
+
+
+def test_an_sdist_bomb_is_refused_in_its_unpacking_child(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """An sdist whose metadata only its backend knows, unpacking beyond the bounds: one
+    MetadataError naming it (the child enforces the bounds it is given and exits)."""
+    dist = tmp_path / "dists"
+    pypi_index.publish(
+        make_sdist(
+            dist,
+            "fat",
+            "1.0",
+            dynamic=("Requires-Dist",),
+            extra_files={"blob": "\0" * (8 * MIB)},
+        )
+    )
+    pypi_index.publish(
+        make_sdist(
+            dist,
+            "crowded",
+            "1.0",
+            dynamic=("Requires-Dist",),
+            extra_files={f"f{i}.txt": "" for i in range(30)},
+        )
+    )
+    assert (pypi_index.files_dir / "fat-1.0.tar.gz").stat().st_size < 64 * 1024
+    limits = Limits(unpacked=2 * MIB, members=20)
+    with IndexClient(
+        [IndexRoute(pypi_index.url)], cache_dir=tmp_path / "cache", limits=limits
+    ) as client:
+        with pytest.raises(MetadataError, match="unpacks to more than the limit") as info:
+            client.metadata(sdist_of(client, "fat"))
+        assert "fat-1.0.tar.gz" in str(info.value)
+        assert f"{2 * MIB} bytes" in str(info.value)
+        assert "NIXPKGS_PYTHON_MAX_UNPACKED_BYTES" in str(info.value)
+        with pytest.raises(MetadataError, match="more than the limit of 20 members") as info:
+            client.metadata(sdist_of(client, "crowded"))
+        assert "crowded-1.0.tar.gz" in str(info.value)
+
+
+# --- leftovers of killed runs ------------------------------------------------------------
+
+
+def test_leftovers_of_killed_runs_are_removed_once_old(tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    wheel = helper_wheel(tmp_path / "dist", "2.0")
+    file = local_file(wheel)
+    root = tmp_path / "wheels"
+    shard = root / file.sha256[:2]
+    (shard / ".unpack-old" / "site").mkdir(parents=True)
+    (shard / ".unpack-old" / "site" / "x.py").write_text("")
+    (shard / ".download-old").write_bytes(b"partial")
+    (shard / ".unpack-live").mkdir()
+    (shard / ".download-live").write_bytes(b"partial")
+    (shard / "keep-me").write_bytes(b"not ours")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for name in (".unpack-old", ".download-old", "keep-me"):
+        os.utime(shard / name, (two_days_ago, two_days_ago))
+    cache = WheelCache(root, lambda f, path: shutil.copyfile(wheel, path))
+    got = cache.get(file)
+    assert (got.site / "helper_lib.py").is_file()
+    # a live process's temporaries (recent) and anything not a temporary stay
+    assert sorted(p.name for p in shard.iterdir()) == [
+        ".download-live",
+        ".unpack-live",
+        file.sha256,
+        "keep-me",
+    ]
+    # a later process finding the wheel already unpacked clears its directory too
+    (shard / ".download-old").write_bytes(b"partial")
+    os.utime(shard / ".download-old", (two_days_ago, two_days_ago))
+    again = WheelCache(root, lambda f, path: pytest.fail("no download for a cached wheel"))
+    assert again.get(file) == got
+    assert not (shard / ".download-old").exists()

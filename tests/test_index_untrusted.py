@@ -409,13 +409,20 @@ def test_limits_from_the_environment() -> None:
         "NIXPKGS_PYTHON_MAX_DOWNLOAD_BYTES": "2000",
         "NIXPKGS_PYTHON_MAX_METADATA_BYTES": "300",
         "NIXPKGS_PYTHON_RESPONSE_DEADLINE": "4.5",
+        "NIXPKGS_PYTHON_MAX_UNPACKED_BYTES": "5000",
+        "NIXPKGS_PYTHON_MAX_ARCHIVE_MEMBERS": "7",
     }
-    assert Limits.from_env(env) == Limits(page=1000, download=2000, metadata=300, deadline=4.5)
+    assert Limits.from_env(env) == Limits(
+        page=1000, download=2000, metadata=300, deadline=4.5, unpacked=5000, members=7
+    )
     assert Limits.from_env({}) == Limits()
     with pytest.raises(IndexError_, match="NIXPKGS_PYTHON_MAX_PAGE_BYTES must be a positive"):
         Limits.from_env({"NIXPKGS_PYTHON_MAX_PAGE_BYTES": "lots"})
     with pytest.raises(IndexError_, match="must be a positive"):
         Limits.from_env({"NIXPKGS_PYTHON_RESPONSE_DEADLINE": "-1"})
+    with pytest.raises(IndexError_, match="ARCHIVE_MEMBERS must be a positive integer") as err:
+        Limits.from_env({"NIXPKGS_PYTHON_MAX_ARCHIVE_MEMBERS": "0"})
+    assert err.value.hint == "give a count"
 
 
 # --- credentials -----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import CommandError, MetadataError
 from bot.core.proc import run
+from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.models import CoreMetadata, DistFile, Releases
 
 log = logging.getLogger(__name__)
@@ -138,7 +140,8 @@ def _key(name: str, extras: Iterable[str]) -> str:
 
 class _Provider(AbstractProvider[Requirement, _Candidate, str]):
     """resolvelib over the index for one interpreter: wheels only, newest first, not yanked,
-    uploaded by ``cutoff`` when one is given."""
+    uploaded by ``cutoff`` when one is given (as the lock's resolution reads it: a file
+    without an upload time is taken)."""
 
     def __init__(self, index: WheelIndex, python: Interpreter, cutoff: datetime | None) -> None:
         self.index, self.python, self.cutoff = index, python, cutoff
@@ -165,7 +168,7 @@ class _Provider(AbstractProvider[Requirement, _Candidate, str]):
         for f in files:
             if f.kind != "wheel" or f.yanked is not None:
                 continue
-            if self.cutoff is not None and (f.upload_time is None or f.upload_time > self.cutoff):
+            if not f.uploaded_by(self.cutoff):  # the lock's rule (files without a time: in)
                 continue
             if f.requires_python is not None and not f.requires_python.contains(
                 version, prereleases=True
@@ -252,9 +255,11 @@ def resolve_wheels(
 
 @dataclass(frozen=True)
 class Unpacked:
-    """One wheel's tree in the cache."""
+    """One wheel's tree in the cache (``file``: the wheel it was unpacked from, which its
+    errors name)."""
 
     root: Path
+    file: DistFile | None = None
 
     @property
     def site(self) -> Path:
@@ -263,6 +268,16 @@ class Unpacked:
     @property
     def scripts(self) -> Path:
         return self.root / "scripts"
+
+    def malformed(self, what: str, exc: Exception) -> MetadataError:
+        """The error for a part of the wheel that cannot be used: one message naming it."""
+        name = self.file.filename if self.file is not None else f"the wheel {self.root.name}"
+        return MetadataError(
+            f"{what} in {name} is malformed: {type(exc).__name__}: {exc}",
+            where=self.file.url if self.file is not None else str(self.root),
+            hint="the wheel is broken (report it to its project); until a fixed release, "
+            "exclude that version of it, or the version of the build backend requiring it",
+        )
 
     def dist_info(self) -> Path | None:
         found = sorted(self.site.glob("*.dist-info"))
@@ -275,8 +290,12 @@ class Unpacked:
             return []
         from email.parser import BytesParser
 
-        headers = BytesParser().parsebytes((info / "METADATA").read_bytes(), headersonly=True)
-        return [Requirement(v) for v in headers.get_all("Requires-Dist") or []]
+        try:
+            data = (info / "METADATA").read_bytes()
+            headers = BytesParser().parsebytes(data, headersonly=True)
+            return [Requirement(str(v)) for v in headers.get_all("Requires-Dist") or []]
+        except (OSError, ValueError) as exc:  # InvalidRequirement is a ValueError
+            raise self.malformed(f"{info.name}/METADATA", exc) from exc
 
     def entry_points(self) -> dict[str, str]:
         """Console and GUI script name -> ``module:attr``."""
@@ -286,7 +305,10 @@ class Unpacked:
             return {}
         parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
-        parser.read_string(path.read_text("utf-8"))
+        try:
+            parser.read_string(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            raise self.malformed(f"{path.parent.name}/{path.name}", exc) from exc
         out: dict[str, str] = {}
         for section in ("console_scripts", "gui_scripts"):
             if parser.has_section(section):
@@ -312,32 +334,52 @@ def _member_target(name: str, data_dir: str) -> tuple[str, PurePosixPath] | None
     return None
 
 
-def unpack_wheel(root: Path, file: DistFile, wheel: Path) -> Unpacked:
+def _extract(wheel: Path, tmp: Path, file: DistFile, bounds: Limits) -> None:
+    """Write the wheel's installed members into ``tmp`` (``site``, ``scripts``), within
+    ``bounds``: its member count, the sizes it states, then the bytes actually written."""
+    project = file.filename.split("-")[0]
+    version = file.filename.split("-")[1]
+    data_dir = f"{project}-{version}.data"
+    with zipfile.ZipFile(wheel) as zf:
+        members = zf.infolist()
+        if len(members) > bounds.members:
+            raise too_much_unpacked(file.filename, file.url, bounds.members, "members")
+        budget = bounds.unpacked
+        if sum(info.file_size for info in members) > budget:  # a cheap early refusal
+            raise too_much_unpacked(file.filename, file.url, bounds.unpacked, "unpacked")
+        for info in members:
+            if info.is_dir():
+                continue
+            where = _member_target(info.filename, data_dir)
+            if where is None:
+                continue
+            target = tmp / where[0] / where[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    budget -= len(chunk)
+                    if budget < 0:
+                        raise too_much_unpacked(
+                            file.filename, file.url, bounds.unpacked, "unpacked"
+                        )
+                    out.write(chunk)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode & 0o111 or where[0] == "scripts":
+                target.chmod(0o755)
+
+
+def unpack_wheel(root: Path, file: DistFile, wheel: Path, limits: Limits | None = None) -> Unpacked:
     """Unpack the wheel file ``wheel``, whose sha256 the caller checked, into ``root``'s
-    directory for it (already there: used as is)."""
+    directory for it (already there: used as is).  What it unpacks to is bounded by
+    ``limits`` (its members, and the bytes written: a zip bomb is refused, a MetadataError
+    naming it, and nothing of it is kept)."""
     dest = root / file.sha256[:2] / file.sha256
     if dest.is_dir():
-        return Unpacked(dest)
+        return Unpacked(dest, file)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
     try:
-        project = file.filename.split("-")[0]
-        version = file.filename.split("-")[1]
-        data_dir = f"{project}-{version}.data"
-        with zipfile.ZipFile(wheel) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                where = _member_target(info.filename, data_dir)
-                if where is None:
-                    continue
-                target = tmp / where[0] / where[1]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                mode = (info.external_attr >> 16) & 0o777
-                if mode & 0o111 or where[0] == "scripts":
-                    target.chmod(0o755)
+        _extract(wheel, tmp, file, limits if limits is not None else Limits())
         (tmp / "site").mkdir(exist_ok=True)
         try:
             tmp.rename(dest)
@@ -348,7 +390,7 @@ def unpack_wheel(root: Path, file: DistFile, wheel: Path) -> Unpacked:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Unpacked(dest)
+    return Unpacked(dest, file)
 
 
 # --- the environment ---------------------------------------------------------------------
@@ -385,7 +427,7 @@ def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
     for wheel in wheels:
         for name, spec in wheel.entry_points().items():
             m = _ENTRY.match(spec)
-            if m is None or "/" in name:
+            if m is None or "/" in name or name in ("", ".", ".."):
                 log.debug("%s: entry point %s = %s not understood", wheel.root.name, name, spec)
                 continue
             attr = m.group("attr") or ""
@@ -395,9 +437,13 @@ def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
             _write_script(bin_dir / name, text.encode())
         if wheel.scripts.is_dir():
             for script in sorted(wheel.scripts.iterdir()):
+                if not script.is_file():
+                    continue
                 body = script.read_bytes()
-                if body.startswith((b"#!python", b"#!pythonw")):
-                    body = b"#!" + python.encode() + body[body.index(b"\n") :]
+                if body.startswith(b"#!python"):  # also #!pythonw: the installer's placeholder
+                    # its first line is replaced (a script of that line alone: by this one)
+                    end = body.find(b"\n")
+                    body = b"#!" + python.encode() + (body[end:] if end >= 0 else b"\n")
                 _write_script(bin_dir / script.name, body)
 
 
@@ -408,32 +454,85 @@ def _write_script(path: Path, body: bytes) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-class WheelCache:
-    """Unpacked wheels under a cache root, each unpacked once however many threads ask."""
+#: a temporary file or directory a process left in the cache (killed mid-download or
+#: mid-unpack) older than this is removed: no live process takes a day over one wheel
+STALE_TEMPORARY = 24 * 3600.0
+_TEMPORARY = (".download-", ".unpack-")
 
-    def __init__(self, root: Path, download: Callable[[DistFile, Path], None]) -> None:
+
+def remove_stale_temporaries(directory: Path, older_than: float = STALE_TEMPORARY) -> list[str]:
+    """Remove what killed processes left in ``directory`` (``.download-*`` files,
+    ``.unpack-*`` directories) last changed more than ``older_than`` seconds ago; a live
+    process's, being newer, stay.  The names removed."""
+    removed: list[str] = []
+    deadline = time.time() - older_than
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(_TEMPORARY):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= deadline:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError as exc:  # another process removed it first, or it cannot be: harmless
+            log.debug("leftover %s not removed: %s", entry.path, exc)
+            continue
+        removed.append(entry.name)
+    if removed:
+        log.debug("removed leftovers of killed runs in %s: %s", directory, ", ".join(removed))
+    return removed
+
+
+class WheelCache:
+    """Unpacked wheels under a cache root, each unpacked once however many threads ask, each
+    bounded by ``limits``."""
+
+    def __init__(
+        self,
+        root: Path,
+        download: Callable[[DistFile, Path], None],
+        limits: Limits | None = None,
+    ) -> None:
         self.root = root
         self.download = download
+        self.limits = limits if limits is not None else Limits()
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._swept: set[Path] = set()  #: directories cleared of leftovers by this process
+
+    def _sweep(self, path: Path) -> None:
+        """The first time this process uses ``path`` (a ``wheels/ab`` directory), remove
+        what killed processes left in it."""
+        with self._lock:
+            if path in self._swept:
+                return
+            self._swept.add(path)
+        remove_stale_temporaries(path)
 
     def get(self, file: DistFile) -> Unpacked:
         """The wheel's tree, downloaded into a file (its sha256 checked by ``download``)
         and unpacked if new."""
         dest = self.root / file.sha256[:2] / file.sha256
+        self._sweep(dest.parent)
         if dest.is_dir():
-            return Unpacked(dest)
+            return Unpacked(dest, file)
         with self._lock:
             lock = self._locks.setdefault(file.sha256, threading.Lock())
         with lock:
             if dest.is_dir():
-                return Unpacked(dest)
+                return Unpacked(dest, file)
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
             os.close(fd)
             try:
                 self.download(file, Path(name))
-                return unpack_wheel(self.root, file, Path(name))
+                return unpack_wheel(self.root, file, Path(name), self.limits)
             except (zipfile.BadZipFile, ValueError, OSError) as exc:
                 raise MetadataError(
                     f"cannot unpack {file.filename} into the build environment cache: {exc}",

@@ -130,7 +130,7 @@ class IndexClient:
         #: the lock's exclude-newer: build backends are installed as of it (None: the newest)
         self.build_cutoff: datetime | None = None
         self.compose_builds = compose_builds
-        self._wheels = WheelCache(self.cache.root / WHEELS, self._download_wheel)
+        self._wheels = WheelCache(self.cache.root / WHEELS, self._download_wheel, self.limits)
         #: downloads of build backends' wheels (their own pool: the callers may be on ours)
         self._wheel_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wheel")
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="index")
@@ -554,6 +554,7 @@ class IndexClient:
             uv=self.uv,
             refresh=self.refresh,
             provision=self.provision if self.compose_builds else None,
+            limits=self.limits,
         )
 
     def build_index_urls(self) -> list[str]:
@@ -630,6 +631,7 @@ class IndexClient:
             offline=self.offline,
             provision=self.provision if self.compose_builds else None,
             early=self._early_requires(file) if self.compose_builds else None,
+            limits=self.limits,
         )
 
     def _early_requires(self, file: DistFile) -> list[str] | None:

@@ -11,10 +11,14 @@ variable                               default      bounds
 ``NIXPKGS_PYTHON_MAX_METADATA_BYTES``  16 MiB       a ``.metadata`` file, METADATA in a wheel,
                                                     PKG-INFO / pyproject.toml in an sdist
 ``NIXPKGS_PYTHON_RESPONSE_DEADLINE``   900 s        one whole response (connect to last byte)
+``NIXPKGS_PYTHON_MAX_UNPACKED_BYTES``  4 GiB        a wheel or sdist unpacked for a build hook
+                                                    (the sum of its members' sizes)
+``NIXPKGS_PYTHON_MAX_ARCHIVE_MEMBERS`` 200000       the number of members of that archive
 =====================================  ===========  ==========================================
 
 The decoded size of a compressed answer counts against the same limit as its raw size, so a
-gzip bomb stops at the limit.  Exceeding a limit is one error naming the URL; nothing of that
+gzip bomb stops at the limit; an archive unpacked for a build hook is bounded by what it
+unpacks to, so a zip bomb stops too.  Exceeding a limit is one error naming the URL; nothing of that
 answer is cached.
 """
 
@@ -24,7 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.core.errors import IndexError_
+from bot.core.errors import IndexError_, MetadataError
 
 MIB = 1024 * 1024
 
@@ -33,6 +37,8 @@ ENV = {
     "download": "NIXPKGS_PYTHON_MAX_DOWNLOAD_BYTES",
     "metadata": "NIXPKGS_PYTHON_MAX_METADATA_BYTES",
     "deadline": "NIXPKGS_PYTHON_RESPONSE_DEADLINE",
+    "unpacked": "NIXPKGS_PYTHON_MAX_UNPACKED_BYTES",
+    "members": "NIXPKGS_PYTHON_MAX_ARCHIVE_MEMBERS",
 }
 
 
@@ -42,12 +48,14 @@ class LimitExceeded(IndexError_):
 
 @dataclass(frozen=True)
 class Limits:
-    """Upper bounds on index answers (bytes; ``deadline`` in seconds)."""
+    """Upper bounds on index answers (bytes; ``deadline`` in seconds; ``members`` a count)."""
 
     page: int = 64 * MIB
     download: int = 1024 * MIB
     metadata: int = 16 * MIB
     deadline: float = 900.0
+    unpacked: int = 4096 * MIB
+    members: int = 200_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -66,7 +74,9 @@ class Limits:
                 raise IndexError_(
                     f"${var} must be a positive {'number' if field == 'deadline' else 'integer'}",
                     where=f"{var}={text}",
-                    hint="give a number of seconds" if field == "deadline" else "give bytes",
+                    hint={"deadline": "give a number of seconds", "members": "give a count"}.get(
+                        field, "give bytes"
+                    ),
                 )
             values[field] = value
         return cls(**values)  # type: ignore[arg-type]
@@ -78,6 +88,19 @@ def too_big(what: str, url: str, limit: int, field: str) -> LimitExceeded:
         f"{what} is larger than the limit of {limit} bytes",
         where=url,
         hint=f"the index sent too much; if it is trusted and this is expected, raise ${ENV[field]}",
+    )
+
+
+def too_much_unpacked(what: str, where: str, limit: int, field: str) -> MetadataError:
+    """The error for an archive (``what``) unpacking to more than ``limit`` bytes, or more
+    than ``limit`` members for ``field`` "members"."""
+    unit = "members" if field == "members" else "bytes"
+    return MetadataError(
+        f"{what} unpacks to more than the limit of {limit} {unit} (a zip bomb?); "
+        "nothing of it is kept",
+        where=where,
+        hint=f"the index serves an archive too big to unpack; if it is trusted and this is "
+        f"expected, raise ${ENV[field]}",
     )
 
 

@@ -42,6 +42,12 @@ class DistFile:
     core_metadata: str | None = None  #: PEP 658/714: sha256 of the .metadata file, "" if unhashed
     tags: frozenset[Tag] = field(default_factory=frozenset)  #: wheel tags; empty for sdists
 
+    def uploaded_by(self, cutoff: datetime | None) -> bool:
+        """Whether the file is inside the index snapshot ``cutoff`` (exclude-newer): one the
+        index states no upload time for (a static PEP 503 index) counts as inside, as the
+        lock's resolution takes it (the lock says the snapshot could not apply to it)."""
+        return cutoff is None or self.upload_time is None or self.upload_time <= cutoff
+
 
 @dataclass(frozen=True)
 class UnverifiedMetadata:

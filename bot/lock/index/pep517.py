@@ -46,6 +46,7 @@ from bot.core.errors import CommandError, MetadataError, PackageIndexError
 from bot.core.proc import run
 from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose
 from bot.lock.index.cache import Cache
+from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.models import DistFile
 
 log = logging.getLogger(__name__)
@@ -126,38 +127,71 @@ def install_command(
     ]
 
 
-#: unpacks an sdist (argv: archive, destination); run by this interpreter as a child
+#: exit status of the unpacking child for an sdist beyond the limits (stderr: which one)
+_OVER_LIMIT = 3
+
+#: unpacks an sdist (argv: archive, destination, most bytes, most members); run by this
+#: interpreter as a child.  The bounds are checked before each member is written, from the
+#: sizes the archive states: a zip member yields no more than its stated size, a tar
+#: member's data is exactly its stated size
 _UNPACK = """
 import sys, tarfile, zipfile
 archive, dest = sys.argv[1:3]
+most_bytes, most_members = int(sys.argv[3]), int(sys.argv[4])
+
+class Limit(Exception):
+    pass
+
+def bounded(members, size):
+    total = 0
+    for count, member in enumerate(members, 1):
+        if count > most_members:
+            raise Limit("members")
+        total += size(member)
+        if total > most_bytes:
+            raise Limit("unpacked")
+        yield member
+
 try:
     if archive.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
-            zf.extractall(dest)
+            zf.extractall(dest, members=bounded(zf.infolist(), lambda m: m.file_size))
     else:
         with tarfile.open(archive, mode="r:*") as tf:
-            tf.extractall(dest, filter="data")
-except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
+            sizes = lambda m: m.size if m.isreg() else 0
+            tf.extractall(dest, members=bounded(tf, sizes), filter="data")
+except Limit as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(OVER_LIMIT)
+except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
     sys.exit(f"{type(exc).__name__}: {exc}")
-"""
+""".replace("OVER_LIMIT", str(_OVER_LIMIT))
 
 
-def _unpack(data: bytes, filename: str, dest: Path) -> Path:
+def _unpack(data: bytes, file: DistFile, dest: Path, limits: Limits | None = None) -> Path:
     """Unpack an sdist into ``dest`` (zip members sanitised by zipfile, tar members by the
-    "data" filter) in a child process: it is a few hundred files of pure-Python work, which
-    in this process would take turns for the interpreter lock with the resolver (1.7-1.9 s
-    for cryptography's or libcst's sdist in a cold lock of a big set; 0.15-0.2 s of CPU in
-    a child)."""
+    "data" filter; what it unpacks to bounded by ``limits``, else a MetadataError) in a
+    child process: it is a few hundred files of pure-Python work, which in this process
+    would take turns for the interpreter lock with the resolver (1.7-1.9 s for
+    cryptography's or libcst's sdist in a cold lock of a big set; 0.15-0.2 s of CPU in a
+    child)."""
+    bounds = limits if limits is not None else Limits.from_env()
     dest.mkdir(parents=True, exist_ok=True)
+    filename = file.filename
     archive = dest.parent / ("sdist.zip" if filename.endswith(".zip") else "sdist.tar")
     archive.write_bytes(data)
+    argv = [sys.executable, "-I", "-c", _UNPACK, str(archive), str(dest)]
     try:
         run(
-            [sys.executable, "-I", "-c", _UNPACK, str(archive), str(dest)],
+            [*argv, str(bounds.unpacked), str(bounds.members)],
             timeout=HOOK_TIMEOUT,
             what=f"unpacking {filename}",
         )
     except CommandError as exc:
+        field = exc.stderr_tail.strip().splitlines()[-1:] if exc.stderr_tail else []
+        if exc.returncode == _OVER_LIMIT and field in (["unpacked"], ["members"]):
+            limit = bounds.members if field == ["members"] else bounds.unpacked
+            raise too_much_unpacked(filename, file.url, limit, field[0]) from exc
         raise ValueError(exc.stderr_tail or exc.message) from exc
     finally:
         archive.unlink(missing_ok=True)
@@ -344,6 +378,8 @@ class _ComposedEnv(_Env):
         if not self.fallback:
             try:
                 wheels = self._wheels(wanted)
+                # a malformed wheel (its entry points, scripts) is refused here, by name
+                compose(Path(self.env.scripts_dir).parent, self.env.python_executable, wheels)
             except UnresolvableError as exc:
                 log.info("%s: %s; installing them with the installer", self.file.filename, exc)
                 self.fallback = True
@@ -357,9 +393,6 @@ class _ComposedEnv(_Env):
                     hint=f"the build requirements of {self.file.filename} must be on the "
                     f"configured indexes: {', '.join(self.index_urls)}",
                 ) from exc
-            else:
-                env = Path(self.env.scripts_dir).parent
-                compose(env, self.env.python_executable, wheels)
         if self.fallback:
             super().install(requirements)
         self.requirements = wanted
@@ -420,6 +453,7 @@ def cached_metadata(
     refresh: bool = False,
     timeout: float = HOOK_TIMEOUT,
     provision: Provision | None = None,
+    limits: Limits | None = None,
 ) -> bytes:
     """:func:`pep517_metadata` for ``python`` = (minor version, executable), with a failure
     remembered by the sdist's sha256 and that version (``refresh`` forgets it)."""
@@ -452,6 +486,7 @@ def cached_metadata(
             timeout=timeout,
             requires_out=dynamic,
             provision=provision,
+            limits=limits,
         )
     except MetadataError as exc:
         cache.put_json(FAILURES, key, {"reason": exc.message, "hint": exc.hint or ""})
@@ -480,6 +515,7 @@ def cached_build_requires(
     timeout: float = HOOK_TIMEOUT,
     provision: Provision | None = None,
     early: Sequence[str] | None = None,
+    limits: Limits | None = None,
 ) -> tuple[Requirement, ...]:
     """What the sdist's backend asks for beyond ``[build-system] requires`` when building a
     wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
@@ -509,6 +545,7 @@ def cached_build_requires(
                 timeout=timeout,
                 provision=provision,
                 early=early,
+                limits=limits,
             )
             known = {"requires": found}
         except MetadataError as exc:
@@ -588,11 +625,13 @@ def pep517_build_requires(
     timeout: float = HOOK_TIMEOUT,
     provision: Provision | None = None,
     early: Sequence[str] | None = None,
+    limits: Limits | None = None,
 ) -> list[str]:
     """``get_requires_for_build_wheel`` of the sdist ``data``, asked in an isolated
     environment of ``python`` with its ``[build-system] requires`` installed (``provision``:
     see :func:`_backend`; ``early``: those requirements as the caller read them, provisioned
-    while the sdist is unpacked; the sdist's own are used if they differ)."""
+    while the sdist is unpacked; the sdist's own are used if they differ; ``limits`` bound
+    what the sdist unpacks to)."""
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
     interpreter = python or sys.executable
@@ -600,7 +639,7 @@ def pep517_build_requires(
     with _scratch("nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)
         try:
-            source = _unpack(data, file.filename, work / "src")
+            source = _unpack(data, file, work / "src", limits)
             document = (
                 tomllib.loads((source / "pyproject.toml").read_text("utf-8"))
                 if (source / "pyproject.toml").is_file()
@@ -642,6 +681,7 @@ def pep517_metadata(
     timeout: float = HOOK_TIMEOUT,
     requires_out: list[str] | None = None,
     provision: Provision | None = None,
+    limits: Limits | None = None,
 ) -> bytes:
     """METADATA of the sdist ``data``: static PEP 621 metadata, else from its PEP 517 backend
     in an isolated environment of ``python`` (an interpreter executable; default: this one).
@@ -649,6 +689,7 @@ def pep517_metadata(
     ``uv``: the uv executable to install build requirements with; None finds it, "" means
     use pip.  ``timeout`` bounds each step (environment, install, hook).  ``provision``:
     compose the environment from verified wheels instead (see :func:`_backend`).
+    ``limits`` bound what the sdist unpacks to (default: :meth:`Limits.from_env`).
     """
     _quiet_backends()
     uv = find_uv() if uv is None else (uv or None)
@@ -656,7 +697,7 @@ def pep517_metadata(
     with _scratch("nixpkgs-python-pep517-") as tmp:
         work = Path(tmp)
         try:
-            source = _unpack(data, file.filename, work / "src")
+            source = _unpack(data, file, work / "src", limits)
         except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError) as exc:
             raise MetadataError(f"cannot unpack {file.filename}: {exc}", where=file.url) from exc
         document: dict[str, Any] = {}
