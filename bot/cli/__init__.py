@@ -45,8 +45,9 @@ def _bound_heap() -> None:
     A cold lock reads hundreds of JSON pages (up to megabytes each) on a pool of threads.
     glibc raises its mmap threshold each time such a block is freed, so later pages land in
     the heaps instead, and with one heap per thread what is freed stays mapped: the
-    225-package benchmark set peaked at ~180 MB against ~140 MB with the threshold held at
-    its default (blocks over 128 KiB mapped and unmapped on their own) and two heaps.  Not
+    225-package benchmark set peaked at 175-184 MB, against 138-141 MB with the threshold
+    held at its default (blocks over 128 KiB mapped and unmapped on their own) and 132-133 MB
+    with one heap besides (the threads allocate under the interpreter lock anyway).  Not
     glibc (musl, macOS): nothing to do.
     """
     if sys.platform != "linux":
@@ -58,7 +59,7 @@ def _bound_heap() -> None:
     except (OSError, AttributeError):
         return
     mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-    mallopt(_M_ARENA_MAX, 2)
+    mallopt(_M_ARENA_MAX, 1)
 
 
 def _run(argv: list[str] | None) -> int:  # noqa: PLR0911 (one exit per outcome)
