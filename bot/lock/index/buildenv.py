@@ -395,16 +395,29 @@ def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
             _write_script(bin_dir / name, text.encode())
         if wheel.scripts.is_dir():
             for script in sorted(wheel.scripts.iterdir()):
-                body = script.read_bytes()
-                if body.startswith((b"#!python", b"#!pythonw")):
-                    body = b"#!" + python.encode() + body[body.index(b"\n") :]
-                _write_script(bin_dir / script.name, body)
+                _copy_script(script, bin_dir / script.name, python)
 
 
 def _write_script(path: Path, body: bytes) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     path.write_bytes(body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def _copy_script(source: Path, path: Path, python: str) -> None:
+    """A wheel's data script, its ``#!python`` line pointed at ``python``; streamed, as a
+    script may be a program of tens of megabytes (maturin's is ~25 MB, which read whole
+    was the peak of a cold lock's memory)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with source.open("rb") as src, path.open("wb") as out:
+        head = src.read(len(b"#!pythonw"))
+        if head.startswith((b"#!python", b"#!pythonw")):
+            line = head + src.readline()
+            head = b"#!" + python.encode() + line[line.index(b"\n") :]
+        out.write(head)
+        shutil.copyfileobj(src, out, 1 << 20)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
