@@ -20,6 +20,7 @@ from bot.lock.index.buildenv import (
     WHEELS,
     Unpacked,
     WheelCache,
+    _copy_script,
     _member_target,
     check_metadata,
     compose,
@@ -131,6 +132,29 @@ def test_the_hook_sees_exactly_its_build_requirements(
         "/files/helper_lib-2.0-py3-none-any.whl",
         "/files/one-1.0.tar.gz",
     ]
+
+
+def test_data_scripts_are_copied_with_their_python_line_pointed_at_the_interpreter(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "scripts"
+    src.mkdir()
+    # a program of several megabytes (as maturin's is) is copied as it is, in chunks
+    program = b"\x7fELF" + bytes(range(256)) * (3 * 4096 + 7)
+    (src / "program").write_bytes(program)
+    (src / "short").write_bytes(b"#!python\nprint('ok')\n")
+    (src / "flags").write_bytes(b"#!python3 -E\nimport sys\n")
+    (src / "shell").write_bytes(b"#!/bin/sh\necho ok\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "program").write_bytes(b"stale")  # replaced, not appended to
+    for script in sorted(src.iterdir()):
+        _copy_script(script, bin_dir / script.name, "/env/bin/python")
+    assert (bin_dir / "program").read_bytes() == program
+    assert (bin_dir / "short").read_bytes() == b"#!/env/bin/python\nprint('ok')\n"
+    assert (bin_dir / "flags").read_bytes() == b"#!/env/bin/python\nimport sys\n"
+    assert (bin_dir / "shell").read_bytes() == b"#!/bin/sh\necho ok\n"
+    assert all((bin_dir / name).stat().st_mode & 0o111 == 0o111 for name in ("program", "short"))
 
 
 def test_wheels_are_unpacked_once_for_every_sdist_and_run(

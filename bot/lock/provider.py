@@ -55,11 +55,41 @@ class Req:
     #: whether the specifier has an ``==`` or ``===`` clause (preference: pins first)
     pinned: bool = field(init=False, compare=False, repr=False)
     _contains: dict[Version, bool] = field(init=False, compare=False, repr=False)
+    #: ``specifier.prereleases`` and the versions its ``==``/``===`` clauses name (computed
+    #: on first use: :meth:`Provider.find_matches` asks for them on every call)
+    _prereleases: bool | None = field(init=False, compare=False, repr=False)
+    _pins: frozenset[Version] | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifier", _identifier(self.name, self.extras))
         object.__setattr__(self, "pinned", any(s.operator in ("==", "===") for s in self.specifier))
         object.__setattr__(self, "_contains", {})
+        object.__setattr__(self, "_prereleases", None)
+        object.__setattr__(self, "_pins", None)
+
+    @property
+    def prereleases(self) -> bool:
+        """Whether the specifier asks for prereleases (``SpecifierSet.prereleases``)."""
+        known = self._prereleases
+        if known is None:
+            known = bool(self.specifier.prereleases)
+            object.__setattr__(self, "_prereleases", known)
+        return known
+
+    @property
+    def pins(self) -> frozenset[Version]:
+        """The versions the specifier's ``==``/``===`` clauses name (no wildcards)."""
+        known = self._pins
+        if known is None:
+            known = frozenset(
+                v
+                for s in self.specifier
+                if s.operator in ("==", "===")
+                and "*" not in s.version
+                and (v := _pinned_version(s.version)) is not None
+            )
+            object.__setattr__(self, "_pins", known)
+        return known
 
     def contains(self, version: Version) -> bool:
         """Whether the specifier admits ``version`` (prereleases included; memoised)."""
@@ -304,15 +334,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         targets = frozenset().union(*(r.targets for r in reqs))
         bad = {c.version for c in incompatibilities[identifier]}
         constraints = [s for s, _ in self.constraints.get(name, [])]
-        specs = [r.specifier for r in reqs] + constraints
-        pinned = {
-            v
-            for r in reqs
-            for s in r.specifier
-            if s.operator in ("==", "===")
-            and "*" not in s.version
-            and (v := _pinned_version(s.version)) is not None
-        }
+        pinned = frozenset().union(*(r.pins for r in reqs))
         try:
             versions = self.releases(name).versions()
         except PackageIndexError as exc:
@@ -322,15 +344,21 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 where=exc.where,
                 hint=exc.hint or "check the package name, or the index with --index-url",
             ) from None
-        prerelease_ok = any(s.prereleases for s in specs) or self._prerelease_only_project(
-            name, versions
+        prerelease_ok = (
+            any(r.prereleases for r in reqs)
+            or any(s.prereleases for s in constraints)
+            or self._prerelease_only_project(name, versions)
         )
 
         def accept(version: Version, *, ahead: bool = False) -> Candidate | None:
             if version in bad or (version.is_prerelease and not prerelease_ok):
                 return None
-            if not all(r.contains(version) for r in reqs):
-                return None
+            for r in reqs:  # Req.contains, inlined: the hottest loop of a big resolution
+                admits = r._contains.get(version)
+                if admits is None:
+                    admits = r.contains(version)
+                if not admits:
+                    return None
             if constraints and not all(_contains(s, version) for s in constraints):
                 return None
             if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
@@ -409,7 +437,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _python_matches(self, reqs: list[Req]) -> list[Candidate]:
         python = self.request.targets[0]
         version = Version(python.python_full_version)
-        if all(r.specifier.contains(version, prereleases=True) for r in reqs):
+        if all(r.contains(version) for r in reqs):
             return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
         return []
 

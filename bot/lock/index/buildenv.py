@@ -437,14 +437,8 @@ def compose(env: Path, python: str, wheels: Sequence[Unpacked]) -> None:
             _write_script(bin_dir / name, text.encode())
         if wheel.scripts.is_dir():
             for script in sorted(wheel.scripts.iterdir()):
-                if not script.is_file():
-                    continue
-                body = script.read_bytes()
-                if body.startswith(b"#!python"):  # also #!pythonw: the installer's placeholder
-                    # its first line is replaced (a script of that line alone: by this one)
-                    end = body.find(b"\n")
-                    body = b"#!" + python.encode() + (body[end:] if end >= 0 else b"\n")
-                _write_script(bin_dir / script.name, body)
+                if script.is_file():
+                    _copy_script(script, bin_dir / script.name, python)
 
 
 def _write_script(path: Path, body: bytes) -> None:
@@ -458,6 +452,23 @@ def _write_script(path: Path, body: bytes) -> None:
 #: mid-unpack) older than this is removed: no live process takes a day over one wheel
 STALE_TEMPORARY = 24 * 3600.0
 _TEMPORARY = (".download-", ".unpack-")
+
+
+def _copy_script(source: Path, path: Path, python: str) -> None:
+    """A wheel's data script, its ``#!python`` line pointed at ``python``; streamed, as a
+    script may be a program of tens of megabytes (maturin's is ~25 MB, which read whole
+    was the peak of a cold lock's memory)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with source.open("rb") as src, path.open("wb") as out:
+        head = src.read(len(b"#!pythonw"))
+        if head.startswith((b"#!python", b"#!pythonw")):
+            line = head + src.readline()
+            end = line.find(b"\n")  # a script of that line alone: this one
+            head = b"#!" + python.encode() + (line[end:] if end >= 0 else b"\n")
+        out.write(head)
+        shutil.copyfileobj(src, out, 1 << 20)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
 def remove_stale_temporaries(directory: Path, older_than: float = STALE_TEMPORARY) -> list[str]:
