@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,17 +68,29 @@ def test_kept_paths_and_a_damaged_file(repo: Path) -> None:
     assert evaluation.remembered(key, 1) == ["/nix/store/abc-env"]
 
 
-def test_a_symlink_in_what_nix_reads_is_never_remembered(repo: Path, tmp_path: Path) -> None:
-    """Nix follows a link to files outside the hashed tree (a shared patches directory):
-    edited there, the key would not move, so such a tree gives no key at all."""
+def test_what_a_symlink_reaches_is_hashed_and_where_it_points(repo: Path, tmp_path: Path) -> None:
+    """Nix follows a link to files outside the repository (a shared patches directory): an
+    edit there, or the link re-pointed, must move the key."""
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "fix.patch").write_text("--- a\n+++ b\n")
-    assert evaluation.evaluation_key(repo, ARGV, {}) is not None
+    plain = evaluation.evaluation_key(repo, ARGV, {})
     (repo / "sets" / "demo" / "patches").symlink_to(shared, target_is_directory=True)
-    assert evaluation.evaluation_key(repo, ARGV, {}) is None
+    linked = evaluation.evaluation_key(repo, ARGV, {})
+    assert linked not in (None, plain)
+    (shared / "fix.patch").write_text("--- a\n+++ c\n")  # edited where the link points
+    edited = evaluation.evaluation_key(repo, ARGV, {})
+    assert edited not in (None, linked)
+    other = tmp_path / "other"
+    shutil.copytree(shared, other)
     (repo / "sets" / "demo" / "patches").unlink()
-    (repo / "sets" / "demo" / "fix.patch").symlink_to(shared / "fix.patch")
+    (repo / "sets" / "demo" / "patches").symlink_to(other, target_is_directory=True)
+    assert evaluation.evaluation_key(repo, ARGV, {}) not in (None, edited)  # same bytes, re-pointed
+    (repo / "sets" / "demo" / "fix.patch").symlink_to(shared / "fix.patch")  # a linked file
+    with_file = evaluation.evaluation_key(repo, ARGV, {})
+    (shared / "fix.patch").write_text("changed\n")
+    assert evaluation.evaluation_key(repo, ARGV, {}) not in (None, with_file)
+    (other / "loop").symlink_to(other, target_is_directory=True)  # a loop: nothing is kept
     assert evaluation.evaluation_key(repo, ARGV, {}) is None
 
 

@@ -36,38 +36,47 @@ KEEP = 32  #: evaluations kept (those stored last)
 READS = ("default.nix", "pyproject.toml", "nix", "sets", "overrides")
 
 
-def _files(root: Path) -> list[Path] | None:
-    """Every file under ``root`` (``root`` itself if a file), sorted; None when a symbolic
-    link is among them: Nix follows it to files outside what is hashed here."""
-    if root.is_symlink():
-        return None
+def _files(root: Path) -> list[tuple[Path, str | None]] | None:
+    """Every file under ``root`` (``root`` itself if a file), sorted, each with the target of
+    the symbolic link it is or lies under (None: none).  Links are followed, as Nix follows
+    them when it reads, and their targets are part of the key, so a re-pointed link moves
+    it; None when a directory is reached twice (a link loop)."""
     if not root.is_dir():
-        return [root] if root.exists() else []
-    out: list[Path] = []
-    for top, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(top, name)
-            if path.is_symlink():
-                return None
-            if name in files:
-                out.append(path)
+        return [(root, os.readlink(root) if root.is_symlink() else None)] if root.exists() else []
+    out: list[tuple[Path, str | None]] = []
+    seen: set[str] = set()
+    for top, _dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            return None
+        seen.add(real)
+        here = Path(top)
+        links = [
+            os.readlink(q)
+            for q in [here, *here.parents]
+            if q.is_symlink() and root in [q, *q.parents]
+        ]
+        for name in files:
+            path = here / name
+            via = [os.readlink(path)] if path.is_symlink() else []
+            out.append((path, "\0".join(via + links) or None))
     return sorted(out)
 
 
 def _tree_digest(repo: Path) -> str | None:
-    """sha256 over the path and bytes of every file the evaluation can read (None: one that
-    cannot be read, or a symbolic link, so nothing is remembered)."""
+    """sha256 over the path and bytes of every file the evaluation can read and the targets
+    of the links on the way (None: one that cannot be read, so nothing is remembered)."""
     digest = hashlib.sha256()
     for top in READS:
         paths = _files(repo / top)
         if paths is None:
             return None
-        for path in paths:
+        for path, link in paths:
             try:
                 data = path.read_bytes()
             except OSError:
                 return None
-            digest.update(f"\0{path.relative_to(repo).as_posix()}\0{len(data)}\0".encode())
+            digest.update(f"\0{path.relative_to(repo).as_posix()}\0{link}\0{len(data)}\0".encode())
             digest.update(data)
     return digest.hexdigest()
 
