@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bot.core.files import default_cache_dir, write_atomic
+from bot.core.files import default_cache_dir, read_cache, write_cache
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,7 @@ def evaluation_key(repo: Path, argv: Sequence[str], interpreters: Mapping[str, s
 
 
 def _read(path: Path) -> dict[str, dict[str, object]]:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}
+    data = read_cache(path)
     entries = data.get("evaluations") if isinstance(data, dict) else None
     return entries if isinstance(entries, dict) else {}
 
@@ -167,10 +164,7 @@ def remember(key: str, paths: Sequence[str]) -> None:
         return float(value) if isinstance(value, int | float) else 0.0
 
     kept = dict(sorted(entries.items(), key=used, reverse=True)[:KEEP])
-    try:
-        write_atomic(file, json.dumps({"evaluations": kept}, sort_keys=True) + "\n")
-    except OSError as exc:  # a cache: the next run evaluates again
-        log.debug("cannot write %s: %s", file, exc)
+    write_cache(file, {"evaluations": kept})
 
 
 __all__ = ["evaluation_key", "remember", "remembered"]

@@ -4,6 +4,7 @@ the next run after a kill) sees the old content or the new, never half of it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -47,7 +48,32 @@ def write_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), mode=0o644)
 
 
-__all__ = ["default_cache_dir", "write_atomic", "write_bytes_atomic"]
+def read_cache(path: Path) -> Any:
+    """The JSON document of a cache file; None when it is absent, unreadable or not JSON (a
+    cache: its loss costs only the work again).  Its shape is the caller's to check."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache(path: Path, document: Any) -> None:
+    """Write a cache file's JSON document atomically; a failure is only logged (the next
+    run does the work again)."""
+    try:
+        write_atomic(path, json.dumps(document, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        logging.getLogger(__name__).debug("cannot write %s: %s", path, exc)
+
+
+__all__ = [
+    "default_cache_dir",
+    "read_cache",
+    "read_json",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_cache",
+]
 
 
 #: the largest JSON file a job hands another (outcome, plan and hold-back files: kilobytes)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bot import SUPPORTED_PYTHONS
 from bot.core.errors import BotError, CommandError
-from bot.core.files import default_cache_dir, write_atomic
+from bot.core.files import default_cache_dir, read_cache, write_cache
 from bot.core.proc import run
 
 #: path of the generated file, relative to the repository
@@ -77,8 +77,7 @@ def _cache_file() -> Path:
 
 def _kept(key: tuple[str, tuple[int, ...]]) -> tuple[str, str] | None:
     try:
-        data = json.loads(_cache_file().read_bytes())
-        entry = data["probes"][key[0]]
+        entry = read_cache(_cache_file())["probes"][key[0]]
         if tuple(entry["file"]) != key[1]:
             return None
         return str(entry["executable"]), str(entry["version"])
@@ -89,15 +88,11 @@ def _kept(key: tuple[str, tuple[int, ...]]) -> tuple[str, str] | None:
 def _keep(key: tuple[str, tuple[int, ...]], answer: tuple[str, str]) -> None:
     path = _cache_file()
     try:
-        try:
-            data = json.loads(path.read_bytes())
-            probes = dict(data["probes"])
-        except (OSError, ValueError, KeyError, TypeError):
-            probes = {}
-        probes[key[0]] = {"file": list(key[1]), "executable": answer[0], "version": answer[1]}
-        write_atomic(path, json.dumps({"probes": probes}, indent=1, sort_keys=True) + "\n")
-    except OSError:
-        pass  # a cache: the next run probes again
+        probes = dict(read_cache(path)["probes"])
+    except (KeyError, TypeError, ValueError):
+        probes = {}
+    probes[key[0]] = {"file": list(key[1]), "executable": answer[0], "version": answer[1]}
+    write_cache(path, {"probes": probes})  # a cache: a failed write probes again next run
 
 
 def probe(executable: Path) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BotError, CommandError, NixError
-from bot.core.files import write_atomic
+from bot.core.files import read_cache, write_atomic, write_cache
 from bot.core.nix import run_nix
 from bot.core.proc import run
 
@@ -296,7 +296,7 @@ def remembered_failure(file: Path, repo: Path, now: float) -> PinFailure | None:
     """The failure to fetch the repository's pin remembered in ``file``, while it stands (the
     same pin, the retry time not reached); None: try fetching it."""
     try:
-        data = json.loads(file.read_bytes())
+        data = read_cache(file)
         pin = read_pin(repo)
         if data["pin"] != _failure_key(pin):
             return None
@@ -314,16 +314,13 @@ def remember_failure(file: Path, repo: Path, reason: str, now: float) -> PinFail
     pin = read_pin(repo)
     failures = 1
     try:
-        data = json.loads(file.read_bytes())
+        data = read_cache(file)
         if data["pin"] == _failure_key(pin):
             failures = int(data["failures"]) + 1
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         pass
     record = {"pin": _failure_key(pin), "reason": reason, "last": now, "failures": failures}
-    try:
-        write_atomic(file, json.dumps(record, indent=1, sort_keys=True) + "\n")
-    except OSError as exc:  # not remembered: the next run tries again
-        log.debug("cannot write %s: %s", file, exc)
+    write_cache(file, record)  # not written: the next run tries again
     return PinFailure(reason, now, failures, file)
 
 
@@ -377,7 +374,6 @@ def update_pin(
     """Move ``nix/nixpkgs.json`` to the newest commit of ``branch`` (default: the pin's own
     branch): ``git ls-remote`` for the commit, ``nix-prefetch-url --unpack`` of its archive for
     the hash; written atomically, only when something changed."""
-    from bot.core.files import write_atomic
 
     old: Pin | None
     try:

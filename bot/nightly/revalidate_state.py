@@ -25,7 +25,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bot.core.files import write_atomic
+from bot.core.files import read_cache, write_atomic, write_cache
 from bot.lock.memo import code_digest
 from bot.model import locks
 
@@ -81,27 +81,20 @@ def save_state(
 def kept_verdict(file: Path, entry_id: str, key: str) -> dict[str, Any] | None:
     """The finding (its JSON) last built for ``entry_id`` when its inputs' key was ``key``."""
     try:
-        record = json.loads(file.read_bytes())[entry_id]
+        record = read_cache(file)[entry_id]
         if record["key"] != key or not isinstance(record["finding"], dict):
             return None
         return dict(record["finding"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
 
 
 def keep_verdict(file: Path, entry_id: str, key: str, finding: Mapping[str, Any]) -> None:
     """Remember ``finding`` as the verdict of ``entry_id``'s builds for the inputs ``key``."""
-    try:
-        data = json.loads(file.read_bytes())
-        records = data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        records = {}
+    data = read_cache(file)
+    records = data if isinstance(data, dict) else {}
     records[entry_id] = {"key": key, "finding": dict(finding)}
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(file, json.dumps(records, indent=1, sort_keys=True) + "\n")
-    except OSError as exc:  # a cache: the entry is built again next time
-        log.debug("cannot write %s: %s", file, exc)
+    write_cache(file, records)  # not written: the entry is built again next time
 
 
 def _id_key(entry_id: str) -> tuple[str, int]:
@@ -195,7 +188,7 @@ def locked_versions(repo: Path, memo: Path | None = None) -> dict[NormalizedName
 
 def _kept_versions(memo: Path, key: str) -> dict[NormalizedName, list[Locked]] | None:
     try:
-        data = json.loads(memo.read_bytes())
+        data = read_cache(memo)
         if data.get("key") != key:
             return None
         return {
@@ -222,8 +215,4 @@ def _keep_versions(memo: Path, key: str, locked: Mapping[NormalizedName, list[Lo
         ]
         for name, entries in locked.items()
     }
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(memo, json.dumps({"key": key, "locked": rows}, sort_keys=True) + "\n")
-    except OSError as exc:  # a cache: the next night reads the locks again
-        log.debug("cannot keep %s: %s", memo, exc)
+    write_cache(memo, {"key": key, "locked": rows})  # not written: read the locks again

@@ -148,8 +148,6 @@ class _Provider(AbstractProvider[Requirement, _Candidate, str]):
         self.used: dict[str, CoreMetadata] = {}  #: wheel sha256 -> the metadata it was read by
 
     def identify(self, requirement_or_candidate: Requirement | _Candidate) -> str:
-        if isinstance(requirement_or_candidate, _Candidate):
-            return _key(requirement_or_candidate.name, requirement_or_candidate.extras)
         return _key(requirement_or_candidate.name, requirement_or_candidate.extras)
 
     def get_preference(
