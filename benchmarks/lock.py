@@ -746,7 +746,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="CMD",
         help="our CLI, shell-split; it then runs whatever code it imports, not the "
-        "--ref snapshot [default: '<this python> -m bot.cli' with the snapshot on PYTHONPATH]",
+        "--ref snapshot [default: '<this python's packages, in a scratch venv> -m bot.cli' "
+        "with the snapshot on PYTHONPATH]",
     )
     p.add_argument(
         "--ref",
@@ -768,10 +769,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.uv = str(beside) if beside.is_file() else shutil.which("uv")
         if args.uv is None:
             p.error("uv not found; pass --uv")
-    if args.ours is None:
-        args.ours_cmd = [sys.executable, "-m", "bot.cli"]
-    else:
-        args.ours_cmd = shlex.split(args.ours)
+    # without --ours: this Python's packages in a venv of the scratch directory (main)
+    args.ours_cmd = None if args.ours is None else shlex.split(args.ours)
     return args
 
 
@@ -783,6 +782,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except subprocess.CalledProcessError as exc:
             print(f"cannot take {args.ref!r}: {exc.stderr!s}", file=sys.stderr)
             return 2
+        if args.ours_cmd is None:
+            args.ours_cmd = [common.plain_python(scratch / "python"), "-m", "bot.cli"]
         (scratch / "sets").mkdir(exist_ok=True)
         (scratch / "nix").mkdir(exist_ok=True)
         sys.path.insert(0, str(scratch / "code"))  # bot.model.sets of the snapshot reads set.yaml

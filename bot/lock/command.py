@@ -202,25 +202,27 @@ def build_request(
 
 
 @functools.cache
-def _detected(python: str) -> str:
+def _detected(python: str) -> tuple[str, str]:
     from bot.model.interpreters import detect
 
-    return detect([python]).get(python, "")
+    found = detect([python]).get(python, "")
+    if not found and f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
+        found = sys.executable
+    return python, found
 
 
-def hook_python(repo: Path, python: str) -> tuple[str, str]:
+def hook_python(repo: Path, python: str) -> tuple[str, str] | Callable[[], tuple[str, str]]:
     """(``python``, executable) that sdist metadata hooks run with: the interpreter recorded
     for that version in ``nix/local.json``, else one :func:`bot.model.interpreters.detect` finds,
-    else this one if it is that version ("" when there is none)."""
+    else this one if it is that version ("" when there is none).  The search is returned
+    as a function, for the index client to call when a hook first runs (it probes
+    interpreters); ``nix/local.json`` is read now, so a malformed one fails the lock here."""
     from bot.model.interpreters import load_local
 
     given = load_local(repo).get(python)
     if given:
         return python, given
-    found = _detected(python)
-    if not found and f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
-        found = sys.executable
-    return python, found
+    return functools.partial(_detected, python)
 
 
 def set_targets(

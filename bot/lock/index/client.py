@@ -124,8 +124,10 @@ class IndexClient:
         #: page URL -> digest of every page :meth:`files` served since :meth:`record` started
         self.recorded: dict[str, str] | None = None
         self.uv = uv
-        #: (minor version, executable) sdist metadata hooks run with: the lock's Python
-        self.build_python: tuple[str, str] | None = None
+        #: (minor version, executable) sdist metadata hooks run with: the lock's Python (see
+        #: :attr:`build_python`)
+        self._build_python: tuple[str, str] | Callable[[], tuple[str, str]] | None = None
+        self._build_python_lock = threading.Lock()
         self.refresh = False  #: retry remembered metadata hook failures
         #: the lock's exclude-newer: build backends are installed as of it (None: the newest)
         self.build_cutoff: datetime | None = None
@@ -140,6 +142,23 @@ class IndexClient:
         self._build_systems: dict[str, tuple[tuple[Requirement, ...], bool]] = {}
         self._backends: dict[str, str] = {}  #: sdist sha256 -> build-backend ("": none named)
         self._sdist_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def build_python(self) -> tuple[str, str] | None:
+        """(minor version, executable) that sdist hooks run with, None for this interpreter.
+
+        It may be set to a function that finds them: it is called the first time a hook
+        needs them, once (finding an interpreter may run it, ~15 ms, which a lock whose
+        sdists need no hook never pays)."""
+        with self._build_python_lock:
+            if callable(self._build_python):
+                self._build_python = self._build_python()
+            return self._build_python
+
+    @build_python.setter
+    def build_python(self, value: tuple[str, str] | Callable[[], tuple[str, str]] | None) -> None:
+        with self._build_python_lock:
+            self._build_python = value
 
     # --- lifecycle ---
 
