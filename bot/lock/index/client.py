@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -128,6 +130,7 @@ class IndexClient:
         #: :attr:`build_python`)
         self._build_python: tuple[str, str] | Callable[[], tuple[str, str]] | None = None
         self._build_python_lock = threading.Lock()
+        self._probing = False  #: the hooks' interpreter probe was started
         self.refresh = False  #: retry remembered metadata hook failures
         #: the lock's exclude-newer: build backends are installed as of it (None: the newest)
         self.build_cutoff: datetime | None = None
@@ -631,7 +634,27 @@ class IndexClient:
 
     def build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
         """PEP 518 ``[build-system] requires`` of an sdist (``setuptools>=40.8.0`` if absent)."""
+        if file.kind == "sdist":
+            self._probe_build_python()
         return self._build_system(file)[0]
+
+    def _probe_build_python(self) -> None:
+        """Start asking the hooks' interpreter for its tags, once, in the background: a
+        composed environment needs them, and the first sdist whose build requirements are
+        asked for is seen while it still has to be downloaded and read (the probe, 40-60 ms,
+        then no longer lies on the hook's path)."""
+        with self._lock:
+            if self._probing or not self.compose_builds or self.offline:
+                return
+            self._probing = True
+        self._wheel_pool.submit(self._quiet_probe)
+
+    def _quiet_probe(self) -> None:
+        python = self.build_python
+        if python is not None and not python[1]:
+            return  # no interpreter: no hook runs
+        with contextlib.suppress(MetadataError):  # the hook meets it again and says so
+            interpreter(python[1] if python is not None else sys.executable)
 
     def dynamic_build_requires(self, file: DistFile) -> tuple[Requirement, ...]:
         """What an sdist's backend asks for while building (get_requires_for_build_wheel)."""

@@ -44,7 +44,8 @@ from pyproject_hooks import (
 
 from bot.core.errors import CommandError, MetadataError, PackageIndexError
 from bot.core.proc import run
-from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose
+from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose, make_venv
+from bot.lock.index.buildenv import interpreter as probe_interpreter
 from bot.lock.index.cache import Cache
 from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.models import DistFile
@@ -227,10 +228,12 @@ def _scratch(prefix: str) -> Iterator[str]:
 
 
 class TargetEnv:
-    """A fresh virtual environment of a given interpreter (the lock's Python, not the bot's)."""
+    """A fresh virtual environment of a given interpreter (the lock's Python, not the bot's);
+    ``bare``: made directly (:func:`~bot.lock.index.buildenv.make_venv`) when the
+    interpreter answers the probe, for an environment no installer needs to know."""
 
-    def __init__(self, python: str, uv: str | None, timeout: float) -> None:
-        self.base, self.uv, self.timeout = python, uv, timeout
+    def __init__(self, python: str, uv: str | None, timeout: float, *, bare: bool = False) -> None:
+        self.base, self.uv, self.timeout, self.bare = python, uv, timeout, bare
         self._tmp: str | None = None
         self.python_executable = ""
         self.scripts_dir = ""
@@ -238,6 +241,15 @@ class TargetEnv:
     def __enter__(self) -> TargetEnv:
         self._tmp = tempfile.mkdtemp(prefix="nixpkgs-python-env-")
         path = Path(self._tmp) / "env"
+        self.scripts_dir = str(path / "bin")
+        self.python_executable = str(path / "bin" / "python")
+        if self.bare:
+            try:
+                make_venv(path, probe_interpreter(self.base))
+            except UnresolvableError as exc:  # the installer's way may still work
+                log.debug("%s; making the environment with the installer", exc.message)
+            else:
+                return self
         if self.uv:
             argv = [*_without_installer_config(), self.uv, "venv", "--no-config", "--quiet"]
             argv += ["--python", self.base, str(path)]
@@ -249,8 +261,6 @@ class TargetEnv:
             what=f"creating a build environment with {self.base}",
             hint="check the interpreter the lock's Python version is built with",
         )
-        self.scripts_dir = str(path / "bin")
-        self.python_executable = str(path / "bin" / "python")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -596,7 +606,7 @@ def _backend(
     """An isolated environment of ``interpreter`` with the static build requirements
     installed (composed from wheels when ``provision`` is given, else by the installer),
     and the backend's hooks running in it."""
-    with TargetEnv(interpreter, uv, timeout) as isolated:
+    with TargetEnv(interpreter, uv, timeout, bare=provision is not None) as isolated:
         env = (
             _Env(isolated, index_urls, uv, file, timeout)
             if provision is None
