@@ -535,3 +535,64 @@ def test_leftovers_of_killed_runs_are_removed_once_old(tmp_path: Path) -> None:
     again = WheelCache(root, lambda f, path: pytest.fail("no download for a cached wheel"))
     assert again.get(file) == got
     assert not (shard / ".download-old").exists()
+
+
+_WHERE = "import json, site, sys; print(json.dumps([sys.prefix, sys.base_prefix, sys.path]))"
+
+
+@pytest.mark.parametrize("version", ["bot", "3.12", "3.13"])
+def test_a_venv_made_directly_is_one_to_its_interpreter(tmp_path: Path, version: str) -> None:
+    """The hand-made environment (PEP 405) is a virtual environment to the interpreter
+    itself: its prefix, its own empty site directory on the path, none of the base's."""
+    import json
+
+    from bot.lock.index.buildenv import make_venv
+    from bot.model.interpreters import detect
+
+    base = sys.executable if version == "bot" else detect([version]).get(version, "")
+    if not base:
+        pytest.skip(f"no CPython {version} here")
+    me = interpreter(base)
+    env = tmp_path / "env"
+    python = make_venv(env, me)
+    assert python == env / "bin" / "python"
+    prefix, base_prefix, path = json.loads(
+        subprocess.run(
+            [python, "-I", "-c", _WHERE], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert Path(prefix) == env
+    assert Path(base_prefix) != env
+    own = str(env / me.purelib)
+    assert own in path
+    assert not [p for p in path if p.endswith("-packages") and p != own]
+    # the installers' fallback treats it as an environment too
+    for alias in ("python3", f"python{me.markers['python_version']}"):
+        assert (env / "bin" / alias).resolve() == Path(me.base).resolve()
+
+
+def test_an_interpreter_that_cannot_answer_the_probe_gets_the_installers_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the probe fails (an interpreter without a usable sysconfig, say), the
+    environment is made the old way, by the installer."""
+    from bot.lock.index import pep517
+    from bot.lock.index.buildenv import UnresolvableError
+
+    def refuse(executable: str) -> None:
+        raise UnresolvableError(f"cannot ask {executable} for its wheel tags", where=executable)
+
+    monkeypatch.setattr(pep517, "probe_interpreter", refuse)
+    with pep517.TargetEnv(sys.executable, None, 60, bare=True) as env:
+        made = Path(env.python_executable)
+        assert made.is_file()
+        cfg = (made.parent.parent / "pyvenv.cfg").read_text()
+        assert "command = " in cfg  # written by python -m venv, not by make_venv
+        assert "include-system-site-packages = false" in cfg
+        out = subprocess.run(
+            [made, "-c", "import sys; print(sys.prefix)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert Path(out.stdout.strip()) == made.parent.parent
