@@ -8,12 +8,43 @@ let
   lib = import ./lib.nix;
 in
 rec {
-  # Every package reachable from `roots` (derivations of one set) through runtime
-  # dependencies, cycles included (an environment has no reference problem with them).
+  # A package of the set as an environment holds it: with its python attributes (the passthru
+  # package.nix gives it; overridePythonAttrs, overrideAttrs and lib.overrideDerivation keep
+  # them).  Without them an environment would leave out its runtime dependencies and its
+  # checks, and nothing would say so: refused, naming it.  `what` says where it was found.
+  member = what: name: p:
+    if p ? pythonAttrs then p
+    else throw "nixpkgs-python: package '${name}' (${what}) has no python attributes (pythonAttrs): an environment would leave out its runtime dependencies and its checks. Change a package of the set with overridePythonAttrs or overrideAttrs, which keep them, rather than replacing it with another derivation";
+
+  # The set's package a derivation without python attributes is named as (`python3.12-foo-1.0`,
+  # the name of the set's packages and of nixpkgs' Python packages), or null.
+  claimedName = set: p:
+    let m = builtins.match "python[0-9]+\\.[0-9]+-(.+)-[^-]+" (if builtins.isAttrs p then p.name or "" else ""); in
+    if m != null && set ? ${builtins.head m} then builtins.head m else null;
+
+  # Every package reachable from `roots` through runtime dependencies, cycles included (an
+  # environment has no reference problem with them).  A root is a package of `set` (by its
+  # python attributes), or a plain derivation (a tool, a data package), which the environment
+  # links in as it is (its bin/ and any site-packages), with no closure and no checks.  A
+  # root named as a package of the set but without python attributes is refused (member):
+  # it is that package having lost them, or another build of it standing in for it.
   closure = set: roots:
+    let
+      rootOf = p:
+        if p ? pythonAttrs then { key = p.pythonAttrs.pname; pkg = p; }
+        else
+          let claimed = claimedName set p; in
+          if claimed != null then member "'${p.name}', given to an environment as the set's package" claimed p
+          else if builtins.isAttrs p && !(p ? outPath)
+          then throw "nixpkgs-python: an environment was given an attribute set that is neither a package of the set nor a derivation (attributes: ${toString (builtins.attrNames p)})"
+          else { key = "plain ${builtins.unsafeDiscardStringContext (toString p)}"; pkg = p; };
+      needed = x: n:
+        member "a dependency of '${x.key}'" n
+          (set.${n} or (throw "nixpkgs-python: package '${x.key}' needs '${n}', which is not in the set"));
+    in
     map (x: x.pkg) (builtins.genericClosure {
-      startSet = map (p: { key = p.pname; pkg = p; }) roots;
-      operator = x: map (n: { key = n; pkg = set.${n}; }) ((x.pkg.pythonAttrs or { }).dependencies or [ ]);
+      startSet = map rootOf roots;
+      operator = x: map (n: { key = n; pkg = needed x n; }) ((x.pkg.pythonAttrs or { }).dependencies or [ ]);
     });
 
   # What the environment's check pass needs of one package.
@@ -33,6 +64,7 @@ rec {
   # checks: false builds the tree only (nothing of the set uses that; for experiments).
   mkEnv = { interpreter, name, packages, system, pkgs ? null, checks ? true }:
     let
+      # plain derivations (see closure) are linked in, not checked
       withChecks = builtins.filter (p: p ? pythonAttrs) packages;
       needsPatch = builtins.any (p: p.pythonAttrs.doCheck && p.pythonAttrs.patches != [ ]) withChecks;
       config = {

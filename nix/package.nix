@@ -72,8 +72,30 @@ rec {
 
   wheelTagsLinux = name: builtins.match ".*-(manylinux|musllinux|linux)[^-]*\\.whl" name != null;
 
+  # `prev` (a derivation's attributes) extended by `f`, as nixpkgs' overrideAttrs reads it:
+  # `old: { ... }`, `final: prev: { ... }` or an attribute set (standalone derivations).
+  extendAttrs = f: prev:
+    let
+      ext = final:
+        let x = if builtins.isFunction f then f prev else f; in
+        if builtins.isFunction x then f final prev else x;
+      final = prev // ext final;
+    in
+    final;
+
   # ctx: { pkgs (or null), interpreter, system }.  `self` is the final package set.
-  mkPackage = ctx: self: attrs:
+  #
+  # The python attributes (pythonAttrs, pythonDeps, env, overridePythonAttrs, ...) are the
+  # derivation's passthru, so they are no input of it (its .drv is what `derivation` or
+  # mkDerivation make of the build attributes alone) and survive nixpkgs' overrideAttrs and
+  # lib.overrideDerivation (which keeps `passthru`).  `overrideAttrs` is re-bound, as
+  # nixpkgs' buildPythonPackage does: the package is always made from its python attributes
+  # and the list of derivation overrides applied since (`layers`), so `env` holds the
+  # overridden derivation and a later overridePythonAttrs applies those overrides again.
+  mkPackage = ctx: self: attrs: mkPackageWith ctx self attrs [ ];
+
+  # mkPackage with `layers`: overrideAttrs functions applied in order to the derivation.
+  mkPackageWith = ctx: self: attrs: layers:
     let
       inherit (ctx) pkgs interpreter system;
       py = interpreter.version;
@@ -124,7 +146,32 @@ rec {
         SOURCE_DATE_EPOCH = "315532800";
       };
       nixpkgsInput = nixpkgsAttr pkgs pkgError "native-build-inputs, build-inputs or system-libraries";
-      drv =
+      meta = {
+        description = "${attrs.pname} ${attrs.version} for Python ${py} (${attrs.artifact.name})";
+      };
+      # what Nix users and environments read of a package besides its derivation
+      pythonPassthru = {
+        pythonAttrs = attrs;
+        pythonVersion = py;
+        pythonSrc = src;
+        # runtime dependencies, as data: derivations of the set (cycles allowed)
+        pythonDeps = map member attrs.dependencies;
+        # the closure of the opt-in tests check's requirements (checkRequires)
+        pythonCheckInputs = map member (lib.closureNames (edgesIn self) attrs.checkRequires);
+        # the package with its runtime closure, checked: `nix-build -A <set>.packages.<name>.env`
+        # gives a working `bin/<script>` (the package's own bin/ sees only the package)
+        env = envLib.mkEnv {
+          inherit interpreter system pkgs;
+          name = "${attrs.pname}-${attrs.version}";
+          packages = envLib.closure self [ result ];
+        };
+        overridePythonAttrs = f:
+          mkPackageWith ctx self (attrs // (if builtins.isFunction f then f attrs else f)) layers;
+      };
+      # nixpkgs: mkDerivation keeps passthru and meta out of the derivation and adds them to
+      # its result (overrideAttrs keeps them).  Standalone: `derivation`, with the same
+      # attributes added (and `passthru`, which lib.overrideDerivation carries over).
+      base =
         if pkgs == null then
           standaloneNotes attrs
           (derivation (common // {
@@ -136,7 +183,8 @@ rec {
           }))
         else
           pkgs.stdenv.mkDerivation (common // {
-            inherit name;
+            inherit name meta;
+            passthru = pythonPassthru;
             inherit (attrs) pname version;
             dontUnpack = true;
             dontConfigure = true;
@@ -155,27 +203,24 @@ rec {
               runHook postInstall
             '';
           });
-      result = drv // {
+      # standalone: `derivation`'s result with what mkDerivation adds to its own (passthru and
+      # meta as attributes, `passthru` too, which lib.overrideDerivation carries over); an
+      # overrideAttrs function sees `derivation`'s attributes with `passthru` and `meta`
+      standalone = d: extra: d // extra.passthru // {
         inherit (attrs) pname version;
-        pythonAttrs = attrs;
-        pythonVersion = py;
-        pythonSrc = src;
-        # runtime dependencies, as data: derivations of the set (cycles allowed)
-        pythonDeps = map member attrs.dependencies;
-        # the closure of the opt-in tests check's requirements (checkRequires)
-        pythonCheckInputs = map member (lib.closureNames (edgesIn self) attrs.checkRequires);
-        # the package with its runtime closure, checked: `nix-build -A <set>.packages.<name>.env`
-        # gives a working `bin/<script>` (the package's own bin/ sees only the package)
-        env = envLib.mkEnv {
-          inherit interpreter system pkgs;
-          name = "${attrs.pname}-${attrs.version}";
-          packages = envLib.closure self [ result ];
-        };
-        overridePythonAttrs = f:
-          mkPackage ctx self (attrs // (if builtins.isFunction f then f attrs else f));
-        meta = (drv.meta or { }) // {
-          description = "${attrs.pname} ${attrs.version} for Python ${py} (${attrs.artifact.name})";
-        };
+        inherit (extra) passthru meta;
+      };
+      standaloneLayer = d: f:
+        let a = extendAttrs f (d.drvAttrs // { inherit (d) passthru meta; }); in
+        standalone (derivation (builtins.removeAttrs a [ "passthru" "meta" ])) { inherit (a) passthru meta; };
+      drv =
+        if pkgs == null
+        then builtins.foldl' standaloneLayer (standalone base { passthru = pythonPassthru; inherit meta; }) layers
+        else builtins.foldl' (d: f: d.overrideAttrs f) base layers;
+      # the python attributes on top whatever an override did to `passthru` (the way to change
+      # them is overridePythonAttrs)
+      result = drv // pythonPassthru // {
+        overrideAttrs = f: mkPackageWith ctx self attrs (layers ++ [ f ]);
       };
     in
     result;

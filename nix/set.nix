@@ -47,11 +47,14 @@ in
       allOverlays = (if overridesDir == null then [ ] else [ (overridesLib.nixOverlay overridesDir) ]) ++ overlays;
       packages = overridesLib.compose allOverlays base;
       setName = tool.set or "set";
+      # `select` sees every package of the set checked as it is taken (envLib.member): one an
+      # overlay left without python attributes is refused by name, not silently half-used
+      checkedPackages = builtins.mapAttrs (envLib.member "of the set") packages;
       withPackages = select:
         envLib.mkEnv {
           inherit interpreter system pkgs;
           name = setName;
-          packages = envLib.closure packages (select packages);
+          packages = envLib.closure packages (select checkedPackages);
         };
     in
     {

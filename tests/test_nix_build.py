@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import NixError
+from bot.core.nix import eval_json
 from tests.plugins.nixenv import NixRepo, demo_entries, lock_demo, nix_build_cmd
 from tests.plugins.pypi import IndexServer
 
@@ -195,3 +196,70 @@ def test_set_overrides_naming_a_missing_package_are_refused(
     # overriding a package the set has is fine
     overlay.write_text("self: super: { alpha = super.alpha; }\n")
     assert nix_repo.eval("demo.python.drvPath").endswith(".drv")
+
+
+WITH_OVERRIDDEN = Path(__file__).parent / "nix" / "with-overridden.nix"
+
+
+@pytest.mark.parametrize("source", ["standalone", "nixpkgs"])
+def test_an_override_attrs_package_keeps_its_closure_and_checks(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path], source: str
+) -> None:
+    """`withPackages (ps: [ (ps.alpha.overrideAttrs f) ])`: the environment holds the overridden
+    alpha, its runtime dependency beta, and runs alpha's imports check (which fails once
+    alpha's python attributes no longer name beta)."""
+    lock_demo(nix_repo, demo_index, demo_dists)
+    fake = source == "nixpkgs"
+    argstrs = {"set": "demo", "name": "alpha", "fake": "1" if fake else ""}
+
+    def evaluate(attr: str, **extra: str) -> object:
+        base = dict(nix_repo.argstrs, **argstrs, **extra)
+        return eval_json(
+            WITH_OVERRIDDEN, attr=attr, argstrs=base, args=None if fake else {"pkgs": "null"}
+        )
+
+    overridden = evaluate("package.outPath")
+    assert evaluate("package.MARK") == "overridden"
+    assert overridden != nix_repo.eval("demo.packages.alpha.outPath", fake_nixpkgs=fake)
+    proc = nix_build_cmd(nix_repo, None, fake_nixpkgs=fake, file=WITH_OVERRIDDEN, argstrs=argstrs)
+    env = Path(proc.stdout.strip().splitlines()[-1])
+    site = env / "lib" / "python3.12" / "site-packages"
+    assert sorted(p.name for p in site.iterdir() if p.suffix == ".dist-info") == [
+        "alpha-1.0.dist-info",
+        "beta-2.0.dist-info",
+    ]
+    assert str((site / "alpha").resolve()).startswith(f"{overridden}/")
+    assert run(env / "bin" / "python", "-c", "import beta; print(beta.X)").strip() == "42"
+    assert run(env / "bin" / "alpha").strip() == "alpha says 42"
+    # the check ran for it: without beta among its dependencies (overridePythonAttrs after
+    # overrideAttrs, which keeps the overrideAttrs change), alpha's import fails the environment
+    assert evaluate("package.MARK", dependencies="") == "overridden"
+    assert evaluate("package.pythonAttrs.dependencies", dependencies="") == []
+    with pytest.raises(NixError) as info:
+        nix_build_cmd(
+            nix_repo,
+            None,
+            fake_nixpkgs=fake,
+            file=WITH_OVERRIDDEN,
+            argstrs={**argstrs, "dependencies": ""},
+        )
+    assert "package 'alpha' imports check failed" in str(info.value)
+
+
+def test_a_set_member_without_python_attributes_is_refused(
+    nix_repo: NixRepo, demo_index: IndexServer, demo_dists: dict[str, Path]
+) -> None:
+    """An overlay replacing beta with a derivation that is not a package of the set: the
+    environments holding it refuse, naming it, instead of leaving out its closure and checks;
+    a plain derivation given to withPackages is linked in as it is."""
+    lock_demo(nix_repo, demo_index, demo_dists)
+    (nix_repo.sets / "demo" / "overrides.nix").write_text(
+        'self: super: { beta = derivation { name = "beta-2.0"; system = builtins.currentSystem;'
+        ' builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }; }\n'
+    )
+    with pytest.raises(NixError) as info:
+        nix_repo.eval("demo.python.drvPath")
+    assert "package 'beta' (of the set) has no python attributes (pythonAttrs)" in str(info.value)
+    with pytest.raises(NixError) as info:
+        nix_repo.eval("demo.packages.alpha.env.drvPath")
+    assert "package 'beta' (a dependency of 'alpha') has no python attributes" in str(info.value)

@@ -329,6 +329,52 @@ in
     expr = [ overridden.packages.alpha.A overridden.packages.alpha.B ];
     expected = [ "1" "2" ];
   };
+  package-mkPackageWith = {
+    expr =
+      let
+        ctx = { pkgs = null; interpreter = interpreter.standalone interps "3.12"; system = "x86_64-linux"; };
+        a = demo.packages.alpha.pythonAttrs;
+        layered = package.mkPackageWith ctx demo.packages a [ (_: { MARK = "1"; }) (old: { MARK = old.MARK + "2"; }) ];
+      in
+      [ ((package.mkPackageWith ctx demo.packages a [ ]).drvPath == demo.packages.alpha.drvPath) layered.MARK
+        (layered.drvPath == ((demo.packages.alpha.overrideAttrs (_: { MARK = "1"; })).overrideAttrs (old: { MARK = old.MARK + "2"; })).drvPath) ];
+    expected = [ true "12" true ];
+  };
+  package-extendAttrs = {
+    expr = map (f: package.extendAttrs f { a = 1; b = 2; }) [
+      (old: { b = old.a + 10; })
+      (final: prev: { b = prev.b * 10; c = final.b + 1; })
+      { c = 3; }
+    ];
+    expected = [ { a = 1; b = 11; } { a = 1; b = 20; c = 21; } { a = 1; b = 2; c = 3; } ];
+  };
+  # the python attributes are passthru: overrideAttrs (re-bound: the package is made again
+  # with the override as a layer) keeps them, its env holds the overridden derivation, and a
+  # later overridePythonAttrs applies the override again; both interpreter sources
+  package-overrideAttrs = {
+    expr = map
+      (s:
+        let
+          p = s.packages.alpha;
+          o = p.overrideAttrs (old: { MARK = "1"; });
+          o2 = o.overrideAttrs (final: prev: { MARK2 = prev.MARK + "2"; });
+          po = o2.overridePythonAttrs (old: { env = old.env // { B = "3"; }; });
+          inEnv = q: builtins.elem q.outPath (map toString q.env.packages);
+        in
+        [ (p.passthru.pythonAttrs.pname) (o.drvPath != p.drvPath) o.MARK (names o.pythonDeps) o.pythonAttrs.version
+          (inEnv o) (inEnv p) (builtins.elem p.outPath (map toString o.env.packages))
+          o2.MARK2 po.MARK2 po.B (po.pythonAttrs.env.B) (po.overrideAttrs (_: { })).B
+          # overriding nothing changes nothing
+          ((p.overrideAttrs (_: { })).drvPath == p.drvPath)
+          # an override replacing passthru and meta (as mkDerivation's) keeps the python attributes
+          (let r = p.overrideAttrs (old: { passthru = { x = 1; }; meta = old.meta // { y = 2; }; }); in
+            [ (r ? pythonAttrs) r.x r.passthru.x r.meta.y (r.meta ? description) (r.drvPath == p.drvPath) ]) ])
+      [ demo demoNixpkgs ];
+    expected = [
+      [ "alpha" true "1" [ "beta" ] "1.0" true true false "12" "12" "3" "3" "3" true [ true 1 1 2 true true ] ]
+      [ "alpha" true "1" [ "beta" ] "1.0" true true false "12" "12" "3" "3" "3" true [ true 1 1 2 true true ] ]
+    ];
+  };
 
   # --- env.nix
   env-closure = {
@@ -344,6 +390,29 @@ in
     expr = let e = demo.withPackages (ps: [ ps.beta ]); in
       map (c: { inherit (c) pname importsCheck doCheck; }) (config e).checks;
     expected = [ { pname = "beta"; importsCheck = true; doCheck = false; } { pname = "alpha"; importsCheck = [ "alpha" ]; doCheck = false; } ];
+  };
+  env-member = {
+    expr = [ (env.member "of the set" "beta" demo.packages.beta).pname
+      (builtins.tryEval (env.member "of the set" "beta" { name = "beta"; })).success ];
+    expected = [ "beta" false ];
+  };
+  env-claimedName = {
+    expr = map (env.claimedName demo.packages) [
+      { name = "python3.12-alpha-1.0"; } { name = "python3.11-beta-9"; } { name = "python3.12-ghost-1.0"; }
+      { name = "hello-2.12"; } { name = "python3.12-demo-env"; } "/nix/store/x-alpha" ];
+    expected = [ "alpha" "beta" null null null null ];
+  };
+  # a plain derivation is linked into an environment as it is: no closure, no checks; an
+  # overrideAttrs'd package keeps both
+  env-closure-plain = {
+    expr =
+      let
+        plain = derivation { name = "hello-2.12"; system = "x86_64-linux"; builder = "/bin/sh"; };
+        e = demo.withPackages (ps: [ plain (ps.alpha.overrideAttrs (_: { MARK = "1"; })) ]);
+      in
+      [ (builtins.length e.packages) (builtins.elem plain e.packages)
+        (map (c: c.pname) (config e).checks) ];
+    expected = [ 3 true [ "alpha" "beta" ] ];
   };
   env-checkOf-tests = {
     expr = let c = env.checkOf (demo.packages.beta.overridePythonAttrs { doCheck = true; checkCommand = [ "true" ]; checkRequires = [ "installer" ]; }); in

@@ -10,8 +10,33 @@ let
     wheels = [ (wheel name) ];
     tool.nixpkgs-python.artifacts.x86_64-linux = "${name}-1.0-py3-none-any.whl";
   } // extra;
+  # the demo set with `overlay`; beta replaced by a derivation that is not a package of the set
+  demo = overlay: nix.mkSet {
+    lockFile = ./data/lock.toml;
+    interpreters."3.12" = "/usr/bin/python3.12-test";
+    system = "x86_64-linux";
+    overlays = [ overlay ];
+  };
+  plain = name: derivation { inherit name; system = "x86_64-linux"; builder = "/bin/sh"; };
+  lostBeta = demo (self: super: { beta = plain "beta-2.0"; });
 in
 {
+  member-without-python-attributes = {
+    expr = (lostBeta.withPackages (ps: [ ps.beta ])).drvPath;
+    message = "nixpkgs-python: package 'beta' (of the set) has no python attributes (pythonAttrs): an environment would leave out its runtime dependencies and its checks";
+  };
+  dependency-without-python-attributes = {
+    expr = lostBeta.packages.alpha.env.drvPath;
+    message = "nixpkgs-python: package 'beta' (a dependency of 'alpha') has no python attributes (pythonAttrs)";
+  };
+  root-named-as-a-member = {
+    expr = ((demo (self: super: { })).withPackages (ps: [ (plain "python3.12-alpha-1.0") ])).drvPath;
+    message = "nixpkgs-python: package 'alpha' ('python3.12-alpha-1.0', given to an environment as the set's package) has no python attributes";
+  };
+  root-not-a-derivation = {
+    expr = ((demo (self: super: { })).withPackages (ps: [ { pname = "x"; } ])).drvPath;
+    message = "nixpkgs-python: an environment was given an attribute set that is neither a package of the set nor a derivation (attributes: pname)";
+  };
   no-hash = {
     expr = (lock.packagesFor "x86_64-linux" { packages = [ (pkg "nohash" { wheels = [ ((wheel "nohash") // { hashes = { }; }) ]; }) ]; }).nohash.artifact.sha256;
     message = "nixpkgs-python: package 'nohash': file 'nohash-1.0-py3-none-any.whl' has no sha256 hash";

@@ -17,6 +17,23 @@ let
     builder = "/bin/sh";
     args = [ "-c" "echo ${name} > $out" ];
   };
+  # What nixpkgs' mkDerivation adds to the derivation `build attrs` makes: `passthru` and
+  # `meta` (no inputs of it) as attributes of the result, and `overrideAttrs`, which makes it
+  # again from `attrs` extended by `old: { ... }` or `final: prev: { ... }`.
+  extensible = build: attrs:
+    let
+      extend = f: prev:
+        let
+          ext = final: let x = f prev; in if builtins.isFunction x then f final prev else x;
+          final = prev // ext final;
+        in
+        final;
+    in
+    build attrs // {
+      meta = attrs.meta or { };
+      passthru = attrs.passthru or { };
+      overrideAttrs = f: extensible build (extend f attrs);
+    } // (attrs.passthru or { });
 in
 pythons // {
   inherit system;
@@ -25,14 +42,14 @@ pythons // {
     hostPlatform = { inherit system; };
     # A thin wrapper over `derivation`: runs installPhase with the machine's /bin/sh; hooks
     # are not run, but nativeBuildInputs are recorded (as nixpkgs would add them).
-    mkDerivation = attrs: derivation (builtins.removeAttrs attrs [ "buildInputs" "meta" "passthru" ] // {
+    mkDerivation = extensible (attrs: derivation (builtins.removeAttrs attrs [ "buildInputs" "meta" "passthru" ] // {
       name = attrs.name or "${attrs.pname}-${attrs.version}";
       inherit system;
       builder = "/bin/sh";
       args = [ "-c" ''runHook() { :; }; export PATH=/usr/local/bin:/usr/bin:/bin; eval "$installPhase"'' ];
       nativeBuildInputs = attrs.nativeBuildInputs or [ ];
       fakeNixpkgs = "1";
-    });
+    }));
   };
   fetchurl = { url, sha256, name ? baseNameOf url }: import <nix/fetchurl.nix> { inherit url sha256 name; };
   autoPatchelfHook = trivial "fake-auto-patchelf-hook";

@@ -61,13 +61,30 @@ let
   '';
   # nested attributes, as nixpkgs has them (`postgresql.pg_config`, `libxml2.dev`)
   postgresql = marker "standin-postgresql" // { pg_config = marker "standin-pg-config"; };
+  # What nixpkgs' mkDerivation adds to the derivation `build attrs` makes: `passthru` and
+  # `meta` (no inputs of it) as attributes of the result, and `overrideAttrs`, which makes it
+  # again from `attrs` extended by `old: { ... }` or `final: prev: { ... }`.
+  extensible = build: attrs:
+    let
+      extend = f: prev:
+        let
+          ext = final: let x = f prev; in if builtins.isFunction x then f final prev else x;
+          final = prev // ext final;
+        in
+        final;
+    in
+    build attrs // {
+      meta = attrs.meta or { };
+      passthru = attrs.passthru or { };
+      overrideAttrs = f: extensible build (extend f attrs);
+    } // (attrs.passthru or { });
 in
 pythons // {
   inherit system;
   stdenv = {
     isLinux = builtins.match ".*-linux" system != null;
     hostPlatform = { inherit system; };
-    mkDerivation = attrs: derivation (builtins.removeAttrs attrs [ "buildInputs" "meta" "passthru" ] // {
+    mkDerivation = extensible (attrs: derivation (builtins.removeAttrs attrs [ "buildInputs" "meta" "passthru" ] // {
       name = attrs.name or "${attrs.pname}-${attrs.version}";
       inherit system;
       builder = "/bin/sh";
@@ -89,7 +106,7 @@ pythons // {
       nativeBuildInputs = attrs.nativeBuildInputs or [ ];
       buildInputs = attrs.buildInputs or [ ];
       standinNixpkgs = "1";
-    });
+    }));
   };
   fetchurl = { url, sha256, name ? baseNameOf url }: import <nix/fetchurl.nix> { inherit url sha256 name; };
   autoPatchelfHook = marker "standin-auto-patchelf-hook";
