@@ -33,8 +33,9 @@ MAX_MEMBER = Limits().metadata
 #: fields that, marked Dynamic in PKG-INFO, make it unusable for resolving (PEP 643)
 RESOLUTION_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
 
-#: fetch(first, last) -> bytes of that inclusive range; the whole file when the server
-#: ignores Range (then ``last`` is ignored and the result starts at 0)
+#: fetch(first, last) -> (bytes of that inclusive range, the file's size, True); first None:
+#: the last ``last`` bytes.  (the whole file, its size, False) when the server ignores Range
+#: (then ``last`` is ignored and the result starts at 0)
 RangeFetcher = Callable[[int | None, int], tuple[bytes, int, bool]]
 
 
@@ -172,9 +173,18 @@ class RangeReader(io.RawIOBase):
         if got is None:
             # read ahead a little: zipfile reads a local header, then the member's data
             want_last = min(max(last, first + 16 * 1024 - 1), self.size - 1)
-            data, _, _ = self._fetch(first, want_last)
+            data, total, partial = self._fetch(first, want_last)
             self.requests += 1
-            self._chunks.append((first, data))
+            if not partial:  # the whole file after all (a 200): it replaces what was read
+                if len(data) != self.size:
+                    raise OSError(f"the file is {len(data)} bytes, not the {self.size} stated")
+                self._chunks, self.whole = [(0, data)], True
+            elif total != self.size:
+                raise OSError(
+                    f"the file's size changed between range requests ({self.size}, then {total})"
+                )
+            else:
+                self._chunks.append((first, data))
             got = self._find(first, last)
             if got is None:
                 raise OSError(f"short range read at {first}-{last}")
