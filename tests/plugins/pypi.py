@@ -183,11 +183,10 @@ def make_backend_wheel(dest: Path, version: str = "1.0") -> Path:
 
 def read_dist_metadata(path: Path) -> str:
     """The core metadata text (METADATA or PKG-INFO) inside a wheel or sdist."""
-    if path.name.endswith(".whl"):
+    if path.name.endswith((".whl", ".zip")):
+        wanted = ".dist-info/METADATA" if path.name.endswith(".whl") else "/PKG-INFO"
         with zipfile.ZipFile(path) as zf:
-            member = next(
-                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            )
+            member = next(n for n in zf.namelist() if n.count("/") == 1 and n.endswith(wanted))
             return zf.read(member).decode()
     with tarfile.open(path) as tf:
         info = next(

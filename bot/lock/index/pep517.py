@@ -136,7 +136,7 @@ _OVER_LIMIT = 3
 #: sizes the archive states: a zip member yields no more than its stated size, a tar
 #: member's data is exactly its stated size
 _UNPACK = """
-import sys, tarfile, zipfile
+import lzma, sys, tarfile, zipfile, zlib
 archive, dest = sys.argv[1:3]
 most_bytes, most_members = int(sys.argv[3]), int(sys.argv[4])
 
@@ -164,7 +164,10 @@ try:
 except Limit as exc:
     print(exc, file=sys.stderr)
     sys.exit(OVER_LIMIT)
-except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+except (
+    tarfile.TarError, zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error,
+    lzma.LZMAError, NotImplementedError, RuntimeError,  # see metadata.ARCHIVE_ERRORS
+) as exc:
     sys.exit(f"{type(exc).__name__}: {exc}")
 """.replace("OVER_LIMIT", str(_OVER_LIMIT))
 
