@@ -156,3 +156,27 @@ def test_a_dist_info_that_is_not_a_plain_directory_name(
     assert "the PEP 517 backend 'odd_backend' of odd-1.0.tar.gz answered" in message
     assert "prepare_metadata_for_build_wheel" in message
     assert "exclude this version" in message
+
+
+@pytest.mark.parametrize("answers", [{"requires": "None"}, {"dist_info": "'..'"}])
+def test_a_lock_through_a_broken_backend_is_one_error(
+    pypi_index: IndexServer,
+    frontend_wheels: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    answers: dict[str, str],
+) -> None:
+    from bot.cli import main
+    from tests.test_lock_cli import make_repo
+
+    for wheel in frontend_wheels.values():  # what the Nix library builds with
+        pypi_index.publish(wheel)
+    pypi_index.publish(odd_sdist(tmp_path / "dist", **answers))
+    repo = make_repo(tmp_path, ["odd"])
+    argv = ["--repo", str(repo), "-q", "lock", "--index-url", pypi_index.url]
+    code = main([*argv, "--cache-dir", str(tmp_path / "cache"), "--retries", "0"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "the PEP 517 backend 'odd_backend' of odd-1.0.tar.gz answered" in err, err
+    assert "Traceback" not in err
+    assert not list((repo / "sets" / "demo").glob("pylock*"))
