@@ -31,6 +31,7 @@ class RawServer:
 
     def __init__(self) -> None:
         self.answers: dict[str, list[bytes]] = {}
+        self.default = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"  #: any other path
         self.hits: dict[str, int] = {}
         raw = self
 
@@ -43,7 +44,7 @@ class RawServer:
             def do_GET(self) -> None:
                 count = raw.hits.get(self.path, 0)
                 raw.hits[self.path] = count + 1
-                answers = raw.answers.get(self.path) or [b"HTTP/1.1 404 Not Found\r\n"]
+                answers = raw.answers.get(self.path) or [raw.default]
                 self.wfile.write(answers[min(count, len(answers) - 1)])
                 self.close_connection = True
 
@@ -280,3 +281,49 @@ def test_a_lie_in_the_first_range_falls_back_to_the_whole_file(
     assert read_metadata(index, wheel, tmp_path / "cache") == (["beta"], "whole-file-hash")
     answered = [(r.headers.get("range"), r.status) for r in index.requests if "/files/" in r.path]
     assert answered == [("bytes=-65536", 206), (None, 200)]
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+def lock_cli(tmp_path: Path, index_url: str) -> tuple[int, Path]:
+    from bot.cli import main
+    from tests.test_lock_cli import make_repo
+
+    repo = make_repo(tmp_path, ["demo-app"])
+    argv = ["--repo", str(repo), "-q", "lock", "--index-url", index_url, "--retries", "2"]
+    code = main([*argv, "--cache-dir", str(tmp_path / "cache")])
+    return code, repo
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        response("302 Found", b"Location: /simple/caf\xe9/"),
+        response("200 OK", b"Content-Length: \xb2"),
+    ],
+    ids=["non-ascii-redirect", "non-ascii-content-length"],
+)
+def test_a_lock_against_a_malformed_index_is_one_error(
+    raw: RawServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], answer: bytes
+) -> None:
+    raw.default = answer
+    code, repo = lock_cli(tmp_path, raw.url + "/simple/")
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"{raw.url}/simple/" in err, err
+    assert "the index (or a proxy)" in err
+    assert "Traceback" not in err
+    assert not list((repo / "sets" / "demo").glob("pylock*"))
+    assert max(raw.hits.values()) == 1  # nothing retried
+
+
+def test_a_lock_against_an_unusable_host_name_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = lock_cli(tmp_path, "https://pypi..org/simple/")
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "https://pypi..org/simple/" in err
+    assert "'pypi..org' is not a usable host name" in err
+    assert "Traceback" not in err
