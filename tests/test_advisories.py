@@ -136,6 +136,24 @@ def test_a_broken_database_is_one_warning(tmp_path: Path, make: object, says: st
     assert to_markdown(night) == f"## Advisories\n\n⚠️ {night.warning}\n"
 
 
+@pytest.mark.parametrize("damage", ["unknown-method", "encrypted", "corrupt-deflate"])
+def test_a_database_zip_with_a_damaged_member_is_one_warning(tmp_path: Path, damage: str) -> None:
+    from tests.test_index_archives import damaged_zip
+
+    buffer = tmp_path / "good.zip"
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in sorted(OSV.glob("*.json")):
+            zf.write(path, path.name, compress_type=zipfile.ZIP_DEFLATED)
+    first = sorted(OSV.glob("*.json"))[0].name
+    archive = tmp_path / "all.zip"
+    archive.write_bytes(damaged_zip(buffer.read_bytes(), first, damage))
+    night = for_sets(archive, {"demo": ([("nb-lib", "1.0")], [("nb-lib", "1.1")])})
+    assert night.sets == ()
+    assert night.warning is not None
+    assert "not a readable directory or zip of OSV records" in night.warning
+    assert str(archive) in night.warning
+
+
 def test_unreadable_records_are_skipped_and_counted(tmp_path: Path) -> None:
     db = tmp_path / "db"
     db.mkdir()

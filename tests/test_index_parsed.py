@@ -220,3 +220,19 @@ def test_compact_entries_read_as_the_plain_json_objects() -> None:
     assert two[0].yanked == ""
     assert compact.files(Version("1.0"))[0].filename == "demo-1.0.tar.gz"
     assert compact.files(Version("0.5")) == []
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "demo-1.0-cp3\u00b2-cp3\u00b2-manylinux_2_17_x86_64.whl",  # "²": str.isdigit(), not int()
+        f"demo-1.0-cp3{'9' * 5000}-none-any.whl",  # more digits than int() takes
+        "demo-1.0-\u00b21-py3-none-any.whl",  # a build tag starting with "²"
+    ],
+    ids=["superscript-minor", "huge-minor", "superscript-build-tag"],
+)
+def test_a_wheel_name_with_non_ascii_digits_is_skipped(filename: str) -> None:
+    body = _json_page(_entry(filename), _entry("demo-1.0.tar.gz"))
+    releases = parse_json(body, PAGE, INDEX, canonicalize_name("demo"))
+    assert releases.versions() == [Version("1.0")]
+    assert [f.filename for f in releases.files(Version("1.0"))] == ["demo-1.0.tar.gz"]

@@ -70,6 +70,18 @@ def test_good_set(tmp_path: Path) -> None:
             ["set.yaml:13", "not an index URL"],
         ),
         (GOOD.replace("pytest>=8", "pkg @ https://x.invalid/p.whl"), ["direct URL"]),
+        (
+            GOOD.replace("https://example.invalid/simple", "file:///srv/index/simple"),
+            ["set.yaml:13", "not an index URL", "speaks only HTTP", "python -m http.server"],
+        ),
+        (
+            GOOD.replace("example.invalid", "pypi..org"),
+            ["set.yaml:13", "'pypi..org' is not a valid host name"],
+        ),
+        (
+            GOOD.replace("example.invalid/simple", "example.invalid/caf\u00e9"),
+            ["set.yaml:13", "non-ASCII characters"],
+        ),
     ],
 )
 def test_bad_set_yaml(tmp_path: Path, text: str, fragments: list[str]) -> None:
@@ -116,3 +128,18 @@ def test_shipped_sets_are_valid() -> None:
     for s in load_sets(REPO):
         assert s.python == ("3.12", "3.13")
         assert s.description
+
+
+def test_lock_of_a_set_with_a_file_index_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    write(tmp_path, GOOD.replace("https://example.invalid/simple", f"file://{tmp_path}/simple"))
+    code = main(["--repo", str(tmp_path), "-q", "lock", "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "set.yaml:13" in err
+    assert "the index client speaks only HTTP" in err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "sets" / "demo").glob("pylock*"))

@@ -532,3 +532,24 @@ def test_a_locked_wheel_that_is_no_zip_is_one_error(
     with pytest.raises(StaticIndexError, match="not a readable wheel"):
         write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: junk.read_bytes())
     assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.parametrize("damage", ["unknown-method", "encrypted", "corrupt-deflate"])
+def test_a_locked_wheel_with_a_damaged_metadata_member_is_one_error(
+    demo_repo: Path, tmp_path: Path, pypi_index: IndexServer, damage: str
+) -> None:
+    from tests.test_index_archives import damaged_zip
+
+    good = make_wheel(tmp_path / "good", "gamma", "1.0")
+    bad = tmp_path / "dists" / good.name
+    bad.write_bytes(damaged_zip(good.read_bytes(), "gamma-1.0.dist-info/METADATA", damage))
+    write_lock(
+        demo_repo / "sets" / "demo" / "pylock.py312.toml",
+        [entry(bad)],
+        base_url=f"{pypi_index.root_url}/files/",
+        set_name="demo",
+    )
+    with pytest.raises(StaticIndexError, match="not a readable wheel") as info:
+        write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: bad.read_bytes())
+    assert info.value.where == good.name
+    assert not (tmp_path / "index").exists()

@@ -304,6 +304,9 @@ def lock_one(
             if quiet is not None:
                 return quiet
     old = _parse_lock(old_text)
+    problem = locks.unusable(old) if old is not None else None
+    if problem is not None:  # valid TOML, but not a lock the diff and the hints can read
+        raise lockfile.damaged(path, f"the existing lock is not usable: {problem}")
     exclude_newer: datetime | None = opts.exclude_newer
     if exclude_newer is None:
         recorded = locks.provenance(old or {}).get("exclude-newer")

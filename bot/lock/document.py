@@ -20,7 +20,7 @@ import tomli_w
 from bot import __version__
 from bot.core.errors import LockError, without_credentials
 from bot.lock.index.models import DistFile
-from bot.model.locks import TOOL, provenance
+from bot.model.locks import TOOL, provenance, unusable
 from bot.model.targets import SYSTEMS, Target, systems_marker
 
 if TYPE_CHECKING:
@@ -179,8 +179,20 @@ def dumps(document: Mapping[str, Any]) -> str:
     return tomli_w.dumps(document, indent=4)
 
 
+#: what to do about a lock file that cannot be used
+DAMAGED_HINT = (
+    "the lock is damaged: restore it (`git checkout -- <path>`) or delete it, "
+    "then run `nixpkgs-python lock` for the set"
+)
+
+
+def damaged(path: Path, problem: str) -> LockError:
+    """The error for a lock file at ``path`` that cannot be used, ``problem`` saying why."""
+    return LockError(problem, where=str(path), hint=DAMAGED_HINT.replace("<path>", str(path)))
+
+
 def read_lock(path: Path) -> dict[str, Any]:
-    """Read and validate a lock file."""
+    """Read and validate a lock file; any way it cannot be used is one LockError naming it."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -188,8 +200,20 @@ def read_lock(path: Path) -> dict[str, Any]:
             "lock file not found", where=str(path), hint="run `nixpkgs-python lock` first"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise LockError(f"not valid TOML: {exc}", where=str(path)) from None
-    validate(document, str(path))
+        raise damaged(path, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise damaged(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise damaged(path, "a directory, not a lock file") from None
+    except OSError as exc:
+        raise damaged(path, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        validate(document, str(path))
+    except LockError as exc:
+        raise damaged(path, exc.message) from None
+    problem = unusable(document)
+    if problem is not None:
+        raise damaged(path, f"not a usable lock: {problem}")
     return document
 
 

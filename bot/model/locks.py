@@ -79,6 +79,46 @@ def is_lock_path(relative: str) -> bool:
 # -- the contents read back: provenance, packages, holds ----------------------------------
 
 
+def unusable(document: Mapping[str, Any]) -> str | None:
+    """What in a parsed lock the readers here cannot use (a hand edit, a bad merge), or
+    None: ``packages`` an array of tables each with a string ``name``, ``tool`` and its
+    ``[tool.nixpkgs-python]`` tables, ``held`` an array of tables."""
+    return _packages_problem(document.get("packages", [])) or _tool_problem(
+        document.get("tool", {})
+    )
+
+
+def _packages_problem(packages: object) -> str | None:
+    if not isinstance(packages, list):
+        return f"packages is a {_kind(packages)}, not an array of tables ([[packages]])"
+    for number, package in enumerate(packages, 1):
+        if not isinstance(package, dict):
+            return f"packages entry {number} is a {_kind(package)}, not a table"
+        if not isinstance(package.get("name"), str):
+            return f"packages entry {number} has no name"
+        if not isinstance(package.get("version", ""), str):
+            return f"the version of {package['name']!r} is not a string"
+    return None
+
+
+def _tool_problem(tool: object) -> str | None:
+    if not isinstance(tool, dict):
+        return f"tool is a {_kind(tool)}, not a table"
+    table = tool.get(TOOL, {})
+    if not isinstance(table, dict):
+        return f"tool.{TOOL} is a {_kind(table)}, not a table"
+    holds = table.get("held", [])
+    if not isinstance(holds, list) or not all(isinstance(h, dict) for h in holds):
+        return f"tool.{TOOL}.held is not an array of tables"
+    return None
+
+
+def _kind(value: object) -> str:
+    """A TOML value's kind, as the TOML spec names it."""
+    names = {str: "string", int: "integer", float: "float", bool: "boolean", list: "array"}
+    return names.get(type(value), "table" if isinstance(value, dict) else type(value).__name__)
+
+
 def provenance(document: Mapping[str, Any]) -> dict[str, Any]:
     """The ``[tool.nixpkgs-python]`` table of a lock."""
     return dict(document.get("tool", {}).get(TOOL, {}))

@@ -488,7 +488,8 @@ class _Parser:
         return out
 
     def index_url(self, node: yaml.Node, url: str) -> None:
-        """An http(s) URL with a host and a valid port, or a file:// URL."""
+        """An http(s) URL (what the index client speaks) with a host a look-up can take and
+        a valid port, in ASCII."""
         hint = "write the simple-API URL, e.g. https://pypi.example/simple/"
         problem = None
         try:
@@ -498,12 +499,30 @@ class _Parser:
             problem = str(exc)
         else:
             if parts.scheme == "file":
-                return
-            if parts.scheme not in ("http", "https") or any(c.isspace() for c in url):
-                problem = "expected an http://, https:// or file:// URL"
+                problem = "the index client speaks only HTTP"
+                hint = (
+                    "serve the directory over HTTP (e.g. `python -m http.server -d DIR`) and "
+                    "write its http:// URL"
+                )
+            elif parts.scheme not in ("http", "https") or any(c.isspace() for c in url):
+                problem = "expected an http:// or https:// URL"
+            elif not url.isascii():
+                problem = "it has non-ASCII characters (percent-encode them)"
             elif not parts.hostname:
                 problem = "the URL names no host"
+            elif not _valid_host(parts.hostname):
+                problem = f"{parts.hostname!r} is not a valid host name"
             elif port == 0:
                 problem = "the port must be 1-65535"
         if problem is not None:
             raise self.fail(node, "indexes", f"not an index URL: {url!r}: {problem}", hint=hint)
+
+
+def _valid_host(host: str) -> bool:
+    """Whether a look-up can take ``host`` (as getaddrinfo encodes it: IDNA, each label
+    1-63 characters)."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True

@@ -24,6 +24,8 @@ import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from bot.lock.index.metadata import ARCHIVE_ERRORS
+
 MAX_ENTRY = 4 * 1024 * 1024  #: bytes of one advisory file read
 MAX_ENTRIES = 200_000  #: advisories read from one database
 OSV_URL = "https://osv.dev/vulnerability/{id}"
@@ -189,8 +191,10 @@ def _records(path: Path) -> Iterator[tuple[str, bytes]]:
                     continue
                 with archive.open(info) as handle:
                     yield info.filename, handle.read(MAX_ENTRY + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise DatabaseError(f"not a readable directory or zip of OSV records ({exc})") from None
+    except ARCHIVE_ERRORS as exc:  # also an unknown method, an encrypted or corrupt member
+        raise DatabaseError(
+            f"not a readable directory or zip of OSV records ({exc or type(exc).__name__})"
+        ) from None
 
 
 def _decode(name: str, raw: bytes) -> Any:

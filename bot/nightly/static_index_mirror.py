@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bot.core.errors import BotError, without_credentials
+from bot.lock.index.metadata import ARCHIVE_ERRORS
 from bot.nightly.static_index_content import IndexContent, IndexFile, StaticIndexError
 
 MAX_METADATA = 16 * 1024 * 1024  #: bytes of a wheel's METADATA read when mirroring
@@ -46,8 +47,10 @@ def wheel_metadata(data: bytes, filename: str) -> bytes:
                 raise StaticIndexError("the wheel's METADATA is too large", where=filename)
             with archive.open(members[0]) as handle:
                 return handle.read(MAX_METADATA + 1)[:MAX_METADATA]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise StaticIndexError(f"not a readable wheel: {exc}", where=filename) from None
+    except ARCHIVE_ERRORS as exc:  # an unknown method, an encrypted or corrupt member...
+        raise StaticIndexError(
+            f"not a readable wheel: {exc or type(exc).__name__}", where=filename
+        ) from None
 
 
 #: mtime of mirrored files (immutable: named and hashed by the lock), so that rsync's quick

@@ -25,7 +25,7 @@ import shutil
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import HeaderParser
@@ -183,11 +183,10 @@ def make_backend_wheel(dest: Path, version: str = "1.0") -> Path:
 
 def read_dist_metadata(path: Path) -> str:
     """The core metadata text (METADATA or PKG-INFO) inside a wheel or sdist."""
-    if path.name.endswith(".whl"):
+    if path.name.endswith((".whl", ".zip")):
+        wanted = ".dist-info/METADATA" if path.name.endswith(".whl") else "/PKG-INFO"
         with zipfile.ZipFile(path) as zf:
-            member = next(
-                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            )
+            member = next(n for n in zf.namelist() if n.count("/") == 1 and n.endswith(wanted))
             return zf.read(member).decode()
     with tarfile.open(path) as tf:
         info = next(
@@ -279,6 +278,12 @@ class IndexServer:
         #: filename -> other bytes served for Range requests of it (whole GETs stay honest):
         #: a misbehaving index or proxy forging what range reads see
         self.range_forgeries: dict[str, bytes] = {}
+        #: filename -> answer(Range header, the file's bytes): (status, body, headers) to
+        #: send for a Range request of it instead, or None for the usual answer (a server
+        #: or proxy whose Content-Range lies)
+        self.range_answers: dict[
+            str, Callable[[str, bytes], tuple[int, bytes, dict[str, str]] | None]
+        ] = {}
         self.lock = threading.Lock()
         self._failures: list[list[object]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -546,6 +551,11 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
             range_header = self.headers.get("Range")
             if range_header and filename in server.range_forgeries:
                 data = server.range_forgeries[filename]
+            answer = server.range_answers.get(filename)
+            forged = answer(range_header, data) if answer and range_header else None
+            if forged is not None:
+                self._send(record, forged[0], forged[1], ctype, body, forged[2])
+                return
             if range_header and server.ranges:
                 span = _parse_range(range_header, len(data))
                 if not server.suffix_ranges and "=-" in range_header.replace(" ", ""):

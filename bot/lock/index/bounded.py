@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import re
 import socket
 import threading
 import time
@@ -19,8 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
+from bot.core.errors import IndexError_
 from bot.lock.index.limits import too_big
 
+#: a Content-Length: ASCII digits only (str.isdigit() also takes "²", which int() refuses),
+#: and not so many that int() refuses them either
+_DIGITS = re.compile(r"[0-9]{1,20}")
 #: bytes read from the socket at a time
 CHUNK = 64 * 1024
 
@@ -121,7 +126,13 @@ def read_body(
     written to ``sink`` as it arrives instead when one is given (then b"" is returned, and
     a big download never sits in memory whole)."""
     length = (raw.getheader("Content-Length") or "").strip()
-    if length.isdigit() and int(length) > limit:
+    if length and not _DIGITS.fullmatch(length):
+        raise IndexError_(
+            f"{what} failed: the server sent a malformed Content-Length {length[:40]!r}",
+            where=url,
+            hint="the index (or a proxy) broke the HTTP protocol; report it, or use another index",
+        )
+    if length and int(length) > limit:
         raise too_big(what, url, limit, kind)
     encoding = (raw.getheader("Content-Encoding") or "identity").strip().lower()
     decoder: zlib._Decompress | None = None

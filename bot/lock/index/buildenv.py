@@ -53,6 +53,7 @@ from resolvelib.structs import RequirementInformation
 from bot.core.errors import CommandError, MetadataError
 from bot.core.proc import run
 from bot.lock.index.limits import Limits, too_much_unpacked
+from bot.lock.index.metadata import ARCHIVE_ERRORS
 from bot.lock.index.models import CoreMetadata, DistFile, Releases
 
 log = logging.getLogger(__name__)
@@ -599,10 +600,12 @@ class WheelCache:
             try:
                 self.download(file, Path(name))
                 return unpack_wheel(self.root, file, Path(name), self.limits)
-            except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            except ARCHIVE_ERRORS as exc:
                 raise MetadataError(
-                    f"cannot unpack {file.filename} into the build environment cache: {exc}",
+                    f"cannot unpack {file.filename} into the build environment cache: "
+                    f"{exc or type(exc).__name__}",
                     where=file.url,
+                    hint="the wheel is damaged or uses a zip feature wheels may not",
                 ) from exc
             finally:
                 Path(name).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import re
 import sys
 import threading
 import time
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 
 PYPI = "https://pypi.org/simple/"
 T = TypeVar("T")
+#: a 206's Content-Range (RFC 9110 14.4): ASCII digits (str.isdigit() also takes "²"), and
+#: not so many that int() refuses them
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 
 
 def _load_certificates() -> Future[ssl.SSLContext]:
@@ -496,6 +500,10 @@ class IndexClient:
         return data
 
     def _range(self, file: DistFile, first: int | None, last: int) -> tuple[bytes, int, bool]:
+        """Bytes ``first``-``last`` of ``file`` (``first`` None: its last ``last`` bytes), the
+        file's size, and whether it is a part (a 200 is the whole file, its hash checked).
+        A part must be the one asked for, as its Content-Range states: the bytes are stored
+        at the offset asked for, and zipfile reads them as what is there."""
         spec = f"bytes=-{last}" if first is None else f"bytes={first}-{last}"
         # identity: Content-Range must count the file's own bytes, not a compressed stream
         headers = {"Range": spec, "Accept-Encoding": "identity"}
@@ -503,11 +511,21 @@ class IndexClient:
         if resp.status_code != 206:
             self._check_hash(file, resp.content)
             return resp.content, len(resp.content), False
-        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+        stated = resp.headers.get("Content-Range", "").strip()
+        match = _CONTENT_RANGE.fullmatch(stated)
+        if match is None:
+            raise _bad_range(file, spec, stated, "not of the form 'bytes FIRST-LAST/SIZE'")
+        start, end, total = (int(n) for n in match.groups())
+        size = len(resp.content)
+        expected = max(total - last, 0) if first is None else first
         wanted = last if first is None else last - first + 1
-        if not total.isdigit() or len(resp.content) > wanted:
-            raise IndexError_(f"bad Content-Range for {file.filename}", where=file.url)
-        return resp.content, int(total), True
+        if start != expected:
+            raise _bad_range(file, spec, stated, f"it starts at {start}, not {expected}")
+        if not 0 < size <= wanted or end != start + size - 1 or end >= total:
+            raise _bad_range(file, spec, stated, f"{size} bytes came with it")
+        if first is None and end != total - 1:
+            raise _bad_range(file, spec, stated, "a suffix range must end the file")
+        return resp.content, total, True
 
     def _wheel_metadata(self, file: DistFile) -> tuple[bytes, str]:
         limit = self.limits.metadata
@@ -529,6 +547,9 @@ class IndexClient:
             data = md.wheel_metadata(BytesIO(reader.read()), file, limit=limit)
             return data, c.WHOLE_FILE_HASH
         data = md.wheel_metadata(reader, file, limit=limit)
+        if reader.whole:  # a later read was answered with the whole file: read that alone
+            reader.seek(0)
+            return md.wheel_metadata(BytesIO(reader.read()), file, limit=limit), c.WHOLE_FILE_HASH
         log.debug("%s: METADATA in %d range requests", file.filename, reader.requests)
         return data, c.UNVERIFIED_RANGE
 
@@ -724,6 +745,16 @@ class IndexClient:
             if backend is not None:
                 self._backends[file.sha256] = backend
         return result
+
+
+def _bad_range(file: DistFile, asked: str, stated: str, problem: str) -> IndexError_:
+    return IndexError_(
+        f"a range read of {file.filename} ({asked}) was answered with Content-Range "
+        f"{stated[:80]!r}: {problem}",
+        where=file.url,
+        hint="the index (or a proxy) serves ranges inconsistent with the file; report it, "
+        "or use another index",
+    )
 
 
 def _on_pool_thread() -> bool:

@@ -30,6 +30,7 @@ import email.utils
 import http.client
 import logging
 import random
+import re
 import socket
 import ssl
 import threading
@@ -53,6 +54,12 @@ __all__ = ["Http", "Response", "load_certificates", "ssl_context"]
 
 log = logging.getLogger(__name__)
 
+#: a header number (Retry-After, Content-Length): ASCII digits only; str.isdigit() also takes
+#: "²" (a 0xB2 byte, as http.client decodes headers), which int() and float() then refuse
+DIGITS = re.compile(r"[0-9]+")
+#: what no URL may contain: whitespace, control characters (http.client refuses them
+#: with an error of its own, or cannot even encode a non-ASCII one)
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")
 #: the longest Retry-After we honour; a server asking for more is treated as down
 MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -81,19 +88,24 @@ class Response:
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when
+    there is none or it is malformed (then the usual backoff applies)."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if DIGITS.fullmatch(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+class UnusableHost(Exception):  # noqa: N818 (turned into an IndexError_ naming the URL)
+    """A host name no look-up can take (an empty or over-long label): not worth a retry."""
 
 
 class _Resolver:
@@ -116,6 +128,8 @@ class _Resolver:
                     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
                 except OSError as exc:  # a failed look-up is not cached
                     raise TransportError(f"cannot resolve {host}: {exc}") from exc
+                except (UnicodeError, ValueError) as exc:  # the name cannot be encoded (IDNA)
+                    raise UnusableHost(f"{host!r} is not a usable host name ({exc})") from None
                 known = list(dict.fromkeys((int(info[0]), info[4]) for info in infos))
                 self._addresses[key] = known
             return known
@@ -371,6 +385,13 @@ class Http:
         origin: _Key | None = None
         auth: str | None = None
         for _ in range(MAX_REDIRECTS + 1):
+            if _UNSAFE_URL.search(url) or not url.isascii():
+                raise IndexError_(
+                    f"unusable URL {url!r} (spaces, control or non-ASCII characters)",
+                    where=url,
+                    hint="an index (or a redirect it sent) named a malformed URL; "
+                    "a URL's special characters must be percent-encoded",
+                )
             try:
                 parts = urlsplit(url)
                 key = _key(parts)  # reads the port: a bad one (or IPv6 literal) is a ValueError
@@ -396,6 +417,13 @@ class Http:
             location = resp.headers.get("Location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
+            if _UNSAFE_URL.search(location) or not location.isascii():
+                raise IndexError_(
+                    f"{what} failed: a redirect to an unusable URL {location!r} "
+                    "(spaces, control or non-ASCII characters)",
+                    where=url,
+                    hint="the index (or a proxy) sent a malformed Location; report it",
+                )
             try:
                 url = urljoin(url, location)
             except ValueError as exc:
@@ -456,6 +484,12 @@ class Http:
             except _StaleError:
                 log.debug("GET %s: the kept-alive connection was closed; reconnecting", url)
                 continue
+            except UnusableHost as exc:
+                raise IndexError_(
+                    f"{what} failed: {exc}{self._via(key)}",
+                    where=url,
+                    hint="check the host name in the index URL (or the proxy setting)",
+                ) from None
             except (OSError, http.client.HTTPException, DecodeError) as exc:
                 if watch is not None and watch.fired:
                     raise too_slow(what + self._via(key), url, deadline) from None

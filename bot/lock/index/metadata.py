@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import lzma
 import tomllib
 import zipfile
 import zlib
@@ -30,11 +31,28 @@ TAIL_BYTES = 64 * 1024
 DEFAULT_BUILD_REQUIRES = (Requirement("setuptools>=40.8.0"),)
 #: the default bound on a METADATA / PKG-INFO / pyproject.toml member
 MAX_MEMBER = Limits().metadata
+#: what reading an untrusted archive (anyone can upload one, and its sha256 only says it is
+#: the file the index lists) raises besides a plain bad or truncated file: an unknown zip
+#: compression method (NotImplementedError), an encrypted member (RuntimeError), a corrupt
+#: deflate (zlib.error), xz (LZMAError) or bz2 (OSError) stream; tarfile's own TarError
+#: is added where tarfile is imported
+ARCHIVE_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    RuntimeError,
+)
 #: fields that, marked Dynamic in PKG-INFO, make it unusable for resolving (PEP 643)
 RESOLUTION_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
 
-#: fetch(first, last) -> bytes of that inclusive range; the whole file when the server
-#: ignores Range (then ``last`` is ignored and the result starts at 0)
+#: fetch(first, last) -> (bytes of that inclusive range, the file's size, True); first None:
+#: the last ``last`` bytes.  (the whole file, its size, False) when the server ignores Range
+#: (then ``last`` is ignored and the result starts at 0)
 RangeFetcher = Callable[[int | None, int], tuple[bytes, int, bool]]
 
 
@@ -172,9 +190,18 @@ class RangeReader(io.RawIOBase):
         if got is None:
             # read ahead a little: zipfile reads a local header, then the member's data
             want_last = min(max(last, first + 16 * 1024 - 1), self.size - 1)
-            data, _, _ = self._fetch(first, want_last)
+            data, total, partial = self._fetch(first, want_last)
             self.requests += 1
-            self._chunks.append((first, data))
+            if not partial:  # the whole file after all (a 200): it replaces what was read
+                if len(data) != self.size:
+                    raise OSError(f"the file is {len(data)} bytes, not the {self.size} stated")
+                self._chunks, self.whole = [(0, data)], True
+            elif total != self.size:
+                raise OSError(
+                    f"the file's size changed between range requests ({self.size}, then {total})"
+                )
+            else:
+                self._chunks.append((first, data))
             got = self._find(first, last)
             if got is None:
                 raise OSError(f"short range read at {first}-{last}")
@@ -226,9 +253,11 @@ def wheel_metadata(
                 raise _too_big("METADATA", file, limit)
             with zf.open(member) as handle:
                 return _bounded(handle, "METADATA", file, limit)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, zlib.error) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise MetadataError(
-            f"cannot read METADATA from {file.filename}: {exc}", where=file.url
+            f"cannot read METADATA from {file.filename}: {exc or type(exc).__name__}",
+            where=file.url,
+            hint="the wheel is damaged or uses a zip feature wheels may not; exclude this version",
         ) from exc
 
 
@@ -281,10 +310,15 @@ def sdist_files(
     bytes each)."""
     import tarfile  # only for sdists
 
+    errors: tuple[type[Exception], ...] = (tarfile.TarError, *ARCHIVE_ERRORS)
     try:
         members = _sdist_members(data, file, limit)
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise MetadataError(f"cannot open sdist {file.filename}: {exc}", where=file.url) from exc
+    except errors as exc:
+        raise MetadataError(
+            f"cannot open sdist {file.filename}: {exc or type(exc).__name__}",
+            where=file.url,
+            hint="the sdist is damaged or not a zip/tar archive; exclude this version",
+        ) from exc
     return members.get("PKG-INFO"), members.get("pyproject.toml")
 
 

@@ -47,6 +47,7 @@ from bot.core.proc import run
 from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose, make_venv
 from bot.lock.index.buildenv import interpreter as probe_interpreter
 from bot.lock.index.cache import Cache
+from bot.lock.index.fields import shown
 from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.models import DistFile
 
@@ -136,7 +137,7 @@ _OVER_LIMIT = 3
 #: sizes the archive states: a zip member yields no more than its stated size, a tar
 #: member's data is exactly its stated size
 _UNPACK = """
-import sys, tarfile, zipfile
+import lzma, sys, tarfile, zipfile, zlib
 archive, dest = sys.argv[1:3]
 most_bytes, most_members = int(sys.argv[3]), int(sys.argv[4])
 
@@ -164,7 +165,10 @@ try:
 except Limit as exc:
     print(exc, file=sys.stderr)
     sys.exit(OVER_LIMIT)
-except (tarfile.TarError, zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+except (
+    tarfile.TarError, zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error,
+    lzma.LZMAError, NotImplementedError, RuntimeError,  # see metadata.ARCHIVE_ERRORS
+) as exc:
     sys.exit(f"{type(exc).__name__}: {exc}")
 """.replace("OVER_LIMIT", str(_OVER_LIMIT))
 
@@ -625,6 +629,43 @@ def _backend(
         )
 
 
+def _hook_error(
+    hook: str, answer: object, problem: str, backend: str, file: DistFile
+) -> MetadataError:
+    return MetadataError(
+        f"the PEP 517 backend {backend!r} of {file.filename} answered {hook} with "
+        f"{type(answer).__name__} {shown(answer)}: {problem}",
+        where=file.url,
+        hint="the sdist's build backend is broken; exclude this version, or report it upstream",
+    )
+
+
+def _requirements(answer: object, hook: str, backend: str, file: DistFile) -> list[str]:
+    """A hook's answer that must be a list of requirement strings (PEP 517), checked: it
+    comes from the sdist's code (a str would be iterated character by character)."""
+    if not isinstance(answer, list) or not all(isinstance(r, str) for r in answer):
+        raise _hook_error(hook, answer, "not a list of requirement strings", backend, file)
+    for text in answer:
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            raise _hook_error(
+                hook, answer, f"{text!r} is not a requirement ({exc})", backend, file
+            ) from None
+    return list(answer)
+
+
+def _directory_name(answer: object, backend: str, file: DistFile) -> str:
+    """prepare_metadata_for_build_wheel's answer: the basename of the ``.dist-info``
+    directory it made, checked to be only a name (no path outside the output directory)."""
+    hook = "prepare_metadata_for_build_wheel"
+    if not isinstance(answer, str):
+        raise _hook_error(hook, answer, "not a directory name", backend, file)
+    if answer in ("", ".", "..") or any(c in answer for c in "/\\\0"):
+        raise _hook_error(hook, answer, "not a plain directory name", backend, file)
+    return answer
+
+
 def pep517_build_requires(
     data: bytes,
     file: DistFile,
@@ -665,7 +706,8 @@ def pep517_build_requires(
             with _backend(
                 source, system, interpreter, uv, index_urls, file, timeout, provision, pending
             ) as (_, hooks):
-                return [str(r) for r in hooks.get_requires_for_build_wheel()]
+                answer = hooks.get_requires_for_build_wheel()
+                return _requirements(answer, "get_requires_for_build_wheel", backend, file)
         except (HookMissing, BackendUnavailable, UnsupportedOperation, OSError) as exc:
             raise MetadataError(
                 f"the PEP 517 backend {backend!r} of {file.filename} is unusable: "
@@ -729,14 +771,15 @@ def pep517_metadata(
             with _backend(
                 source, system, interpreter, uv, index_urls, file, timeout, provision
             ) as (env, hooks):
-                dynamic = [str(r) for r in hooks.get_requires_for_build_wheel()]
+                answer = hooks.get_requires_for_build_wheel()
+                dynamic = _requirements(answer, "get_requires_for_build_wheel", backend, file)
                 if requires_out is not None:
                     requires_out.extend(dynamic)
                 env.install(dynamic)
                 out = work / "metadata"
                 out.mkdir()
                 dist_info = hooks.prepare_metadata_for_build_wheel(str(out), _allow_fallback=True)
-                return (out / dist_info / "METADATA").read_bytes()
+                return (out / _directory_name(dist_info, backend, file) / "METADATA").read_bytes()
         except CommandError as exc:
             raise MetadataError(
                 f"the PEP 517 backend of {file.filename} failed to produce metadata "

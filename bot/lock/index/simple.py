@@ -74,7 +74,7 @@ def parse_filename(
     try:
         if filename.endswith(".whl"):
             parts = filename[:-4].split("-")
-            if len(parts) not in (5, 6) or (len(parts) == 6 and not parts[2][:1].isdigit()):
+            if len(parts) not in (5, 6) or (len(parts) == 6 and not _DIGIT.match(parts[2])):
                 return None
             if not _WHEEL_NAME.match(parts[0]) or len(parts[1]) > MAX_VERSION:
                 return None
@@ -110,6 +110,9 @@ _FOREIGN_ARCHES = (
 )
 
 
+#: a wheel's build tag starts with an ASCII digit; a cp3 tag's minor version is ASCII digits
+_DIGIT = re.compile(r"[0-9]")
+_MINOR = re.compile(r"[0-9]{1,6}")
 #: the oldest Python 3 minor version a lock can be for
 _OLDEST_MINOR = min(int(v.split(".")[1]) for v in SUPPORTED_PYTHONS)
 
@@ -119,7 +122,8 @@ def _old_python(tag: str) -> bool:
     if tag.startswith(("pp", "cp2", "py2", "graalpy", "ip")):
         return True
     digits = tag[3:]
-    return tag.startswith("cp3") and digits.isdigit() and int(digits) < _OLDEST_MINOR
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and few of them
+    return tag.startswith("cp3") and bool(_MINOR.fullmatch(digits)) and int(digits) < _OLDEST_MINOR
 
 
 @functools.lru_cache(maxsize=4096)
