@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -18,10 +19,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bot.core.errors import ResolutionError
+from bot.core.repolock import Terminated, handle_signals
 from bot.lock.index import IndexClient, IndexRoute
 from bot.lock.index.cache import Cache
 from bot.lock.index.models import DistFile
-from bot.lock.index.pep517 import DYNAMIC
+from bot.lock.index.pep517 import DYNAMIC, FAILURES
 from bot.lock.provider import Provider, Req
 from bot.lock.resolve import Request, resolve
 from bot.model.targets import targets_for
@@ -253,17 +255,22 @@ def get_requires_for_build_wheel(config_settings=None):
 """
 
 
-def backend_sdist(dest: Path, name: str, version: str, backend: str, **values: str) -> Path:
-    """An sdist with static metadata (no hook needed for it) whose build backend is its own
-    ``backend`` source, with each ``values`` name replaced by the value's repr."""
+def backend_sdist(
+    dest: Path, name: str, version: str, backend: str, *, dynamic: bool = False, **values: str
+) -> Path:
+    """An sdist with static metadata (no hook needed for it; ``dynamic``: its dependencies
+    are known to the backend only) whose build backend is its own ``backend`` source, with
+    each ``values`` name replaced by the value's repr."""
     for key, value in values.items():
         backend = backend.replace(key, repr(value))
     base = f"{name}-{version}"
     pyproject = (
         '[build-system]\nrequires = []\nbuild-backend = "inline_backend"\n'
         f'backend-path = ["."]\n\n[project]\nname = "{name}"\nversion = "{version}"\n'
+    ) + ('dynamic = ["dependencies"]\n' if dynamic else "")
+    pkg_info = fixture_backend.core_metadata(
+        name, version, metadata_version="2.2", dynamic=["Requires-Dist"] if dynamic else []
     )
-    pkg_info = fixture_backend.core_metadata(name, version, metadata_version="2.2")
     path = dest / f"{base}.tar.gz"
     dest.mkdir(parents=True, exist_ok=True)
     fixture_backend.write_tar_gz(
@@ -386,3 +393,57 @@ def test_a_conflict_stops_the_speculative_hook_running_and_waits_for_nothing(
     # stopped is not failed: nothing is remembered for the sdist, the next lock asks again
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert Cache(tmp_path / "cache").get_json(DYNAMIC, f"{sdist.sha256}-py{version}") is None
+
+
+#: an in-tree backend whose metadata hook writes its PID to PIDFILE, then sleeps
+SLOW_METADATA_BACKEND = """
+import os, time
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    with open(PIDFILE + ".tmp", "w") as out:
+        out.write(str(os.getpid()))
+    os.replace(PIDFILE + ".tmp", PIDFILE)
+    time.sleep(30)
+    raise SystemExit("not reached")
+"""
+
+
+def test_sigterm_stops_the_metadata_hook_the_resolver_waits_for(
+    pypi_index: IndexServer, tmp_path: Path
+) -> None:
+    """The hook runs on the index client's own pool, not the resolution's: it is stopped
+    all the same, and closing the client does not wait for it either."""
+    dist = tmp_path / "dist"
+    publish_frontend(pypi_index, dist)
+    pidfile = tmp_path / "meta.pid"
+    sdist_path = backend_sdist(
+        dist, "meta", "1.0", SLOW_METADATA_BACKEND, dynamic=True, PIDFILE=str(pidfile)
+    )
+    pypi_index.publish(sdist_path)
+    client = IndexClient([IndexRoute(pypi_index.url)], cache_dir=tmp_path / "cache", backoff=0)
+    request = Request(requirements=[(Requirement("meta"), "case")], targets=TARGETS)
+
+    def terminate_once_the_hook_runs() -> None:
+        deadline = time.monotonic() + 20
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pidfile.exists():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    started = time.monotonic()
+    try:
+        (sdist,) = client.files(canonicalize_name("meta"))
+        threading.Thread(target=terminate_once_the_hook_runs, daemon=True).start()
+        with handle_signals(), pytest.raises(Terminated):
+            resolve(client, request)
+    finally:
+        client.close()
+    took = time.monotonic() - started
+    assert pidfile.exists(), "the hook never started: the case tests nothing"
+    assert took < 15, took
+    assert _gone(int(pidfile.read_text()))
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert Cache(tmp_path / "cache").get_json(FAILURES, f"{sdist.sha256}-py{version}") is None
