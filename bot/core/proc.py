@@ -102,7 +102,9 @@ def run(
     """Run ``argv``; log ``$ cmd`` at debug level; raise ``error`` with the stderr tail on failure.
 
     ``env`` entries are added to the current environment.  Secrets must be passed as files or
-    environment entries, never in ``argv`` (which is logged).
+    environment entries, never in ``argv`` (which is logged).  Inside a :func:`stoppable`
+    block that was stopped, the child is not started (or is stopped) and
+    :class:`~bot.core.errors.StoppedError` is raised.
     """
     args = [os.fspath(a) for a in argv]
     cmd = shlex.join(args)

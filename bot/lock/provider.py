@@ -653,7 +653,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         requirement says yet which versions are wanted); one is, as for any project, once a
         requirement on it is walked or a version of it pinned."""
         with self.lock:
-            new = [n for n in dict.fromkeys(names) if n not in self._hinted and n != PYTHON]
+            new = [
+                n
+                for n in dict.fromkeys(names)
+                if n not in self._hinted and n not in self.warmed and n != PYTHON
+            ]
             self._hinted.update(new)
         if not new or self._stopping.is_set():
             return
