@@ -130,6 +130,12 @@ class CommandError(BotError):
         return text
 
 
+class StoppedError(BotError):
+    """A subprocess was stopped, or not started, because the work that wanted it ended
+    (:class:`bot.core.proc.Children`).  Not a :class:`CommandError`: nothing failed, so no
+    caller may remember it as a failure of the command."""
+
+
 class NixError(CommandError):
     """A nix command failed."""
 

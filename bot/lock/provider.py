@@ -2,11 +2,15 @@
 
 A requirement is active on the targets where its marker holds; a candidate is a version with
 a usable file (wheel or sdist) on every target that needs it.  The provider also walks ahead
-of resolvelib, fetching the pages and metadata it will most likely ask for next.
+of resolvelib, fetching the pages and metadata it will most likely ask for next, and starting
+the build requirements' hooks of the sdists it will most likely pin: only ever for versions
+the resolution could pin (the requirements that led there, the set's constraints, yanked,
+exclude-newer, Requires-Python), since a hook runs the sdist's own code.
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
 import re
@@ -263,7 +267,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 self.constraints.setdefault(canonicalize_name(req.name), []).append(
                     (req.specifier, where)
                 )
+        #: projects walked ahead from a requirement (:meth:`warm`), from a hint (:meth:`hint`)
         self.warmed: set[NormalizedName] = set()
+        self._hinted: set[NormalizedName] = set()
+        #: set when the resolution ends: speculative work not yet started is not started
+        self._stopping = threading.Event()
+        self._python = Version(request.targets[0].python_full_version) if request.targets else None
         self._metadata_warmed: set[tuple[NormalizedName, Version, frozenset[Target]]] = set()
         self._releases: dict[NormalizedName, Releases] = {}
         self._usable_cache: dict[tuple[NormalizedName, Version], list[DistFile]] = {}
@@ -409,7 +418,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         known = self._dependencies.get(key)
         if known is None:
             known = self._dependencies[key] = self._get_dependencies(candidate)
-            self._warm_builds(candidate)
+            if self._python_admits(known):  # else the resolution cannot pin it
+                self._warm_builds(candidate)
         return list(known)
 
     def _get_dependencies(self, candidate: Candidate) -> list[Req]:
@@ -430,7 +440,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 # on the interpreter, so a mismatch backtracks and shows up in explanations
                 deps.append(Req(PYTHON, frozenset(), meta.requires_python, targets, str(candidate)))
             deps += dependency_reqs(meta, candidate.extras, targets, str(candidate))
-        self.warm([d.name for d in deps])
+        self.warm(deps)
         return deps
 
     # -- helpers --------------------------------------------------------------------------
@@ -444,16 +454,29 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _guess_files(self, name: NormalizedName, version: Version) -> tuple[DistFile, ...] | None:
         """The files :meth:`usable_files` would keep, not yanked, without recording why
         others are left out (None when none is left)."""
+        return self._guessed_files(name, version, pinned=False) or None
+
+    def _guessed_files(
+        self, name: NormalizedName, version: Version, *, pinned: bool
+    ) -> tuple[DistFile, ...]:
+        """The files :meth:`_verdict` would give a candidate of ``version`` (yanked ones
+        dropped, unless every file is yanked and the version is ``pinned``), without
+        recording why others are left out."""
         cutoff = self.request.exclude_newer
         python = self.request.targets[0]
-        files = tuple(
+        files = [
             f
             for f in self.releases(name).files(version)
-            if f.yanked is None
-            and (cutoff is None or f.upload_time is None or f.upload_time <= cutoff)
+            if (cutoff is None or f.upload_time is None or f.upload_time <= cutoff)
             and python.allows_python(f.requires_python)
-        )
-        return files or None
+        ]
+        unyanked = tuple(f for f in files if f.yanked is None)
+        return unyanked or (tuple(files) if pinned else ())
+
+    def _python_admits(self, deps: Iterable[Req]) -> bool:
+        """Whether the interpreter satisfies the Requires-Python among ``deps``."""
+        python = self._python
+        return python is None or all(d.contains(python) for d in deps if d.name == PYTHON)
 
     def _prerelease_only_project(self, name: NormalizedName, versions: list[Version]) -> bool:
         """Whether no final release of the project has a usable file (pip's rule: then
@@ -606,47 +629,125 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return [(self.metadata(candidate), frozenset())]
         return [(m, frozenset(ts)) for m, ts in groups.values()]
 
-    def warm(self, names: list[NormalizedName]) -> None:
-        """Fetch pages (and the newest version's metadata) of upcoming projects concurrently."""
+    # -- walking ahead ---------------------------------------------------------------------
+    def warm(self, reqs: Iterable[Req]) -> None:
+        """Walk ahead from these requirements, concurrently, once per project (see
+        :meth:`_warm_one`): the versions looked at are those they all admit."""
+        by_name: dict[NormalizedName, list[Req]] = {}
+        for req in reqs:
+            if req.name != PYTHON:
+                by_name.setdefault(req.name, []).append(req)
         with self.lock:
-            new = [n for n in dict.fromkeys(names) if n not in self.warmed and n != PYTHON]
+            new = {n: rs for n, rs in by_name.items() if n not in self.warmed}
             self.warmed.update(new)
-        if not new:
+        if not new or self._stopping.is_set():
+            return
+        self.index.prefetch(list(new))
+        for name, rs in new.items():
+            targets = frozenset().union(*(r.targets for r in rs))
+            self._submit(self._warm_one, name, tuple(rs), targets, False)
+
+    def hint(self, names: Iterable[NormalizedName]) -> None:
+        """Walk ahead from projects the resolution will likely need (the previous lock's),
+        before any requirement on them is seen: no build hook is started from a hint (no
+        requirement says yet which versions are wanted); one is, as for any project, once a
+        requirement on it is walked or a version of it pinned."""
+        with self.lock:
+            new = [
+                n
+                for n in dict.fromkeys(names)
+                if n not in self._hinted and n not in self.warmed and n != PYTHON
+            ]
+            self._hinted.update(new)
+        if not new or self._stopping.is_set():
             return
         self.index.prefetch(new)
+        every = frozenset(self.request.targets)
         for name in new:
-            self.pool.submit(self._warm_one, name)
+            self._submit(self._warm_one, name, (), every, True)
 
-    def _warm_one(self, name: NormalizedName) -> None:
-        """Speculatively walk ahead: page, newest version's metadata, then its dependencies.
+    def stop(self) -> None:
+        """Start no more speculative work (the resolution is over, or given up)."""
+        self._stopping.set()
+
+    def _submit(self, fn: Callable[..., None], *args: object) -> None:
+        """Run ``fn(*args)`` on the pool, in this thread's context (a hook it starts is one
+        of the resolution's children: :func:`bot.core.proc.stoppable`)."""
+        if self._stopping.is_set():
+            return
+        try:
+            self.pool.submit(contextvars.copy_context().run, fn, *args)
+        except RuntimeError:  # the pool is shut down: the resolution is over
+            return
+
+    def _warm_one(
+        self,
+        name: NormalizedName,
+        reqs: tuple[Req, ...],
+        targets: frozenset[Target],
+        hinted: bool,
+    ) -> None:
+        """Speculatively walk ahead: page, the metadata of the newest version the resolution
+        could pin for ``reqs`` (:meth:`_walk`), the build requirements of the sdist a target
+        builds of it (not for a ``hinted`` project), then its dependencies.
 
         The resolver is sequential; this crawl keeps the connection pool busy with what it
         will most likely ask next, so the dependency depth costs one round trip, not many.
         """
         try:
-            for version in self.releases(name).versions():
-                if version.is_prerelease:
-                    continue
-                files = self.usable_files(name, version)
-                if not files:
-                    continue
-                cand = Candidate(name, version, frozenset(), tuple(files), frozenset())
-                unyanked = [f for f in files if f.yanked is None] or files
-                # the build requirements of an sdist some system would build: the longest
-                # wait after the resolution (a PEP 517 hook), so started as early as can be
-                every = frozenset(self.request.targets)
-                self._warm_builds(Candidate(name, version, frozenset(), tuple(unyanked), every))
+            for looked, cand in enumerate(self._walk(name, reqs, targets)):
+                if self._stopping.is_set() or looked >= AHEAD:
+                    return
                 file = self.metadata_file(cand)
-                if file.kind == "sdist":
+                meta = None
+                if file.kind == "wheel":
                     # speculation never reads an sdist's metadata (it may need a build
                     # backend run for a package the resolution turns out not to need)
-                    return
-                meta = self.index.metadata(file)
-                targets = frozenset(self.request.targets)
-                self.warm([d.name for d in dependency_reqs(meta, frozenset(), targets, "")])
+                    meta = self.index.metadata(file)
+                    python = self._python
+                    if (
+                        python is not None
+                        and meta.requires_python is not None
+                        and not meta.requires_python.contains(python, prereleases=True)
+                    ):
+                        continue  # the resolution cannot pin it: nor does the walk
+                if not hinted:
+                    # the build requirements of an sdist some system would build: the
+                    # longest wait after the resolution (a PEP 517 hook), so started as
+                    # early as can be
+                    self._warm_builds(cand)
+                if meta is not None and not self._stopping.is_set():
+                    self.warm(dependency_reqs(meta, frozenset(), cand.targets, ""))
                 return
         except BotError:
             return  # the resolver meets the same error and reports it properly
+
+    def _walk(
+        self, name: NormalizedName, reqs: Sequence[Req], targets: frozenset[Target]
+    ) -> Iterator[Candidate]:
+        """The versions :meth:`find_matches` could offer for ``reqs`` together (none: any
+        version) on ``targets``, newest first, as guesses (nothing recorded): admitted by
+        every requirement and every constraint of the set, prereleases only where it takes
+        them, a file left after yanked, exclude-newer and Requires-Python on every target."""
+        constraints = [s for s, _ in self.constraints.get(name, [])]
+        pinned = frozenset().union(*(r.pins for r in reqs))
+        versions = self.releases(name).versions()
+        prereleases = any(r.prereleases for r in reqs) or any(s.prereleases for s in constraints)
+        prefer = self.request.prefer
+        for version in versions:
+            if (
+                version.is_prerelease
+                and not prereleases
+                and not self._prerelease_only_project(name, versions)
+            ):
+                continue
+            if not all(r.contains(version) for r in reqs):
+                continue
+            if not all(_contains(s, version) for s in constraints):
+                continue
+            files = self._guessed_files(name, version, pinned=version in pinned)
+            if files and all(choose_artifact(files, t, prefer) is not None for t in targets):
+                yield Candidate(name, version, frozenset(), files, targets)
 
     def build_requirements(self, sdist: DistFile) -> tuple[tuple[Requirement, ...], ...]:
         """(``[build-system] requires``, what the backend asks for while building) of an
@@ -677,7 +778,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         """Start finding the build requirements of the sdist a target of ``candidate``
         builds, in the background: they are asked for after the resolution, and finding
         them (a download, a PEP 517 hook in a fresh environment) would otherwise wait
-        until then.  A candidate dropped later has only cost the pool's time."""
+        until then.  A candidate dropped later has only cost the pool's time.  Only for a
+        version the resolution could pin (a pinned one, or one :meth:`_walk` gives): the
+        hook runs the sdist's code."""
         sdists = {
             f.sha256: f
             for t in sorted(candidate.targets)
@@ -688,9 +791,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             with self.lock:
                 if sdist.sha256 in self._builds:
                     continue
-            self.pool.submit(self._quiet_builds, sdist)
+            self._submit(self._quiet_builds, sdist)
 
     def _quiet_builds(self, sdist: DistFile) -> None:
+        if self._stopping.is_set():
+            return  # nobody will ask: no download, no hook
         try:
             self._build_future(sdist).result()
         except BotError:
@@ -706,9 +811,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             self._metadata_warmed.add(key)
         file = self.metadata_file(candidate)
         if file.kind == "wheel":
-            self.pool.submit(self._quiet_metadata, file)
+            self._submit(self._quiet_metadata, file)
 
     def _quiet_metadata(self, file: DistFile) -> None:
+        if self._stopping.is_set():
+            return
         try:
             self.index.metadata(file)
         except BotError:

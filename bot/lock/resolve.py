@@ -27,6 +27,7 @@ from resolvelib.resolvers.criterion import Criterion
 from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import BotError, PackageIndexError, ResolutionError
+from bot.core.proc import Children, stoppable
 from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex
 from bot.lock.provider import (
     PYTHON,
@@ -107,29 +108,61 @@ def resolve(
         if active:
             roots.append(Req.of(req, active, where, "root"))
     frontend = [Req.of(r, all_targets, "the Nix library", "frontend") for r in FRONTEND]
-    build_roots: list[Req] = []
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="warm") as pool:
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="warm")
+    with stoppable() as children:
         provider = Provider(index, request, pool)
-        provider.warm([r.name for r in roots + frontend] + list(request.hints))
-        rounds = 0
-        while True:
-            rounds += 1
-            mapping = _run(provider, [*roots, *frontend, *build_roots], progress)
-            packages, needed = _assemble(provider, mapping, roots, frontend)
-            if needed == build_roots:
-                break
-            if rounds >= request.max_build_rounds:
-                raise ResolutionError(
-                    f"build requirements did not settle after {rounds} rounds",
-                    hint="report this set; a build backend may require itself in a loop",
-                )
-            build_roots = needed
+        try:
+            provider.warm(roots + frontend)
+            provider.hint(request.hints)
+            packages, rounds = _rounds(provider, roots, frontend, progress)
+        except BaseException as exc:
+            _wind_down(provider, pool, children, wait=isinstance(exc, Exception))
+            raise
+        _wind_down(provider, pool, children, wait=True)
     return Resolution(
         packages=packages,
         roots=tuple(sorted({r.name for r in roots})),
         frontend=tuple(sorted({r.name for r in frontend})),
         rounds=rounds,
     )
+
+
+def _rounds(
+    provider: Provider,
+    roots: list[Req],
+    frontend: list[Req],
+    progress: Callable[[str], None] | None,
+) -> tuple[dict[NormalizedName, Resolved], int]:
+    """Resolve, add the build requirements found, resolve again, until none is new."""
+    build_roots: list[Req] = []
+    rounds = 0
+    while True:
+        rounds += 1
+        mapping = _run(provider, [*roots, *frontend, *build_roots], progress)
+        packages, needed = _assemble(provider, mapping, roots, frontend)
+        if needed == build_roots:
+            return packages, rounds
+        if rounds >= provider.request.max_build_rounds:
+            raise ResolutionError(
+                f"build requirements did not settle after {rounds} rounds",
+                hint="report this set; a build backend may require itself in a loop",
+            )
+        build_roots = needed
+
+
+def _wind_down(
+    provider: Provider, pool: ThreadPoolExecutor, children: Children, *, wait: bool
+) -> None:
+    """End the resolution's speculative work: what has not started never starts, hooks
+    still running are stopped (whatever they find, nobody asks for it any more: every
+    answer the resolution needed it has waited for), then, unless ``wait`` is off (an
+    interrupt: the process is ending), the pool's last tasks are waited for: downloads
+    already under way, which must not go on into the next resolution of the same client."""
+    provider.stop()
+    pool.shutdown(wait=False, cancel_futures=True)
+    children.stop()
+    if wait:
+        pool.shutdown(wait=True)
 
 
 class _Resolution(_resolution.Resolution[Req, Candidate, str]):

@@ -4,8 +4,8 @@
   distributions (same arguments, same bytes).
 - :class:`IndexServer` is a real HTTP server on 127.0.0.1 speaking the simple repository API
   in PEP 691 JSON (api-version 1.1) and PEP 503 HTML, chosen by the Accept header, with PEP
-  658/714 ``.metadata`` files, yanking, requires-python, upload times, HTTP Range reads and
-  injectable failures.  ``server.requests`` records every request for assertions.
+  658/714 ``.metadata`` files, yanking, requires-python, upload times, HTTP Range reads,
+  injectable failures and held answers.  ``server.requests`` records every request for assertions.
 - Fixtures: ``pypi_index`` (a fresh empty server), ``backend_wheel`` (the fixture-backend
   wheel), ``pypi_index_with_backend`` (a server that already serves fixture-backend).
 
@@ -24,6 +24,7 @@ import json
 import shutil
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -286,6 +287,7 @@ class IndexServer:
         ] = {}
         self.lock = threading.Lock()
         self._failures: list[list[object]] = []
+        self._holds: list[tuple[str, Callable[[], bool], float]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -363,6 +365,25 @@ class IndexServer:
                     failure[2] = int(times) - 1  # type: ignore[call-overload]
                     return int(status), retry_after  # type: ignore[call-overload,return-value]
         return None
+
+    def hold(self, path_prefix: str, until: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Requests whose path starts with ``path_prefix`` are answered only once ``until()``
+        is true (or after ``timeout`` seconds): an index that is slow exactly when a test
+        needs it to be."""
+        with self.lock:
+            self._holds.append((path_prefix, until, timeout))
+
+    def wait_for_holds(self, path: str) -> None:
+        with self.lock:
+            holds = [
+                (until, timeout)
+                for prefix, until, timeout in self._holds
+                if path.startswith(prefix)
+            ]
+        for until, timeout in holds:
+            deadline = time.monotonic() + timeout
+            while not until() and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def paths(self, prefix: str = "") -> list[str]:
         """Paths of the recorded requests (optionally only those under ``prefix``)."""
@@ -496,6 +517,7 @@ def _make_handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
             )
             with server.lock:
                 server.requests.append(record)
+            server.wait_for_holds(path)
             failure = server.take_failure(path)
             if failure is not None:
                 status, retry_after = failure

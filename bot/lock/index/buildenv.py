@@ -50,7 +50,7 @@ from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionError, Resolver
 from resolvelib.structs import RequirementInformation
 
-from bot.core.errors import CommandError, MetadataError
+from bot.core.errors import CommandError, MetadataError, StoppedError
 from bot.core.proc import run
 from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.metadata import ARCHIVE_ERRORS
@@ -116,6 +116,9 @@ def interpreter(executable: str, timeout: float = 60.0) -> Interpreter:
         try:
             known.set_result(_probe(executable, timeout))
         except BaseException as exc:
+            if isinstance(exc, StoppedError):  # given up, not failed: the next one asks again
+                with _probed_lock:
+                    _probed.pop(executable, None)
             known.set_exception(exc)
             raise
     return known.result()

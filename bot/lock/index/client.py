@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -22,7 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bot.core.errors import IndexError_, MetadataError, register_secrets, without_credentials
+from bot.core.errors import (
+    IndexError_,
+    MetadataError,
+    StoppedError,
+    register_secrets,
+    without_credentials,
+)
 from bot.core.files import default_cache_dir
 from bot.lock.index import cache as c
 from bot.lock.index import metadata as md
@@ -208,9 +215,20 @@ class IndexClient:
         with self._lock:
             fut = table.get(key)
             if fut is None:
-                fut = self._pool.submit(work)
+                # in the asker's context: a metadata hook the work runs is one of the asking
+                # resolution's children, stopped with them (bot.core.proc.stoppable)
+                context = contextvars.copy_context()
+                fut = self._pool.submit(context.run, self._unless_stopped, table, key, work)
                 table[key] = fut
             return fut
+
+    def _unless_stopped(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except StoppedError:
+            with self._lock:  # given up, not failed: whoever asks later does the work again
+                table.pop(key, None)
+            raise
 
     # --- project pages ---
 
