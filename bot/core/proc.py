@@ -28,6 +28,7 @@ def run(
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
     input_text: str | None = None,
     timeout: float | None = 3600,
     check: bool = True,
@@ -38,13 +39,18 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``; log ``$ cmd`` at debug level; raise ``error`` with the stderr tail on failure.
 
-    ``env`` entries are added to the current environment.  Secrets must be passed as files or
+    ``env`` entries are added to the current environment; with ``inherit_env=False`` they are
+    the child's whole environment (for a child running untrusted code, see
+    :func:`bot.lock.index.hookenv.hook_environ`).  Secrets must be passed as files or
     environment entries, never in ``argv`` (which is logged).
     """
     args = [os.fspath(a) for a in argv]
     cmd = shlex.join(args)
     log.debug("$ %s", cmd)
-    full_env = None if env is None else {**os.environ, **env}
+    if not inherit_env:
+        full_env: Mapping[str, str] | None = dict(env or {})
+    else:
+        full_env = None if env is None else {**os.environ, **env}
     try:
         proc = _run(
             args, cwd=cwd, env=full_env, input_text=input_text, capture=capture, timeout=timeout
