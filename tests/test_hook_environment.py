@@ -85,13 +85,15 @@ PASSED = {
 }
 
 
-def spy_sdist(dest: Path, name: str, report: Path, build_requires: list[str]) -> Path:
-    """An sdist of ``name`` whose in-tree backend records each hook's environment in
+def spy_sdist(
+    dest: Path, name: str, report: Path, build_requires: list[str], backend: str = SPY_BACKEND
+) -> Path:
+    """An sdist of ``name`` whose in-tree ``backend`` records each hook's environment in
     ``report`` (its path is in the backend's source: a hook is given no variable to find
-    it by).  ``spy`` has dynamic dependencies behind an untrusted Metadata 2.1 PKG-INFO, so
-    the lock asks its backend; ``build_requires`` are its ``[build-system] requires``."""
+    it by).  It has dynamic dependencies behind an untrusted Metadata 2.1 PKG-INFO, so the
+    lock asks its backend; ``build_requires`` are its ``[build-system] requires``."""
     module = fixture_backend.dist_name(name)
-    source = f"REPORT = {str(report)!r}\nWHO = {name!r}\n" + SPY_BACKEND
+    source = f"REPORT = {str(report)!r}\nWHO = {name!r}\n" + backend
     pyproject = (
         f"[build-system]\nrequires = {json.dumps(build_requires)}\n"
         'build-backend = "spy_backend"\nbackend-path = ["."]\n\n'
