@@ -53,7 +53,7 @@ def test_lock_holds_what_the_backend_asks_for(
     for wheel in frontend_wheels.values():
         index.publish(wheel)
     dist = tmp_path / "dist"
-    index.publish(strict_sdist(dist, extra=("extra-tool>=1",)))
+    index.publish(strict_sdist(dist, extra=("extra-tool>=1",), log=hook_log))
     index.publish(make_wheel(dist, "dep", "2.0"))
     index.publish(make_wheel(dist, "extra-tool", "1.5"))
     repo = make_repo(tmp_path, ["strict"])

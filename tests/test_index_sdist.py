@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 
 from bot.core.errors import IndexError_, MetadataError
 from bot.lock.index import IndexClient, IndexRoute
+from bot.lock.index.hookenv import hook_environ
 from bot.lock.index.models import DistFile
 from bot.lock.index.pep517 import install_command
 from tests.plugins.pypi import IndexServer, make_sdist
@@ -185,19 +186,21 @@ def test_tampered_sdist_is_refused(pypi_index: IndexServer, client_for, tmp_path
         client.build_requires(only_file(client, "static"))
 
 
-def test_installer_uses_only_the_configured_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_installer_uses_only_the_configured_indexes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels")
     monkeypatch.setenv("UV_INDEX_URL", "https://elsewhere.invalid/simple/")
+    # the environment the installer runs in has no index setting, and pip reads no config
+    env = hook_environ(tmp_path / "home")
+    assert not [k for k in env if k.startswith(("PIP_", "UV_")) and ("INDEX" in k or "LINKS" in k)]
+    assert env["PIP_CONFIG_FILE"] == os.devnull
     reqs = Path("reqs.txt")
     for uv in ("/usr/bin/uv", None):
         argv = install_command(
             "/env/bin/python", reqs, ["http://a/simple/", "http://b/simple/"], uv
         )
-        assert argv[0] == "env"
-        assert "PIP_FIND_LINKS" in argv
-        assert "UV_INDEX_URL" in argv
         i = argv.index("--index-url")
         assert argv[i + 1 : i + 4] == ["http://a/simple/", "--extra-index-url", "http://b/simple/"]
-        assert f"PIP_CONFIG_FILE={os.devnull}" in argv
         if uv:
             assert "--no-config" in argv

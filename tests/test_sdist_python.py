@@ -26,9 +26,8 @@ import os, sys
 from pathlib import Path
 
 def _log(what):
-    log = os.environ.get("NIXPKGS_TEST_HOOK_LOG")
-    if log:
-        with open(log, "a") as f:
+    if LOG:
+        with open(LOG, "a") as f:
             f.write(what + "\\n")
 
 def _check():
@@ -52,11 +51,15 @@ def prepare_metadata_for_build_wheel(directory, config_settings=None):
 """
 
 
-def strict_sdist(dest: Path, *, extra: tuple[str, ...] = (), hook: bool = True) -> Path:
+def strict_sdist(
+    dest: Path, *, extra: tuple[str, ...] = (), hook: bool = True, log: Path | None = None
+) -> Path:
     """An sdist with a Metadata 2.1 PKG-INFO and dynamic dependencies whose in-tree backend
     needs Python 3.12 (``hook=False``: a backend without prepare_metadata_for_build_wheel,
-    whose build_wheel fails loudly)."""
+    whose build_wheel fails loudly).  Each hook run appends a line to ``log``: its path is in
+    the backend's source, as a hook gets none of the bot's environment to find it in."""
     source = STRICT_BACKEND.replace("EXTRA", repr(list(extra)))
+    source = source.replace("LOG", repr(str(log) if log else ""))
     if not hook:
         source = source.replace("def prepare_metadata_for_build_wheel", "def _unused")
         source += "\ndef build_wheel(wheel_directory, config_settings=None, m=None):\n"
@@ -81,10 +84,9 @@ def strict_sdist(dest: Path, *, extra: tuple[str, ...] = (), hook: bool = True) 
 
 
 @pytest.fixture
-def hook_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    log = tmp_path / "hooks.log"
-    monkeypatch.setenv("NIXPKGS_TEST_HOOK_LOG", str(log))
-    return log
+def hook_log(tmp_path: Path) -> Path:
+    """Where :func:`strict_sdist` (given it as ``log``) records its hooks' runs."""
+    return tmp_path / "hooks.log"
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def test_hook_runs_with_the_locks_python(
     pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
 ) -> None:
     assert sys.version_info[:2] != (3, 12), "the bot must run on another Python for this case"
-    pypi_index.publish(strict_sdist(tmp_path / "dist"))
+    pypi_index.publish(strict_sdist(tmp_path / "dist", log=hook_log))
     client = client_for(pypi_index)
     client.build_python = ("3.12", PY312)
     meta = client.metadata(only_file(client, "strict"))
@@ -121,7 +123,7 @@ def test_hook_runs_with_the_locks_python(
 def test_hook_on_the_wrong_python_fails_once_and_is_remembered(
     pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
 ) -> None:
-    pypi_index.publish(strict_sdist(tmp_path / "dist"))
+    pypi_index.publish(strict_sdist(tmp_path / "dist", log=hook_log))
     first = client_for(pypi_index)
     first.build_python = ("3.12", sys.executable)  # not 3.12: the backend refuses it
     with pytest.raises(MetadataError) as info:
@@ -148,7 +150,7 @@ def test_hook_on_the_wrong_python_fails_once_and_is_remembered(
 def test_no_interpreter_for_the_version_is_one_clear_error(
     pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
 ) -> None:
-    pypi_index.publish(strict_sdist(tmp_path / "dist"))
+    pypi_index.publish(strict_sdist(tmp_path / "dist", log=hook_log))
     client = client_for(pypi_index)
     client.build_python = ("3.12", "")
     with pytest.raises(MetadataError, match=r"no Python 3\.12 interpreter") as info:
@@ -163,7 +165,7 @@ def test_static_project_table_needs_no_backend(
     # like meson-python's sdists: Metadata 2.1 PKG-INFO (untrusted), no metadata hook, but
     # every field the resolver reads is static in [project]: no backend run, no whole build
     path = tmp_path / "dist" / "strict-1.0.tar.gz"
-    strict_sdist(tmp_path / "dist", hook=False)
+    strict_sdist(tmp_path / "dist", hook=False, log=hook_log)
     import tarfile
 
     with tarfile.open(path) as tf:
@@ -194,7 +196,7 @@ def test_static_project_table_needs_no_backend(
 def test_backend_without_metadata_hook_falls_back_to_a_bounded_build(
     pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
 ) -> None:
-    pypi_index.publish(strict_sdist(tmp_path / "dist", hook=False))
+    pypi_index.publish(strict_sdist(tmp_path / "dist", hook=False, log=hook_log))
     client = client_for(pypi_index)
     client.build_python = ("3.12", PY312 or sys.executable)
     with pytest.raises(MetadataError, match="failed to produce metadata") as info:

@@ -91,6 +91,7 @@ def run(
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
     input_text: str | None = None,
     timeout: float | None = 3600,
     check: bool = True,
@@ -101,7 +102,9 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``; log ``$ cmd`` at debug level; raise ``error`` with the stderr tail on failure.
 
-    ``env`` entries are added to the current environment.  Secrets must be passed as files or
+    ``env`` entries are added to the current environment; with ``inherit_env=False`` they are
+    the child's whole environment (for a child running untrusted code, see
+    :func:`bot.lock.index.hookenv.hook_environ`).  Secrets must be passed as files or
     environment entries, never in ``argv`` (which is logged).  Inside a :func:`stoppable`
     block that was stopped, the child is not started (or is stopped) and
     :class:`~bot.core.errors.StoppedError` is raised.
@@ -109,7 +112,10 @@ def run(
     args = [os.fspath(a) for a in argv]
     cmd = shlex.join(args)
     log.debug("$ %s", cmd)
-    full_env = None if env is None else {**os.environ, **env}
+    if not inherit_env:
+        full_env: Mapping[str, str] | None = dict(env or {})
+    else:
+        full_env = None if env is None else {**os.environ, **env}
     children = _CHILDREN.get()
     try:
         proc = _run(

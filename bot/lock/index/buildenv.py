@@ -52,6 +52,7 @@ from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import CommandError, MetadataError, StoppedError
 from bot.core.proc import run
+from bot.lock.index.hookenv import hook_environ
 from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.metadata import ARCHIVE_ERRORS
 from bot.lock.index.models import CoreMetadata, DistFile, Releases
@@ -126,14 +127,17 @@ def interpreter(executable: str, timeout: float = 60.0) -> Interpreter:
 
 def _probe(executable: str, timeout: float) -> Interpreter:
     """Ask ``executable`` for its tags and markers: the bot's own ``packaging`` is put on its
-    path, isolated from its environment and user site."""
+    path, isolated from its environment and user site, in the environment hooks get."""
     where = str(Path(packaging.__file__).parent.parent)
     try:
-        proc = run(
-            [executable, "-I", "-S", "-c", _PROBE, where],
-            timeout=timeout,
-            what=f"asking {executable} for its wheel tags",
-        )
+        with tempfile.TemporaryDirectory(prefix="nixpkgs-python-probe-") as home:
+            proc = run(
+                [executable, "-I", "-S", "-c", _PROBE, where],
+                env=hook_environ(Path(home)),
+                inherit_env=False,
+                timeout=timeout,
+                what=f"asking {executable} for its wheel tags",
+            )
         data = json.loads(proc.stdout)
         tags = {t: i for i, t in enumerate(Tag(*str(s).split("-")) for s in data["tags"])}
         markers = {str(k): str(v) for k, v in data["markers"].items()}

@@ -12,6 +12,10 @@ by uv or pip where no wheels install them; and the backend's
 within a bounded time.  :func:`cached_metadata` remembers
 a failure by the sdist's sha256 and the Python version, so a broken sdist costs one attempt,
 not one per lock (``--refresh`` tries again).
+
+Everything run for it (unpacking, the installer, the hooks) runs in the allow-listed
+environment of :func:`~bot.lock.index.hookenv.hook_environ`, with a scratch HOME: none of
+the bot's secrets or index settings reach the sdist's code.
 """
 
 from __future__ import annotations
@@ -48,12 +52,12 @@ from bot.lock.index.buildenv import Unpacked, UnresolvableError, compose, make_v
 from bot.lock.index.buildenv import interpreter as probe_interpreter
 from bot.lock.index.cache import Cache
 from bot.lock.index.fields import shown
+from bot.lock.index.hookenv import hook_environ
 from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.models import DistFile
 
 log = logging.getLogger(__name__)
 
-_INDEX_WORDS = ("INDEX", "FIND_LINKS", "CONFIG", "TRUSTED_HOST", "PREFER_BINARY")
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
 BUILD_TIMEOUT = 900.0
 #: bound on each step of a metadata hook run (installing, asking the backend)
@@ -72,23 +76,12 @@ def find_uv() -> str | None:
     return shutil.which("uv")
 
 
-def _without_installer_config() -> list[str]:
-    """An ``env`` prefix that drops every setting that could point an installer (or a legacy
-    backend fetching setup_requires) at another index or find-links directory, and stops
-    pip from reading configuration files.  TLS settings (PIP_CERT, SSL_CERT_FILE) stay."""
-    drop = sorted(
-        k
-        for k in os.environ
-        if (k.startswith(("PIP_", "UV_")) and any(w in k for w in _INDEX_WORDS))
-        or k in ("PYTHONPATH", "VIRTUAL_ENV")
-    )
-    return ["env", *(arg for k in drop for arg in ("-u", k)), f"PIP_CONFIG_FILE={os.devnull}"]
-
-
 def install_command(
     python: str, requirements_file: Path, index_urls: Sequence[str], uv: str | None
 ) -> list[str]:
-    """The installer command line; the first index is --index-url, the rest extra indexes."""
+    """The installer command line; the first index is --index-url, the rest extra indexes.
+    It runs in :func:`~bot.lock.index.hookenv.hook_environ` (an installer builds sdists, and
+    no index or configuration setting of the environment reaches it)."""
     first, *rest = index_urls
     indexes = ["--index-url", first]
     for url in rest:
@@ -101,7 +94,6 @@ def install_command(
             indexes += ["--trusted-host", str(host)]
     if uv:
         return [
-            *_without_installer_config(),
             uv,
             "pip",
             "install",
@@ -113,7 +105,6 @@ def install_command(
             str(requirements_file),
         ]
     return [
-        *_without_installer_config(),
         sys.executable,
         "-m",
         "pip",
@@ -189,6 +180,8 @@ def _unpack(data: bytes, file: DistFile, dest: Path, limits: Limits | None = Non
     try:
         run(
             [*argv, str(bounds.unpacked), str(bounds.members)],
+            env=hook_environ(dest.parent / "home"),
+            inherit_env=False,
             timeout=HOOK_TIMEOUT,
             what=f"unpacking {filename}",
         )
@@ -234,17 +227,20 @@ def _scratch(prefix: str) -> Iterator[str]:
 class TargetEnv:
     """A fresh virtual environment of a given interpreter (the lock's Python, not the bot's);
     ``bare``: made directly (:func:`~bot.lock.index.buildenv.make_venv`) when the
-    interpreter answers the probe, for an environment no installer needs to know."""
+    interpreter answers the probe, for an environment no installer needs to know.  What runs
+    for it (the installer, the hooks) gets :meth:`environ`, with ``home`` as its HOME."""
 
     def __init__(self, python: str, uv: str | None, timeout: float, *, bare: bool = False) -> None:
         self.base, self.uv, self.timeout, self.bare = python, uv, timeout, bare
         self._tmp: str | None = None
         self.python_executable = ""
         self.scripts_dir = ""
+        self.home = Path()
 
     def __enter__(self) -> TargetEnv:
         self._tmp = tempfile.mkdtemp(prefix="nixpkgs-python-env-")
         path = Path(self._tmp) / "env"
+        self.home = Path(self._tmp) / "home"
         self.scripts_dir = str(path / "bin")
         self.python_executable = str(path / "bin" / "python")
         if self.bare:
@@ -255,12 +251,14 @@ class TargetEnv:
             else:
                 return self
         if self.uv:
-            argv = [*_without_installer_config(), self.uv, "venv", "--no-config", "--quiet"]
+            argv = [self.uv, "venv", "--no-config", "--quiet"]
             argv += ["--python", self.base, str(path)]
         else:
             argv = [self.base, "-m", "venv", "--without-pip", str(path)]
         run(
             argv,
+            env=self.environ(),
+            inherit_env=False,
             timeout=self.timeout,
             what=f"creating a build environment with {self.base}",
             hint="check the interpreter the lock's Python version is built with",
@@ -274,6 +272,11 @@ class TargetEnv:
 
     def make_extra_environ(self) -> dict[str, str]:
         return {"PATH": os.pathsep.join([self.scripts_dir, os.environ.get("PATH", "")])}
+
+    def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a child run for this environment (see
+        :func:`~bot.lock.index.hookenv.hook_environ`): its scripts first on PATH."""
+        return hook_environ(self.home, {**self.make_extra_environ(), **(extra or {})})
 
 
 #: resolves build requirements for an interpreter to unpacked, verified wheels (the index
@@ -304,6 +307,8 @@ class _Env:
             argv = install_command(self.env.python_executable, reqs, self.index_urls, self.uv)
             run(
                 argv,
+                env=self.env.environ(),
+                inherit_env=False,
                 timeout=self.timeout,
                 what="installing build requirements",
                 hint=f"the build requirements of {self.file.filename} must be on the "
@@ -316,11 +321,11 @@ class _Env:
         cwd: str | None = None,
         extra_environ: Mapping[str, str] | None = None,
     ) -> None:
-        env = {**self.env.make_extra_environ(), **(extra_environ or {})}
         proc = run(
-            [*_without_installer_config(), *cmd],
+            cmd,
             cwd=Path(cwd) if cwd else None,
-            env=env,
+            env=self.env.environ(extra_environ),
+            inherit_env=False,
             timeout=self.timeout,
             what="the PEP 517 backend",
         )
