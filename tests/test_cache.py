@@ -255,14 +255,16 @@ def test_push_rsync_file_cache_nars_first(server: SshServer, keys: Keys, tmp_pat
     uri = f"rsync+ssh://{server.host}{remote_dir}"
     result = cache.push([top], to=uri, signing_key=keys.secret, ssh_config=server.ssh_config)
     assert result.copied_count == 3
-    # phases in order: every NAR before any narinfo, nix-cache-info last
-    assert [p.name for p in result.sync] == ["nar", "narinfo", "nix-cache-info"]
-    nar, narinfo, info = result.sync
+    # phases in order: every NAR before any narinfo, the leaves' narinfos before the top's
+    # (tests/test_cache_interrupted.py: deeper closures, cut off), nix-cache-info last
+    assert [p.name for p in result.sync] == ["nar", "narinfo-1", "narinfo-2", "nix-cache-info"]
+    nar, leaves, tops, info = result.sync
     assert len(nar.files) == 3
     assert all(f.startswith("nar/") for f in nar.files)
-    assert sorted(narinfo.files) == sorted(
-        p.removeprefix("/nix/store/")[:32] + ".narinfo" for p in closure
+    assert sorted(leaves.files) == sorted(
+        p.removeprefix("/nix/store/")[:32] + ".narinfo" for p in closure if p != top
     )
+    assert tops.files == (top.removeprefix("/nix/store/")[:32] + ".narinfo",)
     assert info.files == ("nix-cache-info",)
     # the remote directory is a complete cache a client can read (and is world-readable)
     assert len(list(remote_dir.glob("*.narinfo"))) == 3
@@ -278,7 +280,7 @@ def test_push_rsync_file_cache_nars_first(server: SshServer, keys: Keys, tmp_pat
     top2, closure2 = build_closure(count=2)
     both = cache.push([top, top2], to=uri, signing_key=keys.secret, ssh_config=server.ssh_config)
     assert sorted(both.copied) == closure2
-    assert [len(p.files) for p in both.sync] == [2, 2, 0]
+    assert [len(p.files) for p in both.sync] == [2, 1, 1, 0]  # the leaf, then top2
 
 
 # --- secrets ------------------------------------------------------------------------------------

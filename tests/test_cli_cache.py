@@ -95,3 +95,25 @@ def test_build_command(
     assert subprocess.run([python, "-c", "import alpha"], check=False).returncode == 0
     assert main(["--repo", str(nix_repo.root), "build", "nope"]) == 1
     assert "unknown set 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["push", "nightly"])
+def test_push_timeout_option(
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--push-timeout`` (or ``$NIXPKGS_PYTHON_PUSH_TIMEOUT``) is checked before anything
+    runs; tests/test_cache_interrupted.py shows the value reaching the night's push."""
+    repo = ["--repo", str(tmp_path), "-q", command]
+    assert main([*repo, "--push-timeout", "0"]) == 2
+    assert "Invalid value for '--push-timeout': 0.0 is not in the range x>=1." in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setenv("NIXPKGS_PYTHON_PUSH_TIMEOUT", "soon")
+    assert main(repo) == 2
+    assert "'soon' is not a valid float" in capsys.readouterr().err
+    monkeypatch.delenv("NIXPKGS_PYTHON_PUSH_TIMEOUT")
+    assert main([*repo, "--help"]) == 0
+    assert "--push-timeout SECONDS" in capsys.readouterr().out

@@ -6,7 +6,7 @@ Public API (the CLI wires these):
 - :func:`cache_keygen` — ``nixpkgs-python cache keygen``
 - :func:`push` — ``nixpkgs-python push``
 - :func:`verify` — ``nixpkgs-python cache verify``
-- :func:`has_paths` — used by the nightly to skip work
+- :func:`has_closures` — used by the nightly to skip work (:func:`has_paths`: the paths alone)
 - :func:`default_store`, :func:`default_signing_key` — the embedded signed file cache;
   :func:`signing_key_for` — which key signs a push to a store
 
@@ -25,7 +25,7 @@ from bot.cache.keys import (
     public_key_text,
     signing_key_file,
 )
-from bot.cache.query import has_paths, local_closure
+from bot.cache.query import has_closures, has_paths, local_closure
 from bot.cache.stores import (
     SSH_KEY_ENV,
     SSH_KNOWN_HOSTS_ENV,
@@ -35,10 +35,11 @@ from bot.cache.stores import (
     signing_key_for,
     ssh_options,
 )
-from bot.cache.transfer import PushResult, SyncPhase, push, sync_file_cache
+from bot.cache.transfer import DEFAULT_PUSH_TIMEOUT, PushResult, SyncPhase, push, sync_file_cache
 from bot.cache.verification import PathFailure, VerifyResult, verify
 
 __all__ = [
+    "DEFAULT_PUSH_TIMEOUT",
     "SIGNING_KEY_ENV",
     "SIGNING_KEY_FILE_ENV",
     "SSH_KEY_ENV",
@@ -52,6 +53,7 @@ __all__ = [
     "config_dir",
     "default_signing_key",
     "default_store",
+    "has_closures",
     "has_paths",
     "local_closure",
     "parse_store",

@@ -6,20 +6,26 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.cache.errors import CacheCommandError, CacheNixError, command_failed
+from bot.cache.narinfo import (
+    NARINFO_SUFFIX,
+    STORE_DIR,
+    Narinfo,
+    complete_roots,
+    read_narinfo,
+    walk_closure,
+)
 from bot.cache.stores import CacheStore, parse_store, rsync_shell, ssh_options
 from bot.core import nix
 from bot.core.errors import CacheError
 from bot.core.proc import run
 
 log = logging.getLogger(__name__)
-
-STORE_DIR = "/nix/store/"
-NARINFO_SUFFIX = ".narinfo"
 
 
 def hash_part(path: str) -> str:
@@ -133,6 +139,55 @@ def _has_paths(
     return nix.valid_paths(
         paths, store=cache.nix_uri, env=env, timeout=timeout, error=CacheNixError
     )
+
+
+def has_closures(
+    store: str,
+    paths: Sequence[str],
+    *,
+    ssh_config: Path | None = None,
+    timeout: float | None = 600,
+) -> set[str]:
+    """Which of ``paths`` the cache ``store`` has together with their whole closure.
+
+    A Nix store (``ssh-ng://``, ``ssh://``) never holds a path without its references, so
+    there this is :func:`has_paths`.  A ``file://`` or rsync+ssh cache directory is only a
+    set of files: a push cut off part way may have left a path's narinfo without those of
+    its references, which clients then fail to substitute.  There the closure is walked
+    through the narinfos' ``References`` (read from the directory, or fetched with one rsync
+    run per level of the closure), and a path counts only when every narinfo it reaches is
+    there and names its path.  NARs are not looked at: every push uploads a path's NAR
+    before its narinfo.
+    """
+    cache = parse_store(store)
+    wanted = store_paths(paths)
+    if not wanted:
+        return set()
+    if cache.kind not in ("file", "rsync"):
+        return has_paths(store, wanted, ssh_config=ssh_config, timeout=timeout)
+    if cache.kind == "file":
+        root = Path(cache.path or "")
+        return complete_roots(
+            wanted, walk_closure(wanted, lambda todo: _read_file_cache(root, todo))
+        )
+    with ssh_options(ssh_config) as env:
+        tmp = Path(tempfile.mkdtemp(prefix="nixpkgs-python-closure-"))
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+
+            def fetch(todo: Sequence[str]) -> dict[str, Narinfo | None]:
+                left = None if deadline is None else max(deadline - time.monotonic(), 1.0)
+                names = [hash_part(p) + NARINFO_SUFFIX for p in todo]
+                fetch_files(cache, names, tmp, env=env, timeout=left)
+                return _read_file_cache(tmp, todo)
+
+            return complete_roots(wanted, walk_closure(wanted, fetch))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_file_cache(root: Path, paths: Sequence[str]) -> dict[str, Narinfo | None]:
+    return {p: read_narinfo(root / (hash_part(p) + NARINFO_SUFFIX), p) for p in paths}
 
 
 def _file_cache_has(root: Path, paths: Sequence[str]) -> set[str]:

@@ -8,8 +8,8 @@ Store URIs understood here:
 - ``file:///abs/path[?params]`` — a local binary cache directory.
 - ``rsync+ssh://[user@]host/abs/path[?params]`` — a binary cache directory on another
   machine, filled from a local staging ``file://`` cache (``params`` such as
-  ``compression=zstd`` apply to it) with rsync over SSH (NARs first, narinfos last), served
-  by whatever web server points at it.
+  ``compression=zstd`` apply to it) with rsync over SSH (NARs first, then the narinfos,
+  each path's after its references'), served by whatever web server points at it.
 - ``http(s)://...`` — read only: :func:`~bot.cache.has_paths` and :func:`~bot.cache.verify`.
 
 Nix 2.8 takes no port in a store URL: ports, users, keys and known hosts go in an ssh config

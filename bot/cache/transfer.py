@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from bot.cache.errors import CacheCommandError, CacheNixError, command_failed
 from bot.cache.keys import signing_key_file
+from bot.cache.narinfo import NARINFO_SUFFIX, Narinfo, read_narinfo
+from bot.cache.narinfo import layers as narinfo_layers
 from bot.cache.query import (
-    NARINFO_SUFFIX,
     _has_paths,
     fetch_files,
     hash_part,
@@ -30,6 +31,9 @@ from bot.core.proc import run
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: seconds a push may take overall, unless told otherwise (``--push-timeout``)
+DEFAULT_PUSH_TIMEOUT = 600.0
 
 #: first retry delay in seconds; doubles on each further retry
 RETRY_BACKOFF = 2.0
@@ -84,7 +88,7 @@ def push(
     to: str,
     signing_key: Path | None = None,
     ssh_config: Path | None = None,
-    timeout: float = 600,
+    timeout: float = DEFAULT_PUSH_TIMEOUT,
     retries: int = 3,
 ) -> PushResult:
     """Sign and copy the closure of ``paths`` to the cache ``to``; only missing paths are sent.
@@ -167,31 +171,75 @@ def _seed_staging(
 def sync_file_cache(
     staging: Path, cache: CacheStore, env: Mapping[str, str], timeout: float
 ) -> tuple[SyncPhase, ...]:
-    """rsync a local binary cache directory to the rsync+ssh ``cache`` in three phases.
+    """rsync a local binary cache directory to the rsync+ssh ``cache``, references first.
 
-    ``nar/`` first, then narinfos (and ``log/``, ``realisations/``), then ``nix-cache-info``,
-    so no client ever sees a narinfo whose NAR is not there yet.  Existing remote files are
-    never overwritten (``--ignore-existing``), so concurrent pushes cannot clobber each other.
+    ``nar/`` first; then the narinfos in layers (:func:`~bot.cache.narinfo.layers`), one
+    rsync run each, every path's after those of its references (and ``log/``,
+    ``realisations/`` with the last); then ``nix-cache-info``.  rsync writes each file under
+    a temporary name and renames it, so wherever the sync is cut off (a signal, a dropped
+    connection, the deadline) every narinfo the cache shows has its NAR and its references'
+    narinfos: a client never meets a half-published closure, and the next push sends the
+    rest.  Existing remote files are never overwritten (``--ignore-existing``), so
+    concurrent pushes cannot clobber each other.
     """
-    phases = (
-        ("nar", ["--include=/nar/***", "--exclude=*"]),
-        ("narinfo", ["--exclude=/nar/", "--exclude=/nix-cache-info"]),
-        ("nix-cache-info", ["--include=/nix-cache-info", "--exclude=*"]),
-    )
     deadline = time.monotonic() + timeout
+    infos: dict[str, Narinfo] = {}
+    others: list[str] = []
+    for file in sorted(staging.rglob("*")):
+        name = file.relative_to(staging).as_posix()
+        if file.is_dir() and not file.is_symlink():
+            continue
+        if name == "nix-cache-info" or name.startswith("nar/"):
+            continue
+        info = read_narinfo(file) if "/" not in name and name.endswith(NARINFO_SUFFIX) else None
+        if info is not None and hash_part(info.store_path) + NARINFO_SUFFIX == name:
+            infos[info.store_path] = info
+        else:  # log/, realisations/; a narinfo nix wrote and this cannot read (none known)
+            others.append(name)
+    narinfos = [
+        [hash_part(p) + NARINFO_SUFFIX for p in layer] for layer in narinfo_layers(infos)
+    ] or [[]]
+    narinfos[-1] += others
+    runs: list[tuple[str, list[str], list[str]]] = [
+        ("nar", ["--include=/nar/***", "--exclude=*"], []),
+        *((f"narinfo-{i}", [], files) for i, files in enumerate(narinfos, 1) if files),
+        ("nix-cache-info", ["--include=/nix-cache-info", "--exclude=*"], []),
+    ]
     done: list[SyncPhase] = []
-    for name, filters in phases:
+    for name, filters, files in runs:
+        if time.monotonic() >= deadline:
+            # the next layer's narinfos would otherwise go up in a run of its own a second
+            # past the deadline; what is up is consistent, the next push sends the rest
+            raise CacheError(f"timed out before the {name} phase of the rsync upload")
+        done.append(_rsync_up(staging, cache, env, name, filters, files, _left(deadline)))
+    return tuple(done)
+
+
+def _rsync_up(
+    staging: Path,
+    cache: CacheStore,
+    env: Mapping[str, str],
+    name: str,
+    filters: Sequence[str],
+    files: Sequence[str],
+    timeout: float,
+) -> SyncPhase:
+    """One rsync run: the files matching ``filters``, or exactly ``files`` (relative)."""
+    with tempfile.NamedTemporaryFile("w", prefix="files-from-", suffix=".txt") as listing:
+        if files:
+            listing.write("\n".join(files) + "\n")
+            listing.flush()
         argv = [
             "rsync", "--recursive", "--links", "--times", "--ignore-existing",
             "--chmod=Du=rwx,Dgo=rx,Fu=rw,Fgo=r", "--out-format=%n", *filters,
+            *(["--files-from", listing.name] if files else []),
             "-e", rsync_shell(dict(env)), f"{staging}/", cache.rsync_target,
         ]  # fmt: skip
-        proc = run(argv, timeout=_left(deadline), check=False, error=CacheCommandError)
-        if proc.returncode != 0:
-            raise command_failed(cache.uri, proc, what=f"rsync ({name} phase)")
-        files = tuple(f for f in proc.stdout.splitlines() if f and not f.endswith("/"))
-        done.append(SyncPhase(name, files))
-    return tuple(done)
+        what = f"rsync ({name} phase)"
+        proc = run(argv, timeout=timeout, check=False, error=CacheCommandError, what=what)
+    if proc.returncode != 0:
+        raise command_failed(cache.uri, proc, what=what)
+    return SyncPhase(name, tuple(f for f in proc.stdout.splitlines() if f and not f.endswith("/")))
 
 
 class _Attempts:

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from bot.cache.errors import CacheNixError
 from bot.cache.keys import parse_key, public_key_text
-from bot.cache.query import NARINFO_SUFFIX, fetch_files, hash_part, nix_path_infos, store_paths
+from bot.cache.narinfo import NARINFO_SUFFIX
+from bot.cache.query import fetch_files, hash_part, nix_path_infos, store_paths
 from bot.cache.stores import CacheStore, parse_store, ssh_options
 from bot.core import nix
 from bot.core.errors import CacheError, NixError

@@ -211,3 +211,14 @@ ssh_config_option = click.option(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="ssh_config for the connection (host, port, identity, known hosts).",
 )
+
+push_timeout_option = click.option(
+    "--push-timeout",
+    type=click.FloatRange(min=1.0),
+    default=600.0,
+    show_default=True,
+    envvar="NIXPKGS_PYTHON_PUSH_TIMEOUT",
+    metavar="SECONDS",
+    help="How long one push to the binary cache may take, retries included "
+    "[env: NIXPKGS_PYTHON_PUSH_TIMEOUT]; a push cut off is resumed by the next.",
+)

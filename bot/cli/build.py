@@ -19,6 +19,7 @@ from bot.cli.base import (
     json_option,
     nixpkgs_option,
     pass_ctx,
+    push_timeout_option,
     python_option,
     ssh_config_option,
 )
@@ -169,6 +170,7 @@ def _built_paths(
     "$NIXPKGS_PYTHON_SIGNING_KEY, or the machine's key for the default cache].",
 )
 @ssh_config_option
+@push_timeout_option
 @system_option
 @nixpkgs_option
 @json_option
@@ -180,6 +182,7 @@ def push_command(
     store: str | None,
     signing_key: Path | None,
     ssh_config: Path | None,
+    push_timeout: float,
     system: str | None,
     nixpkgs: NixpkgsChoice,
     as_json: bool,
@@ -191,7 +194,13 @@ def push_command(
     signing_key = cache.signing_key_for(target, obj.repo, signing_key)
     with obj.progress("pushing", enabled=not as_json) as progress:
         paths = _built_paths(obj, sets, python, nixpkgs, progress, system)
-        result = cache.push(paths, to=target, signing_key=signing_key, ssh_config=ssh_config)
+        result = cache.push(
+            paths,
+            to=target,
+            signing_key=signing_key,
+            ssh_config=ssh_config,
+            timeout=push_timeout,
+        )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

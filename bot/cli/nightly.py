@@ -19,6 +19,7 @@ from bot.cli.base import (
     pass_ctx,
     print_error,
     print_warning,
+    push_timeout_option,
     python_option,
     ssh_config_option,
 )
@@ -43,6 +44,7 @@ from bot.cli.build import max_jobs_option
     help="Secret signing key file (or $NIXPKGS_PYTHON_SIGNING_KEY[_FILE]).",
 )
 @ssh_config_option
+@push_timeout_option
 @click.option("--push-to", metavar="BRANCH", help="Push the night's commits to this branch.")
 @click.option(
     "--pull-request",
@@ -135,6 +137,7 @@ def nightly_command(
     store: str | None,
     signing_key: Path | None,
     ssh_config: Path | None,
+    push_timeout: float,
     push_to: str | None,
     pull_request: bool,
     base: str,
@@ -173,6 +176,7 @@ def nightly_command(
         store=store,
         signing_key=signing_key,
         ssh_config=ssh_config,
+        push_timeout=push_timeout,
         push_to=push_to,
         pull_request=pull_request,
         base=base,

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cache.transfer import DEFAULT_PUSH_TIMEOUT
 from bot.nightly import report, revalidate
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class NightlyOptions:
     store: str | None = None  #: binary cache; None: the embedded file cache
     signing_key: Path | None = None
     ssh_config: Path | None = None
+    #: seconds one set's push to the binary cache may take (cut off: the next night resumes)
+    push_timeout: float = DEFAULT_PUSH_TIMEOUT
     push_to: str | None = None  #: push commits straight to this branch
     pull_request: bool = False  #: push a night branch and open/update one pull request
     base: str = "main"

@@ -223,7 +223,9 @@ class SetNight:
         if all(o.status == "unchanged" for o in self.outcomes):
             progress(f"{pset.name}: checking the cache")
             wanted = builder.out_paths(self.bopts, pset.name, self.pythons)
-            if set(wanted) <= cache.has_paths(store, wanted, ssh_config=opts.ssh_config):
+            # the whole closure: a push cut off part way may have left an environment's
+            # narinfo on a file cache without some of its references' (healed by pushing)
+            if set(wanted) <= cache.has_closures(store, wanted, ssh_config=opts.ssh_config):
                 return SetOutcome(
                     report.SetReport(
                         pset.name,
@@ -254,6 +256,7 @@ class SetNight:
                 to=store,
                 signing_key=signing_key,
                 ssh_config=opts.ssh_config,
+                timeout=opts.push_timeout,
             )
             holds = held_report(self.held, search)
             if changed:
@@ -371,8 +374,10 @@ def quiet_sets(
     progress: Callable[[str], None],
 ) -> dict[str, SetOutcome]:
     """The sets among ``locked`` whose locks did not change and whose environments the cache
-    has: one evaluation and one cache query for all of them.  Anything going wrong here
-    returns no set (each then takes the one-set path, which reports its own errors)."""
+    has, with their whole closures: one evaluation and one cache query for all of them (for a
+    file or rsync+ssh cache, one narinfo read or rsync run per level of the closures).
+    Anything going wrong here returns no set (each then takes the one-set path, which
+    reports its own errors)."""
     quiet = [(pset, outs) for pset, outs in locked if all(o.status == "unchanged" for o in outs)]
     if not quiet:
         return {}
@@ -382,7 +387,7 @@ def quiet_sets(
         paths = builder.many_out_paths(
             _build_options(opts, quiet[0][0]), wanted, what="evaluating the unchanged sets"
         )
-        have = cache.has_paths(store, sorted(set(paths.values())), ssh_config=opts.ssh_config)
+        have = cache.has_closures(store, sorted(set(paths.values())), ssh_config=opts.ssh_config)
     except BotError as exc:
         log.debug("the unchanged sets are checked one by one: %s", exc)
         return {}
