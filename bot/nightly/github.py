@@ -19,6 +19,7 @@ from github.Issue import Issue
 
 from bot.core.errors import GitHubError
 from bot.model.locks import python_label
+from bot.nightly import markdown as md
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,10 @@ def failure_body(
     lines = [
         f"The nightly build of set `{set_name}` ({_label(python)}) failed.",
         "",
-        f"Failing package: `{package}`" if package else "Failing package: unknown",
+        f"Failing package: {md.code(package)}" if package else "Failing package: unknown",
     ]
     if run_url:
-        lines.append(f"Run: {run_url}")
+        lines.append(f"Run: {md.safe_url(run_url) or md.text(run_url)}")
     lines += [
         "",
         "<details><summary>Build log (last lines)</summary>",
