@@ -196,14 +196,15 @@ def _holds(data: Mapping[str, Any]) -> dict[str, dict[str, Hold]]:
 
 
 def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcome:
-    if folder is None:
-        summary = "not reported: no outcome recorded (its job was cancelled or did not run)"
-        return SystemOutcome(name, system, ok=False, summary=summary, reported=False)
-    data = read_json(folder / "outcome.json")
+    data = read_json(folder / "outcome.json") if folder is not None else {}
     cancelled = [s for s in _STEPS if data.get(s) == "cancelled"]
-    if cancelled:
-        summary = f"not reported: its {', '.join(cancelled)} step was cancelled"
-        return SystemOutcome(name, system, False, summary, folder, reported=False)
+    if folder is None or cancelled:  # neither built nor failed: nothing to report either way
+        why = (
+            f"its {', '.join(cancelled)} step was cancelled"
+            if cancelled
+            else "no outcome recorded (its job was cancelled or did not run)"
+        )
+        return SystemOutcome(name, system, False, f"not reported: {why}", folder, reported=False)
     if data.get("lock") != "success":
         log = _log(folder, "lock.log") or "the lock step did not succeed"
         return SystemOutcome(name, system, False, "lock failed", folder, [("", None, log)])

@@ -459,8 +459,7 @@ def static_metadata(pyproject: Mapping[str, Any], file: DistFile) -> bytes | Non
 def no_interpreter(version: str, file: DistFile, why: str) -> MetadataError:
     """The one error for an sdist whose backend must run on a Python this machine lacks."""
     return MetadataError(
-        f"no Python {version} interpreter to run the build backend of {file.filename} "
-        f"with ({why})",
+        f"no Python {version} interpreter to run the build backend of {file.filename} with ({why})",
         where=file.url,
         hint=f"install CPython {version} (e.g. `pyenv install {version}`) or record one "
         "in nix/local.json with `python -m bot.model.interpreters`",
