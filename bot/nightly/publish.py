@@ -102,6 +102,8 @@ def publish(
                     title[:250],
                     markdown(night, findings, provenance) + advisories_markdown(opts, night),
                 )
+                # its checks: a pull request the workflow's token opened starts no run itself
+                gh.dispatch_workflow(branch)
     except BotError as exc:
         errors.append(str(exc))
     if gh is None:
