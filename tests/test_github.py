@@ -182,6 +182,22 @@ def test_set_status(fake_github: FakeGitHub, client: GitHubClient) -> None:
     assert "target_url" not in statuses[1]
 
 
+def test_dispatch_workflow_runs_ci_on_the_branch(
+    fake_github: FakeGitHub, client: GitHubClient
+) -> None:
+    # a pull request the workflow's GITHUB_TOKEN opened starts no run: the bot dispatches one
+    client.dispatch_workflow("nightly/2026-11-21")
+    assert fake_github.dispatches[REPO] == [
+        {"workflow": "ci.yml", "ref": "nightly/2026-11-21", "inputs": {}}
+    ]
+    [request] = [r for r in fake_github.writes() if r.path.endswith("/dispatches")]
+    assert request.path == f"/repos/{REPO}/actions/workflows/ci.yml/dispatches"
+    fake_github.fail_next(1, 403)
+    with pytest.raises(GitHubError, match=r"run workflow ci\.yml on b: forbidden") as info:
+        client.dispatch_workflow("b")
+    assert "actions: write" in str(info.value)
+
+
 def test_invalid_status_state_refused_locally(client: GitHubClient) -> None:
     with pytest.raises(GitHubError, match="invalid commit status"):
         client.set_status(SHA, "pytest", "done", "x")  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from bot.core.errors import MetadataError
 from bot.lock.index import IndexClient, IndexRoute
 from bot.lock.index.models import DistFile
 from bot.model.interpreters import detect
-from tests.plugins.pypi import IndexServer
+from tests.plugins.pypi import IndexServer, make_sdist
 from tests.plugins.pypi_backend import fixture_backend
 
 PY312 = detect(["3.12"]).get("3.12", "")
@@ -157,6 +157,38 @@ def test_no_interpreter_for_the_version_is_one_clear_error(
         client.metadata(only_file(client, "strict"))
     assert "pyenv install 3.12" in str(info.value)
     assert not hook_log.exists()
+
+
+def test_no_interpreter_is_an_error_for_build_requirements_too(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    # once this counted as "asks for nothing" (a warning): a lock made on a machine without
+    # the lock's Python then differed from one made with it; now it is the metadata's error
+    pypi_index.publish(strict_sdist(tmp_path / "dist", extra=("ninja",)))
+    client = client_for(pypi_index)
+    client.build_python = ("3.13", "")
+    with pytest.raises(MetadataError, match=r"no Python 3\.13 interpreter") as info:
+        client.dynamic_build_requires(only_file(client, "strict"))
+    assert "build requirements" in str(info.value)
+    assert "pyenv install 3.13" in str(info.value)
+    assert "nix/local.json" in str(info.value)
+    assert not hook_log.exists()
+
+
+def test_no_interpreter_is_fine_for_a_static_backend(
+    pypi_index: IndexServer, client_for, tmp_path: Path
+) -> None:
+    pypi_index.publish(
+        make_sdist(
+            tmp_path / "dist", "flat", "1.0", build_requires=["flit_core>=3.2"],
+            build_backend="flit_core.buildapi",
+        )
+    )  # fmt: skip
+    client = client_for(pypi_index)
+    client.build_python = ("3.13", "")
+    file = only_file(client, "flat")
+    assert [str(r) for r in client.build_requires(file)] == ["flit_core>=3.2"]
+    assert client.dynamic_build_requires(file) == ()
 
 
 def test_static_project_table_needs_no_backend(

@@ -252,8 +252,11 @@ def test_nightly_under_act(
     workflow = WORKFLOWS / "nightly.yml"
     times: dict[str, float] = {}
 
-    def night(label: str, **kw: Any) -> ActRun:
-        shutil.rmtree(act.root / "artifacts", ignore_errors=True)
+    def night(label: str, *, rerun: bool = False, **kw: Any) -> ActRun:
+        # rerun: the last night's artifacts stay, as a "Re-run failed jobs" finds its run's
+        # (the upload stand-in refuses a name that exists without `overwrite: true`)
+        if not rerun:
+            shutil.rmtree(act.root / "artifacts", ignore_errors=True)
         run = act.run(
             workflow, "workflow_dispatch", workdir=work, remote=remote,
             secrets=kw.get("secrets", secrets), variables=kw.get("variables", variables),
@@ -287,17 +290,21 @@ def test_nightly_under_act(
     branch = pulls[0]["head"]["ref"]
     assert git(remote, "log", "-1", "--format=%s", branch).startswith("demo: +nb-app 1.0")
     assert git(remote, "show", f"{branch}:sets/demo/pylock.py312.toml")
+    # the token's pull request starts no workflow: ci.yml is dispatched on its branch
+    assert fake_github.dispatches[REPO] == [{"workflow": "ci.yml", "ref": branch, "inputs": {}}]
     assert "x86_64-darwin: not built" in run.log
     assert "no advisory database" not in run.log  # fetched (here: the local fixture)
     # a maintainer merges the night's pull request
     git(remote, "update-ref", "refs/heads/main", branch)
 
     # night 2, on a fork (no secrets, no cache): nothing new; lock and build, the push is
-    # skipped with one line, nothing committed
+    # skipped with one line, nothing committed.  Run over night 1's artifacts, as a re-run:
+    # every upload replaces its artifact, and the commit job reads the new ones (not pushed)
     head = git(remote, "rev-parse", "main")
     dist = tmp_path / "dist"
-    run = night("no_change", secrets={"GITHUB_TOKEN": fake_github.token}, variables={})
-    assert run.returncode == 0, run.log[-8000:]
+    run = night("no_change", rerun=True, secrets={"GITHUB_TOKEN": fake_github.token},
+                variables={})  # fmt: skip
+    assert run.returncode == 0, run.log[-8000:]  # no upload refused (409): each replaced
     found = outcomes(run)
     assert {(d["build"], d["pushed"]) for d in found.values()} == {("success", False)}
     skipped = [line for line in run.log.splitlines() if "push of demo for" in line]
@@ -692,6 +699,8 @@ def test_nixpkgs_pin_under_act(
     assert pull["head"]["ref"] == branch
     assert pull["base"]["ref"] == "main"
     assert rev[:12] in pull["title"]
+    # its checks: ci.yml dispatched on the branch (the token's pull request starts none)
+    assert fake_github.dispatches[REPO] == [{"workflow": "ci.yml", "ref": branch, "inputs": {}}]
 
     # the same week again (main not merged yet): the pin on main moves again to the same
     # commit, the branch and the pull request are updated in place, never duplicated

@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bot.lock.index.metadata import ARCHIVE_ERRORS
+from bot.nightly import markdown as md
 
 MAX_ENTRY = 4 * 1024 * 1024  #: bytes of one advisory file read
 MAX_ENTRIES = 200_000  #: advisories read from one database
@@ -352,9 +353,11 @@ def for_sets(
 
 
 def _hit_line(h: Hit) -> str:
-    alias = f" ({', '.join(h.aliases[:2])})" if h.aliases else ""
-    summary = f": {h.summary}" if h.summary else ""
-    return f"- [{h.id}]({h.url}){alias} {h.package} {h.version}{summary}"
+    # every field comes from the advisory database: escaped, the URL linked only when safe
+    alias = f" ({', '.join(map(md.text, h.aliases[:2]))})" if h.aliases else ""
+    summary = f": {md.text(h.summary)}" if h.summary else ""
+    ref = md.link(h.id, h.url) or md.text(h.id)
+    return f"- {ref}{alias} {md.text(h.package)} {md.text(h.version)}{summary}"
 
 
 def to_markdown(night: NightAdvisories) -> str:

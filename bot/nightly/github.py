@@ -19,11 +19,13 @@ from github.Issue import Issue
 
 from bot.core.errors import GitHubError
 from bot.model.locks import python_label
+from bot.nightly import markdown as md
 
 log = logging.getLogger(__name__)
 
 FAILURE_LABEL = "set-failure"
 STATUS_CONTEXT = "nixpkgs-python/{set_name}"
+CI_WORKFLOW = "ci.yml"  #: dispatched on the bot's pull-request branches (see dispatch_workflow)
 TOKEN_HINT = "check NIXPKGS_PYTHON_GITHUB_TOKEN / GITHUB_TOKEN"  # noqa: S105 (names, not a secret)
 BODY_LIMIT = 60_000  # GitHub refuses bodies over 65536 characters
 DESCRIPTION_LIMIT = 140  # commit status descriptions are cut by GitHub at 140
@@ -59,10 +61,10 @@ def failure_body(
     lines = [
         f"The nightly build of set `{set_name}` ({_label(python)}) failed.",
         "",
-        f"Failing package: `{package}`" if package else "Failing package: unknown",
+        f"Failing package: {md.code(package)}" if package else "Failing package: unknown",
     ]
     if run_url:
-        lines.append(f"Run: {run_url}")
+        lines.append(f"Run: {md.safe_url(run_url) or md.text(run_url)}")
     lines += [
         "",
         "<details><summary>Build log (last lines)</summary>",
@@ -150,8 +152,8 @@ class GitHubClient:
             return GitHubError(
                 f"{what}: forbidden (403 {message})",
                 where=self.repo_name,
-                hint="the token lacks a permission (contents, pull-requests, issues, statuses: "
-                "write) or the rate limit is exhausted; " + TOKEN_HINT,
+                hint="the token lacks a permission (contents, pull-requests, issues, statuses, "
+                "actions: write) or the rate limit is exhausted; " + TOKEN_HINT,
             )
         if status == 404:
             return GitHubError(
@@ -201,6 +203,22 @@ class GitHubClient:
         )
         log.info("opened pull request #%d", created.number)
         return int(created.number)
+
+    def dispatch_workflow(self, ref: str, workflow: str = CI_WORKFLOW) -> None:
+        """Run the workflow file ``workflow`` (``ci.yml``; it must accept ``workflow_dispatch``)
+        on the branch ``ref``.
+
+        A pull request opened with the workflow's ``GITHUB_TOKEN`` starts no workflow run
+        (GitHub's rule against loops); a ``workflow_dispatch`` is the exception, so the bot
+        asks for the checks of its own pull requests this way (the token needs
+        ``actions: write``)."""
+        what = f"run workflow {workflow} on {ref}"
+        url = f"{self._repo.url}/actions/workflows/{workflow}/dispatches"
+        self._call(
+            what,
+            lambda: self._github.requester.requestJsonAndCheck("POST", url, input={"ref": ref}),
+        )
+        log.info("started %s on %s", workflow, ref)
 
     # --- failure issues ---------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
 """``nixpkgs update --pull-request``: the moved pin as its own commit and pull request.
 
 The weekly workflow (``.github/workflows/nixpkgs.yml``) runs it: the pin moves in a commit of
-its own, on a branch ``nixpkgs/<release>-<rev12>``, and one pull request proposes it, so the
-nightly's CI builds every set against the new nixpkgs before anything is merged.
+its own, on a branch ``nixpkgs/<release>-<rev12>``, and one pull request proposes it.  A pull
+request opened with the workflow's ``GITHUB_TOKEN`` starts no workflow by itself, so ``ci.yml``
+is then dispatched on that branch: its checks (the tests, every set evaluated against the new
+nixpkgs) show on the pull request before it is merged.  Building and pushing every set with the
+new pin is the next night's work, once it is merged.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def propose(
     if client is not None:
         try:
             number = client.upsert_pull_request(branch, base, subject, body)
+            client.dispatch_workflow(branch)  # the token's pull request runs none
         finally:
             client.close()
     return PinProposal(sha, branch, number)

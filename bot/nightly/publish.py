@@ -102,6 +102,8 @@ def publish(
                     title[:250],
                     markdown(night, findings, provenance) + advisories_markdown(opts, night),
                 )
+                # its checks: a pull request the workflow's token opened starts no run itself
+                gh.dispatch_workflow(branch)
     except BotError as exc:
         errors.append(str(exc))
     if gh is None:
@@ -111,6 +113,8 @@ def publish(
         for o in outcomes:
             for python, package, tail in o.failures:
                 gh.report_failure(o.report.name, python, package, tail, opts.run_url)
+            if o.report.status == "not-reported":  # cancelled: neither a failure nor a success
+                continue
             state: Literal["failure", "success"] = (
                 "failure" if o.report.status == "failed" else "success"
             )

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.model.locks import LockDiff, combine
+from bot.nightly import markdown as md
 
-SetStatus = Literal["ok", "failed", "unchanged", "held"]
-STATUSES: tuple[SetStatus, ...] = ("ok", "failed", "unchanged", "held")
-_STATUS_TEXT = {"ok": "✅ ok", "failed": "❌ failed", "unchanged": "⚪ unchanged", "held": "⏸️ held"}
+#: "not-reported": a system's job was cancelled or recorded nothing (neither built nor failed)
+SetStatus = Literal["ok", "failed", "unchanged", "held", "not-reported"]
+STATUSES: tuple[SetStatus, ...] = ("ok", "failed", "unchanged", "held", "not-reported")
+_STATUS_TEXT = {
+    "ok": "✅ ok",
+    "failed": "❌ failed",
+    "unchanged": "⚪ unchanged",
+    "held": "⏸️ held",
+    "not-reported": "⏹️ not reported",
+}
 LOG_TAIL_CHARS = 20_000  # per set, so a PR body stays under GitHub's 65536 characters
 
 # Project-URL labels that point at release notes, best first (matched case-insensitively).
@@ -103,14 +111,15 @@ def freshness_of(
     )
 
 
-def freshness_line(f: Freshness) -> str:
-    """One sentence for people."""
+def freshness_line(f: Freshness, escape: Callable[[str], str] = str) -> str:
+    """One sentence for people; ``escape`` is applied to the names and versions (Markdown)."""
     text = f"{f.current} of {f.total} at the newest allowed version ({f.share:.0%})"
     if f.oldest is not None:
-        name, locked, newest, lag = f.oldest
+        name, locked, newest = map(escape, f.oldest[:3])
+        lag = f.oldest[3]
         text += f"; oldest lag: {name} {locked} (newest {newest}, {lag:.0f} days newer)"
     if f.held:
-        text += f"; held: {', '.join(f.held)}"
+        text += f"; held: {', '.join(map(escape, f.held))}"
     return text
 
 
@@ -210,7 +219,12 @@ def format_size(size: int | None) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Index-supplied text in a table cell or list item: one line, nothing Markdown reads."""
+    return md.text(text)
+
+
+def _pythons(pythons: Iterable[str]) -> str:
+    return ", ".join(map(_cell, pythons))
 
 
 def _version_cell(row: DiffRow) -> tuple[str, str]:
@@ -220,7 +234,7 @@ def _version_cell(row: DiffRow) -> tuple[str, str]:
 def _status_cell(s: SetReport) -> str:
     text = _STATUS_TEXT[s.status]
     if s.status == "failed" and s.failing_package:
-        text += f" (`{s.failing_package}`)"
+        text += f" ({md.code(s.failing_package, in_table=True)})"
     if s.held:
         text += f", {len(s.held)} held"
     return text
@@ -238,7 +252,7 @@ def _summary(report: NightReport) -> list[str]:
     ]
     for s in report.sets:
         lines.append(
-            f"| {_cell(s.name)} | {', '.join(s.pythons)} | {_status_cell(s)} | {len(s.diff)} "
+            f"| {_cell(s.name)} | {_pythons(s.pythons)} | {_status_cell(s)} | {len(s.diff)} "
             f"| {format_duration(s.build_seconds)} | {format_size(s.closure_bytes)} |"
         )
     counts = {status: sum(1 for s in report.sets if s.status == status) for status in STATUSES}
@@ -254,17 +268,17 @@ def _summary(report: NightReport) -> list[str]:
 
 
 def _set_section(s: SetReport) -> list[str]:
-    lines = ["", f"## {s.name} — {_STATUS_TEXT[s.status]}", ""]
-    facts = [f"Python {', '.join(s.pythons)}"]
+    lines = ["", f"## {_cell(s.name)} — {_STATUS_TEXT[s.status]}", ""]
+    facts = [f"Python {_pythons(s.pythons)}"]
     if s.build_seconds is not None:
         facts.append(f"build {format_duration(s.build_seconds)}")
     if s.closure_bytes is not None:
         facts.append(f"closure {format_size(s.closure_bytes)}")
     if s.commit:
-        facts.append(f"commit {s.commit[:12]}")
+        facts.append(f"commit {_cell(s.commit[:12])}")
     lines.append(" · ".join(facts))
     if s.freshness is not None:
-        lines += ["", f"Freshness: {freshness_line(s.freshness)}."]
+        lines += ["", f"Freshness: {freshness_line(s.freshness, _cell)}."]
         if s.freshness.refused:
             lines += [
                 "",
@@ -273,7 +287,8 @@ def _set_section(s: SetReport) -> list[str]:
                 "",
             ]
             lines += [
-                f"- `{name}` {locked}{'' if newest == locked else f', not {newest}'}: "
+                f"- {md.code(name)} {_cell(locked)}"
+                f"{'' if newest == locked else f', not {_cell(newest)}'}: "
                 f"{_cell(reason)}"
                 for name, locked, newest, reason in s.freshness.refused
             ]
@@ -281,11 +296,13 @@ def _set_section(s: SetReport) -> list[str]:
         lines += ["", "| package | old | new | python | changelog |", "|---|---|---|---|---|"]
         for row in s.diff:
             old, new = _version_cell(row)
-            link = f"[changelog]({row.changelog})" if row.changelog else ""
-            pythons = ", ".join(row.pythons) or "all"
+            link = md.link("changelog", row.changelog)
+            pythons = _pythons(row.pythons) or "all"
             lines.append(
                 f"| {_cell(row.name)} | {_cell(old)} | {_cell(new)} | {pythons} | {link} |"
             )
+    elif s.status == "not-reported":
+        lines += ["", "Not committed: a job was cancelled or recorded nothing (see Systems)."]
     elif s.status != "failed":
         lines += ["", "No version changes."]
     if s.systems:
@@ -294,15 +311,14 @@ def _set_section(s: SetReport) -> list[str]:
     if s.held:
         lines += ["", "Held back (the newer version did not build):", ""]
         for h in s.held:
-            reason = f": {h.reason}" if h.reason else ""
-            lines.append(
-                f"- `{h.name}` kept at {h.kept or '(not in the set)'}, not {h.wanted}{reason}"
-            )
+            reason = f": {_cell(h.reason)}" if h.reason else ""
+            kept = _cell(h.kept) if h.kept else "(not in the set)"
+            lines.append(f"- {md.code(h.name)} kept at {kept}, not {_cell(h.wanted)}{reason}")
     if s.status == "failed":
-        lines += ["", f"Failing package: `{s.failing_package or 'unknown'}`"]
+        lines += ["", f"Failing package: {md.code(s.failing_package or 'unknown')}"]
         if s.suggestions:
             lines += ["", "Suggested override (from its build log):", ""]
-            lines += [f"- {line}" for line in s.suggestions]
+            lines += [f"- {_cell(line)}" for line in s.suggestions]
         if s.log_tail:
             tail = s.log_tail[-LOG_TAIL_CHARS:].rstrip()
             fence = _fence(tail)
@@ -328,9 +344,9 @@ def to_markdown(report: NightReport) -> str:
     lines = [f"# nixpkgs-python nightly {report.date}", ""]
     meta = []
     if report.exclude_newer:
-        meta.append(f"Index snapshot (exclude-newer): {report.exclude_newer}")
+        meta.append(f"Index snapshot (exclude-newer): {_cell(report.exclude_newer)}")
     if report.run_url:
-        meta.append(f"[Run log]({report.run_url})")
+        meta.append(md.link("Run log", report.run_url) or f"Run log: {_cell(report.run_url)}")
     if meta:
         lines += [" · ".join(meta), ""]
     lines += _summary(report)
@@ -338,7 +354,7 @@ def to_markdown(report: NightReport) -> str:
         lines += ["", "## Notes", ""]
         for note in report.notes:
             first, _, rest = note.partition("\n")
-            lines.append(f"- {first}")
+            lines.append(f"- {_cell(first)}")
             if rest.strip():
                 fence = _fence(rest)
                 lines += ["", f"  {fence}", *(f"  {ln}" for ln in rest.splitlines()), f"  {fence}"]

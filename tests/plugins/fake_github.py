@@ -86,6 +86,7 @@ _GITHUB_BODIES: dict[tuple[str, str], tuple[set[str], dict[str, _FieldShape]]] =
             "context": ({_STR}, None),
         },
     ),
+    ("POST", "dispatches"): ({"ref"}, {"ref": ({_STR}, None), "inputs": ({_OBJ}, None)}),
 }
 
 
@@ -144,6 +145,8 @@ class FakeGitHub:
     pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     issues: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: workflow_dispatch calls: repository -> [{"workflow", "ref", "inputs"}]
+    dispatches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[FakeRequest] = field(default_factory=list)
     fail_status: int = 502
     _failures: int = 0
@@ -194,6 +197,7 @@ _GH_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"^/repos/([^/]+/[^/]+)/issues/(\d+)/comments$", "create_comment"),
         ("GET", r"^/repos/([^/]+/[^/]+)/commits/([0-9a-fA-F]{7,40})$", "get_commit"),
         ("POST", r"^/repos/([^/]+/[^/]+)/statuses/([0-9a-fA-F]{7,40})$", "create_status"),
+        ("POST", r"^/repos/([^/]+/[^/]+)/actions/workflows/([^/]+)/dispatches$", "dispatch"),
     ]
 ]
 
@@ -371,6 +375,13 @@ class _FakeGitHubApp:
         self.s.statuses.setdefault(sha, []).append(status)
         return 201, status
 
+    def dispatch(self, full: str, query: dict[str, str], body: Any, workflow: str) -> _Reply:
+        if bad := self._invalid(("POST", "dispatches"), body):
+            return bad
+        call = {"workflow": workflow, "ref": body["ref"], "inputs": body.get("inputs", {})}
+        self.s.dispatches.setdefault(full, []).append(call)
+        return 204, None  # GitHub answers No Content
+
 
 def _fake_github_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     app = _FakeGitHubApp(state)
@@ -402,6 +413,10 @@ def _fake_github_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     status, reply = 400, {"message": "Problems parsing JSON"}
                 else:
                     status, reply = app.handle(self.command, path, query, body)
+            if reply is None:  # 204: no body at all
+                self.send_response(status)
+                self.end_headers()
+                return
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -699,8 +699,15 @@ class IndexClient:
         """What an sdist's backend asks for while building (get_requires_for_build_wheel)."""
         if file.kind != "sdist":
             return ()
-        from bot.lock.index.pep517 import cached_build_requires
+        from bot.lock.index.pep517 import STATIC_BACKENDS, cached_build_requires
 
+        if self.build_python is not None and not self.build_python[1]:
+            # no interpreter here: fine for a backend known to add nothing, else an error
+            _, in_tree = self._build_system(file)
+            with self._lock:
+                backend = self._backends.get(file.sha256)
+            if backend in STATIC_BACKENDS and not in_tree:
+                return ()
         return cached_build_requires(
             self.cache,
             lambda: self._sdist_bytes(file),

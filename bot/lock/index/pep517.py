@@ -461,6 +461,16 @@ def static_metadata(pyproject: Mapping[str, Any], file: DistFile) -> bytes | Non
     return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
+def no_interpreter(version: str, file: DistFile, why: str) -> MetadataError:
+    """The one error for an sdist whose backend must run on a Python this machine lacks."""
+    return MetadataError(
+        f"no Python {version} interpreter to run the build backend of {file.filename} with ({why})",
+        where=file.url,
+        hint=f"install CPython {version} (e.g. `pyenv install {version}`) or record one "
+        "in nix/local.json with `python -m bot.model.interpreters`",
+    )
+
+
 def cached_metadata(
     cache: Cache,
     data: bytes,
@@ -478,13 +488,7 @@ def cached_metadata(
     remembered by the sdist's sha256 and that version (``refresh`` forgets it)."""
     version = python[0] if python else f"{sys.version_info[0]}.{sys.version_info[1]}"
     if python is not None and not python[1]:
-        raise MetadataError(
-            f"no Python {version} interpreter to run the build backend of {file.filename} "
-            "with (its metadata is not in the sdist)",
-            where=file.url,
-            hint=f"install CPython {version} (e.g. `pyenv install {version}`) or record one "
-            "in nix/local.json with `python -m bot.model.interpreters`",
-        )
+        raise no_interpreter(version, file, "its metadata is not in the sdist")
     key = f"{file.sha256}-py{version}"
     if not refresh:
         known = cache.get_json(FAILURES, key)
@@ -540,7 +544,9 @@ def cached_build_requires(
     wheel (``get_requires_for_build_wheel``: ninja for meson-python, a Rust toolchain
     installer for setuptools-rust...), asked once per sha256 and Python version and cached.
     A backend that cannot answer here is logged and counts as asking for nothing (the build
-    meets the same problem and names it).
+    meets the same problem and names it).  No interpreter for ``python`` (and no answer kept)
+    is an error: answering nothing would make the lock depend on the machine that made it
+    (the caller skips backends in :data:`STATIC_BACKENDS`, which need none).
 
     The answer is kept by the sdist's sha256: ``refresh`` (which the nightly always sets, to
     see new uploads) asks again only where the backend could not answer last time, so a night
@@ -551,7 +557,9 @@ def cached_build_requires(
     if refresh and isinstance(known, dict) and "error" in known:
         known = None  # the backend failed last time: try it again
     if not (isinstance(known, dict) and isinstance(known.get("requires"), list)):
-        if offline or (python is not None and not python[1]):
+        if python is not None and not python[1]:
+            raise no_interpreter(version, file, "to ask it for its build requirements")
+        if offline:
             log.warning("%s: build requirements of its backend not known here", file.filename)
             return ()
         try:
