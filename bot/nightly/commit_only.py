@@ -7,7 +7,7 @@ results are read as data, never from their logs: under ``--outcomes DIR``,
 
 - ``plan.json`` (optional): ``{"sets": [...], "built": [{"set", "system"}, ...],
   "not-built": [{"system", "reason"}, ...]}``, the matrix the night scheduled.  A scheduled
-  (set, system) without an outcome is a job that was cancelled or never ran: not reported.
+  (set, system) without an outcome is a job that did not finish: a failure.
 - one folder per (set, system), any name: ``outcome.json`` (``{"set", "system", "lock",
   "build", "push"}``: the steps' outcomes, ``success``/``failure``/``cancelled``/``skipped``),
   ``build.json`` (``nixpkgs-python build --outcome``), ``locks/pylock.*.toml`` (the set's new
@@ -51,7 +51,6 @@ from bot.nightly.options import (
 )
 
 LOG_LINES = 40
-_STEPS = ("lock", "build", "holdback", "push")  #: the build job's steps outcome.json records
 
 
 @dataclass
@@ -71,9 +70,6 @@ class SystemOutcome:
     #: the configurations (held names) built and pushed there -> the folder of their locks
     built: dict[frozenset[str], Path] = field(default_factory=dict)
     hold_log: str = ""  #: how the holds were found there, for people
-    #: False: its job was cancelled or recorded nothing; neither built nor failed, so the
-    #: set is not committed and no failure is filed for it
-    reported: bool = True
 
     def result(self) -> SystemResult:
         """What :func:`bot.nightly.holdback.merge_systems` reads."""
@@ -196,15 +192,15 @@ def _holds(data: Mapping[str, Any]) -> dict[str, dict[str, Hold]]:
 
 
 def _system_outcome(name: str, system: str, folder: Path | None) -> SystemOutcome:
-    data = read_json(folder / "outcome.json") if folder is not None else {}
-    cancelled = [s for s in _STEPS if data.get(s) == "cancelled"]
-    if folder is None or cancelled:  # neither built nor failed: nothing to report either way
-        why = (
-            f"its {', '.join(cancelled)} step was cancelled"
-            if cancelled
-            else "no outcome recorded (its job was cancelled or did not run)"
+    if folder is None:
+        return SystemOutcome(
+            name,
+            system,
+            ok=False,
+            summary="no outcome recorded (its job did not finish)",
+            failures=[("", None, f"no outcome was recorded for set {name} on {system}")],
         )
-        return SystemOutcome(name, system, False, f"not reported: {why}", folder, reported=False)
+    data = read_json(folder / "outcome.json")
     if data.get("lock") != "success":
         log = _log(folder, "lock.log") or "the lock step did not succeed"
         return SystemOutcome(name, system, False, "lock failed", folder, [("", None, log)])
@@ -369,10 +365,7 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
         if opts.outcomes_dir is not None and not per_system:
             outcome = _failed(pset, [], systems_text, f"set {pset.name} was built on no system")
         elif not all(o.ok for o in per_system):
-            if any(not o.ok and o.reported for o in per_system):
-                outcome = _failed(pset, [o for o in per_system if not o.ok], systems_text)
-            else:  # only cancelled jobs kept it from every system: nothing to say either way
-                outcome = SetOutcome(report.SetReport(pset.name, pset.python, "not-reported"))
+            outcome = _failed(pset, [o for o in per_system if not o.ok], systems_text)
         else:
             merged = merge_systems([o.system for o in per_system],
                                    {o.system: o.result() for o in per_system})  # fmt: skip
@@ -395,7 +388,7 @@ def commit_only(opts: NightlyOptions, started: datetime) -> NightResult:
         outcome.report = dataclasses.replace(
             outcome.report, systems=tuple(systems_text.splitlines())
         )
-        if outcome.report.status in ("failed", "not-reported"):
+        if outcome.report.status == "failed":
             for path in locks.locks_in(pset.path):
                 git.restore(opts.repo, path)
         outcomes.append(outcome)

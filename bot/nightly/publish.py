@@ -113,8 +113,6 @@ def publish(
         for o in outcomes:
             for python, package, tail in o.failures:
                 gh.report_failure(o.report.name, python, package, tail, opts.run_url)
-            if o.report.status == "not-reported":  # cancelled: neither a failure nor a success
-                continue
             state: Literal["failure", "success"] = (
                 "failure" if o.report.status == "failed" else "success"
             )

@@ -15,16 +15,9 @@ from typing import Any, Literal
 from bot.model.locks import LockDiff, combine
 from bot.nightly import markdown as md
 
-#: "not-reported": a system's job was cancelled or recorded nothing (neither built nor failed)
-SetStatus = Literal["ok", "failed", "unchanged", "held", "not-reported"]
-STATUSES: tuple[SetStatus, ...] = ("ok", "failed", "unchanged", "held", "not-reported")
-_STATUS_TEXT = {
-    "ok": "✅ ok",
-    "failed": "❌ failed",
-    "unchanged": "⚪ unchanged",
-    "held": "⏸️ held",
-    "not-reported": "⏹️ not reported",
-}
+SetStatus = Literal["ok", "failed", "unchanged", "held"]
+STATUSES: tuple[SetStatus, ...] = ("ok", "failed", "unchanged", "held")
+_STATUS_TEXT = {"ok": "✅ ok", "failed": "❌ failed", "unchanged": "⚪ unchanged", "held": "⏸️ held"}
 LOG_TAIL_CHARS = 20_000  # per set, so a PR body stays under GitHub's 65536 characters
 
 # Project-URL labels that point at release notes, best first (matched case-insensitively).
@@ -301,8 +294,6 @@ def _set_section(s: SetReport) -> list[str]:
             lines.append(
                 f"| {_cell(row.name)} | {_cell(old)} | {_cell(new)} | {pythons} | {link} |"
             )
-    elif s.status == "not-reported":
-        lines += ["", "Not committed: a job was cancelled or recorded nothing (see Systems)."]
     elif s.status != "failed":
         lines += ["", "No version changes."]
     if s.systems:
