@@ -230,7 +230,11 @@ class _FakeGitHubApp:
         return view
 
     def _pull_view(self, full: str, pr: dict[str, Any]) -> dict[str, Any]:
-        return {**pr, "url": f"{self.s.base_url}/repos/{full}/pulls/{pr['number']}"}
+        return {
+            **pr,
+            "url": f"{self.s.base_url}/repos/{full}/pulls/{pr['number']}",
+            "issue_url": f"{self.s.base_url}/repos/{full}/issues/{pr['number']}",
+        }
 
     def repo(self, full: str, query: dict[str, str], body: Any) -> _Reply:
         return 200, self.s.repos[full]
@@ -260,7 +264,7 @@ class _FakeGitHubApp:
             "state": "open",
             "title": body.get("title", ""),
             "body": body.get("body"),
-            "head": {"ref": head, "label": f"{owner}:{head}"},
+            "head": {"ref": head, "label": f"{owner}:{head}", "repo": self.s.repos[full]},
             "base": {"ref": body["base"], "label": f"{owner}:{body['base']}"},
             "html_url": f"https://github.invalid/{full}/pull/{number}",
             "draft": body.get("draft", False),
@@ -293,9 +297,12 @@ class _FakeGitHubApp:
             return 404, {"message": "Not Found"}
         if bad := self._invalid(("PATCH", "pull"), body):
             return bad
+        issue = self._find(self.s.issues[full], number)  # a pull request is an issue too
         for key in ("title", "body", "state"):
             if key in body:
                 pr[key] = body[key]
+                if issue is not None:
+                    issue[key] = body[key]
         if "base" in body:
             owner = full.split("/", maxsplit=1)[0]
             pr["base"] = {"ref": body["base"], "label": f"{owner}:{body['base']}"}
