@@ -400,13 +400,28 @@ def test_sync_rebases_the_bots_unpublished_lock_commits(
 ) -> None:
     write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
     commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
-    theirs = maintainer_commit(remote, tmp_path, "overrides/x.yaml", "x: 1\n")
+    theirs = maintainer_commit(remote, tmp_path, "sets/beta/pylock.py312.toml", "# beta 2\n")
     note = gitmod.sync(work, "origin", "main", own=is_lock)
     assert note is not None
     assert "1 unpublished bot commit(s) rebased" in note
     assert git(work, "rev-parse", "HEAD~1") == theirs
     assert git(work, "log", "-1", "--format=%s") == "alpha: 2"
-    assert (work / "overrides/x.yaml").exists()
+    assert (work / "sets/beta/pylock.py312.toml").read_text() == "# beta 2\n"
+    assert status(work) == ""
+
+
+def test_sync_drops_the_bots_commits_made_against_a_tree_that_changed(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    theirs = maintainer_commit(remote, tmp_path, "overrides/x.yaml", "x: 1\n")
+    note = gitmod.sync(work, "origin", "main", own=is_lock)
+    assert note is not None
+    assert "changed overrides/x.yaml" in note
+    assert "1 unpublished commit(s) made against the old tree were dropped" in note
+    assert head_sha(work) == theirs
+    assert (work / "sets/alpha/pylock.py312.toml").read_text() == "# alpha 1\n"
     assert status(work) == ""
 
 
@@ -437,7 +452,7 @@ def test_sync_counts_commits_on_the_bots_pull_request_branches_as_its_own(
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "overrides: suggested edit")
     push_pull_request_branch(work, "origin", "nightly/2026-11-21")
-    theirs = maintainer_commit(remote, tmp_path, "README", "hello\n")
+    theirs = maintainer_commit(remote, tmp_path, "sets/beta/pylock.py312.toml", "# beta 2\n")
     with pytest.raises(GitError, match="diverged"):
         gitmod.sync(work, "origin", "main", own=is_lock)  # without knowing the PR branches
     note = gitmod.sync(work, "origin", "main", own=is_lock, published="nightly/*")

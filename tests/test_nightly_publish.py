@@ -133,8 +133,12 @@ def test_a_push_rejected_over_a_non_lock_change_waits_for_the_next_night(
 
     result = run_nightly(options(work, extra, tmp_path, 3, push_to="main"))
     assert result.exit_code == 0, result.errors
+    [note] = [n for n in result.report.notes if n.startswith("updated to origin/main")]
+    assert "changed sets/demo/set.yaml" in note
+    assert "1 unpublished commit(s) made against the old tree were dropped" in note
     assert locked(work)["nb-extra"] == "1.0"
     assert git(remote, "rev-parse", "main") == git(work, "rev-parse", "HEAD")
+    assert git(work, "rev-parse", "HEAD~1") == theirs  # one lock commit, on the new tree
     pushed = tomllib.loads(git(remote, "show", f"main:{LOCK}"))
     assert "nb-extra" in {p["name"] for p in pushed["packages"]}
     assert git(work, "status", "--porcelain") == ""

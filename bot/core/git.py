@@ -511,12 +511,15 @@ def sync(
     """Bring HEAD up to ``remote``/``branch`` before a night; a line for the report, or None.
 
     Nothing happens when the remote is not configured, lacks the branch or has nothing HEAD
-    lacks.  HEAD behind is fast-forwarded.  HEAD diverged is rebased onto the remote only
-    when every local commit is the bot's own: each path it changed passes ``own`` (the
-    locks an interrupted or refused night left unpublished), or it is an ancestor of the tip
-    of a remote branch matching ``published`` (``nightly/*``: the bot's pull requests, with
-    its overrides edits) that this clone pushed; any other
-    local commit is one :class:`GitError`, and HEAD stays where it was.
+    lacks.  HEAD behind is fast-forwarded.  HEAD diverged is accepted only when every local
+    commit is the bot's own: each path it changed passes ``own`` (the locks an interrupted
+    or refused night left unpublished), or it is an ancestor of the tip of a remote branch
+    matching ``published`` (``nightly/*``: the bot's pull requests, with its overrides
+    edits) that this clone pushed; any other local commit is one :class:`GitError`, and
+    HEAD stays where it was.  The bot's commits are rebased onto the remote when it changed
+    only paths passing ``own``; when it changed anything else they were made against a
+    tree that is gone, and are dropped (the night makes them again; published ones stay on
+    their pull-request branches).
     """
     where = f"{remote}/{branch}"
     with _open(repo_path) as repo:
@@ -566,6 +569,23 @@ def sync(
                 where=str(repo_path),
                 hint=f"see `git log {where}..HEAD`; push them, or drop them with "
                 f"`git reset --keep {where}`, then run the nightly again",
+            )
+        moved = [p for p in _upstream_changes(repo, tracking) if not own(p)]
+        if moved:
+            # made against a tree that is gone (another set.yaml, overrides, nix): pushed
+            # as they are they would land on main unbuilt; tonight locks again instead
+            try:
+                _git(repo, "reset", "-q", "--keep", tracking, timeout=COMMIT_TIMEOUT)
+            except git.GitCommandError as exc:
+                raise GitError(
+                    f"cannot move to {where}: {_stderr(exc)}",
+                    where=str(repo_path),
+                    hint="commit or drop the hand-edited locks, then run the nightly again",
+                ) from exc
+            return (
+                f"updated to {where} ({len(behind)} new commit(s), now {upstream[:12]}); it "
+                f"changed {_shown(moved, 5)}, so the bot's {len(ahead)} unpublished commit(s) "
+                "made against the old tree were dropped: tonight locks and builds again"
             )
         if _dirty_paths(repo):
             raise GitError(
