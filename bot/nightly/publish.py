@@ -87,7 +87,10 @@ def publish(
         if opts.push_to:
             pushed = _push(opts, opts.push_to, commits, say, notes)
         if opts.pull_request:
-            pushed = _pull_request(opts, night, outcomes, gh, say, findings, provenance, notes)
+            branch_sha = _pull_request(opts, night, outcomes, say, notes)
+            pushed = branch_sha or _known_head(opts)
+            if branch_sha is not None and gh is not None:
+                _open_pull_request(opts, night, outcomes, gh, findings, provenance, notes)
     except BotError as exc:
         errors.append(str(exc))
     if gh is None:
@@ -131,28 +134,43 @@ def _pull_request(
     opts: NightlyOptions,
     night: report.NightReport,
     outcomes: Sequence[SetOutcome],
-    gh: GitHubClient | None,
     say: Callable[[str], None],
-    findings: Sequence[revalidate.Finding],
-    provenance: Mapping[str, Any] | None,
     notes: list[str],
 ) -> str | None:
-    """``--pull-request``: push ``nightly/<date>``, open or update its pull request and close
-    the earlier nights' (superseded: tonight's branch carries their commits too); the sha
-    pushed, or HEAD when the base or a night branch already has it, else None."""
+    """``--pull-request``: push ``nightly/<date>`` when there is something to propose; the
+    sha pushed, or None when nothing was."""
     commits = [o.commit for o in outcomes if o.commit]
     branch = git.night_branch(datetime.fromisoformat(night.date).date())
     if not commits:
         if _on_night_branch(opts):
-            return git.head_sha(opts.repo)
+            return None
         ahead = git.unpublished(opts.repo, opts.remote, opts.base)
         if not ahead:
-            return git.head_sha(opts.repo) if ahead == 0 else None
+            return None
         notes.append(_LEFT_OVER.format(ahead))
     say(f"pushing {opts.remote}/{branch}")
-    sha = git.push_pull_request_branch(opts.repo, opts.remote, branch)
-    if gh is None:
-        return sha
+    return git.push_pull_request_branch(opts.repo, opts.remote, branch)
+
+
+def _known_head(opts: NightlyOptions) -> str | None:
+    """HEAD when the remote has it (the base, or a night branch holds it), else None."""
+    if _on_night_branch(opts) or git.unpublished(opts.repo, opts.remote, opts.base) == 0:
+        return git.head_sha(opts.repo)
+    return None
+
+
+def _open_pull_request(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    gh: GitHubClient,
+    findings: Sequence[revalidate.Finding],
+    provenance: Mapping[str, Any] | None,
+    notes: list[str],
+) -> None:
+    """Open or update tonight's pull request and close the earlier nights' (superseded:
+    tonight's branch carries their commits too), deleting their branches."""
+    branch = git.night_branch(datetime.fromisoformat(night.date).date())
     names = ", ".join(o.report.name for o in outcomes if o.commit) or "left-over commits"
     title = f"Nightly update {night.date}: {names}"
     number = gh.upsert_pull_request(
@@ -170,7 +188,6 @@ def _pull_request(
     if closed:
         shown = ", ".join(f"#{n} ({b})" for n, b in closed)
         notes.append(f"closed the pull request(s) #{number} supersedes: {shown}")
-    return sha
 
 
 def _issues_and_statuses(
