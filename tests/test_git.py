@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import bot.core.git as gitmod
-from bot.core.errors import GitError
+from bot.core.errors import GitError, UpstreamChangedError
 from bot.core.git import (
     commit_set,
     ensure_clean,
@@ -348,3 +348,165 @@ def test_the_checks_before_a_night_run_git_without_loading_gitpython(
         gitmod.dirty_paths(work / "sub")
     with pytest.raises(GitError, match="not a git repository"):
         gitmod.ensure_clean(tmp_path / "nowhere")
+
+
+# --- sync: a night starts from the remote branch ----------------------------------------------
+
+
+def is_lock(path: str) -> bool:
+    return path.startswith("sets/") and "/pylock." in path
+
+
+def maintainer_commit(remote: Path, tmp_path: Path, path: str, text: str) -> str:
+    """A commit pushed to the remote's main from another clone (a maintainer's merge)."""
+    other = tmp_path / "maintainer"
+    if not other.exists():
+        clone(remote, other)
+    git(other, "pull", "-q", "--ff-only", "origin", "main")
+    write(other / path, text)
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", f"maintainer: {path}")
+    git(other, "push", "-q", "origin", "main")
+    return git(other, "rev-parse", "HEAD")
+
+
+def test_sync_fast_forwards_to_the_remote(work: Path, remote: Path, tmp_path: Path) -> None:
+    assert gitmod.sync(work, "origin", "main", own=is_lock) is None  # nothing new
+    theirs = maintainer_commit(remote, tmp_path, "sets/alpha/set.yaml", "python: ['3.13']\n")
+    note = gitmod.sync(work, "origin", "main", own=is_lock)
+    assert note is not None
+    assert "1 new commit" in note
+    assert theirs[:12] in note
+    assert head_sha(work) == theirs
+    assert (work / "sets/alpha/set.yaml").read_text() == "python: ['3.13']\n"
+    assert status(work) == ""
+
+
+def test_sync_without_remote_or_branch_does_nothing(work: Path, tmp_path: Path) -> None:
+    before = head_sha(work)
+    assert gitmod.sync(work, "upstream", "main", own=is_lock) is None  # no such remote
+    assert gitmod.sync(work, "origin", "no-such-branch", own=is_lock) is None
+    local = tmp_path / "local"
+    git(tmp_path, "init", "-q", "-b", "main", str(local))
+    write(local / "a", "a\n")
+    git(local, "add", "-A")
+    git(local, "commit", "-q", "-m", "a")
+    assert gitmod.sync(local, "origin", "main", own=is_lock) is None
+    assert head_sha(work) == before
+
+
+def test_sync_rebases_the_bots_unpublished_lock_commits(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    theirs = maintainer_commit(remote, tmp_path, "sets/beta/pylock.py312.toml", "# beta 2\n")
+    note = gitmod.sync(work, "origin", "main", own=is_lock)
+    assert note is not None
+    assert "1 unpublished bot commit(s) rebased" in note
+    assert git(work, "rev-parse", "HEAD~1") == theirs
+    assert git(work, "log", "-1", "--format=%s") == "alpha: 2"
+    assert (work / "sets/beta/pylock.py312.toml").read_text() == "# beta 2\n"
+    assert status(work) == ""
+
+
+def test_sync_drops_the_bots_commits_made_against_a_tree_that_changed(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    theirs = maintainer_commit(remote, tmp_path, "overrides/x.yaml", "x: 1\n")
+    note = gitmod.sync(work, "origin", "main", own=is_lock)
+    assert note is not None
+    assert "changed overrides/x.yaml" in note
+    assert "1 unpublished commit(s) made against the old tree were dropped" in note
+    assert head_sha(work) == theirs
+    assert (work / "sets/alpha/pylock.py312.toml").read_text() == "# alpha 1\n"
+    assert status(work) == ""
+
+
+def test_sync_refuses_a_diverged_checkout_with_foreign_commits(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    write(work / "nix/local-hack.nix", "{}\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a local hack")
+    mine = head_sha(work)
+    maintainer_commit(remote, tmp_path, "sets/alpha/set.yaml", "python: ['3.13']\n")
+    with pytest.raises(GitError) as info:
+        gitmod.sync(work, "origin", "main", own=is_lock)
+    text = str(info.value)
+    assert "diverged from origin/main: 1 local commit(s)" in text
+    assert mine[:12] in text
+    assert "git reset --keep origin/main" in text
+    assert head_sha(work) == mine  # nothing moved
+    assert status(work) == ""
+
+
+def test_sync_counts_commits_on_the_bots_pull_request_branches_as_its_own(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "overrides/edit.yaml", "suggested: 1\n")  # an overrides edit of the bot's
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "overrides: suggested edit")
+    push_pull_request_branch(work, "origin", "nightly/2026-11-21")
+    theirs = maintainer_commit(remote, tmp_path, "sets/beta/pylock.py312.toml", "# beta 2\n")
+    with pytest.raises(GitError, match="diverged"):
+        gitmod.sync(work, "origin", "main", own=is_lock)  # without knowing the PR branches
+    note = gitmod.sync(work, "origin", "main", own=is_lock, published="nightly/*")
+    assert note is not None
+    assert "rebased" in note
+    assert git(work, "rev-parse", "HEAD~1") == theirs
+
+
+def test_sync_rebase_conflict_leaves_head_where_it_was(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    mine = commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    maintainer_commit(remote, tmp_path, "sets/alpha/pylock.py312.toml", "# alpha by hand\n")
+    with pytest.raises(GitError, match="changed the same locks"):
+        gitmod.sync(work, "origin", "main", own=is_lock)
+    assert head_sha(work) == mine
+    assert status(work) == ""
+    assert not (work / ".git/rebase-merge").exists()
+
+
+# --- push: a rejected push rebases over locks only -------------------------------------------
+
+
+def test_rejected_push_over_non_lock_changes_is_not_pushed(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    mine = commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    theirs = maintainer_commit(remote, tmp_path, "sets/alpha/set.yaml", "python: ['3.13']\n")
+    with pytest.raises(UpstreamChangedError) as info:
+        push(work, "origin", "main", rebase_over=is_lock)
+    assert info.value.paths == ("sets/alpha/set.yaml",)
+    assert "not pushed" in str(info.value)
+    assert "sets/alpha/set.yaml" in str(info.value)
+    assert git(remote, "rev-parse", "main") == theirs  # the remote has none of it
+    assert head_sha(work) == mine
+    assert status(work) == ""
+
+
+def test_rejected_push_over_lock_changes_only_is_rebased(
+    work: Path, remote: Path, tmp_path: Path
+) -> None:
+    write(work / "sets/alpha/pylock.py312.toml", "# alpha 2\n")
+    commit_set(work, "alpha", ["sets/alpha/pylock.py312.toml"], "alpha: 2", "")
+    theirs = maintainer_commit(remote, tmp_path, "sets/beta/pylock.py312.toml", "# beta 2\n")
+    result = push(work, "origin", "main", rebase_over=is_lock)
+    assert result.rebases == 1
+    assert git(remote, "rev-parse", "main") == result.sha
+    assert git(remote, "rev-parse", "main~1") == theirs
+
+
+def test_delete_remote_branch(work: Path, remote: Path) -> None:
+    push_pull_request_branch(work, "origin", "nightly/2026-11-21")
+    assert git(remote, "branch", "--list", "nightly/*") != ""
+    gitmod.delete_remote_branch(work, "origin", "nightly/2026-11-21")
+    assert git(remote, "branch", "--list", "nightly/*") == ""

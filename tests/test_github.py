@@ -96,6 +96,35 @@ def test_next_night_opens_a_new_pull_request(fake_github: FakeGitHub, client: Gi
     assert client.upsert_pull_request("nightly/2026-11-22", "main", "a", "b") == 3
 
 
+def test_close_superseded_closes_earlier_nights_only(
+    fake_github: FakeGitHub, client: GitHubClient
+) -> None:
+    client.upsert_pull_request("nightly/2026-11-20", "main", "n20", "b")
+    client.upsert_pull_request("feature/x", "main", "a maintainer's", "b")
+    client.upsert_pull_request("nightly/2026-11-21", "main", "n21", "b")
+    client.upsert_pull_request("nightly/2026-11-19", "release", "other base", "b")
+    tonight = client.upsert_pull_request("nightly/2026-11-22", "main", "n22", "b")
+
+    assert client.close_superseded(tonight, "main") == [
+        (1, "nightly/2026-11-20"),
+        (3, "nightly/2026-11-21"),
+    ]
+    state = {p["head"]["ref"]: p["state"] for p in fake_github.pulls[REPO]}
+    assert state == {
+        "nightly/2026-11-20": "closed",
+        "feature/x": "open",
+        "nightly/2026-11-21": "closed",
+        "nightly/2026-11-19": "open",
+        "nightly/2026-11-22": "open",
+    }
+    comments = {
+        i["number"]: [c["body"] for c in i["comments_list"]] for i in fake_github.issues[REPO]
+    }
+    assert comments[1] == comments[3] == [f"Superseded by #{tonight}; closing."]
+    assert comments[2] == comments[tonight] == []
+    assert client.close_superseded(tonight, "main") == []  # nothing left to close
+
+
 # --- failure issues -------------------------------------------------------------------------
 
 

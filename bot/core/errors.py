@@ -148,5 +148,13 @@ class GitError(BotError):
     """A git operation failed."""
 
 
+@dataclass
+class UpstreamChangedError(GitError):
+    """A push was rejected and the remote branch had meanwhile changed more than the locks
+    (``paths``: what it changed); the night's commits were made against the old tree."""
+
+    paths: tuple[str, ...] = ()
+
+
 class GitHubError(BotError):
     """The GitHub API refused or failed a request."""

@@ -18,13 +18,13 @@ import datetime as dt
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.core.errors import CommandError, GitError, without_credentials
+from bot.core.errors import CommandError, GitError, UpstreamChangedError, without_credentials
 from bot.core.proc import run
 
 
@@ -356,14 +356,23 @@ def _restore(repo: git.Repo, branch_sha: str) -> None:
 
 
 def push(
-    repo_path: Path | str, remote: str = "origin", branch: str | None = None, *, retries: int = 3
+    repo_path: Path | str,
+    remote: str = "origin",
+    branch: str | None = None,
+    *,
+    retries: int = 3,
+    rebase_over: Callable[[str], bool] | None = None,
 ) -> PushResult:
     """Push the current branch's commits to ``remote``/``branch`` (default: the same name).
 
     When the remote moved on (a non-fast-forward rejection), fetch it, rebase the local
     commits onto it and try again, at most ``retries`` times; the nightly commits only touch
-    locks of distinct sets, so the rebase does not conflict in practice.  On any failure the
-    branch is reset to where it was before and a :class:`GitError` says what to do.
+    locks of distinct sets, so the rebase does not conflict in practice.  With
+    ``rebase_over``, the rebase is only done when every path the remote changed meanwhile
+    passes it (the nightly: only locks); otherwise :class:`UpstreamChangedError` names them
+    and nothing is pushed (commits made against the old tree would land on the new one).
+    On any failure the branch is reset to where it was before and a :class:`GitError` says
+    what to do.
     """
     where = str(repo_path)
     with _open(repo_path) as repo:
@@ -371,13 +380,19 @@ def push(
         target = branch or local
         start = repo.head.commit.hexsha
         try:
-            return _push_with_rebase(repo, remote, target, retries)
+            return _push_with_rebase(repo, remote, target, retries, rebase_over)
         except BaseException:
             _restore(repo, start)
             raise
 
 
-def _push_with_rebase(repo: git.Repo, remote: str, target: str, retries: int) -> PushResult:
+def _push_with_rebase(
+    repo: git.Repo,
+    remote: str,
+    target: str,
+    retries: int,
+    rebase_over: Callable[[str], bool] | None = None,
+) -> PushResult:
     rebases = 0
     while True:
         ok, _ = _push_once(repo, remote, f"HEAD:refs/heads/{target}")
@@ -392,10 +407,11 @@ def _push_with_rebase(repo: git.Repo, remote: str, target: str, retries: int) ->
             )
         rebases += 1
         log.info("%s/%s moved on; fetching and rebasing (%d)", remote, target, rebases)
-        _fetch_and_rebase(repo, remote, target)
+        _fetch_and_rebase(repo, remote, target, rebase_over)
 
 
-def _fetch_and_rebase(repo: git.Repo, remote: str, target: str) -> None:
+def _fetch(repo: git.Repo, remote: str, target: str) -> str:
+    """Fetch ``remote``/``target`` into its tracking ref; return the ref."""
     tracking = f"refs/remotes/{remote}/{target}"
     try:
         _network(repo, "fetch", "-q", remote, f"+refs/heads/{target}:{tracking}")
@@ -405,6 +421,36 @@ def _fetch_and_rebase(repo: git.Repo, remote: str, target: str) -> None:
             where=f"{remote}/{target}",
             hint="check the network and that the SSH key or token may read the repository",
         ) from exc
+    return tracking
+
+
+def _shown(paths: Sequence[str], limit: int = 10) -> str:
+    more = len(paths) - limit
+    return ", ".join(paths[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _upstream_changes(repo: git.Repo, tracking: str) -> list[str]:
+    """The paths ``tracking`` changed since it and HEAD parted (renames as both names)."""
+    base = _git(repo, "merge-base", "HEAD", tracking, timeout=60)
+    out = _git(repo, "diff", "--name-only", "--no-renames", base, tracking, timeout=60)
+    return sorted({line for line in out.splitlines() if line})
+
+
+def _fetch_and_rebase(
+    repo: git.Repo, remote: str, target: str, rebase_over: Callable[[str], bool] | None = None
+) -> None:
+    tracking = _fetch(repo, remote, target)
+    if rebase_over is not None:
+        foreign = [p for p in _upstream_changes(repo, tracking) if not rebase_over(p)]
+        if foreign:
+            raise UpstreamChangedError(
+                f"not pushed: {remote}/{target} changed {_shown(foreign)} since tonight's "
+                "commits were made, so they were made against the old tree",
+                where=f"{remote}/{target}",
+                hint="nothing to do: the next night starts from the new branch and locks "
+                "and builds against it",
+                paths=tuple(foreign),
+            )
     if _dirty_paths(repo):
         raise GitError(
             "cannot rebase: the working tree has uncommitted changes",
@@ -442,6 +488,145 @@ def unpublished(repo_path: Path | str, remote: str, branch: str) -> int | None:
                 where=where,
                 hint="check the network and that the SSH key or token may read the repository",
             ) from exc
+
+
+def _commit_paths(repo: git.Repo, sha: str) -> list[str] | None:
+    """The paths one commit changed (renames as both names); None for a merge commit."""
+    parents = _git(repo, "rev-list", "--parents", "-n", "1", sha, timeout=60).split()[1:]
+    if len(parents) > 1:
+        return None
+    out = _git(repo, "diff-tree", "--root", "--no-commit-id", "--name-only", "--no-renames",
+               "-r", sha, timeout=60)  # fmt: skip
+    return [line for line in out.splitlines() if line]
+
+
+def sync(
+    repo_path: Path | str,
+    remote: str,
+    branch: str,
+    *,
+    own: Callable[[str], bool],
+    published: str | None = None,
+) -> str | None:
+    """Bring HEAD up to ``remote``/``branch`` before a night; a line for the report, or None.
+
+    Nothing happens when the remote is not configured, lacks the branch or has nothing HEAD
+    lacks.  HEAD behind is fast-forwarded.  HEAD diverged is accepted only when every local
+    commit is the bot's own: each path it changed passes ``own`` (the locks an interrupted
+    or refused night left unpublished), or it is an ancestor of the tip of a remote branch
+    matching ``published`` (``nightly/*``: the bot's pull requests, with its overrides
+    edits) that this clone pushed; any other local commit is one :class:`GitError`, and
+    HEAD stays where it was.  The bot's commits are rebased onto the remote when it changed
+    only paths passing ``own``; when it changed anything else they were made against a
+    tree that is gone, and are dropped (the night makes them again; published ones stay on
+    their pull-request branches).
+    """
+    where = f"{remote}/{branch}"
+    with _open(repo_path) as repo:
+        try:
+            if remote not in _git(repo, "remote", timeout=60).split():
+                return None
+            if not _network(repo, "ls_remote", remote, f"refs/heads/{branch}").strip():
+                return None
+            listed = (
+                ""
+                if published is None
+                else _network(repo, "ls_remote", remote, f"refs/heads/{published}")
+            )
+        except git.GitCommandError as exc:
+            raise GitError(
+                f"cannot read {where}: {_stderr(exc)}",
+                where=where,
+                hint="check the network and that the SSH key or token may read the repository",
+            ) from exc
+        tracking = _fetch(repo, remote, branch)
+        behind = _git(repo, "rev-list", f"HEAD..{tracking}", timeout=60).split()
+        if not behind:
+            return None
+        ahead = _git(repo, "rev-list", "--reverse", f"{tracking}..HEAD", timeout=60).split()
+        start = repo.head.commit.hexsha
+        upstream = _git(repo, "rev-parse", tracking, timeout=60)
+        if not ahead:
+            try:
+                _git(repo, "merge", "-q", "--ff-only", tracking, timeout=COMMIT_TIMEOUT)
+            except git.GitCommandError as exc:
+                _restore(repo, start)
+                raise GitError(
+                    f"cannot fast-forward to {where}: {_stderr(exc)}",
+                    where=str(repo_path),
+                    hint="a hand-edited lock the remote also changed; commit or drop the edit "
+                    "(`git checkout -- <lock>`), then run the nightly again",
+                ) from exc
+            return f"updated to {where} ({len(behind)} new commit(s), now {upstream[:12]})"
+        shas = [line.split("\t", 1)[0] for line in listed.splitlines() if line.strip()]
+        tips = [t for t in shas if _git_ok(repo, "cat-file", "-e", f"{t}^{{commit}}")]
+        foreign = [c for c in ahead if not _own_commit(repo, c, own, tips)]
+        if foreign:
+            raise GitError(
+                f"the checkout has diverged from {where}: {len(foreign)} local commit(s) the "
+                f"remote lacks are not the bot's unpublished lock commits "
+                f"({_shown([c[:12] for c in foreign])})",
+                where=str(repo_path),
+                hint=f"see `git log {where}..HEAD`; push them, or drop them with "
+                f"`git reset --keep {where}`, then run the nightly again",
+            )
+        moved = [p for p in _upstream_changes(repo, tracking) if not own(p)]
+        if moved:
+            # made against a tree that is gone (another set.yaml, overrides, nix): pushed
+            # as they are they would land on main unbuilt; tonight locks again instead
+            try:
+                _git(repo, "reset", "-q", "--keep", tracking, timeout=COMMIT_TIMEOUT)
+            except git.GitCommandError as exc:
+                raise GitError(
+                    f"cannot move to {where}: {_stderr(exc)}",
+                    where=str(repo_path),
+                    hint="commit or drop the hand-edited locks, then run the nightly again",
+                ) from exc
+            return (
+                f"updated to {where} ({len(behind)} new commit(s), now {upstream[:12]}); it "
+                f"changed {_shown(moved, 5)}, so the bot's {len(ahead)} unpublished commit(s) "
+                "made against the old tree were dropped: tonight locks and builds again"
+            )
+        if _dirty_paths(repo):
+            raise GitError(
+                f"cannot rebase the bot's {len(ahead)} unpublished commit(s) onto {where}: "
+                "the working tree has uncommitted changes",
+                where=str(repo_path),
+                hint="commit or drop the hand-edited locks, then run the nightly again",
+            )
+        try:
+            _git(repo, "rebase", "-q", tracking, timeout=COMMIT_TIMEOUT)
+        except git.GitCommandError as exc:
+            _restore(repo, start)
+            raise GitError(
+                f"rebasing the bot's {len(ahead)} unpublished commit(s) onto {where} failed: "
+                f"{_stderr(exc)}",
+                where=str(repo_path),
+                hint=f"the remote changed the same locks; drop the bot's commits with "
+                f"`git reset --keep {where}` (the night locks again), then run it again",
+            ) from exc
+        return (
+            f"updated to {where} ({len(behind)} new commit(s), now {upstream[:12]}); "
+            f"{len(ahead)} unpublished bot commit(s) rebased onto it"
+        )
+
+
+def _git_ok(repo: git.Repo, *args: str) -> bool:
+    try:
+        _git(repo, *args, timeout=60)
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def _own_commit(
+    repo: git.Repo, sha: str, own: Callable[[str], bool], published: Sequence[str]
+) -> bool:
+    """Whether a local commit is the bot's (see :func:`sync`)."""
+    paths = _commit_paths(repo, sha)
+    if paths and all(own(p) for p in paths):
+        return True
+    return any(_git_ok(repo, "merge-base", "--is-ancestor", sha, tip) for tip in published)
 
 
 def remote_heads(repo_path: Path | str, remote: str, pattern: str) -> dict[str, str]:
@@ -503,6 +688,12 @@ def push_pull_request_branch(
                 hint="another run updated the branch at the same time; run the bot again",
             )
         return sha
+
+
+def delete_remote_branch(repo_path: Path | str, remote: str, branch: str) -> None:
+    """Delete ``remote``/``branch`` (a superseded pull request's); raises :class:`GitError`."""
+    with _open(repo_path) as repo:
+        _push_once(repo, remote, f":refs/heads/{branch}")
 
 
 def show_head(repo_path: Path | str, path: Path | str) -> str | None:
@@ -568,6 +759,7 @@ def remote_url(repo_path: Path | str, remote: str = "origin") -> str:
 __all__ = [
     "PushResult",
     "commit_set",
+    "delete_remote_branch",
     "dirty_paths",
     "ensure_clean",
     "head_sha",
@@ -576,6 +768,7 @@ __all__ = [
     "push_pull_request_branch",
     "remote_heads",
     "remote_url",
+    "sync",
     "unpublished",
     "unstage",
 ]

@@ -220,6 +220,28 @@ class GitHubClient:
         )
         log.info("started %s on %s", workflow, ref)
 
+    def close_superseded(
+        self, number: int, base: str, prefix: str = "nightly/"
+    ) -> list[tuple[int, str]]:
+        """Close the other open pull requests into ``base`` from ``<prefix>*`` branches, each
+        with a comment pointing at #``number`` (tonight's, which carries their commits too);
+        return their numbers and head branches (for the caller to delete)."""
+        what = f"close the pull requests #{number} supersedes"
+        pulls = self._call(what, lambda: list(self._repo.get_pulls(state="open", base=base)))
+        closed: list[tuple[int, str]] = []
+        for pull in pulls:
+            head = str(pull.head.ref)
+            if pull.number == number or not head.startswith(prefix):
+                continue
+            if pull.head.repo is not None and pull.head.repo.full_name != self.repo_name:
+                continue  # a fork's branch of the same name is not the bot's
+            one = f"close pull request #{pull.number}"
+            self._call(one, pull.create_issue_comment, f"Superseded by #{number}; closing.")
+            self._call(one, pull.edit, state="closed")
+            log.info("closed pull request #%d (superseded by #%d)", pull.number, number)
+            closed.append((int(pull.number), head))
+        return closed
+
     # --- failure issues ---------------------------------------------------------------------
 
     def _open_failure_issues(self) -> list[Issue]:

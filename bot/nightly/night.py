@@ -91,6 +91,11 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     stray = {p for p in git.dirty_paths(opts.repo) if locks.is_lock_path(p)}
     git.ensure_clean(opts.repo, allow=stray)
     git.ensure_identity(opts.repo)
+    synced = _sync(opts)
+    if synced is not None:
+        log.info("%s", synced)
+        say(synced)
+        notes.append(synced)
     psets = load_sets(opts.repo, list(opts.sets))
     store = opts.store or cache.default_store(opts.repo)
     signing_key = cache.signing_key_for(store, opts.repo, opts.signing_key)
@@ -123,6 +128,18 @@ def night(opts: NightlyOptions, started: datetime, say: Callable[[str], None]) -
     return publish.end_night(
         opts, _report(opts, started, outcomes, notes), outcomes, errors, findings, provenance
     )
+
+
+def _sync(opts: NightlyOptions) -> str | None:
+    """A publishing night starts from the remote branch it publishes to (``--push-to``, or
+    ``--base`` for pull requests): a maintainer's merge since the last night is locked and
+    built tonight, not pushed over.  The bot's own unpublished commits are rebased onto it;
+    any other local commit is one :class:`GitError` (see :func:`bot.core.git.sync`)."""
+    branch = opts.push_to or (opts.base if opts.pull_request else None)
+    if branch is None:  # a local night works on the checkout as it is
+        return None
+    published = "nightly/*" if opts.pull_request else None
+    return git.sync(opts.repo, opts.remote, branch, own=locks.is_lock_path, published=published)
 
 
 def _sets(

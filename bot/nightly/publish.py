@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.core import files, git
-from bot.core.errors import BotError
+from bot.core.errors import BotError, GitHubError, UpstreamChangedError
 from bot.lock import document as lockfile
 from bot.model import locks
 from bot.model.interpreters import standalone_interpreters
@@ -81,63 +81,158 @@ def publish(
     """
     commits = [o.commit for o in outcomes if o.commit]
     errors: list[str] = static_index(opts, say)
+    notes = notes if notes is not None else []
+    pushed: str | None = None  # the commit GitHub has, for the statuses
     try:
-        if opts.push_to and (commits or _left_over(opts, opts.push_to, notes)):
-            say(f"pushing to {opts.remote}/{opts.push_to}")
-            git.push(opts.repo, opts.remote, opts.push_to)
-        branch = git.night_branch(datetime.fromisoformat(night.date).date())
-        if opts.pull_request and (
-            commits or (not _on_night_branch(opts) and _left_over(opts, opts.base, notes))
-        ):
-            say(f"pushing {opts.remote}/{branch}")
-            git.push_pull_request_branch(opts.repo, opts.remote, branch)
-            if gh is not None:
-                names = (
-                    ", ".join(o.report.name for o in outcomes if o.commit) or "left-over commits"
-                )
-                title = f"Nightly update {night.date}: {names}"
-                gh.upsert_pull_request(
-                    branch,
-                    opts.base,
-                    title[:250],
-                    markdown(night, findings, provenance) + advisories_markdown(opts, night),
-                )
-                # its checks: a pull request the workflow's token opened starts no run itself
-                gh.dispatch_workflow(branch)
+        if opts.push_to:
+            pushed = _push(opts, opts.push_to, commits, say, notes)
+        if opts.pull_request:
+            branch_sha = _pull_request(opts, night, outcomes, say, notes)
+            pushed = branch_sha or _known_head(opts)
+            if branch_sha is not None and gh is not None:
+                _open_pull_request(opts, night, outcomes, gh, findings, provenance, notes)
     except BotError as exc:
         errors.append(str(exc))
     if gh is None:
         return errors
     try:
-        sha = git.head_sha(opts.repo)
-        for o in outcomes:
-            for python, package, tail in o.failures:
-                gh.report_failure(o.report.name, python, package, tail, opts.run_url)
-            state: Literal["failure", "success"] = (
-                "failure" if o.report.status == "failed" else "success"
-            )
-            gh.set_status(
-                sha, o.report.name, state, f"{o.report.name}: {o.report.status}", opts.run_url
-            )
-        gh.close_fixed(
-            [o.report.name for o in outcomes if o.report.status in ("ok", "unchanged")],
-            opts.run_url,
-        )
-    except BotError as exc:
-        errors.append(str(exc))
+        _issues_and_statuses(opts, outcomes, gh, pushed, errors, notes)
     finally:
         gh.close()
     return errors
 
 
-def _left_over(opts: NightlyOptions, branch: str, notes: list[str] | None = None) -> bool:
-    """Whether HEAD has commits ``opts.remote``/``branch`` lacks; noted for the report."""
-    ahead = git.unpublished(opts.repo, opts.remote, branch)
-    if ahead is None:
-        return False
-    if ahead and notes is not None:
-        notes.append(f"publishing {ahead} commit(s) an earlier run left unpublished")
-    return ahead > 0
+def _push(
+    opts: NightlyOptions,
+    branch: str,
+    commits: Sequence[str],
+    say: Callable[[str], None],
+    notes: list[str],
+) -> str | None:
+    """``--push-to``: push tonight's (and left-over) commits; the sha the remote has then,
+    None when it lacks HEAD (the branch is missing, or upstream changed more than locks)."""
+    if not commits:
+        ahead = git.unpublished(opts.repo, opts.remote, branch)
+        if not ahead:  # 0: the remote has HEAD; None: it lacks the branch
+            return git.head_sha(opts.repo) if ahead == 0 else None
+        notes.append(_LEFT_OVER.format(ahead))
+    say(f"pushing to {opts.remote}/{branch}")
+    try:
+        return git.push(opts.repo, opts.remote, branch, rebase_over=locks.is_lock_path).sha
+    except UpstreamChangedError as exc:
+        note = (
+            f"not pushed: {opts.remote}/{branch} changed {', '.join(exc.paths[:10])}"
+            f"{' and more' if len(exc.paths) > 10 else ''} while the night ran; tonight's "
+            "commits stay local and the next night locks and builds against the new branch"
+        )
+        notes.append(note)
+        say(note)
+        return None
+
+
+def _pull_request(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    say: Callable[[str], None],
+    notes: list[str],
+) -> str | None:
+    """``--pull-request``: push ``nightly/<date>`` when there is something to propose; the
+    sha pushed, or None when nothing was."""
+    commits = [o.commit for o in outcomes if o.commit]
+    branch = git.night_branch(datetime.fromisoformat(night.date).date())
+    if not commits:
+        if _on_night_branch(opts):
+            return None
+        ahead = git.unpublished(opts.repo, opts.remote, opts.base)
+        if not ahead:
+            return None
+        notes.append(_LEFT_OVER.format(ahead))
+    say(f"pushing {opts.remote}/{branch}")
+    return git.push_pull_request_branch(opts.repo, opts.remote, branch)
+
+
+def _known_head(opts: NightlyOptions) -> str | None:
+    """HEAD when the remote has it (the base, or a night branch holds it), else None."""
+    if _on_night_branch(opts) or git.unpublished(opts.repo, opts.remote, opts.base) == 0:
+        return git.head_sha(opts.repo)
+    return None
+
+
+def _open_pull_request(
+    opts: NightlyOptions,
+    night: report.NightReport,
+    outcomes: Sequence[SetOutcome],
+    gh: GitHubClient,
+    findings: Sequence[revalidate.Finding],
+    provenance: Mapping[str, Any] | None,
+    notes: list[str],
+) -> None:
+    """Open or update tonight's pull request and close the earlier nights' (superseded:
+    tonight's branch carries their commits too), deleting their branches."""
+    branch = git.night_branch(datetime.fromisoformat(night.date).date())
+    names = ", ".join(o.report.name for o in outcomes if o.commit) or "left-over commits"
+    title = f"Nightly update {night.date}: {names}"
+    number = gh.upsert_pull_request(
+        branch,
+        opts.base,
+        title[:250],
+        markdown(night, findings, provenance) + advisories_markdown(opts, night),
+    )
+    closed = gh.close_superseded(number, opts.base, prefix="nightly/")
+    for old_number, old_branch in closed:
+        try:
+            git.delete_remote_branch(opts.repo, opts.remote, old_branch)
+        except BotError as exc:  # the pull request is closed; a branch left is harmless
+            notes.append(f"could not delete {old_branch} of closed #{old_number}: {exc}")
+    if closed:
+        shown = ", ".join(f"#{n} ({b})" for n, b in closed)
+        notes.append(f"closed the pull request(s) #{number} supersedes: {shown}")
+    # its checks: a pull request the workflow's token opened starts no run itself
+    gh.dispatch_workflow(branch)
+
+
+def _issues_and_statuses(
+    opts: NightlyOptions,
+    outcomes: Sequence[SetOutcome],
+    gh: GitHubClient,
+    pushed: str | None,
+    errors: list[str],
+    notes: list[str],
+) -> None:
+    """File failure issues, set statuses on ``pushed`` (none when GitHub lacks the commit),
+    close fixed issues; each call's :class:`GitHubError` is collected, the others go on."""
+
+    def attempt(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except GitHubError as exc:
+            errors.append(str(exc))
+
+    for o in outcomes:
+        for python, package, tail in o.failures:
+            attempt(lambda: gh.report_failure(o.report.name, python, package, tail, opts.run_url))  # noqa: B023 (called at once)
+    if pushed is None:
+        if outcomes:
+            notes.append(
+                f"commit statuses not set: HEAD {git.head_sha(opts.repo)[:12]} was not pushed"
+            )
+    else:
+        for o in outcomes:
+            state: Literal["failure", "success"] = (
+                "failure" if o.report.status == "failed" else "success"
+            )
+            description = f"{o.report.name}: {o.report.status}"
+            attempt(lambda: gh.set_status(pushed, o.report.name, state, description, opts.run_url))  # noqa: B023
+    attempt(
+        lambda: gh.close_fixed(
+            [o.report.name for o in outcomes if o.report.status in ("ok", "unchanged")],
+            opts.run_url,
+        )
+    )
+
+
+_LEFT_OVER = "publishing {} commit(s) an earlier run left unpublished"
 
 
 def _on_night_branch(opts: NightlyOptions) -> bool:

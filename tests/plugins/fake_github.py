@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -149,6 +151,9 @@ class FakeGitHub:
     dispatches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[FakeRequest] = field(default_factory=list)
     fail_status: int = 502
+    #: the bare repository GitHub hosts: when set, a commit it lacks is unknown (422), as
+    #: on GitHub for a sha that was never pushed; when None every sha is known
+    git_dir: Path | None = None
     _failures: int = 0
     _numbers: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -175,6 +180,18 @@ class FakeGitHub:
     def writes(self) -> list[FakeRequest]:
         """The requests that were not GETs."""
         return [r for r in self.requests if r.method != "GET"]
+
+    def has_commit(self, sha: str) -> bool:
+        """Whether the hosted repository has ``sha`` (always, without ``git_dir``)."""
+        if self.git_dir is None:
+            return True
+        found = subprocess.run(
+            ["git", "cat-file", "-e", f"{sha}^{{commit}}"],
+            cwd=self.git_dir,
+            capture_output=True,
+            check=False,
+        )
+        return found.returncode == 0
 
     def next_number(self, full_name: str) -> int:
         self._numbers[full_name] = self._numbers.get(full_name, 0) + 1
@@ -234,7 +251,11 @@ class _FakeGitHubApp:
         return view
 
     def _pull_view(self, full: str, pr: dict[str, Any]) -> dict[str, Any]:
-        return {**pr, "url": f"{self.s.base_url}/repos/{full}/pulls/{pr['number']}"}
+        return {
+            **pr,
+            "url": f"{self.s.base_url}/repos/{full}/pulls/{pr['number']}",
+            "issue_url": f"{self.s.base_url}/repos/{full}/issues/{pr['number']}",
+        }
 
     def repo(self, full: str, query: dict[str, str], body: Any) -> _Reply:
         return 200, self.s.repos[full]
@@ -264,7 +285,7 @@ class _FakeGitHubApp:
             "state": "open",
             "title": body.get("title", ""),
             "body": body.get("body"),
-            "head": {"ref": head, "label": f"{owner}:{head}"},
+            "head": {"ref": head, "label": f"{owner}:{head}", "repo": self.s.repos[full]},
             "base": {"ref": body["base"], "label": f"{owner}:{body['base']}"},
             "html_url": f"https://github.invalid/{full}/pull/{number}",
             "draft": body.get("draft", False),
@@ -297,9 +318,12 @@ class _FakeGitHubApp:
             return 404, {"message": "Not Found"}
         if bad := self._invalid(("PATCH", "pull"), body):
             return bad
+        issue = self._find(self.s.issues[full], number)  # a pull request is an issue too
         for key in ("title", "body", "state"):
             if key in body:
                 pr[key] = body[key]
+                if issue is not None:
+                    issue[key] = body[key]
         if "base" in body:
             owner = full.split("/", maxsplit=1)[0]
             pr["base"] = {"ref": body["base"], "label": f"{owner}:{body['base']}"}
@@ -365,12 +389,21 @@ class _FakeGitHubApp:
         issue["comments_list"].append(comment)
         return 201, comment
 
+    def _unknown(self, sha: str) -> _Reply | None:
+        if self.s.has_commit(sha):
+            return None
+        return 422, {"message": f"No commit found for SHA: {sha}"}
+
     def get_commit(self, full: str, query: dict[str, str], body: Any, sha: str) -> _Reply:
+        if unknown := self._unknown(sha):
+            return unknown
         return 200, {"sha": sha, "url": f"{self.s.base_url}/repos/{full}/commits/{sha}"}
 
     def create_status(self, full: str, query: dict[str, str], body: Any, sha: str) -> _Reply:
         if bad := self._invalid(("POST", "statuses"), body):
             return bad
+        if unknown := self._unknown(sha):
+            return unknown
         status = {"id": sum(map(len, self.s.statuses.values())) + 1, "context": "default", **body}
         self.s.statuses.setdefault(sha, []).append(status)
         return 201, status
