@@ -27,16 +27,28 @@
       lib = import ./nix/lib.nix;
       setsLib = import ./nix/sets.nix;
       # The systems are the ones the locks were made for (the pinned release's row in
-      # bot/model/nixpkgs.py, recorded in every lock's [tool.nixpkgs-python].systems).
+      # bot/model/nixpkgs.py, recorded in every lock's [tool.nixpkgs-python].systems).  A set
+      # whose set.yaml lists fewer systems is locked for those only: its outputs exist for
+      # them alone (evaluating it for another one is nix/lock.nix's checkSystem error).
       found = setsLib.discover ./sets;
       lockOf = name: version: ./sets + "/${name}/pylock.py${lib.versionTag version}.toml";
+      # a lock's systems, or null when it records none (it is taken to cover every system)
+      lockSystemsOf = name: v: (builtins.fromTOML (builtins.readFile (lockOf name v))).tool.nixpkgs-python.systems or null;
       lockSystems = builtins.concatMap
-        (name: builtins.concatMap
-          (v: ((builtins.fromTOML (builtins.readFile (lockOf name v))).tool.nixpkgs-python.systems or [ ]))
-          found.${name})
+        (name: builtins.concatMap (v: let s = lockSystemsOf name v; in if s == null then [ ] else s) found.${name})
         (builtins.attrNames found);
       systems = builtins.attrNames (builtins.listToAttrs (map (s: { name = s; value = null; }) lockSystems));
       forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) systems);
+      # { <set> = { <system> = [ "3.12" ... ]; }; }: the Pythons a set is locked for per system
+      coveredBy = builtins.mapAttrs
+        (name: versions: builtins.listToAttrs (map
+          (system: {
+            name = system;
+            value = builtins.filter (v: let s = lockSystemsOf name v; in s == null || builtins.elem system s) versions;
+          })
+          systems))
+        found;
+      versionsOn = system: name: coveredBy.${name}.${system} or [ ];
 
       pkgsFor = system: import ./nix/nixpkgs.nix { inherit system; };
       # default.nix as it is for a system (pure: no standalone interpreters from nix/local.json):
@@ -45,13 +57,18 @@
       defaultBySystem = forAll defaultFor;
       setsBySystem = builtins.mapAttrs (_: d: builtins.removeAttrs d [ "bot" ]) defaultBySystem;
 
-      # { "<set>-py3XY" = env; "<set>" = env of the newest Python; }
+      # { "<set>-py3XY" = env; "<set>" = env of the newest Python; } for the sets and Pythons
+      # locked for `system` (`<set>`: the newest of those)
       environments = system:
         let sets = setsBySystem.${system}; in
         builtins.listToAttrs (builtins.concatMap
           (name:
-            [{ inherit name; value = sets.${name}.python; }]
-            ++ map (v: { name = "${name}-py${lib.versionTag v}"; value = sets.${name}."py${lib.versionTag v}".python; }) found.${name})
+            let
+              versions = versionsOn system name;
+              env = v: sets.${name}."py${lib.versionTag v}".python;
+            in
+            (if versions == [ ] then [ ] else [{ inherit name; value = env (builtins.elemAt versions (builtins.length versions - 1)); }])
+            ++ map (v: { name = "${name}-py${lib.versionTag v}"; value = env v; }) versions)
           (builtins.attrNames sets));
       # evaluated once per system, shared by packages, checks and hydraJobs
       envsBySystem = forAll environments;
@@ -102,12 +119,14 @@
       # building a set's environment import-checks every package against it; the bot's too
       checks = builtins.mapAttrs (system: envs: envs // { bot = botBySystem.${system}; }) envsBySystem;
 
-      # hydraJobs.<set>-py3XY.<system>: every set x Python x system; hydraJobs.bot.<system>
+      # hydraJobs.<set>-py3XY.<system>: every set x Python x system it is locked for;
+      # hydraJobs.bot.<system>
       hydraJobs =
-        builtins.listToAttrs (map
-          (job: { name = job; value = builtins.mapAttrs (_: envs: envs.${job}) envsBySystem; })
-          (builtins.filter (n: builtins.match ".*-py3[0-9]+" n != null)
-            (builtins.attrNames envsBySystem.${builtins.head systems})))
+        builtins.zipAttrsWith (_: builtins.foldl' (a: b: a // b) { })
+          (builtins.attrValues (builtins.mapAttrs
+            (system: envs: builtins.mapAttrs (_: env: { ${system} = env; })
+              (lib.filterAttrs (n: _: builtins.match ".*-py3[0-9]+" n != null) envs))
+            envsBySystem))
         // { bot = botBySystem; };
 
       devShells = forAll (system:

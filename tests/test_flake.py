@@ -158,39 +158,90 @@ def flake(
         set_name="demo",
         roots=["alpha", "gamma"],
     )
+    # a set whose set.yaml lists one system: locked for it alone, it is no output elsewhere
+    (root / "sets" / "onlylinux").mkdir(parents=True)
+    (root / "sets" / "onlylinux" / "set.yaml").write_text(
+        "description: x86_64-linux only\npython: ['3.12']\nrequirements: [alpha]\n"
+        "systems: [x86_64-linux]\n"
+    )
+    write_lock(
+        root / "sets" / "onlylinux" / "pylock.py312.toml",
+        demo_entries(demo_dists),
+        base_url=f"{demo_index.root_url}/files/",
+        set_name="onlylinux",
+        roots=["alpha"],
+        extra_tool={"systems": ["x86_64-linux"]},
+    )
     # the bot's locked files (downloaded before the tests), each checked against the lock
     hashed_mirror(tmp / "mirror")
     with serve(standin), serve_directory(tmp / "mirror") as mirror:
         yield Flake(root, standin, mirror)
 
 
+# every output that is a derivation per system, as `nix flake check` evaluates them
+ALL_DRVS = (
+    "f: let drvs = builtins.mapAttrs (_: builtins.mapAttrs (_: d: d.drvPath)); in "
+    "{ packages = drvs f.packages; checks = drvs f.checks; hydraJobs = drvs f.hydraJobs; }"
+)
+
+
 def test_flake_check(flake: Flake) -> None:
-    # evaluates every output for every system and builds this system's checks
-    out = flake.nix("flake", "check", flake.ref, check=False)
-    assert "running flake checks" in out
-    # (a warning may quote an error, e.g. of a busy database: only an error line fails)
-    assert not [line for line in out.splitlines() if line.startswith("error:")], out
-    checks = json.loads(
-        flake.nix(
-            "eval", "--json", f"{flake.ref}#checks.x86_64-linux", "--apply", "builtins.attrNames"
-        )
+    # evaluates every output for every system and builds this system's checks; run_nix
+    # raises (with the stderr tail) unless it exits 0
+    proc = run_nix(
+        "nix",
+        ["flake", "check", flake.ref],
+        substituters=None,
+        options={"experimental-features": "nix-command flakes"},
+        env=flake.env(),
+        cwd=flake.root,
+        timeout=1800,
     )
+    assert proc.returncode == 0
+    assert "running flake checks" in proc.stdout + proc.stderr
+    # and explicitly, whatever this Nix's flake check covers: every system's packages, checks
+    # and jobs evaluate to derivations (a set evaluated for a system it is not locked for
+    # would throw here)
+    expr = f'({ALL_DRVS}) (builtins.getFlake "{flake.ref}")'
+    drvs = json.loads(flake.nix("eval", "--impure", "--json", "--expr", expr))
+    systems = json.loads(flake.nix("eval", "--json", f"{flake.ref}#lib.systems"))
+    assert systems == ["aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux"]
+    assert sorted(drvs["packages"]) == sorted(drvs["checks"]) == systems
+    for output in ("packages", "checks"):
+        for system in systems:
+            assert all(d.endswith(".drv") for d in drvs[output][system].values())
+    # the set locked for x86_64-linux only is an output there alone
+    for system in systems:
+        want = {"onlylinux", "onlylinux-py312"} if system == "x86_64-linux" else set()
+        assert {n for n in drvs["packages"][system] if n.startswith("onlylinux")} == want
+        assert {n for n in drvs["checks"][system] if n.startswith("onlylinux")} == want
+    assert list(drvs["hydraJobs"]["onlylinux-py312"]) == ["x86_64-linux"]
+    # (its package for x86_64-linux is the set's own environment)
+    via_default = flake.nix(
+        "eval", "--raw", f"{flake.ref}#legacyPackages.x86_64-linux.onlylinux.python.drvPath"
+    )
+    assert drvs["packages"]["x86_64-linux"]["onlylinux-py312"] == via_default
     # the sets' environments and the bot
-    assert checks == [
+    assert sorted(drvs["checks"]["x86_64-linux"]) == [
         "bot",
         "bot-runtime",
         "bot-runtime-py313",
         "demo",
         "demo-py312",
+        "onlylinux",
+        "onlylinux-py312",
     ]
-    systems = json.loads(flake.nix("eval", "--json", f"{flake.ref}#lib.systems"))
-    assert systems == ["aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux"]
-    names = json.loads(
-        flake.nix(
-            "eval", "--json", f"{flake.ref}#packages.x86_64-linux", "--apply", "builtins.attrNames"
-        )
-    )
-    assert names == [
+    assert sorted(drvs["packages"]["x86_64-linux"]) == [
+        "bot",
+        "bot-runtime",
+        "bot-runtime-py313",
+        "default",
+        "demo",
+        "demo-py312",
+        "onlylinux",
+        "onlylinux-py312",
+    ]
+    assert sorted(drvs["packages"]["aarch64-linux"]) == [
         "bot",
         "bot-runtime",
         "bot-runtime-py313",
@@ -198,20 +249,20 @@ def test_flake_check(flake: Flake) -> None:
         "demo",
         "demo-py312",
     ]
-    jobs = json.loads(
-        flake.nix(
-            "eval",
-            "--json",
-            f"{flake.ref}#hydraJobs",
-            "--apply",
-            "j: builtins.mapAttrs (_: builtins.attrNames) j",
-        )
-    )
-    assert jobs == {
+    assert {job: sorted(s) for job, s in drvs["hydraJobs"].items()} == {
         "bot": systems,
         "bot-runtime-py313": systems,
         "demo-py312": systems,
+        "onlylinux-py312": ["x86_64-linux"],
     }
+    # evaluated for another system, the set's own error says what is wrong
+    other = flake.nix(
+        "eval",
+        "--raw",
+        f"{flake.ref}#legacyPackages.aarch64-linux.onlylinux.python.drvPath",
+        check=False,
+    )
+    assert "is locked for x86_64-linux only, not aarch64-linux" in other
 
 
 def test_nix_build_a_set_environment(flake: Flake) -> None:
