@@ -167,7 +167,16 @@ rec {
         };
         overridePythonAttrs = f:
           mkPackageWith ctx self (attrs // (if builtins.isFunction f then f attrs else f)) layers;
-      };
+      } // (if pkgs == null then { } else {
+        # what nixpkgs' Python tooling reads of a package (its hasPythonModule keeps only
+        # derivations whose pythonModule is the interpreter; requiredPythonModules adds their
+        # requiredPythonModules, each a whole closure): with them nixpkgs' own
+        # `python312.withPackages (_: [ set.packages.foo ])` and python.buildEnv hold the
+        # package and its runtime dependencies.  Standalone packages have no nixpkgs
+        # interpreter: only the set's withPackages (and `.env`) take them.
+        pythonModule = interpreter.drv;
+        requiredPythonModules = map member (runtimeNames self attrs);
+      });
       # nixpkgs: mkDerivation keeps passthru and meta out of the derivation and adds them to
       # its result (overrideAttrs keeps them).  Standalone: `derivation`, with the same
       # attributes added (and `passthru`, which lib.overrideDerivation carries over).

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from bot.core.errors import NixError
-from bot.core.nix import eval_json
+from bot.core.nix import eval_json, run_nix
+from bot.model.interpreters import build_options
 from tests.plugins.nixenv import NixRepo, demo_entries, lock_demo, nix_build_cmd
 from tests.plugins.pypi import IndexServer
+from tests.plugins.standin import Standin
 
 pytestmark = pytest.mark.nix
 
@@ -263,3 +266,71 @@ def test_a_set_member_without_python_attributes_is_refused(
     with pytest.raises(NixError) as info:
         nix_repo.eval("demo.packages.alpha.env.drvPath")
     assert "package 'beta' (a dependency of 'alpha') has no python attributes" in str(info.value)
+
+
+def test_nixpkgs_withpackages_takes_a_set_package_with_its_dependencies(
+    nix_repo: NixRepo,
+    demo_index: IndexServer,
+    demo_dists: dict[str, Path],
+    standin_nixpkgs: Standin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nixpkgs' own ``python312.withPackages`` keeps only what has ``pythonModule`` = its
+    interpreter, with each one's ``requiredPythonModules``: a set package built against that
+    nixpkgs carries both, so it and its runtime closure end up in the environment (the
+    stand-in's withPackages filters and closes as nixpkgs' does)."""
+    monkeypatch.setenv("NIX_CONFIG", standin_nixpkgs.nix_config)
+    lock_demo(nix_repo, demo_index, demo_dists)
+    expr = f"""
+      let
+        pkgs = import {standin_nixpkgs.path} {{ }};
+        set = (import {nix_repo.root}/default.nix {{
+          inherit pkgs;
+          setsDir = {nix_repo.sets};
+          overridesDir = {nix_repo.overrides};
+        }}).demo.py312;
+        python = pkgs.python312;
+      in {{
+        env = python.withPackages (_: [ set.packages.alpha pkgs.hello ]);
+        kept = map (p: p.name) (python.requiredPythonModules [ set.packages.alpha pkgs.hello ]);
+        module = set.packages.alpha.pythonModule == python;
+        required = map (p: p.pythonAttrs.pname) set.packages.alpha.requiredPythonModules;
+      }}
+    """
+    (nix_repo.root / "env.nix").write_text(expr)
+    facts = json.loads(
+        run_nix(
+            "nix-instantiate",
+            [
+                "--eval",
+                "--strict",
+                "--json",
+                "-E",
+                f'removeAttrs (import {nix_repo.root}/env.nix) [ "env" ]',
+            ],
+            substituters=None,
+        ).stdout
+    )
+    assert facts["module"] is True
+    assert facts["required"] == ["beta"]
+    # the interpreter, alpha, and its closure; the plain derivation (no pythonModule) is not
+    assert facts["kept"] == [
+        "python3-3.12-standin",
+        "python3.12-alpha-1.0",
+        "python3.12-beta-2.0",
+    ]
+    out = run_nix(
+        "nix-build",
+        [nix_repo.root / "env.nix", "-A", "env", "--no-out-link"],
+        substituters=None,
+        options=build_options(nix_repo.interpreters.values()),
+        timeout=900,
+    )
+    env = Path(out.stdout.strip().splitlines()[-1])
+    site = env / "lib" / "python3.12" / "site-packages"
+    assert sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info")) == [
+        "alpha",
+        "beta.py",
+    ]
+    said = run(env / "bin" / "python", "-c", "import alpha, beta; print(beta.X)")
+    assert said.strip() == "42"

@@ -32,11 +32,47 @@ let
         # empty), and a Python writing __pycache__ into this store path would change it
         PYTHONDONTWRITEBYTECODE=1 "$out/bin/${minor}" -m compileall -f -q -j 0 --invalidation-mode unchecked-hash "$out/lib/${minor}" >/dev/null || true
       '';
+      # nixpkgs' withPackages where it matters: only derivations whose pythonModule is this
+      # interpreter are kept (hasPythonModule), with their requiredPythonModules (each a
+      # whole closure), and linked into one tree whose bin/python sees them all
+      python = drv // {
+        interpreter = "${drv}/bin/${minor}";
+        pythonVersion = version;
+        sitePackages = "lib/${minor}/site-packages";
+        pkgs = { };
+        hasPythonModule = p: p ? pythonModule && p.pythonModule == python;
+        requiredPythonModules = drvs:
+          let modules = builtins.filter python.hasPythonModule drvs; in
+          unique ([ python ] ++ modules ++ builtins.concatLists (builtins.catAttrs "requiredPythonModules" modules));
+        buildEnv = { extraLibs ? [ ] }: pythonEnv (python.requiredPythonModules (extraLibs ++ [ python ]));
+        withPackages = f: python.buildEnv { extraLibs = f python.pkgs; };
+      };
+      # a symlink tree of every path's site-packages, and bin/python with it on sys.path
+      pythonEnv = paths: derivation {
+        name = "${minor}-standin-env";
+        inherit system;
+        builder = "/bin/sh";
+        PATH = "/usr/bin:/bin";
+        inherit paths;
+        args = [ "-c" ''
+          set -e
+          site="$out/${python.sitePackages}"
+          mkdir -p "$site" "$out/bin"
+          for p in $paths; do
+            [ -d "$p/${python.sitePackages}" ] || continue
+            for f in "$p/${python.sitePackages}"/*; do
+              # (bytecode directories are per package: one would clash with the next)
+              case "$f" in */__pycache__|*/'*') continue ;; esac
+              ln -s "$f" "$site/"
+            done
+          done
+          printf '#!/bin/sh\nPYTHONPATH=%s exec %s "$@"\n' "$site" "${python.interpreter}" > "$out/bin/python"
+          chmod +x "$out/bin/python"
+        '' ];
+      };
     in
-    drv // {
-      interpreter = "${drv}/bin/${minor}";
-      pythonVersion = version;
-    };
+    python;
+  unique = builtins.foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
   pythons = builtins.listToAttrs (map
     (v: { name = "python${builtins.replaceStrings [ "." ] [ "" ] v}"; value = mkPython v cfg.interpreters.${v}; })
     (builtins.attrNames cfg.interpreters));
