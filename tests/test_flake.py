@@ -378,12 +378,46 @@ def test_nix_config_advertises_the_cache_key() -> None:
     assert "trusted-substituters" in readme
 
 
-def test_the_overlay_gives_the_cached_sets(flake: Flake) -> None:
-    expr = (
-        f'let f = builtins.getFlake "{flake.ref}"; '
-        'pkgs = f.lib.nixpkgsFor "x86_64-linux"; '
-        "ext = f.overlays.default pkgs pkgs; "
-        "in ext.pythonSets.demo.py312.python.drvPath"
+def test_the_overlay_composes_with_other_overlays(flake: Flake) -> None:
+    """The overlay among others, applied by (the stand-in for) the pinned nixpkgs for another
+    system: ``pythonSetsFromThisNixpkgs`` sees the other overlays' python312 through
+    ``final`` (the one after it included), ``pythonSets`` is the pin's, for that system."""
+    expr = f"""
+      let
+        f = builtins.getFlake "{flake.ref}";
+        tag = t: final: prev: {{
+          python312 = prev.python312 // {{ interpreter = prev.python312.interpreter + t; }};
+        }};
+        pkgs = import "${{f}}/nix/nixpkgs.nix" {{
+          system = "aarch64-linux";
+          overlays = [ (tag "-before") f.overlays.default (tag "-after") ];
+        }};
+        config = d: builtins.fromJSON (builtins.unsafeDiscardStringContext d.nixpkgsPythonConfig);
+        facts = set: {{
+          inherit (set.python) system drvPath;
+          env = (config set.python).interpreter;
+          package = (config set.packages.alpha).interpreter;
+        }};
+      in {{
+        own = facts pkgs.pythonSetsFromThisNixpkgs.demo.py312;
+        pinned = facts pkgs.pythonSets.demo.py312;
+        sets = builtins.attrNames pkgs.pythonSets;
+      }}
+    """
+    data = json.loads(flake.nix("eval", "--impure", "--json", "--expr", expr))
+    own, pinned = data["own"], data["pinned"]
+    assert own["system"] == pinned["system"] == "aarch64-linux"
+    # this nixpkgs' interpreter as the overlays left it: the one after too (final, not prev)
+    assert own["env"].endswith("-python3-3.12-standin/bin/python3.12-before-after")
+    assert own["package"] == own["env"]
+    # the pin's own, untouched by the overlays: the cached sets, for this nixpkgs' system
+    assert pinned["env"].endswith("-python3-3.12-standin/bin/python3.12")
+    assert pinned["package"] == pinned["env"]
+    assert pinned["env"] == own["env"].removesuffix("-before-after")
+    assert pinned["drvPath"] == flake.nix(
+        "eval", "--raw", f"{flake.ref}#packages.aarch64-linux.demo-py312.drvPath"
     )
-    via_overlay = flake.nix("eval", "--impure", "--raw", "--expr", expr)
-    assert via_overlay == flake.nix("eval", "--raw", f"{flake.ref}#demo-py312.drvPath")
+    assert own["drvPath"] != pinned["drvPath"]
+    assert pinned["drvPath"] != flake.nix("eval", "--raw", f"{flake.ref}#demo-py312.drvPath")
+    # the sets of that system (the one locked for x86_64-linux only is evaluable there alone)
+    assert data["sets"] == ["bot-runtime", "demo", "onlylinux"]

@@ -5,6 +5,7 @@
 # The interpreters are copies of this machine's standalone ones; stdenv.mkDerivation is a
 # thin wrapper over `derivation` (it runs installPhase with /bin/sh; hooks are not run).
 # Its settings are in standin.json beside this file, written by the fixture.
+# `overlays` apply as in nixpkgs (final: prev: { ... }, in order).
 { system ? builtins.currentSystem, config ? { }, overlays ? [ ] }:
 let
   cfg = builtins.fromJSON (builtins.readFile ./standin.json);
@@ -114,8 +115,7 @@ let
       passthru = attrs.passthru or { };
       overrideAttrs = f: extensible build (extend f attrs);
     } // (attrs.passthru or { });
-in
-pythons // {
+  base = pythons // {
   inherit system;
   stdenv = {
     isLinux = builtins.match ".*-linux" system != null;
@@ -150,4 +150,12 @@ pythons // {
   inherit nptest nptool postgresql;
   # the attributes the stand-in's cache holds (built once by the fixture)
   standinOutputs = builtins.attrValues pythons ++ [ (marker "standin-auto-patchelf-hook") (marker "standin-hello") nptest nptest.dev nptool postgresql postgresql.pg_config ];
-}
+};
+in
+# `overlays` as nixpkgs applies them: in order, each given the final result (`final`) and the
+# one before it (`prev`)
+let
+  extend = acc: overlay: final: let prev = acc final; in prev // overlay final prev;
+  final = builtins.foldl' extend (_: base) overlays final;
+in
+final
