@@ -18,6 +18,7 @@ from bot.cli import main
 from bot.core.nix import eval_json, run_nix
 from bot.model.interpreters import build_options
 from tests.harness import git
+from tests.plugins.pin import pin_fake_nixpkgs
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,9 @@ def commit_library(repo: Path, value: int) -> str:
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> tuple[Path, str]:
-    """A git repository with this project's nix/ and overrides/ plus a gen-lib override."""
+def library(tmp_path: Path, interpreters: dict[str, str]) -> tuple[Path, str]:
+    """A git repository with this project's nix/ and overrides/ plus a gen-lib override; its
+    nix/nixpkgs.json pins a fetchable fake nixpkgs (tests/plugins/pin.py)."""
     if shutil.which("nix-build") is None:
         pytest.skip("nix is not installed (.ci/run installs nix-bin)")
     repo = tmp_path / "library"
@@ -74,6 +76,7 @@ def library(tmp_path: Path) -> tuple[Path, str]:
         ROOT / "nix", repo / "nix", ignore=shutil.ignore_patterns("local.json", "tests")
     )
     shutil.copytree(ROOT / "overrides", repo / "overrides")
+    pin_fake_nixpkgs(repo / "nix", tmp_path / "pin", interpreters)
     return repo, commit_library(repo, 2)
 
 
@@ -251,16 +254,21 @@ def test_generate_builds_with_pinned_overrides(
     shutil.rmtree(project / "my-overrides")
     (project / "overlay.nix").unlink()
 
-    # by default the directory builds with the library revision's pinned nixpkgs (which
-    # cannot be fetched here: the error names its tarball), never silently standalone
-    pinned = run_nix(
-        "nix-instantiate",
-        ["--eval", "-E", f"(import {out} {{ }}).meta.interpreterSource"],
-        check=False,
+    # by default the directory builds with the library revision's pinned nixpkgs (here the
+    # library's fake pin, which the checkout's own nix/ does not have), never standalone
+    code = (
+        f"let d = import {out} {{ }}; in {{ inherit (d) drvPath; "
+        "source = d.meta.interpreterSource; fake = d.packages.gen-lib.fakeNixpkgs; "
+        "interpreter = (builtins.fromJSON (builtins.unsafeDiscardStringContext "
+        "d.nixpkgsPythonConfig)).interpreter; }"
     )
-    rev = json.loads((ROOT / "nix" / "nixpkgs.json").read_text())["rev"]
-    assert pinned.returncode != 0
-    assert f"{rev}.tar.gz" in pinned.stderr
+    pinned = json.loads(
+        run_nix("nix-instantiate", ["--eval", "--strict", "--json", "-E", code]).stdout
+    )
+    assert pinned["drvPath"].endswith("-env.drv")
+    assert pinned["source"] == "nixpkgs"
+    assert pinned["fake"] == "1"
+    assert pinned["interpreter"] == interpreters["3.12"]
     env = nix_build(out, interpreters)
     assert python_says(env, "import gen_app, gen_lib; print(gen_lib.VALUE)") == "2"
     assert (
