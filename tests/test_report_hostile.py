@@ -38,6 +38,7 @@ HOSTILE = [
     "line\n\n# heading\n| a | b |\n|---|---|",
     "&#91;x&#93;(https://evil.example)",
     "ok\u2028[x](https://evil.example)",
+    "```\n[x](https://evil.example)\n```",
 ]
 
 

@@ -308,8 +308,12 @@ def _set_section(s: SetReport) -> list[str]:
     if s.status == "failed":
         lines += ["", f"Failing package: {md.code(s.failing_package or 'unknown')}"]
         if s.suggestions:
-            lines += ["", "Suggested override (from its build log):", ""]
-            lines += [f"- {_cell(line)}" for line in s.suggestions]
+            # TOML to copy, in a fence longer than any backtick run in it: nothing in a
+            # suggestion (it quotes the build log) can become Markdown
+            text = "\n".join(line.replace("\r", " ") for line in s.suggestions)
+            fence = _fence(text)
+            lines += ["", "Suggested override (from its build log):", "", fence + "toml", text]
+            lines += [fence]
         if s.log_tail:
             tail = s.log_tail[-LOG_TAIL_CHARS:].rstrip()
             fence = _fence(tail)
