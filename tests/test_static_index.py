@@ -206,7 +206,7 @@ def test_a_mirrored_file_that_does_not_match_the_lock_is_refused(
         write_index(demo_repo, tmp_path / "index", mirror=True, fetch=tampered)
     # the previous index is untouched and nothing half-written is left beside it
     assert sorted(p.name for p in (tmp_path / "index").rglob("*")) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]
+    assert leftovers(tmp_path / "index") == []
 
 
 def test_mirroring_reuses_the_previous_files(demo_repo: Path, tmp_path: Path) -> None:
@@ -325,13 +325,36 @@ def test_a_directory_with_foreign_files_is_refused(demo_repo: Path, tmp_path: Pa
     assert (tmp_path / "index" / "simple" / "notes.txt").read_text() == "mine"
 
 
+def leftovers(index: Path) -> list[str]:
+    """What is beside the index but its lock file and the generation it links to."""
+    keep = {f".{index.name}.lock"}
+    if index.is_symlink():
+        keep.add(os.readlink(index))
+    return sorted(
+        p.name
+        for p in index.parent.iterdir()
+        if p.name.startswith(f".{index.name}.") and p.name not in keep
+    )
+
+
 def test_an_interrupted_write_is_healed(demo_repo: Path, tmp_path: Path) -> None:
     write_index(demo_repo, tmp_path / "index")
-    # a write killed between its two renames: the tree beside, the old one not yet removed
-    (tmp_path / ".index.999.tmp" / "simple").mkdir(parents=True)
-    (tmp_path / ".index.998.old").mkdir()
-    write_index(demo_repo, tmp_path / "index")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]
+    # an older bot's write killed between its two renames (its PIDs are gone), a generation
+    # and a link of a write killed before its swap
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    (tmp_path / f".index.{dead}.tmp" / "simple").mkdir(parents=True)
+    (tmp_path / f".index.{dead}.old").mkdir()
+    (tmp_path / ".index.gen-7" / "simple").mkdir(parents=True)
+    (tmp_path / ".index.link").symlink_to(".index.gen-7")
+    # ... but not what belongs to another index beside it, nor a live older bot's tree
+    (tmp_path / ".index.x.gen-1").mkdir()
+    (tmp_path / f".index.{os.getpid()}.tmp").mkdir()
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# edited: the index is written again\n")
+    assert not write_index(demo_repo, tmp_path / "index").unchanged
+    assert leftovers(tmp_path / "index") == [f".index.{os.getpid()}.tmp", ".index.x.gen-1"]
+    assert os.readlink(tmp_path / "index") == ".index.gen-2"
     manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
     assert "simple/beta/index.html" in manifest["files"]
 
