@@ -24,12 +24,16 @@ error).  Each write is a new generation directory ``.<dest>.gen-N`` beside ``des
 reader sees the old index or the new one, never none.  The previous generation is removed
 only after the swap; a failed write removes only its own generation.  Under the lock every
 other leftover beside ``dest`` belongs to a writer that is gone and is removed (the next
-write heals an interrupted one).  A real directory at ``dest`` (an older bot's) becomes a
-generation once, by two renames (a moment with no index; an interruption there is undone by
-the next write).  A directory holding anything this module did not write is refused.  The manifest records what the index was made
-from (the bot's code, the mode, the sets and the bytes of every lock) and the sha256 of every
-file written: when the sources are the same and every file is still as written, the index is
-left as it is (a quiet night rewrites nothing).
+write heals an interrupted one).  A real directory at ``dest`` (an older bot's) is replaced
+by the link once, by two renames (a moment with no index; an interruption between them is
+undone by the next write).  A directory holding anything this module did not write is
+refused.  (An ``rsync+ssh://`` host gets real directories: see
+:mod:`bot.nightly.static_index_push`.)
+
+The manifest records what the index was made from (the bot's code, the mode, the sets and
+the bytes of every lock) and the sha256 of every file written: when the sources are the same
+and every file is still as written, the index is left as it is (a quiet night rewrites
+nothing).
 """
 
 from __future__ import annotations

@@ -44,8 +44,17 @@ def publish_index(
 ) -> IndexResult | None:
     """Write the static index into the directory ``store_uri`` names, in its ``subdir``
     (beside a binary cache: ``<cache>/python-index/``; ``""``: the directory itself): in place
-    for ``file://``, with rsync for ``rsync+ssh://`` (files arrive together at the end:
-    ``--delay-updates``).  Other stores are Nix stores, not directories: None."""
+    for ``file://``, with rsync for ``rsync+ssh://``.  Other stores are Nix stores, not
+    directories: None.
+
+    ``file://``: :func:`write_index` in place (the writers' lock, a generation behind a
+    symlink swapped atomically).  ``rsync+ssh://``: the index is written into a local temporary
+    directory and sent as real directories (``SRC/`` follows the local symlink; the host needs
+    no symlink support and no command but rsync).  There the guarantee is rsync's, per file,
+    not per directory: ``--delay-updates`` puts every changed file in place by a rename at the
+    end of the transfer and ``--delete-delay`` removes the old ones after, so a reader meets
+    no half-written file but may, for that moment, meet old and new pages together; two
+    writers pushing to one host are not serialized."""
     store = parse_store(store_uri)
     downloads = default_cache_dir() / "index-files" if mirror else None
     if store.kind == "file" and store.path is not None:
