@@ -903,3 +903,31 @@ def test_the_rsync_host_gets_real_directories(
     assert not [p for p in index.rglob("*") if p.is_symlink()]
     assert sorted(p.name for p in remote.iterdir()) == ["python-index"]  # nothing beside it
     assert "beta-2.0-py3-none-any.whl" in (index / "simple" / "beta" / "index.html").read_text()
+
+
+def test_the_night_says_it_waits_and_reports_a_held_lock(
+    demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.publish import static_index
+
+    index = tmp_path / "cache" / "python-index"
+    opts = NightlyOptions(repo=demo_repo, store=f"file://{tmp_path / 'cache'}")
+    assert static_index(opts, [].append) == []
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# edited: the index is written again\n")
+    held, signals = _held_writer(demo_repo, index, tmp_path)
+    said: list[str] = []
+    try:
+        monkeypatch.setenv("NIXPKGS_PYTHON_LOCK_WAIT", "0.5")
+        [error] = static_index(opts, said.append)
+    finally:
+        (signals / "go").touch()
+        held.communicate(timeout=120)
+    assert said == [f"static index: waiting for another writer (pid {held.pid})"]
+    assert error.startswith(f"static index: {index}: another writer (pid {held.pid})")
+    assert held.returncode == 0
+    monkeypatch.delenv("NIXPKGS_PYTHON_LOCK_WAIT")
+    assert static_index(opts, said.append) == []  # after it, the night writes its own
+    assert not json.loads((index / MANIFEST).read_text())["mirrored"]
+    assert leftovers(index) == []

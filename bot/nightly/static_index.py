@@ -532,6 +532,8 @@ def write_index(
         check_ours(dest)
         before = _generation(dest)
         number = int(before.rsplit("-", 1)[1]) + 1 if before else 1
+        while os.path.lexists(dest.parent / f".{dest.name}.gen-{number}"):
+            number += 1  # a leftover heal could not remove
         generation = dest.parent / f".{dest.name}.gen-{number}"
         generation.mkdir()
         try:

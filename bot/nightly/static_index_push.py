@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.cache.query import fetch_files
@@ -41,6 +41,7 @@ def publish_index(
     sets: Sequence[str] = (),
     timeout: float = 1800,
     subdir: str = CACHE_SUBDIR,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexResult | None:
     """Write the static index into the directory ``store_uri`` names, in its ``subdir``
     (beside a binary cache: ``<cache>/python-index/``; ``""``: the directory itself): in place
@@ -59,7 +60,9 @@ def publish_index(
     downloads = default_cache_dir() / "index-files" if mirror else None
     if store.kind == "file" and store.path is not None:
         dest = Path(store.path) / subdir
-        return write_index(repo, dest, sets=sets, mirror=mirror, downloads=downloads)
+        return write_index(
+            repo, dest, sets=sets, mirror=mirror, downloads=downloads, on_wait=on_wait
+        )
     if store.kind != "rsync" or store.path is None:
         return None
     rel = f"{subdir}/" if subdir else ""
