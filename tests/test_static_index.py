@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def test_a_mirrored_file_that_does_not_match_the_lock_is_refused(
         write_index(demo_repo, tmp_path / "index", mirror=True, fetch=tampered)
     # the previous index is untouched and nothing half-written is left beside it
     assert sorted(p.name for p in (tmp_path / "index").rglob("*")) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]
+    assert leftovers(tmp_path / "index") == []
 
 
 def test_mirroring_reuses_the_previous_files(demo_repo: Path, tmp_path: Path) -> None:
@@ -325,13 +326,36 @@ def test_a_directory_with_foreign_files_is_refused(demo_repo: Path, tmp_path: Pa
     assert (tmp_path / "index" / "simple" / "notes.txt").read_text() == "mine"
 
 
+def leftovers(index: Path) -> list[str]:
+    """What is beside the index but its lock file and the generation it links to."""
+    keep = {f".{index.name}.lock"}
+    if index.is_symlink():
+        keep.add(os.readlink(index))
+    return sorted(
+        p.name
+        for p in index.parent.iterdir()
+        if p.name.startswith(f".{index.name}.") and p.name not in keep
+    )
+
+
 def test_an_interrupted_write_is_healed(demo_repo: Path, tmp_path: Path) -> None:
     write_index(demo_repo, tmp_path / "index")
-    # a write killed between its two renames: the tree beside, the old one not yet removed
-    (tmp_path / ".index.999.tmp" / "simple").mkdir(parents=True)
-    (tmp_path / ".index.998.old").mkdir()
-    write_index(demo_repo, tmp_path / "index")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]
+    # an older bot's write killed between its two renames (its PIDs are gone), a generation
+    # and a link of a write killed before its swap
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    (tmp_path / f".index.{dead}.tmp" / "simple").mkdir(parents=True)
+    (tmp_path / f".index.{dead}.old").mkdir()
+    (tmp_path / ".index.gen-7" / "simple").mkdir(parents=True)
+    (tmp_path / ".index.link").symlink_to(".index.gen-7")
+    # ... but not what belongs to another index beside it, nor a live older bot's tree
+    (tmp_path / ".index.x.gen-1").mkdir()
+    (tmp_path / f".index.{os.getpid()}.tmp").mkdir()
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# edited: the index is written again\n")
+    assert not write_index(demo_repo, tmp_path / "index").unchanged
+    assert leftovers(tmp_path / "index") == [f".index.{os.getpid()}.tmp", ".index.x.gen-1"]
+    assert os.readlink(tmp_path / "index") == ".index.gen-2"
     manifest = json.loads((tmp_path / "index" / MANIFEST).read_text())
     assert "simple/beta/index.html" in manifest["files"]
 
@@ -553,3 +577,357 @@ def test_a_locked_wheel_with_a_damaged_metadata_member_is_one_error(
         write_index(demo_repo, tmp_path / "index", mirror=True, fetch=lambda url: bad.read_bytes())
     assert info.value.where == good.name
     assert not (tmp_path / "index").exists()
+
+
+# --- the exact hashes, names and requires-python ---------------------------------------------
+
+
+def _locked_sha256(lock: Path) -> dict[tuple[str, str], str]:
+    """(normalized project, file name) -> sha256, as the lock states each file."""
+    import tomllib
+
+    from packaging.utils import canonicalize_name
+
+    out = {}
+    for package in tomllib.loads(lock.read_text())["packages"]:
+        project = str(canonicalize_name(package["name"]))
+        for record in [
+            *package.get("wheels", []),
+            *([package["sdist"]] if "sdist" in package else []),
+        ]:
+            out[(project, record["name"])] = record["hashes"]["sha256"]
+    return out
+
+
+def test_every_link_carries_its_own_files_locked_hash(demo_repo: Path, tmp_path: Path) -> None:
+    write_index(demo_repo, tmp_path / "index")
+    locked = _locked_sha256(demo_repo / "sets" / "demo" / "pylock.py312.toml")
+    assert len(set(locked.values())) == 2  # two files, two different hashes
+    seen = {}
+    for project in ("alpha", "beta"):
+        page = tmp_path / "index" / "simple" / project
+        html_page = (page / "index.html").read_text()
+        for file in json.loads((page / "index.json").read_text())["files"]:
+            sha = file["hashes"]["sha256"]
+            assert sha == locked[(project, file["filename"])]
+            assert f'/{file["filename"]}#sha256={sha}"' in html_page
+            seen[(project, file["filename"])] = sha
+    assert seen == locked
+
+
+@pytest.fixture
+def odd_repo(demo_repo: Path, tmp_path: Path, pypi_index: IndexServer) -> Path:
+    """demo_repo with a second set, odd: the project ``Foo_Bar.baz`` (so its METADATA and
+    wheel name it; the lock, as PEP 751 requires, by its normalized name), with a
+    requires-python holding ``<`` and ``>``."""
+    wheel = make_wheel(tmp_path / "dists", "Foo_Bar.baz", "1.0", requires_python=">=3.8,<4")
+    pypi_index.publish(wheel)
+    (demo_repo / "sets" / "odd").mkdir()
+    (demo_repo / "sets" / "odd" / "set.yaml").write_text(
+        'description: odd\npython: ["3.12"]\nrequirements: [Foo_Bar.baz]\n'
+    )
+    lock = write_lock(
+        demo_repo / "sets" / "odd" / "pylock.py312.toml",
+        [entry(wheel)],
+        base_url=f"{pypi_index.root_url}/files/",
+        set_name="odd",
+    )
+    text = lock.read_text()
+    assert 'name = "foo-bar-baz"\n' in text
+    lock.write_text(
+        text.replace(
+            'name = "foo-bar-baz"\n', 'name = "foo-bar-baz"\nrequires-python = ">=3.8,<4"\n'
+        )
+    )
+    return demo_repo
+
+
+def test_project_names_are_normalized_and_requires_python_escaped(
+    odd_repo: Path, tmp_path: Path, serve_dir: functools.partial[str]
+) -> None:
+    write_index(odd_repo, tmp_path / "index", sets=["odd"])
+    simple = tmp_path / "index" / "simple"
+    assert sorted(p.name for p in simple.iterdir()) == ["foo-bar-baz", "index.html", "index.json"]
+    root_html = (simple / "index.html").read_text()
+    assert '<a href="foo-bar-baz/">foo-bar-baz</a>' in root_html
+    assert "Foo_Bar" not in root_html
+    assert json.loads((simple / "index.json").read_text())["projects"] == [{"name": "foo-bar-baz"}]
+    page = (simple / "foo-bar-baz" / "index.html").read_text()
+    assert 'data-requires-python="&gt;=3.8,&lt;4"' in page
+    assert "<4" not in page
+    assert ">=3.8" not in page
+    [file] = json.loads((simple / "foo-bar-baz" / "index.json").read_text())["files"]
+    assert file["requires-python"] == ">=3.8,<4"  # JSON: the value itself
+    # a real installer asks for the normalized name and reads the attribute
+    root = serve_dir(tmp_path / "index")
+    proc = pip_install(tmp_path, tmp_path / "site", "--index-url", f"{root}/simple/", "Foo_Bar.baz")
+    assert proc.returncode == 0, proc.stderr
+    assert installed(tmp_path / "site") == {"foo_bar_baz-1.0"}
+
+
+# --- one writer at a time, atomic swaps --------------------------------------------------------
+
+#: a writer held inside the lock: a mirroring write whose first download waits for a signal
+HELD_WRITER = """
+import sys, time
+from pathlib import Path
+from bot.nightly.static_index import write_index
+
+repo, dest, dists, signals = map(Path, sys.argv[1:5])
+
+def fetch(url):
+    (signals / "inside").touch()
+    while not (signals / "go").exists():
+        time.sleep(0.02)
+    return (dists / url.rsplit("/", 1)[1]).read_bytes()
+
+print(write_index(repo, dest, mirror=True, fetch=fetch).mirrored)
+"""
+
+
+def _held_writer(repo: Path, dest: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    signals = tmp_path / "signals"
+    signals.mkdir(exist_ok=True)
+    argv = [sys.executable, "-c", HELD_WRITER, str(repo), str(dest), str(tmp_path / "dists")]
+    proc = subprocess.Popen(
+        [*argv, str(signals)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (signals / "inside").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the writer never got inside"
+        time.sleep(0.02)
+    return proc, signals
+
+
+def _cli(repo: Path, dest: Path, tmp_path: Path, wait: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "NIXPKGS_PYTHON_LOCK_WAIT": wait, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    argv = [str(Path(sys.executable).with_name("nixpkgs-python")), "--repo", str(repo)]
+    return subprocess.Popen(
+        [*argv, "index", "write", str(dest)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _contents(index: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(index).as_posix(): p.read_bytes() for p in index.rglob("*") if p.is_file()
+    }
+
+
+def test_a_second_writer_waits_for_the_first(demo_repo: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    first = _contents(index)
+    held, signals = _held_writer(demo_repo, index, tmp_path)
+    try:
+        assert (tmp_path / ".index.gen-2").is_dir()  # the held writer's generation
+        # a writer with a short wait gives up with one clear error, touching nothing
+        quick = _cli(demo_repo, index, tmp_path, wait="0.5")
+        out, err = quick.communicate(timeout=60)
+        assert quick.returncode == 1, (out, err)
+        assert f"another writer (pid {held.pid}) has been writing the static index" in err
+        assert "Traceback" not in err
+        # one with time waits: it neither heals the held writer's tree nor writes
+        waiting = _cli(demo_repo, index, tmp_path, wait="120")
+        time.sleep(1.5)
+        assert waiting.poll() is None
+        assert (tmp_path / ".index.gen-2").is_dir()
+        assert os.readlink(index) == ".index.gen-1"
+        assert _contents(index) == first
+    finally:
+        (signals / "go").touch()
+        out, err = held.communicate(timeout=120)
+    assert held.returncode == 0, err
+    assert out.strip() == "2"  # the held writer finished its mirrored index: 2 files
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    # then the waiting one wrote its own (linked) index after it
+    assert os.readlink(index) == ".index.gen-3"
+    assert leftovers(index) == []
+    assert not json.loads((index / MANIFEST).read_text())["mirrored"]
+    assert _contents(index) == first
+
+
+READER_WRITER = """
+import sys
+import time
+from pathlib import Path
+from bot.nightly.static_index import write_index
+
+repo, dest, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+lock = repo / "sets" / "demo" / "pylock.py312.toml"
+for i in range(count):
+    lock.write_text(lock.read_text() + f"# edit {i}\\n")
+    assert not write_index(repo, dest).unchanged
+"""
+
+
+def test_a_reader_never_sees_the_index_missing(
+    demo_repo: Path, tmp_path: Path, serve_dir: functools.partial[str]
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    root = serve_dir(index)
+    writes = 40
+    writer = subprocess.Popen(
+        [sys.executable, "-c", READER_WRITER, str(demo_repo), str(index), str(writes)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reads, missing, generations = 0, [], set()
+    while writer.poll() is None:
+        for path in ("/simple/index.html", "/simple/beta/index.json", "/demo/constraints.txt"):
+            try:
+                with urllib.request.urlopen(root + path, timeout=10) as answer:
+                    assert answer.status == 200
+                    assert answer.read()
+            except urllib.error.HTTPError as exc:
+                missing.append(f"{path}: {exc.code}")
+            reads += 1
+        with contextlib.suppress(OSError):
+            generations.add(os.readlink(index))
+        # and straight from the file system, as a file:// reader
+        try:
+            (index / MANIFEST).read_bytes()
+        except OSError as exc:
+            missing.append(f"{MANIFEST}: {exc}")
+    assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
+    assert missing == []
+    assert reads > writes  # it did read while the writes went on
+    assert len(generations) > 1  # ... and across swaps
+    assert os.readlink(index) == f".index.gen-{writes + 1}"
+    assert leftovers(index) == []
+
+
+def test_a_failed_swap_keeps_the_last_good_index(
+    demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    good = _contents(index)
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# edited: the index is written again\n")
+    real_replace = os.replace
+
+    def failing(src: object, dst: object) -> None:
+        if Path(str(dst)) == index:
+            raise OSError(errno.EIO, "injected failure")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", failing)
+        with pytest.raises(StaticIndexError, match="cannot put the new static index in place"):
+            write_index(demo_repo, index)
+        assert os.readlink(index) == ".index.gen-1"
+        assert _contents(index) == good
+        assert leftovers(index) == []
+        # an older bot's real directory: renamed aside, then back when the link fails
+        target = index.parent / os.readlink(index)
+        index.unlink()
+        target.rename(index)
+        with pytest.raises(StaticIndexError, match="cannot put the new static index in place"):
+            write_index(demo_repo, index)
+        assert index.is_dir()
+        assert not index.is_symlink()
+        assert _contents(index) == good
+        assert leftovers(index) == []
+    # without the failure, the real directory becomes a generation behind a link
+    assert not write_index(demo_repo, index).unchanged
+    assert os.readlink(index) == ".index.gen-1"
+    assert leftovers(index) == []
+
+
+def test_an_interrupted_migration_puts_the_old_directory_back(
+    demo_repo: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    good = _contents(index)
+    # killed between renaming an older bot's directory aside and linking the new one
+    target = index.parent / os.readlink(index)
+    index.unlink()
+    target.rename(tmp_path / ".index.previous")
+    (tmp_path / ".index.gen-1").mkdir()  # the new generation, never linked
+    result = write_index(demo_repo, index)
+    assert result.unchanged  # the last good index is back, and it is current
+    assert index.is_dir()
+    assert not index.is_symlink()
+    assert _contents(index) == good
+    assert leftovers(index) == []
+
+
+def test_a_killed_writers_leftovers_are_healed(demo_repo: Path, tmp_path: Path) -> None:
+    import signal
+
+    index = tmp_path / "index"
+    write_index(demo_repo, index)
+    good = _contents(index)
+    held, _signals = _held_writer(demo_repo, index, tmp_path)
+    os.kill(held.pid, signal.SIGKILL)
+    held.communicate(timeout=60)
+    assert held.returncode == -signal.SIGKILL
+    assert (tmp_path / ".index.gen-2").is_dir()  # what it left: its unfinished generation
+    assert _contents(index) == good  # readers still have the last good index
+
+    def fetch(url: str) -> bytes:
+        return (tmp_path / "dists" / url.rsplit("/", 1)[1]).read_bytes()
+
+    started = time.monotonic()
+    result = write_index(demo_repo, index, mirror=True, fetch=fetch, wait=30)
+    assert time.monotonic() - started < 20  # the kernel released its lock: no wait
+    assert result.mirrored == 2
+    assert leftovers(index) == []
+    assert os.readlink(index) == ".index.gen-2"
+    assert json.loads((index / MANIFEST).read_text())["mirrored"]
+
+
+def test_the_rsync_host_gets_real_directories(
+    demo_repo: Path, tmp_path: Path, sshd: SshServer
+) -> None:
+    remote = tmp_path / "srv" / "cache"
+    remote.mkdir(parents=True)
+    uri = f"rsync+ssh://{sshd.host}{remote}"
+    assert publish_index(demo_repo, uri, ssh_config=sshd.ssh_config) is not None
+    index = remote / "python-index"
+    assert index.is_dir()
+    assert not index.is_symlink()
+    assert not [p for p in index.rglob("*") if p.is_symlink()]
+    assert sorted(p.name for p in remote.iterdir()) == ["python-index"]  # nothing beside it
+    assert "beta-2.0-py3-none-any.whl" in (index / "simple" / "beta" / "index.html").read_text()
+
+
+def test_the_night_says_it_waits_and_reports_a_held_lock(
+    demo_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.nightly.options import NightlyOptions
+    from bot.nightly.publish import static_index
+
+    index = tmp_path / "cache" / "python-index"
+    opts = NightlyOptions(repo=demo_repo, store=f"file://{tmp_path / 'cache'}")
+    assert static_index(opts, [].append) == []
+    lock = demo_repo / "sets" / "demo" / "pylock.py312.toml"
+    lock.write_text(lock.read_text() + "# edited: the index is written again\n")
+    held, signals = _held_writer(demo_repo, index, tmp_path)
+    said: list[str] = []
+    try:
+        monkeypatch.setenv("NIXPKGS_PYTHON_LOCK_WAIT", "0.5")
+        [error] = static_index(opts, said.append)
+    finally:
+        (signals / "go").touch()
+        held.communicate(timeout=120)
+    assert said == [f"static index: waiting for another writer (pid {held.pid})"]
+    assert error.startswith(f"static index: {index}: another writer (pid {held.pid})")
+    assert held.returncode == 0
+    monkeypatch.delenv("NIXPKGS_PYTHON_LOCK_WAIT")
+    assert static_index(opts, said.append) == []  # after it, the night writes its own
+    assert not json.loads((index / MANIFEST).read_text())["mirrored"]
+    assert leftovers(index) == []

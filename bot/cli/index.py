@@ -33,6 +33,9 @@ def write_command(
 
     DIRECTORY/simple/ is the index (PEP 503 index.html, PEP 691 index.json);
     DIRECTORY/<set>/ holds constraints.txt and the set's pylock.py3XY.toml files.
+    DIRECTORY is a symlink to the current generation beside it (swapped atomically); one
+    writer at a time: another one (the nightly) is waited for up to
+    $NIXPKGS_PYTHON_LOCK_WAIT seconds (default 600).
     """
     import json
 
@@ -42,7 +45,9 @@ def write_command(
     downloads = default_cache_dir() / "index-files" if mirror else None
     with obj.progress("index", enabled=not as_json) as progress:
         progress(f"writing {directory}")
-        result = write_index(obj.repo, directory, sets=sets, mirror=mirror, downloads=downloads)
+        result = write_index(
+            obj.repo, directory, sets=sets, mirror=mirror, downloads=downloads, on_wait=progress
+        )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

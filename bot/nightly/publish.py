@@ -283,6 +283,7 @@ def static_index(opts: NightlyOptions, say: Callable[[str], None]) -> list[str]:
             mirror=opts.static_index_mirror,
             subdir=subdir,
             sets=sets,
+            on_wait=lambda msg: say(f"static index: {msg}"),
         )
     except BotError as exc:
         return [f"static index: {exc}"]

@@ -17,22 +17,38 @@ before they are written.  A static server cannot negotiate content types, so (fo
 JSON form sits beside it as ``index.json`` for clients and servers configured to map
 ``Accept: application/vnd.pypi.simple.v1+json`` to it (README: "Static index").
 
-The directory is replaced atomically (written beside it, then renamed); a directory holding
-anything this module did not write is refused.  The manifest records what the index was made
-from (the bot's code, the mode, the sets and the bytes of every lock) and the sha256 of every
-file written: when the sources are the same and every file is still as written, the index is
-left as it is (a quiet night rewrites nothing).
+One writer at a time: :func:`write_index` holds an exclusive ``flock`` on ``.<dest>.lock``
+beside ``dest`` for the whole write (a second writer waits, bounded, then fails with one
+error).  Each write is a new generation directory ``.<dest>.gen-N`` beside ``dest``, and
+``dest`` is a symlink to the current one, swapped with one ``rename(2)`` (``os.replace``): a
+reader sees the old index or the new one, never none.  The previous generation is removed
+only after the swap; a failed write removes only its own generation.  Under the lock every
+other leftover beside ``dest`` belongs to a writer that is gone and is removed (the next
+write heals an interrupted one).  A real directory at ``dest`` (an older bot's) is replaced
+by the link once, by two renames (a moment with no index; an interruption between them is
+undone by the next write).  A directory holding anything this module did not write is
+refused.  (An ``rsync+ssh://`` host gets real directories: see
+:mod:`bot.nightly.static_index_push`.)
+
+The manifest records what the index was made from (the bot's code, the mode, the sets and
+the bytes of every lock) and the sha256 of every file written: when the sources are the same
+and every file is still as written, the index is left as it is (a quiet night rewrites
+nothing).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import html
 import json
 import os
 import re
 import shutil
+import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -257,12 +273,158 @@ def check_ours(dest: Path) -> None:
         )
 
 
+#: how long a writer waits for another one (``$NIXPKGS_PYTHON_LOCK_WAIT`` when set): a
+#: mirroring write downloads files for minutes
+LOCK_WAIT = 600.0
+
+
+def lock_path(dest: Path) -> Path:
+    """The writers' lock of the index at ``dest``: ``.<name>.lock`` beside it."""
+    return dest.parent / f".{dest.name}.lock"
+
+
+def _wait_seconds(wait: float | None) -> float:
+    from bot.core.repolock import WAIT_ENV
+
+    if wait is not None:
+        return wait
+    try:
+        return float(os.environ[WAIT_ENV])
+    except (KeyError, ValueError):
+        return LOCK_WAIT
+
+
+@contextlib.contextmanager
+def writer_lock(
+    dest: Path, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold the exclusive lock of the index at ``dest`` (``flock``; the kernel releases it when
+    the holder dies, even by SIGKILL).  Waits up to ``wait`` seconds for another writer (the
+    nightly, another ``index write``), then raises one :class:`StaticIndexError` naming it."""
+    path = lock_path(dest)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StaticIndexError(
+            f"cannot open the static index's lock file: {exc.strerror}",
+            where=str(path),
+            hint="the directory beside the index must be writable",
+        ) from None
+    try:
+        seconds = _wait_seconds(wait)
+        deadline = time.monotonic() + seconds
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            if time.monotonic() >= deadline:
+                raise StaticIndexError(
+                    f"another writer (pid {holder}) has been writing the static index for "
+                    f"more than {seconds:g} seconds",
+                    where=str(dest),
+                    hint="let it finish (the nightly or another `index write`) and run again, "
+                    "or wait longer with $NIXPKGS_PYTHON_LOCK_WAIT=SECONDS",
+                )
+            if not said and on_wait is not None:
+                on_wait(f"waiting for another writer (pid {holder})")
+                said = True
+            time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _generation(dest: Path) -> str | None:
+    """The generation ``dest`` links to (``.<name>.gen-N`` beside it), else None."""
+    try:
+        target = os.readlink(dest)
+    except OSError:
+        return None
+    if re.fullmatch(rf"\.{re.escape(dest.name)}\.gen-\d+", target):
+        return target
+    return None
+
+
+def _leftover(dest: Path) -> re.Pattern[str]:
+    # this module's names beside dest (never another index's: ".a.b.gen-1" is not ".a"'s),
+    # and an older bot's ".<name>.<pid>.tmp" / ".old"
+    return re.compile(
+        rf"\.{re.escape(dest.name)}\.(?:gen-\d+|link|previous|(?P<pid>\d+)\.(?:tmp|old))"
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _heal(dest: Path) -> None:
-    # leftovers of an interrupted write: the new tree not yet renamed, the old not yet removed
-    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in dest.parent.glob(f".{dest.name}.*.old"):
-        shutil.rmtree(stale, ignore_errors=True)
+    """Clear what interrupted writes left beside ``dest``; called under the lock, where no
+    other writer of this version runs, so every leftover's writer is gone.  (An older bot
+    took no lock: its ``.<pid>.tmp`` of a live PID is left alone.)"""
+    previous = dest.parent / f".{dest.name}.previous"
+    if previous.is_dir() and not os.path.lexists(dest):
+        # killed between the two renames that turn a real directory into a generation:
+        # the last good index goes back where it was
+        previous.rename(dest)
+    keep = _generation(dest)
+    pattern = _leftover(dest)
+    for entry in os.scandir(dest.parent):
+        found = pattern.fullmatch(entry.name)
+        if found is None or entry.name == keep:
+            continue
+        if found["pid"] is not None and _alive(int(found["pid"])):
+            continue
+        _remove(Path(entry.path))
+
+
+def _swap(dest: Path, generation: Path) -> Path | None:
+    """Point ``dest`` at ``generation``; returns what to remove now (the previous one).
+
+    A symlink (or nothing) at ``dest`` is replaced by one ``rename(2)``: readers see the old
+    index or the new one.  A real directory (an older bot's) is first renamed aside, then the
+    link put in its place (two renames); if the second fails, it is renamed back."""
+    link = dest.parent / f".{dest.name}.link"
+    link.unlink(missing_ok=True)
+    os.symlink(generation.name, link)
+    try:
+        if dest.is_symlink() or not dest.exists():
+            before = _generation(dest)
+            os.replace(link, dest)
+            return dest.parent / before if before else None
+        previous = dest.parent / f".{dest.name}.previous"
+        dest.rename(previous)
+        try:
+            os.replace(link, dest)
+        except BaseException:
+            previous.rename(dest)
+            raise
+        return previous
+    finally:
+        link.unlink(missing_ok=True)
 
 
 def render(
@@ -344,48 +506,63 @@ def write_index(
     mirror: bool = False,
     fetch: Callable[[str], bytes] | None = None,
     downloads: Path | None = None,
+    wait: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexResult:
     """Write the static index of ``sets`` (all by default) to ``dest``, replacing it whole.
 
     ``downloads``: a directory keeping mirrored files by sha256 between runs (the nightly and
-    ``index write`` use ``$XDG_CACHE_HOME/nixpkgs-python/index-files``).
+    ``index write`` use ``$XDG_CACHE_HOME/nixpkgs-python/index-files``).  ``wait``: seconds to
+    wait for another writer (:func:`writer_lock`).
 
     An index at ``dest`` made from the same sources (:func:`sources`) and still intact
     (:func:`current`) is left as it is: nothing is read beyond the locks' bytes, nothing is
     written (the result says ``unchanged``)."""
     dest = dest.absolute()
+    if dest.is_symlink() and _generation(dest) is None:
+        dest = dest.resolve()  # someone's own link: the index is where it points
     names = _chosen(repo, sets)
-    _heal(dest)
-    source = sources(repo, names, mirror)
-    unchanged = current(dest, source)
-    if unchanged is not None:
-        return unchanged
-    content = collect(repo, names)
-    check_ours(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
-    old = dest.parent / f".{dest.name}.{os.getpid()}.old"
-    tmp.mkdir()
-    try:
-        previous = dest if dest.is_dir() else None
-        mirrored = render(
-            content,
-            tmp,
-            mirror=mirror,
-            previous=previous,
-            fetch=fetch,
-            downloads=downloads,
-            source=source,
-        )
-        for directory in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
-            directory.chmod(0o755)
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    size = sum((dest / p).stat().st_size for p in listing(dest))
+    with writer_lock(dest, wait=wait, on_wait=on_wait):
+        _heal(dest)
+        source = sources(repo, names, mirror)
+        unchanged = current(dest, source)
+        if unchanged is not None:
+            return unchanged
+        content = collect(repo, names)
+        check_ours(dest)
+        before = _generation(dest)
+        number = int(before.rsplit("-", 1)[1]) + 1 if before else 1
+        while os.path.lexists(dest.parent / f".{dest.name}.gen-{number}"):
+            number += 1  # a leftover heal could not remove
+        generation = dest.parent / f".{dest.name}.gen-{number}"
+        generation.mkdir()
+        try:
+            mirrored = render(
+                content,
+                generation,
+                mirror=mirror,
+                previous=dest if dest.is_dir() else None,
+                fetch=fetch,
+                downloads=downloads,
+                source=source,
+            )
+            for directory in (generation, *(p for p in generation.rglob("*") if p.is_dir())):
+                directory.chmod(0o755)
+            try:
+                old = _swap(dest, generation)
+            except OSError as exc:
+                raise StaticIndexError(
+                    f"cannot put the new static index in place: {exc.strerror or exc}",
+                    where=str(dest),
+                    hint="the previous index is left as it was",
+                ) from None
+        except BaseException:
+            if _generation(dest) != generation.name:  # (not if interrupted after the swap)
+                shutil.rmtree(generation, ignore_errors=True)
+            raise
+        if old is not None:
+            _remove(old)
+        size = sum((dest / p).stat().st_size for p in listing(dest))
     return IndexResult(
         dest,
         tuple(sorted(content.locks)),
@@ -405,6 +582,8 @@ __all__ = [
     "collect",
     "constraints",
     "current",
+    "lock_path",
     "recorded_sets",
     "write_index",
+    "writer_lock",
 ]

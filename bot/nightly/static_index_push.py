@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.cache.query import fetch_files
@@ -41,16 +41,28 @@ def publish_index(
     sets: Sequence[str] = (),
     timeout: float = 1800,
     subdir: str = CACHE_SUBDIR,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexResult | None:
     """Write the static index into the directory ``store_uri`` names, in its ``subdir``
     (beside a binary cache: ``<cache>/python-index/``; ``""``: the directory itself): in place
-    for ``file://``, with rsync for ``rsync+ssh://`` (files arrive together at the end:
-    ``--delay-updates``).  Other stores are Nix stores, not directories: None."""
+    for ``file://``, with rsync for ``rsync+ssh://``.  Other stores are Nix stores, not
+    directories: None.
+
+    ``file://``: :func:`write_index` in place (the writers' lock, a generation behind a
+    symlink swapped atomically).  ``rsync+ssh://``: the index is written into a local temporary
+    directory and sent as real directories (``SRC/`` follows the local symlink; the host needs
+    no symlink support and no command but rsync).  There the guarantee is rsync's, per file,
+    not per directory: ``--delay-updates`` puts every changed file in place by a rename at the
+    end of the transfer and ``--delete-delay`` removes the old ones after, so a reader meets
+    no half-written file but may, for that moment, meet old and new pages together; two
+    writers pushing to one host are not serialized."""
     store = parse_store(store_uri)
     downloads = default_cache_dir() / "index-files" if mirror else None
     if store.kind == "file" and store.path is not None:
         dest = Path(store.path) / subdir
-        return write_index(repo, dest, sets=sets, mirror=mirror, downloads=downloads)
+        return write_index(
+            repo, dest, sets=sets, mirror=mirror, downloads=downloads, on_wait=on_wait
+        )
     if store.kind != "rsync" or store.path is None:
         return None
     rel = f"{subdir}/" if subdir else ""
