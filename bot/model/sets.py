@@ -196,8 +196,8 @@ def read_requirements_file(
             hint="save the file as UTF-8",
         ) from None
     out = []
-    for number, line in _logical_lines(text.removeprefix("\ufeff")):
-        line = _COMMENT.sub("", line).strip()
+    for number, raw in _logical_lines(text.removeprefix("\ufeff")):
+        line = _COMMENT.sub("", raw).strip()
         if not line:
             continue
         where = f"{path}:{number}"
