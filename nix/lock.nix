@@ -64,11 +64,20 @@ rec {
   # them is taken to cover every system).
   systems = lock: (tool lock).systems or null;
 
-  # `value`, when `lock` covers `system`; otherwise one clear error naming both.
+  # `value`, when `lock` covers `system`; otherwise one clear error naming both and how to
+  # re-lock: a set's lock through its set.yaml, a `generate`d one (`origin`) by generating
+  # again with the system added.
   checkSystem = system: lock: value:
-    let s = systems lock; in
+    let
+      s = systems lock;
+      t = tool lock;
+      only = "(Python ${t.python or "?"}) is locked for ${builtins.concatStringsSep ", " s} only, not ${system}";
+      flags = builtins.concatStringsSep " " (map (x: "--system ${x}") (s ++ [ system ]));
+    in
     if s == null || builtins.elem system s then value
-    else throw "nixpkgs-python: set '${(tool lock).set or "set"}' (Python ${(tool lock).python or "?"}) is locked for ${builtins.concatStringsSep ", " s} only, not ${system}; add ${system} to 'systems' in its set.yaml and re-lock";
+    else if (t.origin or "") == "generate" then
+      throw "nixpkgs-python: the generated lock '${t.set or "requirements"}' ${only}; re-run `nixpkgs-python generate ${flags} ...` (with its other arguments as before) to lock for it"
+    else throw "nixpkgs-python: set '${t.set or "set"}' ${only}; add ${system} to 'systems' in its set.yaml and re-lock";
 
   # The packages the library uses to install and build (always wheels).
   buildFrontend = lock: (tool lock).build-frontend or [ "build" "installer" ];

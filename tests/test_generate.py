@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ CUTOFF = "2025-06-01T00:00:00Z"
 pytestmark = pytest.mark.nix
 
 WITH_GEN_LIB = "{ dir }: (import dir { pkgs = null; }).withPackages (ps: [ ps.gen-lib ])"
+PACKAGE_NAMES = "{ dir }: builtins.attrNames (import dir { pkgs = null; }).packages"
 #: the generated default.nix with the fake nixpkgs as `pkgs` and an `overrides` argument
 WITH_ARGS = """{ dir, fake }:
 let
@@ -363,6 +365,112 @@ def test_regenerate_replaces_only_its_own_directory(
     assert generate(gen_index, library, out) == 1
     assert "holds files generate did not write: notes.txt" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def pin_release(repo: Path, release: str) -> str:
+    """Commit a nixpkgs pin naming ``release`` in the library; the new commit id."""
+    pin = json.loads((repo / "nix" / "nixpkgs.json").read_text())
+    pin |= {"release": release, "branch": f"nixos-{release}"}
+    (repo / "nix" / "nixpkgs.json").write_text(json.dumps(pin, indent=2) + "\n")
+    git(repo, "commit", "-q", "-am", f"nixpkgs: {release}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def lock_provenance(out: Path) -> dict[str, object]:
+    result: dict[str, object] = tomllib.loads((out / "pylock.toml").read_text())["tool"][
+        "nixpkgs-python"
+    ]
+    return result
+
+
+def test_generate_locks_for_the_release_the_library_pins(
+    gen_index: IndexServer,
+    library: tuple[Path, str],
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The lock is for the nixpkgs the generated default.nix builds with: the pin of the
+    library revision, not the release this bot's own checkout pins."""
+    repo, _ = library
+    assert json.loads((ROOT / "nix" / "nixpkgs.json").read_text())["release"] == "26.05"
+    # 26.11 has no x86_64-darwin: every system of the pin means three systems
+    out = project / "nix-python"
+    assert generate(gen_index, (repo, pin_release(repo, "26.11")), out) == 0, (
+        capsys.readouterr().err
+    )
+    prov = lock_provenance(out)
+    assert prov["origin"] == "generate"
+    assert prov["nixpkgs-release"] == "26.11"
+    assert prov["systems"] == ["aarch64-darwin", "aarch64-linux", "x86_64-linux"]
+    # and a system the pinned release does not have is refused by its flag
+    (project / "refused").mkdir()
+    code = generate(
+        gen_index,
+        (repo, git(repo, "rev-parse", "HEAD")),
+        project / "refused" / "out",
+        "--system",
+        "x86_64-darwin",
+        requirements=project / "requirements.txt",
+    )
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "--system: nixpkgs 26.11 (the Nix library's pin) does not support x86_64-darwin" in err
+    assert "set.yaml" not in err
+    assert not (project / "refused" / "out").exists()
+    # 25.11's glibc is older: the wheel baselines follow the pin too
+    out2 = project / "nix-python-2"
+    assert generate(gen_index, (repo, pin_release(repo, "25.11")), out2) == 0
+    prov2 = lock_provenance(out2)
+    assert (prov2["nixpkgs-release"], prov2["glibc"], prov2["macos-min"]) == (
+        "25.11",
+        "2.40",
+        "14.0",
+    )
+    assert len(prov2["systems"]) == 4  # type: ignore[arg-type]
+
+
+def test_a_library_pinning_an_unknown_release_is_one_error(
+    gen_index: IndexServer,
+    library: tuple[Path, str],
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo, _ = library
+    rev = pin_release(repo, "99.05")
+    out = project / "nix-python"
+    code = generate(gen_index, (repo, rev), out)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"at {rev[:12]}: nix/nixpkgs.json: the Nix library pins nixpkgs 99.05" in err, err
+    assert "update nixpkgs-python" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_generated_lock_on_a_system_it_lacks_says_to_generate_again(
+    gen_index: IndexServer,
+    library: tuple[Path, str],
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    here = json.loads(
+        run_nix("nix-instantiate", ["--eval", "--json", "-E", "builtins.currentSystem"]).stdout
+    )
+    other = "aarch64-darwin" if here != "aarch64-darwin" else "x86_64-linux"
+    out = project / "nix-python"
+    assert generate(gen_index, library, out, "--system", other) == 0, capsys.readouterr().err
+    assert lock_provenance(out)["systems"] == [other]
+    proc = run_nix(
+        "nix-instantiate",
+        ["--eval", "--strict", "-E", PACKAGE_NAMES, "--arg", "dir", str(out)],
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert (
+        f"the generated lock 'requirements' (Python 3.12) is locked for {other} only, not {here}; "
+        f"re-run `nixpkgs-python generate --system {other} --system {here} ...`"
+    ) in proc.stderr, proc.stderr
+    assert "set.yaml" not in proc.stderr
 
 
 def bad_input_cases(

@@ -397,7 +397,7 @@ def test_found_set_yaml_cases_are_one_clear_error(
         (b"foo===-1\n", ["requirements.txt:1", "'===-1'"]),
         (b"ok\nfoo; dependency_groups == 'dev'\n", ["requirements.txt:2", "dependency_groups"]),
         (b"foo @ http://h.example:99999/foo.whl\n", ["requirements.txt:1", "direct URL"]),
-        (b"foo \\\n  >=1\n", ["requirements.txt:1", "invalid requirement"]),
+        (b"foo \\\n  --hash=sha256:00\n", ["requirements.txt:1", "pip options", "--hash"]),
         (b"-r other.txt\n", ["requirements.txt:1", "pip options"]),
     ],
 )

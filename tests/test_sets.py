@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import SetError
-from bot.model.sets import list_sets, load_set, load_sets
+from bot.model.sets import list_sets, load_set, load_sets, read_requirements_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,6 +102,58 @@ def test_requirements_txt_beside_set_yaml(tmp_path: Path) -> None:
     (d / "requirements.txt").write_text("flask\n-e .\n")
     with pytest.raises(SetError, match=r"requirements.txt:2.*pip options"):
         load_set(tmp_path, "demo")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a comment after any whitespace, as pip strips it
+        ("rich\t# a comment\n", [("rich", 1)]),
+        ("rich # a comment\nclick  \t#x\n", [("rich", 1), ("click", 2)]),
+        ("\ufeff# first line\nrich\n", [("rich", 2)]),
+        # a backslash continues the line (as pip joins them); the first line names it
+        ("flask \\\n    >=3\nclick\n", [("flask>=3", 1), ("click", 3)]),
+        # a comment line ends a continuation
+        ("flask \\\n# why\nclick\n", [("flask", 1), ("click", 3)]),
+        ("# a comment line ending in a backslash \\\nrich\n", [("rich", 2)]),
+    ],
+)
+def test_requirements_txt_comments_and_continuations(
+    tmp_path: Path, text: str, expected: list[tuple[str, int]]
+) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_text(text)
+    got = [(str(r.value), r.where) for r in read_requirements_file(path)]
+    assert got == [(req, f"{path}:{line}") for req, line in expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "fragments"),
+    [
+        # a '#' inside a word is not a comment (pip keeps it): the line is not a requirement
+        ("rich#egg\n", 1, ["invalid requirement", "rich#egg"]),
+        # pip options after a requirement, on its line or on continuation lines
+        ("rich==13.0 --hash=sha256:00\n", 1, ["pip options are not supported", "--hash"]),
+        (
+            "click\nrich==13.0 \\\n    --hash=sha256:00 \\\n    --hash=sha256:11\n",
+            2,
+            ["pip options are not supported", "--hash=sha256:00", "--generate-hashes"],
+        ),
+        ("rich\t--config-settings=x=1\n", 1, ["pip options are not supported", "--config"]),
+        ("-c constraints.txt\n", 1, ["pip options are not supported", "-c constraints.txt"]),
+    ],
+)
+def test_requirements_txt_refusals(
+    tmp_path: Path, text: str, where: int, fragments: list[str]
+) -> None:
+    path = tmp_path / "requirements.txt"
+    path.write_text(text)
+    with pytest.raises(SetError) as info:
+        read_requirements_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{where}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
 
 
 def test_unknown_set_lists_known_ones(tmp_path: Path) -> None:

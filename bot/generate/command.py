@@ -51,6 +51,7 @@ from bot.lock.index.client import IndexClient
 from bot.lock.resolve import resolve
 from bot.model import locks
 from bot.model.interpreters import build_options, detect
+from bot.model.nixpkgs import PIN_FILE, RELEASES, PinError, Release, parse_pin
 from bot.model.overrides import Override, extra_build_requires, load_overrides
 from bot.model.sets import Located, PackageSet, read_requirements_file
 
@@ -149,6 +150,50 @@ def read_requirements(path: Path) -> list[Located]:
     return located
 
 
+# --- the nixpkgs release -----------------------------------------------------------------------
+
+
+def library_release(library: Path, url: str, rev: str) -> Release:
+    """The release of the nixpkgs the library at ``rev`` pins (its ``nix/nixpkgs.json``): the
+    systems and wheel baselines the lock is made for.  A release this nixpkgs-python has no
+    row for is one error: an older bot cannot know that release's baselines."""
+    where = f"{url} at {rev[:12]}: {PIN_FILE}"
+    try:
+        data = json.loads((library / PIN_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenerateError(
+            "the Nix library has no nixpkgs pin",
+            where=where,
+            hint="point --default-overrides-url/--default-overrides-rev at nixpkgs-python",
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GenerateError(f"the nixpkgs pin is unreadable: {exc}", where=where) from None
+    named = data.get("release") if isinstance(data, dict) else None
+    if isinstance(named, str) and named not in RELEASES:
+        raise GenerateError(
+            f"the Nix library pins nixpkgs {named}, which nixpkgs-python {__version__} does not "
+            f"know (it knows {', '.join(RELEASES)})",
+            where=where,
+            hint="update nixpkgs-python (a newer one knows the release's systems and wheel "
+            "baselines), or pin an older library with --default-overrides-rev",
+        )
+    try:
+        return parse_pin(data, library / PIN_FILE).facts
+    except PinError as exc:
+        raise GenerateError(f"the nixpkgs pin is invalid: {exc.message}", where=where) from None
+
+
+def _check_systems(systems: Sequence[str], release: Release) -> None:
+    unsupported = sorted(set(systems) - set(release.systems))
+    if unsupported:
+        raise GenerateError(
+            f"nixpkgs {release.name} (the Nix library's pin) does not support "
+            f"{', '.join(unsupported)}",
+            where="--system",
+            hint=f"nixpkgs {release.name} has {', '.join(release.systems)}",
+        )
+
+
 # --- the command ----------------------------------------------------------------------------
 
 
@@ -237,6 +282,9 @@ def generate(
 
     with lock_if_in_repository(out, "generate"), _staging(out) as staging:
         library, library_rev = fetch_library(opts.library_url, pinned_rev, say)
+        # the lock is for the nixpkgs the generated default.nix builds with: the library's pin
+        release = library_release(library, opts.library_url, library_rev)
+        _check_systems(opts.systems, release)
         libraries: list[Mapping[NormalizedName, list[Override]]] = []
         if opts.default_overrides:
             libraries.append(load_overrides(library))
@@ -246,7 +294,7 @@ def generate(
             fetched.append(fetch_source(source, number, staging))
             libraries.append(fetched[-1].data)
         say("resolving")
-        text, document = _lock(opts, requirements, python, libraries, started)
+        text, document = _lock(opts, requirements, python, libraries, started, release)
         files.write_atomic(staging / LOCK_NAME, text)
         shutil.copyfile(DEFAULT_NIX, staging / "default.nix")
         pins = {
@@ -283,6 +331,7 @@ def _lock(
     python: str,
     libraries: Sequence[Mapping[NormalizedName, list[Override]]],
     started: datetime,
+    release: Release,
 ) -> tuple[str, dict[str, Any]]:
     """Resolve the requirements (with every overrides library's build requirements)."""
     name = STORE_NAME_BAD.sub("-", opts.requirements.stem) or "requirements"
@@ -301,7 +350,7 @@ def _lock(
         return [r for lib in libraries for r in extra_build_requires(lib, pkg, version)]
 
     exclude_newer = opts.exclude_newer or started
-    request = build_request(pset, python, exclude_newer, extra)
+    request = build_request(pset, python, exclude_newer, extra, release=release)
     routes = tuple(index_routes(pset, opts.index_url))
     client = IndexClient(
         routes, cache_dir=opts.cache_dir, retries=opts.retries, concurrency=opts.concurrency
@@ -318,6 +367,7 @@ def _lock(
         exclude_newer=exclude_newer,
         indexes=[r.url for r in routes],
         inputs_hash=pset.inputs_hash(python, [overrides_inputs(lib) for lib in libraries]),
+        origin="generate",
     )
     text = lockfile.dumps(lockfile.build_lock(resolution, info, request.targets))
     document = tomllib.loads(text)

@@ -60,6 +60,9 @@ class LockInfo:
     description: str = ""
     maintainers: Sequence[str] = ()
     held: Sequence[Mapping[str, str]] = ()
+    #: what wrote the lock when it is not a set's (``"generate"``); the Nix library's errors
+    #: then say how to re-make it
+    origin: str = ""
 
 
 def _file_entry(f: DistFile) -> dict[str, Any]:
@@ -154,6 +157,8 @@ def build_lock(resolution: Resolution, info: LockInfo, targets: Sequence[Target]
         "bot-version": __version__,
         "inputs-hash": info.inputs_hash,
     }
+    if info.origin:
+        provenance["origin"] = info.origin
     return {
         "lock-version": "1.0",
         "environments": [Target(info.python, s).marker() for s in systems],

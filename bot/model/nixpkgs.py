@@ -66,7 +66,8 @@ RELEASES: Mapping[str, Release] = {
         Release("26.11", tuple(s for s in _ALL_SYSTEMS if s != "x86_64-darwin"), (14, 0), (2, 42)),
     )
 }
-#: the release of this repository's pin; used where no pin file is at hand (``generate``)
+#: the release of this repository's pin; used where no pin file is at hand (``generate``
+#: reads the pin of the Nix library it pins instead)
 DEFAULT_RELEASE = "26.05"
 
 _REV = re.compile(r"[0-9a-f]{40}")

@@ -196,17 +196,60 @@ def read_requirements_file(
             hint="save the file as UTF-8",
         ) from None
     out = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].strip().removeprefix("\ufeff")
-        if not line or line.startswith("#"):
+    for number, raw in _logical_lines(text.removeprefix("\ufeff")):
+        line = _COMMENT.sub("", raw).strip()
+        if not line:
             continue
         where = f"{path}:{number}"
-        if line.startswith("-"):
+        option = _pip_option(line)
+        if option is not None:
+            shown = option if len(option) <= 60 else option[:57] + "..."
             raise SetError(
-                f"pip options are not supported here: {line!r}", where=where, hint=options_hint
+                f"pip options are not supported here: {shown!r}",
+                where=where,
+                hint=HASH_HINT if option.startswith("--hash") else options_hint,
             )
         out.append(parse_requirement(line, where, url_hint=url_hint))
     return out
+
+
+#: a comment, as pip strips it: '#' at the start of a line or after whitespace (a '#' inside
+#: a word, e.g. a URL's fragment, is not one)
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+HASH_HINT = (
+    "drop the --hash options: the lock records and checks every file's sha256 itself "
+    "(pip-compile writes them only with --generate-hashes)"
+)
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(number of its first line, text) of each line, a line ending in a backslash joined
+    with the next as pip joins them (a comment line ends the joined line)."""
+    out: list[tuple[int, str]] = []
+    joined: list[str] = []
+    first = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        comment = _COMMENT.match(line) is not None
+        if line.endswith("\\") and not comment:
+            if not joined:
+                first = number
+            joined.append(line.strip("\\"))
+            continue
+        if joined:
+            out.append((first, "".join([*joined, " " + line if comment else line])))
+            joined = []
+        else:
+            out.append((number, line))
+    if joined:
+        out.append((first, "".join(joined)))
+    return out
+
+
+def _pip_option(line: str) -> str | None:
+    """The pip options of a line, from the first word that starts with '-' (where pip's
+    options begin: ``-r other.txt``, ``pkg==1 --hash=sha256:...``), or None."""
+    match = re.search(r"(?:^|\s)(-.*)$", line)
+    return None if match is None else match.group(1)
 
 
 def sets_root(repo: Path) -> Path:

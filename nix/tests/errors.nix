@@ -85,4 +85,8 @@ in
     expr = lock.checkSystem "aarch64-darwin" { tool.nixpkgs-python = { set = "sci"; python = "3.12"; systems = [ "x86_64-linux" "aarch64-linux" ]; }; } 1;
     message = "nixpkgs-python: set 'sci' (Python 3.12) is locked for x86_64-linux, aarch64-linux only, not aarch64-darwin; add aarch64-darwin to 'systems'";
   };
+  system-not-locked-generated = {
+    expr = lock.checkSystem "aarch64-darwin" { tool.nixpkgs-python = { set = "requirements"; python = "3.12"; systems = [ "x86_64-linux" ]; origin = "generate"; }; } 1;
+    message = "nixpkgs-python: the generated lock 'requirements' (Python 3.12) is locked for x86_64-linux only, not aarch64-darwin; re-run `nixpkgs-python generate --system x86_64-linux --system aarch64-darwin ...`";
+  };
 }
