@@ -333,7 +333,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> Callable[[], Iterator[Candidate]] | list[Candidate]:
+    ) -> Matches | list[Candidate]:
         reqs = list(requirements[identifier])
         if not reqs:
             return []
@@ -342,7 +342,6 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return self._python_matches(reqs)
         targets = frozenset().union(*(r.targets for r in reqs))
         bad = {c.version for c in incompatibilities[identifier]}
-        constraints = [s for s, _ in self.constraints.get(name, [])]
         pinned = frozenset().union(*(r.pins for r in reqs))
         try:
             versions = self.releases(name).versions()
@@ -353,58 +352,44 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 where=exc.where,
                 hint=exc.hint or "check the package name, or the index with --index-url",
             ) from None
+        constraints = [s for s, _ in self.constraints.get(name, [])]
         prerelease_ok = (
             any(r.prereleases for r in reqs)
             or any(s.prereleases for s in constraints)
             or self._prerelease_only_project(name, versions)
         )
+        return Matches(self, name, extras, reqs, targets, bad, pinned, versions, prerelease_ok, 0)
 
-        def accept(version: Version, *, ahead: bool = False) -> Candidate | None:
-            if version in bad or (version.is_prerelease and not prerelease_ok):
-                return None
-            for r in reqs:  # Req.contains, inlined: the hottest loop of a big resolution
-                admits = r._contains.get(version)
-                if admits is None:
-                    admits = r.contains(version)
-                if not admits:
-                    return None
-            if constraints and not all(_contains(s, version) for s in constraints):
-                return None
-            if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
-                files = self._guess_files(name, version)
-            else:
-                files = self._verdict(name, version, targets, version in pinned)
-            if files is None:
-                return None
-            if ahead:
-                return Candidate(name, version, extras, files, targets)
-            key = (name, version, extras, targets)
-            candidate = self._candidates.get(key)
-            if candidate is None:
-                candidate = Candidate(name, version, extras, files, targets)
-                self._candidates[key] = candidate
-            return candidate
-
-        def candidates() -> Iterator[Candidate]:
-            # lazy: resolvelib usually needs only the first few of hundreds of versions
-            given = 0
-            for i, version in enumerate(versions):
-                candidate = accept(version)
-                if candidate is None:
-                    continue
-                if given == 0:
-                    self._warm_metadata(candidate)
-                elif given % AHEAD == 1:
-                    # asked past the first: the resolver is backtracking through this
-                    # project, one version after another; fetch the next ones' metadata
-                    # together instead of one round trip at a time
-                    ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
-                    for later in itertools.islice((c for c in ahead if c), AHEAD):
-                        self._warm_metadata(later)
-                given += 1
-                yield candidate
-
-        return candidates
+    def extend_matches(self, matches: Matches, requirement: Req) -> Matches:
+        """What :meth:`find_matches` would give for ``matches``' requirements and
+        ``requirement`` (same identifier, same incompatibilities), without walking again
+        past the versions ``matches`` already found refused: with the same targets, ``==``
+        versions and prerelease rule, a version every requirement so far refused, one more
+        refuses too."""
+        targets = matches.targets | requirement.targets
+        pins = requirement.pins
+        pinned = matches.pinned | pins if pins else matches.pinned
+        prerelease_ok = matches.prerelease_ok or requirement.prereleases
+        same = (
+            targets == matches.targets
+            and pinned == matches.pinned
+            and prerelease_ok == matches.prerelease_ok
+        )
+        start = 0
+        if same:
+            start = matches.start if matches.first is None else matches.first
+        return Matches(
+            self,
+            matches.name,
+            matches.extras,
+            [requirement, *matches.reqs],  # first: it refuses what the walk meets first
+            targets,
+            matches.bad,
+            pinned,
+            matches.versions,
+            prerelease_ok,
+            start,
+        )
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if candidate.name == PYTHON:
@@ -444,12 +429,21 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return deps
 
     # -- helpers --------------------------------------------------------------------------
-    def _python_matches(self, reqs: list[Req]) -> list[Candidate]:
+    def _python_matches(self, reqs: list[Req]) -> PythonMatches:
         python = self.request.targets[0]
         version = Version(python.python_full_version)
         if all(r.contains(version) for r in reqs):
-            return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
-        return []
+            return PythonMatches(
+                [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
+            )
+        return PythonMatches()
+
+    def extend_python_matches(self, matches: PythonMatches, requirement: Req) -> PythonMatches:
+        """What :meth:`find_matches` would give for the interpreter with one requirement
+        more than ``matches`` was found for: the same candidate while it admits it."""
+        if matches and requirement.contains(matches[0].version):
+            return PythonMatches(matches)
+        return PythonMatches()
 
     def _guess_files(self, name: NormalizedName, version: Version) -> tuple[DistFile, ...] | None:
         """The files :meth:`usable_files` would keep, not yanked, without recording why
@@ -901,3 +895,119 @@ def _applies(marker: Marker | None, target: Target, extras: frozenset[Normalized
     if not extras:
         return target.evaluate(marker)
     return target.evaluate(marker, frozenset(extras))
+
+
+class PythonMatches(list[Candidate]):
+    """The interpreter's candidates (none or one), with what they were found for: see
+    :class:`Matches`."""
+
+    information: object = None
+    incompatibilities: object = None
+
+
+class Matches:
+    """The candidates of one identifier for some requirements (:meth:`Provider.find_matches`),
+    lazily, newest first; the factory resolvelib calls.
+
+    ``start`` is the first index of ``versions`` that may be acceptable (those before it are
+    known refused); ``first`` the index of the first version accepted, once found.  The
+    resolution records which criterion's ``information`` and ``incompatibilities`` lists the
+    candidates were found for, so that one more requirement on that criterion can continue
+    from ``first`` (:meth:`Provider.extend_matches`) instead of walking from the newest.
+    """
+
+    __slots__ = (
+        "provider",
+        "name",
+        "extras",
+        "reqs",
+        "targets",
+        "bad",
+        "pinned",
+        "versions",
+        "prerelease_ok",
+        "start",
+        "first",
+        "information",
+        "incompatibilities",
+    )
+
+    def __init__(
+        self,
+        provider: Provider,
+        name: NormalizedName,
+        extras: frozenset[NormalizedName],
+        reqs: list[Req],
+        targets: frozenset[Target],
+        bad: set[Version],
+        pinned: frozenset[Version],
+        versions: list[Version],
+        prerelease_ok: bool,
+        start: int,
+    ) -> None:
+        self.provider = provider
+        self.name = name
+        self.extras = extras
+        self.reqs = reqs
+        self.targets = targets
+        self.bad = bad
+        self.pinned = pinned
+        self.versions = versions
+        self.prerelease_ok = prerelease_ok
+        self.start = start
+        self.first: int | None = None
+        self.information: object = None
+        self.incompatibilities: object = None
+
+    def accept(self, version: Version, *, ahead: bool = False) -> Candidate | None:
+        if version in self.bad or (version.is_prerelease and not self.prerelease_ok):
+            return None
+        for r in self.reqs:  # Req.contains, inlined: the hottest loop of a big resolution
+            admits = r._contains.get(version)
+            if admits is None:
+                admits = r.contains(version)
+            if not admits:
+                return None
+        provider = self.provider
+        name = self.name
+        constraints = provider.constraints.get(name)
+        if constraints and not all(_contains(s, version) for s, _ in constraints):
+            return None
+        targets = self.targets
+        if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
+            files = provider._guess_files(name, version)
+        else:
+            files = provider._verdict(name, version, targets, version in self.pinned)
+        if files is None:
+            return None
+        if ahead:
+            return Candidate(name, version, self.extras, files, targets)
+        key = (name, version, self.extras, targets)
+        candidate = provider._candidates.get(key)
+        if candidate is None:
+            candidate = Candidate(name, version, self.extras, files, targets)
+            provider._candidates[key] = candidate
+        return candidate
+
+    def __call__(self) -> Iterator[Candidate]:
+        # lazy: resolvelib usually needs only the first few of hundreds of versions
+        accept = self.accept
+        versions = self.versions
+        given = 0
+        for i in range(self.start, len(versions)):
+            candidate = accept(versions[i])
+            if candidate is None:
+                continue
+            if given == 0:
+                if self.first is None:
+                    self.first = i
+                self.provider._warm_metadata(candidate)
+            elif given % AHEAD == 1:
+                # asked past the first: the resolver is backtracking through this
+                # project, one version after another; fetch the next ones' metadata
+                # together instead of one round trip at a time
+                ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
+                for later in itertools.islice((c for c in ahead if c), AHEAD):
+                    self.provider._warm_metadata(later)
+            given += 1
+            yield candidate
