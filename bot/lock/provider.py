@@ -131,9 +131,12 @@ class Candidate:
     files: tuple[DistFile, ...]
     targets: frozenset[Target]
     identifier: str = field(init=False, compare=False, repr=False)
+    #: :meth:`Provider.metadata_file`, once found (it depends only on the files and targets)
+    metadata_file: DistFile | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifier", _identifier(self.name, self.extras))
+        object.__setattr__(self, "metadata_file", None)
 
     def __str__(self) -> str:
         return f"{self.identifier} {self.version}"
@@ -286,6 +289,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             Candidate,
         ] = {}
         self._prerelease_only: dict[NormalizedName, bool] = {}
+        #: per project's list of versions (by identity, kept alive here): _prerelease_flags
+        self._prerelease_bytes: dict[int, tuple[list[Version], bytes]] = {}
         #: get_dependencies per (project, version, extras, targets): resolvelib asks again
         #: each time it pins a candidate, and a backjump re-pins dozens
         self._dependencies: dict[
@@ -472,6 +477,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         python = self._python
         return python is None or all(d.contains(python) for d in deps if d.name == PYTHON)
 
+    def _prerelease_flags(self, versions: list[Version]) -> bytes:
+        """Which of a project's ``versions`` are prereleases (1) and which not (0)."""
+        known = self._prerelease_bytes.get(id(versions))
+        if known is None or known[0] is not versions:
+            known = (versions, bytes(v.is_prerelease for v in versions))
+            self._prerelease_bytes[id(versions)] = known
+        return known[1]
+
     def _prerelease_only_project(self, name: NormalizedName, versions: list[Version]) -> bool:
         """Whether no final release of the project has a usable file (pip's rule: then
         prereleases are candidates)."""
@@ -558,6 +571,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         """The file whose metadata stands for the candidate: a wheel whenever the version has
         one (a pure wheel first, then the best wheel of the first target that has one); the
         sdist only when there is no wheel at all."""
+        known = candidate.metadata_file
+        if known is None:
+            known = self._metadata_file(candidate)
+            object.__setattr__(candidate, "metadata_file", known)
+        return known
+
+    def _metadata_file(self, candidate: Candidate) -> DistFile:
         wheels = sorted((f for f in candidate.files if f.kind == "wheel"), key=_by_name)
         for f in wheels:
             if any(t.platform == "any" for t in f.tags):
@@ -917,19 +937,19 @@ class Matches:
     """
 
     __slots__ = (
-        "provider",
-        "name",
-        "extras",
-        "reqs",
-        "targets",
         "bad",
-        "pinned",
-        "versions",
-        "prerelease_ok",
-        "start",
+        "extras",
         "first",
-        "information",
         "incompatibilities",
+        "information",
+        "name",
+        "pinned",
+        "prerelease_ok",
+        "provider",
+        "reqs",
+        "start",
+        "targets",
+        "versions",
     )
 
     def __init__(
@@ -968,6 +988,11 @@ class Matches:
                 admits = r.contains(version)
             if not admits:
                 return None
+        return self._candidate(version, ahead=ahead)
+
+    def _candidate(self, version: Version, *, ahead: bool = False) -> Candidate | None:
+        """The candidate of a version every requirement admits, unless the set's
+        constraints or its files refuse it."""
         provider = self.provider
         name = self.name
         constraints = provider.constraints.get(name)
@@ -993,21 +1018,38 @@ class Matches:
         # lazy: resolvelib usually needs only the first few of hundreds of versions
         accept = self.accept
         versions = self.versions
+        # what accept refuses first, inlined (the walk meets hundreds of refused versions):
+        # prereleases by the page's flags, incompatibilities, then each requirement
+        prereleases = b"" if self.prerelease_ok else self.provider._prerelease_flags(versions)
+        bad = self.bad
+        reqs = self.reqs
         given = 0
         for i in range(self.start, len(versions)):
-            candidate = accept(versions[i])
-            if candidate is None:
+            if prereleases and prereleases[i]:
                 continue
-            if given == 0:
-                if self.first is None:
-                    self.first = i
-                self.provider._warm_metadata(candidate)
-            elif given % AHEAD == 1:
-                # asked past the first: the resolver is backtracking through this
-                # project, one version after another; fetch the next ones' metadata
-                # together instead of one round trip at a time
-                ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
-                for later in itertools.islice((c for c in ahead if c), AHEAD):
-                    self.provider._warm_metadata(later)
-            given += 1
-            yield candidate
+            version = versions[i]
+            if bad and version in bad:
+                continue
+            for r in reqs:
+                admits = r._contains.get(version)
+                if admits is None:
+                    admits = r.contains(version)
+                if not admits:
+                    break
+            else:
+                candidate = self._candidate(version)
+                if candidate is None:
+                    continue
+                if given == 0:
+                    if self.first is None:
+                        self.first = i
+                    self.provider._warm_metadata(candidate)
+                elif given % AHEAD == 1:
+                    # asked past the first: the resolver is backtracking through this
+                    # project, one version after another; fetch the next ones' metadata
+                    # together instead of one round trip at a time
+                    ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
+                    for later in itertools.islice((c for c in ahead if c), AHEAD):
+                        self.provider._warm_metadata(later)
+                given += 1
+                yield candidate

@@ -181,6 +181,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
 
     def __init__(self, provider: Provider, reporter: BaseReporter) -> None:  # type: ignore[type-arg]
         super().__init__(provider, reporter)
+        self._provider = provider
         self._satisfying: dict[str, tuple[Criterion[Req, Candidate], Candidate, bool]] = {}
 
     def _add_to_criteria(
@@ -195,7 +196,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         self._r.adding_requirement(requirement=requirement, parent=parent)
         identifier = requirement.identifier
         criterion = criteria.get(identifier)
-        matches: Matches | PythonMatches | None = None
+        matches: Matches | PythonMatches | list[Candidate] | None = None
         if criterion is not None:
             incompatibilities = list(criterion.incompatibilities)
             information = list(criterion.information)
@@ -203,14 +204,14 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
             found = _found(criterion)
             if found is not None:
                 if isinstance(found, Matches):
-                    matches = self._p.extend_matches(found, requirement)
+                    matches = self._provider.extend_matches(found, requirement)
                 else:
-                    matches = self._p.extend_python_matches(found, requirement)
+                    matches = self._provider.extend_python_matches(found, requirement)
         else:
             incompatibilities = []
             information = [RequirementInformation(requirement, parent)]
         if matches is None:
-            matches = self._p.find_matches(
+            matches = self._provider.find_matches(
                 identifier=identifier,
                 requirements=IteratorMapping(
                     criteria,
