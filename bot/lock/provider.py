@@ -290,12 +290,17 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         ] = {}
         self._prerelease_only: dict[NormalizedName, bool] = {}
         #: per project's list of versions (by identity, kept alive here): _prerelease_flags
-        self._prerelease_bytes: dict[int, tuple[list[Version], bytes]] = {}
+        self._prerelease_bytes: dict[int, tuple[list[Version], bytearray]] = {}
         #: get_dependencies per (project, version, extras, targets): resolvelib asks again
         #: each time it pins a candidate, and a backjump re-pins dozens
         self._dependencies: dict[
             tuple[NormalizedName, Version, frozenset[NormalizedName], frozenset[Target]],
             list[Req],
+        ] = {}
+        #: per (project, version, targets, extras, target): target_dependencies
+        self._target_dependencies: dict[
+            tuple[NormalizedName, Version, frozenset[Target], frozenset[NormalizedName], Target],
+            tuple[tuple[NormalizedName, frozenset[NormalizedName], str], ...],
         ] = {}
         #: per sdist sha256: its (static, dynamic) build requirements, being found
         self._builds: dict[str, Future[tuple[tuple[Requirement, ...], ...]]] = {}
@@ -477,11 +482,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         python = self._python
         return python is None or all(d.contains(python) for d in deps if d.name == PYTHON)
 
-    def _prerelease_flags(self, versions: list[Version]) -> bytes:
-        """Which of a project's ``versions`` are prereleases (1) and which not (0)."""
+    def _prerelease_flags(self, versions: list[Version]) -> bytearray:
+        """Whether each of a project's ``versions`` is a prerelease (1) or not (0), found
+        as the walk reaches it (2: not yet known)."""
         known = self._prerelease_bytes.get(id(versions))
         if known is None or known[0] is not versions:
-            known = (versions, bytes(v.is_prerelease for v in versions))
+            known = (versions, bytearray(b"\x02") * len(versions))
             self._prerelease_bytes[id(versions)] = known
         return known[1]
 
@@ -642,6 +648,24 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if not groups:
             return [(self.metadata(candidate), frozenset())]
         return [(m, frozenset(ts)) for m, ts in groups.values()]
+
+    def target_dependencies(
+        self, candidate: Candidate, extras: frozenset[NormalizedName], target: Target
+    ) -> tuple[tuple[NormalizedName, frozenset[NormalizedName], str], ...]:
+        """(name, extras, specifier text) of each requirement of ``candidate`` with
+        ``extras`` on ``target``, the interpreter's left out (memoised: each round of a
+        resolution walks the same pinned graph again)."""
+        key = (candidate.name, candidate.version, candidate.targets, extras, target)
+        known = self._target_dependencies.get(key)
+        if known is None:
+            meta = self.metadata_for(candidate, target)
+            known = tuple(
+                (dep.name, dep.extras, str(dep.specifier))
+                for dep in dependency_reqs(meta, extras, frozenset({target}), "")
+                if dep.name != PYTHON
+            )
+            self._target_dependencies[key] = known
+        return known
 
     # -- walking ahead ---------------------------------------------------------------------
     def warm(self, reqs: Iterable[Req]) -> None:
@@ -1020,14 +1044,18 @@ class Matches:
         versions = self.versions
         # what accept refuses first, inlined (the walk meets hundreds of refused versions):
         # prereleases by the page's flags, incompatibilities, then each requirement
-        prereleases = b"" if self.prerelease_ok else self.provider._prerelease_flags(versions)
+        prereleases = None if self.prerelease_ok else self.provider._prerelease_flags(versions)
         bad = self.bad
         reqs = self.reqs
         given = 0
         for i in range(self.start, len(versions)):
-            if prereleases and prereleases[i]:
-                continue
             version = versions[i]
+            if prereleases is not None:
+                flag = prereleases[i]
+                if flag == 2:
+                    flag = prereleases[i] = version.is_prerelease
+                if flag:
+                    continue
             if bad and version in bad:
                 continue
             for r in reqs:

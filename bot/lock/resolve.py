@@ -40,7 +40,6 @@ from bot.lock.provider import (
     Req,
     Request,
     choose_artifact,
-    dependency_reqs,
     no_artifact_reason,
     refused_wheels,
 )
@@ -237,7 +236,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         criteria[identifier] = criterion
 
     def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Candidate]) -> bool:
-        pin = self.state.mapping.get(name)
+        pin = self._states[-1].mapping.get(name)  # self.state, without the property's call
         if pin is None:
             return False
         hit = self._satisfying.get(name)
@@ -365,15 +364,13 @@ def _assemble(
                 continue
             seen.setdefault(name, set()).update(extras)
             cand = pins[name]
-            meta = provider.metadata_for(cand, target)
-            for dep in dependency_reqs(meta, frozenset(seen[name]), frozenset({target}), ""):
-                if dep.name == PYTHON:
-                    continue
-                edges[name].add(dep.name)
-                bounds.setdefault(dep.name, set()).add(
-                    (f"{cand.name} {cand.version}", str(dep.specifier), False)
-                )
-                stack.append((dep.name, dep.extras, is_frontend))
+            who = f"{cand.name} {cand.version}"
+            for dep_name, dep_extras, spec in provider.target_dependencies(
+                cand, frozenset(seen[name]), target
+            ):
+                edges[name].add(dep_name)
+                bounds.setdefault(dep_name, set()).add((who, spec, False))
+                stack.append((dep_name, dep_extras, is_frontend))
             chosen = choose_artifact(
                 cand.files, target, request.prefer, wheel_only=name in wheel_only
             )
