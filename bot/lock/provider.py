@@ -335,8 +335,19 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         rank them again): the backtrack causes are gathered once per round, not once per
         unsatisfied identifier."""
         causes = {c.requirement.identifier for c in backtrack_causes}
-        best = min(identifiers, key=lambda i: _preference(i, information[i], causes))
-        return [best]
+        # min(identifiers, key=_preference), inlined: dozens of identifiers every round
+        best: tuple[bool, bool, bool, str] | None = None
+        for identifier in identifiers:
+            is_root = pinned = False
+            for info in information[identifier]:
+                if info.parent is None:
+                    is_root = True
+                if info.requirement.pinned:
+                    pinned = True
+            key = (identifier not in causes, not pinned, not is_root, identifier)
+            if best is None or key < best:
+                best = key
+        return [] if best is None else [best[3]]
 
     def find_matches(
         self,
