@@ -11,6 +11,7 @@ exclude-newer, Requires-Python), since a hook runs the sdist's own code.
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import logging
 import re
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -34,6 +34,9 @@ from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.model.targets import Target
 
 log = logging.getLogger(__name__)
+
+#: canonicalize_name, memoised (every requirement of every candidate's metadata names one)
+_canonical = functools.lru_cache(maxsize=4096)(canonicalize_name)
 
 #: versions whose metadata is fetched ahead when the resolver backtracks through a project
 AHEAD = 8
@@ -108,8 +111,8 @@ class Req:
     ) -> Req:
         """The requirement ``req`` (its marker already applied) on ``targets``."""
         return cls(
-            canonicalize_name(req.name),
-            frozenset(canonicalize_name(e) for e in req.extras),
+            _canonical(req.name),
+            frozenset(_canonical(e) for e in req.extras) if req.extras else frozenset(),
             req.specifier,
             targets,
             why,
@@ -933,8 +936,14 @@ def dependency_reqs(
     """The requirements of a distribution (with ``extras``) on each of ``targets``."""
     out = []
     for req in meta.requires_dist:
+        marker = req.marker
         try:
-            active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+            # _applies, inlined (an extras set is already a frozenset)
+            active = (
+                targets
+                if marker is None
+                else frozenset(t for t in targets if t.evaluate(marker, extras))
+            )
         except MetadataError as exc:  # the metadata's own marker: name whose it is
             raise MetadataError(
                 f"{meta.name} {meta.version} requires {str(req)!r}: {exc.message}", hint=exc.hint
@@ -942,14 +951,6 @@ def dependency_reqs(
         if active:
             out.append(Req.of(req, active, why))
     return out
-
-
-def _applies(marker: Marker | None, target: Target, extras: frozenset[NormalizedName]) -> bool:
-    if marker is None:
-        return True
-    if not extras:
-        return target.evaluate(marker)
-    return target.evaluate(marker, frozenset(extras))
 
 
 class PythonMatches(list[Candidate]):
