@@ -29,7 +29,7 @@ from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import BotError, MetadataError
 from bot.lock.index.models import DistFile
-from bot.lock.provider import Candidate, Provider, Req, Request, _contains
+from bot.lock.provider import Candidate, Matches, Provider, Req, Request, _contains
 from bot.lock.resolve import _Resolver, resolve
 from bot.model.targets import Target, targets_for
 from tests.frozen_index import FrozenIndex
@@ -346,3 +346,56 @@ def test_scratch_directories_are_removed_by_the_time_the_process_ends(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extended_matches_are_those_found_afresh() -> None:
+    """One more requirement on a criterion continues the walk from the candidates already
+    found (Provider.extend_matches); whatever the requirements, their targets, ``==`` pins,
+    prereleases and incompatibilities, the candidates are those find_matches gives for all
+    of them at once, in the same order."""
+    versions = {
+        **{f"{i}.0": {} for i in range(1, 9)},
+        "9.0rc1": {},
+        "8.5": {"files": ["cp312-cp312-manylinux_2_17_x86_64"]},  # linux x86_64 only
+        "7.5": {"yanked": "broken"},
+    }
+    index = FrozenIndex({"lib": versions})
+    targets = targets_for("3.12")
+    linux = frozenset(t for t in targets if t.system == "x86_64-linux")
+    every = frozenset(targets)
+    specs = ["", ">=2", "<8", "!=6.0", ">=3,<7.5", "==7.5", ">=9.0rc1", "<5", "==8.5"]
+    with ThreadPoolExecutor(2) as pool:
+        provider = Provider(index, Request(requirements=[], targets=targets), pool)
+
+        def req(spec: str, where: frozenset[Target]) -> Req:
+            return Req.of(Requirement(f"lib{spec}"), where, "case")
+
+        def fresh(reqs: list[Req], bad: list[Candidate]) -> list[str]:
+            found = provider.find_matches("lib", {"lib": iter(reqs)}, {"lib": iter(bad)})
+            return [str(c.version) for c in (found() if callable(found) else found)]
+
+        checked = 0
+        for first, second in itertools.product(specs, repeat=2):
+            for where_1, where_2 in [(every, every), (linux, every), (every, linux)]:
+                base = [req(first, where_1)]
+                for bad in ([], fresh(base, [])[:1]):
+                    incompatible = [
+                        c
+                        for c in provider._candidates.values()
+                        if str(c.version) in bad and c.targets == where_1
+                    ]
+                    start = provider.find_matches(
+                        "lib", {"lib": iter(base)}, {"lib": iter(incompatible)}
+                    )
+                    assert not callable(start) or isinstance(start, Matches)
+                    if not isinstance(start, Matches):
+                        continue
+                    walked = list(start())  # the walk records where it found its first
+                    more = req(second, where_2)
+                    extended = provider.extend_matches(start, more)
+                    assert [str(c.version) for c in extended()] == fresh(
+                        [*base, more], incompatible
+                    ), (first, second, sorted(t.system for t in where_2), bad)
+                    if walked and extended.start:
+                        checked += 1
+        assert checked  # some walks did continue past refused versions

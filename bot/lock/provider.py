@@ -11,6 +11,7 @@ exclude-newer, Requires-Python), since a hook runs the sdist's own code.
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import logging
 import re
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -34,6 +34,9 @@ from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.model.targets import Target
 
 log = logging.getLogger(__name__)
+
+#: canonicalize_name, memoised (every requirement of every candidate's metadata names one)
+_canonical = functools.lru_cache(maxsize=4096)(canonicalize_name)
 
 #: versions whose metadata is fetched ahead when the resolver backtracks through a project
 AHEAD = 8
@@ -108,8 +111,8 @@ class Req:
     ) -> Req:
         """The requirement ``req`` (its marker already applied) on ``targets``."""
         return cls(
-            canonicalize_name(req.name),
-            frozenset(canonicalize_name(e) for e in req.extras),
+            _canonical(req.name),
+            frozenset(_canonical(e) for e in req.extras) if req.extras else frozenset(),
             req.specifier,
             targets,
             why,
@@ -131,9 +134,12 @@ class Candidate:
     files: tuple[DistFile, ...]
     targets: frozenset[Target]
     identifier: str = field(init=False, compare=False, repr=False)
+    #: :meth:`Provider.metadata_file`, once found (it depends only on the files and targets)
+    metadata_file: DistFile | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identifier", _identifier(self.name, self.extras))
+        object.__setattr__(self, "metadata_file", None)
 
     def __str__(self) -> str:
         return f"{self.identifier} {self.version}"
@@ -286,11 +292,18 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             Candidate,
         ] = {}
         self._prerelease_only: dict[NormalizedName, bool] = {}
+        #: per project's list of versions (by identity, kept alive here): _prerelease_flags
+        self._prerelease_bytes: dict[int, tuple[list[Version], bytearray]] = {}
         #: get_dependencies per (project, version, extras, targets): resolvelib asks again
         #: each time it pins a candidate, and a backjump re-pins dozens
         self._dependencies: dict[
             tuple[NormalizedName, Version, frozenset[NormalizedName], frozenset[Target]],
             list[Req],
+        ] = {}
+        #: per (project, version, targets, extras, target): target_dependencies
+        self._target_dependencies: dict[
+            tuple[NormalizedName, Version, frozenset[Target], frozenset[NormalizedName], Target],
+            tuple[tuple[NormalizedName, frozenset[NormalizedName], str], ...],
         ] = {}
         #: per sdist sha256: its (static, dynamic) build requirements, being found
         self._builds: dict[str, Future[tuple[tuple[Requirement, ...], ...]]] = {}
@@ -325,15 +338,26 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         rank them again): the backtrack causes are gathered once per round, not once per
         unsatisfied identifier."""
         causes = {c.requirement.identifier for c in backtrack_causes}
-        best = min(identifiers, key=lambda i: _preference(i, information[i], causes))
-        return [best]
+        # min(identifiers, key=_preference), inlined: dozens of identifiers every round
+        best: tuple[bool, bool, bool, str] | None = None
+        for identifier in identifiers:
+            is_root = pinned = False
+            for info in information[identifier]:
+                if info.parent is None:
+                    is_root = True
+                if info.requirement.pinned:
+                    pinned = True
+            key = (identifier not in causes, not pinned, not is_root, identifier)
+            if best is None or key < best:
+                best = key
+        return [] if best is None else [best[3]]
 
     def find_matches(
         self,
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> Callable[[], Iterator[Candidate]] | list[Candidate]:
+    ) -> Matches | list[Candidate]:
         reqs = list(requirements[identifier])
         if not reqs:
             return []
@@ -342,7 +366,6 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return self._python_matches(reqs)
         targets = frozenset().union(*(r.targets for r in reqs))
         bad = {c.version for c in incompatibilities[identifier]}
-        constraints = [s for s, _ in self.constraints.get(name, [])]
         pinned = frozenset().union(*(r.pins for r in reqs))
         try:
             versions = self.releases(name).versions()
@@ -353,58 +376,44 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 where=exc.where,
                 hint=exc.hint or "check the package name, or the index with --index-url",
             ) from None
+        constraints = [s for s, _ in self.constraints.get(name, [])]
         prerelease_ok = (
             any(r.prereleases for r in reqs)
             or any(s.prereleases for s in constraints)
             or self._prerelease_only_project(name, versions)
         )
+        return Matches(self, name, extras, reqs, targets, bad, pinned, versions, prerelease_ok, 0)
 
-        def accept(version: Version, *, ahead: bool = False) -> Candidate | None:
-            if version in bad or (version.is_prerelease and not prerelease_ok):
-                return None
-            for r in reqs:  # Req.contains, inlined: the hottest loop of a big resolution
-                admits = r._contains.get(version)
-                if admits is None:
-                    admits = r.contains(version)
-                if not admits:
-                    return None
-            if constraints and not all(_contains(s, version) for s in constraints):
-                return None
-            if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
-                files = self._guess_files(name, version)
-            else:
-                files = self._verdict(name, version, targets, version in pinned)
-            if files is None:
-                return None
-            if ahead:
-                return Candidate(name, version, extras, files, targets)
-            key = (name, version, extras, targets)
-            candidate = self._candidates.get(key)
-            if candidate is None:
-                candidate = Candidate(name, version, extras, files, targets)
-                self._candidates[key] = candidate
-            return candidate
-
-        def candidates() -> Iterator[Candidate]:
-            # lazy: resolvelib usually needs only the first few of hundreds of versions
-            given = 0
-            for i, version in enumerate(versions):
-                candidate = accept(version)
-                if candidate is None:
-                    continue
-                if given == 0:
-                    self._warm_metadata(candidate)
-                elif given % AHEAD == 1:
-                    # asked past the first: the resolver is backtracking through this
-                    # project, one version after another; fetch the next ones' metadata
-                    # together instead of one round trip at a time
-                    ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
-                    for later in itertools.islice((c for c in ahead if c), AHEAD):
-                        self._warm_metadata(later)
-                given += 1
-                yield candidate
-
-        return candidates
+    def extend_matches(self, matches: Matches, requirement: Req) -> Matches:
+        """What :meth:`find_matches` would give for ``matches``' requirements and
+        ``requirement`` (same identifier, same incompatibilities), without walking again
+        past the versions ``matches`` already found refused: with the same targets, ``==``
+        versions and prerelease rule, a version every requirement so far refused, one more
+        refuses too."""
+        targets = matches.targets | requirement.targets
+        pins = requirement.pins
+        pinned = matches.pinned | pins if pins else matches.pinned
+        prerelease_ok = matches.prerelease_ok or requirement.prereleases
+        same = (
+            targets == matches.targets
+            and pinned == matches.pinned
+            and prerelease_ok == matches.prerelease_ok
+        )
+        start = 0
+        if same:
+            start = matches.start if matches.first is None else matches.first
+        return Matches(
+            self,
+            matches.name,
+            matches.extras,
+            [requirement, *matches.reqs],  # first: it refuses what the walk meets first
+            targets,
+            matches.bad,
+            pinned,
+            matches.versions,
+            prerelease_ok,
+            start,
+        )
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if candidate.name == PYTHON:
@@ -444,12 +453,21 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         return deps
 
     # -- helpers --------------------------------------------------------------------------
-    def _python_matches(self, reqs: list[Req]) -> list[Candidate]:
+    def _python_matches(self, reqs: list[Req]) -> PythonMatches:
         python = self.request.targets[0]
         version = Version(python.python_full_version)
         if all(r.contains(version) for r in reqs):
-            return [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
-        return []
+            return PythonMatches(
+                [Candidate(PYTHON, version, frozenset(), (), frozenset(self.request.targets))]
+            )
+        return PythonMatches()
+
+    def extend_python_matches(self, matches: PythonMatches, requirement: Req) -> PythonMatches:
+        """What :meth:`find_matches` would give for the interpreter with one requirement
+        more than ``matches`` was found for: the same candidate while it admits it."""
+        if matches and requirement.contains(matches[0].version):
+            return PythonMatches(matches)
+        return PythonMatches()
 
     def _guess_files(self, name: NormalizedName, version: Version) -> tuple[DistFile, ...] | None:
         """The files :meth:`usable_files` would keep, not yanked, without recording why
@@ -477,6 +495,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         """Whether the interpreter satisfies the Requires-Python among ``deps``."""
         python = self._python
         return python is None or all(d.contains(python) for d in deps if d.name == PYTHON)
+
+    def _prerelease_flags(self, versions: list[Version]) -> bytearray:
+        """Whether each of a project's ``versions`` is a prerelease (1) or not (0), found
+        as the walk reaches it (2: not yet known)."""
+        known = self._prerelease_bytes.get(id(versions))
+        if known is None or known[0] is not versions:
+            known = (versions, bytearray(b"\x02") * len(versions))
+            self._prerelease_bytes[id(versions)] = known
+        return known[1]
 
     def _prerelease_only_project(self, name: NormalizedName, versions: list[Version]) -> bool:
         """Whether no final release of the project has a usable file (pip's rule: then
@@ -564,6 +591,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         """The file whose metadata stands for the candidate: a wheel whenever the version has
         one (a pure wheel first, then the best wheel of the first target that has one); the
         sdist only when there is no wheel at all."""
+        known = candidate.metadata_file
+        if known is None:
+            known = self._metadata_file(candidate)
+            object.__setattr__(candidate, "metadata_file", known)
+        return known
+
+    def _metadata_file(self, candidate: Candidate) -> DistFile:
         wheels = sorted((f for f in candidate.files if f.kind == "wheel"), key=_by_name)
         for f in wheels:
             if any(t.platform == "any" for t in f.tags):
@@ -628,6 +662,24 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if not groups:
             return [(self.metadata(candidate), frozenset())]
         return [(m, frozenset(ts)) for m, ts in groups.values()]
+
+    def target_dependencies(
+        self, candidate: Candidate, extras: frozenset[NormalizedName], target: Target
+    ) -> tuple[tuple[NormalizedName, frozenset[NormalizedName], str], ...]:
+        """(name, extras, specifier text) of each requirement of ``candidate`` with
+        ``extras`` on ``target``, the interpreter's left out (memoised: each round of a
+        resolution walks the same pinned graph again)."""
+        key = (candidate.name, candidate.version, candidate.targets, extras, target)
+        known = self._target_dependencies.get(key)
+        if known is None:
+            meta = self.metadata_for(candidate, target)
+            known = tuple(
+                (dep.name, dep.extras, str(dep.specifier))
+                for dep in dependency_reqs(meta, extras, frozenset({target}), "")
+                if dep.name != PYTHON
+            )
+            self._target_dependencies[key] = known
+        return known
 
     # -- walking ahead ---------------------------------------------------------------------
     def warm(self, reqs: Iterable[Req]) -> None:
@@ -884,8 +936,14 @@ def dependency_reqs(
     """The requirements of a distribution (with ``extras``) on each of ``targets``."""
     out = []
     for req in meta.requires_dist:
+        marker = req.marker
         try:
-            active = frozenset(t for t in targets if _applies(req.marker, t, extras))
+            # _applies, inlined (an extras set is already a frozenset)
+            active = (
+                targets
+                if marker is None
+                else frozenset(t for t in targets if t.evaluate(marker, extras))
+            )
         except MetadataError as exc:  # the metadata's own marker: name whose it is
             raise MetadataError(
                 f"{meta.name} {meta.version} requires {str(req)!r}: {exc.message}", hint=exc.hint
@@ -895,9 +953,143 @@ def dependency_reqs(
     return out
 
 
-def _applies(marker: Marker | None, target: Target, extras: frozenset[NormalizedName]) -> bool:
-    if marker is None:
-        return True
-    if not extras:
-        return target.evaluate(marker)
-    return target.evaluate(marker, frozenset(extras))
+class PythonMatches(list[Candidate]):
+    """The interpreter's candidates (none or one), with what they were found for: see
+    :class:`Matches`."""
+
+    information: object = None
+    incompatibilities: object = None
+
+
+class Matches:
+    """The candidates of one identifier for some requirements (:meth:`Provider.find_matches`),
+    lazily, newest first; the factory resolvelib calls.
+
+    ``start`` is the first index of ``versions`` that may be acceptable (those before it are
+    known refused); ``first`` the index of the first version accepted, once found.  The
+    resolution records which criterion's ``information`` and ``incompatibilities`` lists the
+    candidates were found for, so that one more requirement on that criterion can continue
+    from ``first`` (:meth:`Provider.extend_matches`) instead of walking from the newest.
+    """
+
+    __slots__ = (
+        "bad",
+        "extras",
+        "first",
+        "incompatibilities",
+        "information",
+        "name",
+        "pinned",
+        "prerelease_ok",
+        "provider",
+        "reqs",
+        "start",
+        "targets",
+        "versions",
+    )
+
+    def __init__(
+        self,
+        provider: Provider,
+        name: NormalizedName,
+        extras: frozenset[NormalizedName],
+        reqs: list[Req],
+        targets: frozenset[Target],
+        bad: set[Version],
+        pinned: frozenset[Version],
+        versions: list[Version],
+        prerelease_ok: bool,
+        start: int,
+    ) -> None:
+        self.provider = provider
+        self.name = name
+        self.extras = extras
+        self.reqs = reqs
+        self.targets = targets
+        self.bad = bad
+        self.pinned = pinned
+        self.versions = versions
+        self.prerelease_ok = prerelease_ok
+        self.start = start
+        self.first: int | None = None
+        self.information: object = None
+        self.incompatibilities: object = None
+
+    def accept(self, version: Version, *, ahead: bool = False) -> Candidate | None:
+        if version in self.bad or (version.is_prerelease and not self.prerelease_ok):
+            return None
+        for r in self.reqs:  # Req.contains, inlined: the hottest loop of a big resolution
+            admits = r._contains.get(version)
+            if admits is None:
+                admits = r.contains(version)
+            if not admits:
+                return None
+        return self._candidate(version, ahead=ahead)
+
+    def _candidate(self, version: Version, *, ahead: bool = False) -> Candidate | None:
+        """The candidate of a version every requirement admits, unless the set's
+        constraints or its files refuse it."""
+        provider = self.provider
+        name = self.name
+        constraints = provider.constraints.get(name)
+        if constraints and not all(_contains(s, version) for s, _ in constraints):
+            return None
+        targets = self.targets
+        if ahead:  # a guess: nothing recorded (rejections are for versions looked at)
+            files = provider._guess_files(name, version)
+        else:
+            files = provider._verdict(name, version, targets, version in self.pinned)
+        if files is None:
+            return None
+        if ahead:
+            return Candidate(name, version, self.extras, files, targets)
+        key = (name, version, self.extras, targets)
+        candidate = provider._candidates.get(key)
+        if candidate is None:
+            candidate = Candidate(name, version, self.extras, files, targets)
+            provider._candidates[key] = candidate
+        return candidate
+
+    def __call__(self) -> Iterator[Candidate]:
+        # lazy: resolvelib usually needs only the first few of hundreds of versions
+        accept = self.accept
+        versions = self.versions
+        # what accept refuses first, inlined (the walk meets hundreds of refused versions):
+        # prereleases by the page's flags, incompatibilities, then each requirement
+        prereleases = None if self.prerelease_ok else self.provider._prerelease_flags(versions)
+        bad = self.bad
+        reqs = self.reqs
+        given = 0
+        for i in range(self.start, len(versions)):
+            version = versions[i]
+            if prereleases is not None:
+                flag = prereleases[i]
+                if flag == 2:
+                    flag = prereleases[i] = version.is_prerelease
+                if flag:
+                    continue
+            if bad and version in bad:
+                continue
+            for r in reqs:
+                admits = r._contains.get(version)
+                if admits is None:
+                    admits = r.contains(version)
+                if not admits:
+                    break
+            else:
+                candidate = self._candidate(version)
+                if candidate is None:
+                    continue
+                if given == 0:
+                    if self.first is None:
+                        self.first = i
+                    self.provider._warm_metadata(candidate)
+                elif given % AHEAD == 1:
+                    # asked past the first: the resolver is backtracking through this
+                    # project, one version after another; fetch the next ones' metadata
+                    # together instead of one round trip at a time
+                    ahead = (accept(v, ahead=True) for v in itertools.islice(versions, i + 1, None))
+                    for later in itertools.islice((c for c in ahead if c), AHEAD):
+                        self.provider._warm_metadata(later)
+                given += 1
+                yield candidate

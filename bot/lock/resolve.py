@@ -11,6 +11,7 @@ set's locks then contain everything needed to build it without the network.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from resolvelib import BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import ResolutionTooDeep
 from resolvelib.resolvers import resolution as _resolution
 from resolvelib.resolvers.criterion import Criterion
-from resolvelib.structs import RequirementInformation
+from resolvelib.resolvers.exceptions import RequirementsConflicted
+from resolvelib.structs import IteratorMapping, RequirementInformation, build_iter_view
 
 from bot.core.errors import BotError, PackageIndexError, ResolutionError
 from bot.core.proc import Children, stoppable
@@ -32,11 +34,12 @@ from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex
 from bot.lock.provider import (
     PYTHON,
     Candidate,
+    Matches,
     Provider,
+    PythonMatches,
     Req,
     Request,
     choose_artifact,
-    dependency_reqs,
     no_artifact_reason,
     refused_wheels,
 )
@@ -177,10 +180,63 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
 
     def __init__(self, provider: Provider, reporter: BaseReporter) -> None:  # type: ignore[type-arg]
         super().__init__(provider, reporter)
+        self._provider = provider
         self._satisfying: dict[str, tuple[Criterion[Req, Candidate], Candidate, bool]] = {}
 
+    def _add_to_criteria(
+        self,
+        criteria: dict[str, Criterion[Req, Candidate]],
+        requirement: Req,
+        parent: Candidate | None,
+    ) -> None:
+        """resolvelib's, but one more requirement on a criterion whose candidates the
+        provider found goes on from them (:meth:`Provider.extend_matches`): the same
+        candidates without walking again past the versions already refused."""
+        self._r.adding_requirement(requirement=requirement, parent=parent)
+        identifier = requirement.identifier
+        criterion = criteria.get(identifier)
+        matches: Matches | PythonMatches | list[Candidate] | None = None
+        if criterion is not None:
+            incompatibilities = list(criterion.incompatibilities)
+            information = list(criterion.information)
+            information.append(RequirementInformation(requirement, parent))
+            found = _found(criterion)
+            if found is not None:
+                if isinstance(found, Matches):
+                    matches = self._provider.extend_matches(found, requirement)
+                else:
+                    matches = self._provider.extend_python_matches(found, requirement)
+        else:
+            incompatibilities = []
+            information = [RequirementInformation(requirement, parent)]
+        if matches is None:
+            matches = self._provider.find_matches(
+                identifier=identifier,
+                requirements=IteratorMapping(
+                    criteria,
+                    operator.methodcaller("iter_requirement"),
+                    {identifier: [requirement]},
+                ),
+                incompatibilities=IteratorMapping(
+                    criteria,
+                    operator.attrgetter("incompatibilities"),
+                    {identifier: incompatibilities},
+                ),
+            )
+        if isinstance(matches, (Matches, PythonMatches)):
+            matches.information = information
+            matches.incompatibilities = incompatibilities
+        criterion = Criterion(
+            candidates=build_iter_view(matches),
+            information=information,
+            incompatibilities=incompatibilities,
+        )
+        if not criterion.candidates:
+            raise RequirementsConflicted(criterion)
+        criteria[identifier] = criterion
+
     def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Candidate]) -> bool:
-        pin = self.state.mapping.get(name)
+        pin = self._states[-1].mapping.get(name)  # self.state, without the property's call
         if pin is None:
             return False
         hit = self._satisfying.get(name)
@@ -190,6 +246,21 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         result = all(satisfies(requirement=r, candidate=pin) for r in criterion.iter_requirement())
         self._satisfying[name] = (criterion, pin, result)
         return result
+
+
+def _found(criterion: Criterion[Req, Candidate]) -> Matches | PythonMatches | None:
+    """The provider's matches behind ``criterion``'s candidates, when they were found for
+    exactly its requirements and incompatibilities (resolvelib also makes criteria that
+    keep candidates but drop requirements, or add incompatibilities)."""
+    view = criterion.candidates
+    found = getattr(view, "_factory", None) or getattr(view, "_sequence", None)
+    if (
+        isinstance(found, (Matches, PythonMatches))
+        and found.information is criterion.information
+        and found.incompatibilities is criterion.incompatibilities
+    ):
+        return found
+    return None
 
 
 class _Resolver(Resolver[Req, Candidate, str]):
@@ -293,15 +364,13 @@ def _assemble(
                 continue
             seen.setdefault(name, set()).update(extras)
             cand = pins[name]
-            meta = provider.metadata_for(cand, target)
-            for dep in dependency_reqs(meta, frozenset(seen[name]), frozenset({target}), ""):
-                if dep.name == PYTHON:
-                    continue
-                edges[name].add(dep.name)
-                bounds.setdefault(dep.name, set()).add(
-                    (f"{cand.name} {cand.version}", str(dep.specifier), False)
-                )
-                stack.append((dep.name, dep.extras, is_frontend))
+            who = f"{cand.name} {cand.version}"
+            for dep_name, dep_extras, spec in provider.target_dependencies(
+                cand, frozenset(seen[name]), target
+            ):
+                edges[name].add(dep_name)
+                bounds.setdefault(dep_name, set()).add((who, spec, False))
+                stack.append((dep_name, dep_extras, is_frontend))
             chosen = choose_artifact(
                 cand.files, target, request.prefer, wheel_only=name in wheel_only
             )

@@ -6,6 +6,7 @@ import functools
 import html
 import logging
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote, urljoin
@@ -418,15 +419,19 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
     checked = _checked(project, index, build)
     odd = 0
     groups = grouper.groups
-    objects = (dict, entry_type)
-    for entry in entries:
-        url = entry.get("url") if type(entry) in objects else None
+    rows: Iterable[tuple[Any, Any, Any]]
+    if entry_type is not None:  # decoded entries: a field the page did not have is UNSET
+        rows = zip([e.url for e in entries], [e.filename for e in entries], entries, strict=True)
+    else:
+        rows = (
+            (e.get("url"), e.get("filename"), e) if type(e) is dict else (None, None, e)
+            for e in entries
+        )
+    for url, stated, entry in rows:
         if not isinstance(url, str):
             odd += 1
             continue
-        filename = entry.get("filename")
-        if not isinstance(filename, str) or not filename:
-            filename = _filename(url)
+        filename = stated if isinstance(stated, str) and stated else _filename(url)
         if filename.endswith(".whl"):
             # the common case inline (a big page lists tens of thousands of wheels): what
             # foreign_wheel and version_text do, on one split of the name
