@@ -326,6 +326,51 @@ def test_identical_resolutions_are_reused(
     assert run()["reused"] is False
 
 
+def test_a_reused_lock_is_this_sets_as_it_is_defined_now(
+    demo_index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a lock's text names (the set, its description and maintainers) is part of the
+    memo's key: a memoized text is never another set's, or an outdated description's."""
+    import json
+    import shutil
+
+    repo = make_repo(tmp_path, ["demo-app"])
+    sets = repo / "sets"
+
+    def run(name: str, *args: str) -> dict[str, object]:
+        capsys.readouterr()
+        code = lock(repo, demo_index, name, "--exclude-newer", CUTOFF, "--json", *args)
+        [outcome] = json.loads(capsys.readouterr().out)
+        outcome["code"] = code
+        return outcome  # type: ignore[no-any-return]
+
+    assert run("demo")["reused"] is False
+    shutil.copytree(sets / "demo", sets / "copy")
+    (sets / "copy" / "pylock.py312.toml").unlink()
+    copy = run("copy")
+    assert copy["reused"] is False  # the same resolution inputs, but another set
+    assert (
+        tomllib.loads((sets / "copy" / "pylock.py312.toml").read_text())["tool"]["nixpkgs-python"][
+            "set"
+        ]
+        == "copy"
+    )
+    set_yaml = sets / "demo" / "set.yaml"
+    text = set_yaml.read_text()
+    assert "description:" in text
+    set_yaml.write_text(
+        "\n".join(
+            "description: a new description" if line.startswith("description:") else line
+            for line in text.splitlines()
+        )
+        + "\n"
+    )
+    assert run("demo", "--check")["code"] == 1  # the committed lock says the old one
+    run("demo")  # (reuses what --check just resolved: the same, current, definition)
+    written = tomllib.loads((sets / "demo" / "pylock.py312.toml").read_text())
+    assert written["tool"]["nixpkgs-python"]["description"] == "a new description"
+
+
 def test_recent_snapshots_are_never_reused(
     demo_index: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -405,3 +450,20 @@ def test_debug_logs_do_not_print_index_credentials(demo_index: IndexServer, tmp_
     assert run.returncode == 0, run.stderr
     assert f"GET {demo_index.url}demo-app/" in run.stderr
     assert "s3cret" not in run.stderr
+
+
+def test_the_memo_keys_follow_the_resolvers_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another resolvelib, packaging or tomli-w (or interpreter) is another resolver: the
+    memos' code digest changes with them, as with the bot's own source."""
+    import importlib.metadata
+
+    from bot.lock import memo
+
+    first = memo.code_digest.__wrapped__()
+    assert memo.code_digest.__wrapped__() == first
+    real = importlib.metadata.version
+    for name in memo.RESOLVER_LIBRARIES:
+        monkeypatch.setattr(
+            importlib.metadata, "version", lambda n, name=name: "0.0.1" if n == name else real(n)
+        )
+        assert memo.code_digest.__wrapped__() != first, name

@@ -703,3 +703,33 @@ def test_a_quiet_night_evaluates_every_unchanged_set_at_once(
     git(work, "commit", "-q", "-m", "notes")
     assert len([m for m in quiet_night(5) if m.startswith("$ nix-instantiate ")]) == 1
     assert not [m for m in quiet_night(6) if m.startswith("$ nix-instantiate ")]
+
+
+def test_a_hold_that_cannot_be_locked_is_a_failed_probe_not_a_failed_night(
+    night_repo: tuple[Path, Path],
+    night_index: IndexServer,
+    tmp_path: Path,
+) -> None:
+    """Holding nb-lib back cannot be resolved tonight (nb-app's new release needs the new
+    nb-lib and its old one was yanked): that probe does not build, as CI's hold-back counts
+    it, and the search goes on instead of the set failing with the resolution error."""
+    work, _ = night_repo
+    dist = tmp_path / "dist"
+    assert run_nightly(options(work, night_index, tmp_path, 2)).exit_code == 0
+    night_index.publish(
+        make_sdist(dist, "nb-lib", "2.0", build_backend="no_such_backend"),
+        upload_time="2025-03-03T00:00:00Z",
+    )
+    night_index.publish(
+        make_wheel(dist, "nb-app", "1.1", requires_dist=["nb-lib>=2"]),
+        upload_time="2025-03-03T00:00:00Z",
+    )
+    night_index.yank("nb_app-1.0-py3-none-any.whl", "broken")
+    result = run_nightly(options(work, night_index, tmp_path, 4))
+    assert result.exit_code == 2
+    demo = result.report.sets[0]
+    assert demo.status == "failed"
+    # the search went past the probe that could not be locked (holding nb-lib alone) to
+    # the last one it tries, holding both, which cannot be locked either (nb-app 1.0 yanked)
+    assert (demo.log_tail or "").startswith("locking with nb-app, nb-lib held failed: ")
+    assert git(work, "status", "--porcelain") == ""

@@ -312,7 +312,7 @@ def lock_one(
         recorded = locks.provenance(old or {}).get("exclude-newer")
         exclude_newer = lockfile.parse_time(recorded) if opts.check and recorded else started
     key = lockcache.result_key(
-        inputs_hash + json.dumps(held) + release.name, python, exclude_newer, routes
+        _result_inputs(pset, python, inputs_hash, held, release), python, exclude_newer, routes
     )
     text = None if opts.refresh else lockcache.lookup(cache, key, exclude_newer)
     resolution = None
@@ -426,6 +426,28 @@ def _parse_lock(text: str | None) -> dict[str, Any] | None:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return None
+
+
+def _result_inputs(
+    pset: PackageSet,
+    python: str,
+    inputs_hash: str,
+    held: Sequence[Mapping[str, str]],
+    release: Release,
+) -> str:
+    """What a lock's text depends on besides the index pages and the snapshot, for the memo
+    of past results: the resolution's inputs and what the document names (the set's name,
+    description and maintainers: a reused text must be this set's, as it is defined now)."""
+    return json.dumps(
+        {
+            "inputs": inputs_hash,
+            "set": [pset.name, pset.description, list(pset.maintainers), _definition_digest(pset)],
+            "held": list(held),
+            "release": repr(release),
+            "targets": [t.system for t in set_targets(pset, python, release)],
+        },
+        sort_keys=True,
+    )
 
 
 def _definition_digest(pset: PackageSet) -> str:

@@ -20,6 +20,7 @@ import html
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,13 +38,29 @@ log = logging.getLogger(__name__)
 KIND = "results"
 
 
+#: the libraries a resolution's outcome depends on besides the bot's own code (backtracking
+#: order; marker, specifier and tag rules; the lock document's writer and checker)
+RESOLVER_LIBRARIES = ("resolvelib", "packaging", "tomli-w")
+
+
 @functools.cache
 def code_digest() -> str:
-    """A digest of the bot's own source, so a changed resolver never reuses old results."""
+    """A digest of the bot's own source, the versions of the libraries its resolver and lock
+    writer use and the interpreter running it, so a changed resolver never reuses old
+    results."""
+    from importlib.metadata import PackageNotFoundError, version
+
     root = Path(__file__).resolve().parents[1]  # the whole bot package
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    for name in RESOLVER_LIBRARIES:
+        try:
+            found = version(name)
+        except PackageNotFoundError:
+            found = ""
+        digest.update(f"{name}=={found}\0".encode())
+    digest.update(sys.version.encode())
     return digest.hexdigest()
 
 

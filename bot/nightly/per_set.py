@@ -303,7 +303,17 @@ class SetNight:
         self.held = holds_for(sorted(names), moved, previous, reason, today)
         held_names = ", ".join(sorted(names)) or "nothing"
         self.progress(f"{self.pset.name}: building with {held_names} held")
-        self.outcomes = self.relock(self.held)
+        try:
+            self.outcomes = self.relock(self.held)
+        except BotError as exc:
+            # as CI's hold-back counts it: this probe does not build (a hold that cannot
+            # be resolved tonight, or the index failing part way), and the search goes on
+            log.warning("%s: locking with %s held failed: %s", self.pset.name, held_names, exc)
+            error = f"locking with {held_names} held failed: {exc}"
+            self.results = [
+                builder.BuildResult(self.pset.name, p, ok=False, error=error) for p in self.pythons
+            ]
+            return False
         for o in self.outcomes:
             o.load()
         _write(self.tx, self.outcomes)
