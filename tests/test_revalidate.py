@@ -22,7 +22,9 @@ from packaging.utils import NormalizedName
 
 from bot.core.nix import sandboxed
 from bot.model.overrides import Override, OverrideError, load_overrides
+from bot.nightly import publish
 from bot.nightly.overrides_edit import header_lines
+from bot.nightly.report import NightReport
 from bot.nightly.revalidate import (
     Finding,
     apply_findings,
@@ -511,6 +513,12 @@ def test_a_guard_is_reported_as_one_and_never_edited_on_build_success(
     assert "not judged by build success" in loud.detail
     assert (by_id["loud#2"].kind, by_id["loud#2"].edit) == ("unmatched", "remove")
     assert "**guards (not judged by build success)**" in to_markdown(found)
+    # the night's report leaves guards out, as it does entries still needed
+    night_md = publish.markdown(NightReport(date="2026-12-02"), found)
+    assert "**match no locked version**" in night_md
+    assert "loud before 0.5 needed the same guard" in night_md
+    assert "guards" not in night_md
+    assert "libloud" not in night_md
     # the pull request removes the unmatched guard and leaves the other as it is
     assert [p.name for p in apply_findings(nix_repo.root, found)] == ["loud.toml"]
     assert toml.read_text() == LOUD_TOML.split("\n\n[[override]]", maxsplit=1)[0] + "\n"
