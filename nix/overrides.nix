@@ -3,7 +3,8 @@
 let
   lib = import ./lib.nix;
   known = [ "from" "until" "reason" "native-build-inputs" "build-inputs" "build-requires"
-            "env" "patches" "imports-check" "check" "system-libraries" ];
+            "env" "patches" "imports-check" "check" "system-libraries"
+            "guard" ];
   chars = s: builtins.genList (i: builtins.substring i 1 s) (builtins.stringLength s);
 in
 rec {
@@ -27,6 +28,8 @@ rec {
     then throw "nixpkgs-python: override for package '${name}' has no reason (overrides/packages/${name}.toml)"
     else if unknown != [ ]
     then throw "nixpkgs-python: override for package '${name}' has unknown keys: ${toString unknown}"
+    else if entry ? guard && !builtins.isBool entry.guard
+    then throw "nixpkgs-python: override for package '${name}': 'guard' must be true or false (overrides/packages/${name}.toml)"
     else entry;
 
   # The entries of `data` for package `name` whose version range contains `version`.

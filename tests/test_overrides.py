@@ -78,6 +78,7 @@ imports-check = ["foo_bar"]
             "invalid build requirement",
         ),
         ("foo", '[[override]]\nreason = "r"\npatches = ["nope.patch"]\n', "does not exist"),
+        ("foo", '[[override]]\nreason = "r"\nguard = "yes"\n', "'guard' must be true or false"),
         ("foo", '[[override]]\nreason = "r"\nuntil = "soon"\n', "not a PEP 440 version"),
         ("Foo_Bar", '[[override]]\nreason = "r"\n', "normalized package name 'foo-bar'"),
         ("foo", "override = 1\n", "array of tables"),

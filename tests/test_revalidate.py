@@ -3,8 +3,10 @@
 
 The set ``demo`` (Python 3.12) locks two packages of the loopback index:
 
-- ``mended``: 1.0 could not be imported, so the library turned its import check off (no
-  ``until``); the set is locked at 1.1, which imports fine -> ``unneeded``, until = "1.1";
+- ``mended``: 1.0's build script needed ``MENDED_LEGACY=1``, so the library sets it (no
+  ``until``); the set is locked at 1.1, whose sdist builds without it -> ``unneeded``,
+  until = "1.1" (an ``env`` setting read by the package's own build: the host cannot mask
+  it, so a standalone build can judge it);
 - ``broken`` 2.0 cannot be imported; its entry #2 turns the import check off -> ``needed``;
   its entry #1 only covers versions before 1.0 -> ``unmatched``.
 """
@@ -18,12 +20,16 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName
 
+from bot.core.nix import sandboxed
 from bot.model.overrides import Override, OverrideError, load_overrides
+from bot.nightly import publish
 from bot.nightly.overrides_edit import header_lines
+from bot.nightly.report import NightReport
 from bot.nightly.revalidate import (
     Finding,
     apply_findings,
     commit_message,
+    host_maskable,
     revalidate,
     rotate,
     to_markdown,
@@ -54,8 +60,8 @@ imports-check = false
 
 MENDED_TOML = """\
 [[override]]
-reason = "mended 1.0 raises on import"  # fixed upstream in 1.1
-imports-check = false
+reason = "mended 1.0 needs MENDED_LEGACY=1 to build"  # fixed upstream in 1.1
+env = { MENDED_LEGACY = "1" }
 """
 
 
@@ -74,6 +80,37 @@ patches = ["patches/srcfix.patch"]
 """
 
 
+GITLIKE = """\
+import subprocess
+try:
+    subprocess.run(["git", "version"], check=True, capture_output=True)
+except (OSError, subprocess.CalledProcessError) as exc:
+    raise ImportError(f"gitlike needs git on PATH: {exc}") from exc
+"""
+
+#: pyyaml's guard, and a guard whose range matches no locked version
+LOUD_TOML = """\
+[[override]]
+reason = "without libloud the build silently falls back; force it so a missing libloud fails"
+env = { LOUD_FORCE_EXTENSION = "1" }
+guard = true
+
+[[override]]
+until = "0.5"
+reason = "loud before 0.5 needed the same guard under another name"
+env = { LOUD_FORCE = "1" }
+guard = true
+"""
+
+#: as gitpython's entry (overrides/packages/gitpython.toml)
+GITLIKE_TOML = """\
+[[override]]
+reason = "gitlike runs git when imported and raises ImportError without git on PATH"
+imports-check = false
+env = { GITLIKE_REFRESH = "quiet" }
+"""
+
+
 @pytest.fixture(scope="module")
 def dists(
     tmp_path_factory: pytest.TempPathFactory, frontend_wheels: dict[str, Path]
@@ -87,7 +124,7 @@ def dists(
             "1.0",
             modules={"mended/__init__.py": "raise ImportError('mended 1.0 is broken')\n"},
         ),
-        "mended": make_wheel(d, "mended", "1.1", modules={"mended/__init__.py": "OK = 1\n"}),
+        "mended": make_sdist(d, "mended", "1.1", modules={"mended/__init__.py": "OK = 1\n"}),
         "broken": make_wheel(
             d,
             "broken",
@@ -98,6 +135,10 @@ def dists(
         "srcfix-wheel": make_wheel(d, "srcfix", "1.0", modules={"srcfix/__init__.py": "OK = 1\n"}),
         "srcfix-sdist": make_sdist(d, "srcfix", "1.0", modules={"srcfix/__init__.py": SRCFIX}),
         "fixture-backend": make_backend_wheel(d),
+        # loud 1.0: its sdist builds with or without its guard's variable
+        "loud": make_sdist(d, "loud", "1.0", modules={"loud/__init__.py": "OK = 1\n"}),
+        # gitlike 1.0 runs git when imported, as GitPython does: it imports where git is
+        "gitlike": make_wheel(d, "gitlike", "1.0", modules={"gitlike/__init__.py": GITLIKE}),
     }
 
 
@@ -114,7 +155,12 @@ def repo(nix_repo: NixRepo, index: IndexServer, dists: dict[str, Path]) -> NixRe
     """The demo set locked at mended 1.1 and broken 2.0, with the library above."""
     write_lock(
         nix_repo.sets / "demo" / "pylock.py312.toml",
-        [*frontend_entries(dists), entry(dists["mended"]), entry(dists["broken"])],
+        [
+            *frontend_entries(dists),
+            entry(dists["fixture-backend"]),
+            entry(dists["mended"], build_requires=["fixture-backend"]),
+            entry(dists["broken"]),
+        ],
         base_url=f"{index.root_url}/files/",
         set_name="demo",
         roots=["mended", "broken"],
@@ -156,7 +202,7 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo, tmp_p
     assert (unneeded.edit, unneeded.until) == ("until", "1.1")
     assert unneeded.suggestion.startswith(
         'set until = "1.1" in the [[override]] entry at overrides/packages/mended.toml:1 '
-        '(reason: "mended 1.0 raises on import")'
+        '(reason: "mended 1.0 needs MENDED_LEGACY=1 to build")'
     )
     recorded = json.loads(state.read_text())["repos"][str(repo.root.resolve())]
     assert recorded["last"] == "mended#1"
@@ -171,8 +217,8 @@ def test_rotating_builds_find_unneeded_needed_and_unmatched(repo: NixRepo, tmp_p
     changed = apply_findings(repo.root, findings)
     assert sorted(p.name for p in changed) == ["broken.toml", "mended.toml"]
     assert (repo.overrides / "packages" / "mended.toml").read_text() == (
-        '[[override]]\nuntil = "1.1"\nreason = "mended 1.0 raises on import"  # fixed upstream'
-        " in 1.1\nimports-check = false\n"
+        '[[override]]\nuntil = "1.1"\nreason = "mended 1.0 needs MENDED_LEGACY=1 to build"  '
+        '# fixed upstream in 1.1\nenv = { MENDED_LEGACY = "1" }\n'
     )
     assert (repo.overrides / "packages" / "broken.toml").read_text() == (
         "# broken: a test package whose import fails\n\n"
@@ -418,3 +464,125 @@ def test_a_verdict_built_with_the_same_inputs_is_not_built_again(
     assert len(builds) == 1
     assert "demo.py312.packages.mended.env" in builds[0]
     assert [f.kind for f in third if f.id == "mended#1"] == ["unneeded"]
+
+
+def _nix_builds(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [m for m in (r.getMessage() for r in caplog.records) if m.startswith("$ nix-build ")]
+
+
+@pytest.mark.nix
+def test_a_guard_is_reported_as_one_and_never_edited_on_build_success(
+    nix_repo: NixRepo,
+    index: IndexServer,
+    dists: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """loud's first entry only makes a failure loud: the sdist builds without it (shown by a
+    real build with the entry left out, which without ``guard = true`` is judged unneeded),
+    but a guard is not judged by build success; its second entry matches no locked version
+    and is removed as any entry is."""
+    import logging
+
+    write_lock(nix_repo.sets / "demo" / "pylock.py312.toml",
+               [*frontend_entries(dists), entry(dists["fixture-backend"]),
+                entry(dists["loud"], build_requires=["fixture-backend"])],
+               base_url=f"{index.root_url}/files/", set_name="demo", roots=["loud"])  # fmt: skip
+    toml = nix_repo.overrides / "packages" / "loud.toml"
+    # the same entry without its mark: the build without it succeeds, and until is suggested
+    toml.write_text(LOUD_TOML.replace("guard = true\n\n", "\n", 1))
+    unmarked = revalidate(nix_repo.root, state_file=tmp_path / "a.json",
+                          interpreters=nix_repo.interpreters)  # fmt: skip
+    assert {f.id: (f.kind, f.edit) for f in unmarked} == {
+        "loud#1": ("unneeded", "until"),
+        "loud#2": ("unmatched", "remove"),
+    }
+
+    toml.write_text(LOUD_TOML)
+    [guard] = load_overrides(nix_repo.root)["loud"][:1]
+    assert guard.guard is True
+    with caplog.at_level(logging.DEBUG, logger="bot"):
+        found = revalidate(nix_repo.root, state_file=tmp_path / "b.json",
+                           interpreters=nix_repo.interpreters)  # fmt: skip
+    assert _nix_builds(caplog) == []  # no build is spent on a guard
+    by_id = {f.id: f for f in found}
+    assert sorted(by_id) == ["loud#1", "loud#2"]
+    loud = by_id["loud#1"]
+    assert (loud.kind, loud.edit, loud.until, loud.suggestion) == ("guard", None, None, "")
+    assert (loud.versions, loud.line) == (("1.0",), 1)
+    assert "not judged by build success" in loud.detail
+    assert (by_id["loud#2"].kind, by_id["loud#2"].edit) == ("unmatched", "remove")
+    assert "**guards (not judged by build success)**" in to_markdown(found)
+    # the night's report leaves guards out, as it does entries still needed
+    night_md = publish.markdown(NightReport(date="2026-12-02"), found)
+    assert "**match no locked version**" in night_md
+    assert "loud before 0.5 needed the same guard" in night_md
+    assert "guards" not in night_md
+    assert "libloud" not in night_md
+    # the pull request removes the unmatched guard and leaves the other as it is
+    assert [p.name for p in apply_findings(nix_repo.root, found)] == ["loud.toml"]
+    assert toml.read_text() == LOUD_TOML.split("\n\n[[override]]", maxsplit=1)[0] + "\n"
+    assert commit_message(found)[1].count("- ") == 1
+
+
+@pytest.mark.nix
+def test_a_host_masked_entry_is_inconclusive_on_a_standalone_build(
+    nix_repo: NixRepo, index: IndexServer, dists: dict[str, Path], tmp_path: Path
+) -> None:
+    """gitlike imports here because this machine has /usr/bin/git, which a standalone
+    build's PATH has: without its entry it builds and passes its import check, but that
+    says nothing about a sandboxed build, which has no git."""
+    write_lock(nix_repo.sets / "demo" / "pylock.py312.toml",
+               [*frontend_entries(dists), entry(dists["gitlike"])],
+               base_url=f"{index.root_url}/files/", set_name="demo", roots=["gitlike"])  # fmt: skip
+    (nix_repo.overrides / "packages" / "gitlike.toml").write_text(GITLIKE_TOML)
+    [found] = revalidate(nix_repo.root, state_file=tmp_path / "s.json",
+                         interpreters=nix_repo.interpreters)  # fmt: skip
+    assert (found.id, found.kind, found.edit, found.until) == (
+        "gitlike#1",
+        "inconclusive",
+        None,
+        None,
+    )
+    assert found.detail.startswith(
+        "impure build: the host may provide what this entry adds (imports-check); "
+        "judge it on a sandboxed nixpkgs build (gitlike 1.0 builds and passes its import "
+        "check without it (set demo, Python 3.12))"
+    )
+    assert (found.set, found.python, found.tested_version) == ("demo", "3.12", "1.0")
+    assert apply_findings(nix_repo.root, [found]) == []
+
+
+def test_which_fields_the_host_can_mask() -> None:
+    """The rule (revalidate's docstring), on the shipped library and on single fields."""
+    library = load_overrides(Path(__file__).resolve().parents[1])
+    pyyaml, force = library[NormalizedName("pyyaml")]
+    assert (pyyaml.guard, force.guard) == (False, True)
+    assert host_maskable(pyyaml) == ("build-inputs",)
+    [gitpython] = library[NormalizedName("gitpython")]
+    assert not gitpython.guard
+    assert host_maskable(gitpython) == ("imports-check", "check")
+
+    def one(**kw: object) -> tuple[str, ...]:
+        return host_maskable(Override(NormalizedName("x"), "r", "here", **kw))  # type: ignore[arg-type]
+
+    assert one(env={"SETUPTOOLS_SCM_PRETEND_VERSION": "1.0", "X": "1"}) == ()
+    assert one(env={"PG_CONFIG": "pg_config", "CC": "gcc", "X": "/usr/bin/x", "Y": "1"}) == (
+        "env.CC",
+        "env.PG_CONFIG",
+        "env.X",
+    )
+    assert one(patches=("patches/x.patch",), build_requires=()) == ()
+    assert one(system_libraries=("zlib",), imports_check=("x",)) == (
+        "system-libraries",
+        "imports-check",
+    )
+    assert one(check_requires=("pytest",)) == ("check",)
+
+
+@pytest.mark.nix
+def test_the_sandbox_setting_is_read_from_nix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nix's own reading of its configuration (NIX_CONFIG is read after nix.conf)."""
+    for value, expected in (("true", True), ("relaxed", True), ("false", False)):
+        monkeypatch.setenv("NIX_CONFIG", f"sandbox = {value}")
+        assert sandboxed() is expected, value

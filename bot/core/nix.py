@@ -95,6 +95,29 @@ def eval_json(
     return json.loads(proc.stdout)
 
 
+def sandboxed(timeout: float = 60) -> bool:
+    """Whether this machine's nix builds in a sandbox (its ``sandbox`` setting, read with
+    ``nix show-config --json``, or ``nix config show --json`` where that was renamed):
+    ``true`` or ``relaxed`` (only fixed-output and ``__noChroot`` derivations escape it,
+    which the packages' derivations are not).  ``false``, or a setting that cannot be read,
+    is ``False``: callers take the build to be impure, the safe side.  (A daemon reads its
+    own nix.conf; on a multi-user install it is normally the same file.)"""
+    for args in (["show-config", "--json"], ["config", "show", "--json"]):
+        try:
+            proc = run_nix("nix", args, timeout=timeout, check=False, what="nix show-config")
+        except NixError:
+            return False
+        if proc.returncode != 0:
+            continue
+        try:
+            setting = json.loads(proc.stdout).get("sandbox")
+        except (ValueError, AttributeError):
+            return False
+        value = setting.get("value") if isinstance(setting, dict) else setting
+        return value is True or value in ("true", "relaxed")
+    return False
+
+
 # --- store paths, signing and copying (used by bot.cache) ---------------------------------
 
 

@@ -14,6 +14,12 @@
     patches = ["patches/foo-fix.patch"]              # relative to overrides/, sdists only
     imports-check = false                            # or a list of modules
     check = { command = ["pytest", "-x"], requires = ["pytest"] }  # opt-in tests
+    guard = true            # optional: the entry only makes a failure loud (see below)
+
+A guard (``guard = true``) is an entry that never changes a build that succeeds: it turns a
+silent fallback into a failure (``PYYAML_FORCE_LIBYAML = "1"``: a missing libyaml fails the
+build rather than giving a pure-Python pyyaml).  Re-validation does not judge a guard by
+whether the package builds without it (:mod:`bot.nightly.revalidate`).
 
 The resolver adds :func:`extra_build_requires` to a package's build requirements, so the
 lock (and the Nix build) has them.  ``overrides/default.nix`` is the Nix escape hatch.
@@ -47,6 +53,7 @@ KEYS = frozenset(
         "imports-check",
         "check",
         "system-libraries",
+        "guard",
     }
 )
 _ATTR = re.compile(r"^[A-Za-z_][A-Za-z0-9_'.-]*$")
@@ -75,6 +82,7 @@ class Override:
     imports_check: bool | tuple[str, ...] | None = None
     check_command: tuple[str, ...] = ()
     check_requires: tuple[str, ...] = ()
+    guard: bool = False  #: it only makes a failure loud: not judged by build success
 
     def matches(self, version: Version | str) -> bool:
         """Whether ``version`` is in ``[from, until)``."""
@@ -154,6 +162,13 @@ def parse_entry(
     check = data.get("check", {})
     if not isinstance(check, dict) or set(check) - {"command", "requires"}:
         raise OverrideError("'check' takes 'command' and 'requires'", where=where)
+    guard = data.get("guard", False)
+    if not isinstance(guard, bool):
+        raise OverrideError(
+            f"'guard' must be true or false, not {guard!r}",
+            where=where,
+            hint="guard = true marks an entry that only makes a failure loud",
+        )
     return Override(
         name=name,
         reason=reason.strip(),
@@ -169,6 +184,7 @@ def parse_entry(
         imports_check=imports_check,
         check_command=_strings(check.get("command", []), "check.command", where),
         check_requires=_strings(check.get("requires", []), "check.requires", where),
+        guard=guard,
     )
 
 

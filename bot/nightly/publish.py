@@ -59,7 +59,8 @@ def markdown(
     text = report.to_markdown(night)
     if provenance:
         text += "\n" + _provenance_line(provenance) + "\n"
-    section = revalidate.to_markdown([f for f in findings if f.kind != "needed"])
+    # entries still needed and guards (never judged by a build) are the library's normal state
+    section = revalidate.to_markdown([f for f in findings if f.kind not in ("needed", "guard")])
     return text + ("\n" + section if section else "")
 
 

@@ -1,6 +1,6 @@
 """Re-validating the overrides library: which entries still change the outcome?
 
-Two checks, reported as :class:`Finding` values with a suggested edit:
+Three checks, reported as :class:`Finding` values, with a suggested edit where there is one:
 
 - ``unmatched`` (cheap, every night, every entry): the entry's ``[from, until)`` range
   matches no version of its package in any lock of the repository; suggested edit: remove it.
@@ -13,6 +13,33 @@ Two checks, reported as :class:`Finding` values with a suggested edit:
   ``unmatched`` and is removed).  It fails while the build with the entry succeeds:
   ``needed``.  Anything else (a timeout, a failure with the entry too, no interpreter) is
   ``inconclusive``: nothing to suggest.
+- ``guard`` (no build): an entry marked ``guard = true`` only makes a failure loud (pyyaml's
+  ``PYYAML_FORCE_LIBYAML = "1"``: a missing libyaml fails the build instead of giving a
+  pure-Python pyyaml).  It never changes a build that succeeds, so "builds without it" says
+  nothing about it, on any build: it is reported as a guard, no build is spent on it and no
+  edit is suggested.  Only the ``unmatched`` check removes a guard.
+
+Impure builds.  A standalone build (this machine's interpreters; ``PATH`` is
+``/usr/local/bin:/usr/bin:/bin``, the compilers find ``/usr/include`` and ``/usr/lib``) and a
+nixpkgs build with Nix's ``sandbox`` off (:func:`bot.core.nix.sandboxed`; nixpkgs builds on
+GitHub's runners have it on) see the host.  There a build that succeeds without an entry may
+only succeed because the host has what the entry adds, so ``unneeded`` is trusted only for an
+entry none of whose fields the host can mask; otherwise the verdict is ``inconclusive``
+("impure build: the host may provide what this entry adds ...").  A failure without the entry
+(``needed``) is trusted on any build.  The fields (:func:`host_maskable`):
+
+- host-maskable: ``native-build-inputs``, ``build-inputs`` (tools, headers, libraries: the
+  host's ``/usr`` has many), ``system-libraries`` (the host's loader finds its libraries),
+  ``imports-check`` and ``check`` (the checks run the package's code, which may run a tool
+  from ``PATH`` -- gitpython runs ``git`` when imported -- or load a host library), and an
+  ``env`` variable that points at the host: a value with a ``/`` (a path, a search path) or a
+  variable that names a tool, flags or a search path (``CC``, ``CFLAGS``, ``PKG_CONFIG_PATH``,
+  ``*_CONFIG``, ``*_PATH``, ``*_DIR``, ``*_HOME`` ...: :data:`HOST_ENV`, :data:`HOST_ENV_SUFFIXES`);
+- not host-maskable: ``patches`` (they change the sdist itself), ``build-requires`` (Python
+  packages come from the lock: a build's environment is a venv of them, without the host's
+  site-packages) and any other ``env`` variable, read by the package's own build script
+  (``SETUPTOOLS_SCM_PRETEND_VERSION = "1.0"``).  An ``env`` setting of this kind whose effect
+  still depends on the host is not recognised: mark it a guard if it only makes a failure loud.
 
 Where the last night stopped is kept outside the repository, in ``state_file`` (by default
 ``<cache dir>/revalidate.json``).  An entry's id is ``"<package>#<n>"``, ``n`` its 1-based
@@ -48,6 +75,7 @@ from bot.build import command as builder
 from bot.build.evaluation import evaluation_key
 from bot.core.errors import BotError
 from bot.core.files import default_cache_dir
+from bot.core.nix import sandboxed
 from bot.model.interpreters import standalone_interpreters, temporary_interpreters_file
 from bot.model.overrides import Override, load_overrides
 from bot.nightly.overrides_edit import apply_edit, apply_edits, header_lines
@@ -65,8 +93,8 @@ from bot.nightly.revalidate_state import (
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["unneeded", "unmatched", "needed", "inconclusive"]
-KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "inconclusive")
+Kind = Literal["unneeded", "unmatched", "needed", "guard", "inconclusive"]
+KINDS: tuple[Kind, ...] = ("unneeded", "unmatched", "needed", "guard", "inconclusive")
 STATE_FILE = "revalidate.json"
 BUILD_TIMEOUT = 1800.0
 
@@ -300,6 +328,7 @@ def revalidate(
     nixpkgs_path: Path | None = None,
     timeout: float = BUILD_TIMEOUT,
     progress: Callable[[str], None] | None = None,
+    sandbox: bool | None = None,
 ) -> list[Finding]:
     """Re-validate the overrides library of ``repo``: every ``unmatched`` entry, then up to
     ``budget`` Nix builds of entries that apply to a locked package of ``sets`` (all sets
@@ -307,7 +336,9 @@ def revalidate(
 
     Builds use the standalone ``interpreters`` (default: ``nix/local.json``, else detected)
     or, with ``nixpkgs``, the pinned nixpkgs (or ``nixpkgs_path``); each build is bounded by
-    ``timeout`` seconds.
+    ``timeout`` seconds.  Standalone builds are impure; nixpkgs builds are when Nix's
+    sandbox is off (``sandbox``; default: this machine's setting, :func:`bot.core.nix.sandboxed`).
+    Entries marked ``guard`` that apply are reported as ``guard``, without a build.
     Nothing in the repository is changed (see :meth:`Finding.apply`, :func:`apply_findings`).
     """
     say = progress or (lambda _msg: None)
@@ -329,7 +360,9 @@ def revalidate(
                 and (not wanted or lk.set in wanted)
                 and system in lk.systems
             ]
-            if where:
+            if where and entry.guard:
+                findings.append(_guard(entry, i, lines, where))
+            elif where:
                 candidates[f"{name}#{i}"] = (entry, i, where)
     key = str(repo.resolve())
     # an entry found needed stays needed until it or the versions it applies to change:
@@ -340,6 +373,7 @@ def revalidate(
     chosen = rotate([i for i in candidates if i not in needed], saved.last, budget)
     if not chosen:
         return findings
+    impure = not nixpkgs or not (sandboxed() if sandbox is None else sandbox)
     if not nixpkgs and interpreters is None:
         interpreters = standalone_interpreters(repo)
     interps: Mapping[str, str] = {} if nixpkgs else dict(interpreters or {})
@@ -368,12 +402,15 @@ def revalidate(
                 )
             finding = _from_json(kept_verdict(verdicts, entry_id, vkey)) if vkey else None
             if finding is not None:
-                say(f"override {entry_id}: {finding.kind}, as built with these inputs before")
+                kind = _trusted(finding, entry, impure=impure).kind
+                say(f"override {entry_id}: {kind}, as built with these inputs before")
             else:
                 say(f"re-validating override {entry_id} ({entry.reason})")
                 finding = _check(opts, entry, index, where, lines, interps, file)
                 if vkey is not None and finding.kind in ("needed", "unneeded"):
                     keep_verdict(verdicts, entry_id, vkey, finding.to_json())
+            # the build's own verdict is kept; whether it is trusted is decided each night
+            finding = _trusted(finding, entry, impure=impure)
             findings.append(finding)
             if finding.kind == "needed":
                 needed[entry_id] = fingerprints[entry_id]
@@ -403,6 +440,84 @@ def native_only(entry: Override) -> bool:
         or entry.check_command
     )
     return bool(native) and not other
+
+
+#: ``env`` variables that name a tool, compiler flags or a search path of the host
+HOST_ENV = frozenset(
+    {
+        "PATH", "CC", "CXX", "CPP", "LD", "AR", "NM", "RANLIB", "FC", "F77", "F90",
+        "CFLAGS", "CPPFLAGS", "CXXFLAGS", "FFLAGS", "LDFLAGS", "LDSHARED", "LIBS",
+        "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "LIBRARY_PATH", "LD_LIBRARY_PATH",
+        "PKG_CONFIG", "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "CARGO", "RUSTC", "MAKE",
+    }
+)  # fmt: skip
+#: suffixes of ``env`` variables that point at something of the host (``PG_CONFIG``,
+#: ``HDF5_DIR``, ``JAVA_HOME``, ``BLAS_LIBS``, ``GIT_EXECUTABLE`` ...)
+HOST_ENV_SUFFIXES = (
+    "_CONFIG", "_PATH", "_DIR", "_DIRS", "_HOME", "_ROOT", "_PREFIX", "_INCLUDE",
+    "_INCLUDES", "_INCLUDE_DIR", "_LIB", "_LIBS", "_LIBDIR", "_LIBRARY", "_LIBRARIES",
+    "_EXECUTABLE", "_BIN", "_CMD", "_COMMAND", "_CC", "_CFLAGS", "_LDFLAGS",
+)  # fmt: skip
+
+
+def host_env(name: str, value: str) -> bool:
+    """Whether an ``env`` setting points at the host: a path (a value with ``/``) or a
+    variable naming a tool, flags or a search path (:data:`HOST_ENV`, :data:`HOST_ENV_SUFFIXES`)."""
+    return "/" in value or name in HOST_ENV or name.endswith(HOST_ENV_SUFFIXES)
+
+
+def host_maskable(entry: Override) -> tuple[str, ...]:
+    """The fields of ``entry`` whose effect an impure build's host can supply (the module's
+    docstring has the rule): an ``unneeded`` verdict of an impure build is not trusted for an
+    entry with any."""
+    fields = [
+        key
+        for key, present in (
+            ("native-build-inputs", entry.native_build_inputs),
+            ("build-inputs", entry.build_inputs),
+            ("system-libraries", entry.system_libraries),
+            ("imports-check", entry.imports_check is not None),
+            ("check", entry.check_command or entry.check_requires),
+        )
+        if present
+    ]
+    fields += [f"env.{k}" for k, v in sorted(entry.env.items()) if host_env(k, v)]
+    return tuple(fields)
+
+
+def _trusted(finding: Finding, entry: Override, *, impure: bool) -> Finding:
+    """``finding``, or for an ``unneeded`` verdict of an impure build that the host could have
+    masked, ``inconclusive`` with the reason."""
+    masked = host_maskable(entry) if impure and finding.kind == "unneeded" else ()
+    if not masked:
+        return finding
+    return replace(
+        finding,
+        kind="inconclusive",
+        edit=None,
+        until=None,
+        suggestion="",
+        detail=(
+            f"impure build: the host may provide what this entry adds ({', '.join(masked)}); "
+            f"judge it on a sandboxed nixpkgs build ({finding.detail})"
+        ),
+    )
+
+
+def _guard(
+    entry: Override, index: int, lines: Mapping[str, list[int]], where: Sequence[Locked]
+) -> Finding:
+    return _finding(
+        entry,
+        index,
+        lines,
+        "guard",
+        [lk.version for lk in where],
+        detail=(
+            "a guard (guard = true) only makes a failure loud: a build that succeeds without "
+            "it says nothing about whether it is needed, so it is not judged by build success"
+        ),
+    )
 
 
 def changes_wheels(entry: Override, *, nixpkgs: bool) -> bool:
@@ -546,6 +661,7 @@ def to_markdown(findings: Sequence[Finding]) -> str:
         "unneeded": "no longer needed",
         "unmatched": "match no locked version",
         "needed": "still needed",
+        "guard": "guards (not judged by build success)",
         "inconclusive": "could not tell",
     }
     out = ["### Overrides re-validation", ""]

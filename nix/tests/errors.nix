@@ -61,6 +61,10 @@ in
     expr = overrides.validate "typo" { reason = "r"; envs = { }; };
     message = "nixpkgs-python: override for package 'typo' has unknown keys: envs";
   };
+  override-guard-not-a-boolean = {
+    expr = overrides.validate "loud" { reason = "r"; guard = "yes"; };
+    message = "nixpkgs-python: override for package 'loud': 'guard' must be true or false";
+  };
   no-interpreter = {
     expr = (nix.interpreter.standalone { } "3.12").executable;
     message = "nixpkgs-python: no interpreter configured for Python 3.12";
