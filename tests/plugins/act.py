@@ -123,8 +123,11 @@ class Act:
             "--no-cache-server",
             "--action-cache-path",
             str(self._action_cache()),
+            # one job at a time: on GitHub each job is a machine of its own, here they would
+            # share one Nix user and its binary-cache-v6.sqlite, on which Nix 2.8's parallel
+            # writers fail with "constraint failed" (a matrix job's build failed so in CI)
             "--concurrent-jobs",
-            "2",
+            "1",
         ]
         for label in RUNNERS:
             argv += ["-P", f"{label}=-self-hosted"]
