@@ -33,6 +33,16 @@ lock with the same version.  Our lock also holds the build frontend (``build``, 
 where uv's compile covers one platform, so packages only in our lock are shown for
 information, not counted as mismatches.
 
+* hooks-cached: ours cold except for what the sdists' PEP 517 backends answered
+  (``get_requires_for_build_wheel``, ``[build-system]``), copied from the warm cache, against
+  uv cold of the same round.  uv's compile never asks a backend (it takes a version's
+  metadata from any of its wheels, and locks no build requirements); ours must, for every
+  sdist one of its systems builds, so this mode shows what the rest of a cold lock costs.
+
+uv's platform is ``--python-platform`` (one platform, default x86_64-manylinux_2_28), or
+``universal`` for ``uv pip compile --universal``: a resolution for every platform, the
+nearest to ours, which locks four Nix systems at once.
+
 Size sweep (``--sweep``): the default sets plus the benchmark-only sets of
 ``benchmarks/sets/`` (about 93, 133 and 225 packages as uv counts them), cold pairs only
 unless ``--modes`` says otherwise.  The report adds one row per size (uv's package count):
@@ -74,11 +84,19 @@ SWEEP_SETS = ("bench-93", "bench-133", "bench-225")
 COLD_TARGET = 1.0
 WARM_TARGET = 0.5
 RSS_TARGET_MB = 120.0
-MODES = ("cold", "warm")
-ALL_MODES = ("cold", "warm", "offline")
+MODES = ("cold", "warm", "hooks-cached")
+ALL_MODES = ("cold", "warm", "offline", "hooks-cached")
 TOOLS = ("ours", "uv")
 #: ours, no network, against uv cold: see the module docstring
 OFFLINE = "offline"
+#: ours cold but for the PEP 517 hooks' answers, against uv cold: see the module docstring
+HOOKS_CACHED = "hooks-cached"
+#: the cache kinds of ours that hold what the sdists' backends answered (copied for
+#: HOOKS_CACHED; everything else starts empty)
+HOOK_KINDS = ("pep517-build-requires", "build-system")
+#: --python-platform value for uv's --universal resolution (every platform, as ours locks
+#: several systems), instead of one platform
+UNIVERSAL = "universal"
 
 #: what the scratch repository is made of: the code under test and its set definitions
 SNAPSHOT = ("bot", "sets", "nix", "overrides")
@@ -182,8 +200,11 @@ def uv_argv(args: argparse.Namespace, w: Workload, cache: Path) -> list[str]:
         args.python,
         "--exclude-newer",
         args.exclude_newer,
-        "--python-platform",
-        args.python_platform,
+        *(
+            ["--universal"]
+            if args.python_platform == UNIVERSAL
+            else ["--python-platform", args.python_platform]
+        ),
         "--cache-dir",
         str(cache),
         "--no-header",
@@ -337,8 +358,10 @@ class Bench:
 
     def one(self, w: Workload, mode: str, tool: str, rnd: int) -> Run:
         self._n += 1
-        if mode == "cold":
+        if mode in ("cold", HOOKS_CACHED):
             cache = self.caches / f"cold-{self._n}"
+            if mode == HOOKS_CACHED and tool == "ours":
+                self._copy_hook_answers(w, cache / "bot")
         else:
             cache = self.caches / f"warm-{tool}-{w.name}"
         if mode == OFFLINE:
@@ -371,9 +394,18 @@ class Bench:
         if not run.ok:
             self.failed.append(run)
             self.say(f"    $ {shlex.join(argv)}\n    " + tail.replace("\n", "\n    "))
-        if mode == "cold":
+        if mode in ("cold", HOOKS_CACHED):
             shutil.rmtree(cache, ignore_errors=True)
         return run
+
+    def _copy_hook_answers(self, w: Workload, dest: Path) -> None:
+        """Into the empty cache ``dest``: only the backends' answers of ours' warm cache."""
+        from bot.lock.index.cache import VERSION_DIR  # of the snapshot (on sys.path by now)
+
+        warm = self.caches / f"warm-ours-{w.name}" / "bot" / VERSION_DIR
+        for kind in HOOK_KINDS:
+            if (warm / kind).is_dir():
+                shutil.copytree(warm / kind, dest / VERSION_DIR / kind)
 
     def pair(self, w: Workload, mode: str, rnd: int, *, record: bool = True) -> dict[str, Run]:
         order = TOOLS if rnd % 2 == 1 else TOOLS[::-1]
@@ -398,7 +430,7 @@ class Bench:
 
     def run(self, workloads: list[Workload]) -> None:
         modes = self.args.modes
-        if "warm" in modes or OFFLINE in modes:
+        if "warm" in modes or OFFLINE in modes or HOOKS_CACHED in modes:
             self.say("priming the warm caches (not measured)")
             for w in workloads:
                 self.pair(w, "warm", 0, record=False)
@@ -409,6 +441,8 @@ class Bench:
                     self.pair(w, "cold", rnd)
                 if "warm" in modes:
                     self.pair(w, "warm", rnd)
+                if HOOKS_CACHED in modes:
+                    self.pair(w, HOOKS_CACHED, rnd)
                 if OFFLINE in modes:
                     self.offline(w, rnd)
         self.say("start-up: --version of each tool, the floor under any of its runs")
@@ -649,34 +683,9 @@ def render(report: dict[str, Any]) -> str:
             )
         for note in e["notes"]:
             lines.append(f"note {name}: {note}")
-    sw = report.get("sweep")
-    if sw:
-        lines += ["", f"by size ({sw['mode']}): packages = uv's count; ratio: median (min-max)", ""]
-        rows = [("set", "packages", "ours s", "uv s", "ours/uv", "ours RSS MB", "uv RSS MB")]
-        for r in sw["sizes"]:
-            ratio = r["ratio"]
-            rows.append(
-                (
-                    r["set"],
-                    str(r["packages"]),
-                    fmt(r["ours_seconds"]),
-                    fmt(r["uv_seconds"]),
-                    f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
-                    fmt(r["ours_rss_mb"], 0),
-                    fmt(r["uv_rss_mb"], 0),
-                )
-            )
-        lines += table(rows)
-        ex = sw["exponents"]
-
-        def show(v: float | None) -> str:
-            return "-" if v is None else f"{v:.2f}"
-
-        lines.append(
-            f"growth exponent (seconds ~ packages^k): ours {show(ex['ours'])}, uv "
-            f"{show(ex['uv'])}, ratio {show(ex['ratio'])}; worst ratio from 30 to 250 "
-            f"packages: {show(sw['worst_ratio_30_250'])}"
-        )
+    for sw in (report.get("sweep"), report.get("sweep_hooks_cached")):
+        if sw:
+            lines += _render_sweep(sw)
     for f in report["failed_runs"]:
         lines.append(
             f"FAILED {f['set']} {f['mode']} {f['tool']} round {f['round']} "
@@ -684,6 +693,37 @@ def render(report: dict[str, Any]) -> str:
             + common.indent(f["stderr_tail"])
         )
     return "\n".join(lines)
+
+
+def _render_sweep(sw: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    lines += ["", f"by size ({sw['mode']}): packages = uv's count; ratio: median (min-max)", ""]
+    rows = [("set", "packages", "ours s", "uv s", "ours/uv", "ours RSS MB", "uv RSS MB")]
+    for r in sw["sizes"]:
+        ratio = r["ratio"]
+        rows.append(
+            (
+                r["set"],
+                str(r["packages"]),
+                fmt(r["ours_seconds"]),
+                fmt(r["uv_seconds"]),
+                f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+                fmt(r["ours_rss_mb"], 0),
+                fmt(r["uv_rss_mb"], 0),
+            )
+        )
+    lines += table(rows)
+    ex = sw["exponents"]
+
+    def show(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    lines.append(
+        f"growth exponent (seconds ~ packages^k): ours {show(ex['ours'])}, uv "
+        f"{show(ex['uv'])}, ratio {show(ex['ratio'])}; worst ratio from 30 to 250 "
+        f"packages: {show(sw['worst_ratio_30_250'])}"
+    )
+    return lines
 
 
 def _counts(values: list[int]) -> str:
@@ -728,7 +768,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--python-platform",
         default="x86_64-manylinux_2_28",
-        help="uv's --python-platform [default: x86_64-manylinux_2_28]",
+        help=f"uv's --python-platform, or '{UNIVERSAL}' for its --universal "
+        "[default: x86_64-manylinux_2_28]",
     )
     p.add_argument(
         "--uv", default=None, help="uv executable [default: beside this Python, else on PATH]"
@@ -820,6 +861,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "sets": (summary := summarize(bench, workloads)),
             "sweep": sweep(summary) if "cold" in args.modes else None,
+            "sweep_hooks_cached": (
+                sweep(summary, HOOKS_CACHED) if HOOKS_CACHED in args.modes else None
+            ),
             "failed_runs": [asdict(r) for r in bench.failed],
             "runs": [
                 {k: v for k, v in asdict(r).items() if k not in ("argv", "stderr_tail")}
