@@ -31,7 +31,9 @@ Correctness: uv's output (``name==version`` lines) is compared with our lock
 lock with the same version.  Our lock also holds the build frontend (``build``, ``installer``,
 ``pyproject-hooks``, ``packaging``) and build requirements, and it covers four Nix systems
 where uv's compile covers one platform, so packages only in our lock are shown for
-information, not counted as mismatches.
+information, not counted as mismatches.  Against uv's ``--universal`` answer (which also
+covers Windows and the Pythons above the one asked for) a package or version only uv has is
+shown too, and a mismatch is a package whose version in ours is not among uv's.
 
 * hooks-cached: ours cold except for what the sdists' PEP 517 backends answered
   (``get_requires_for_build_wheel``, ``[build-system]``), copied from the warm cache, against
@@ -270,11 +272,25 @@ def _same(a: set[str], b: set[str]) -> bool:
         return a == b
 
 
-def compare(uv: dict[str, set[str]], ours: dict[str, set[str]]) -> dict[str, Any]:
-    """Mismatches on uv's package names, and what only our lock has."""
+def compare(
+    uv: dict[str, set[str]], ours: dict[str, set[str]], *, universal: bool = False
+) -> dict[str, Any]:
+    """Mismatches on uv's package names, and what only our lock has.
+
+    ``universal``: uv's answer covers every platform (Windows too) and every Python from the
+    one asked for up, where ours covers its systems and one Python: a package of uv's that
+    ours lacks, or a version of it beside ours, is then shown as only in uv's answer, and a
+    mismatch is a package both have with none of ours' versions among uv's."""
     mismatches = []
+    only_uv: dict[str, list[str]] = {}
     for name in sorted(uv):
         mine = ours.get(name)
+        if universal:
+            extra = {v for v in uv[name] if not any(_same({v}, {m}) for m in mine or ())}
+            if mine is None or len(extra) == len(uv[name]) - len(mine):
+                if extra:
+                    only_uv[name] = sorted(extra)
+                continue
         if mine is None or not _same(uv[name], mine):
             mismatches.append(
                 {"name": name, "uv": sorted(uv[name]), "ours": sorted(mine) if mine else None}
@@ -285,6 +301,7 @@ def compare(uv: dict[str, set[str]], ours: dict[str, set[str]]) -> dict[str, Any
         "ours_packages": len(ours),
         "mismatches": mismatches,
         "only_in_ours": only_ours,
+        "only_in_uv": only_uv,
     }
 
 
@@ -413,7 +430,11 @@ class Bench:
         if record:
             self.runs += got.values()
         if got["ours"].ok and got["uv"].ok:
-            result = compare(uv_versions(w.uv_out), lock_versions(w.lock_path))
+            result = compare(
+                uv_versions(w.uv_out),
+                lock_versions(w.lock_path),
+                universal=self.args.python_platform == UNIVERSAL,
+            )
             result.update(mode=mode, round=rnd)
             self.checks.setdefault(w.name, []).append(result)
         return got
@@ -424,7 +445,11 @@ class Bench:
         run = self.one(w, OFFLINE, "ours", rnd)
         self.runs.append(run)
         if run.ok and w.uv_out.is_file():
-            result = compare(uv_versions(w.uv_out), lock_versions(w.lock_path))
+            result = compare(
+                uv_versions(w.uv_out),
+                lock_versions(w.lock_path),
+                universal=self.args.python_platform == UNIVERSAL,
+            )
             result.update(mode=OFFLINE, round=rnd)
             self.checks.setdefault(w.name, []).append(result)
 
@@ -507,6 +532,7 @@ def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
             "ours_packages": sorted({c["ours_packages"] for c in checks}),
             "mismatches": list(mismatches.values()),
             "only_in_ours": checks[-1]["only_in_ours"] if checks else {},
+            "only_in_uv": checks[-1]["only_in_uv"] if checks else {},
         }
         cold, warm = entry["cold"]["ratio"], entry["warm"]["ratio"]
         entry["targets"] = {
@@ -613,6 +639,8 @@ def render(report: dict[str, Any]) -> str:
         for mode in MODES:
             m = e[mode]
             ratio = m["ratio"]
+            if m["ours_seconds"] is None and m["uv_seconds"] is None:
+                continue  # not run
             rows.append(
                 (
                     name,
@@ -626,6 +654,8 @@ def render(report: dict[str, Any]) -> str:
             )
         m = e[OFFLINE]
         ratio = m["ratio"]
+        if m["ours_seconds"] is None:
+            continue
         rows.append(
             (
                 name,
@@ -638,10 +668,11 @@ def render(report: dict[str, Any]) -> str:
             )
         )
     lines += table(rows)
-    lines.append(
-        "* offline: ours with --offline from its warm cache, memo removed (everything but the "
-        "network), against uv cold of the same round: the floor under our cold ratio"
-    )
+    if any(r[1] == "offline*" for r in rows):
+        lines.append(
+            "* offline: ours with --offline from its warm cache, memo removed (everything but the "
+            "network), against uv cold of the same round: the floor under our cold ratio"
+        )
     startup = meta.get("startup_seconds") or {}
     if startup:
         lines.append(
@@ -679,6 +710,12 @@ def render(report: dict[str, Any]) -> str:
         if extra:
             lines.append(
                 f"only in our {name} lock (frontend/build requirements/other systems): "
+                + ", ".join(f"{n} {'/'.join(v)}" for n, v in extra.items())
+            )
+        extra = e["check"]["only_in_uv"]
+        if extra:
+            lines.append(
+                f"only in uv's universal {name} answer (other platforms or Pythons): "
                 + ", ".join(f"{n} {'/'.join(v)}" for n, v in extra.items())
             )
         for note in e["notes"]:
