@@ -11,7 +11,7 @@ from packaging.version import Version
 
 from bot.lock.index.client import IndexClient, IndexRoute
 from bot.lock.index.models import DistFile, Releases
-from bot.lock.index.simple import foreign_wheel, parse_json, version_text
+from bot.lock.index.simple import _decode_page, foreign_wheel, parse_json, version_text
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 
 PAGE = "https://index.example/simple/demo/"
@@ -220,6 +220,61 @@ def test_compact_entries_read_as_the_plain_json_objects() -> None:
     assert two[0].yanked == ""
     assert compact.files(Version("1.0"))[0].filename == "demo-1.0.tar.gz"
     assert compact.files(Version("0.5")) == []
+
+
+def test_hash_objects_read_the_same_compact_or_plain() -> None:
+    """The compact entries keep only the sha256 of a hashes or core-metadata object; every
+    other shape of those objects still reads as it does from plain JSON: other algorithms
+    beside or instead of sha256, a malformed digest, and the HTML-style string form."""
+    name = canonicalize_name("demo")
+    other = "ab" * 64  # a sha512-sized hex digest
+    entries = [
+        _entry("demo-6.0.tar.gz", hashes={"md5": "0" * 32, "sha256": SHA.upper()}),
+        _entry("demo-5.0.tar.gz", hashes={"md5": "0" * 32}),  # no sha256: refused
+        _entry("demo-4.0.tar.gz", hashes={"sha256": "not hex"}),  # malformed: skipped
+        _entry("demo-3.0-py3-none-any.whl", **{"core-metadata": {"sha512": other}}),
+        _entry("demo-3.0.tar.gz", **{"core-metadata": {"sha256": "zz"}}),
+        _entry("demo-2.0-py3-none-any.whl", **{"core-metadata": f"sha256={SHA}"}),
+        _entry(
+            "demo-2.0.tar.gz",
+            **{"core-metadata": {"sha256": SHA, "x": [1]}, "dist-info-metadata": {"a": 1}},
+        ),
+        _entry("demo-1.0.tar.gz", hashes=None, **{"dist-info-metadata": {"sha256": SHA}}),
+    ]
+    body = _json_page(*entries)
+    assert _decode_page(body)[1] is not None  # the compact decoder took this page
+    compact = parse_json(body, PAGE, INDEX, name)
+    plain = parse_json(_json_page(*entries, "not an object"), PAGE, INDEX, name)  # type: ignore[arg-type]
+    assert compact.versions() == plain.versions()
+    for version in compact.versions():
+        assert compact.files(version) == plain.files(version)
+    assert [f.sha256 for f in compact.files(Version("6.0"))] == [SHA.lower()]
+    assert compact.files(Version("5.0")) == compact.files(Version("4.0")) == []
+    assert [f.core_metadata for f in compact.files(Version("3.0"))] == ["", ""]
+    assert [f.core_metadata for f in compact.files(Version("2.0"))] == [SHA, SHA]
+    assert compact.files(Version("1.0")) == []
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"hashes": "sha256=x"}, {"hashes": [SHA]}, {"core-metadata": 1}, {"core-metadata": [1]}],
+    ids=["hashes-string", "hashes-list", "metadata-number", "metadata-list"],
+)
+def test_a_hash_field_of_another_json_type_reads_the_page_as_plain_json(
+    odd: dict[str, object],
+) -> None:
+    """Such a value fails the compact decoder; the page is read as plain JSON, and the
+    entry is judged there (skipped, or its metadata hash not trusted), the others kept."""
+    name = canonicalize_name("demo")
+    body = _json_page(_entry("demo-2.0.tar.gz", **odd), _entry("demo-1.0.tar.gz"))
+    assert _decode_page(body)[1] is None
+    releases = parse_json(body, PAGE, INDEX, name)
+    assert [f.filename for f in releases.files(Version("1.0"))] == ["demo-1.0.tar.gz"]
+    two = releases.files(Version("2.0"))
+    if "hashes" in odd:
+        assert two == []
+    else:
+        assert [f.core_metadata for f in two] == [None]
 
 
 @pytest.mark.parametrize(

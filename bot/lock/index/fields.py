@@ -191,7 +191,7 @@ def json_sha256(entry: dict[str, Any]) -> str | None:
     hashes = entry.get("hashes")
     if hashes is None:
         return None
-    if not isinstance(hashes, dict):
+    if not isinstance(hashes, Mapping):
         raise Malformed("hashes", f"expected an object, got {_type(hashes)}")
     sha = hashes.get("sha256")
     return None if sha is None else sha256(sha)

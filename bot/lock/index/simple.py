@@ -6,7 +6,7 @@ import functools
 import html
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote, urljoin
@@ -331,9 +331,27 @@ def _page_decoder() -> tuple[Any, type]:
             raise KeyError(key)
         return value
 
+    def sha_get(self: Any, key: str, default: Any = None) -> Any:
+        """As ``dict.get`` on a hashes object, of which only ``sha256`` was kept."""
+        value = self.sha256 if key == "sha256" else unset
+        return default if value is unset else value
+
+    # a "hashes" (or core-metadata) object keeps only its sha256: a dict per file, three on
+    # PyPI's pages (hashes, core-metadata, dist-info-metadata), were most of an entry's
+    # memory.  Registered as a Mapping, so the field checks read it as they read a dict; a
+    # value of another JSON type fails this decoder and the page is read as plain JSON.
+    hashes = msgspec.defstruct(
+        "Hashes", [("sha256", Any, unset)], namespace={"get": sha_get}, gc=False
+    )
+    Mapping.register(hashes)
+    types: dict[str, Any] = {
+        "hashes": hashes | None,
+        "core_metadata": bool | str | hashes | None,
+        "dist_info_metadata": bool | str | hashes | None,
+    }
     entry = msgspec.defstruct(
         "Entry",
-        [(attr, Any, unset) for attr in _FIELDS.values()],
+        [(attr, types.get(attr, Any) | msgspec.UnsetType, unset) for attr in _FIELDS.values()],
         rename={attr: key for key, attr in _FIELDS.items()},
         namespace={"get": get, "__getitem__": getitem},
         gc=False,
