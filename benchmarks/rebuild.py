@@ -34,6 +34,23 @@ as many at once as the machine has cores (what the environment's build does), an
 interpreter importing every package's modules.
 
     python benchmarks/rebuild.py --ref HEAD --passes pytest,sphinx --rounds 5
+
+``--night BEFORE,AFTER`` replays one real night: every set (default: each with a Python 3.12
+lock but ``native``, whose source builds take half an hour here) is locked by this checkout's
+bot (``--lock-ref``, default ``HEAD``) against the live index at both snapshot times, so the
+second lock holds the real version changes of that night.  For each library of ``--ref``
+(comma-separated: e.g. the one before the change and the one after) the report counts the
+derivations of the night: the ``.drv`` files in the closures of the sets' environments after
+the night that none of them had before, each counted once however many sets share it,
+against the floor (each new artifact, the package that installs it, and each set's
+environment: a package built once for several sets counts once).  ``--build`` also builds
+it: every environment before the night (unmeasured; the night's new files are fetched into
+the store too, so no side pays a download the other then finds), then the night's
+environments in one ``nix-build``, timed, with the library's own nightly job setting (the
+old one passed none, i.e. one job; ``--max-jobs`` sets it for all).
+
+    python benchmarks/rebuild.py --night 2026-11-23T02:00:00Z,2026-11-24T02:00:00Z \
+        --ref 7d02f3a,HEAD --build
 """
 
 from __future__ import annotations
@@ -276,6 +293,198 @@ def check_passes(root: Path, tmp: Path, set_name: str, rounds: int, say: Any) ->
     return {"set": set_name, "packages": len(groups), "ways": out}
 
 
+#: sets the night replay leaves out by default (see the module's docstring)
+NIGHT_SKIP = ("native",)
+
+
+def lock_at(repo: Path, python: str, cache: Path, set_name: str, when: str, dest: Path) -> None:
+    """Lock ``set_name`` for Python 3.12 at snapshot ``when`` into ``dest``/SET, with the
+    set's Nix files beside it."""
+    lock = repo / "sets" / set_name / "pylock.py312.toml"
+    lock.unlink(missing_ok=True)
+    argv = common.bot_argv(
+        python, str(repo), "--quiet", "lock", set_name, "--python", "3.12",
+        "--exclude-newer", when, "--cache-dir", str(cache),
+    )  # fmt: skip
+    run(argv, cwd=repo, env=common.child_env(repo / "code"))
+    out = dest / set_name
+    out.mkdir(parents=True)
+    for f in (repo / "sets" / set_name).iterdir():
+        if f.is_file() and (f.suffix == ".nix" or f.name == "pylock.py312.toml"):
+            (out / f.name).write_bytes(f.read_bytes())
+
+
+def lock_versions(path: Path) -> dict[str, str]:
+    return {p["name"]: p["version"] for p in tomllib.loads(path.read_text())["packages"]}
+
+
+def fixed_output(drvs: set[str]) -> set[str]:
+    """Those of ``drvs`` that are fixed-output (downloads): they have an ``outputHash``."""
+    out = set()
+    for drv in drvs:
+        proc = subprocess.run(
+            ["nix-store", "--query", "--binding", "outputHash", drv],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode == 0 and proc.stdout.strip():
+            out.add(drv)
+    return out
+
+
+def night_replay(
+    refs: list[str], snapshots: list[str], wanted: list[str], tmp: Path, args: Any, say: Any
+) -> dict[str, Any]:
+    """One real night, counted (and with ``args.build`` built) for each library of ``refs``."""
+    before_at, after_at = snapshots
+    repo = tmp / "lock-repo"
+    (repo / "code").mkdir(parents=True)
+    lock_commit = common.commit_of(args.lock_ref)
+    common.extract(lock_commit, repo, ["bot", "sets", "nix", "overrides"])
+    (repo / "bot").rename(repo / "code" / "bot")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    python = common.plain_python(tmp / "venv")
+    names = wanted or sorted(
+        d.name
+        for d in (repo / "sets").iterdir()
+        if (d / "set.yaml").is_file() and d.name not in NIGHT_SKIP
+    )
+    nights = {"before": tmp / "night-before", "after": tmp / "night-after"}
+    changes: dict[str, list[str]] = {}
+    cache = tmp / "lock-cache"
+    for name in names:
+        for label, when in (("before", before_at), ("after", after_at)):
+            lock_at(repo, python, cache, name, when, nights[label])
+        old, new = (lock_versions(nights[k] / name / "pylock.py312.toml") for k in nights)
+        changes[name] = [
+            f"{n} {old.get(n, '-')} -> {new.get(n, '-')}"
+            for n in sorted(old.keys() | new.keys())
+            if old.get(n) != new.get(n)
+        ]
+        say(f"night: {name}: {len(changes[name])} version changes")
+    # the floor: each new artifact and its package, once; each set whose environment moves
+    new_files: set[str] = set()
+    moved_sets = 0
+    for name in names:
+        old_h, new_h = (
+            artifact_hashes((nights[k] / name / "pylock.py312.toml").read_text()) for k in nights
+        )
+        fresh = {h for n, h in new_h.items() if old_h.get(n) != h}
+        new_files |= fresh
+        moved_sets += bool(fresh or old_h.keys() != new_h.keys())
+    floor = 2 * len(new_files) + moved_sets
+
+    real_python = options = None
+    if args.build:
+        sys.path.insert(0, str(common.REPO))
+        from bot.model.interpreters import build_options, detect
+
+        real_python = detect(("3.12",))["3.12"]
+        options = [x for k, v in build_options([real_python]).items() for x in ("--option", k, v)]
+    results = []
+    for ref in refs:
+        commit = common.commit_of(ref)
+        root = tmp / f"lib-{commit[:12]}"
+        common.extract(commit, root, ["default.nix", "nix", "overrides"])
+        interpreters = tmp / "interpreters.json"
+        interpreters.write_text(json.dumps({"interpreters": {"3.12": sys.executable}}))
+        closures = {
+            k: set().union(*(closure_drvs(root, n, d, interpreters) for n in names))
+            for k, d in nights.items()
+        }
+        night = closures["after"] - closures["before"]
+        entry: dict[str, Any] = {
+            "code": common.describe(commit),
+            "derivations": len(night),
+            "downloads": len(fixed_output(night)),
+            "closure": len(closures["after"]),
+            # names without the store hash: what was rebuilt
+            "names": sorted(Path(d).name.split("-", 1)[1].removesuffix(".drv") for d in night),
+        }
+        say(f"night: {ref}: {len(night)} derivations ({entry['downloads']} downloads)")
+        if args.build and real_python is not None and options is not None:
+            built = tmp / "interpreters-real.json"
+            built.write_text(json.dumps({"interpreters": {"3.12": real_python}}))
+            jobs = args.max_jobs_night or _library_jobs(commit)
+
+            say(f"night: {ref}: building the sets before the night (not measured)")
+            build_night(root, names, built, nights["before"], "auto", options)
+            downloads = sorted(fixed_output(night))
+            if downloads:
+                run(["nix-store", "--realise", *downloads])
+            say(f"night: {ref}: building the night, --max-jobs {jobs}")
+            entry["build_seconds"] = build_night(root, names, built, nights["after"], jobs, options)
+            entry["max_jobs"] = jobs
+        results.append(entry)
+    return {
+        "snapshots": snapshots,
+        "lock_code": common.describe(lock_commit),
+        "sets": names,
+        "changes": changes,
+        "floor": floor,
+        "new_files": len(new_files),
+        "libraries": results,
+    }
+
+
+def build_night(
+    root: Path, names: list[str], interpreters: Path, sets_dir: Path, max_jobs: str,
+    options: list[str],
+) -> float:  # fmt: skip
+    """Seconds to build the environments of ``names`` from ``sets_dir`` in one nix-build."""
+    argv = [
+        "nix-build", str(root / "default.nix"),
+        *(x for n in names for x in ("-A", f"{n}.py312.python")),
+        "--arg", "pkgs", "null", "--argstr", "interpretersFile", str(interpreters),
+        "--argstr", "setsDir", str(sets_dir),
+        "--argstr", "overridesDir", str(root / "overrides"),
+        "--max-jobs", max_jobs, "--cores", "0", "--no-out-link",
+        "--option", "substituters", "", *options,
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    run(argv)
+    return time.perf_counter() - t0
+
+
+def _library_jobs(commit: str) -> str:
+    """What that commit's bot passed ``nix-build`` for jobs: ``auto`` once it passed
+    ``--max-jobs`` at all, else nothing, i.e. Nix's default of one job."""
+    found = subprocess.run(
+        ["git", "-C", str(common.REPO), "grep", "-q", "--", "--max-jobs", commit, "--", "bot"],
+        check=False,
+    )
+    return "auto" if found.returncode == 0 else "1"
+
+
+def render_night(report: dict[str, Any]) -> str:
+    before, after = report["snapshots"]
+    lines = [f"night {before} -> {after}, locked by {report['lock_code']}"]
+    total = sum(len(c) for c in report["changes"].values())
+    lines.append(
+        f"{total} version changes in {sum(1 for c in report['changes'].values() if c)} of "
+        f"{len(report['sets'])} sets; floor {report['floor']} derivations "
+        f"({report['new_files']} new files, their packages, the environments that moved)"
+    )
+    for name, changed in report["changes"].items():
+        if changed:
+            lines.append(f"  {name}: " + ", ".join(changed))
+    rows = [["library", "derivations", "of them downloads", "build s", "--max-jobs"]]
+    for r in report["libraries"]:
+        secs = r.get("build_seconds")
+        rows.append(
+            [
+                r["code"],
+                str(r["derivations"]),
+                str(r["downloads"]),
+                "-" if secs is None else f"{secs:.1f}",
+                r.get("max_jobs", "-"),
+            ]
+        )
+    lines += ["", *common.table(rows)]
+    for r in report["libraries"]:
+        lines.append(f"{r['code'][:19]}: " + ", ".join(r["names"]))
+    return "\n".join(lines)
+
+
 def render_passes(report: dict[str, Any]) -> str:
     rows = [["set", "packages", "way", "seconds"]]
     for p in report["passes"]:
@@ -329,10 +538,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-jobs", default="1,auto", help="with --time: values to compare")
     p.add_argument("--rounds", type=int, default=3, help="with --time: rounds per value")
     p.add_argument("--passes", default="", metavar="SET[,SET]", help="time the check passes")
+    p.add_argument(
+        "--night", default="", metavar="BEFORE,AFTER", help="replay one real night (snapshots)"
+    )
+    p.add_argument("--lock-ref", default="HEAD", help="with --night: the bot that locks")
+    p.add_argument("--build", action="store_true", help="with --night: build it, timed")
+    p.add_argument(
+        "--max-jobs-night",
+        default="",
+        metavar="N|auto",
+        help="with --night --build: jobs for every library [default: each library's own]",
+    )
     args = p.parse_args(argv)
     say = common.progress(args.quiet)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nixpkgs-python-rebuild-") as tmp:
+        if args.night:
+            snapshots = [x for x in args.night.split(",") if x]
+            if len(snapshots) != 2:
+                p.error("--night: two snapshot times, BEFORE,AFTER")
+            refs = [r for r in args.ref.split(",") if r]
+            wanted_sets = [x for x in args.sets.split(",") if x]
+            report = night_replay(refs, snapshots, wanted_sets, Path(tmp), args, say)
+            report["seconds"] = time.monotonic() - t0
+            common.emit(report, args.json, render_night)
+            return 0
         root = Path(tmp) / "code"
         commit = common.commit_of(args.ref)
         common.extract(commit, root, ["default.nix", "nix", "overrides", "sets"])
