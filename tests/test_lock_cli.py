@@ -455,15 +455,20 @@ def test_debug_logs_do_not_print_index_credentials(demo_index: IndexServer, tmp_
 def test_the_memo_keys_follow_the_resolvers_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another resolvelib, packaging or tomli-w (or interpreter) is another resolver: the
     memos' code digest changes with them, as with the bot's own source."""
+    import importlib
     import importlib.metadata
 
     from bot.lock import memo
 
     first = memo.code_digest.__wrapped__()
     assert memo.code_digest.__wrapped__() == first
-    real = importlib.metadata.version
-    for name in memo.RESOLVER_LIBRARIES:
-        monkeypatch.setattr(
-            importlib.metadata, "version", lambda n, name=name: "0.0.1" if n == name else real(n)
-        )
-        assert memo.code_digest.__wrapped__() != first, name
+    for name, module in memo.RESOLVER_LIBRARIES.items():
+        # the version a library's module states is its distribution's
+        assert memo.library_version(name) == importlib.metadata.version(name), name
+        with monkeypatch.context() as patch:
+            patch.setattr(importlib.import_module(module), "__version__", "0.0.1")
+            assert memo.code_digest.__wrapped__() != first, name
+        # a module that states none: its distribution's metadata says
+        with monkeypatch.context() as patch:
+            patch.delattr(importlib.import_module(module), "__version__")
+            assert memo.code_digest.__wrapped__() == first, name
