@@ -48,8 +48,8 @@ RESOLVER_LIBRARIES = {"resolvelib": "resolvelib", "packaging": "packaging", "tom
 def library_version(name: str) -> str:
     """The installed version of one of :data:`RESOLVER_LIBRARIES` ("" when not installed):
     its module's ``__version__``, else its distribution's metadata.  (Importing
-    ``importlib.metadata`` cost ~40 ms of every lock, on the resolution's thread, and the
-    three modules are imported by a lock anyway.)"""
+    ``importlib.metadata`` cost 15-20 ms of every lock, on its main thread, and the three
+    modules are imported by a lock anyway.)"""
     try:
         module = importlib.import_module(RESOLVER_LIBRARIES[name])
     except ImportError:
