@@ -285,12 +285,14 @@ def compare(
     only_uv: dict[str, list[str]] = {}
     for name in sorted(uv):
         mine = ours.get(name)
-        if universal:
+        if universal and (
+            mine is None or all(any(_same({m}, {v}) for v in uv[name]) for m in mine)
+        ):
+            # every version of ours is among uv's: the rest of uv's is only in its answer
             extra = {v for v in uv[name] if not any(_same({v}, {m}) for m in mine or ())}
-            if mine is None or len(extra) == len(uv[name]) - len(mine):
-                if extra:
-                    only_uv[name] = sorted(extra)
-                continue
+            if extra:
+                only_uv[name] = sorted(extra)
+            continue
         if mine is None or not _same(uv[name], mine):
             mismatches.append(
                 {"name": name, "uv": sorted(uv[name]), "ours": sorted(mine) if mine else None}
@@ -430,14 +432,18 @@ class Bench:
         if record:
             self.runs += got.values()
         if got["ours"].ok and got["uv"].ok:
-            result = compare(
-                uv_versions(w.uv_out),
-                lock_versions(w.lock_path),
-                universal=self.args.python_platform == UNIVERSAL,
-            )
-            result.update(mode=mode, round=rnd)
-            self.checks.setdefault(w.name, []).append(result)
+            self._check(w, mode, rnd)
         return got
+
+    def _check(self, w: Workload, mode: str, rnd: int) -> None:
+        """Compare our lock with uv's answer, both as the last runs left them."""
+        result = compare(
+            uv_versions(w.uv_out),
+            lock_versions(w.lock_path),
+            universal=self.args.python_platform == UNIVERSAL,
+        )
+        result.update(mode=mode, round=rnd)
+        self.checks.setdefault(w.name, []).append(result)
 
     def offline(self, w: Workload, rnd: int) -> None:
         """Ours without the network (see the module docstring); its versions are checked
@@ -445,13 +451,7 @@ class Bench:
         run = self.one(w, OFFLINE, "ours", rnd)
         self.runs.append(run)
         if run.ok and w.uv_out.is_file():
-            result = compare(
-                uv_versions(w.uv_out),
-                lock_versions(w.lock_path),
-                universal=self.args.python_platform == UNIVERSAL,
-            )
-            result.update(mode=OFFLINE, round=rnd)
-            self.checks.setdefault(w.name, []).append(result)
+            self._check(w, OFFLINE, rnd)
 
     def run(self, workloads: list[Workload]) -> None:
         modes = self.args.modes
@@ -733,8 +733,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def _render_sweep(sw: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    lines += ["", f"by size ({sw['mode']}): packages = uv's count; ratio: median (min-max)", ""]
+    lines = ["", f"by size ({sw['mode']}): packages = uv's count; ratio: median (min-max)", ""]
     rows = [("set", "packages", "ours s", "uv s", "ours/uv", "ours RSS MB", "uv RSS MB")]
     for r in sw["sizes"]:
         ratio = r["ratio"]

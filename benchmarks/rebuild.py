@@ -35,8 +35,8 @@ interpreter importing every package's modules.
 
     python benchmarks/rebuild.py --ref HEAD --passes pytest,sphinx --rounds 5
 
-``--night BEFORE,AFTER`` replays one real night: every set (default: each with a Python 3.12
-lock but ``native``, whose source builds take half an hour here) is locked by this checkout's
+``--night BEFORE,AFTER`` replays one real night: every set (default: all but ``native``,
+whose source builds take half an hour here) is locked by this checkout's
 bot (``--lock-ref``, default ``HEAD``) against the live index at both snapshot times, so the
 second lock holds the real version changes of that night.  For each library of ``--ref``
 (comma-separated: e.g. the one before the change and the one after) the report counts the
@@ -47,7 +47,7 @@ environment: a package built once for several sets counts once).  ``--build`` al
 it: every environment before the night (unmeasured; the night's new files are fetched into
 the store too, so no side pays a download the other then finds), then the night's
 environments in one ``nix-build``, timed, with the library's own nightly job setting (the
-old one passed none, i.e. one job; ``--max-jobs`` sets it for all).
+old one passed none, i.e. one job; ``--max-jobs-night`` sets it for all).
 
     python benchmarks/rebuild.py --night 2026-11-23T02:00:00Z,2026-11-24T02:00:00Z \
         --ref 7d02f3a,HEAD --build
@@ -129,16 +129,21 @@ def bump(lock_text: str, old: str) -> str:
     return lock_text.replace(old, new)
 
 
+def copy_set(src: Path, dest: Path) -> None:
+    """A set's Nix files and its Python 3.12 lock, from ``src`` into a new ``dest``."""
+    dest.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and (f.suffix == ".nix" or f.name == "pylock.py312.toml"):
+            (dest / f.name).write_bytes(f.read_bytes())
+
+
 def measure_set(
     root: Path, set_name: str, scratch: Path, interpreters: Path, say: Any
 ) -> dict[str, Any]:
     src = root / "sets" / set_name
     sets_dir = scratch / "sets"
     work = sets_dir / set_name
-    work.mkdir(parents=True)
-    for f in src.iterdir():
-        if f.is_file() and (f.suffix == ".nix" or f.name == "pylock.py312.toml"):
-            (work / f.name).write_bytes(f.read_bytes())
+    copy_set(src, work)
     lock = work / "pylock.py312.toml"
     text = lock.read_text()
     base = closure_drvs(root, set_name, sets_dir, interpreters)
@@ -307,15 +312,7 @@ def lock_at(repo: Path, python: str, cache: Path, set_name: str, when: str, dest
         "--exclude-newer", when, "--cache-dir", str(cache),
     )  # fmt: skip
     run(argv, cwd=repo, env=common.child_env(repo / "code"))
-    out = dest / set_name
-    out.mkdir(parents=True)
-    for f in (repo / "sets" / set_name).iterdir():
-        if f.is_file() and (f.suffix == ".nix" or f.name == "pylock.py312.toml"):
-            (out / f.name).write_bytes(f.read_bytes())
-
-
-def lock_versions(path: Path) -> dict[str, str]:
-    return {p["name"]: p["version"] for p in tomllib.loads(path.read_text())["packages"]}
+    copy_set(repo / "sets" / set_name, dest / set_name)
 
 
 def fixed_output(drvs: set[str]) -> set[str]:
@@ -351,23 +348,21 @@ def night_replay(
     nights = {"before": tmp / "night-before", "after": tmp / "night-after"}
     changes: dict[str, list[str]] = {}
     cache = tmp / "lock-cache"
+    # the floor: each new artifact and its package, once; each set whose environment moves
+    new_files: set[str] = set()
+    moved_sets = 0
     for name in names:
         for label, when in (("before", before_at), ("after", after_at)):
             lock_at(repo, python, cache, name, when, nights[label])
-        old, new = (lock_versions(nights[k] / name / "pylock.py312.toml") for k in nights)
+        texts = [(nights[k] / name / "pylock.py312.toml").read_text() for k in nights]
+        old, new = ({p["name"]: p["version"] for p in tomllib.loads(t)["packages"]} for t in texts)
         changes[name] = [
             f"{n} {old.get(n, '-')} -> {new.get(n, '-')}"
             for n in sorted(old.keys() | new.keys())
             if old.get(n) != new.get(n)
         ]
         say(f"night: {name}: {len(changes[name])} version changes")
-    # the floor: each new artifact and its package, once; each set whose environment moves
-    new_files: set[str] = set()
-    moved_sets = 0
-    for name in names:
-        old_h, new_h = (
-            artifact_hashes((nights[k] / name / "pylock.py312.toml").read_text()) for k in nights
-        )
+        old_h, new_h = (artifact_hashes(t) for t in texts)
         fresh = {h for n, h in new_h.items() if old_h.get(n) != h}
         new_files |= fresh
         moved_sets += bool(fresh or old_h.keys() != new_h.keys())
@@ -396,27 +391,27 @@ def night_replay(
             for k, d in nights.items()
         }
         night = closures["after"] - closures["before"]
+        downloads = sorted(fixed_output(night))
         entry: dict[str, Any] = {
             "code": common.describe(commit),
             "derivations": len(night),
-            "downloads": len(fixed_output(night)),
+            "downloads": len(downloads),
             "closure": len(closures["after"]),
             # names without the store hash: what was rebuilt
             "names": sorted(Path(d).name.split("-", 1)[1].removesuffix(".drv") for d in night),
         }
         say(f"night: {ref}: {len(night)} derivations ({entry['downloads']} downloads)")
-        if args.build and real_python is not None and options is not None:
-            built = interpreters
+        if options is not None:  # --build
             jobs = args.max_jobs_night or _library_jobs(commit)
-
             say(f"night: {ref}: building the sets before the night (not measured)")
-            build_night(root, names, built, nights["before"], "auto", options)
-            downloads = sorted(fixed_output(night))
+            build_night(root, names, interpreters, nights["before"], "auto", options)
             if downloads:
                 run(["nix-store", "--realise", *downloads])
             forget_built(night - set(downloads))  # an earlier run's: built again, timed
             say(f"night: {ref}: building the night, --max-jobs {jobs}")
-            entry["build_seconds"] = build_night(root, names, built, nights["after"], jobs, options)
+            entry["build_seconds"] = build_night(
+                root, names, interpreters, nights["after"], jobs, options
+            )
             entry["max_jobs"] = jobs
         results.append(entry)
     return {
