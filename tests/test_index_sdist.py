@@ -177,6 +177,44 @@ def test_build_requires_cached_by_sha256(
     assert pypi_index.paths() == ["/simple/modern/"]
 
 
+def test_sdist_read_once_for_metadata_and_build_system(
+    pypi_index: IndexServer, client_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PKG-INFO and pyproject.toml come out of one pass over the archive, whichever question
+    comes first and however many threads ask at once (a tar is decompressed to find them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.lock.index import metadata as md
+
+    pypi_index.publish(
+        make_sdist(
+            tmp_path, "modern", "1.0", requires_dist=["dep>=2"], build_requires=["hatchling"]
+        )
+    )
+    reads: list[str] = []
+    real = md.sdist_files
+
+    def counted(data: bytes, file: DistFile, **kwargs: int) -> tuple[bytes | None, bytes | None]:
+        reads.append(file.filename)
+        return real(data, file, **kwargs)
+
+    monkeypatch.setattr(md, "sdist_files", counted)
+    client = client_for(pypi_index)
+    file = only_file(client, "modern")
+    with ThreadPoolExecutor(4) as pool:
+        asks = [pool.submit(client.metadata, file) for _ in range(3)]
+        asks += [pool.submit(client.build_requires, file) for _ in range(3)]
+        answers = [a.result() for a in asks]
+    assert [str(r) for r in answers[0].requires_dist] == ["dep>=2"]
+    assert answers[3:] == [(Requirement("hatchling"),)] * 3
+    assert reads == ["modern-1.0.tar.gz"]
+    # a later run (a new client, the same cache) has both answers on disk: no read at all
+    other = client_for(pypi_index)
+    assert other.build_requires(only_file(other, "modern")) == (Requirement("hatchling"),)
+    assert [str(r) for r in other.metadata(only_file(other, "modern")).requires_dist] == ["dep>=2"]
+    assert reads == ["modern-1.0.tar.gz"]
+
+
 def test_tampered_sdist_is_refused(pypi_index: IndexServer, client_for, tmp_path: Path) -> None:
     sdist = make_sdist(tmp_path, "static", "1.0")
     pypi_index.publish(sdist)
