@@ -3,9 +3,13 @@ hook runs against a loopback index, no installer involved."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +19,12 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bot.core.errors import MetadataError
-from bot.lock.index import IndexClient, IndexRoute
+from bot.lock.index import IndexClient, IndexRoute, buildenv
 from bot.lock.index.buildenv import (
     WHEELS,
     Unpacked,
     WheelCache,
     _copy_script,
-    _member_target,
     check_metadata,
     compose,
     interpreter,
@@ -29,6 +32,7 @@ from bot.lock.index.buildenv import (
 )
 from bot.lock.index.limits import MIB, Limits
 from bot.lock.index.models import CoreMetadata, DistFile
+from bot.lock.index.unzip import member_target
 from tests.plugins.pypi import IndexServer, make_sdist, make_wheel
 from tests.plugins.pypi_backend import fixture_backend
 
@@ -209,13 +213,79 @@ def test_a_backend_without_wheels_falls_back_to_the_installer(
     assert [str(r) for r in got] == ["fell-back"]
 
 
+def _wheel_file(wheel: Path) -> DistFile:
+    return DistFile(
+        name=canonicalize_name(wheel.name.split("-")[0]),
+        version=Version(wheel.name.split("-")[1]),
+        kind="wheel",
+        filename=wheel.name,
+        url="http://127.0.0.1:9/" + wheel.name,
+        sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        index="http://127.0.0.1:9/simple/",
+    )
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o777)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_the_unpacking_child_writes_what_this_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel with modules, a script, platlib and headers under its .data directory, and an
+    executable member: the same files, bytes and modes from both ways of unpacking it."""
+    modules = {f"many/m{i}.py": f"X = {i}\n" for i in range(80)}
+    modules["many-1.0.data/scripts/many-tool"] = "#!python\nprint('tool')\n"
+    modules["many-1.0.data/platlib/many_native.py"] = "NATIVE = 1\n"
+    modules["many-1.0.data/headers/many.h"] = "int x;\n"
+    wheel = make_wheel(tmp_path / "dist", "many", "1.0", modules=modules)
+    with zipfile.ZipFile(wheel, "a") as zf:  # a member marked executable in the archive
+        info = zipfile.ZipInfo("many/run.sh")
+        info.external_attr = 0o100755 << 16
+        zf.writestr(info, "#!/bin/sh\n")
+    trees = {}
+    for where, threshold in (("here", 1 << 30), ("child", -1)):
+        monkeypatch.setattr(buildenv, "CHILD_UNPACK", threshold)
+        trees[where] = _tree(unpack_wheel(tmp_path / where, _wheel_file(wheel), wheel).root)
+    assert trees["here"] == trees["child"]
+    assert trees["here"]["site/many/m79.py"] == (b"X = 79\n", 0o644)
+    assert trees["here"]["site/many/run.sh"][1] == 0o755
+    assert trees["here"]["scripts/many-tool"][1] == 0o755
+    assert "site/many_native.py" in trees["here"]
+    assert not any("many.h" in path for path in trees["here"])
+
+
+@pytest.mark.parametrize("threshold", [1 << 30, -1], ids=["in process", "in a child"])
+def test_a_wheel_member_outside_its_tree_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threshold: int
+) -> None:
+    """One error naming the wheel and the member, nothing written outside the tree or left
+    in the cache, whichever way it is unpacked."""
+    monkeypatch.setattr(buildenv, "CHILD_UNPACK", threshold)
+    wheel = make_wheel(tmp_path / "dist", "evil", "1.0")
+    with zipfile.ZipFile(wheel, "a") as zf:
+        zf.writestr("../../escaped.py", "X = 1\n")
+    cache = WheelCache(tmp_path / "wheels", lambda file, path: shutil.copy(wheel, path))
+    with pytest.raises(
+        MetadataError, match=re.escape("unsafe member path '../../escaped.py'")
+    ) as info:
+        cache.get(_wheel_file(wheel))
+    assert "cannot unpack evil-1.0-py3-none-any.whl" in str(info.value)
+    assert not list(tmp_path.rglob("escaped.py"))
+    assert [p.name for p in (tmp_path / "wheels").rglob("*") if p.is_file()] == []
+
+
 def test_unsafe_wheel_members_are_refused() -> None:
-    assert _member_target("pkg/mod.py", "pkg-1.0.data") == ("site", Path("pkg/mod.py"))
-    assert _member_target("pkg-1.0.data/platlib/x.so", "pkg-1.0.data") == ("site", Path("x.so"))
-    assert _member_target("pkg-1.0.data/headers/x.h", "pkg-1.0.data") is None
+    assert member_target("pkg/mod.py", "pkg-1.0.data") == ("site", Path("pkg/mod.py"))
+    assert member_target("pkg-1.0.data/platlib/x.so", "pkg-1.0.data") == ("site", Path("x.so"))
+    assert member_target("pkg-1.0.data/headers/x.h", "pkg-1.0.data") is None
     for bad in ("../evil.py", "/etc/passwd", "pkg/../../evil.py", "a\\..\\b"):
         with pytest.raises(ValueError, match="unsafe"):
-            _member_target(bad, "pkg-1.0.data")
+            member_target(bad, "pkg-1.0.data")
 
 
 def test_a_composed_environment_runs_console_scripts_with_its_python(tmp_path: Path) -> None:
@@ -428,8 +498,16 @@ def leftovers(cache: Path) -> list[str]:
     )
 
 
+@pytest.fixture(params=["in process", "in a child"])
+def unpacker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every wheel unpacked in this process, or every one by the unpacking child (which
+    takes only the wheels of more than ``CHILD_UNPACK`` members)."""
+    monkeypatch.setattr(buildenv, "CHILD_UNPACK", 1 << 30 if request.param == "in process" else -1)
+    return str(request.param)
+
+
 def test_a_wheel_bomb_is_refused_and_leaves_nothing(
-    pypi_index: IndexServer, tmp_path: Path
+    pypi_index: IndexServer, tmp_path: Path, unpacker: str
 ) -> None:
     """A wheel of a few KB that unpacks to 8 MiB, against a 2 MiB bound: refused by name,
     with nothing of it left in the cache (the download limit bounds only what is sent)."""

@@ -31,10 +31,10 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -52,6 +52,7 @@ from resolvelib.structs import RequirementInformation
 
 from bot.core.errors import CommandError, MetadataError, StoppedError
 from bot.core.proc import run
+from bot.lock.index import unzip
 from bot.lock.index.hookenv import hook_environ
 from bot.lock.index.limits import Limits, too_much_unpacked
 from bot.lock.index.metadata import ARCHIVE_ERRORS
@@ -379,56 +380,46 @@ class Unpacked:
         return out
 
 
-def _member_target(name: str, data_dir: str) -> tuple[str, PurePosixPath] | None:
-    """("site"|"scripts", relative path) of a wheel member, None for one not installed
-    here (headers, data), a ValueError for a path that leaves the tree."""
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in name:
-        raise ValueError(f"unsafe member path {name!r}")
-    if path.parts[0] != data_dir:
-        return "site", path
-    if len(path.parts) < 3:
-        return None
-    scheme, rest = path.parts[1], PurePosixPath(*path.parts[2:])
-    if scheme in ("purelib", "platlib"):
-        return "site", rest
-    if scheme == "scripts":
-        return "scripts", rest
-    return None
+#: seconds a child may take to unpack one wheel (a few hundred files: well under one)
+UNPACK_TIMEOUT = 300.0
+#: a wheel of more members is unpacked by a child (:mod:`bot.lock.index.unzip`), one of fewer
+#: in this process: the child's start-up (~30 ms) is about what unpacking 60 members costs
+#: here alone, and far less than a few hundred cost beside the resolution
+CHILD_UNPACK = 64
 
 
 def _extract(wheel: Path, tmp: Path, file: DistFile, bounds: Limits) -> None:
     """Write the wheel's installed members into ``tmp`` (``site``, ``scripts``), within
-    ``bounds``: its member count, the sizes it states, then the bytes actually written."""
+    ``bounds``: its member count, the sizes it states, then the bytes actually written
+    (:func:`bot.lock.index.unzip.extract`; in a child for a big wheel)."""
     project = file.filename.split("-")[0]
     version = file.filename.split("-")[1]
     data_dir = f"{project}-{version}.data"
-    with zipfile.ZipFile(wheel) as zf:
-        members = zf.infolist()
-        if len(members) > bounds.members:
-            raise too_much_unpacked(file.filename, file.url, bounds.members, "members")
-        budget = bounds.unpacked
-        if sum(info.file_size for info in members) > budget:  # a cheap early refusal
-            raise too_much_unpacked(file.filename, file.url, bounds.unpacked, "unpacked")
-        for info in members:
-            if info.is_dir():
-                continue
-            where = _member_target(info.filename, data_dir)
-            if where is None:
-                continue
-            target = tmp / where[0] / where[1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    budget -= len(chunk)
-                    if budget < 0:
-                        raise too_much_unpacked(
-                            file.filename, file.url, bounds.unpacked, "unpacked"
-                        )
-                    out.write(chunk)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode & 0o111 or where[0] == "scripts":
-                target.chmod(0o755)
+    if unzip.members(wheel) <= CHILD_UNPACK:
+        try:
+            unzip.extract(wheel, tmp, data_dir, bounds.members, bounds.unpacked)
+        except unzip.LimitError as exc:
+            raise _over(file, bounds, exc.args[0]) from None
+        return
+    argv = [sys.executable, "-I", "-S", unzip.__file__, str(wheel), str(tmp), data_dir]
+    try:
+        run(
+            [*argv, str(bounds.members), str(bounds.unpacked)],
+            env={},
+            inherit_env=False,
+            timeout=UNPACK_TIMEOUT,
+            what=f"unpacking {file.filename}",
+        )
+    except CommandError as exc:
+        last = (exc.stderr_tail or "").strip().splitlines()[-1:]
+        if exc.returncode == unzip.OVER_LIMIT and last in (["members"], ["unpacked"]):
+            raise _over(file, bounds, last[0]) from exc
+        raise ValueError(last[0] if last else exc.message) from exc
+
+
+def _over(file: DistFile, bounds: Limits, field: str) -> MetadataError:
+    limit = bounds.members if field == "members" else bounds.unpacked
+    return too_much_unpacked(file.filename, file.url, limit, field)
 
 
 def unpack_wheel(root: Path, file: DistFile, wheel: Path, limits: Limits | None = None) -> Unpacked:
