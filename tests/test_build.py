@@ -4,6 +4,7 @@ real nix-build of sets, failures named by package with a log tail."""
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -234,9 +235,12 @@ def test_an_import_spoiled_only_by_another_package_is_a_warning(
         tmp_path / "dists",
         "aaa-spoiler",
         "1.0",
-        # a fresh wheel each run: the environment is built (and its log written) by this test
+        # a fresh wheel each run: the environment is built (and its log written) by this test,
+        # not found in the store from an earlier run on this machine (a tmp_path repeats there)
         modules={
-            "aaa_spoiler/__init__.py": f"# {tmp_path}\nimport sys\nsys.modules['victim'] = None\n"
+            "aaa_spoiler/__init__.py": (
+                f"# {uuid.uuid4()}\nimport sys\nsys.modules['victim'] = None\n"
+            )
         },
     )
     victim = make_wheel(tmp_path / "dists", "victim", "1.0")
