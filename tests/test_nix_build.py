@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -334,3 +335,59 @@ def test_nixpkgs_withpackages_takes_a_set_package_with_its_dependencies(
     ]
     said = run(env / "bin" / "python", "-c", "import alpha, beta; print(beta.X)")
     assert said.strip() == "42"
+
+
+#: what Nix 2.8 printed in a CI run of this project when two nix processes raced on the
+#: narinfo disk cache (NixOS/nix#3898)
+RACE = (
+    "error: executing SQLite statement 'insert or replace into NARs(cache, hashPart, timestamp, "
+    "present) values (1, 'qjs92v9b8gaj5rqghfbnddryilq8kxk8', 1796285487, 0)': constraint failed "
+    "(in '/home/runner/.cache/nix/binary-cache-v6.sqlite')"
+)
+
+
+def _flaky_nix(bin_dir: Path, failures: int, message: str) -> Path:
+    """A ``nix-store`` first on PATH that fails ``failures`` times with ``message``, then
+    succeeds: a scripted stand-in, as the race itself cannot be brought about on demand."""
+    bin_dir.mkdir()
+    count = bin_dir / "count"
+    count.write_text("0")
+    script = bin_dir / "nix-store"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{count}"); echo $((n + 1)) > "{count}"\n'
+        f'if [ "$n" -lt {failures} ]; then echo "{message}" >&2; exit 1; fi\n'
+        "echo ok\n"
+    )
+    script.chmod(0o755)
+    return count
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "no check"])
+def test_a_narinfo_cache_race_is_run_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: bool
+) -> None:
+    count = _flaky_nix(tmp_path / "bin", 1, RACE)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    proc = run_nix("nix-store", ["--version"], check=check)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok")
+    assert count.read_text().strip() == "2"
+
+
+def test_a_narinfo_cache_race_twice_or_another_failure_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = _flaky_nix(tmp_path / "bin", 2, RACE)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    with pytest.raises(NixError, match="constraint failed"):
+        run_nix("nix-store", ["--version"])
+    assert count.read_text().strip() == "2"  # once more, not for ever
+    count.write_text("0")
+    proc = run_nix("nix-store", ["--version"], check=False)
+    assert proc.returncode == 1
+    assert count.read_text().strip() == "2"
+    # any other failure is the command's own: not run again
+    other = _flaky_nix(tmp_path / "other", 1, "error: build of '/nix/store/x.drv' failed")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'other'}:{os.environ['PATH']}")
+    assert run_nix("nix-store", ["--version"], check=False).returncode == 1
+    assert other.read_text().strip() == "1"

@@ -8,7 +8,9 @@ for ``nix copy`` / ``nix store``), so behaviour does not depend on the caller's 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +23,18 @@ from bot.core.proc import run
 COMMON_OPTIONS: tuple[tuple[str, str], ...] = (("narinfo-cache-negative-ttl", "0"),)
 
 NEW_CLI = {"nix"}
+
+log = logging.getLogger(__name__)
+
+#: Nix failing on its own narinfo disk cache (``~/.cache/nix/binary-cache-v6.sqlite``), which
+#: concurrent nix processes race on (NixOS/nix#3898: an ``insert or replace`` into NARs
+#: whose cache row another process has just replaced, "constraint failed"; seen in a CI run of
+#: this project, Nix 2.8).  That file is only a cache of what binary caches hold: the same
+#: command run again meets a settled row, so such a failure is retried once, not reported as
+#: a build failure of the set.
+NARINFO_CACHE_RACE = re.compile(
+    r"error: executing SQLite (statement|query) .*\(in '[^']*binary-cache-v\d+\.sqlite'\)"
+)
 
 
 def nix_command(
@@ -62,17 +76,31 @@ def run_nix(
     hint: str | None = None,
     error: type[NixError] = NixError,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a nix tool; failures raise ``error`` carrying the command and its stderr tail."""
-    return run(
-        nix_command(tool, args, substituters=substituters, options=options),
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=check,
-        error=error,
-        what=what or tool,
-        hint=hint,
-    )
+    """Run a nix tool; failures raise ``error`` carrying the command and its stderr tail.
+    A failure on Nix's own narinfo disk cache (:data:`NARINFO_CACHE_RACE`) is run once more."""
+    argv = nix_command(tool, args, substituters=substituters, options=options)
+    for attempt in (1, 2):
+        try:
+            proc = run(
+                argv,
+                env=env,
+                cwd=cwd,
+                timeout=timeout,
+                check=check,
+                error=error,
+                what=what or tool,
+                hint=hint,
+            )
+        except NixError as exc:
+            if attempt == 1 and NARINFO_CACHE_RACE.search(exc.stderr_tail):
+                log.warning("%s: nix failed on its narinfo cache database; once more", tool)
+                continue
+            raise
+        if attempt == 1 and proc.returncode != 0 and NARINFO_CACHE_RACE.search(proc.stderr):
+            log.warning("%s: nix failed on its narinfo cache database; once more", tool)
+            continue
+        return proc
+    raise AssertionError("unreachable")  # the second attempt returns or raises
 
 
 def eval_json(
