@@ -92,14 +92,12 @@ def run_nix(
                 hint=hint,
             )
         except NixError as exc:
-            if attempt == 1 and NARINFO_CACHE_RACE.search(exc.stderr_tail):
-                log.warning("%s: nix failed on its narinfo cache database; once more", tool)
-                continue
-            raise
-        if attempt == 1 and proc.returncode != 0 and NARINFO_CACHE_RACE.search(proc.stderr):
-            log.warning("%s: nix failed on its narinfo cache database; once more", tool)
-            continue
-        return proc
+            if attempt == 2 or not NARINFO_CACHE_RACE.search(exc.stderr_tail):
+                raise
+        else:
+            if attempt == 2 or proc.returncode == 0 or not NARINFO_CACHE_RACE.search(proc.stderr):
+                return proc
+        log.warning("%s: nix failed on its narinfo cache database; once more", tool)
     raise AssertionError("unreachable")  # the second attempt returns or raises
 
 

@@ -54,7 +54,7 @@ from bot.core.errors import CommandError, MetadataError, StoppedError
 from bot.core.proc import run
 from bot.lock.index import unzip
 from bot.lock.index.hookenv import hook_environ
-from bot.lock.index.limits import Limits, too_much_unpacked
+from bot.lock.index.limits import Limits, child_over_limit, over_unpack_limit
 from bot.lock.index.metadata import ARCHIVE_ERRORS
 from bot.lock.index.models import CoreMetadata, DistFile, Releases
 
@@ -399,7 +399,7 @@ def _extract(wheel: Path, tmp: Path, file: DistFile, bounds: Limits) -> None:
         try:
             unzip.extract(wheel, tmp, data_dir, bounds.members, bounds.unpacked)
         except unzip.LimitError as exc:
-            raise _over(file, bounds, exc.args[0]) from None
+            raise over_unpack_limit(file.filename, file.url, bounds, exc.args[0]) from None
         return
     argv = [sys.executable, "-I", "-S", unzip.__file__, str(wheel), str(tmp), data_dir]
     try:
@@ -411,15 +411,11 @@ def _extract(wheel: Path, tmp: Path, file: DistFile, bounds: Limits) -> None:
             what=f"unpacking {file.filename}",
         )
     except CommandError as exc:
+        refused = child_over_limit(exc, file.filename, file.url, bounds)
+        if refused is not None:
+            raise refused from exc
         last = (exc.stderr_tail or "").strip().splitlines()[-1:]
-        if exc.returncode == unzip.OVER_LIMIT and last in (["members"], ["unpacked"]):
-            raise _over(file, bounds, last[0]) from exc
         raise ValueError(last[0] if last else exc.message) from exc
-
-
-def _over(file: DistFile, bounds: Limits, field: str) -> MetadataError:
-    limit = bounds.members if field == "members" else bounds.unpacked
-    return too_much_unpacked(file.filename, file.url, limit, field)
 
 
 def unpack_wheel(root: Path, file: DistFile, wheel: Path, limits: Limits | None = None) -> Unpacked:

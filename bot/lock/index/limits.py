@@ -28,7 +28,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.core.errors import IndexError_, MetadataError
+from bot.core.errors import CommandError, IndexError_, MetadataError
+from bot.lock.index.unzip import OVER_LIMIT
 
 MIB = 1024 * 1024
 
@@ -111,3 +112,22 @@ def too_slow(what: str, url: str, deadline: float) -> LimitExceeded:
         where=url,
         hint=f"the index is too slow or stalling; retry later, or raise ${ENV['deadline']}",
     )
+
+
+def over_unpack_limit(what: str, where: str, bounds: Limits, field: str) -> MetadataError:
+    """:func:`too_much_unpacked` for the bound ``field`` ("members" or "unpacked") of
+    ``bounds``."""
+    limit = bounds.members if field == "members" else bounds.unpacked
+    return too_much_unpacked(what, where, limit, field)
+
+
+def child_over_limit(
+    exc: CommandError, what: str, where: str, bounds: Limits
+) -> MetadataError | None:
+    """The limit error an unpacking child (of a wheel or an sdist) reported: it exits
+    :data:`~bot.lock.index.unzip.OVER_LIMIT` with the bound it passed as its last line of
+    stderr.  None for any other failure."""
+    last = (exc.stderr_tail or "").strip().splitlines()[-1:]
+    if exc.returncode == OVER_LIMIT and last in (["members"], ["unpacked"]):
+        return over_unpack_limit(what, where, bounds, last[0])
+    return None

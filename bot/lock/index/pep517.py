@@ -53,8 +53,9 @@ from bot.lock.index.buildenv import interpreter as probe_interpreter
 from bot.lock.index.cache import Cache
 from bot.lock.index.fields import shown
 from bot.lock.index.hookenv import hook_environ
-from bot.lock.index.limits import Limits, too_much_unpacked
+from bot.lock.index.limits import Limits, child_over_limit
 from bot.lock.index.models import DistFile
+from bot.lock.index.unzip import OVER_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,6 @@ def install_command(
     ]
 
 
-#: exit status of the unpacking child for an sdist beyond the limits (stderr: which one)
-_OVER_LIMIT = 3
-
 #: unpacks an sdist (argv: archive, destination, most bytes, most members); run by this
 #: interpreter as a child.  The bounds are checked before each member is written, from the
 #: sizes the archive states: a zip member yields no more than its stated size, a tar
@@ -161,7 +159,7 @@ except (
     lzma.LZMAError, NotImplementedError, RuntimeError,  # see metadata.ARCHIVE_ERRORS
 ) as exc:
     sys.exit(f"{type(exc).__name__}: {exc}")
-""".replace("OVER_LIMIT", str(_OVER_LIMIT))
+""".replace("OVER_LIMIT", str(OVER_LIMIT))
 
 
 def _unpack(data: bytes, file: DistFile, dest: Path, limits: Limits | None = None) -> Path:
@@ -186,10 +184,9 @@ def _unpack(data: bytes, file: DistFile, dest: Path, limits: Limits | None = Non
             what=f"unpacking {filename}",
         )
     except CommandError as exc:
-        field = exc.stderr_tail.strip().splitlines()[-1:] if exc.stderr_tail else []
-        if exc.returncode == _OVER_LIMIT and field in (["unpacked"], ["members"]):
-            limit = bounds.members if field == ["members"] else bounds.unpacked
-            raise too_much_unpacked(filename, file.url, limit, field[0]) from exc
+        refused = child_over_limit(exc, filename, file.url, bounds)
+        if refused is not None:
+            raise refused from exc
         raise ValueError(exc.stderr_tail or exc.message) from exc
     finally:
         archive.unlink(missing_ok=True)
