@@ -93,15 +93,22 @@ def run_child(
 
 
 def measure(
-    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, log_dir: Path
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    log_dir: Path,
+    cpu: list[float] | None = None,
 ) -> tuple[float, float, int, str]:
     """Run ``argv`` with its output in ``log_dir``/stdout and stderr; return (wall seconds,
-    peak RSS in MB, exit status, the tail of stderr and stdout if it failed)."""
+    peak RSS in MB, exit status, the tail of stderr and stdout if it failed).  ``cpu``: as
+    :func:`run_child`'s."""
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / "stdout", log_dir / "stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         seconds, rss, code, timed_out = run_child(
-            argv, cwd=cwd, env=env, timeout=timeout, stdout=out, stderr=err
+            argv, cwd=cwd, env=env, timeout=timeout, stdout=out, stderr=err, cpu=cpu
         )
     tail = ""
     if code != 0:

@@ -48,9 +48,11 @@ nearest to ours, which locks four Nix systems at once.
 Size sweep (``--sweep``): the default sets plus the benchmark-only sets of
 ``benchmarks/sets/`` (about 93, 133 and 225 packages as uv counts them), cold pairs only
 unless ``--modes`` says otherwise.  The report adds one row per size (uv's package count):
-the cold ratio (median of the per-pair ratios, min-max) and both tools' peak RSS, and a
-least-squares fit of log(seconds) against log(packages) per tool: the growth exponent (1.0 is
-linear), and that of the ratio (0 when ours grows as uv does).
+the cold ratio (median of the per-pair ratios, min-max), both tools' CPU seconds (user +
+system, with the children each waited for: our PEP 517 hooks and unpackers) and their ratio,
+both tools' peak RSS, and a least-squares fit of log(seconds) against log(packages) per
+tool: the growth exponent (1.0 is linear), and that of the ratio (0 when ours grows as uv
+does).
 
 Exit status: 0 all runs succeeded and versions agree; 1 a version mismatch; 2 a run failed.
 Only the standard library and the project's own virtualenv (``bot`` for reading set.yaml,
@@ -120,6 +122,8 @@ class Run:
     returncode: int
     argv: list[str]
     stderr_tail: str = ""
+    #: user + system CPU seconds, with the children it waited for (hooks, unpackers)
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -365,7 +369,9 @@ class Bench:
         self.startup: dict[str, list[float]] = {}
         self.say = common.progress(args.quiet)
 
-    def measure(self, argv: list[str], cache: Path, log_dir: Path) -> tuple[float, float, int, str]:
+    def measure(
+        self, argv: list[str], cache: Path, log_dir: Path, cpu: list[float] | None = None
+    ) -> tuple[float, float, int, str]:
         """Run ``argv`` in the scratch repository with its caches under ``cache``."""
         return measure(
             argv,
@@ -373,6 +379,7 @@ class Bench:
             env=child_env(cache, self.scratch / "code"),
             timeout=self.args.timeout,
             log_dir=log_dir,
+            cpu=cpu,
         )
 
     def one(self, w: Workload, mode: str, tool: str, rnd: int) -> Run:
@@ -400,15 +407,16 @@ class Bench:
         else:
             w.uv_out.unlink(missing_ok=True)
             argv = uv_argv(self.args, w, cache / "uv")
-        seconds, rss, code, tail = self.measure(argv, cache, log_dir)
+        cpu: list[float] = []
+        seconds, rss, code, tail = self.measure(argv, cache, log_dir, cpu)
         out = w.lock_path if tool == "ours" else w.uv_out
         if code == 0 and not out.is_file():
             code, tail = 3, f"exit 0 but {out} was not written"
-        run = Run(w.name, mode, tool, rnd, seconds, rss, code, argv, tail)
+        run = Run(w.name, mode, tool, rnd, seconds, rss, code, argv, tail, cpu[0] if cpu else 0.0)
         status = "ok" if run.ok else f"FAILED ({code})"
         self.say(
             f"  round {rnd}  {w.name:<8} {mode}  {tool:<4}  {seconds:7.2f} s  "
-            f"{rss:6.1f} MB  {status}"
+            f"{run.cpu_seconds:6.2f} s CPU  {rss:6.1f} MB  {status}"
         )
         if not run.ok:
             self.failed.append(run)
@@ -496,11 +504,17 @@ def summarize(bench: Bench, workloads: list[Workload]) -> dict[str, Any]:
             pairs: dict[int, dict[str, Run]] = {}
             for r in runs:
                 pairs.setdefault(r.round, {})[r.tool] = r
-            ratios = [p["ours"].seconds / p["uv"].seconds for p in pairs.values() if len(p) == 2]
+            both = [p for p in pairs.values() if len(p) == 2]
+            ratios = [p["ours"].seconds / p["uv"].seconds for p in both]
+            cpu_ratios = [
+                p["ours"].cpu_seconds / p["uv"].cpu_seconds for p in both if p["uv"].cpu_seconds
+            ]
             entry[mode] = {
                 **{f"{t}_seconds": stats([r.seconds for r in by_tool[t]]) for t in TOOLS},
                 **{f"{t}_rss_mb": stats([r.rss_mb for r in by_tool[t]]) for t in TOOLS},
+                **{f"{t}_cpu_seconds": stats([r.cpu_seconds for r in by_tool[t]]) for t in TOOLS},
                 "ratio": stats(ratios),
+                "cpu_ratio": stats(cpu_ratios),
             }
             peak_rss = max([peak_rss, *(r.rss_mb for r in by_tool["ours"])])
         offline = {r.round: r for r in bench.runs if r.set == w.name and r.mode == OFFLINE and r.ok}
@@ -576,6 +590,9 @@ def sweep(sets: dict[str, Any], mode: str = "cold") -> dict[str, Any] | None:
                 "ratio": m["ratio"],
                 "ours_rss_mb": m["ours_rss_mb"],
                 "uv_rss_mb": m["uv_rss_mb"],
+                "ours_cpu_seconds": m.get("ours_cpu_seconds"),
+                "uv_cpu_seconds": m.get("uv_cpu_seconds"),
+                "cpu_ratio": m.get("cpu_ratio"),
             }
         )
     if len(rows) < 2:
@@ -734,16 +751,19 @@ def render(report: dict[str, Any]) -> str:
 
 def _render_sweep(sw: dict[str, Any]) -> list[str]:
     lines = ["", f"by size ({sw['mode']}): packages = uv's count; ratio: median (min-max)", ""]
-    rows = [("set", "packages", "ours s", "uv s", "ours/uv", "ours RSS MB", "uv RSS MB")]
+    head = ("set", "packages", "ours s", "uv s", "ours/uv", "ours CPU s", "uv CPU s")
+    rows = [(*head, "CPU ours/uv", "ours RSS MB", "uv RSS MB")]
     for r in sw["sizes"]:
-        ratio = r["ratio"]
         rows.append(
             (
                 r["set"],
                 str(r["packages"]),
                 fmt(r["ours_seconds"]),
                 fmt(r["uv_seconds"]),
-                f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})",
+                _times(r["ratio"]),
+                fmt(r.get("ours_cpu_seconds")),
+                fmt(r.get("uv_cpu_seconds")),
+                _times(r.get("cpu_ratio")),
                 fmt(r["ours_rss_mb"], 0),
                 fmt(r["uv_rss_mb"], 0),
             )
@@ -760,6 +780,13 @@ def _render_sweep(sw: dict[str, Any]) -> list[str]:
         f"packages: {show(sw['worst_ratio_30_250'])}"
     )
     return lines
+
+
+def _times(ratio: dict[str, float] | None) -> str:
+    """A ratio's ``median x (min-max)``, or ``-``."""
+    if ratio is None:
+        return "-"
+    return f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
 
 
 def _counts(values: list[int]) -> str:
