@@ -54,6 +54,10 @@ both tools' peak RSS, and a least-squares fit of log(seconds) against log(packag
 tool: the growth exponent (1.0 is linear), and that of the ratio (0 when ours grows as uv
 does).
 
+The scratch directory (the snapshot, both tools' caches) is made under ``TMPDIR``, which our
+hooks' temporary trees use too: point it at another file system to take the disk's part out
+(BENCHMARKS.md: this machine's journal-less ext4).
+
 Exit status: 0 all runs succeeded and versions agree; 1 a version mismatch; 2 a run failed.
 Only the standard library and the project's own virtualenv (``bot`` for reading set.yaml,
 ``packaging``) are needed.  It talks to the live index.
