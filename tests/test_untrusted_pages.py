@@ -405,6 +405,59 @@ def test_html_entries_are_checked_like_json_ones(caplog: pytest.LogCaptureFixtur
         assert f"invalid {field!r}" in warning
 
 
+def test_html_attributes_are_read_as_html_reads_them() -> None:
+    """A quoted value may hold ``>`` (PEP 503 asks for ``&gt;``, not every index escapes);
+    the first of a repeated attribute counts; ``data-yanked`` yanks only as an attribute."""
+    anchors = [
+        # unescaped ">" inside the quoted value: the tag does not end there
+        f'<a href="demo-1.0.tar.gz#sha256={SHA}" data-requires-python=">=3.13">x</a>',
+        # "data-yanked" inside another attribute's value is not the attribute
+        f'<a title="data-yanked" href="demo-1.1.tar.gz#sha256={SHA}">x</a>',
+        f'<a href="demo-1.2.tar.gz#sha256={SHA}" data-yanked>x</a>',
+        # the first href wins; an unquoted value; no closing </a>
+        f"<a href=demo-1.3.tar.gz#sha256={SHA} href=demo-9.tar.gz#sha256={SHA}>",
+        # a tag that never ends is nothing (and swallows nothing after it)
+        f'<a href="demo-1.4.tar.gz#sha256={SHA}',
+    ]
+    files = check_page(f"<html><body>{''.join(anchors)}</body></html>".encode(), "text/html")
+    by_name = {f.filename: f for f in files or []}
+    assert sorted(by_name) == [f"demo-1.{n}.tar.gz" for n in range(4)]
+    assert str(by_name["demo-1.0.tar.gz"].requires_python) == ">=3.13"
+    assert by_name["demo-1.1.tar.gz"].yanked is None
+    assert by_name["demo-1.2.tar.gz"].yanked == ""
+    assert by_name["demo-1.3.tar.gz"].url.startswith(PAGE)
+
+
+#: pages built to make a backtracking or rescanning tag reader quadratic: each took seconds
+#: per 100 KB with the reader before (``<base `` x 20000: 9.4 s), so hours at this size
+_HOSTILE_HTML = {
+    "base": "b'<base ' * 400_000",
+    "anchor": "b'<a ' * 400_000",
+    "unclosed quote": "b'<a \"' + b'<a ' * 400_000",
+    "attribute name": "b'<a ' + b'x' * 2_000_000 + b'>'",
+    "attribute": "b'<a href=\"demo-1.0.tar.gz\" ' + b'data-x ' * 300_000 + b'>'",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_HOSTILE_HTML))
+def test_hostile_html_is_read_in_one_pass(shape: str) -> None:
+    """An index can send up to the page limit; reading it must stay linear in its size.  Run
+    in a child with a deadline 100 times what a linear reader needs, so a quadratic one fails
+    the test instead of hanging the suite."""
+    code = (
+        "from bot.lock.index.simple import parse_page\n"
+        f"body = {_HOSTILE_HTML[shape]}\n"
+        f"r = parse_page(body, 'text/html', {PAGE!r}, {INDEX!r}, 'demo')\n"
+        "print(len(body), [f.filename for f in r.all_files()])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    size, files = done.stdout.split(" ", 1)
+    assert int(size) > 1_000_000
+    assert files.strip() == "[]"  # nothing with a sha256 in any of them
+
+
 def test_well_formed_pages_are_unchanged() -> None:
     body = _page(
         _entry("demo-2.0.tar.gz", **{"requires-python": ">=3.9", "upload-time": "2025-01-01"}),

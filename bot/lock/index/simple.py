@@ -48,10 +48,15 @@ HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "text/html")
 #: what we ask for: JSON first, HTML as the fallback every index speaks
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
-_ANCHOR = re.compile(r"<a\s+([^>]*)>([^<]*)</a\s*>", re.IGNORECASE | re.DOTALL)
-_BASE = re.compile(r"<base\s+[^>]*href\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
-_ATTR = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
-_HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+#: an ``<a>`` or ``<base>`` start tag: its attributes up to the first ``>`` outside quotes
+#: (a quoted value may hold ``>``), then the ``>`` (empty: the tag never ends).  Every
+#: quantifier is possessive and a match always consumes what it scanned, so one pass over a
+#: page is linear in its size whatever the index sends (no backtracking, no rescan)
+_TAG = re.compile(r"""<(a|base)\s((?:[^>"']++|"[^"]*+"|'[^']*+')*+)(>?)""", re.IGNORECASE)
+#: one attribute of a start tag: a name, then ``=`` and a value or nothing (a bare name, as
+#: the boolean ``data-yanked``); it matches wherever a name starts and consumes it, so a
+#: long run of name characters is read once
+_ATTR = re.compile(r"""([\w:-]++)(?:\s*+=\s*+(?:"([^"]*+)"|'([^']*+)'|([^\s"'>]++)))?""")
 _WHEEL_NAME = re.compile(r"^[\w\d._]*$", re.UNICODE)
 #: sdist formats we accept (PEP 625 .tar.gz, and legacy .zip)
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -242,13 +247,12 @@ def _checked(project: NormalizedName, index: str, build: Builder) -> Builder:
 
 
 def _entry_name(raw: Any) -> str:
-    """The file name of a raw entry (a JSON object or an HTML anchor's attributes), for a
-    warning."""
-    if not isinstance(raw, str):  # a JSON object, or a decoded entry of one
-        name = raw.get("filename")
-        return name if isinstance(name, str) and name else _filename(str(raw.get("url")))
-    quick = _HREF.search(str(raw))
-    return _filename(html.unescape(quick.group(1))) if quick else shown(raw)
+    """The file name of a raw entry (a JSON object, a decoded entry of one, or an HTML
+    anchor's attributes), for a warning."""
+    name = raw.get("filename")
+    if isinstance(name, str) and name:
+        return name
+    return _filename(str(raw.get("url", raw.get("href"))))
 
 
 class _Grouper:
@@ -478,14 +482,17 @@ def parse_json(body: bytes, page_url: str, index: str, project: NormalizedName) 
 
 
 def _attrs(text: str) -> dict[str, str]:
+    """A start tag's attributes by lower-cased name (the first of a name wins, as in HTML),
+    values unescaped; a bare name (the boolean ``data-yanked``) has the value ``""``."""
     out: dict[str, str] = {}
     for match in _ATTR.finditer(text):
-        value = match.group(2) if match.group(2) is not None else match.group(3)
+        name = match.group(1).lower()
+        if name in out:
+            continue
+        value = match.group(2)
         if value is None:
-            value = match.group(4)
-        out[match.group(1).lower()] = html.unescape(value) if "&" in value else value
-    if "data-yanked" not in out and "data-yanked" in text.lower():
-        out["data-yanked"] = ""  # a bare boolean attribute
+            value = match.group(3) if match.group(3) is not None else match.group(4) or ""
+        out[name] = html.unescape(value) if "&" in value else value
     return out
 
 
@@ -494,19 +501,27 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
     version (each version's built on first use); malformed links are skipped as in
     :func:`parse_json`."""
     text = body.decode("utf-8", errors="replace")
-    base = _BASE.search(text)
+    base: str | None = None  # the first <base href>, wherever it is
+    anchors: list[dict[str, str]] = []
+    for match in _TAG.finditer(text):
+        if not match.group(3):
+            continue  # a tag that never ends: nothing after it is in it
+        attrs = _attrs(match.group(2))
+        if match.group(1).lower() == "a":
+            anchors.append(attrs)
+        elif base is None and attrs.get("href"):
+            base = attrs["href"]
     base_url = page_url
-    if base:
+    if base is not None:
         try:
-            base_url = urljoin(page_url, html.unescape(base.group(1)))
+            base_url = urljoin(page_url, base)
         except ValueError as exc:
             raise IndexError_(
-                f"the page's <base href> {shown(base.group(1))} is not a URL: {exc}",
+                f"the page's <base href> {shown(base)} is not a URL: {exc}",
                 where=page_url,
             ) from None
 
-    def build(anchor: str) -> DistFile | None:
-        attrs = _attrs(anchor)
+    def build(attrs: dict[str, str]) -> DistFile | None:
         href = attrs.get("href")
         if not href:
             return None
@@ -532,14 +547,12 @@ def parse_html(body: bytes, page_url: str, index: str, project: NormalizedName) 
 
     grouper = _Grouper(project, index)
     checked = _checked(project, index, build)
-    for match in _ANCHOR.finditer(text):
-        quick = _HREF.search(match.group(1))
-        href = quick.group(1) if quick is not None else _attrs(match.group(1)).get("href")
+    for attrs in anchors:
+        href = attrs.get("href")
         if href:
-            href = html.unescape(href) if "&" in href else href
             filename = _filename(href)
             if not foreign_wheel(filename):
-                grouper.add(filename, checked, match.group(1))
+                grouper.add(filename, checked, attrs)
     return grouper.releases()
 
 
