@@ -259,3 +259,64 @@ def test_missing_backend_is_one_clear_error(
         client.metadata(file)
     # asking for its build requirements only warns: the build meets the same problem
     assert client.dynamic_build_requires(file) == ()
+
+
+PY313 = detect(["3.13"]).get("3.13", "")
+
+#: an in-tree backend whose dependencies depend on the Python it runs on, as a setup.py's
+#: ``if sys.version_info < (3, 13): install_requires.append(...)`` does
+VERSIONED_BACKEND = """
+import sys
+from pathlib import Path
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    with open(LOG, "a") as f:
+        f.write("%d.%d\\n" % sys.version_info[:2])
+    extra = "Requires-Dist: tomli\\n" if sys.version_info < (3, 13) else ""
+    info = Path(directory) / "versioned-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\\nName: versioned\\nVersion: 1.0\\n" + extra + "\\n"
+    )
+    return info.name
+"""
+
+
+@pytest.mark.skipif(not (PY312 and PY313), reason="needs CPython 3.12 and 3.13")
+def test_an_sdists_hook_metadata_is_kept_per_python(
+    pypi_index: IndexServer, client_for, tmp_path: Path, hook_log: Path
+) -> None:
+    """One client serves the locks of every Python of a run, and one cache every run: what a
+    hook answered on 3.12 is not the 3.13 lock's answer."""
+    pyproject = (
+        '[build-system]\nrequires = []\nbuild-backend = "versioned_backend"\n'
+        'backend-path = ["."]\n\n[project]\nname = "versioned"\nversion = "1.0"\n'
+        'dynamic = ["dependencies"]\n'
+    )
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    fixture_backend.write_tar_gz(
+        dist / "versioned-1.0.tar.gz",
+        {
+            "versioned-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: versioned\nVersion: 1.0\n\n",
+            "versioned-1.0/pyproject.toml": pyproject.encode(),
+            "versioned-1.0/versioned_backend.py": VERSIONED_BACKEND.replace(
+                "LOG", repr(str(hook_log))
+            ).encode(),
+        },
+    )
+    pypi_index.publish(dist / "versioned-1.0.tar.gz")
+
+    def requires(client: IndexClient, version: str, python: str) -> list[str]:
+        client.build_python = (version, python)
+        return [str(r) for r in client.metadata(only_file(client, "versioned")).requires_dist]
+
+    client = client_for(pypi_index)
+    assert requires(client, "3.12", PY312) == ["tomli"]
+    assert requires(client, "3.13", PY313) == []
+    assert hook_log.read_text().split() == ["3.12", "3.13"]
+    # a later run with the same cache: each Python's answer from the cache, no hook run
+    later = client_for(pypi_index)
+    assert requires(later, "3.13", PY313) == []
+    assert requires(later, "3.12", PY312) == ["tomli"]
+    assert hook_log.read_text().split() == ["3.12", "3.13"]

@@ -99,26 +99,29 @@ class Cache:
                 hint="check the permissions and free space of the cache directory",
             ) from exc
 
-    def get_metadata(self, sha256: str) -> tuple[bytes, str | None] | None:
-        """Core metadata bytes of the file with this sha256 and how they were verified (None:
-        an entry of an older cache, or one whose record does not match), if cached."""
-        data = self._read(self._path("metadata", sha256))
+    def get_metadata(self, key: str) -> tuple[bytes, str | None] | None:
+        """Core metadata bytes kept by ``key`` (a wheel's sha256; an sdist's sha256 and the
+        hook's Python: :meth:`~bot.lock.index.client.IndexClient.metadata_key`) and how they
+        were verified (None: an entry of an older cache, or one whose record does not
+        match), if cached."""
+        data = self._read(self._path("metadata", key))
         if data is None:
             return None
-        record = self.get_json("metadata", sha256)
+        record = self.get_json("metadata", key)
         how = record.get("verified") if isinstance(record, dict) else None
         if how not in VERIFICATIONS or record.get("sha256") != hashlib.sha256(data).hexdigest():
             return data, None
         return data, str(how)
 
-    def put_metadata(self, sha256: str, data: bytes, verified: str) -> None:
-        """Store core metadata bytes of the file with this sha256 (the bytes first, then the
-        record saying how they were verified: ``verified``, one of :data:`VERIFICATIONS`)."""
+    def put_metadata(self, key: str, data: bytes, verified: str) -> None:
+        """Store core metadata bytes by ``key`` (as :meth:`get_metadata`; the bytes first,
+        then the record saying how they were verified: ``verified``, one of
+        :data:`VERIFICATIONS`)."""
         if verified not in VERIFICATIONS:
             raise ValueError(f"unknown verification {verified!r}")
-        self._write(self._path("metadata", sha256), data)
+        self._write(self._path("metadata", key), data)
         digest = hashlib.sha256(data).hexdigest()
-        self.put_json("metadata", sha256, {"sha256": digest, "verified": verified})
+        self.put_json("metadata", key, {"sha256": digest, "verified": verified})
 
     def sdist_path(self, sha256: str) -> Path:
         """Where the sdist with this sha256 is (or would be) stored."""

@@ -431,13 +431,23 @@ class IndexClient:
     # --- metadata ---
 
     def metadata(self, file: DistFile) -> CoreMetadata:
-        """Core metadata of one file (cached by ``file.sha256``)."""
-        return self._future(
-            self._metadata, file.sha256, lambda: self._fetch_metadata(file)
-        ).result()
+        """Core metadata of one file (cached by :meth:`metadata_key`)."""
+        key = self.metadata_key(file)
+        return self._future(self._metadata, key, lambda: self._fetch_metadata(file, key)).result()
 
-    def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
-        data, how = self._cached_metadata(file)
+    def metadata_key(self, file: DistFile) -> str:
+        """What a file's metadata is kept by: a wheel's by its sha256; an sdist's by its
+        sha256 and the Python its PEP 517 hook runs on (:attr:`build_python`), since a
+        ``setup.py`` may answer differently on another Python (one client serves the locks
+        of every Python of a run, and a cache directory every run)."""
+        if file.kind == "wheel":
+            return file.sha256
+        python = self.build_python
+        version = python[0] if python else f"{sys.version_info[0]}.{sys.version_info[1]}"
+        return f"{file.sha256}-py{version}"
+
+    def _fetch_metadata(self, file: DistFile, key: str) -> CoreMetadata:
+        data, how = self._cached_metadata(file, key)
         if data is None:
             if self.offline:
                 state = "not in the cache" if not how else "in the cache unverified (" + how + ")"
@@ -447,7 +457,7 @@ class IndexClient:
                     hint="run once online with the same cache directory, or drop --offline",
                 )
             data, how = self._download_metadata(file)
-            self.cache.put_metadata(file.sha256, data, how)
+            self.cache.put_metadata(key, data, how)
         meta = md.parse_core_metadata(data, file)
         if how in c.VERIFIED:
             return meta
@@ -459,11 +469,11 @@ class IndexClient:
         )
         return dataclasses.replace(meta, unverified=unverified)
 
-    def _cached_metadata(self, file: DistFile) -> tuple[bytes | None, str]:
-        """Cached metadata of ``file`` and how it was verified, re-checked against the PEP 658
-        hash the index states now; (None, why) when there is none to use (why: "" when
-        there is none at all)."""
-        cached = self.cache.get_metadata(file.sha256)
+    def _cached_metadata(self, file: DistFile, key: str) -> tuple[bytes | None, str]:
+        """Cached metadata of ``file`` (kept by ``key``) and how it was verified, re-checked
+        against the PEP 658 hash the index states now; (None, why) when there is none to use
+        (why: "" when there is none at all)."""
+        cached = self.cache.get_metadata(key)
         if cached is None:
             return None, ""
         data, how = cached
@@ -474,7 +484,7 @@ class IndexClient:
                 log.debug("%s: cached metadata does not match its PEP 658 hash", file.filename)
                 return None, "not matching its PEP 658 hash"
             if how != c.PEP658_HASH:
-                self.cache.put_metadata(file.sha256, data, c.PEP658_HASH)
+                self.cache.put_metadata(key, data, c.PEP658_HASH)
             how = c.PEP658_HASH
         elif how is None:  # an older cache's entry: only an sdist's came from the file itself
             if file.kind != "sdist" or file.core_metadata is not None:
@@ -822,11 +832,12 @@ class _Direct:
         return self.client._fetch_releases(key)
 
     def metadata(self, file: DistFile) -> CoreMetadata:
+        key = self.client.metadata_key(file)
         with self.client._lock:
-            fut = self.client._metadata.get(file.sha256)
+            fut = self.client._metadata.get(key)
         if fut is not None and fut.done():
             return fut.result()
-        return self.client._fetch_metadata(file)
+        return self.client._fetch_metadata(file, key)
 
     def prefetch(self, names: list[NormalizedName]) -> None:
         """Nothing: a pool thread must not queue work it may then wait for."""
