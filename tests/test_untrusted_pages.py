@@ -458,6 +458,22 @@ def test_hostile_html_is_read_in_one_pass(shape: str) -> None:
     assert files.strip() == "[]"  # nothing with a sha256 in any of them
 
 
+def test_a_json_yanked_field_yanks_when_truthy() -> None:
+    """PEP 691: ``yanked`` is a boolean or a reason; a truthy value means yanked, so an empty
+    reason does not yank (an HTML page's bare ``data-yanked`` does: PEP 592)."""
+    body = _page(
+        _entry("demo-1.0.tar.gz", yanked=""),
+        _entry("demo-1.1.tar.gz", yanked=True),
+        _entry("demo-1.2.tar.gz", yanked="broken"),
+        _entry("demo-1.3.tar.gz", yanked=False),
+    )
+    files = {f.filename: f.yanked for f in check_page(body, JSON_TYPE) or []}
+    assert files["demo-1.0.tar.gz"] is None
+    assert files["demo-1.1.tar.gz"] == ""
+    assert files["demo-1.2.tar.gz"] == "broken"
+    assert files["demo-1.3.tar.gz"] is None
+
+
 def test_well_formed_pages_are_unchanged() -> None:
     body = _page(
         _entry("demo-2.0.tar.gz", **{"requires-python": ">=3.9", "upload-time": "2025-01-01"}),

@@ -87,13 +87,14 @@ def upload_time(value: object) -> datetime | None:
 
 
 def yanked(value: object) -> str | None:
-    """A PEP 592 yanked field: None = not yanked, else the reason ("" if none given)."""
+    """A PEP 691 ``yanked`` field: None = not yanked, else the reason ("" if none given).
+    A string yanks only when it is not empty (PEP 691: a truthy value means yanked)."""
     if value is None or value is False:
         return None
     if value is True:
         return ""
     if isinstance(value, str):
-        return value
+        return value or None
     raise Malformed("yanked", f"expected true, false or a reason, got {_type(value)}")
 
 
