@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.tags import parse_tag
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from bot.core.errors import ResolutionError
+from bot.core.errors import MetadataError, ResolutionError
+from bot.lock.index.models import DistFile
+from bot.lock.provider import choose_artifact
 from bot.lock.resolve import Request, resolve
 from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex
@@ -63,3 +68,51 @@ def test_case(case: dict[str, Any]) -> None:
             assert chosen.kind == kind, (system, chosen.filename)
         if "build-requires" in expect:
             assert sorted(pkg.build_requires) == expect["build-requires"]
+
+
+def test_a_direct_url_dependency_is_one_clear_error() -> None:
+    """A lock takes index files only: ``bar @ URL`` is named, not resolved as ``bar`` from
+    the index (which would put other bytes than the distribution asked for in the lock)."""
+    index = {
+        "foo": {"1.0": {"requires": ["bar @ https://elsewhere.example/bar-1.0-py3-none-any.whl"]}},
+        "bar": {"1.0": {}},
+    }
+    with pytest.raises(MetadataError) as info:
+        run_case({"index": index, "requested": ["foo"]})
+    assert "foo 1.0 requires 'bar @ https://elsewhere.example/" in info.value.message
+    assert "direct URL" in info.value.message
+    assert "constrain foo" in (info.value.hint or "")
+    # one under an extra nobody asks for is not a dependency of the lock
+    index["foo"]["1.0"]["requires"] = ['bar @ https://elsewhere.example/b.whl ; extra == "x"']
+    resolution = run_case({"index": index, "requested": ["foo"]})
+    assert "bar" not in resolution.packages
+
+
+def _wheel(filename: str) -> DistFile:
+    tags = frozenset(parse_tag("-".join(filename.removesuffix(".whl").split("-")[-3:])))
+    return DistFile(
+        canonicalize_name("foo"), Version("1.0"), "wheel", filename, f"https://i/{filename}",
+        "ab" * 32, "https://i/simple/", tags=tags,
+    )  # fmt: skip
+
+
+def test_the_same_tags_the_higher_build_tag_wins() -> None:
+    """PEP 427: the build tag breaks a tie between wheels alike in every other tag, as a
+    number, then its text; no build tag sorts first."""
+    (target,) = [t for t in targets_for("3.12") if t.system == "x86_64-linux"]
+
+    def chosen(names: list[str]) -> str | None:
+        file = choose_artifact([_wheel(n) for n in names], target, "wheel")
+        return file.filename if file else None
+
+    names = [
+        "foo-1.0-2-py3-none-any.whl",
+        "foo-1.0-10-py3-none-any.whl",
+        "foo-1.0-py3-none-any.whl",
+        "foo-1.0-10a-py3-none-any.whl",
+    ]
+    assert chosen(names) == chosen(names[::-1]) == "foo-1.0-10a-py3-none-any.whl"
+    assert chosen(names[:3]) == "foo-1.0-10-py3-none-any.whl"
+    # a more specific tag still wins over any build tag
+    specific = "foo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+    assert chosen([*names, specific]) == specific

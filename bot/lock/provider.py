@@ -168,6 +168,19 @@ class Request:
     max_build_rounds: int = 8
 
 
+_BUILD_TAG = re.compile(r"(\d+)(.*)")
+
+
+def build_tag(filename: str) -> tuple[int, str] | tuple[()]:
+    """A wheel filename's build tag as PEP 427 sorts it: ``()`` without one, else its leading
+    digits as a number and the rest as text."""
+    parts = filename.removesuffix(".whl").split("-")
+    if len(parts) != 6:
+        return ()
+    m = _BUILD_TAG.fullmatch(parts[2])
+    return (int(m.group(1)), m.group(2)) if m else ()
+
+
 def choose_artifact(
     files: Iterable[DistFile], target: Target, prefer: str, *, wheel_only: bool = False
 ) -> DistFile | None:
@@ -175,7 +188,7 @@ def choose_artifact(
 
     With ``prefer="sdist"`` the sdist wins when there is one (unless ``wheel_only``).
     """
-    best: tuple[int, str, DistFile] | None = None
+    best: tuple[int, tuple[int, str] | tuple[()], DistFile] | None = None
     sdist: DistFile | None = None
     for f in files:
         if f.kind == "sdist":
@@ -183,8 +196,16 @@ def choose_artifact(
                 sdist = f
             continue
         prio = min((target.tag_priority.get(t, 1 << 30) for t in f.tags), default=1 << 30)
-        if prio < 1 << 30 and (best is None or (prio, f.filename) < best[:2]):
-            best = (prio, f.filename, f)
+        if prio == 1 << 30:
+            continue
+        if best is None or prio < best[0]:
+            best = (prio, build_tag(f.filename), f)
+        elif prio == best[0]:
+            # the same tags: the higher build tag wins (PEP 427), then the name, for a
+            # choice that does not follow the page's order
+            build = build_tag(f.filename)
+            if build > best[1] or (build == best[1] and f.filename < best[2].filename):
+                best = (prio, build, f)
     wheel = best[2] if best else None
     if wheel_only:
         return wheel
@@ -949,6 +970,14 @@ def dependency_reqs(
                 f"{meta.name} {meta.version} requires {str(req)!r}: {exc.message}", hint=exc.hint
             ) from None
         if active:
+            if req.url:
+                raise MetadataError(
+                    f"{meta.name} {meta.version} requires {str(req)!r}: a direct URL "
+                    "reference, which a lock cannot take (it locks files of the configured "
+                    "indexes, each by the sha256 its index states)",
+                    hint=f"constrain {meta.name} to a version that does not, or publish "
+                    f"{req.name} on one of the set's indexes",
+                )
             out.append(Req.of(req, active, why))
     return out
 
