@@ -88,13 +88,7 @@ class Req:
         """The versions the specifier's ``==``/``===`` clauses name (no wildcards)."""
         known = self._pins
         if known is None:
-            known = frozenset(
-                v
-                for s in self.specifier
-                if s.operator in ("==", "===")
-                and "*" not in s.version
-                and (v := _pinned_version(s.version)) is not None
-            )
+            known = exact_versions(self.specifier)
             object.__setattr__(self, "_pins", known)
         return known
 
@@ -294,6 +288,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 self.constraints.setdefault(canonicalize_name(req.name), []).append(
                     (req.specifier, where)
                 )
+        #: the versions constraints and holds pin with ``==``/``===``: like a requirement's
+        #: exact pin, they may take a release whose every file is yanked (PEP 592)
+        self.constraint_pins: dict[NormalizedName, frozenset[Version]] = {
+            name: frozenset().union(*(exact_versions(s) for s, _ in specs))
+            for name, specs in self.constraints.items()
+        }
         #: projects walked ahead from a requirement (:meth:`warm`), from a hint (:meth:`hint`)
         self.warmed: set[NormalizedName] = set()
         self._hinted: set[NormalizedName] = set()
@@ -387,7 +387,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return self._python_matches(reqs)
         targets = frozenset().union(*(r.targets for r in reqs))
         bad = {c.version for c in incompatibilities[identifier]}
-        pinned = frozenset().union(*(r.pins for r in reqs))
+        pinned = frozenset().union(*(r.pins for r in reqs), self.constraint_pins.get(name, ()))
         try:
             versions = self.releases(name).versions()
         except PackageIndexError as exc:
@@ -803,7 +803,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         every requirement and every constraint of the set, prereleases only where it takes
         them, a file left after yanked, exclude-newer and Requires-Python on every target."""
         constraints = [s for s, _ in self.constraints.get(name, [])]
-        pinned = frozenset().union(*(r.pins for r in reqs))
+        pinned = frozenset().union(*(r.pins for r in reqs), self.constraint_pins.get(name, ()))
         versions = self.releases(name).versions()
         prereleases = any(r.prereleases for r in reqs) or any(s.prereleases for s in constraints)
         prefer = self.request.prefer
@@ -924,6 +924,17 @@ def _contains(spec: SpecifierSet, version: Version) -> bool:
     result = spec.contains(version, prereleases=True)
     _CONTAINS[key] = (spec, result)
     return result
+
+
+def exact_versions(specifier: SpecifierSet) -> frozenset[Version]:
+    """The versions ``specifier``'s ``==``/``===`` clauses name (no wildcards)."""
+    return frozenset(
+        v
+        for s in specifier
+        if s.operator in ("==", "===")
+        and "*" not in s.version
+        and (v := _pinned_version(s.version)) is not None
+    )
 
 
 def _pinned_version(text: str) -> Version | None:
