@@ -100,6 +100,20 @@ def test_macos_arm64_wheels_up_to_the_deployment_target(macos: str) -> None:
     assert "needs macOS 15.0, nixpkgs 26.05 targets 14.0" in mac.refused[1]
 
 
+def test_a_platform_tag_no_installer_takes_is_said_as_such() -> None:
+    """A wheel for this Python whose platform tag no installer takes (macOS 11 and later
+    tags name X_0, so pip takes no macosx_13_5 wheel either) is not 'for another Python'."""
+    spec = {"odd": {"1.0": {"files": [*linux("2_17"), "cp312-cp312-macosx_13_5_arm64"]}}}
+    with pytest.raises(ResolutionError) as info:
+        run(spec, "odd; platform_machine == 'arm64'")
+    message = str(info.value)
+    assert (
+        "odd-1.0-cp312-cp312-macosx_13_5_arm64.whl has the platform tag macosx_13_5_arm64, "
+        "not one aarch64-darwin takes" in message
+    ), message
+    assert "is for cp312-cp312" not in message
+
+
 def test_most_specific_wheel_wins_per_system() -> None:
     resolution = run(
         {

@@ -260,6 +260,10 @@ def refused_wheels(files: Iterable[DistFile], target: Target) -> list[str]:
                 why = f"needs {what} {version[0]}.{version[1]}, nixpkgs {release.name} " + (
                     f"has {have_text}" if what == "glibc" else f"targets {have_text}"
                 )
+            elif any(
+                t.interpreter == tag.interpreter and t.abi == tag.abi for t in target.tag_priority
+            ):  # this Python, a platform tag no installer takes (macOS 11+ tags name X_0)
+                why = f"has the platform tag {tag.platform}, not one {target.system} takes"
             else:
                 why = f"is for {tag.interpreter}-{tag.abi}, not cp{target.python.replace('.', '')}"
             out.setdefault(why, []).append(f.filename)
