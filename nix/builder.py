@@ -61,11 +61,20 @@ if __name__ == "__main__":
 
 
 def script_text(shebang: str, module: str, attr: str, paths: list[str]) -> str:
-    """A console script; ``paths`` are site directories added (with their .pth files) first."""
+    """A console script; ``paths`` are site directories added (with their .pth files) first.
+
+    A package's own scripts (``paths`` given) run their interpreter with ``-S``, so the
+    ``sitecustomize`` of nixpkgs' Python does not run: they read its ``NIX_PYTHONPATH`` (the
+    site directories nixpkgs' ``python.withPackages``/``buildEnv`` wrappers set) themselves,
+    after their own, and take it out of the environment as that ``sitecustomize`` does."""
     preamble = ""
     if paths:
         listed = "".join(f"    {p!r},\n" for p in paths)
-        preamble = f"import site\nfor _p in [\n{listed}]:\n    site.addsitedir(_p)\n"
+        preamble = (
+            "import os\nimport site\n"
+            f"for _p in [\n{listed}] + os.environ.pop('NIX_PYTHONPATH', '').split(os.pathsep):\n"
+            "    if _p:\n        site.addsitedir(_p)\n"
+        )
     import_name = attr.split(".", maxsplit=1)[0]
     return SCRIPT.format(
         shebang=shebang, preamble=preamble, module=module, import_name=import_name, func=attr

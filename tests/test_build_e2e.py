@@ -59,3 +59,22 @@ def test_resolved_lock_builds(nix_repo: NixRepo, demo_index: IndexServer, tmp_pa
         [tmp_path / "r-demo-py312" / "bin" / "alpha"], capture_output=True, text=True, check=True
     )
     assert alpha.stdout.strip() == "alpha says 42"
+    # the package's own script, as nixpkgs' python.withPackages wraps it: its dependencies
+    # come from the site directories the wrapper names in NIX_PYTHONPATH
+    closure = subprocess.run(
+        ["nix-store", "-qR", str((tmp_path / "r-demo-py312").resolve())],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    (own,) = [Path(p) / "bin" / "alpha" for p in closure if (Path(p) / "bin" / "alpha").is_file()
+              and "-env" not in p]  # fmt: skip
+    site = next((tmp_path / "r-demo-py312").resolve().glob("lib/python3.12/site-packages"))
+    env = {"PATH": "/usr/bin:/bin"}
+    alone = subprocess.run([own], check=False, capture_output=True, text=True, env=env)
+    assert alone.returncode != 0
+    assert "No module named 'beta'" in alone.stderr
+    wrapped = subprocess.run(
+        [own], check=False, capture_output=True, text=True, env={**env, "NIX_PYTHONPATH": str(site)}
+    )
+    assert wrapped.stdout.strip() == "alpha says 42", wrapped.stderr
