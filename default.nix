@@ -11,6 +11,8 @@
 # one, whose outputs the binary cache does not have.  pkgs = null builds with a standalone
 # interpreter from `interpreters` (by default nix/local.json, written by
 # `python -m bot.model.interpreters`): outputs for this machine only.
+# The pin and `nixpkgs` are imported with `config = { }; overlays = [ ];`: nothing of this
+# machine's nixpkgs configuration (~/.config/nixpkgs, NIXPKGS_* variables) changes the sets.
 # system: the system to build for (passed to the pinned nixpkgs or `nixpkgs`).
 # overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
 # every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix.
@@ -19,7 +21,7 @@
 # (--argstr); the bot uses it to check whether an entry is still needed.
 { system ? builtins.currentSystem
 , nixpkgs ? null
-, pkgs ? (if nixpkgs != null then import ((import ./nix/lib.nix).toPath nixpkgs) { inherit system; }
+, pkgs ? (if nixpkgs != null then import ((import ./nix/lib.nix).toPath nixpkgs) { inherit system; config = { }; overlays = [ ]; }
           else import ./nix/nixpkgs.nix { inherit system; })
 , overrides ? (self: super: { })
 , interpretersFile ? ./nix/local.json

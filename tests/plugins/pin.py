@@ -43,14 +43,35 @@ def _sri(url: str) -> str:
     return run_nix("nix", ["hash", "to-sri", "--type", "sha256", base32]).stdout.strip()
 
 
-def pin_fake_nixpkgs(nix_dir: Path, work: Path, interpreters: dict[str, str]) -> str:
+# the fake nixpkgs as nixpkgs is called, recording the arguments it was called with in
+# `python3XY.calledWith` (what a set exposes of its nixpkgs: `<set>.interpreter.drv`)
+RECORDING_WRAPPER = """\
+args@{ system ? builtins.currentSystem, ... }:
+let
+  pkgs = import ./fake.nix { interpretersFile = ./interpreters.json; inherit system; };
+  record = name: value:
+    if builtins.match "python3[0-9]+" name != null then value // { calledWith = args; } else value;
+in
+builtins.mapAttrs record pkgs
+"""
+
+
+def fake_nixpkgs_dir(dest: Path, interpreters: dict[str, str], *, wrapper: str = WRAPPER) -> Path:
+    """A directory ``dest`` holding the fake nixpkgs as nixpkgs is called (``wrapper``: its
+    default.nix), with ``interpreters``."""
+    dest.mkdir(parents=True)
+    shutil.copy(FAKE_NIXPKGS, dest / "fake.nix")
+    (dest / "interpreters.json").write_text(json.dumps({"interpreters": interpreters}))
+    (dest / "default.nix").write_text(wrapper)
+    return dest
+
+
+def pin_fake_nixpkgs(
+    nix_dir: Path, work: Path, interpreters: dict[str, str], *, wrapper: str = WRAPPER
+) -> str:
     """Write ``nix_dir/nixpkgs.json`` pinning a tarball (made in ``work``) of the fake nixpkgs
-    with ``interpreters``; the pin's URL."""
-    src = work / "fake-pin"
-    src.mkdir(parents=True)
-    shutil.copy(FAKE_NIXPKGS, src / "fake.nix")
-    (src / "interpreters.json").write_text(json.dumps({"interpreters": interpreters}))
-    (src / "default.nix").write_text(WRAPPER)
+    with ``interpreters`` (``wrapper``: its default.nix); the pin's URL."""
+    src = fake_nixpkgs_dir(work / "fake-pin", interpreters, wrapper=wrapper)
     tarball = work / "fake-pin.tar.gz"
     _tarball(src, tarball)
     url = f"file://{tarball}"
