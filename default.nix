@@ -7,8 +7,9 @@
 #
 # pkgs: the nixpkgs to build with (its python3XY, stdenv, fetchurl, autoPatchelfHook).  By
 # default the nixpkgs pinned in nix/nixpkgs.json: what the nightly builds and the binary cache
-# serves.  `nixpkgs` (a path, e.g. --argstr nixpkgs ~/src/nixpkgs) or `pkgs` selects another
-# one, whose outputs the binary cache does not have.  pkgs = null builds with a standalone
+# serves.  `nixpkgs` (what `import` takes: a path, an absolute string as from --argstr nixpkgs
+# ~/src/nixpkgs, a store path from fetchTarball, a flake input) or `pkgs` selects another one,
+# whose outputs the binary cache does not have.  pkgs = null builds with a standalone
 # interpreter from `interpreters` (by default nix/local.json, written by
 # `python -m bot.model.interpreters`): outputs for this machine only.
 # The pin and `nixpkgs` are imported with `config = { }; overlays = [ ];`: nothing of this
@@ -19,9 +20,11 @@
 # disabledOverrides: entries of the shared library to leave out, "<package>#<n>" (n: the entry's
 # 1-based position in overrides/packages/<package>.toml), a list or a comma-separated string
 # (--argstr); the bot uses it to check whether an entry is still needed.
+# setsDir, overridesDir, interpretersFile: paths, absolute strings or store paths
+# (builtins.path, a flake input).
 { system ? builtins.currentSystem
 , nixpkgs ? null
-, pkgs ? (if nixpkgs != null then import ((import ./nix/lib.nix).toPath nixpkgs) { inherit system; config = { }; overlays = [ ]; }
+, pkgs ? (if nixpkgs != null then import ((import ./nix/lib.nix).importable "`nixpkgs`" nixpkgs) { inherit system; config = { }; overlays = [ ]; }
           else import ./nix/nixpkgs.nix { inherit system; })
 , overrides ? (self: super: { })
 , interpretersFile ? ./nix/local.json

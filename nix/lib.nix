@@ -74,8 +74,32 @@ rec {
   # -1, 0 or 1, like builtins.compareVersions but in PEP 440 order.
   comparePep440 = a: b: compareLists (pep440Key a) (pep440Key b);
 
-  # A string or path naming an absolute file -> a path (so it is copied to the store).
-  toPath = p: if builtins.isPath p then p else /. + p;
+  # A file or directory given as a path, an absolute string, or a store path (a string with
+  # its context, or an attribute set with `outPath`: builtins.path, fetchTarball, a flake
+  # input, a derivation) -> what `+ "/name"`, readDir, readFile, pathExists and import take.
+  # A path or a context-free string becomes a path (copied to the store where a derivation
+  # uses it); a store path stays the string it is, with its context (Nix refuses to append
+  # one to a path, and the context is what makes it a dependency).
+  toPath = p:
+    if builtins.isPath p then p
+    else
+      let
+        s =
+          if builtins.isString p then p
+          else if builtins.isAttrs p && p ? outPath then toString p
+          else throw "nixpkgs-python: a ${builtins.typeOf p} was given where a file or directory is expected; give a path, an absolute string or a store path";
+      in
+      if builtins.hasContext s then s
+      else if builtins.substring 0 1 s != "/" then throw "nixpkgs-python: '${s}' is not an absolute path; give an absolute string (\"$PWD/${s}\"), a path (./${s}) or a store path"
+      else /. + s;
+
+  # `p` as `import p` takes it (a path, an absolute string, a store path with or without its
+  # context, an attribute set with `outPath` such as a flake input), or one error naming it
+  # as `what` when it is a relative string, which `import` would not find.
+  importable = what: p:
+    if builtins.isString p && !(builtins.hasContext p) && builtins.substring 0 1 p != "/"
+    then throw "nixpkgs-python: ${what} ('${p}') is not an absolute path; give an absolute string (\"$PWD/${p}\"), a path (./${p}), or a store path (fetchTarball, builtins.path, a flake input)"
+    else p;
 
   # Names reachable from `roots` through `edges name` (a list of names), roots included.
   closureNames = edges: roots:

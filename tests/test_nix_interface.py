@@ -19,14 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.nix
 
 
+# --read-write-mode: builtins.path adds its path to the store (as nix-build would), which
+# `--eval` alone does not, and the store path it gives would not be valid
+EVAL = ["--eval", "--strict", "--json", "--read-write-mode", "--expr"]
+
+
 def _eval(expr: str) -> Any:
-    proc = run_nix("nix-instantiate", ["--eval", "--strict", "--json", "--expr", expr])
+    proc = run_nix("nix-instantiate", [*EVAL, expr])
     return json.loads(proc.stdout)
 
 
 def _eval_error(expr: str) -> str:
     """The stderr of an evaluation that must fail."""
-    proc = run_nix("nix-instantiate", ["--eval", "--strict", "--json", "--expr", expr], check=False)
+    proc = run_nix("nix-instantiate", [*EVAL, expr], check=False)
     assert proc.returncode != 0, proc.stdout
     return proc.stderr
 
@@ -79,3 +84,73 @@ def test_the_project_imports_nixpkgs_without_the_machines_config(
     data = _eval(expr)
     expected = {"system": "aarch64-linux", "config": {}, "overlays": []}
     assert data == {"pin": expected, "nixpkgs": expected, "overlay": expected, "flake": expected}
+
+
+NIXPKGS_FORMS = {
+    "path": "{d}",
+    "string": '"{d}"',
+    "store path": 'builtins.path {{ path = {d}; name = "nixpkgs-recorder"; }}',
+    "flake input": '{{ outPath = builtins.path {{ path = {d}; name = "nixpkgs-recorder"; }}; }}',
+}
+
+
+@pytest.mark.parametrize("form", sorted(NIXPKGS_FORMS))
+def test_nixpkgs_may_be_a_path_a_string_or_a_flake_input(recorder: Path, form: str) -> None:
+    """`nixpkgs` is imported as nixpkgs is (`import nixpkgs { ... }`): a path, an absolute
+    string, a store path with its context (fetchTarball, builtins.path) or a flake input
+    (an attribute set with `outPath`)."""
+    nixpkgs = NIXPKGS_FORMS[form].format(d=recorder)
+    expr = f"""
+      let sets = import {ROOT}/default.nix {{ nixpkgs = {nixpkgs}; system = "aarch64-linux"; }};
+      in {{
+        source = sets.attrs.py312.meta.interpreterSource;
+        system = sets.attrs.py312.python.system;
+        called = sets.attrs.py312.interpreter.drv.calledWith.system;
+        drv = sets.attrs.py312.python.drvPath;
+      }}
+    """
+    data = _eval(expr)
+    assert data["source"] == "nixpkgs"
+    assert data["system"] == data["called"] == "aarch64-linux"
+    assert data["drv"].endswith("-python3.12-attrs-env.drv")
+
+
+def test_a_relative_nixpkgs_string_is_one_error() -> None:
+    err = _eval_error(f'(import {ROOT}/default.nix {{ nixpkgs = "src/nixpkgs"; }}).attrs.meta')
+    assert "nixpkgs-python: `nixpkgs` ('src/nixpkgs') is not an absolute path" in err
+
+
+@pytest.mark.parametrize("form", ["store path", "flake input"])
+def test_directories_may_be_store_paths(
+    tmp_path: Path, interpreters: dict[str, str], form: str
+) -> None:
+    """setsDir, overridesDir and interpretersFile may be store paths (builtins.path, a flake
+    input's outPath or the input itself), not only paths and plain strings."""
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    shutil.copytree(ROOT / "sets" / "attrs", sets / "attrs")
+    file = tmp_path / "interpreters.json"
+    file.write_text(json.dumps({"interpreters": interpreters}))
+
+    def stored(path: Path, name: str) -> str:
+        p = f'builtins.path {{ path = {path}; name = "{name}"; }}'
+        return p if form == "store path" else f"{{ outPath = {p}; }}"
+
+    expr = f"""
+      let
+        sets = import {ROOT}/default.nix {{
+          pkgs = null;
+          setsDir = {stored(sets, "sets")};
+          overridesDir = {stored(ROOT / "overrides", "overrides")};
+          interpretersFile = {stored(file, "interpreters.json")};
+        }};
+      in {{
+        names = builtins.attrNames sets;
+        source = sets.attrs.py312.meta.interpreterSource;
+        drv = sets.attrs.py312.python.drvPath;
+      }}
+    """
+    data = _eval(expr)
+    assert data["names"] == ["attrs", "bot"]
+    assert data["source"] == "standalone"
+    assert data["drv"].endswith("-python3.12-attrs-env.drv")

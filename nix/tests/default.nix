@@ -81,6 +81,18 @@ in
   lib-compareLists = { expr = [ (lib.compareLists [ 1 2 ] [ 1 3 ]) (lib.compareLists [ 1 ] [ 1 ]) (lib.compareLists [ 2 ] [ 1 0 ]) ]; expected = [ (-1) 0 1 ]; };
   lib-toInt = { expr = map lib.toInt [ "0" "007" "12" ]; expected = [ 0 7 12 ]; };
   lib-toPath = { expr = [ (toString (lib.toPath "/some/dir")) (builtins.isPath (lib.toPath "/some/dir")) (lib.toPath ./. == ./.) ]; expected = [ "/some/dir" true true ]; };
+  # a store path (a string with context, or a set with outPath) stays a string, context kept
+  lib-toPath-store = {
+    expr =
+      let stored = "${builtins.toFile "stored" "x"}"; in
+      map (p: let r = lib.toPath p + "/a"; in [ (builtins.isPath r) (builtins.hasContext r) (r == stored + "/a") ])
+        [ stored { outPath = stored; } ];
+    expected = [ [ false true true ] [ false true true ] ];
+  };
+  lib-importable = {
+    expr = [ (lib.importable "x" "/abs") (lib.importable "x" ./. == ./.) (lib.importable "x" { outPath = "/o"; }).outPath ];
+    expected = [ "/abs" true "/o" ];
+  };
   lib-closureNames = {
     expr = lib.closureNames (n: { a = [ "b" ]; b = [ "c" "a" ]; c = [ ]; }.${n}) [ "a" ];
     expected = [ "a" "b" "c" ];

@@ -93,4 +93,12 @@ in
     expr = lock.checkSystem "aarch64-darwin" { tool.nixpkgs-python = { set = "requirements"; python = "3.12"; systems = [ "x86_64-linux" ]; origin = "generate"; }; } 1;
     message = "nixpkgs-python: the generated lock 'requirements' (Python 3.12) is locked for x86_64-linux only, not aarch64-darwin; re-run `nixpkgs-python generate --system x86_64-linux --system aarch64-darwin ...`";
   };
+  relative-path = {
+    expr = nix.lib.toPath "sets";
+    message = "nixpkgs-python: 'sets' is not an absolute path; give an absolute string";
+  };
+  relative-importable = {
+    expr = nix.lib.importable "`nixpkgs`" "src/nixpkgs";
+    message = "nixpkgs-python: `nixpkgs` ('src/nixpkgs') is not an absolute path";
+  };
 }
