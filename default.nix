@@ -16,7 +16,9 @@
 # machine's nixpkgs configuration (~/.config/nixpkgs, NIXPKGS_* variables) changes the sets.
 # system: the system to build for (passed to the pinned nixpkgs or `nixpkgs`).
 # overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
-# every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix.
+# every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix (in
+# a set without `foo`, what it gives for `foo` is left out; a name no set has is an error), or
+# { <set> = self: super: { ... }; } for some sets only (README "Overrides").
 # disabledOverrides: entries of the shared library to leave out, "<package>#<n>" (n: the entry's
 # 1-based position in overrides/packages/<package>.toml), a list or a comma-separated string
 # (--argstr); the bot uses it to check whether an entry is still needed.

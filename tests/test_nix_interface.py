@@ -154,3 +154,84 @@ def test_directories_may_be_store_paths(
     assert data["names"] == ["attrs", "bot"]
     assert data["source"] == "standalone"
     assert data["drv"].endswith("-python3.12-attrs-env.drv")
+
+
+def _readme_examples(section: str) -> list[str]:
+    """The ```nix blocks of README's ``section``."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n```", 1)[0] for block in body.split("```nix\n")[1:]]
+
+
+@pytest.fixture
+def with_fake(tmp_path: Path, interpreters: dict[str, str]) -> str:
+    """``import ./. {`` as README's examples say it, with the fake nixpkgs."""
+    file = tmp_path / "interpreters.json"
+    file.write_text(json.dumps({"interpreters": interpreters}))
+    return f"import {ROOT}/tests/nix/with-fake-nixpkgs.nix {{ interpretersFile = {file}; "
+
+
+def _facts(sets: str) -> str:
+    """What the overrides tests compare of two sets: pytest (which has pytest and pluggy) and
+    attrs (pluggy, no pytest), both Pythons."""
+    return f"""
+      let
+        sets = {sets};
+        checks = set: {{
+          pytest = set.packages.pytest.pythonAttrs.importsCheck or null;
+          pluggy = set.packages.pluggy.pythonAttrs.importsCheck;
+          drv = set.python.drvPath;
+        }};
+      in {{
+        pytest312 = checks sets.pytest.py312;
+        pytest313 = checks sets.pytest.py313;
+        attrs312 = checks sets.attrs.py312;
+        attrs313 = checks sets.attrs.py313;
+      }}
+    """
+
+
+def test_the_readme_overrides_examples_work_for_every_set(with_fake: str) -> None:
+    """README's `overrides` examples, evaluated as they are written: the one for every set
+    changes pytest in the set that has it and leaves attrs (no pytest) as it is; the per-set
+    one changes pluggy in pytest only, not attrs' pluggy."""
+    every, per_set = _readme_examples("Overrides")
+    # (the examples are evaluated with `import ./. {` pointed at the fake nixpkgs)
+    assert every.startswith("import ./. {")
+    assert per_set.startswith("import ./. {")
+    plain = _eval(_facts(f"{with_fake} }}"))
+    changed = _eval(_facts(every.replace("import ./. {", with_fake, 1)))
+    for py in ("312", "313"):
+        assert changed[f"pytest{py}"]["pytest"] == ["pytest", "_pytest"]
+        assert changed[f"pytest{py}"]["drv"] != plain[f"pytest{py}"]["drv"]
+        assert changed[f"attrs{py}"] == plain[f"attrs{py}"]
+    one = _eval(_facts(per_set.replace("import ./. {", with_fake, 1)))
+    for py in ("312", "313"):
+        assert one[f"pytest{py}"]["pluggy"] == ["pluggy"]
+        assert one[f"pytest{py}"]["pytest"] == plain[f"pytest{py}"]["pytest"]
+        assert one[f"attrs{py}"] == plain[f"attrs{py}"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            "self: super: { pytset = super.pytset.overridePythonAttrs (old: { }); }",
+            "nixpkgs-python: `overrides` overrides package 'pytset', which no lock of any set "
+            "has; check the name",
+        ),
+        (
+            "{ attrs = self: super: { pytest = super.pytest; }; }",
+            "nixpkgs-python: `overrides.attrs` overrides package 'pytest', which no lock of "
+            "set 'attrs' has",
+        ),
+        (
+            "{ pytset = self: super: { }; }",
+            "nixpkgs-python: `overrides` has 'pytset', which is not a set",
+        ),
+        ("{ attrs = { }; }", "nixpkgs-python: `overrides.attrs` is a set; give `self: super:"),
+    ],
+)
+def test_an_override_of_nothing_is_one_error(with_fake: str, overrides: str, message: str) -> None:
+    err = _eval_error(f"({with_fake} overrides = {overrides}; }}).attrs.py312.python.drvPath")
+    assert message in err
