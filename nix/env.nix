@@ -6,6 +6,19 @@
 # imports check failed`), which bot/build/command.py reads to attribute the failed build.
 let
   lib = import ./lib.nix;
+
+  # `packages`, or one error when one of them is built for another Python than the
+  # environment's: it stood in for the set's own build of it (the closure is keyed by name),
+  # which would be left out, and its files are for the other interpreter.
+  samePython = name: interpreter: packages:
+    let
+      foreign = builtins.filter
+        (p: p ? pythonAttrs && (p.pythonVersion or interpreter.version) != interpreter.version)
+        packages;
+      p = builtins.head foreign;
+    in
+    if foreign == [ ] then packages
+    else throw "nixpkgs-python: package '${p.pythonAttrs.pname}' ${p.pythonAttrs.version} is built for Python ${p.pythonVersion}, not for the Python ${interpreter.version} of environment '${name}' (an environment holds one build of each package, for its own Python; this one would stand in for the set's); give the package of the Python ${interpreter.version} set (`ps.${p.pythonAttrs.pname}` in withPackages, <set>.py${lib.versionTag interpreter.version}.packages.${p.pythonAttrs.pname})";
 in
 rec {
   # A package of the set as an environment holds it: with its python attributes (the passthru
@@ -62,8 +75,9 @@ rec {
     });
 
   # checks: false builds the tree only (nothing of the set uses that; for experiments).
-  mkEnv = { interpreter, name, packages, system, pkgs ? null, checks ? true }:
+  mkEnv = { interpreter, name, packages, system, pkgs ? null, checks ? true }@args:
     let
+      packages = samePython name interpreter args.packages;
       # plain derivations (see closure) are linked in, not checked
       withChecks = builtins.filter (p: p ? pythonAttrs) packages;
       needsPatch = builtins.any (p: p.pythonAttrs.doCheck && p.pythonAttrs.patches != [ ]) withChecks;

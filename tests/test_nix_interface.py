@@ -235,3 +235,36 @@ def test_the_readme_overrides_examples_work_for_every_set(with_fake: str) -> Non
 def test_an_override_of_nothing_is_one_error(with_fake: str, overrides: str, message: str) -> None:
     err = _eval_error(f"({with_fake} overrides = {overrides}; }}).attrs.py312.python.drvPath")
     assert message in err
+
+
+def test_withpackages_refuses_a_package_of_another_python(with_fake: str) -> None:
+    """A package built for Python 3.13 given to a 3.12 environment (withPackages, or an
+    overlay putting it in the set) would stand in for the set's own 3.12 build of it, which
+    the environment then leaves out: one error naming it and both Pythons."""
+    given = f"""
+      let sets = {with_fake} }}; in
+      (sets.pytest.py312.withPackages (ps: [ ps.pytest sets.pytest.py313.packages.iniconfig ]))
+        .drvPath
+    """
+    message = (
+        "nixpkgs-python: package 'iniconfig' {version} is built for Python 3.13, not for the "
+        "Python 3.12 of environment 'pytest'"
+    )
+    version = _eval(f"({with_fake} }}).pytest.py313.packages.iniconfig.version")
+    assert message.format(version=version) in _eval_error(given)
+    overlaid = f"""
+      let
+        sets = {with_fake} }};
+        other = {with_fake} overrides = {{
+          pytest = self: super: {{ iniconfig = sets.pytest.py313.packages.iniconfig; }};
+        }}; }};
+      in other.pytest.py312.python.drvPath
+    """
+    assert message.format(version=version) in _eval_error(overlaid)
+    # the set's own packages, and packages of the same Python, are as before
+    same = f"""
+      let sets = {with_fake} }}; in
+      (sets.pytest.py312.withPackages (ps: [ ps.pytest sets.pytest.py312.packages.iniconfig ]))
+        .drvPath
+    """
+    assert _eval(same).endswith("-python3.12-pytest-env.drv")
