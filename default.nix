@@ -14,7 +14,8 @@
 # `python -m bot.model.interpreters`): outputs for this machine only.
 # The pin and `nixpkgs` are imported with `config = { }; overlays = [ ];`: nothing of this
 # machine's nixpkgs configuration (~/.config/nixpkgs, NIXPKGS_* variables) changes the sets.
-# system: the system to build for (passed to the pinned nixpkgs or `nixpkgs`).
+# system: the system to build for (passed to the pinned nixpkgs or `nixpkgs`); given with a
+# `pkgs` too, it must be that nixpkgs' system (one error otherwise: pkgs would win silently).
 # overrides: self: super: { foo = super.foo.overridePythonAttrs (old: { ... }); }, applied to
 # every set after the shared library (overrides/) and the set's sets/<name>/overrides.nix (in
 # a set without `foo`, what it gives for `foo` is left out; a name no set has is an error), or
@@ -36,14 +37,20 @@
 , setsDir ? ./sets
 , overridesDir ? ./overrides
 , disabledOverrides ? [ ]
-}:
+}@args:
 let
+  # `system` chooses the nixpkgs imported here: with a `pkgs` of another system given, one error
+  systemChecked =
+    if args ? pkgs && pkgs != null && args ? system
+    then (import ./nix/lib.nix).pkgsSystem "default.nix" pkgs system
+    else null;
   sets = (import ./nix/sets.nix).all { inherit setsDir overridesDir pkgs interpreters overrides disabledOverrides; };
 in
+builtins.seq systemChecked (
 if sets ? bot then throw "nixpkgs-python: a set may not be named 'bot' (${toString setsDir}/bot): `bot` is the bot's attribute; rename the set"
 else sets // {
   # the bot (`nix-build -A bot && ./result/bin/nixpkgs-python sets`), built by nix/bot.nix from
   # this repository's source and its own set sets/bot-runtime (whatever setsDir says), with
   # this repository's overrides and the same pkgs/interpreters as the sets
   bot = import ./nix/bot.nix { inherit pkgs interpreters; src = ./.; };
-}
+})

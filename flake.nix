@@ -91,7 +91,8 @@
       lib = {
         # build a set from a pylock, as `nixpkgs-python generate` does:
         #   lib.mkSet { lockFile = ./pylock.toml; pkgs = nixpkgs.legacyPackages.${system}; }
-        # (pkgs defaults to the pin for `system`; overrides: self: super: { ... }, applied
+        # (pkgs defaults to the pin for `system`, and given with `system` must be for it;
+        # overrides: self: super: { ... }, applied
         # after this repository's overrides library)
         mkSet =
           { lockFile
@@ -100,11 +101,11 @@
           , overrides ? (self: super: { })
           , disabledOverrides ? [ ]
           }:
-          (import ./nix/set.nix).mkSet {
+          (import ./nix/set.nix).mkSet ({
             inherit lockFile pkgs disabledOverrides;
             overridesDir = ./overrides;
             overlays = [ overrides ];
-          };
+          } // (if system != null then { inherit system; } else { }));  # (checked against pkgs')
         # every set, with default.nix's arguments (pkgs, nixpkgs, system, overrides, ...)
         sets = args: import ./default.nix ({ interpreters = { }; } // args);
         # the pinned nixpkgs for a system

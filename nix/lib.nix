@@ -101,6 +101,14 @@ rec {
     then throw "nixpkgs-python: ${what} ('${p}') is not an absolute path; give an absolute string (\"$PWD/${p}\"), a path (./${p}), or a store path (fetchTarball, builtins.path, a flake input)"
     else p;
 
+  # The system `pkgs` (a nixpkgs) is for, and `given` (a `system` also passed, or null) must be
+  # the same: `system` only chooses the system a nixpkgs is imported for, and a `pkgs` for
+  # another system would silently win.  `where` names the function, for the error.
+  pkgsSystem = where: pkgs: given:
+    let s = pkgs.stdenv.hostPlatform.system or pkgs.system; in
+    if given == null || given == s then s
+    else throw "nixpkgs-python: ${where} was given `pkgs` for ${s} and `system = \"${given}\"`, which disagree; leave out one of them, or give a `pkgs` for ${given} (e.g. import <nixpkgs> { system = \"${given}\"; }): `system` only chooses the system the nixpkgs it imports itself is for";
+
   # Names reachable from `roots` through `edges name` (a list of names), roots included.
   closureNames = edges: roots:
     map (x: x.key) (builtins.genericClosure {

@@ -13,12 +13,16 @@ in
     { lockFile
     , pkgs ? null                     # nixpkgs, or null for a standalone interpreter
     , interpreters ? { }              # standalone: { "3.12" = "/abs/python3.12"; }
-    , system ? (if pkgs != null then pkgs.stdenv.hostPlatform.system or pkgs.system else builtins.currentSystem)
+    , system ? null                   # pkgs' system (given with pkgs, it must be the same), or this machine's
     , overridesDir ? null             # the shared overrides library (data + default.nix)
     , overlays ? [ ]                  # further overlays, in order (set's, then the user's)
     , disabledOverrides ? [ ]         # data entries left out: [ "<package>#<n>" ] (overrides.nix parseIds)
-    }:
+    }@args:
     let
+      system =
+        if pkgs != null then lib.pkgsSystem "mkSet" pkgs (args.system or null)
+        else if args.system or null != null then args.system
+        else builtins.currentSystem;
       lock = lockLib.read lockFile;
       tool = lockLib.tool lock;
       version = lockLib.pythonVersion lock;

@@ -268,3 +268,28 @@ def test_withpackages_refuses_a_package_of_another_python(with_fake: str) -> Non
         .drvPath
     """
     assert _eval(same).endswith("-python3.12-pytest-env.drv")
+
+
+def test_system_and_pkgs_that_disagree_are_one_error(with_fake: str) -> None:
+    """`system` chooses the system the pinned nixpkgs (or `nixpkgs`) is imported for; with a
+    `pkgs` for another system it was silently ignored (the sets were for pkgs' system)."""
+    here = _eval("builtins.currentSystem")
+    other = "aarch64-darwin" if here != "aarch64-darwin" else "x86_64-linux"
+    message = (
+        f'was given `pkgs` for {here} and `system = "{other}"`, which disagree; leave out '
+        f"one of them, or give a `pkgs` for {other}"
+    )
+    # default.nix (its sets, and the bot built with the same pkgs)
+    for attr in ("attrs.py312.python.system", "bot.system"):
+        err = _eval_error(f'({with_fake} system = "{other}"; }}).{attr}')
+        assert f"nixpkgs-python: default.nix {message}" in err
+    assert _eval(f'({with_fake} system = "{here}"; }}).attrs.py312.python.system') == here
+    # the flake's lib.mkSet and the library's mkSet
+    lock = ROOT / "sets" / "attrs" / "pylock.py312.toml"
+    fake = with_fake.replace("with-fake-nixpkgs.nix", "fake-nixpkgs").rstrip() + " }"
+    flake = f"((import {ROOT}/flake.nix).outputs {{ self = null; }}).lib"
+    for make in (f"{flake}.mkSet", f"(import {ROOT}/nix).mkSet"):
+        expr = f'({make} {{ lockFile = {lock}; pkgs = {fake}; system = "{other}"; }}).python.system'
+        assert f"nixpkgs-python: mkSet {message}" in _eval_error(expr)
+        expr = f'({make} {{ lockFile = {lock}; pkgs = {fake}; system = "{here}"; }}).python.system'
+        assert _eval(expr) == here

@@ -93,6 +93,10 @@ in
     expr = [ (lib.importable "x" "/abs") (lib.importable "x" ./. == ./.) (lib.importable "x" { outPath = "/o"; }).outPath ];
     expected = [ "/abs" true "/o" ];
   };
+  lib-pkgsSystem = {
+    expr = map (lib.pkgsSystem "t" { stdenv.hostPlatform.system = "aarch64-linux"; }) [ null "aarch64-linux" ];
+    expected = [ "aarch64-linux" "aarch64-linux" ];
+  };
   lib-closureNames = {
     expr = lib.closureNames (n: { a = [ "b" ]; b = [ "c" "a" ]; c = [ ]; }.${n}) [ "a" ];
     expected = [ "a" "b" "c" ];

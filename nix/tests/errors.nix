@@ -101,4 +101,8 @@ in
     expr = nix.lib.importable "`nixpkgs`" "src/nixpkgs";
     message = "nixpkgs-python: `nixpkgs` ('src/nixpkgs') is not an absolute path";
   };
+  pkgs-system-disagrees = {
+    expr = nix.lib.pkgsSystem "default.nix" { stdenv.hostPlatform.system = "x86_64-linux"; } "aarch64-darwin";
+    message = "nixpkgs-python: default.nix was given `pkgs` for x86_64-linux and `system = \"aarch64-darwin\"`, which disagree";
+  };
 }
