@@ -49,6 +49,9 @@ in
 builtins.seq systemChecked (
 if sets ? bot then throw "nixpkgs-python: a set may not be named 'bot' (${toString setsDir}/bot): `bot` is the bot's attribute; rename the set"
 else sets // {
+  # nix-env -qaP -f . lists, and nix-build without -A builds, every set's environment for
+  # each of its Pythons (`<set>.python`, `<set>.py3XY.python`: nix/set.nix) and the bot
+  recurseForDerivations = true;
   # the bot (`nix-build -A bot && ./result/bin/nixpkgs-python sets`), built by nix/bot.nix from
   # this repository's source and its own set sets/bot-runtime (whatever setsDir says), with
   # this repository's overrides and the same pkgs/interpreters as the sets

@@ -3,8 +3,14 @@
 #                                    pinned nixpkgs (nix/nixpkgs.json) for this nixpkgs' system
 #   pythonSetsFromThisNixpkgs.<set>  built with this nixpkgs' python3XY and stdenv instead (the
 #                                    binary cache does not have these: everything builds locally)
-# (the sets only: default.nix's `bot` is not a set)
-final: prev: {
-  pythonSets = builtins.removeAttrs (import ./default.nix { system = final.stdenv.hostPlatform.system; }) [ "bot" ];
-  pythonSetsFromThisNixpkgs = builtins.removeAttrs (import ./default.nix { pkgs = final; }) [ "bot" ];
+# (the sets only: default.nix's `bot` is not a set).  Neither is recurseForDerivations: in
+# your nixpkgs, nix-env -qa and nix search do not evaluate every set (pythonSets would import
+# a second nixpkgs, the pin); wrap one in recurseIntoAttrs to have them listed.
+final: prev:
+let
+  sets = args: builtins.removeAttrs (import ./default.nix args) [ "bot" "recurseForDerivations" ];
+in
+{
+  pythonSets = sets { system = final.stdenv.hostPlatform.system; };
+  pythonSetsFromThisNixpkgs = sets { pkgs = final; };
 }

@@ -62,6 +62,10 @@ in
         };
     in
     {
+      # nix-env -qaP and nix-build without -A look into the set for `python` (its
+      # environment), not into `packages`: every environment builds all of them anyway, and
+      # listing them would bury the environments
+      recurseForDerivations = true;
       inherit packages withPackages;
       python = withPackages builtins.attrValues;
       pythonVersion = version;

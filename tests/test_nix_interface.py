@@ -5,6 +5,7 @@ nixpkgs of tests/nix/fake-nixpkgs (no nixpkgs checkout, no network)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def test_directories_may_be_store_paths(
           interpretersFile = {stored(file, "interpreters.json")};
         }};
       in {{
-        names = builtins.attrNames sets;
+        names = builtins.attrNames (builtins.removeAttrs sets [ "recurseForDerivations" ]);
         source = sets.attrs.py312.meta.interpreterSource;
         drv = sets.attrs.py312.python.drvPath;
       }}
@@ -293,3 +294,48 @@ def test_system_and_pkgs_that_disagree_are_one_error(with_fake: str) -> None:
         assert f"nixpkgs-python: mkSet {message}" in _eval_error(expr)
         expr = f'({make} {{ lockFile = {lock}; pkgs = {fake}; system = "{here}"; }}).python.system'
         assert _eval(expr) == here
+
+
+def test_the_environments_are_visible_to_nix_env_and_plain_nix_build(
+    tmp_path: Path, interpreters: dict[str, str]
+) -> None:
+    """`nix-env -qaP -f .` lists, and `nix-build` (no -A) builds, every set's environment
+    for each of its Pythons and the bot: the sets and their py3XY are recurseForDerivations.
+    Not each set's `packages` (every environment builds all of them anyway; listed, they
+    would bury the environments).  The overlay's sets stay unlisted in the nixpkgs they are
+    added to (evaluating them there imports a second nixpkgs, the pin)."""
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    for name in ("attrs", "pytest"):
+        shutil.copytree(ROOT / "sets" / name, sets / name)
+    file = tmp_path / "interpreters.json"
+    file.write_text(json.dumps({"interpreters": interpreters}))
+    args = [str(ROOT / "default.nix"), "--arg", "pkgs", "null"]
+    args += ["--argstr", "interpretersFile", str(file), "--argstr", "setsDir", str(sets)]
+    listed = run_nix("nix-env", ["-qaP", "-f", *args]).stdout.splitlines()
+    # attribute path and name; nix-env lists a derivation once (attrs.python, the newest, is
+    # attrs.py313.python)
+    entries = [line.split() for line in listed if line.strip()]
+    assert all(re.fullmatch(r"bot|(attrs|pytest)(\.py31[23])?\.python", p) for p, _ in entries)
+    assert sorted(name for _, name in entries) == [
+        "python3.12-attrs-env",
+        "python3.12-pytest-env",
+        "python3.13-attrs-env",
+        "python3.13-nixpkgs-python-0.1.0-env",
+        "python3.13-pytest-env",
+    ]
+    drvs = run_nix("nix-instantiate", args).stdout.split()
+    assert sorted(d.split("-", 1)[1] for d in drvs) == [
+        "python3.12-attrs-env.drv",
+        "python3.12-pytest-env.drv",
+        "python3.13-attrs-env.drv",
+        "python3.13-nixpkgs-python-0.1.0-env.drv",
+        "python3.13-pytest-env.drv",
+    ]
+    overlay = f"""
+      let
+        mine = import {ROOT}/tests/nix/fake-nixpkgs {{ interpretersFile = {file}; }};
+        final = mine // (import {ROOT}/overlay.nix final mine);
+      in final.pythonSetsFromThisNixpkgs ? recurseForDerivations
+    """
+    assert _eval(overlay) is False
