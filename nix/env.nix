@@ -87,8 +87,7 @@ rec {
         packages = map toString packages;
         checks = if checks then map checkOf withChecks else [ ];
       };
-    in
-    derivation {
+      drv = derivation {
       name = "python${interpreter.version}-${name}-env";
       inherit system;
       builder = interpreter.executable;
@@ -99,9 +98,16 @@ rec {
         if pkgs == null then "/usr/local/bin:/usr/bin:/bin"
         else if needsPatch then "${pkgs.patch or pkgs.gnupatch}/bin"
         else "/path-not-set";
-    } // {
+      };
+    in
+    drv // {
       inherit packages;
       pythonVersion = interpreter.version;
+      # as nixpkgs' python.withPackages / buildEnv have them: `${env.interpreter} -m foo` in a
+      # NixOS module or a script, `${env}/${env.sitePackages}`
+      interpreter = "${drv}/bin/python";
+      executable = "python${interpreter.version}";
+      sitePackages = "lib/python${interpreter.version}/site-packages";
       meta.description = "Python ${interpreter.version} with ${toString (builtins.length packages)} packages";
     };
 }

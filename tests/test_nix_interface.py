@@ -271,6 +271,25 @@ def test_withpackages_refuses_a_package_of_another_python(with_fake: str) -> Non
     assert _eval(same).endswith("-python3.12-pytest-env.drv")
 
 
+def test_an_environment_has_nixpkgs_python_env_attributes(with_fake: str) -> None:
+    """`interpreter`, `executable` and `sitePackages`, as nixpkgs' python.withPackages has
+    them (a NixOS module's `${env.interpreter} -m ...`), for the set's environment and a
+    withPackages one; the interpreter is the environment's own bin/python."""
+    data = _eval(f"""
+      let
+        sets = {with_fake} }};
+        envs = [ sets.pytest.py312.python (sets.pytest.py313.withPackages (ps: [ ps.pytest ])) ];
+      in map (e: {{
+        inherit (e) interpreter executable sitePackages;
+        out = e.outPath;
+      }}) envs
+    """)
+    for env, version in zip(data, ("3.12", "3.13"), strict=True):
+        assert env["interpreter"] == env["out"] + "/bin/python"
+        assert env["executable"] == f"python{version}"
+        assert env["sitePackages"] == f"lib/python{version}/site-packages"
+
+
 def test_system_and_pkgs_that_disagree_are_one_error(with_fake: str) -> None:
     """`system` chooses the system the pinned nixpkgs (or `nixpkgs`) is imported for; with a
     `pkgs` for another system it was silently ignored (the sets were for pkgs' system)."""
