@@ -107,7 +107,12 @@
             overlays = [ overrides ];
           } // (if system != null then { inherit system; } else { }));  # (checked against pkgs')
         # every set, with default.nix's arguments (pkgs, nixpkgs, system, overrides, ...)
-        sets = args: import ./default.nix ({ interpreters = { }; } // args);
+        # (a flake is evaluated purely: without builtins.currentSystem, `system` or `pkgs`
+        # must be given, and saying so beats default.nix's "attribute 'currentSystem' missing")
+        sets = args:
+          if args ? system || args ? pkgs || builtins ? currentSystem
+          then import ./default.nix ({ interpreters = { }; } // args)
+          else throw "nixpkgs-python: lib.sets needs `system` (or `pkgs`): a flake is evaluated purely, without builtins.currentSystem; e.g. lib.sets { system = \"x86_64-linux\"; }";
         # the pinned nixpkgs for a system
         nixpkgsFor = pkgsFor;
         inherit systems;

@@ -332,6 +332,20 @@ def test_lib_builds_a_set_from_a_pylock(flake: Flake) -> None:
     assert mine == theirs  # the same derivation as the flake's (and default.nix's) set
 
 
+def test_lib_sets_in_pure_evaluation_needs_a_system(flake: Flake) -> None:
+    """A flake evaluates purely (no builtins.currentSystem): lib.sets without `system` or
+    `pkgs` is one error saying so; with `system` it gives default.nix's sets."""
+    out = flake.nix(
+        "eval", f"{flake.ref}#lib", "--apply", "lib: (lib.sets { }).demo.meta", check=False
+    )
+    assert "nixpkgs-python: lib.sets needs `system` (or `pkgs`)" in out, out
+    drv = flake.nix(
+        "eval", "--raw", f"{flake.ref}#lib", "--apply",
+        'lib: (lib.sets { system = "x86_64-linux"; }).demo.py312.python.drvPath',
+    )  # fmt: skip
+    assert drv == flake.nix("eval", "--raw", f"{flake.ref}#demo-py312.drvPath")
+
+
 def _run(exe: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(exe), *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=300
