@@ -116,3 +116,17 @@ def test_the_same_tags_the_higher_build_tag_wins() -> None:
     # a more specific tag still wins over any build tag
     specific = "foo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
     assert chosen([*names, specific]) == specific
+
+
+def test_a_holds_pin_does_not_take_a_yanked_release() -> None:
+    """A constraint's exact pin is the maintainer's and takes a yanked release (PEP 592); a
+    hold's is the bot's: a release yanked since is not kept shipping unasked."""
+    index = FrozenIndex({**FRONTEND, "app": {"1.0": {}, "1.1": {"yanked": True}}})
+    request = Request(
+        requirements=[(Requirement("app"), "case")],
+        held=[(Requirement("app==1.1"), "held back")],
+        targets=targets_for("3.12"),
+    )
+    with pytest.raises(ResolutionError) as info:
+        resolve(index, request)
+    assert "app 1.1: yanked" in str(info.value)

@@ -292,12 +292,16 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 self.constraints.setdefault(canonicalize_name(req.name), []).append(
                     (req.specifier, where)
                 )
-        #: the versions constraints and holds pin with ``==``/``===``: like a requirement's
-        #: exact pin, they may take a release whose every file is yanked (PEP 592)
-        self.constraint_pins: dict[NormalizedName, frozenset[Version]] = {
-            name: frozenset().union(*(exact_versions(s) for s, _ in specs))
-            for name, specs in self.constraints.items()
-        }
+        #: the versions the set's constraints pin with ``==``/``===``: like a requirement's
+        #: exact pin, a maintainer's choice, so they may take a release whose every file is
+        #: yanked (PEP 592).  A hold's pin does not: the bot makes it, and a release yanked
+        #: since (a security or breakage yank) is not one to keep shipping unasked
+        self.constraint_pins: dict[NormalizedName, frozenset[Version]] = {}
+        for req, _ in request.constraints:
+            if any(t.evaluate(req.marker) for t in request.targets):
+                name = canonicalize_name(req.name)
+                pins = self.constraint_pins.get(name, frozenset())
+                self.constraint_pins[name] = pins | exact_versions(req.specifier)
         #: projects walked ahead from a requirement (:meth:`warm`), from a hint (:meth:`hint`)
         self.warmed: set[NormalizedName] = set()
         self._hinted: set[NormalizedName] = set()
