@@ -2,7 +2,7 @@
 
 Spec: ``{project: {version: {requires: [...], requires-python: str, files: [tag | "sdist"],
 yanked: bool, uploaded: ISO time, build-requires: [...], dynamic-build-requires: [...],
-extras: [...]}}}``.
+extras: [...], malformed: "why its metadata is unusable"}}}``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from packaging.tags import parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from bot.core.errors import PackageIndexError
+from bot.core.errors import MalformedMetadataError, PackageIndexError
 from bot.lock.index.models import CoreMetadata, DistFile, Releases
 
 INDEX = "https://frozen.invalid/simple/"
@@ -76,6 +76,10 @@ class FrozenIndex:
     def metadata(self, file: DistFile) -> CoreMetadata:
         self.metadata_calls.append(file.filename)
         info = next(v for k, v in self.spec[file.name].items() if Version(k) == file.version)
+        if "malformed" in info:
+            raise MalformedMetadataError(
+                f"unusable core metadata in {file.filename}: {info['malformed']}", where=INDEX
+            )
         return CoreMetadata(
             name=file.name,
             version=file.version,

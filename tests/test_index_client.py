@@ -449,3 +449,38 @@ def test_page_parsers_refuse_odd_entries() -> None:
     assert sdist.kind == "sdist"
     assert sdist.yanked == "bad"
     assert sdist.core_metadata == sha
+
+
+def test_a_release_with_unusable_metadata_is_passed_over_by_the_resolution(
+    pypi_index: IndexServer,
+    make_client: MakeClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wheel whose METADATA has a Requires-Python PEP 440 rejects (the '.*' after '>=' of
+    many 2016-2019 uploads; the page states none): the lock takes the release before it, with
+    one warning naming the file, as pip and uv do, instead of failing."""
+    from bot.lock.resolve import Request, resolve
+    from bot.model.targets import targets_for
+
+    dist = tmp_path / "dist"
+    for name, version, requires in [
+        ("build", "1.2.2", ["packaging>=19.1", "pyproject-hooks"]),
+        ("installer", "0.7.0", []),
+        ("packaging", "24.2", []),
+        ("pyproject-hooks", "1.2.0", []),
+        ("foo", "1.0", []),
+    ]:
+        pypi_index.publish(make_wheel(dist, name, version, requires_dist=requires))
+    pypi_index.publish(
+        make_wheel(dist, "foo", "2.0", requires_python=">=3.6.*"), requires_python=""
+    )
+    client = make_client(pypi_index)
+    request = Request(requirements=[(Requirement("foo"), "case")], targets=targets_for("3.12"))
+    with caplog.at_level("WARNING", logger="bot"):
+        resolution = resolve(client, request)
+    assert str(resolution.packages[canonicalize_name("foo")].version) == "1.0"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "foo 2.0 skipped: unusable core metadata in foo-2.0-py3-none-any.whl" in w for w in warnings
+    ), warnings

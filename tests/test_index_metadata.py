@@ -6,7 +6,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bot.core.errors import MetadataError
+from bot.core.errors import MalformedMetadataError
 from bot.lock.index.metadata import headers, parse_core_metadata, pkg_info_trusted
 from bot.lock.index.models import DistFile
 
@@ -67,12 +67,21 @@ def test_parse_core_metadata() -> None:
         (b"Name: demo-pkg\nVersion: one\n", "unusable core metadata"),
         (b"Name: demo-pkg\nVersion: 1.0\nRequires-Dist: s\xffx\n", "not valid UTF-8"),
         (b"Name: other\nVersion: 1.0\n", "says its name is 'other'"),
+        (b"Name: demo-pkg\nVersion: 1.0.1\n", "says its version is 1.0.1, not 1.0"),
+        (b"Name: demo-pkg\nVersion: 1.0\nRequires-Python: >=3.6.*\n", "Invalid specifier"),
     ],
 )
 def test_bad_metadata_is_one_clear_error(data: bytes, message: str) -> None:
-    with pytest.raises(MetadataError, match=message) as info:
+    """Each is MalformedMetadataError: the resolver passes over that version (as pip and uv do)
+    instead of failing the lock (tests/data/resolve_cases.yaml)."""
+    with pytest.raises(MalformedMetadataError, match=message) as info:
         parse_core_metadata(data, FILE)
     assert info.value.where == FILE.url
+
+
+def test_the_same_version_written_otherwise_is_the_same_version() -> None:
+    meta = parse_core_metadata(b"Name: demo_pkg\nVersion: 1.0.0\n", FILE)
+    assert meta.version == FILE.version
 
 
 def test_missing_name_and_version_come_from_the_file() -> None:

@@ -98,6 +98,12 @@ class MetadataError(BotError):
     """A distribution's metadata could not be obtained or parsed."""
 
 
+class MalformedMetadataError(MetadataError):
+    """A distribution's metadata was read but cannot be used as it is (a field PEP 440/508
+    rejects, another name or version than its file's): the resolver skips that version, as
+    pip and uv do, instead of failing the lock."""
+
+
 @dataclass
 class ResolutionError(BotError):
     """No set of versions satisfies the requirements."""

@@ -29,7 +29,13 @@ from packaging.version import Version
 from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
-from bot.core.errors import BotError, MetadataError, PackageIndexError, ResolutionError
+from bot.core.errors import (
+    BotError,
+    MalformedMetadataError,
+    MetadataError,
+    PackageIndexError,
+    ResolutionError,
+)
 from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.model.targets import Target
 
@@ -44,7 +50,9 @@ AHEAD = 8
 #: the identifier of the interpreter itself (Requires-Python becomes a dependency on it)
 PYTHON = NormalizedName("python")
 
-Kind = Literal["root", "dependency", "build", "frontend"]
+#: "refused": a candidate's stand-in requirement that nothing satisfies (its metadata is
+#: unusable, :meth:`Provider.get_dependencies`), so the resolution passes over it
+Kind = Literal["root", "dependency", "build", "frontend", "refused"]
 
 
 @dataclass(frozen=True)
@@ -472,7 +480,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                     str(candidate),
                 )
             )
-        for meta, targets in self.dependencies_on(candidate, candidate.targets):
+        try:
+            groups = self.dependencies_on(candidate, candidate.targets)
+        except MalformedMetadataError as exc:
+            return [self._unusable(candidate, exc)]
+        for meta, targets in groups:
             if meta.requires_python is not None:
                 # Requires-Python from the metadata (the index may not state it): a dependency
                 # on the interpreter, so a mismatch backtracks and shows up in explanations
@@ -480,6 +492,18 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             deps += dependency_reqs(meta, candidate.extras, targets, str(candidate))
         self.warm(deps)
         return deps
+
+    def _unusable(self, candidate: Candidate, exc: MalformedMetadataError) -> Req:
+        """A candidate whose metadata cannot be used is passed over as pip and uv pass over
+        it: its one dependency is on an interpreter nothing is (the resolution backtracks to
+        another version, and says why if none is left); the reason is a rejection."""
+        why = f"its metadata is unusable ({exc.message})"
+        with self.lock:
+            said = why in self.rejections.get(candidate.name, {})
+        if not said:
+            log.warning("%s %s skipped: %s", candidate.name, candidate.version, exc.message)
+        self._reject(candidate.name, candidate.version, why)
+        return Req(PYTHON, frozenset(), SpecifierSet("<0"), candidate.targets, why, "refused")
 
     # -- helpers --------------------------------------------------------------------------
     def _python_matches(self, reqs: list[Req]) -> PythonMatches:
@@ -653,7 +677,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             why = "; ".join(
                 f"{t.system}: {'; '.join(refused_wheels(every, t)) or 'no wheel'}" for t in targets
             )
-            raise MetadataError(
+            raise type(exc)(  # a MalformedMetadataError stays one: the version is passed over
                 f"{candidate} has no wheel, so its metadata must come from its sdist "
                 f"for {', '.join(t.system for t in targets)} ({why}); {exc.message}",
                 where=exc.where,

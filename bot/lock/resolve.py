@@ -300,6 +300,9 @@ def explain(
     names: dict[NormalizedName, None] = {}
     for info in causes:
         req = info.requirement
+        if req.kind == "refused" and info.parent is not None:  # see Provider._unusable
+            names[info.parent.name] = None
+            continue
         names[req.name] = None
         if info.parent is not None:
             lines.append(f"{info.parent} requires {req}")

@@ -18,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from bot.core.errors import MetadataError
+from bot.core.errors import MalformedMetadataError, MetadataError
 from bot.lock.index.limits import ENV, Limits
 from bot.lock.index.models import CoreMetadata, DistFile
 
@@ -120,14 +120,21 @@ def parse_core_metadata(data: bytes, file: DistFile) -> CoreMetadata:
             urls.setdefault(label.strip(), url.strip())
         summary = one("summary") or ""
     except (InvalidRequirement, InvalidSpecifier, ValueError) as exc:
-        raise MetadataError(
+        raise MalformedMetadataError(
             f"unusable core metadata in {file.filename}: {exc}",
             where=file.url,
             hint="the distribution's METADATA/PKG-INFO is malformed; exclude this version",
         ) from exc
     if name != file.name:
-        raise MetadataError(
+        raise MalformedMetadataError(
             f"{file.filename} says its name is {name!r}, not {file.name!r}", where=file.url
+        )
+    if version != file.version:
+        raise MalformedMetadataError(
+            f"{file.filename} says its version is {version}, not {file.version}",
+            where=file.url,
+            hint="the distribution's METADATA/PKG-INFO disagrees with its file name; exclude "
+            "this version",
         )
     return CoreMetadata(
         name=name,
