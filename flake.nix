@@ -55,7 +55,7 @@
       # every set, and `bot`
       defaultFor = system: import ./default.nix { inherit system; pkgs = pkgsFor system; interpreters = { }; };
       defaultBySystem = forAll defaultFor;
-      setsBySystem = builtins.mapAttrs (_: d: builtins.removeAttrs d [ "bot" "recurseForDerivations" ]) defaultBySystem;
+      setsBySystem = builtins.mapAttrs (_: lib.setsOf) defaultBySystem;
 
       # { "<set>-py3XY" = env; "<set>" = env of the newest Python; } for the sets and Pythons
       # locked for `system` (`<set>`: the newest of those)

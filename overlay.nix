@@ -8,7 +8,7 @@
 # a second nixpkgs, the pin); wrap one in recurseIntoAttrs to have them listed.
 final: prev:
 let
-  sets = args: builtins.removeAttrs (import ./default.nix args) [ "bot" "recurseForDerivations" ];
+  sets = args: (import ./nix/lib.nix).setsOf (import ./default.nix args);
 in
 {
   pythonSets = sets { system = final.stdenv.hostPlatform.system; };

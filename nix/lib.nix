@@ -74,6 +74,10 @@ rec {
   # -1, 0 or 1, like builtins.compareVersions but in PEP 440 order.
   comparePep440 = a: b: compareLists (pep440Key a) (pep440Key b);
 
+  # The sets of `import ./default.nix { ... }` alone: without the bot and the
+  # recurseForDerivations flag (the flake's packages and the overlay's pythonSets).
+  setsOf = all: builtins.removeAttrs all [ "bot" "recurseForDerivations" ];
+
   # A file or directory given as a path, an absolute string, or a store path (a string with
   # its context, or an attribute set with `outPath`: builtins.path, fetchTarball, a flake
   # input, a derivation) -> what `+ "/name"`, readDir, readFile, pathExists and import take.

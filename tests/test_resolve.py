@@ -14,8 +14,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bot.core.errors import MetadataError, ResolutionError
+from bot.lock.artifacts import choose_artifact
 from bot.lock.index.models import DistFile
-from bot.lock.provider import choose_artifact
 from bot.lock.resolve import Request, resolve
 from bot.model.targets import targets_for
 from tests.frozen_index import FrozenIndex

@@ -14,7 +14,6 @@ import contextvars
 import functools
 import itertools
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +35,7 @@ from bot.core.errors import (
     PackageIndexError,
     ResolutionError,
 )
+from bot.lock.artifacts import choose_artifact, no_artifact_reason, refused_wheels
 from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex, Releases
 from bot.model.targets import Target
 
@@ -170,123 +170,6 @@ class Request:
     max_build_rounds: int = 8
 
 
-_BUILD_TAG = re.compile(r"(\d+)(.*)")
-
-
-def build_tag(filename: str) -> tuple[int, str] | tuple[()]:
-    """A wheel filename's build tag as PEP 427 sorts it: ``()`` without one, else its leading
-    digits as a number and the rest as text."""
-    parts = filename.removesuffix(".whl").split("-")
-    if len(parts) != 6:
-        return ()
-    m = _BUILD_TAG.fullmatch(parts[2])
-    return (int(m.group(1)), m.group(2)) if m else ()
-
-
-def choose_artifact(
-    files: Iterable[DistFile], target: Target, prefer: str, *, wheel_only: bool = False
-) -> DistFile | None:
-    """The file to use on ``target``: the most specific compatible wheel, or the sdist.
-
-    With ``prefer="sdist"`` the sdist wins when there is one (unless ``wheel_only``).
-    """
-    best: tuple[int, tuple[int, str] | tuple[()], DistFile] | None = None
-    sdist: DistFile | None = None
-    for f in files:
-        if f.kind == "sdist":
-            if sdist is None or f.filename < sdist.filename:
-                sdist = f
-            continue
-        prio = min((target.tag_priority.get(t, 1 << 30) for t in f.tags), default=1 << 30)
-        if prio == 1 << 30:
-            continue
-        if best is None or prio < best[0]:
-            best = (prio, build_tag(f.filename), f)
-        elif prio == best[0]:
-            # the same tags: the higher build tag wins (PEP 427), then the name, for a
-            # choice that does not follow the page's order
-            build = build_tag(f.filename)
-            if build > best[1] or (build == best[1] and f.filename < best[2].filename):
-                best = (prio, build, f)
-    wheel = best[2] if best else None
-    if wheel_only:
-        return wheel
-    if prefer == "sdist" and sdist is not None:
-        return sdist
-    return wheel or sdist
-
-
-_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)")
-_MACOS = re.compile(r"macosx_(\d+)_(\d+)_(\w+)")
-_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-def _platform_need(platform: str, target: Target) -> tuple[str, tuple[int, int]] | None:
-    """("glibc"|"macOS", version) a wheel platform tag of ``target``'s OS and architecture
-    needs, or None for a tag of another OS or architecture."""
-    linux = target.kernel == "linux"
-    m = _MANYLINUX.fullmatch(platform)
-    if m and linux:
-        arch = m.group(3)
-        return ("glibc", (int(m.group(1)), int(m.group(2)))) if arch == target.arch else None
-    legacy, _, arch = platform.partition("_")
-    if legacy in _LEGACY and linux:
-        return ("glibc", _LEGACY[legacy]) if arch == target.arch else None
-    m = _MACOS.fullmatch(platform)
-    if m and not linux:
-        archs = {"universal2": ("x86_64", "aarch64"), "universal": ("x86_64",)}.get(
-            m.group(3), ("aarch64",) if m.group(3) == "arm64" else (m.group(3),)
-        )
-        if target.arch in archs or m.group(3) in ("intel", "fat", "fat3", "fat64"):
-            return ("macOS", (int(m.group(1)), int(m.group(2))))
-    return None
-
-
-def refused_wheels(files: Iterable[DistFile], target: Target) -> list[str]:
-    """Why the wheels of ``target``'s OS and architecture are not usable on it (wheels of
-    other platforms are not mentioned): a wheel baseline above the release's, or another
-    Python."""
-    release = target.release
-    out: dict[str, list[str]] = {}
-    for f in files:
-        if f.kind != "wheel":
-            continue
-        fits = any(t in target.tag_priority for t in f.tags)
-        if fits and not target.allows_python(f.requires_python):
-            out.setdefault(f"requires Python {f.requires_python}", []).append(f.filename)
-            continue
-        if fits:
-            continue
-        for tag in sorted(f.tags, key=str):
-            need = _platform_need(tag.platform, target)
-            if need is None:
-                continue
-            what, version = need
-            have = release.glibc if what == "glibc" else release.macos_min
-            if version > have:
-                have_text = f"{have[0]}.{have[1]}"
-                why = f"needs {what} {version[0]}.{version[1]}, nixpkgs {release.name} " + (
-                    f"has {have_text}" if what == "glibc" else f"targets {have_text}"
-                )
-            elif any(
-                t.interpreter == tag.interpreter and t.abi == tag.abi for t in target.tag_priority
-            ):  # this Python, a platform tag no installer takes (macOS 11+ tags name X_0)
-                why = f"has the platform tag {tag.platform}, not one {target.system} takes"
-            else:
-                why = f"is for {tag.interpreter}-{tag.abi}, not cp{target.python.replace('.', '')}"
-            out.setdefault(why, []).append(f.filename)
-            break
-    return [f"{', '.join(sorted(names))} {why}" for why, names in sorted(out.items())]
-
-
-def no_artifact_reason(files: Iterable[DistFile], target: Target) -> str:
-    """Why no file of a version is usable on ``target`` (for refusals and errors)."""
-    files = list(files)
-    refused = refused_wheels(files, target)
-    detail = "; ".join(refused) if refused else "no wheel for it and no sdist"
-    return f"no wheel or sdist usable on {target.system} ({detail})"
-
-
 class Provider(AbstractProvider[Req, Candidate, str]):
     """resolvelib provider over a :class:`PackageIndex` for the targets of one request."""
 
@@ -295,21 +178,20 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.request = request
         self.pool = pool
         self.constraints: dict[NormalizedName, list[tuple[SpecifierSet, str]]] = {}
-        for req, where in [*request.constraints, *request.held]:
-            if any(t.evaluate(req.marker) for t in request.targets):
-                self.constraints.setdefault(canonicalize_name(req.name), []).append(
-                    (req.specifier, where)
-                )
         #: the versions the set's constraints pin with ``==``/``===``: like a requirement's
         #: exact pin, a maintainer's choice, so they may take a release whose every file is
         #: yanked (PEP 592).  A hold's pin does not: the bot makes it, and a release yanked
         #: since (a security or breakage yank) is not one to keep shipping unasked
         self.constraint_pins: dict[NormalizedName, frozenset[Version]] = {}
-        for req, _ in request.constraints:
-            if any(t.evaluate(req.marker) for t in request.targets):
+        for held, given in ((False, request.constraints), (True, request.held)):
+            for req, where in given:
+                if not any(t.evaluate(req.marker) for t in request.targets):
+                    continue
                 name = canonicalize_name(req.name)
-                pins = self.constraint_pins.get(name, frozenset())
-                self.constraint_pins[name] = pins | exact_versions(req.specifier)
+                self.constraints.setdefault(name, []).append((req.specifier, where))
+                if not held:
+                    pins = self.constraint_pins.get(name, frozenset())
+                    self.constraint_pins[name] = pins | exact_versions(req.specifier)
         #: projects walked ahead from a requirement (:meth:`warm`), from a hint (:meth:`hint`)
         self.warmed: set[NormalizedName] = set()
         self._hinted: set[NormalizedName] = set()

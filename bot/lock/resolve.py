@@ -30,6 +30,7 @@ from resolvelib.structs import IteratorMapping, RequirementInformation, build_it
 
 from bot.core.errors import BotError, PackageIndexError, ResolutionError
 from bot.core.proc import Children, stoppable
+from bot.lock.artifacts import choose_artifact, no_artifact_reason, refused_wheels
 from bot.lock.index.models import CoreMetadata, DistFile, PackageIndex
 from bot.lock.provider import (
     PYTHON,
@@ -39,9 +40,6 @@ from bot.lock.provider import (
     PythonMatches,
     Req,
     Request,
-    choose_artifact,
-    no_artifact_reason,
-    refused_wheels,
 )
 from bot.model.targets import Target
 

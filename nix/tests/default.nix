@@ -93,6 +93,10 @@ in
     expr = [ (lib.importable "x" "/abs") (lib.importable "x" ./. == ./.) (lib.importable "x" { outPath = "/o"; }).outPath ];
     expected = [ "/abs" true "/o" ];
   };
+  lib-setsOf = {
+    expr = lib.setsOf { bot = 1; recurseForDerivations = true; pytest = 2; };
+    expected = { pytest = 2; };
+  };
   lib-pkgsSystem = {
     expr = map (lib.pkgsSystem "t" { stdenv.hostPlatform.system = "aarch64-linux"; }) [ null "aarch64-linux" ];
     expected = [ "aarch64-linux" "aarch64-linux" ];
